@@ -1,0 +1,25 @@
+/*
+ * comm/a2a.c — the table of token-exchange backends.
+ */
+#include <string.h>
+
+#include "a2a.h"
+
+static const moe_a2a_ops_t *const a2a_backends[] = {
+    &moe_a2a_flat_ops,
+};
+
+const moe_a2a_ops_t *moe_a2a_find(const char *name)
+{
+    size_t i;
+
+    for (i = 0; name && i < sizeof(a2a_backends) / sizeof(a2a_backends[0]); i++)
+        if (strcmp(a2a_backends[i]->name, name) == 0)
+            return a2a_backends[i];
+    return NULL;
+}
+
+const char *moe_a2a_names(void)
+{
+    return "flat";
+}

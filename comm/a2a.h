@@ -1,0 +1,85 @@
+/*
+ * comm/a2a.h — token exchange (dispatch and combine) behind one ops table.
+ *
+ * The runtime decides, for each local (token, slot) pair, which rank and which of that
+ * rank's local experts receives it, or that it is dropped (moe_a2a_plan_t). A backend
+ * moves the rows there, hands the experts their inputs grouped per local expert
+ * (moe_expert_batch_t), and after expert compute brings the outputs back and adds
+ * weight * output into the token's output row. Backends: flat (MPI_Alltoallv), and the
+ * hierarchical and UCX variants that later work adds. comm/ knows nothing of runtime/.
+ *
+ * Always true, for every backend:
+ *  1. every pair with dest_rank >= 0 is delivered exactly once to (dest_rank, dest_expert),
+ *     and rows for one expert arrive ordered by (source rank, source slot position);
+ *  2. combine adds the k contributions of a token in slot order j = 0..k-1, so the sum is
+ *     bitwise independent of the number of ranks and of the backend;
+ *  3. a dropped pair (dest_rank < 0) sends nothing and contributes nothing.
+ */
+#ifndef MOERUN_COMM_A2A_H
+#define MOERUN_COMM_A2A_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "moerun/base/log.h"
+
+/* Where each local (token, slot) pair goes; index p = t * k + j. */
+typedef struct moe_a2a_plan {
+    int            tokens;      /* T local tokens */
+    int            top_k;       /* k slots per token */
+    const int32_t *dest_rank;   /* [T*k] destination rank, -1 = dropped */
+    const int32_t *dest_expert; /* [T*k] local expert index at the destination */
+    const float   *weight;      /* [T*k] combine weight */
+} moe_a2a_plan_t;
+
+/* Expert inputs and outputs on the receiving rank, grouped per local expert. */
+typedef struct moe_expert_batch {
+    int            n_local;  /* experts held by this rank */
+    const int64_t *offset;   /* [n_local + 1] first row of each expert; offset[n_local] = rows */
+    float         *x;        /* [rows][d] inputs */
+    float         *y;        /* [rows][d] outputs, written by the experts before combine */
+} moe_expert_batch_t;
+
+/* Per-call accounting, filled by dispatch and combine (added to, never reset). */
+typedef struct moe_a2a_stats {
+    double   t_counts;      /* seconds in the count exchange */
+    double   t_dispatch;    /* seconds in the payload exchange of dispatch */
+    double   t_combine;     /* seconds in combine (exchange and weighted sum) */
+    int64_t  bytes_sent, bytes_recv;   /* payload and count bytes, self excluded */
+    int64_t  msgs_sent, msgs_recv;     /* non-empty point-to-point transfers, self excluded */
+    int64_t *bytes_to_rank; /* [nranks] payload bytes sent to each rank (self included); may be NULL */
+} moe_a2a_stats_t;
+
+typedef struct moe_a2a_params {
+    MPI_Comm   comm;         /* duplicated by create */
+    int        d_model;      /* floats per row */
+    int        max_tokens;   /* upper bound on plan->tokens */
+    int        top_k;
+    const int *local_experts;/* [nranks] experts held by each rank */
+    const int *node_of_rank; /* [nranks] node id of each rank (for hierarchical backends) */
+    moe_log_t *log;          /* error text goes here */
+} moe_a2a_params_t;
+
+typedef struct moe_a2a_ops {
+    const char *name;
+    const char *doc;
+    /* Allocates the backend context (buffers sized from params). Freed by destroy. */
+    moe_status_t (*create)(const moe_a2a_params_t *params, void **ctx_p);
+    /* Exchanges counts, then rows. batch points into ctx buffers valid until the next dispatch. */
+    moe_status_t (*dispatch)(void *ctx, const moe_a2a_plan_t *plan, const float *x,
+                             moe_expert_batch_t *batch, moe_a2a_stats_t *st);
+    /* Returns batch->y to the token owners; out[t] += weight * y in slot order. */
+    moe_status_t (*combine)(void *ctx, const moe_a2a_plan_t *plan,
+                            const moe_expert_batch_t *batch, float *out, moe_a2a_stats_t *st);
+    void (*destroy)(void *ctx);
+} moe_a2a_ops_t;
+
+/* The backend called `name`, or NULL. */
+const moe_a2a_ops_t *moe_a2a_find(const char *name);
+
+/* Names of all backends separated by '|', for messages and help. */
+const char *moe_a2a_names(void);
+
+extern const moe_a2a_ops_t moe_a2a_flat_ops;
+
+#endif /* MOERUN_COMM_A2A_H */

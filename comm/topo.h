@@ -1,0 +1,33 @@
+/*
+ * comm/topo.h — where each rank runs: host, node id, local rank, cores and NUMA node.
+ *
+ * Nodes are the groups of MPI_Comm_split_type(MPI_COMM_TYPE_SHARED); node ids are
+ * numbered 0..nnodes-1 in the order of each node's lowest rank. The binding comes from
+ * hwloc (the process's current CPU binding, in hwloc list syntax, and the NUMA node that
+ * contains it). All arrays are global (allgathered), indexed by rank.
+ */
+#ifndef MOERUN_COMM_TOPO_H
+#define MOERUN_COMM_TOPO_H
+
+#include <mpi.h>
+
+#include "moerun/base/log.h"
+
+#define MOE_TOPO_HOST_MAX 64
+#define MOE_TOPO_CPUSET_MAX 64
+
+typedef struct moe_topo {
+    int   nranks, rank, nnodes;
+    int  *node;                             /* [P] node id of each rank */
+    int  *local_rank;                       /* [P] index within its node */
+    int  *numa;                             /* [P] NUMA node of the binding, -1 unknown */
+    char (*host)[MOE_TOPO_HOST_MAX];        /* [P] host names */
+    char (*cpuset)[MOE_TOPO_CPUSET_MAX];    /* [P] bound cores, list syntax */
+    char  hwloc_version[32];
+} moe_topo_t;
+
+/* Collective. Fills a caller-owned struct; freed by moe_topo_cleanup. */
+moe_status_t moe_topo_discover(MPI_Comm comm, moe_log_t *log, moe_topo_t *topo);
+void         moe_topo_cleanup(moe_topo_t *topo);
+
+#endif /* MOERUN_COMM_TOPO_H */

@@ -1,0 +1,94 @@
+/*
+ * moerun/moerun.h — the C API a framework embeds.
+ *
+ *   moe_config_t cfg;  moe_config_defaults(&cfg);  ... set fields ...
+ *   moe_engine_t *eng;
+ *   if (moe_engine_create(&cfg, comm, &eng) != MOE_OK) { report moe_engine_last_error(eng)... }
+ *   moe_engine_run(eng, &stop_flag);          // or moe_engine_step() / moe_engine_forward()
+ *   moe_engine_finish(eng, "complete", &summary);
+ *   moe_engine_destroy(eng);
+ *
+ * Every call is collective over the communicator given to create (the engine works on a
+ * duplicate of it; nothing uses MPI_COMM_WORLD). Only the calling thread makes MPI calls.
+ */
+#ifndef MOERUN_MOERUN_H
+#define MOERUN_MOERUN_H
+
+#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdint.h>
+
+#include "moerun/config.h"
+#include "moerun/status.h"
+
+typedef struct moe_engine moe_engine_t;
+
+/* Run totals, identical on every rank after moe_engine_finish. */
+typedef struct moe_summary {
+    const char *status;          /* "complete", "interrupted" or "error" */
+    long        steps;           /* steps completed */
+    int         nranks, nnodes;
+    double      elapsed_s;       /* wall time of the steps */
+    double      tokens_per_s;    /* global tokens per second through all layers */
+    double      phase_s[8];      /* per phase (telemetry.h moe_phase_t), summed over steps
+                                    and layers, mean over ranks */
+    double      phase_max_s[8];  /* same, max over ranks */
+    int64_t     routed, processed, dropped; /* (token, expert) pairs, all steps and layers */
+    double      drop_rate;       /* dropped / routed */
+    double      max_mean_load;   /* max over layers of max/mean routed per expert, whole run */
+    int         hottest_layer, hottest_expert;
+    double      load_entropy_norm; /* mean over steps and layers */
+    double      gate_entropy_norm; /* mean over steps and layers */
+    double      top1_prob;       /* mean over steps and layers */
+    double      aux_loss;        /* mean over steps and layers */
+    int64_t     bytes_sent;      /* payload + count bytes sent to other ranks, all ranks */
+    double      out_sum, out_sumsq; /* last layer output of the last step, all tokens */
+    int64_t     out_count;       /* floats in that tensor */
+    long        alerts;          /* monitor events raised */
+    const void *events;          /* moe_event_t[n_events] (runtime/telemetry.h), first ones */
+    int         n_events;
+} moe_summary_t;
+
+/*
+ * Creates an engine on `comm` from a validated configuration (moe_config_validate): draws
+ * weights, builds the placement and the exchange backend, creates the telemetry file.
+ * Collective; fails on every rank or on none. On failure *engine_p is still set when
+ * possible so moe_engine_last_error() can be read; destroy it as usual.
+ */
+moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p);
+
+/* Runs one step of the synthetic workload through all layers. Collective. */
+moe_status_t moe_engine_step(moe_engine_t *eng);
+
+/*
+ * Runs steps until cfg->steps are done or *stop becomes non-zero on any rank (checked
+ * once a step, collectively, so all ranks stop after the same step). Prints progress on
+ * rank 0 unless quiet. stop may be NULL.
+ */
+moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop);
+
+/*
+ * Runs the layer stack on caller tokens: x [T][d] in, out [T][d] (may alias x), T =
+ * cfg->tokens, rows are this rank's tokens with global indices rank*T .. rank*T+T-1.
+ * Counters and telemetry are recorded as for a step. Collective.
+ */
+moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out);
+
+/* Flushes telemetry, closes the file with `status`, fills *summary (may be NULL). */
+moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summary_t *summary);
+
+/* Writes the summary as text (rank 0 calls it) and as JSON to `json_path` (may be NULL). */
+void         moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *out);
+moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t *s,
+                                    const char *json_path);
+
+/* Last layer output of the last step: this rank's T x d floats. */
+const float *moe_engine_output(const moe_engine_t *eng);
+
+/* Text of the last error on this rank ("" if none). */
+const char  *moe_engine_last_error(const moe_engine_t *eng);
+
+void         moe_engine_destroy(moe_engine_t *eng);
+
+#endif /* MOERUN_MOERUN_H */

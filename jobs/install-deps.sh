@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# install-deps.sh — install moerun's build and test dependencies from Debian 12 packages.
+#
+# Idempotent: packages already present are skipped by apt. Needs root (or sudo).
+# Usage: jobs/install-deps.sh [--test]   (--test adds what the test suite needs)
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      openmpi-bin libopenmpi-dev libucx-dev libhwloc-dev hwloc
+      libhdf5-openmpi-dev hdf5-tools libopenblas-dev
+      libinih-dev libcjson-dev)
+if [ "${1:-}" = "--test" ]; then
+    pkgs+=(python3-h5py python3-numpy)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all ${#pkgs[@]} packages present"
+    exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,754 @@
+/*
+ * runtime/engine.c — the step loop: gate, plan (capacity), dispatch, experts, combine,
+ * record.
+ *
+ * Per layer l and rank, with T local tokens whose global indices are g0 .. g0+T-1:
+ *   gate     logits = x . Wg_l, softmax top-k, local sums of router statistics;
+ *   counts   MPI_Allreduce of the sums (global routed counts per expert and statistics),
+ *            capacity decisions in global order (capacity.c), the plan per pair;
+ *   dispatch the exchange backend's count exchange and row exchange;
+ *   expert   one FFN call per local expert on all its rows;
+ *   combine  out = x + sum_j w_j * expert_j(x) over kept pairs, in slot order.
+ * The output of layer l is the input of layer l+1.
+ *
+ * Always:
+ *  1. every random quantity is a function of (seed, step, global index): a P-rank run
+ *     computes the same tensors as a 1-rank run of the same global batch;
+ *  2. for every step, layer and expert: routed = processed + dropped. routed is counted
+ *     by the gate at the token's rank, processed by the expert's rank from the rows it
+ *     computed, dropped by the capacity step at the token's rank; the three are summed
+ *     over ranks and compared at every flush, and a mismatch stops the run with
+ *     MOE_ERR_INVARIANT;
+ *  3. after create, no step allocates, except buffers that grow to a new maximum.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "moerun/base/mpicheck.h"
+
+/* Collective agreement: the worst status of all ranks (statuses are <= 0). */
+static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
+{
+    int v = (int)st;
+
+    if (MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MIN, e->comm) != MPI_SUCCESS)
+        return MOE_ERR_MPI;
+    if (v != MOE_OK && st == MOE_OK)
+        moe_log_set_error(&e->log, __FILE__, __LINE__, "another rank failed (%s)",
+                          moe_status_str((moe_status_t)v));
+    return (moe_status_t)v;
+}
+
+#define ENG_ALLOC(ptr, n) ((ptr) = calloc((size_t)(n) + 1, sizeof(*(ptr))), (ptr) != NULL)
+
+static moe_status_t engine_alloc(moe_engine_t *e)
+{
+    size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d;
+    size_t T = (size_t)e->T, B = (size_t)e->B, P = (size_t)e->nranks;
+    size_t S = (size_t)e->n_route_local;
+    int    ok = 1;
+
+    ok &= ENG_ALLOC(e->wg, L * d * E);
+    ok &= ENG_ALLOC(e->ffn, L * (size_t)e->n_local);
+    ok &= ENG_ALLOC(e->xin, T * d);
+    ok &= ENG_ALLOC(e->xa, T * d);
+    ok &= ENG_ALLOC(e->xb, T * d);
+    ok &= ENG_ALLOC(e->xout, T * d);
+    ok &= ENG_ALLOC(e->logits, T * E);
+    ok &= ENG_ALLOC(e->pscratch, E);
+    ok &= ENG_ALLOC(e->gate.expert, T * k);
+    ok &= ENG_ALLOC(e->gate.prob, T * k);
+    ok &= ENG_ALLOC(e->gate.weight, T * k);
+    ok &= ENG_ALLOC(e->keep, T * k);
+    ok &= ENG_ALLOC(e->dest_rank, T * k);
+    ok &= ENG_ALLOC(e->dest_expert, T * k);
+    ok &= ENG_ALLOC(e->gsum, MOE_GSUM_LEN(E));
+    ok &= ENG_ALLOC(e->local_count, E);
+    ok &= ENG_ALLOC(e->routed_global, E);
+    ok &= ENG_ALLOC(e->b_routed, B * L * E);
+    ok &= ENG_ALLOC(e->b_processed, B * L * E);
+    ok &= ENG_ALLOC(e->b_dropped, B * L * E);
+    ok &= ENG_ALLOC(e->b_processed_g, B * L * E);
+    ok &= ENG_ALLOC(e->b_dropped_g, B * L * E);
+    ok &= ENG_ALLOC(e->b_capacity, B * L);
+    ok &= ENG_ALLOC(e->b_router, B * L * MOE_RSTAT_COUNT);
+    ok &= ENG_ALLOC(e->b_phase, B * L * MOE_PHASE_COUNT);
+    ok &= ENG_ALLOC(e->b_traffic, B * L * MOE_TRAFFIC_COUNT);
+    ok &= ENG_ALLOC(e->b_route_step, B * S);
+    ok &= ENG_ALLOC(e->b_route_token, B * S);
+    ok &= ENG_ALLOC(e->b_route_expert, B * S * L * k);
+    ok &= ENG_ALLOC(e->b_route_weight, B * S * L * k);
+    ok &= ENG_ALLOC(e->b_route_kept, B * S * L * k);
+    ok &= ENG_ALLOC(e->coselect, L * E * E);
+    ok &= ENG_ALLOC(e->coselect_g, L * E * E);
+    ok &= ENG_ALLOC(e->traffic_row, P);
+    ok &= ENG_ALLOC(e->routed_tot, L * E);
+    return ok ? MOE_OK : MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+}
+
+/* Global token indices sampled for route records: floor(i * G / S), i < S. */
+static moe_status_t engine_routes_init(moe_engine_t *e)
+{
+    int64_t S = e->cfg.route_samples < e->G ? e->cfg.route_samples : e->G, i;
+    int     n = 0;
+
+    e->route_t = calloc((size_t)S + 1, sizeof(int));
+    if (e->route_t == NULL)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    for (i = 0; i < S; i++) {
+        int64_t g = i * e->G / S;
+        if (g >= e->g0 && g < e->g0 + e->T)
+            e->route_t[n++] = (int)(g - e->g0);
+    }
+    e->n_route_local = n;
+    return MOE_OK;
+}
+
+static moe_status_t engine_model_init(moe_engine_t *e)
+{
+    int          l, i;
+    size_t       hc = 0;
+    moe_status_t st;
+
+    for (l = 0; l < e->L; l++)
+        moe_workload_router(&e->wl, l, e->wg + (size_t)l * e->d * e->E);
+    for (l = 0; l < e->L; l++)
+        for (i = 0; i < e->n_local; i++) {
+            int g = e->place.global_of[e->place.first_local[e->rank] + i];
+            st = moe_ffn_init(&e->ffn[(size_t)l * e->n_local + i], e->d, e->cfg.d_ffn,
+                              e->cfg.activation == MOE_ACT_SWIGLU ? MOE_FFN_SWIGLU : MOE_FFN_GELU,
+                              e->cfg.seed, l, g);
+            if (st != MOE_OK)
+                return MOE_ERROR_SET(&e->log, st, "engine: out of memory for expert weights");
+            hc = (size_t)moe_ffn_hidden_cols(&e->ffn[0]);
+        }
+    if (hc == 0)
+        hc = (size_t)(e->cfg.activation == MOE_ACT_SWIGLU ? 2 : 1) * e->cfg.d_ffn;
+    e->ffn_scratch = malloc(MOE_FFN_BLOCK * hc * sizeof(float));
+    if (e->ffn_scratch == NULL)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    return MOE_OK;
+}
+
+static moe_status_t engine_telemetry_open(moe_engine_t *e)
+{
+    moe_tel_meta_t meta;
+    char           mpiver[MPI_MAX_LIBRARY_VERSION_STRING] = "";
+    char           start[32];
+    int            len = 0;
+    time_t         now = time(NULL);
+    struct tm      tmv;
+    char          *ini;
+    moe_status_t   st;
+
+    if (e->cfg.telemetry[0] == '\0')
+        return MOE_OK;
+    MPI_Get_library_version(mpiver, &len);
+    mpiver[strcspn(mpiver, "\n")] = '\0';
+    gmtime_r(&now, &tmv);
+    strftime(start, sizeof(start), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    ini = moe_config_to_ini(&e->cfg);
+    if (ini == NULL)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    memset(&meta, 0, sizeof(meta));
+    meta.cfg = &e->cfg;
+    meta.config_ini = ini;
+    meta.nranks = e->nranks;
+    meta.nnodes = e->topo.nnodes;
+    meta.hostname = (const char(*)[MOE_HOST_MAX])e->topo.host;
+    meta.node = e->topo.node;
+    meta.local_rank = e->topo.local_rank;
+    meta.cpuset = (const char(*)[MOE_CPUSET_MAX])e->topo.cpuset;
+    meta.numa_node = e->topo.numa;
+    meta.expert_owner = e->place.owner;
+    meta.slurm_job_id = getenv("SLURM_JOB_ID");
+    meta.mpi_version = mpiver;
+    meta.hwloc_version = e->topo.hwloc_version;
+    meta.start_time = start;
+    st = moe_telemetry_create(e->cfg.telemetry, e->cfg.telemetry_mode, e->comm, &meta, &e->log,
+                              &e->tel);
+    free(ini);
+    return st;
+}
+
+moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p)
+{
+    moe_engine_t       *e = calloc(1, sizeof(*e));
+    moe_workload_spec_t spec;
+    moe_a2a_params_t    prm;
+    char                err[256];
+    moe_status_t        st;
+
+    *engine_p = NULL;
+    if (e == NULL)
+        return MOE_ERR_NOMEM;
+    *engine_p = e;
+    e->cfg = *cfg;
+    e->comm = MPI_COMM_NULL;
+    moe_log_init(&e->log, 0, (moe_log_level_t)cfg->log_level);
+    MOE_MPI_CHECK(&e->log, MPI_Comm_dup(comm, &e->comm));
+    MOE_MPI_CHECK(&e->log, MPI_Comm_rank(e->comm, &e->rank));
+    MOE_MPI_CHECK(&e->log, MPI_Comm_size(e->comm, &e->nranks));
+    e->log.rank = e->rank;
+
+    st = moe_config_validate(cfg, e->nranks, err, sizeof(err));
+    if (st != MOE_OK)
+        return MOE_ERROR_SET(&e->log, st, "%s", err);
+    moe_workload_parse(cfg->workload, cfg->experts, &spec, err, sizeof(err));
+    e->L = cfg->layers;
+    e->E = cfg->experts;
+    e->k = cfg->top_k;
+    e->d = cfg->d_model;
+    e->T = cfg->tokens;
+    e->B = cfg->flush_interval;
+    e->G = (int64_t)e->nranks * e->T;
+    e->g0 = (int64_t)e->rank * e->T;
+    e->capacity = moe_capacity_compute(cfg->capacity_factor, e->k, e->G, e->E);
+    e->a2a = moe_a2a_find(cfg->exchange);
+
+    st = moe_topo_discover(e->comm, &e->log, &e->topo);
+    if (st == MOE_OK && moe_placement_init(&e->place, cfg->placement, e->E, e->nranks) != MOE_OK)
+        st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if ((st = engine_agree(e, st)) != MOE_OK)
+        return st;
+    e->n_local = e->place.local_count[e->rank];
+    st = engine_routes_init(e);
+    if (st == MOE_OK)
+        st = engine_alloc(e);
+    if (st == MOE_OK && moe_workload_init(&e->wl, &spec, cfg->seed, e->d, e->E) != MOE_OK)
+        st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (st == MOE_OK)
+        st = engine_model_init(e);
+    if (st == MOE_OK && moe_capacity_ws_init(&e->capws, e->E, e->nranks) != MOE_OK)
+        st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (st == MOE_OK && moe_monitor_init(&e->mon, &e->cfg, e->G, &e->log, e->rank == 0) != MOE_OK)
+        st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if ((st = engine_agree(e, st)) != MOE_OK)
+        return st;
+
+    memset(&prm, 0, sizeof(prm));
+    prm.comm = e->comm;
+    prm.d_model = e->d;
+    prm.max_tokens = e->T;
+    prm.top_k = e->k;
+    prm.local_experts = e->place.local_count;
+    prm.node_of_rank = e->topo.node;
+    prm.log = &e->log;
+    st = e->a2a->create(&prm, &e->a2a_ctx);
+    if ((st = engine_agree(e, st)) != MOE_OK)
+        return st;
+    /* the telemetry file comes last: a failure before it leaves no file behind */
+    return engine_telemetry_open(e);
+}
+
+/* Router statistics of one layer from the globally summed gate sums. */
+static void engine_router_stats(const moe_engine_t *e, const double *gs, double logit_max,
+                                double *rs)
+{
+    int    E = e->E, i;
+    double n = gs[MOE_GSUM_TOKENS], pairs = n * e->k, lnE = log((double)E), h = 0, aux = 0;
+    double mean = gs[MOE_GSUM_LOGIT] / (n * E);
+    double var = gs[MOE_GSUM_LOGIT2] / (n * E) - mean * mean;
+
+    for (i = 0; i < E; i++) {
+        double f = gs[MOE_GSUM_FIXED + E + i] / pairs;   /* share of routed pairs */
+        double pm = gs[MOE_GSUM_FIXED + i] / n;          /* mean router probability */
+        if (f > 0)
+            h -= f * log(f);
+        aux += f * pm;
+    }
+    rs[MOE_RSTAT_GATE_ENTROPY] = gs[MOE_GSUM_ENTROPY] / n;
+    rs[MOE_RSTAT_GATE_ENTROPY_NORM] = E > 1 ? rs[MOE_RSTAT_GATE_ENTROPY] / lnE : 0;
+    rs[MOE_RSTAT_LOAD_ENTROPY] = h;
+    rs[MOE_RSTAT_LOAD_ENTROPY_NORM] = E > 1 ? h / lnE : 1;
+    rs[MOE_RSTAT_TOP1_PROB] = gs[MOE_GSUM_TOP1] / n;
+    rs[MOE_RSTAT_MARGIN] = gs[MOE_GSUM_MARGIN] / n;
+    rs[MOE_RSTAT_LOGIT_MEAN] = mean;
+    rs[MOE_RSTAT_LOGIT_STD] = var > 0 ? sqrt(var) : 0;
+    rs[MOE_RSTAT_LOGIT_MAX] = logit_max;
+    rs[MOE_RSTAT_AUX_LOSS] = E * aux;
+    rs[MOE_RSTAT_Z_LOSS] = gs[MOE_GSUM_LSE2] / n;
+}
+
+/* One layer: x -> out (out may equal x only when both are caller buffers of the last layer). */
+static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *out)
+{
+    size_t             LE = (size_t)e->L * e->E, b = (size_t)e->nblk;
+    int64_t           *routed = e->b_routed + b * LE + (size_t)l * e->E;
+    int64_t           *processed = e->b_processed + b * LE + (size_t)l * e->E;
+    int64_t           *dropped = e->b_dropped + b * LE + (size_t)l * e->E;
+    double            *phase = e->b_phase + (b * e->L + l) * MOE_PHASE_COUNT;
+    int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
+    double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
+    double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5;
+    int                E = e->E, k = e->k, T = e->T, i, p, s, j;
+    moe_a2a_stats_t    ast;
+    moe_a2a_plan_t     plan;
+    moe_expert_batch_t batch;
+    moe_status_t       st;
+
+    t0 = MPI_Wtime();
+    memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
+    moe_gate_route(x, e->wg + (size_t)l * e->d * E, T, e->d, E, k, e->cfg.temperature,
+                   e->logits, e->pscratch, &e->gate, e->gsum, &lmax,
+                   e->coselect + (size_t)l * E * E);
+    for (i = 0; i < E; i++)
+        e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
+    t1 = MPI_Wtime();
+
+    MOE_MPI_CHECK(&e->log, MPI_Allreduce(MPI_IN_PLACE, e->gsum, MOE_GSUM_LEN(E), MPI_DOUBLE,
+                                         MPI_SUM, e->comm));
+    MOE_MPI_CHECK(&e->log, MPI_Allreduce(MPI_IN_PLACE, &lmax, 1, MPI_DOUBLE, MPI_MAX, e->comm));
+    for (i = 0; i < E; i++) {
+        e->routed_global[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
+        routed[i] = e->routed_global[i];
+        e->routed_tot[(size_t)l * E + i] += routed[i];
+    }
+    engine_router_stats(e, e->gsum, lmax, rs);
+    e->b_capacity[b * e->L + l] = e->capacity;
+    st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity, T, k,
+                             e->g0, e->gate.expert, e->gate.prob, e->local_count,
+                             e->routed_global, e->keep, dropped, &e->capws);
+    if (st != MOE_OK)
+        return st;
+    for (p = 0; p < T * k; p++) {
+        int ex = e->gate.expert[p];
+        e->dest_rank[p] = e->keep[p] ? e->place.owner[ex] : -1;
+        e->dest_expert[p] = e->place.local_index[ex];
+    }
+    plan.tokens = T;
+    plan.top_k = k;
+    plan.dest_rank = e->dest_rank;
+    plan.dest_expert = e->dest_expert;
+    plan.weight = e->gate.weight;
+    t2 = MPI_Wtime();
+
+    memset(&ast, 0, sizeof(ast));
+    ast.bytes_to_rank = e->traffic_row;
+    st = e->a2a->dispatch(e->a2a_ctx, &plan, x, &batch, &ast);
+    if (st != MOE_OK)
+        return st;
+    t3 = MPI_Wtime();
+
+    for (i = 0; i < batch.n_local; i++) {
+        int64_t rows = batch.offset[i + 1] - batch.offset[i];
+        int     g = e->place.global_of[e->place.first_local[e->rank] + i];
+        moe_ffn_forward(&e->ffn[(size_t)l * e->n_local + i], batch.x + batch.offset[i] * e->d,
+                        rows, batch.y + batch.offset[i] * e->d, e->ffn_scratch);
+        processed[g] += rows;
+    }
+    t4 = MPI_Wtime();
+
+    if (out != x)
+        memcpy(out, x, (size_t)T * e->d * sizeof(float));
+    st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
+    if (st != MOE_OK)
+        return st;
+    t5 = MPI_Wtime();
+
+    phase[MOE_PHASE_GATE] = t1 - t0;
+    phase[MOE_PHASE_COUNTS] = (t2 - t1) + ast.t_counts;
+    phase[MOE_PHASE_DISPATCH] = (t3 - t2) - ast.t_counts;
+    phase[MOE_PHASE_EXPERT] = t4 - t3;
+    phase[MOE_PHASE_COMBINE] = t5 - t4;
+    phase[MOE_PHASE_TOTAL] = t5 - t0;
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        e->phase_tot[i] += phase[i];
+    traffic[MOE_TRAFFIC_BYTES_SENT] = ast.bytes_sent;
+    traffic[MOE_TRAFFIC_BYTES_RECV] = ast.bytes_recv;
+    traffic[MOE_TRAFFIC_MSGS_SENT] = ast.msgs_sent;
+    traffic[MOE_TRAFFIC_MSGS_RECV] = ast.msgs_recv;
+    e->bytes_sent_tot += ast.bytes_sent;
+
+    /* sampled routes */
+    for (s = 0; s < e->n_route_local; s++) {
+        size_t row = (b * e->n_route_local + s) * e->L + l, t = (size_t)e->route_t[s];
+        for (j = 0; j < k; j++) {
+            e->b_route_expert[row * k + j] = e->gate.expert[t * k + j];
+            e->b_route_weight[row * k + j] = e->gate.weight[t * k + j];
+            e->b_route_kept[row * k + j] = e->keep[t * k + j];
+        }
+    }
+    return MOE_OK;
+}
+
+/* Reduces the block, checks the invariant, writes telemetry. Collective. */
+static moe_status_t engine_flush(moe_engine_t *e)
+{
+    size_t          n = (size_t)e->nblk * e->L * e->E, i;
+    moe_tel_block_t blk;
+    moe_status_t    st = MOE_OK;
+
+    if (e->nblk == 0)
+        return MOE_OK;
+    MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->b_processed, e->b_processed_g, (int)n, MPI_INT64_T,
+                                         MPI_SUM, e->comm));
+    MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->b_dropped, e->b_dropped_g, (int)n, MPI_INT64_T,
+                                         MPI_SUM, e->comm));
+    MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->coselect, e->coselect_g, e->L * e->E * e->E,
+                                         MPI_INT64_T, MPI_SUM, e->comm));
+    for (i = 0; i < n; i++) {
+        int64_t r = e->b_routed[i], pr = e->b_processed_g[i], dr = e->b_dropped_g[i];
+        int64_t cap = e->b_capacity[i / e->E];
+        int64_t want_drop = cap >= 0 && r > cap ? r - cap : 0;
+        if (r != pr + dr || dr != want_drop) {
+            size_t s = i / ((size_t)e->L * e->E), l = (i / e->E) % e->L, x = i % e->E;
+            return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
+                                 "invariant violated at step %ld layer %zu expert %zu: routed %lld, "
+                                 "processed %lld, dropped %lld (capacity %lld)",
+                                 e->blk_step0 + (long)s, l, x, (long long)r, (long long)pr,
+                                 (long long)dr, (long long)cap);
+        }
+        e->processed_tot += pr;
+        e->dropped_tot += dr;
+    }
+    if (e->tel) {
+        memset(&blk, 0, sizeof(blk));
+        blk.step0 = e->blk_step0;
+        blk.nsteps = e->nblk;
+        blk.routed = e->b_routed;
+        blk.processed = e->b_processed_g;
+        blk.dropped = e->b_dropped_g;
+        blk.dropped_capacity = e->b_dropped_g;
+        blk.capacity = e->b_capacity;
+        blk.router = e->b_router;
+        blk.phase = e->b_phase;
+        blk.traffic = e->b_traffic;
+        blk.nroutes = e->nblk * e->n_route_local;
+        blk.route_step = e->b_route_step;
+        blk.route_token = e->b_route_token;
+        blk.route_expert = e->b_route_expert;
+        blk.route_weight = e->b_route_weight;
+        blk.route_kept = e->b_route_kept;
+        blk.coselect = e->coselect_g;
+        blk.traffic_row = e->traffic_row;
+        blk.nevents = e->rank == 0 ? e->n_b_events : 0;
+        blk.events = e->b_events;
+        st = moe_telemetry_write_block(e->tel, &blk);
+    }
+    memset(e->b_processed, 0, n * sizeof(int64_t));
+    memset(e->b_dropped, 0, n * sizeof(int64_t));
+    e->nblk = 0;
+    e->n_b_events = 0;
+    return st;
+}
+
+/* Bookkeeping after all layers of a step: routes, monitor, totals, flush. */
+static moe_status_t engine_record_step(moe_engine_t *e)
+{
+    size_t             b = (size_t)e->nblk, LE = (size_t)e->L * e->E;
+    const moe_event_t *ev;
+    int                nev = 0, s, l, i;
+    moe_status_t       st;
+
+    if (e->nblk == 0)
+        e->blk_step0 = e->step;
+    for (s = 0; s < e->n_route_local; s++) {
+        e->b_route_step[b * e->n_route_local + s] = e->step;
+        e->b_route_token[b * e->n_route_local + s] = e->g0 + e->route_t[s];
+    }
+    for (l = 0; l < e->L; l++) {
+        const double *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
+        e->sum_load_ent += rs[MOE_RSTAT_LOAD_ENTROPY_NORM];
+        e->sum_gate_ent += rs[MOE_RSTAT_GATE_ENTROPY_NORM];
+        e->sum_top1 += rs[MOE_RSTAT_TOP1_PROB];
+        e->sum_aux += rs[MOE_RSTAT_AUX_LOSS];
+        e->n_stat++;
+    }
+    if (e->rank == 0) {
+        st = moe_monitor_observe(&e->mon, e->step, e->b_routed + b * LE,
+                                 e->b_capacity + b * e->L, e->b_router + b * e->L * MOE_RSTAT_COUNT);
+        if (st != MOE_OK)
+            return MOE_ERROR_SET(&e->log, st, "monitor: out of memory");
+        ev = moe_monitor_take(&e->mon, &nev);
+        if (nev > 0 && e->n_b_events + nev > e->cap_b_events) {
+            int          cap = (e->n_b_events + nev) * 2;
+            moe_event_t *p = realloc(e->b_events, (size_t)cap * sizeof(*p));
+            if (p == NULL)
+                return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+            e->b_events = p;
+            e->cap_b_events = cap;
+        }
+        for (i = 0; i < nev; i++) {
+            e->b_events[e->n_b_events++] = ev[i];
+            if (e->n_events < MOE_SUMMARY_EVENTS_MAX)
+                e->events[e->n_events++] = ev[i];
+        }
+        e->alerts += nev;
+    }
+    e->nblk++;
+    e->step++;
+    if (e->nblk == e->B)
+        return engine_flush(e);
+    return MOE_OK;
+}
+
+moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
+{
+    const float *cur = x;
+    float       *nxt;
+    int          l;
+    moe_status_t st;
+    double       t0 = MPI_Wtime();
+
+    for (l = 0; l < eng->L; l++) {
+        nxt = l == eng->L - 1 ? out : (cur == eng->xa ? eng->xb : eng->xa);
+        st = engine_layer(eng, l, cur, nxt);
+        if (st != MOE_OK)
+            return st;
+        cur = nxt;
+    }
+    eng->last_out = out;
+    eng->elapsed += MPI_Wtime() - t0;
+    return engine_record_step(eng);
+}
+
+moe_status_t moe_engine_step(moe_engine_t *eng)
+{
+    moe_workload_tokens(&eng->wl, eng->step, eng->g0, eng->T, eng->xin);
+    return moe_engine_forward(eng, eng->xin, eng->xout);
+}
+
+static void engine_progress(moe_engine_t *e, double t_start, long first, int final)
+{
+    long   done = e->step - first, total = e->cfg.steps - first;
+    double el = MPI_Wtime() - t_start, rate = el > 0 ? done * (double)e->G / el : 0;
+    double eta = done > 0 ? el / done * (double)(total - done) : 0;
+    int    tty = isatty(STDERR_FILENO);
+
+    fprintf(stderr, "%smoerun: step %ld/%ld (%.0f%%)  %.0f tokens/s  elapsed %.1fs  ETA %.1fs%s",
+            tty ? "\r" : "", e->step, e->cfg.steps, 100.0 * e->step / e->cfg.steps, rate, el, eta,
+            tty ? (final ? "\n" : "   ") : "\n");
+    fflush(stderr);
+}
+
+moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
+{
+    double       t_start = MPI_Wtime(), last = t_start;
+    long         first = eng->step;
+    int          flag;
+    moe_status_t st = MOE_OK;
+    int          speak = eng->rank == 0 && !eng->cfg.quiet;
+
+    while (eng->step < eng->cfg.steps) {
+        flag = stop ? (int)*stop : 0;
+        MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX,
+                                               eng->comm));
+        if (flag)
+            return MOE_ERR_INTERRUPTED;
+        st = moe_engine_step(eng);
+        if (st != MOE_OK)
+            return st;
+        if (speak && (MPI_Wtime() - last >= eng->cfg.progress_interval ||
+                      eng->step == eng->cfg.steps)) {
+            engine_progress(eng, t_start, first, eng->step == eng->cfg.steps);
+            last = MPI_Wtime();
+        }
+    }
+    return st;
+}
+
+static moe_status_t engine_dump_output(moe_engine_t *e)
+{
+    size_t       n = (size_t)e->T * e->d;
+    float       *all = NULL;
+    char         tmp[MOE_PATH_MAX + 16];
+    FILE        *f;
+    int          ok = 1;
+    moe_status_t st = MOE_OK;
+
+    if (e->rank == 0) {
+        all = malloc(n * (size_t)e->nranks * sizeof(float));
+        ok = all != NULL;
+    }
+    if ((st = engine_agree(e, ok ? MOE_OK : MOE_ERR_NOMEM)) != MOE_OK) {
+        free(all);
+        return st;
+    }
+    MOE_MPI_CHECK(&e->log, MPI_Gather(e->last_out, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, 0,
+                                      e->comm));
+    if (e->rank == 0) {
+        snprintf(tmp, sizeof(tmp), "%s.tmp", e->cfg.output_dump);
+        f = fopen(tmp, "wb");
+        ok = f && fwrite(all, sizeof(float), n * e->nranks, f) == n * e->nranks;
+        if (f && fclose(f) != 0)
+            ok = 0;
+        if (ok && rename(tmp, e->cfg.output_dump) != 0)
+            ok = 0;
+        if (!ok) {
+            unlink(tmp);
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: cannot write %s",
+                               e->cfg.output_dump);
+        }
+        free(all);
+    }
+    return engine_agree(e, st);
+}
+
+moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summary_t *s)
+{
+    moe_summary_t sum;
+    moe_status_t  st, st2;
+    double        buf[2 * MOE_PHASE_COUNT + 3], elapsed = eng->elapsed;
+    int           l, i;
+    size_t        n;
+
+    st = engine_flush(eng);
+    memset(&sum, 0, sizeof(sum));
+    sum.status = status;
+    sum.steps = eng->step;
+    sum.nranks = eng->nranks;
+    sum.nnodes = eng->topo.nnodes;
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX,
+                                           eng->comm));
+    sum.elapsed_s = elapsed;
+    sum.tokens_per_s = elapsed > 0 ? (double)eng->G * eng->step / elapsed : 0;
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_s, MOE_PHASE_COUNT,
+                                           MPI_DOUBLE, MPI_SUM, eng->comm));
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_max_s, MOE_PHASE_COUNT,
+                                           MPI_DOUBLE, MPI_MAX, eng->comm));
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        sum.phase_s[i] /= eng->nranks;
+    for (l = 0; l < eng->L; l++)
+        for (i = 0; i < eng->E; i++)
+            sum.routed += eng->routed_tot[(size_t)l * eng->E + i];
+    sum.processed = eng->processed_tot;
+    sum.dropped = eng->dropped_tot;
+    sum.drop_rate = sum.routed ? (double)sum.dropped / sum.routed : 0;
+    for (l = 0; l < eng->L; l++) {
+        int64_t mx = -1, tot = 0;
+        int     me = 0;
+        for (i = 0; i < eng->E; i++) {
+            int64_t v = eng->routed_tot[(size_t)l * eng->E + i];
+            tot += v;
+            if (v > mx) {
+                mx = v;
+                me = i;
+            }
+        }
+        if (tot > 0 && (double)mx * eng->E / tot > sum.max_mean_load) {
+            sum.max_mean_load = (double)mx * eng->E / tot;
+            sum.hottest_layer = l;
+            sum.hottest_expert = me;
+        }
+    }
+    if (eng->n_stat > 0) {
+        sum.load_entropy_norm = eng->sum_load_ent / eng->n_stat;
+        sum.gate_entropy_norm = eng->sum_gate_ent / eng->n_stat;
+        sum.top1_prob = eng->sum_top1 / eng->n_stat;
+        sum.aux_loss = eng->sum_aux / eng->n_stat;
+    }
+    buf[0] = 0;
+    buf[1] = 0;
+    buf[2] = (double)eng->bytes_sent_tot;
+    if (eng->last_out) {
+        n = (size_t)eng->T * eng->d;
+        for (i = 0; (size_t)i < n; i++) {
+            buf[0] += eng->last_out[i];
+            buf[1] += (double)eng->last_out[i] * eng->last_out[i];
+        }
+        sum.out_count = (int64_t)n * eng->nranks;
+    }
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, buf, 3, MPI_DOUBLE, MPI_SUM, eng->comm));
+    sum.out_sum = buf[0];
+    sum.out_sumsq = buf[1];
+    sum.bytes_sent = (int64_t)buf[2];
+    {
+        long alerts = eng->alerts;
+        MOE_MPI_CHECK(&eng->log, MPI_Bcast(&alerts, 1, MPI_LONG, 0, eng->comm));
+        sum.alerts = alerts;
+    }
+    sum.events = eng->events;
+    sum.n_events = eng->rank == 0 ? eng->n_events : 0;
+
+    if (st == MOE_OK && eng->cfg.output_dump[0] && eng->last_out)
+        st = engine_dump_output(eng);
+    if (eng->tel) {
+        char *json = NULL;
+        if (eng->rank == 0)
+            json = moe_summary_to_json(eng, &sum);
+        st2 = moe_telemetry_close(eng->tel, eng->step, st == MOE_OK ? status : "error", json);
+        free(json);
+        eng->tel = NULL;
+        if (st == MOE_OK)
+            st = st2;
+    }
+    if (s)
+        *s = sum;
+    return st;
+}
+
+const float *moe_engine_output(const moe_engine_t *eng)
+{
+    return eng->last_out;
+}
+
+const char *moe_engine_last_error(const moe_engine_t *eng)
+{
+    return eng ? eng->log.last_error : "out of memory";
+}
+
+void moe_engine_destroy(moe_engine_t *e)
+{
+    int i;
+
+    if (e == NULL)
+        return;
+    if (e->tel)
+        moe_telemetry_close(e->tel, e->step, "error", NULL);
+    if (e->a2a && e->a2a_ctx)
+        e->a2a->destroy(e->a2a_ctx);
+    if (e->ffn)
+        for (i = 0; i < e->L * e->n_local; i++)
+            moe_ffn_cleanup(&e->ffn[i]);
+    free(e->ffn);
+    free(e->wg);
+    free(e->xin);
+    free(e->xa);
+    free(e->xb);
+    free(e->xout);
+    free(e->logits);
+    free(e->pscratch);
+    free(e->gate.expert);
+    free(e->gate.prob);
+    free(e->gate.weight);
+    free(e->keep);
+    free(e->dest_rank);
+    free(e->dest_expert);
+    free(e->gsum);
+    free(e->local_count);
+    free(e->routed_global);
+    free(e->ffn_scratch);
+    free(e->b_routed);
+    free(e->b_processed);
+    free(e->b_dropped);
+    free(e->b_processed_g);
+    free(e->b_dropped_g);
+    free(e->b_capacity);
+    free(e->b_router);
+    free(e->b_phase);
+    free(e->b_traffic);
+    free(e->route_t);
+    free(e->b_route_step);
+    free(e->b_route_token);
+    free(e->b_route_expert);
+    free(e->b_route_weight);
+    free(e->b_route_kept);
+    free(e->coselect);
+    free(e->coselect_g);
+    free(e->traffic_row);
+    free(e->routed_tot);
+    free(e->b_events);
+    moe_capacity_ws_cleanup(&e->capws);
+    moe_monitor_cleanup(&e->mon);
+    moe_workload_cleanup(&e->wl);
+    moe_placement_cleanup(&e->place);
+    moe_topo_cleanup(&e->topo);
+    if (e->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&e->comm);
+    free(e);
+}

@@ -1,0 +1,91 @@
+/*
+ * runtime/engine.h — the engine's state, shared by engine.c and summary.c only.
+ * Not a public header: embedders use include/moerun/moerun.h.
+ */
+#ifndef MOERUN_RUNTIME_ENGINE_H
+#define MOERUN_RUNTIME_ENGINE_H
+
+#include "a2a.h"
+#include "capacity.h"
+#include "ffn.h"
+#include "gate.h"
+#include "monitor.h"
+#include "moerun/base/log.h"
+#include "moerun/moerun.h"
+#include "placement.h"
+#include "telemetry.h"
+#include "topo.h"
+#include "workload.h"
+
+#define MOE_SUMMARY_EVENTS_MAX 64
+
+struct moe_engine {
+    moe_config_t         cfg;
+    MPI_Comm             comm;
+    int                  rank, nranks;
+    moe_log_t            log;
+    moe_topo_t           topo;
+    moe_placement_t      place;
+    moe_workload_t       wl;
+    const moe_a2a_ops_t *a2a;
+    void                *a2a_ctx;
+    int                  L, E, k, d, T, n_local;
+    int64_t              G, g0;        /* global tokens per step, this rank's first token */
+    int64_t              capacity;     /* per expert per step, -1 dropless */
+
+    /* model */
+    float               *wg;           /* [L][d][E] router weights */
+    moe_ffn_t           *ffn;          /* [L][n_local] local experts */
+
+    /* per-step working buffers (allocated once) */
+    float               *xin, *xa, *xb, *xout; /* [T][d] */
+    float               *logits;       /* [T][E] */
+    double              *pscratch;     /* [E] */
+    moe_gate_out_t       gate;         /* [T][k] */
+    uint8_t             *keep;         /* [T][k] */
+    int32_t             *dest_rank, *dest_expert; /* [T][k] */
+    double              *gsum;         /* [MOE_GSUM_LEN(E)] */
+    int64_t             *local_count, *routed_global; /* [E] */
+    float               *ffn_scratch;  /* [MOE_FFN_BLOCK][hidden cols] */
+    moe_capacity_ws_t    capws;
+    const float         *last_out;     /* output of the last step or forward */
+
+    /* telemetry block (flush_interval steps) */
+    int                  B, nblk;
+    long                 blk_step0;
+    int64_t             *b_routed, *b_processed, *b_dropped, *b_processed_g, *b_dropped_g;
+    int64_t             *b_capacity;   /* [B][L] */
+    double              *b_router;     /* [B][L][MOE_RSTAT_COUNT] */
+    double              *b_phase;      /* [B][L][MOE_PHASE_COUNT] */
+    int64_t             *b_traffic;    /* [B][L][MOE_TRAFFIC_COUNT] */
+    int                  n_route_local;/* sampled tokens held by this rank */
+    int                 *route_t;      /* [n_route_local] local token index */
+    int64_t             *b_route_step, *b_route_token;  /* [B * n_route_local] */
+    int32_t             *b_route_expert;                /* [B * n_route_local][L][k] */
+    float               *b_route_weight;
+    uint8_t             *b_route_kept;
+    int64_t             *coselect, *coselect_g;         /* [L][E][E] */
+    int64_t             *traffic_row;                   /* [P] */
+    moe_event_t         *b_events;
+    int                  n_b_events, cap_b_events;
+    moe_monitor_t        mon;
+    moe_telemetry_t     *tel;
+
+    /* run totals */
+    long                 step;         /* next step index */
+    double               elapsed;      /* seconds spent in steps */
+    double               phase_tot[MOE_PHASE_COUNT];
+    int64_t             *routed_tot;   /* [L][E] global */
+    int64_t              processed_tot, dropped_tot;
+    double               sum_load_ent, sum_gate_ent, sum_top1, sum_aux;
+    long                 n_stat;
+    int64_t              bytes_sent_tot;
+    moe_event_t          events[MOE_SUMMARY_EVENTS_MAX];
+    int                  n_events;
+    long                 alerts;
+};
+
+/* The summary as a JSON document (summary.c); malloc'd, the caller frees it. NULL on OOM. */
+char *moe_summary_to_json(const moe_engine_t *eng, const moe_summary_t *s);
+
+#endif /* MOERUN_RUNTIME_ENGINE_H */

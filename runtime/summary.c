@@ -1,0 +1,174 @@
+/*
+ * runtime/summary.c — the end-of-run summary, as text for people and JSON for scripts.
+ *
+ * JSON keys (documented in docs/summary.md): see moe_summary_to_json. Numbers are totals
+ * over all steps, layers and ranks unless the key says otherwise.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "engine.h"
+
+static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
+{
+    const moe_config_t *c = &eng->cfg;
+    const moe_event_t  *ev = s->events;
+    cJSON              *root = cJSON_CreateObject(), *o, *a;
+    int                 i;
+
+    if (root == NULL)
+        return NULL;
+    cJSON_AddStringToObject(root, "moerun_version", MOERUN_VERSION);
+    cJSON_AddStringToObject(root, "status", s->status);
+    cJSON_AddNumberToObject(root, "steps_completed", (double)s->steps);
+    cJSON_AddNumberToObject(root, "steps_requested", (double)c->steps);
+    cJSON_AddNumberToObject(root, "ranks", s->nranks);
+    cJSON_AddNumberToObject(root, "nodes", s->nnodes);
+    cJSON_AddNumberToObject(root, "experts", c->experts);
+    cJSON_AddNumberToObject(root, "top_k", c->top_k);
+    cJSON_AddNumberToObject(root, "layers", c->layers);
+    cJSON_AddNumberToObject(root, "d_model", c->d_model);
+    cJSON_AddNumberToObject(root, "d_ffn", c->d_ffn);
+    cJSON_AddNumberToObject(root, "tokens_per_rank", c->tokens);
+    cJSON_AddNumberToObject(root, "capacity_factor", c->capacity_factor);
+    cJSON_AddNumberToObject(root, "capacity", (double)eng->capacity);
+    cJSON_AddStringToObject(root, "drop_policy", moe_drop_policy_name(c->drop_policy));
+    cJSON_AddStringToObject(root, "workload", c->workload);
+    cJSON_AddStringToObject(root, "exchange", c->exchange);
+    cJSON_AddStringToObject(root, "placement", moe_placement_name(c->placement));
+    cJSON_AddNumberToObject(root, "elapsed_s", s->elapsed_s);
+    cJSON_AddNumberToObject(root, "tokens_per_s", s->tokens_per_s);
+    o = cJSON_AddObjectToObject(root, "phase_seconds_mean");
+    for (i = 0; i < MOE_PHASE_COUNT && o; i++)
+        cJSON_AddNumberToObject(o, moe_phase_names[i], s->phase_s[i]);
+    o = cJSON_AddObjectToObject(root, "phase_seconds_max");
+    for (i = 0; i < MOE_PHASE_COUNT && o; i++)
+        cJSON_AddNumberToObject(o, moe_phase_names[i], s->phase_max_s[i]);
+    cJSON_AddNumberToObject(root, "routed", (double)s->routed);
+    cJSON_AddNumberToObject(root, "processed", (double)s->processed);
+    cJSON_AddNumberToObject(root, "dropped", (double)s->dropped);
+    cJSON_AddNumberToObject(root, "drop_rate", s->drop_rate);
+    cJSON_AddNumberToObject(root, "max_mean_load", s->max_mean_load);
+    cJSON_AddNumberToObject(root, "hottest_layer", s->hottest_layer);
+    cJSON_AddNumberToObject(root, "hottest_expert", s->hottest_expert);
+    cJSON_AddNumberToObject(root, "load_entropy_norm", s->load_entropy_norm);
+    cJSON_AddNumberToObject(root, "gate_entropy_norm", s->gate_entropy_norm);
+    cJSON_AddNumberToObject(root, "top1_prob", s->top1_prob);
+    cJSON_AddNumberToObject(root, "aux_loss", s->aux_loss);
+    cJSON_AddNumberToObject(root, "bytes_sent", (double)s->bytes_sent);
+    o = cJSON_AddObjectToObject(root, "output_checksum");
+    if (o) {
+        cJSON_AddNumberToObject(o, "sum", s->out_sum);
+        cJSON_AddNumberToObject(o, "sumsq", s->out_sumsq);
+        cJSON_AddNumberToObject(o, "count", (double)s->out_count);
+    }
+    cJSON_AddNumberToObject(root, "alerts_raised", (double)s->alerts);
+    a = cJSON_AddArrayToObject(root, "alerts");
+    for (i = 0; i < s->n_events && a; i++) {
+        cJSON *x = cJSON_CreateObject();
+        if (x == NULL)
+            break;
+        cJSON_AddStringToObject(x, "kind", moe_event_names[ev[i].kind]);
+        cJSON_AddNumberToObject(x, "step", (double)ev[i].step);
+        cJSON_AddNumberToObject(x, "layer", ev[i].layer);
+        cJSON_AddNumberToObject(x, "expert", ev[i].expert);
+        cJSON_AddNumberToObject(x, "value", ev[i].value);
+        cJSON_AddNumberToObject(x, "threshold", ev[i].threshold);
+        cJSON_AddStringToObject(x, "message", ev[i].message);
+        cJSON_AddItemToArray(a, x);
+    }
+    cJSON_AddStringToObject(root, "telemetry", c->telemetry);
+    return root;
+}
+
+char *moe_summary_to_json(const moe_engine_t *eng, const moe_summary_t *s)
+{
+    cJSON *root = summary_build(eng, s);
+    char  *txt;
+
+    if (root == NULL)
+        return NULL;
+    txt = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return txt;
+}
+
+moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t *s,
+                                    const char *path)
+{
+    cJSON *root;
+    char  *txt, tmp[MOE_PATH_MAX + 16];
+    FILE  *f;
+    int    ok;
+
+    if (path == NULL || path[0] == '\0')
+        return MOE_OK;
+    root = summary_build(eng, s);
+    txt = root ? cJSON_Print(root) : NULL;
+    cJSON_Delete(root);
+    if (txt == NULL)
+        return MOE_ERR_NOMEM;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    f = fopen(tmp, "w");
+    ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
+    if (f && fclose(f) != 0)
+        ok = 0;
+    free(txt);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return MOE_ERR_IO;
+    }
+    return MOE_OK;
+}
+
+void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *out)
+{
+    const moe_config_t *c = &eng->cfg;
+    const moe_event_t  *ev = s->events;
+    double              tot = s->phase_s[MOE_PHASE_TOTAL];
+    int                 i;
+
+    fprintf(out, "== moerun summary (%s) ==\n", s->status);
+    fprintf(out, "run        %ld/%ld steps, %d ranks on %d node%s, E=%d top-%d, %d layer%s, "
+                 "%d tokens/rank, d=%d ffn=%d %s\n",
+            s->steps, c->steps, s->nranks, s->nnodes, s->nnodes == 1 ? "" : "s", c->experts,
+            c->top_k, c->layers, c->layers == 1 ? "" : "s", c->tokens, c->d_model, c->d_ffn,
+            moe_activation_name(c->activation));
+    fprintf(out, "workload   %s, exchange %s, placement %s, capacity factor %g (%s)\n",
+            c->workload, c->exchange, moe_placement_name(c->placement), c->capacity_factor,
+            eng->capacity < 0 ? "dropless" : moe_drop_policy_name(c->drop_policy));
+    fprintf(out, "throughput %.0f tokens/s (%.3f s in steps)\n", s->tokens_per_s, s->elapsed_s);
+    fprintf(out, "phases     ");
+    for (i = 0; i < MOE_PHASE_COUNT - 1; i++)
+        fprintf(out, "%s %.1f%%%s", moe_phase_names[i],
+                tot > 0 ? 100.0 * s->phase_s[i] / tot : 0.0, i < MOE_PHASE_COUNT - 2 ? ", " : "");
+    fprintf(out, " (of %.3f s per rank)\n", tot);
+    fprintf(out, "routing    %lld pairs routed, %lld processed, %lld dropped (%.3f%%)\n",
+            (long long)s->routed, (long long)s->processed, (long long)s->dropped,
+            100.0 * s->drop_rate);
+    fprintf(out, "balance    max/mean expert load %.2f (layer %d expert %d), "
+                 "load entropy %.3f of max, aux loss %.3f\n",
+            s->max_mean_load, s->hottest_layer, s->hottest_expert, s->load_entropy_norm,
+            s->aux_loss);
+    fprintf(out, "gate       mean top-1 probability %.3f, gate entropy %.3f of max\n",
+            s->top1_prob, s->gate_entropy_norm);
+    fprintf(out, "traffic    %.3f MB sent between ranks\n", s->bytes_sent / 1e6);
+    if (s->alerts == 0) {
+        fprintf(out, "alerts     none\n");
+    } else {
+        fprintf(out, "alerts     %ld raised%s\n", s->alerts,
+                s->alerts > s->n_events ? " (first ones listed)" : "");
+        for (i = 0; i < s->n_events && i < 12; i++)
+            fprintf(out, "  step %-6ld %-17s %s\n", ev[i].step, moe_event_names[ev[i].kind],
+                    ev[i].message);
+        if (s->n_events > 12)
+            fprintf(out, "  ... %d more in the telemetry file\n", s->n_events - 12);
+    }
+    fprintf(out, "checksum   sum %.9g sumsq %.9g over %lld floats\n", s->out_sum, s->out_sumsq,
+            (long long)s->out_count);
+    fprintf(out, "telemetry  %s\n", c->telemetry[0] ? c->telemetry : "(none)");
+}

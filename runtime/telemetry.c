@@ -1,0 +1,1 @@
+/* runtime/telemetry.c: being written */

@@ -1,0 +1,265 @@
+/*
+ * test_routing.c — gate, capacity formula, placement, workload skew and expert FFN, each
+ * against values computed independently here (by hand or by a straightforward loop).
+ */
+#include <float.h>
+#include <stdint.h>
+
+#include <cblas.h>
+
+#include "capacity.h"
+#include "ffn.h"
+#include "gate.h"
+#include "placement.h"
+#include "testlib.h"
+#include "workload.h"
+
+/* Two tokens, d = 2, E = 3 with an identity-like router: logits are hand-made. */
+static void test_gate_hand_computed(void)
+{
+    /* x . Wg with Wg = [[1,0,2],[0,1,0]]: token0 x=(1,0) -> logits (1,0,2); token1 x=(0,3) -> (0,3,0) */
+    float          x[4] = {1, 0, 0, 3}, wg[6] = {1, 0, 2, 0, 1, 0}, logits[6];
+    double         ps[3], sums[MOE_GSUM_LEN(3)] = {0}, lmax = -DBL_MAX;
+    int32_t        ex[4];
+    float          pr[4], w[4];
+    int64_t        cos[9] = {0};
+    moe_gate_out_t out = {ex, pr, w};
+    double         z0 = exp(1) + exp(0) + exp(2), z1 = 2 + exp(3);
+
+    moe_gate_route(x, wg, 2, 2, 3, 2, 1.0, logits, ps, &out, sums, &lmax, cos);
+    ASSERT_EQ_INT(ex[0], 2);
+    ASSERT_EQ_INT(ex[1], 0);
+    ASSERT_NEAR(pr[0], exp(2) / z0, 1e-6);
+    ASSERT_NEAR(pr[1], exp(1) / z0, 1e-6);
+    ASSERT_NEAR(w[0], exp(2) / (exp(2) + exp(1)), 1e-6);
+    ASSERT_NEAR(w[0] + w[1], 1.0, 1e-6);
+    /* token 1: expert 1 best; experts 0 and 2 tie, lower id wins */
+    ASSERT_EQ_INT(ex[2], 1);
+    ASSERT_EQ_INT(ex[3], 0);
+    ASSERT_NEAR(pr[2], exp(3) / z1, 1e-6);
+    ASSERT_NEAR(lmax, 3.0, 0);
+    ASSERT_NEAR(sums[MOE_GSUM_TOKENS], 2, 0);
+    ASSERT_NEAR(sums[MOE_GSUM_TOP1], exp(2) / z0 + exp(3) / z1, 1e-9);
+    ASSERT_NEAR(sums[MOE_GSUM_MARGIN], (exp(2) - exp(1)) / z0 + (exp(3) - 1) / z1, 1e-9);
+    ASSERT_NEAR(sums[MOE_GSUM_LOGIT], 1 + 0 + 2 + 0 + 3 + 0, 1e-9);
+    ASSERT_NEAR(sums[MOE_GSUM_LOGIT2], 1 + 4 + 9, 1e-9);
+    ASSERT_NEAR(sums[MOE_GSUM_LSE2], pow(log(z0), 2) + pow(log(z1), 2), 1e-9);
+    {
+        double h0 = 0, h1 = 0, p0[3] = {exp(1) / z0, 1 / z0, exp(2) / z0},
+               p1[3] = {1 / z1, exp(3) / z1, 1 / z1};
+        for (int i = 0; i < 3; i++) {
+            h0 -= p0[i] * log(p0[i]);
+            h1 -= p1[i] * log(p1[i]);
+        }
+        ASSERT_NEAR(sums[MOE_GSUM_ENTROPY], h0 + h1, 1e-9);
+        ASSERT_NEAR(sums[MOE_GSUM_FIXED + 0], p0[0] + p1[0], 1e-9); /* probability sums */
+    }
+    /* routed counts: expert 0 twice, 1 once, 2 once */
+    ASSERT_NEAR(sums[MOE_GSUM_FIXED + 3 + 0], 2, 0);
+    ASSERT_NEAR(sums[MOE_GSUM_FIXED + 3 + 1], 1, 0);
+    ASSERT_NEAR(sums[MOE_GSUM_FIXED + 3 + 2], 1, 0);
+    /* co-selection: token0 {2,0}, token1 {1,0} */
+    ASSERT_EQ_INT(cos[0 * 3 + 0], 2);
+    ASSERT_EQ_INT(cos[0 * 3 + 2], 1);
+    ASSERT_EQ_INT(cos[2 * 3 + 0], 1);
+    ASSERT_EQ_INT(cos[1 * 3 + 0], 1);
+    ASSERT_EQ_INT(cos[1 * 3 + 2], 0);
+}
+
+static void test_gate_temperature(void)
+{
+    float          x[2] = {1, 0}, wg[4] = {2, 0, 0, 0}, logits[2];
+    double         ps[2], sums[MOE_GSUM_LEN(2)] = {0}, lmax = -DBL_MAX;
+    int32_t        ex[1];
+    float          pr[1], w[1];
+    moe_gate_out_t out = {ex, pr, w};
+
+    /* logits (2, 0); temperature 2 -> softmax of (1, 0) */
+    moe_gate_route(x, wg, 1, 2, 2, 1, 2.0, logits, ps, &out, sums, &lmax, NULL);
+    ASSERT_NEAR(pr[0], exp(1) / (exp(1) + 1), 1e-6);
+    ASSERT_NEAR(w[0], 1.0, 0);
+    ASSERT_NEAR(lmax, 2.0, 0); /* raw logits, before temperature */
+}
+
+static void test_capacity_formula(void)
+{
+    /* ceil(cf k G / E) */
+    ASSERT_EQ_INT(moe_capacity_compute(1.25, 2, 1024, 8), 320);
+    ASSERT_EQ_INT(moe_capacity_compute(1.0, 2, 100, 8), 25);
+    ASSERT_EQ_INT(moe_capacity_compute(1.0, 1, 10, 3), 4);
+    ASSERT_EQ_INT(moe_capacity_compute(0.01, 1, 10, 3), 1);
+    ASSERT_EQ_INT(moe_capacity_compute(0.0, 2, 1024, 8), -1);
+    ASSERT_EQ_INT(moe_capacity_compute(-1.0, 2, 1024, 8), -1);
+}
+
+static void check_placement(moe_placement_kind_t kind, int E, int P)
+{
+    moe_placement_t pl;
+    int             e, r, total = 0;
+
+    ASSERT_EQ_INT(moe_placement_init(&pl, kind, E, P), MOE_OK);
+    for (r = 0; r < P; r++) {
+        total += pl.local_count[r];
+        /* contiguous blocks differ by at most one expert */
+        ASSERT_TRUE(pl.local_count[r] >= E / P && pl.local_count[r] <= (E + P - 1) / P);
+    }
+    ASSERT_EQ_INT(total, E);
+    for (e = 0; e < E; e++) {
+        int want = kind == MOE_PLACE_ROUND_ROBIN ? e % P : -1;
+        if (kind == MOE_PLACE_CONTIGUOUS) /* independent formula: r*E/P <= e < (r+1)*E/P */
+            for (r = 0; r < P; r++)
+                if ((long)r * E / P <= e && e < (long)(r + 1) * E / P)
+                    want = r;
+        ASSERT_EQ_INT(pl.owner[e], want);
+        ASSERT_EQ_INT(pl.global_of[pl.first_local[pl.owner[e]] + pl.local_index[e]], e);
+    }
+    moe_placement_cleanup(&pl);
+}
+
+static void test_placement(void)
+{
+    int Es[] = {1, 3, 8, 10, 64}, Ps[] = {1, 2, 3, 4, 8, 16}, i, j;
+
+    for (i = 0; i < 5; i++)
+        for (j = 0; j < 6; j++) {
+            check_placement(MOE_PLACE_CONTIGUOUS, Es[i], Ps[j]);
+            check_placement(MOE_PLACE_ROUND_ROBIN, Es[i], Ps[j]);
+        }
+}
+
+static void test_workload_parse(void)
+{
+    moe_workload_spec_t s;
+    char                err[256];
+
+    ASSERT_EQ_INT(moe_workload_parse("uniform", 8, &s, err, sizeof(err)), MOE_OK);
+    ASSERT_EQ_INT(s.kind, MOE_WL_UNIFORM);
+    ASSERT_EQ_INT(moe_workload_parse("zipf:1.2", 8, &s, err, sizeof(err)), MOE_OK);
+    ASSERT_NEAR(s.param, 1.2, 0);
+    ASSERT_EQ_INT(moe_workload_parse("domains:4", 8, &s, err, sizeof(err)), MOE_OK);
+    ASSERT_EQ_INT(moe_workload_parse("domains:9", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_STR_CONTAINS(err, "workload");
+    ASSERT_EQ_INT(moe_workload_parse("domains:2.5", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_EQ_INT(moe_workload_parse("collapse:1.5", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_STR_CONTAINS(err, "[0, 1]");
+    ASSERT_EQ_INT(moe_workload_parse("zipf", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_EQ_INT(moe_workload_parse("zipf:nan", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_EQ_INT(moe_workload_parse("bogus", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_STR_CONTAINS(err, "uniform | zipf:S");
+    ASSERT_EQ_INT(moe_workload_parse("uniform:3", 8, &s, err, sizeof(err)), MOE_ERR_INVALID);
+}
+
+/* Routes n tokens of a workload through the real gate at `layer`; returns top-1 counts. */
+static void route_counts(const char *spec, int layer, int E, int n, long step, int64_t *cnt)
+{
+    moe_workload_spec_t s;
+    moe_workload_t      wl;
+    char                err[256];
+    int                 d = 64, t;
+    float              *x = malloc((size_t)n * d * sizeof(float)), *wg = malloc((size_t)d * E * 4);
+    float              *lg = malloc((size_t)n * E * 4), *pr = malloc((size_t)n * 4), *w = malloc((size_t)n * 4);
+    int32_t            *ex = malloc((size_t)n * 4);
+    double             *ps = malloc((size_t)E * 8), *sums = calloc(MOE_GSUM_LEN(E), 8), lmax = 0;
+    moe_gate_out_t      out = {ex, pr, w};
+
+    moe_workload_parse(spec, E, &s, err, sizeof(err));
+    moe_workload_init(&wl, &s, 7, d, E);
+    moe_workload_router(&wl, layer, wg);
+    moe_workload_tokens(&wl, step, 1000, n, x);
+    moe_gate_route(x, wg, n, d, E, 1, 1.0, lg, ps, &out, sums, &lmax, NULL);
+    memset(cnt, 0, (size_t)E * sizeof(int64_t));
+    for (t = 0; t < n; t++)
+        cnt[ex[t]]++;
+    moe_workload_cleanup(&wl);
+    free(x), free(wg), free(lg), free(pr), free(w), free(ex), free(ps), free(sums);
+}
+
+static void test_workload_skew_through_gate(void)
+{
+    int64_t c[16], maxc = 0, minc = 1 << 30;
+    int     e, n = 4000;
+
+    route_counts("uniform", 0, 8, n, 0, c);
+    for (e = 0; e < 8; e++) {
+        maxc = c[e] > maxc ? c[e] : maxc;
+        minc = c[e] < minc ? c[e] : minc;
+    }
+    ASSERT_TRUE(maxc < 2.0 * n / 8 && minc > 0.4 * n / 8); /* roughly balanced */
+    route_counts("collapse:0.9", 0, 8, n, 0, c);
+    ASSERT_TRUE(c[0] + c[1] > 0.75 * n);                   /* pulled to experts 0 and 1 */
+    route_counts("zipf:2", 0, 8, n, 0, c);
+    ASSERT_TRUE(c[0] > c[3] && c[0] > 0.4 * n);           /* Zipf head is expert 0 at layer 0 */
+    route_counts("drift:2", 0, 16, n, 3, c);               /* centre at 6 for step 3 */
+    ASSERT_TRUE(c[6] + c[5] + c[7] > 0.4 * n);
+    route_counts("drift:2", 0, 16, n, 5, c);               /* centre moved to 10 */
+    ASSERT_TRUE(c[10] + c[9] + c[11] > 0.4 * n);
+}
+
+static void test_workload_deterministic(void)
+{
+    moe_workload_spec_t s;
+    moe_workload_t      wl;
+    char                err[64];
+    float               a[3 * 16], b[16];
+
+    moe_workload_parse("zipf:1", 8, &s, err, sizeof(err));
+    moe_workload_init(&wl, &s, 11, 16, 8);
+    moe_workload_tokens(&wl, 4, 100, 3, a);       /* tokens 100, 101, 102 */
+    moe_workload_tokens(&wl, 4, 101, 1, b);       /* token 101 alone */
+    ASSERT_TRUE(memcmp(a + 16, b, sizeof(b)) == 0);
+    moe_workload_tokens(&wl, 5, 101, 1, b);       /* another step differs */
+    ASSERT_TRUE(memcmp(a + 16, b, sizeof(b)) != 0);
+    moe_workload_cleanup(&wl);
+}
+
+static void test_ffn_against_reference(void)
+{
+    int             acts[2] = {MOE_FFN_GELU, MOE_FFN_SWIGLU}, a, i, n = 300, d = 24, f = 40;
+    float          *x = malloc((size_t)n * d * 4), *y = malloc((size_t)n * d * 4);
+    float          *yr = malloc((size_t)n * d * 4), *scr = malloc(MOE_FFN_BLOCK * 2 * (size_t)f * 4);
+    moe_ffn_t       ffn;
+    moe_ffn_t       again;
+
+    for (i = 0; i < n * d; i++)
+        x[i] = (float)sin(i * 0.37) * 1.5f;
+    for (a = 0; a < 2; a++) {
+        double num = 0, den = 0;
+        ASSERT_EQ_INT(moe_ffn_init(&ffn, d, f, (moe_ffn_act_t)acts[a], 5, 1, 3), MOE_OK);
+        moe_ffn_forward(&ffn, x, n, y, scr); /* n > MOE_FFN_BLOCK: two blocks */
+        moe_ffn_forward_ref(&ffn, x, n, yr);
+        for (i = 0; i < n * d; i++) {
+            num += (y[i] - yr[i]) * (double)(y[i] - yr[i]);
+            den += (double)yr[i] * yr[i];
+        }
+        ASSERT_TRUE(den > 0);
+        ASSERT_TRUE(sqrt(num / den) < 1e-5);
+        /* same (seed, layer, expert) -> same weights */
+        moe_ffn_init(&again, d, f, (moe_ffn_act_t)acts[a], 5, 1, 3);
+        ASSERT_TRUE(memcmp(again.w2, ffn.w2, (size_t)f * d * 4) == 0);
+        moe_ffn_cleanup(&again);
+        moe_ffn_cleanup(&ffn);
+    }
+    {
+        float v[7] = {-9, -3, -0.5f, 0, 0.5f, 3, 9}, ref[7];
+        for (i = 0; i < 7; i++)
+            ref[i] = moe_ffn_gelu_ref(v[i]);
+        moe_ffn_gelu(v, 7);
+        for (i = 0; i < 7; i++)
+            ASSERT_NEAR(v[i], ref[i], 1e-6 * (1 + fabs(ref[i])));
+    }
+    free(x), free(y), free(yr), free(scr);
+}
+
+int main(void)
+{
+    openblas_set_num_threads(1);
+    RUN_TEST(test_gate_hand_computed);
+    RUN_TEST(test_gate_temperature);
+    RUN_TEST(test_capacity_formula);
+    RUN_TEST(test_placement);
+    RUN_TEST(test_workload_parse);
+    RUN_TEST(test_workload_skew_through_gate);
+    RUN_TEST(test_workload_deterministic);
+    RUN_TEST(test_ffn_against_reference);
+    TEST_MAIN_END();
+}

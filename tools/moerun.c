@@ -1,0 +1,127 @@
+/*
+ * tools/moerun.c — the moerun program: parse the configuration, run the engine, print
+ * the summary. All work is in the engine (include/moerun/moerun.h).
+ *
+ * Exit codes: 0 run complete; 1 runtime error (message on stderr); 2 invalid configuration
+ * or usage (one message from rank 0, before any compute, no file written);
+ * 128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early (telemetry
+ * flushed and closed, summary printed, marked "interrupted").
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <mpi.h>
+
+#include "moerun/moerun.h"
+
+extern char **environ;
+
+static volatile sig_atomic_t moerun_stop_signal;
+
+static void moerun_on_signal(int sig)
+{
+    moerun_stop_signal = sig;
+}
+
+static void moerun_install_signals(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = moerun_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+}
+
+static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_config_t *cfg)
+{
+    moe_config_action_t action = MOE_CONFIG_RUN;
+    char                err[512] = "";
+    moe_status_t        st;
+
+    st = moe_config_load(cfg, argc, argv, environ, &action, err, sizeof(err));
+    if (st == MOE_OK && action == MOE_CONFIG_RUN)
+        st = moe_config_validate(cfg, nranks, err, sizeof(err));
+    if (st != MOE_OK) {
+        if (rank == 0)
+            fprintf(stderr, "moerun: error: %s\n", err);
+        return 2;
+    }
+    if (rank == 0) {
+        if (action == MOE_CONFIG_HELP)
+            moe_config_help(stdout, argv[0]);
+        else if (action == MOE_CONFIG_PRINT)
+            moe_config_print(cfg, stdout);
+        else if (action == MOE_CONFIG_VERSION)
+            printf("moerun %s\n", MOERUN_VERSION);
+    }
+    return action == MOE_CONFIG_RUN ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    moe_config_t  cfg;
+    moe_engine_t *eng = NULL;
+    moe_summary_t sum;
+    moe_status_t  st;
+    int           rank, nranks, provided, rc;
+    const char   *status = "complete";
+
+    MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &nranks);
+    rc = moerun_configure(argc, argv, rank, nranks, &cfg);
+    if (rc >= 0) {
+        MPI_Finalize();
+        return rc;
+    }
+    openblas_set_num_threads(1);
+    moerun_install_signals();
+
+    st = moe_engine_create(&cfg, MPI_COMM_WORLD, &eng);
+    if (st != MOE_OK) {
+        if (rank == 0)
+            fprintf(stderr, "moerun: error: %s\n", moe_engine_last_error(eng));
+        moe_engine_destroy(eng);
+        MPI_Finalize();
+        return st == MOE_ERR_INVALID ? 2 : 1;
+    }
+    st = moe_engine_run(eng, &moerun_stop_signal);
+    if (st == MOE_ERR_INTERRUPTED) {
+        status = "interrupted";
+    } else if (st != MOE_OK) {
+        fprintf(stderr, "moerun[%d]: error: %s\n", rank, moe_engine_last_error(eng));
+        if (st != MOE_ERR_INVARIANT && st != MOE_ERR_IO && st != MOE_ERR_HDF5)
+            MPI_Abort(MPI_COMM_WORLD, 1); /* a rank-local failure: the others cannot go on */
+        status = "error";
+    }
+    rc = moe_engine_finish(eng, status, &sum);
+    if (rc != MOE_OK && st == MOE_OK) {
+        st = (moe_status_t)rc;
+        if (rank == 0)
+            fprintf(stderr, "moerun: error: %s\n", moe_engine_last_error(eng));
+    }
+    if (rank == 0) {
+        if (!cfg.quiet || st == MOE_OK || st == MOE_ERR_INTERRUPTED)
+            moe_summary_print(eng, &sum, stdout);
+        if (st == MOE_ERR_INTERRUPTED)
+            printf("run cut short by signal %d after %ld of %ld steps; telemetry is complete up "
+                   "to that step\n", (int)moerun_stop_signal, sum.steps, cfg.steps);
+        if (cfg.summary_json[0] && moe_summary_write_json(eng, &sum, cfg.summary_json) != MOE_OK) {
+            fprintf(stderr, "moerun: error: summary_json: cannot write %s\n", cfg.summary_json);
+            if (st == MOE_OK)
+                st = MOE_ERR_IO;
+        }
+        fflush(stdout);
+    }
+    moe_engine_destroy(eng);
+    MPI_Finalize();
+    if (st == MOE_ERR_INTERRUPTED)
+        return 128 + (int)moerun_stop_signal;
+    return st == MOE_OK ? 0 : 1;
+}

@@ -1,0 +1,1 @@
+/* tools/telemetry_reader.c: being written */
