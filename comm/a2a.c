@@ -7,6 +7,7 @@
 
 static const moe_a2a_ops_t *const a2a_backends[] = {
     &moe_a2a_flat_ops,
+    &moe_a2a_hier_ops,
 };
 
 const moe_a2a_ops_t *moe_a2a_find(const char *name)
@@ -21,5 +22,5 @@ const moe_a2a_ops_t *moe_a2a_find(const char *name)
 
 const char *moe_a2a_names(void)
 {
-    return "flat";
+    return "flat|hier";
 }

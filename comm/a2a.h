@@ -47,6 +47,8 @@ typedef struct moe_a2a_stats {
     double   t_combine;     /* seconds in combine (exchange and weighted sum) */
     int64_t  bytes_sent, bytes_recv;   /* payload and count bytes, self excluded */
     int64_t  msgs_sent, msgs_recv;     /* non-empty point-to-point transfers, self excluded */
+    int64_t  bytes_inter, msgs_inter;  /* of bytes_sent / msgs_sent: to ranks on other nodes */
+    int64_t  bytes_intra, msgs_intra;  /* of bytes_sent / msgs_sent: to other ranks on this node */
     int64_t *bytes_to_rank; /* [nranks] payload bytes sent to each rank (self included); may be NULL */
 } moe_a2a_stats_t;
 
@@ -81,5 +83,6 @@ const moe_a2a_ops_t *moe_a2a_find(const char *name);
 const char *moe_a2a_names(void);
 
 extern const moe_a2a_ops_t moe_a2a_flat_ops;
+extern const moe_a2a_ops_t moe_a2a_hier_ops;
 
 #endif /* MOERUN_COMM_A2A_H */

@@ -23,6 +23,7 @@ typedef struct a2a_flat {
     moe_log_t *log;
     int        nranks, rank, d, top_k, max_tokens;
     int       *local_experts;  /* [P] */
+    int       *node;           /* [P] node of each rank */
     int       *cnt_off;        /* [P+1] offset of rank r's experts in send count vector */
     int        n_local;
     int       *send_cnt;       /* [sum local_experts] pairs per (dest, local expert) */
@@ -48,6 +49,7 @@ static void flat_destroy(void *vctx)
     if (c->comm != MPI_COMM_NULL)
         MPI_Comm_free(&c->comm);
     free(c->local_experts);
+    free(c->node);
     free(c->cnt_off);
     free(c->send_cnt);
     free(c->recv_cnt);
@@ -88,9 +90,12 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->max_tokens = prm->max_tokens;
     c->local_experts = malloc((size_t)P * sizeof(int));
     c->cnt_off = malloc(((size_t)P + 1) * sizeof(int));
-    if (!c->local_experts || !c->cnt_off)
+    c->node = calloc((size_t)P, sizeof(int));
+    if (!c->local_experts || !c->cnt_off || !c->node)
         goto err_nomem;
     memcpy(c->local_experts, prm->local_experts, (size_t)P * sizeof(int));
+    if (prm->node_of_rank)
+        memcpy(c->node, prm->node_of_rank, (size_t)P * sizeof(int));
     for (r = 0, c->cnt_off[0] = 0; r < P; r++)
         c->cnt_off[r + 1] = c->cnt_off[r] + c->local_experts[r];
     total = c->cnt_off[P];
@@ -159,6 +164,13 @@ static void flat_count_traffic(const a2a_flat_t *c, const int *scnt, const int *
         st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
         st->msgs_sent += scnt[r] > 0;
         st->msgs_recv += rcnt[r] > 0;
+        if (c->node[r] == c->node[c->rank]) {
+            st->bytes_intra += (int64_t)scnt[r] * (int64_t)elem;
+            st->msgs_intra += scnt[r] > 0;
+        } else {
+            st->bytes_inter += (int64_t)scnt[r] * (int64_t)elem;
+            st->msgs_inter += scnt[r] > 0;
+        }
     }
 }
 

@@ -35,7 +35,8 @@ static void topo_binding(char *cpuset, size_t len, int *numa)
     hwloc_topology_destroy(t);
 }
 
-moe_status_t moe_topo_discover(MPI_Comm comm, moe_log_t *log, moe_topo_t *topo)
+moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log,
+                               moe_topo_t *topo)
 {
     MPI_Comm     node_comm = MPI_COMM_NULL;
     int          P, r, leader, nn = 0, *leaders = NULL, *ids = NULL;
@@ -64,8 +65,12 @@ moe_status_t moe_topo_discover(MPI_Comm comm, moe_log_t *log, moe_topo_t *topo)
     }
     gethostname(host, sizeof(host) - 1);
     topo_binding(cpus, sizeof(cpus), &numa);
-    MOE_MPI_CHECK_GOTO(log, MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, topo->rank,
-                                                MPI_INFO_NULL, &node_comm), st, out);
+    if (ranks_per_node > 0)
+        MOE_MPI_CHECK_GOTO(log, MPI_Comm_split(comm, topo->rank / ranks_per_node, topo->rank,
+                                               &node_comm), st, out);
+    else
+        MOE_MPI_CHECK_GOTO(log, MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, topo->rank,
+                                                    MPI_INFO_NULL, &node_comm), st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Comm_rank(node_comm, &lrank), st, out);
     leader = topo->rank;
     MOE_MPI_CHECK_GOTO(log, MPI_Allreduce(MPI_IN_PLACE, &leader, 1, MPI_INT, MPI_MIN, node_comm),

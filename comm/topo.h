@@ -26,8 +26,13 @@ typedef struct moe_topo {
     char  hwloc_version[32];
 } moe_topo_t;
 
-/* Collective. Fills a caller-owned struct; freed by moe_topo_cleanup. */
-moe_status_t moe_topo_discover(MPI_Comm comm, moe_log_t *log, moe_topo_t *topo);
+/*
+ * Collective. Fills a caller-owned struct; freed by moe_topo_cleanup. ranks_per_node > 0
+ * imposes a node structure instead (node = rank / ranks_per_node), for studies and tests;
+ * host names and bindings are still the real ones.
+ */
+moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log,
+                               moe_topo_t *topo);
 void         moe_topo_cleanup(moe_topo_t *topo);
 
 #endif /* MOERUN_COMM_TOPO_H */

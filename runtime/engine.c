@@ -210,7 +210,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     e->capacity = moe_capacity_compute(cfg->capacity_factor, e->k, e->G, e->E);
     e->a2a = moe_a2a_find(cfg->exchange);
 
-    st = moe_topo_discover(e->comm, &e->log, &e->topo);
+    st = moe_topo_discover(e->comm, cfg->ranks_per_node, &e->log, &e->topo);
     if (st == MOE_OK && moe_placement_init(&e->place, cfg->placement, e->E, e->nranks) != MOE_OK)
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
     if ((st = engine_agree(e, st)) != MOE_OK)

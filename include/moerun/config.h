@@ -42,7 +42,8 @@ typedef struct moe_config {
     uint64_t             seed;
     char                 workload[MOE_SPEC_MAX]; /* uniform | zipf:S | collapse:P | drift:R | domains:N */
     moe_placement_kind_t placement;
-    char                 exchange[32];     /* token exchange backend name: flat */
+    char                 exchange[32];     /* token exchange backend name: flat | hier */
+    int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     /* output */
     char                 telemetry[MOE_PATH_MAX];    /* HDF5 file; empty: no telemetry */
     moe_tel_mode_t       telemetry_mode;   /* parallel: collective MPI-IO; gather: rank 0 writes serially */

@@ -1,0 +1,495 @@
+/*
+ * comm/a2a_hier.c — node-deduplicated two-stage token exchange (DeepEP-style), over MPI.
+ *
+ * A token that needs several experts on one remote node crosses the network once, to a
+ * "forwarder" on that node (the rank with the sender's local index, modulo the node's
+ * size), which hands it on inside the node; combine runs the reverse and reduces inside the
+ * destination node, so it also sends one vector per (token, node). Units:
+ *
+ *   A-unit (origin -> forwarder on node N): header {token t, n}, k entries
+ *          {dest rank, dest local expert, slot j, weight} (n used), the row (d floats).
+ *          A token's pairs on the origin's own node form an "own" A-unit, kept locally.
+ *   B-unit (forwarder -> destination rank R on the same node): header {A-unit index u, n},
+ *          entries for R only, the row. A row reaches a rank once, whatever the number of
+ *          its experts there.
+ *
+ * dispatch: count and exchange A-units (MPI_Alltoall of counts, MPI_Alltoallv of bytes:
+ *   only inter-node traffic), build and exchange B-units (only intra-node traffic), then
+ *   copy each B-unit row into the batch of every local expert it names.
+ * combine: each destination rank sums w_j * y_j over the entries of each B-unit and
+ *   returns one vector per B-unit; the forwarder sums the vectors of an A-unit in
+ *   increasing destination rank order and returns one vector per A-unit; the origin adds
+ *   the node partials of each token in increasing node order.
+ *
+ * Always: every kept pair is computed exactly once; the output equals the flat exchange
+ * up to floating-point summation order (partials grouped by node, then by rank); bytes
+ * crossing nodes = (number of distinct (token, remote node) pairs) x unit size.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "a2a.h"
+#include "moerun/base/mpicheck.h"
+
+typedef struct {
+    int32_t t; /* A: origin token; B: A-unit index at the forwarder */
+    int32_t n; /* entries in use */
+} hier_hdr_t;
+
+typedef struct {
+    int32_t rank;   /* destination rank */
+    int32_t expert; /* local expert at the destination */
+    int32_t slot;   /* j */
+    float   weight;
+} hier_ent_t;
+
+typedef struct {
+    void  *p;
+    size_t cap;
+} hier_buf_t;
+
+typedef struct a2a_hier {
+    MPI_Comm   comm;
+    moe_log_t *log;
+    int        P, rank, d, k, T, nnodes, mynode, n_local;
+    int       *node;         /* [P] */
+    int       *peer;         /* [nnodes] my forwarder on each node */
+    size_t     ub;           /* unit bytes */
+    int       *a_scnt, *a_rcnt, *a_sdsp, *a_rdsp; /* [P] units, then bytes */
+    int       *b_scnt, *b_rcnt, *b_sdsp, *b_rdsp;
+    int       *v_scnt, *v_rcnt, *v_sdsp, *v_rdsp; /* [P] floats for vector returns */
+    int       *ucnt_s, *ucnt_r;                   /* [P] unit counts */
+    int64_t   *cursor;       /* [P] packing cursors */
+    int        n_own, n_asend, n_arecv, n_bsend, n_brecv;
+    hier_buf_t own, asend, arecv, bsend, brecv;   /* unit buffers */
+    hier_buf_t bsend_u;      /* int32 [n_bsend]: A-unit index of each B-unit sent */
+    hier_buf_t brow;         /* int64 [n_brecv * k]: batch row of each B-unit entry */
+    hier_buf_t bx, by;       /* batch rows */
+    hier_buf_t vb, vret, npart, aret;             /* float vectors */
+    hier_buf_t tok_unit;     /* int32 [T * nnodes]: unit of token t on node N, -1 none */
+    int64_t   *offset;       /* [n_local + 1] */
+    int64_t   *ecnt;         /* [n_local] */
+} a2a_hier_t;
+
+static int hier_grow(hier_buf_t *b, size_t bytes)
+{
+    void *p;
+
+    if (bytes <= b->cap && b->p)
+        return 0;
+    bytes = bytes < 2 * b->cap ? 2 * b->cap : bytes;
+    p = realloc(b->p, bytes + 64);
+    if (p == NULL)
+        return -1;
+    b->p = p;
+    b->cap = bytes;
+    return 0;
+}
+
+#define HIER_UNIT(buf, i, ub) ((char *)(buf).p + (size_t)(i) * (ub))
+#define HIER_ENT(u) ((hier_ent_t *)((char *)(u) + sizeof(hier_hdr_t)))
+#define HIER_ROW(c, u) ((float *)((char *)(u) + sizeof(hier_hdr_t) + (size_t)(c)->k * sizeof(hier_ent_t)))
+
+static void hier_destroy(void *vctx)
+{
+    a2a_hier_t *c = vctx;
+    hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
+                          &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
+                          &c->tok_unit};
+    size_t      i;
+
+    if (c == NULL)
+        return;
+    if (c->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&c->comm);
+    for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+        free(bufs[i]->p);
+    free(c->node), free(c->peer), free(c->cursor), free(c->offset), free(c->ecnt);
+    free(c->a_scnt), free(c->a_rcnt), free(c->a_sdsp), free(c->a_rdsp);
+    free(c->b_scnt), free(c->b_rcnt), free(c->b_sdsp), free(c->b_rdsp);
+    free(c->v_scnt), free(c->v_rcnt), free(c->v_sdsp), free(c->v_rdsp);
+    free(c->ucnt_s), free(c->ucnt_r);
+    free(c);
+}
+
+static moe_status_t hier_create(const moe_a2a_params_t *prm, void **ctx_p)
+{
+    a2a_hier_t  *c = calloc(1, sizeof(*c));
+    moe_status_t st = MOE_OK;
+    int          P, r, n, *size = NULL, *first_li = NULL, li = 0;
+
+    if (c == NULL)
+        return MOE_ERROR_SET(prm->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    c->comm = MPI_COMM_NULL;
+    c->log = prm->log;
+    MOE_MPI_CHECK_GOTO(prm->log, MPI_Comm_dup(prm->comm, &c->comm), st, err);
+    MOE_MPI_CHECK_GOTO(prm->log, MPI_Comm_size(c->comm, &c->P), st, err);
+    MOE_MPI_CHECK_GOTO(prm->log, MPI_Comm_rank(c->comm, &c->rank), st, err);
+    P = c->P;
+    c->d = prm->d_model;
+    c->k = prm->top_k;
+    c->T = prm->max_tokens;
+    c->n_local = prm->local_experts[c->rank];
+    c->ub = sizeof(hier_hdr_t) + (size_t)c->k * sizeof(hier_ent_t) + (size_t)c->d * sizeof(float);
+    c->node = calloc((size_t)P, sizeof(int));
+#define HIER_ARR(x) ((x) = calloc((size_t)P + 1, sizeof(*(x)))) == NULL
+    if (!c->node || HIER_ARR(c->a_scnt) || HIER_ARR(c->a_rcnt) || HIER_ARR(c->a_sdsp) ||
+        HIER_ARR(c->a_rdsp) || HIER_ARR(c->b_scnt) || HIER_ARR(c->b_rcnt) ||
+        HIER_ARR(c->b_sdsp) || HIER_ARR(c->b_rdsp) || HIER_ARR(c->v_scnt) ||
+        HIER_ARR(c->v_rcnt) || HIER_ARR(c->v_sdsp) || HIER_ARR(c->v_rdsp) ||
+        HIER_ARR(c->ucnt_s) || HIER_ARR(c->ucnt_r) || HIER_ARR(c->cursor))
+        goto err_nomem;
+#undef HIER_ARR
+    for (r = 0; r < P; r++) {
+        c->node[r] = prm->node_of_rank ? prm->node_of_rank[r] : 0;
+        if (c->node[r] + 1 > c->nnodes)
+            c->nnodes = c->node[r] + 1;
+    }
+    c->mynode = c->node[c->rank];
+    /* local index of each rank = its position among the ranks of its node */
+    size = calloc((size_t)c->nnodes, sizeof(int));
+    first_li = malloc((size_t)c->nnodes * sizeof(int));
+    c->peer = malloc((size_t)c->nnodes * sizeof(int));
+    c->offset = calloc((size_t)c->n_local + 1, sizeof(int64_t));
+    c->ecnt = calloc((size_t)c->n_local + 1, sizeof(int64_t));
+    if (!size || !first_li || !c->peer || !c->offset || !c->ecnt)
+        goto err_nomem;
+    for (r = 0; r < P; r++) {
+        if (r == c->rank)
+            li = size[c->node[r]];
+        size[c->node[r]]++;
+    }
+    /* my forwarder on node N: its rank with local index li mod size(N) */
+    for (n = 0; n < c->nnodes; n++) {
+        int want = size[n] ? li % size[n] : 0, seen = 0;
+        c->peer[n] = -1;
+        for (r = 0; r < P && c->peer[n] < 0; r++)
+            if (c->node[r] == n && seen++ == want)
+                c->peer[n] = r;
+    }
+    if (hier_grow(&c->tok_unit, (size_t)c->T * c->nnodes * sizeof(int32_t)))
+        goto err_nomem;
+    free(size);
+    free(first_li);
+    *ctx_p = c;
+    return MOE_OK;
+
+err_nomem:
+    st = MOE_ERROR_SET(prm->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+err:
+    free(size);
+    free(first_li);
+    hier_destroy(c);
+    return st;
+}
+
+static void hier_traffic(const a2a_hier_t *c, const int *scnt, const int *rcnt, size_t elem,
+                         moe_a2a_stats_t *st)
+{
+    int r;
+
+    for (r = 0; r < c->P; r++) {
+        int64_t sb = (int64_t)scnt[r] * (int64_t)elem;
+        if (st->bytes_to_rank)
+            st->bytes_to_rank[r] += sb;
+        if (r == c->rank)
+            continue;
+        st->bytes_sent += sb;
+        st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
+        st->msgs_sent += scnt[r] > 0;
+        st->msgs_recv += rcnt[r] > 0;
+        if (c->node[r] == c->mynode) {
+            st->bytes_intra += sb;
+            st->msgs_intra += scnt[r] > 0;
+        } else {
+            st->bytes_inter += sb;
+            st->msgs_inter += scnt[r] > 0;
+        }
+    }
+}
+
+/* counts[] in units -> byte (or float) counts and displacements; returns the total units */
+static int hier_layout(const int *units, int P, size_t elem, int *cnt, int *dsp)
+{
+    int r, tot = 0;
+
+    for (r = 0; r < P; r++) {
+        cnt[r] = (int)((size_t)units[r] * elem);
+        dsp[r] = (int)((size_t)tot * elem);
+        tot += units[r];
+    }
+    return tot;
+}
+
+/* Exchanges unit counts, then units. Returns received units in *nrecv. */
+static moe_status_t hier_exchange_units(a2a_hier_t *c, const void *sbuf, hier_buf_t *rbuf,
+                                        int *scnt, int *sdsp, int *rcnt, int *rdsp, int *nrecv,
+                                        moe_a2a_stats_t *st, double *t_counts)
+{
+    double t0 = MPI_Wtime();
+
+    MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
+    hier_traffic(c, c->ucnt_s, c->ucnt_r, 0, st); /* message counts only */
+    *t_counts += MPI_Wtime() - t0;
+    hier_layout(c->ucnt_s, c->P, c->ub, scnt, sdsp);
+    *nrecv = hier_layout(c->ucnt_r, c->P, c->ub, rcnt, rdsp);
+    if (hier_grow(rbuf, (size_t)*nrecv * c->ub))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    MOE_MPI_CHECK(c->log, MPI_Alltoallv(sbuf, scnt, sdsp, MPI_BYTE, rbuf->p, rcnt, rdsp, MPI_BYTE,
+                                        c->comm));
+    hier_traffic(c, scnt, rcnt, 1, st);
+    return MOE_OK;
+}
+
+static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
+                                  moe_expert_batch_t *batch, moe_a2a_stats_t *st)
+{
+    a2a_hier_t *c = vctx;
+    int         P = c->P, k = plan->top_k, d = c->d, T = plan->tokens, t, j, i, r, n, u, U, b;
+    int32_t    *tu;
+    int64_t     rows, acc;
+    double      t0 = MPI_Wtime(), tc = 0;
+    moe_status_t s;
+
+    /* 1. A-units: one per (token, node with kept pairs) */
+    memset(c->ucnt_s, 0, (size_t)P * sizeof(int));
+    c->n_own = 0;
+    for (t = 0; t < T; t++)
+        for (j = 0; j < k; j++) {
+            int p = t * k + j, dn, dup = 0;
+            if (plan->dest_rank[p] < 0)
+                continue;
+            dn = c->node[plan->dest_rank[p]];
+            for (i = 0; i < j; i++)
+                dup |= plan->dest_rank[t * k + i] >= 0 && c->node[plan->dest_rank[t * k + i]] == dn;
+            if (dup)
+                continue;
+            if (dn == c->mynode)
+                c->n_own++;
+            else
+                c->ucnt_s[c->peer[dn]]++;
+        }
+    for (r = 0, c->n_asend = 0; r < P; r++) {
+        c->cursor[r] = c->n_asend;
+        c->n_asend += c->ucnt_s[r];
+    }
+    if (hier_grow(&c->asend, (size_t)c->n_asend * c->ub) ||
+        hier_grow(&c->own, (size_t)c->n_own * c->ub))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    tu = c->tok_unit.p;
+    for (i = 0; i < T * c->nnodes; i++)
+        tu[i] = -1;
+    for (t = 0, n = 0; t < T; t++)
+        for (j = 0; j < k; j++) {
+            int         p = t * k + j, dn, slot;
+            char       *unit;
+            hier_hdr_t *h;
+            if (plan->dest_rank[p] < 0)
+                continue;
+            dn = c->node[plan->dest_rank[p]];
+            if (tu[t * c->nnodes + dn] < 0) { /* first pair of t on node dn: new unit */
+                if (dn == c->mynode) {
+                    slot = n++;
+                    unit = HIER_UNIT(c->own, slot, c->ub);
+                } else {
+                    slot = (int)c->cursor[c->peer[dn]]++;
+                    unit = HIER_UNIT(c->asend, slot, c->ub);
+                }
+                tu[t * c->nnodes + dn] = slot;
+                h = (hier_hdr_t *)unit;
+                h->t = t;
+                h->n = 0;
+                memcpy(HIER_ROW(c, unit), x + (size_t)t * d, (size_t)d * sizeof(float));
+            } else {
+                slot = tu[t * c->nnodes + dn];
+                unit = dn == c->mynode ? HIER_UNIT(c->own, slot, c->ub)
+                                       : HIER_UNIT(c->asend, slot, c->ub);
+                h = (hier_hdr_t *)unit;
+            }
+            HIER_ENT(unit)[h->n].rank = plan->dest_rank[p];
+            HIER_ENT(unit)[h->n].expert = plan->dest_expert[p];
+            HIER_ENT(unit)[h->n].slot = j;
+            HIER_ENT(unit)[h->n].weight = plan->weight[p];
+            h->n++;
+        }
+    s = hier_exchange_units(c, c->asend.p, &c->arecv, c->a_scnt, c->a_sdsp, c->a_rcnt, c->a_rdsp,
+                            &c->n_arecv, st, &tc);
+    if (s != MOE_OK)
+        return s;
+
+    /* 2. B-units: forward every unit (own, then received) to each rank it names */
+    U = c->n_own + c->n_arecv;
+    memset(c->ucnt_s, 0, (size_t)P * sizeof(int));
+    for (u = 0; u < U; u++) {
+        char       *unit = u < c->n_own ? HIER_UNIT(c->own, u, c->ub)
+                                        : HIER_UNIT(c->arecv, u - c->n_own, c->ub);
+        hier_hdr_t *h = (hier_hdr_t *)unit;
+        hier_ent_t *e = HIER_ENT(unit);
+        for (i = 0; i < h->n; i++) {
+            int dup = 0, m;
+            for (m = 0; m < i; m++)
+                dup |= e[m].rank == e[i].rank;
+            if (!dup)
+                c->ucnt_s[e[i].rank]++;
+        }
+    }
+    for (r = 0, c->n_bsend = 0; r < P; r++) {
+        c->cursor[r] = c->n_bsend;
+        c->n_bsend += c->ucnt_s[r];
+    }
+    if (hier_grow(&c->bsend, (size_t)c->n_bsend * c->ub) ||
+        hier_grow(&c->bsend_u, (size_t)c->n_bsend * sizeof(int32_t)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    for (u = 0; u < U; u++) {
+        char       *unit = u < c->n_own ? HIER_UNIT(c->own, u, c->ub)
+                                        : HIER_UNIT(c->arecv, u - c->n_own, c->ub);
+        hier_hdr_t *h = (hier_hdr_t *)unit;
+        hier_ent_t *e = HIER_ENT(unit);
+        for (i = 0; i < h->n; i++) {
+            int         dup = 0, m, slot;
+            char       *bu;
+            hier_hdr_t *bh;
+            for (m = 0; m < i; m++)
+                dup |= e[m].rank == e[i].rank;
+            if (dup)
+                continue;
+            slot = (int)c->cursor[e[i].rank]++;
+            ((int32_t *)c->bsend_u.p)[slot] = u;
+            bu = HIER_UNIT(c->bsend, slot, c->ub);
+            bh = (hier_hdr_t *)bu;
+            bh->t = u;
+            bh->n = 0;
+            for (m = i; m < h->n; m++) /* entries for this rank, in slot order */
+                if (e[m].rank == e[i].rank)
+                    HIER_ENT(bu)[bh->n++] = e[m];
+            memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)d * sizeof(float));
+        }
+    }
+    s = hier_exchange_units(c, c->bsend.p, &c->brecv, c->b_scnt, c->b_sdsp, c->b_rcnt, c->b_rdsp,
+                            &c->n_brecv, st, &tc);
+    if (s != MOE_OK)
+        return s;
+
+    /* 3. batch rows per local expert, ordered by (source rank, unit, entry) */
+    memset(c->ecnt, 0, (size_t)(c->n_local + 1) * sizeof(int64_t));
+    for (b = 0; b < c->n_brecv; b++) {
+        char *bu = HIER_UNIT(c->brecv, b, c->ub);
+        for (i = 0; i < ((hier_hdr_t *)bu)->n; i++)
+            c->ecnt[HIER_ENT(bu)[i].expert]++;
+    }
+    for (i = 0, acc = 0; i < c->n_local; i++) {
+        c->offset[i] = acc;
+        acc += c->ecnt[i];
+        c->ecnt[i] = c->offset[i]; /* now a cursor */
+    }
+    c->offset[c->n_local] = rows = acc;
+    if (hier_grow(&c->bx, (size_t)rows * d * sizeof(float)) ||
+        hier_grow(&c->by, (size_t)rows * d * sizeof(float)) ||
+        hier_grow(&c->brow, (size_t)c->n_brecv * k * sizeof(int64_t)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    for (b = 0; b < c->n_brecv; b++) {
+        char *bu = HIER_UNIT(c->brecv, b, c->ub);
+        for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
+            int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
+            ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
+            memcpy((float *)c->bx.p + row * d, HIER_ROW(c, bu), (size_t)d * sizeof(float));
+        }
+    }
+    batch->n_local = c->n_local;
+    batch->offset = c->offset;
+    batch->x = c->bx.p;
+    batch->y = c->by.p;
+    st->t_counts += tc;
+    st->t_dispatch += MPI_Wtime() - t0 - tc;
+    return MOE_OK;
+}
+
+static moe_status_t hier_combine(void *vctx, const moe_a2a_plan_t *plan,
+                                 const moe_expert_batch_t *batch, float *out,
+                                 moe_a2a_stats_t *st)
+{
+    a2a_hier_t *c = vctx;
+    int         P = c->P, d = c->d, k = c->k, b, i, U = c->n_own + c->n_arecv, t, nd;
+    int32_t    *tu = c->tok_unit.p;
+    double      t0 = MPI_Wtime();
+    float      *vb, *vret, *np_, *aret;
+
+    if (hier_grow(&c->vb, (size_t)c->n_brecv * d * sizeof(float)) ||
+        hier_grow(&c->vret, (size_t)c->n_bsend * d * sizeof(float)) ||
+        hier_grow(&c->npart, (size_t)U * d * sizeof(float)) ||
+        hier_grow(&c->aret, (size_t)c->n_asend * d * sizeof(float)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    vb = c->vb.p;
+    vret = c->vret.p;
+    np_ = c->npart.p;
+    aret = c->aret.p;
+
+    /* 1. destination rank: one weighted partial per B-unit */
+    for (b = 0; b < c->n_brecv; b++) {
+        char  *bu = HIER_UNIT(c->brecv, b, c->ub);
+        float *o = vb + (size_t)b * d;
+        memset(o, 0, (size_t)d * sizeof(float));
+        for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
+            const float *y = batch->y + ((int64_t *)c->brow.p)[(size_t)b * k + i] * d;
+            float        w = HIER_ENT(bu)[i].weight;
+            int          m;
+            for (m = 0; m < d; m++)
+                o[m] += w * y[m];
+        }
+    }
+    for (i = 0; i < P; i++) { /* B returns: reverse of the B exchange, in floats */
+        c->v_scnt[i] = c->b_rcnt[i] / (int)c->ub * d;
+        c->v_sdsp[i] = c->b_rdsp[i] / (int)c->ub * d;
+        c->v_rcnt[i] = c->b_scnt[i] / (int)c->ub * d;
+        c->v_rdsp[i] = c->b_sdsp[i] / (int)c->ub * d;
+    }
+    MOE_MPI_CHECK(c->log, MPI_Alltoallv(vb, c->v_scnt, c->v_sdsp, MPI_FLOAT, vret, c->v_rcnt,
+                                        c->v_rdsp, MPI_FLOAT, c->comm));
+    hier_traffic(c, c->v_scnt, c->v_rcnt, sizeof(float), st);
+
+    /* 2. forwarder: node partial per A-unit, destination ranks in increasing order */
+    memset(np_, 0, (size_t)U * d * sizeof(float));
+    for (b = 0; b < c->n_bsend; b++) {
+        float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
+        const float *v = vret + (size_t)b * d;
+        int          m;
+        for (m = 0; m < d; m++)
+            o[m] += v[m];
+    }
+    for (i = 0; i < P; i++) { /* A returns: received A-units go back to their origins */
+        c->v_scnt[i] = c->a_rcnt[i] / (int)c->ub * d;
+        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->ub * d;
+        c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
+        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
+    }
+    MOE_MPI_CHECK(c->log, MPI_Alltoallv(np_ + (size_t)c->n_own * d, c->v_scnt, c->v_sdsp,
+                                        MPI_FLOAT, aret, c->v_rcnt, c->v_rdsp, MPI_FLOAT,
+                                        c->comm));
+    hier_traffic(c, c->v_scnt, c->v_rcnt, sizeof(float), st);
+
+    /* 3. origin: node partials of each token in increasing node order */
+    for (t = 0; t < plan->tokens; t++) {
+        float *o = out + (size_t)t * d;
+        for (nd = 0; nd < c->nnodes; nd++) {
+            int          slot = tu[t * c->nnodes + nd], m;
+            const float *v;
+            if (slot < 0)
+                continue;
+            v = nd == c->mynode ? np_ + (size_t)slot * d : aret + (size_t)slot * d;
+            for (m = 0; m < d; m++)
+                o[m] += v[m];
+        }
+    }
+    st->t_combine += MPI_Wtime() - t0;
+    return MOE_OK;
+}
+
+const moe_a2a_ops_t moe_a2a_hier_ops = {
+    .name = "hier",
+    .doc = "node-deduplicated two-stage exchange: one copy of a token per remote node, "
+           "forwarded inside the node; combine reduces inside the node",
+    .create = hier_create,
+    .dispatch = hier_dispatch,
+    .combine = hier_combine,
+    .destroy = hier_destroy,
+};
