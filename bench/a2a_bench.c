@@ -1,0 +1,304 @@
+/*
+ * bench/a2a_bench.c — token exchange benchmark (dispatch + combine), nccl-tests style.
+ *
+ *   mpirun -np P a2a-bench [--experts 64] [--top-k 8] [--d-model 1024]
+ *          [--tokens 128,512,2048] [--workloads uniform,zipf:1.2] [--exchanges flat,hier]
+ *          [--ranks-per-node N] [--iters 10] [--warmup 2] [--link-gbit R] [--json FILE]
+ *
+ * Routing comes from the real gate on the chosen workload (dropless), the placement is
+ * contiguous, the expert is the identity (y = x) so only the exchange is timed. For every
+ * (workload, tokens, exchange) row it prints, over ranks, min/avg/max time per
+ * dispatch+combine, the payload bytes per rank (rows moved, both directions), algbw =
+ * bytes / time, busbw = algbw * (P-1)/P, inter-node bytes (all ranks), the imbalance (max
+ * rank bytes / mean), the lower bound (bytes over the busiest host link / link rate, when
+ * --link-gbit is given) and #wrong: output elements that differ from the flat exchange
+ * by more than 1e-5 relative. The baseline row "alltoallv" times plain MPI_Alltoallv of
+ * exactly the flat exchange's payload (no count exchange, packing or combine sum).
+ * Not a test: nothing is asserted.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <mpi.h>
+
+#include "a2a.h"
+#include "gate.h"
+#include "placement.h"
+#include "topo.h"
+#include "workload.h"
+
+#define MAXLIST 16
+
+typedef struct {
+    int         E, k, d, rpn, iters, warmup;
+    int         ntok, tok[MAXLIST];
+    int         nwl, nex;
+    char       *wl[MAXLIST], *ex[MAXLIST];
+    double      link_gbit;
+    const char *json;
+} bench_opts_t;
+
+static int split_list(char *s, char **out)
+{
+    int n = 0;
+    for (char *t = strtok(s, ","); t && n < MAXLIST; t = strtok(NULL, ","))
+        out[n++] = t;
+    return n;
+}
+
+static int parse(int argc, char **argv, bench_opts_t *o)
+{
+    static char tokdef[] = "128,512,2048", wldef[] = "uniform,zipf:1.2", exdef[] = "flat,hier";
+    char       *toks = tokdef, *tl[MAXLIST];
+    int         i;
+
+    memset(o, 0, sizeof(*o));
+    o->E = 64, o->k = 8, o->d = 1024, o->iters = 10, o->warmup = 2;
+    o->nwl = split_list(wldef, o->wl);
+    o->nex = split_list(exdef, o->ex);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return -1;
+        if (!strcmp(a, "--experts")) o->E = atoi(v);
+        else if (!strcmp(a, "--top-k")) o->k = atoi(v);
+        else if (!strcmp(a, "--d-model")) o->d = atoi(v);
+        else if (!strcmp(a, "--ranks-per-node")) o->rpn = atoi(v);
+        else if (!strcmp(a, "--iters")) o->iters = atoi(v);
+        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
+        else if (!strcmp(a, "--link-gbit")) o->link_gbit = atof(v);
+        else if (!strcmp(a, "--json")) o->json = v;
+        else if (!strcmp(a, "--tokens")) toks = argv[i + 1];
+        else if (!strcmp(a, "--workloads")) o->nwl = split_list(argv[i + 1], o->wl);
+        else if (!strcmp(a, "--exchanges")) o->nex = split_list(argv[i + 1], o->ex);
+        else return -1;
+        i++;
+    }
+    o->ntok = split_list(toks, tl);
+    for (i = 0; i < o->ntok; i++)
+        o->tok[i] = atoi(tl[i]);
+    if (o->E < 1 || o->k < 1 || o->k > o->E || o->d < 1 || o->iters < 1 || o->ntok < 1)
+        return -1;
+    return 0;
+}
+
+typedef struct {
+    double  t[3];              /* min avg max seconds per iteration */
+    double  bytes_rank_avg, imbalance, inter_bytes, bound_s;
+    long    wrong;
+} row_t;
+
+/* node-level busiest link: max over nodes of bytes out and in, from the rank traffic rows */
+static double busiest_link_bytes(const int64_t *row, const moe_topo_t *topo, int P)
+{
+    int64_t *all = malloc((size_t)P * P * sizeof(int64_t));
+    double  *out = calloc((size_t)topo->nnodes, sizeof(double));
+    double  *in = calloc((size_t)topo->nnodes, sizeof(double)), best = 0;
+    int      r, q;
+
+    MPI_Allgather(row, P, MPI_INT64_T, all, P, MPI_INT64_T, MPI_COMM_WORLD);
+    for (r = 0; r < P; r++)
+        for (q = 0; q < P; q++)
+            if (topo->node[r] != topo->node[q]) {
+                out[topo->node[r]] += (double)all[(size_t)r * P + q];
+                in[topo->node[q]] += (double)all[(size_t)r * P + q];
+            }
+    for (r = 0; r < topo->nnodes; r++) {
+        best = out[r] > best ? out[r] : best;
+        best = in[r] > best ? in[r] : best;
+    }
+    free(all), free(out), free(in);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    bench_opts_t    o;
+    int             P, rank, wi, ti, xi, it, i;
+    moe_topo_t      topo;
+    moe_placement_t pl;
+    moe_log_t       log;
+    FILE           *js = NULL;
+    int             first_json = 1;
+
+    MPI_Init(&argc, &argv);
+    MPI_Comm_size(MPI_COMM_WORLD, &P);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    openblas_set_num_threads(1);
+    moe_log_init(&log, rank, MOE_LOG_WARN);
+    if (parse(argc, argv, &o) != 0) {
+        if (rank == 0)
+            fprintf(stderr, "usage: a2a-bench [--experts E] [--top-k K] [--d-model D] [--tokens T1,T2] "
+                            "[--workloads W1,W2] [--exchanges X1,X2] [--ranks-per-node N] [--iters N] "
+                            "[--warmup N] [--link-gbit R] [--json FILE]\n");
+        MPI_Finalize();
+        return 2;
+    }
+    if (moe_topo_discover(MPI_COMM_WORLD, o.rpn, &log, &topo) != MOE_OK ||
+        moe_placement_init(&pl, MOE_PLACE_CONTIGUOUS, o.E, P) != MOE_OK)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    if (rank == 0) {
+        printf("# a2a-bench: %d ranks on %d nodes, E=%d top-%d, d=%d (float32), dropless, identity experts, "
+               "%d iters after %d warm-up\n", P, topo.nnodes, o.E, o.k, o.d, o.iters, o.warmup);
+        printf("# time: us per dispatch+combine (min/avg/max over ranks); bytes: payload per rank, both "
+               "directions; algbw, busbw: GB/s; inter: inter-node MB per step, all ranks\n");
+        printf("#%-12s %6s %-9s %11s %9s %9s %9s %8s %8s %9s %6s %9s %6s\n", "workload", "tokens",
+               "exchange", "bytes", "min", "avg", "max", "algbw", "busbw", "inter", "imbal",
+               "bound/t", "#wrong");
+        if (o.json)
+            js = fopen(o.json, "w");
+        if (js)
+            fprintf(js, "[");
+    }
+    for (wi = 0; wi < o.nwl; wi++)
+        for (ti = 0; ti < o.ntok; ti++) {
+            int                 T = o.tok[ti], E = o.E, k = o.k, d = o.d;
+            moe_workload_spec_t spec;
+            moe_workload_t      wl;
+            char                err[256];
+            float              *x = malloc((size_t)T * d * 4), *wg = malloc((size_t)d * E * 4);
+            float              *lg = malloc((size_t)T * E * 4), *ref = malloc((size_t)T * d * 4);
+            float              *out = malloc((size_t)T * d * 4);
+            double             *ps = malloc((size_t)E * 8), *sums = calloc(MOE_GSUM_LEN(E), 8), lmax = 0;
+            moe_gate_out_t      g = {malloc((size_t)T * k * 4), malloc((size_t)T * k * 4),
+                                     malloc((size_t)T * k * 4)};
+            int32_t            *dr = malloc((size_t)T * k * 4), *de = malloc((size_t)T * k * 4);
+            moe_a2a_plan_t      plan = {T, k, dr, de, g.weight};
+
+            if (moe_workload_parse(o.wl[wi], E, &spec, err, sizeof(err)) != MOE_OK) {
+                if (rank == 0)
+                    fprintf(stderr, "a2a-bench: %s\n", err);
+                MPI_Abort(MPI_COMM_WORLD, 2);
+            }
+            moe_workload_init(&wl, &spec, 1, d, E);
+            moe_workload_router(&wl, 0, wg);
+            moe_workload_tokens(&wl, 0, (int64_t)rank * T, T, x);
+            moe_gate_route(x, wg, T, d, E, k, 1.0, lg, ps, &g, sums, &lmax, NULL);
+            for (i = 0; i < T * k; i++) {
+                dr[i] = pl.owner[g.expert[i]];
+                de[i] = pl.local_index[g.expert[i]];
+            }
+            for (xi = -1; xi < o.nex; xi++) { /* -1: flat reference + alltoallv baseline */
+                const moe_a2a_ops_t *ops = moe_a2a_find(xi < 0 ? "flat" : o.ex[xi]);
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log};
+                void                *ctx = NULL;
+                moe_expert_batch_t   b;
+                moe_a2a_stats_t      st;
+                int64_t             *trow = calloc((size_t)P, sizeof(int64_t));
+                double               tsum = 0, tmin = 1e30, tmax = 0, v[3], bytes = 0, b3[3];
+                row_t                rw;
+                const char          *name = xi < 0 ? "alltoallv" : o.ex[xi];
+
+                if (ops == NULL || ops->create(&prm, &ctx) != MOE_OK) {
+                    if (rank == 0)
+                        fprintf(stderr, "a2a-bench: exchange %s unavailable: %s\n", name, log.last_error);
+                    free(trow);
+                    continue;
+                }
+                memset(&rw, 0, sizeof(rw));
+                for (it = 0; it < o.warmup + o.iters; it++) {
+                    double t0;
+                    memset(&st, 0, sizeof(st));
+                    st.bytes_to_rank = it == o.warmup ? trow : NULL;
+                    memcpy(out, x, (size_t)T * d * 4);
+                    MPI_Barrier(MPI_COMM_WORLD);
+                    t0 = MPI_Wtime();
+                    if (ops->dispatch(ctx, &plan, x, &b, &st) != MOE_OK)
+                        MPI_Abort(MPI_COMM_WORLD, 1);
+                    memcpy(b.y, b.x, (size_t)b.offset[b.n_local] * d * 4); /* identity expert */
+                    if (ops->combine(ctx, &plan, &b, out, &st) != MOE_OK)
+                        MPI_Abort(MPI_COMM_WORLD, 1);
+                    if (it >= o.warmup) {
+                        double t = MPI_Wtime() - t0;
+                        tsum += t, tmin = t < tmin ? t : tmin, tmax = t > tmax ? t : tmax;
+                        if (it == o.warmup) {
+                            rw.inter_bytes = (double)st.bytes_inter;
+                            bytes = (double)(st.bytes_sent + st.bytes_recv) / 2;
+                        }
+                    }
+                }
+                if (xi < 0) { /* keep the flat output as reference; time plain MPI_Alltoallv */
+                    memcpy(ref, out, (size_t)T * d * 4);
+                    ops->destroy(ctx);
+                    {
+                        int   *sc = calloc((size_t)P, sizeof(int)), *sd = calloc((size_t)P, sizeof(int));
+                        int   *rc = calloc((size_t)P, sizeof(int)), *rd = calloc((size_t)P, sizeof(int)), tot = 0;
+                        float *sb, *rb;
+                        for (i = 0; i < T * k; i++)
+                            sc[dr[i]] += d;
+                        MPI_Alltoall(sc, 1, MPI_INT, rc, 1, MPI_INT, MPI_COMM_WORLD);
+                        for (i = 0; i < P; i++) {
+                            sd[i] = i ? sd[i - 1] + sc[i - 1] : 0;
+                            rd[i] = tot;
+                            tot += rc[i];
+                        }
+                        sb = calloc((size_t)T * k * d + 1, 4);
+                        rb = calloc((size_t)tot + 1, 4);
+                        tsum = 0, tmin = 1e30, tmax = 0;
+                        for (it = 0; it < o.warmup + o.iters; it++) {
+                            double t0;
+                            MPI_Barrier(MPI_COMM_WORLD);
+                            t0 = MPI_Wtime();
+                            MPI_Alltoallv(sb, sc, sd, MPI_FLOAT, rb, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
+                            MPI_Alltoallv(rb, rc, rd, MPI_FLOAT, sb, sc, sd, MPI_FLOAT, MPI_COMM_WORLD);
+                            if (it >= o.warmup) {
+                                double t = MPI_Wtime() - t0;
+                                tsum += t, tmin = t < tmin ? t : tmin, tmax = t > tmax ? t : tmax;
+                            }
+                        }
+                        free(sc), free(sd), free(rc), free(rd), free(sb), free(rb);
+                    }
+                } else {
+                    for (i = 0; i < T * d; i++)
+                        rw.wrong += fabs(out[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i]));
+                    ops->destroy(ctx);
+                }
+                MPI_Allreduce(&tmin, &v[0], 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+                tsum /= o.iters;
+                MPI_Allreduce(&tsum, &v[1], 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+                MPI_Allreduce(&tmax, &v[2], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+                v[1] /= P;
+                b3[0] = bytes, b3[1] = bytes, b3[2] = rw.inter_bytes;
+                MPI_Allreduce(MPI_IN_PLACE, &b3[0], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+                MPI_Allreduce(MPI_IN_PLACE, &b3[1], 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+                MPI_Allreduce(MPI_IN_PLACE, &rw.wrong, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+                rw.bytes_rank_avg = b3[1] / P;
+                rw.imbalance = rw.bytes_rank_avg > 0 ? b3[0] / rw.bytes_rank_avg : 0;
+                rw.inter_bytes = xi < 0 ? NAN : b3[2];
+                rw.bound_s = o.link_gbit > 0 ? busiest_link_bytes(trow, &topo, P) * 8 / (o.link_gbit * 1e9) : 0;
+                free(trow);
+                if (rank == 0) {
+                    double alg = rw.bytes_rank_avg / v[1] / 1e9;
+                    printf(" %-12s %6d %-9s %11.0f %9.1f %9.1f %9.1f %8.3f %8.3f %9.3f %6.2f %9.3f %6ld\n",
+                           o.wl[wi], T, name, rw.bytes_rank_avg, v[0] * 1e6, v[1] * 1e6, v[2] * 1e6, alg,
+                           alg * (P - 1) / P, rw.inter_bytes / 1e6, rw.imbalance,
+                           rw.bound_s > 0 ? rw.bound_s / v[1] : 0, xi < 0 ? 0 : rw.wrong);
+                    if (js) {
+                        fprintf(js, "%s\n {\"workload\": \"%s\", \"tokens\": %d, \"exchange\": \"%s\", "
+                                    "\"ranks\": %d, \"nodes\": %d, \"experts\": %d, \"top_k\": %d, \"d_model\": %d, "
+                                    "\"bytes_per_rank\": %.0f, \"time_us\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
+                                    "\"algbw_gbs\": %.4f, \"busbw_gbs\": %.4f, \"inter_node_bytes\": %.0f, "
+                                    "\"imbalance\": %.3f, \"bound_us\": %.2f, \"wrong\": %ld}",
+                                first_json ? "" : ",", o.wl[wi], T, name, P, topo.nnodes, o.E, o.k, o.d,
+                                rw.bytes_rank_avg, v[0] * 1e6, v[1] * 1e6, v[2] * 1e6, alg, alg * (P - 1) / P,
+                                xi < 0 ? -1.0 : rw.inter_bytes, rw.imbalance, rw.bound_s * 1e6,
+                                xi < 0 ? 0 : rw.wrong);
+                        first_json = 0;
+                    }
+                }
+            }
+            moe_workload_cleanup(&wl);
+            free(x), free(wg), free(lg), free(ref), free(out), free(ps), free(sums);
+            free(g.expert), free(g.prob), free(g.weight), free(dr), free(de);
+        }
+    if (js) {
+        fprintf(js, "\n]\n");
+        fclose(js);
+    }
+    moe_placement_cleanup(&pl);
+    moe_topo_cleanup(&topo);
+    MPI_Finalize();
+    return 0;
+}
