@@ -363,6 +363,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     traffic[MOE_TRAFFIC_MSGS_SENT] = ast.msgs_sent;
     traffic[MOE_TRAFFIC_MSGS_RECV] = ast.msgs_recv;
     e->bytes_sent_tot += ast.bytes_sent;
+    e->bytes_inter_tot += ast.bytes_inter;
+    e->bytes_intra_tot += ast.bytes_intra;
 
     /* sampled routes */
     for (s = 0; s < e->n_route_local; s++) {
@@ -593,7 +595,7 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
 {
     moe_summary_t sum;
     moe_status_t  st, st2;
-    double        buf[2 * MOE_PHASE_COUNT + 3], elapsed = eng->elapsed;
+    double        buf[5], elapsed = eng->elapsed;
     int           l, i;
     size_t        n;
 
@@ -645,6 +647,8 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     buf[0] = 0;
     buf[1] = 0;
     buf[2] = (double)eng->bytes_sent_tot;
+    buf[3] = (double)eng->bytes_inter_tot;
+    buf[4] = (double)eng->bytes_intra_tot;
     if (eng->last_out) {
         n = (size_t)eng->T * eng->d;
         for (i = 0; (size_t)i < n; i++) {
@@ -653,10 +657,12 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
         }
         sum.out_count = (int64_t)n * eng->nranks;
     }
-    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, buf, 3, MPI_DOUBLE, MPI_SUM, eng->comm));
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, buf, 5, MPI_DOUBLE, MPI_SUM, eng->comm));
     sum.out_sum = buf[0];
     sum.out_sumsq = buf[1];
     sum.bytes_sent = (int64_t)buf[2];
+    sum.inter_node_bytes = (int64_t)buf[3];
+    sum.intra_node_bytes = (int64_t)buf[4];
     {
         long alerts = eng->alerts;
         MOE_MPI_CHECK(&eng->log, MPI_Bcast(&alerts, 1, MPI_LONG, 0, eng->comm));

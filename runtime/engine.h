@@ -79,7 +79,7 @@ struct moe_engine {
     int64_t              processed_tot, dropped_tot;
     double               sum_load_ent, sum_gate_ent, sum_top1, sum_aux;
     long                 n_stat;
-    int64_t              bytes_sent_tot;
+    int64_t              bytes_sent_tot, bytes_inter_tot, bytes_intra_tot;
     moe_event_t          events[MOE_SUMMARY_EVENTS_MAX];
     int                  n_events;
     long                 alerts;

@@ -60,6 +60,8 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddNumberToObject(root, "top1_prob", s->top1_prob);
     cJSON_AddNumberToObject(root, "aux_loss", s->aux_loss);
     cJSON_AddNumberToObject(root, "bytes_sent", (double)s->bytes_sent);
+    cJSON_AddNumberToObject(root, "inter_node_bytes", (double)s->inter_node_bytes);
+    cJSON_AddNumberToObject(root, "intra_node_bytes", (double)s->intra_node_bytes);
     o = cJSON_AddObjectToObject(root, "output_checksum");
     if (o) {
         cJSON_AddNumberToObject(o, "sum", s->out_sum);
@@ -156,7 +158,8 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             s->aux_loss);
     fprintf(out, "gate       mean top-1 probability %.3f, gate entropy %.3f of max\n",
             s->top1_prob, s->gate_entropy_norm);
-    fprintf(out, "traffic    %.3f MB sent between ranks\n", s->bytes_sent / 1e6);
+    fprintf(out, "traffic    %.3f MB sent between ranks: %.3f MB across nodes, %.3f MB inside nodes\n",
+            s->bytes_sent / 1e6, s->inter_node_bytes / 1e6, s->intra_node_bytes / 1e6);
     if (s->alerts == 0) {
         fprintf(out, "alerts     none\n");
     } else {

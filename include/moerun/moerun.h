@@ -43,6 +43,8 @@ typedef struct moe_summary {
     double      top1_prob;       /* mean over steps and layers */
     double      aux_loss;        /* mean over steps and layers */
     int64_t     bytes_sent;      /* payload + count bytes sent to other ranks, all ranks */
+    int64_t     inter_node_bytes;/* of bytes_sent: to ranks on other nodes */
+    int64_t     intra_node_bytes;/* of bytes_sent: to other ranks on the same node */
     double      out_sum, out_sumsq; /* last layer output of the last step, all tokens */
     int64_t     out_count;       /* floats in that tensor */
     long        alerts;          /* monitor events raised */
