@@ -5,8 +5,9 @@
  * rank's local experts receives it, or that it is dropped (moe_a2a_plan_t). A backend
  * moves the rows there, hands the experts their inputs grouped per local expert
  * (moe_expert_batch_t), and after expert compute brings the outputs back and adds
- * weight * output into the token's output row. Backends: flat (MPI_Alltoallv), and the
- * hierarchical and UCX variants that later work adds. comm/ knows nothing of runtime/.
+ * weight * output into the token's output row. Backends: flat (MPI_Alltoallv), hier
+ * (node-deduplicated two stages over MPI) and ucx (hier with the inter-node stage over UCX
+ * UCP; see comm/a2a_hier.h). comm/ knows nothing of runtime/.
  *
  * Always true, for every backend:
  *  1. every pair with dest_rank >= 0 is delivered exactly once to (dest_rank, dest_expert),
@@ -84,5 +85,6 @@ const char *moe_a2a_names(void);
 
 extern const moe_a2a_ops_t moe_a2a_flat_ops;
 extern const moe_a2a_ops_t moe_a2a_hier_ops;
+extern const moe_a2a_ops_t moe_a2a_ucx_ops;
 
 #endif /* MOERUN_COMM_A2A_H */

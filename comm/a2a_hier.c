@@ -1,5 +1,5 @@
 /*
- * comm/a2a_hier.c — node-deduplicated two-stage token exchange (DeepEP-style), over MPI.
+ * comm/a2a_hier.c — node-deduplicated two-stage token exchange (DeepEP-style).
  *
  * A token that needs several experts on one remote node crosses the network once, to a
  * "forwarder" on that node (the rank with the sender's local index, modulo the node's
@@ -13,13 +13,18 @@
  *          entries for R only, the row. A row reaches a rank once, whatever the number of
  *          its experts there.
  *
- * dispatch: count and exchange A-units (MPI_Alltoall of counts, MPI_Alltoallv of bytes:
- *   only inter-node traffic), build and exchange B-units (only intra-node traffic), then
- *   copy each B-unit row into the batch of every local expert it names.
+ * dispatch: count and exchange A-units (MPI_Alltoall of counts, then the inter-node
+ *   transport: only inter-node traffic), build and exchange B-units (only intra-node
+ *   traffic, MPI), then copy each B-unit row into the batch of every local expert it names.
  * combine: each destination rank sums w_j * y_j over the entries of each B-unit and
  *   returns one vector per B-unit; the forwarder sums the vectors of an A-unit in
  *   increasing destination rank order and returns one vector per A-unit; the origin adds
  *   the node partials of each token in increasing node order.
+ *
+ * Transport: the inter-node stage (A-units in dispatch, A-return vectors in combine) goes
+ * through a moe__hier_transport_t (comm/a2a_hier.h); the intra-node stage (B-units and
+ * B-returns) always through MPI. The "hier" backend plugs in the MPI transport below
+ * (MPI_Alltoallv); "ucx" (comm/a2a_ucx.c) plugs in UCP puts. Counts always go over MPI.
  *
  * Always: every kept pair is computed exactly once; the output equals the flat exchange
  * up to floating-point summation order (partials grouped by node, then by rank); bytes
@@ -28,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "a2a.h"
+#include "a2a_hier.h"
 #include "moerun/base/mpicheck.h"
 
 typedef struct {
@@ -43,14 +48,11 @@ typedef struct {
     float   weight;
 } hier_ent_t;
 
-typedef struct {
-    void  *p;
-    size_t cap;
-} hier_buf_t;
-
 typedef struct a2a_hier {
     MPI_Comm   comm;
     moe_log_t *log;
+    const moe__hier_transport_t *inter; /* inter-node transport */
+    void      *tp;           /* its state */
     int        P, rank, d, k, T, nnodes, mynode, n_local;
     int       *node;         /* [P] */
     int       *peer;         /* [nnodes] my forwarder on each node */
@@ -61,17 +63,18 @@ typedef struct a2a_hier {
     int       *ucnt_s, *ucnt_r;                   /* [P] unit counts */
     int64_t   *cursor;       /* [P] packing cursors */
     int        n_own, n_asend, n_arecv, n_bsend, n_brecv;
-    hier_buf_t own, asend, arecv, bsend, brecv;   /* unit buffers */
-    hier_buf_t bsend_u;      /* int32 [n_bsend]: A-unit index of each B-unit sent */
-    hier_buf_t brow;         /* int64 [n_brecv * k]: batch row of each B-unit entry */
-    hier_buf_t bx, by;       /* batch rows */
-    hier_buf_t vb, vret, npart, aret;             /* float vectors */
-    hier_buf_t tok_unit;     /* int32 [T * nnodes]: unit of token t on node N, -1 none */
+    moe__hier_buf_t own, asend, arecv, bsend, brecv;   /* unit buffers */
+    char      *arecv_p, *brecv_p; /* received units (in arecv/brecv, or transport space) */
+    moe__hier_buf_t bsend_u;      /* int32 [n_bsend]: A-unit index of each B-unit sent */
+    moe__hier_buf_t brow;         /* int64 [n_brecv * k]: batch row of each B-unit entry */
+    moe__hier_buf_t bx, by;       /* batch rows */
+    moe__hier_buf_t vb, vret, npart, aret;             /* float vectors */
+    moe__hier_buf_t tok_unit;     /* int32 [T * nnodes]: unit of token t on node N, -1 none */
     int64_t   *offset;       /* [n_local + 1] */
     int64_t   *ecnt;         /* [n_local] */
 } a2a_hier_t;
 
-static int hier_grow(hier_buf_t *b, size_t bytes)
+int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes)
 {
     void *p;
 
@@ -86,20 +89,22 @@ static int hier_grow(hier_buf_t *b, size_t bytes)
     return 0;
 }
 
-#define HIER_UNIT(buf, i, ub) ((char *)(buf).p + (size_t)(i) * (ub))
+#define HIER_UNIT(base, i, ub) ((char *)(base) + (size_t)(i) * (ub))
 #define HIER_ENT(u) ((hier_ent_t *)((char *)(u) + sizeof(hier_hdr_t)))
 #define HIER_ROW(c, u) ((float *)((char *)(u) + sizeof(hier_hdr_t) + (size_t)(c)->k * sizeof(hier_ent_t)))
 
-static void hier_destroy(void *vctx)
+void moe__a2a_hier_destroy(void *vctx)
 {
     a2a_hier_t *c = vctx;
-    hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
+    moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
                           &c->tok_unit};
     size_t      i;
 
     if (c == NULL)
         return;
+    if (c->inter && c->tp)
+        c->inter->cleanup(c->tp);
     if (c->comm != MPI_COMM_NULL)
         MPI_Comm_free(&c->comm);
     for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
@@ -112,11 +117,13 @@ static void hier_destroy(void *vctx)
     free(c);
 }
 
-static moe_status_t hier_create(const moe_a2a_params_t *prm, void **ctx_p)
+moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
+                                  const moe__hier_transport_t *inter, void **ctx_p)
 {
     a2a_hier_t  *c = calloc(1, sizeof(*c));
     moe_status_t st = MOE_OK;
     int          P, r, n, *size = NULL, *first_li = NULL, li = 0;
+    moe__hier_env_t env;
 
     if (c == NULL)
         return MOE_ERROR_SET(prm->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
@@ -167,8 +174,17 @@ static moe_status_t hier_create(const moe_a2a_params_t *prm, void **ctx_p)
             if (c->node[r] == n && seen++ == want)
                 c->peer[n] = r;
     }
-    if (hier_grow(&c->tok_unit, (size_t)c->T * c->nnodes * sizeof(int32_t)))
+    if (moe__hier_buf_grow(&c->tok_unit, (size_t)c->T * c->nnodes * sizeof(int32_t)))
         goto err_nomem;
+    env.comm = c->comm;
+    env.nranks = P;
+    env.rank = c->rank;
+    env.node = c->node;
+    env.log = c->log;
+    st = inter->init(&env, &c->tp);
+    if (st != MOE_OK)
+        goto err;
+    c->inter = inter;
     free(size);
     free(first_li);
     *ctx_p = c;
@@ -179,7 +195,7 @@ err_nomem:
 err:
     free(size);
     free(first_li);
-    hier_destroy(c);
+    moe__a2a_hier_destroy(c);
     return st;
 }
 
@@ -221,28 +237,93 @@ static int hier_layout(const int *units, int P, size_t elem, int *cnt, int *dsp)
     return tot;
 }
 
-/* Exchanges unit counts, then units. Returns received units in *nrecv. */
-static moe_status_t hier_exchange_units(a2a_hier_t *c, const void *sbuf, hier_buf_t *rbuf,
-                                        int *scnt, int *sdsp, int *rcnt, int *rdsp, int *nrecv,
+/* One alltoallv-shaped transfer over MPI into rbuf (grown as needed). */
+static moe_status_t hier_mpi_xchg(MPI_Comm comm, moe_log_t *log, const moe__hier_xfer_t *xf,
+                                  moe__hier_buf_t *rbuf, void **rdata_p)
+{
+    if (moe__hier_buf_grow(rbuf, xf->rtotal * xf->elem))
+        return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    MOE_MPI_CHECK(log, MPI_Alltoallv(xf->sbuf, xf->scnt, xf->sdsp, xf->type, rbuf->p, xf->rcnt,
+                                     xf->rdsp, xf->type, comm));
+    *rdata_p = rbuf->p;
+    return MOE_OK;
+}
+
+/* The MPI inter-node transport of "hier": state is the communicator and the log (borrowed). */
+typedef struct hier_mpi_tp {
+    MPI_Comm   comm;
+    moe_log_t *log;
+} hier_mpi_tp_t;
+
+static moe_status_t hier_mpi_init(const moe__hier_env_t *env, void **tp_p)
+{
+    hier_mpi_tp_t *tp = malloc(sizeof(*tp));
+
+    if (tp == NULL)
+        return MOE_ERROR_SET(env->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    tp->comm = env->comm;
+    tp->log = env->log;
+    *tp_p = tp;
+    return MOE_OK;
+}
+
+static moe_status_t hier_mpi_exchange(void *vtp, const moe__hier_xfer_t *xf,
+                                      moe__hier_buf_t *rbuf, void **rdata_p)
+{
+    hier_mpi_tp_t *tp = vtp;
+
+    return hier_mpi_xchg(tp->comm, tp->log, xf, rbuf, rdata_p);
+}
+
+static void hier_mpi_cleanup(void *tp)
+{
+    free(tp);
+}
+
+static const moe__hier_transport_t hier_mpi_transport = {
+    .name = "mpi",
+    .init = hier_mpi_init,
+    .exchange_units = hier_mpi_exchange,
+    .exchange_vectors = hier_mpi_exchange,
+    .cleanup = hier_mpi_cleanup,
+};
+
+/* Exchanges unit counts, then units (inter-node stage through the transport, intra-node
+ * stage over MPI). Received units at *rdata_p; their number in *nrecv. */
+static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sbuf,
+                                        moe__hier_buf_t *rbuf, char **rdata_p, int *scnt,
+                                        int *sdsp, int *rcnt, int *rdsp, int *nrecv,
                                         moe_a2a_stats_t *st, double *t_counts)
 {
-    double t0 = MPI_Wtime();
+    double           t0 = MPI_Wtime();
+    moe__hier_xfer_t xf;
+    void            *rdata = NULL;
+    moe_status_t     s;
 
     MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
     hier_traffic(c, c->ucnt_s, c->ucnt_r, 0, st); /* message counts only */
     *t_counts += MPI_Wtime() - t0;
     hier_layout(c->ucnt_s, c->P, c->ub, scnt, sdsp);
     *nrecv = hier_layout(c->ucnt_r, c->P, c->ub, rcnt, rdsp);
-    if (hier_grow(rbuf, (size_t)*nrecv * c->ub))
-        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    MOE_MPI_CHECK(c->log, MPI_Alltoallv(sbuf, scnt, sdsp, MPI_BYTE, rbuf->p, rcnt, rdsp, MPI_BYTE,
-                                        c->comm));
+    xf.sbuf = sbuf;
+    xf.scnt = scnt;
+    xf.sdsp = sdsp;
+    xf.rcnt = rcnt;
+    xf.rdsp = rdsp;
+    xf.rtotal = (size_t)*nrecv * c->ub;
+    xf.elem = 1;
+    xf.type = MPI_BYTE;
+    s = inter ? c->inter->exchange_units(c->tp, &xf, rbuf, &rdata)
+              : hier_mpi_xchg(c->comm, c->log, &xf, rbuf, &rdata);
+    if (s != MOE_OK)
+        return s;
+    *rdata_p = rdata;
     hier_traffic(c, scnt, rcnt, 1, st);
     return MOE_OK;
 }
 
-static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
-                                  moe_expert_batch_t *batch, moe_a2a_stats_t *st)
+moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
+                                    moe_expert_batch_t *batch, moe_a2a_stats_t *st)
 {
     a2a_hier_t *c = vctx;
     int         P = c->P, k = plan->top_k, d = c->d, T = plan->tokens, t, j, i, r, n, u, U, b;
@@ -273,8 +354,8 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
         c->cursor[r] = c->n_asend;
         c->n_asend += c->ucnt_s[r];
     }
-    if (hier_grow(&c->asend, (size_t)c->n_asend * c->ub) ||
-        hier_grow(&c->own, (size_t)c->n_own * c->ub))
+    if (moe__hier_buf_grow(&c->asend, (size_t)c->n_asend * c->ub) ||
+        moe__hier_buf_grow(&c->own, (size_t)c->n_own * c->ub))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     tu = c->tok_unit.p;
     for (i = 0; i < T * c->nnodes; i++)
@@ -290,10 +371,10 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             if (tu[t * c->nnodes + dn] < 0) { /* first pair of t on node dn: new unit */
                 if (dn == c->mynode) {
                     slot = n++;
-                    unit = HIER_UNIT(c->own, slot, c->ub);
+                    unit = HIER_UNIT(c->own.p, slot, c->ub);
                 } else {
                     slot = (int)c->cursor[c->peer[dn]]++;
-                    unit = HIER_UNIT(c->asend, slot, c->ub);
+                    unit = HIER_UNIT(c->asend.p, slot, c->ub);
                 }
                 tu[t * c->nnodes + dn] = slot;
                 h = (hier_hdr_t *)unit;
@@ -302,8 +383,8 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                 memcpy(HIER_ROW(c, unit), x + (size_t)t * d, (size_t)d * sizeof(float));
             } else {
                 slot = tu[t * c->nnodes + dn];
-                unit = dn == c->mynode ? HIER_UNIT(c->own, slot, c->ub)
-                                       : HIER_UNIT(c->asend, slot, c->ub);
+                unit = dn == c->mynode ? HIER_UNIT(c->own.p, slot, c->ub)
+                                       : HIER_UNIT(c->asend.p, slot, c->ub);
                 h = (hier_hdr_t *)unit;
             }
             HIER_ENT(unit)[h->n].rank = plan->dest_rank[p];
@@ -312,8 +393,8 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             HIER_ENT(unit)[h->n].weight = plan->weight[p];
             h->n++;
         }
-    s = hier_exchange_units(c, c->asend.p, &c->arecv, c->a_scnt, c->a_sdsp, c->a_rcnt, c->a_rdsp,
-                            &c->n_arecv, st, &tc);
+    s = hier_exchange_units(c, 1, c->asend.p, &c->arecv, &c->arecv_p, c->a_scnt, c->a_sdsp,
+                            c->a_rcnt, c->a_rdsp, &c->n_arecv, st, &tc);
     if (s != MOE_OK)
         return s;
 
@@ -321,8 +402,8 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
     U = c->n_own + c->n_arecv;
     memset(c->ucnt_s, 0, (size_t)P * sizeof(int));
     for (u = 0; u < U; u++) {
-        char       *unit = u < c->n_own ? HIER_UNIT(c->own, u, c->ub)
-                                        : HIER_UNIT(c->arecv, u - c->n_own, c->ub);
+        char       *unit = u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
+                                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
         hier_hdr_t *h = (hier_hdr_t *)unit;
         hier_ent_t *e = HIER_ENT(unit);
         for (i = 0; i < h->n; i++) {
@@ -337,12 +418,12 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
         c->cursor[r] = c->n_bsend;
         c->n_bsend += c->ucnt_s[r];
     }
-    if (hier_grow(&c->bsend, (size_t)c->n_bsend * c->ub) ||
-        hier_grow(&c->bsend_u, (size_t)c->n_bsend * sizeof(int32_t)))
+    if (moe__hier_buf_grow(&c->bsend, (size_t)c->n_bsend * c->ub) ||
+        moe__hier_buf_grow(&c->bsend_u, (size_t)c->n_bsend * sizeof(int32_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     for (u = 0; u < U; u++) {
-        char       *unit = u < c->n_own ? HIER_UNIT(c->own, u, c->ub)
-                                        : HIER_UNIT(c->arecv, u - c->n_own, c->ub);
+        char       *unit = u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
+                                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
         hier_hdr_t *h = (hier_hdr_t *)unit;
         hier_ent_t *e = HIER_ENT(unit);
         for (i = 0; i < h->n; i++) {
@@ -355,7 +436,7 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                 continue;
             slot = (int)c->cursor[e[i].rank]++;
             ((int32_t *)c->bsend_u.p)[slot] = u;
-            bu = HIER_UNIT(c->bsend, slot, c->ub);
+            bu = HIER_UNIT(c->bsend.p, slot, c->ub);
             bh = (hier_hdr_t *)bu;
             bh->t = u;
             bh->n = 0;
@@ -365,15 +446,15 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)d * sizeof(float));
         }
     }
-    s = hier_exchange_units(c, c->bsend.p, &c->brecv, c->b_scnt, c->b_sdsp, c->b_rcnt, c->b_rdsp,
-                            &c->n_brecv, st, &tc);
+    s = hier_exchange_units(c, 0, c->bsend.p, &c->brecv, &c->brecv_p, c->b_scnt, c->b_sdsp,
+                            c->b_rcnt, c->b_rdsp, &c->n_brecv, st, &tc);
     if (s != MOE_OK)
         return s;
 
     /* 3. batch rows per local expert, ordered by (source rank, unit, entry) */
     memset(c->ecnt, 0, (size_t)(c->n_local + 1) * sizeof(int64_t));
     for (b = 0; b < c->n_brecv; b++) {
-        char *bu = HIER_UNIT(c->brecv, b, c->ub);
+        char *bu = HIER_UNIT(c->brecv_p, b, c->ub);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++)
             c->ecnt[HIER_ENT(bu)[i].expert]++;
     }
@@ -383,12 +464,12 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
         c->ecnt[i] = c->offset[i]; /* now a cursor */
     }
     c->offset[c->n_local] = rows = acc;
-    if (hier_grow(&c->bx, (size_t)rows * d * sizeof(float)) ||
-        hier_grow(&c->by, (size_t)rows * d * sizeof(float)) ||
-        hier_grow(&c->brow, (size_t)c->n_brecv * k * sizeof(int64_t)))
+    if (moe__hier_buf_grow(&c->bx, (size_t)rows * d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->by, (size_t)rows * d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->brow, (size_t)c->n_brecv * k * sizeof(int64_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     for (b = 0; b < c->n_brecv; b++) {
-        char *bu = HIER_UNIT(c->brecv, b, c->ub);
+        char *bu = HIER_UNIT(c->brecv_p, b, c->ub);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
@@ -404,29 +485,30 @@ static moe_status_t hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
     return MOE_OK;
 }
 
-static moe_status_t hier_combine(void *vctx, const moe_a2a_plan_t *plan,
-                                 const moe_expert_batch_t *batch, float *out,
-                                 moe_a2a_stats_t *st)
+moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
+                                   const moe_expert_batch_t *batch, float *out,
+                                   moe_a2a_stats_t *st)
 {
     a2a_hier_t *c = vctx;
     int         P = c->P, d = c->d, k = c->k, b, i, U = c->n_own + c->n_arecv, t, nd;
     int32_t    *tu = c->tok_unit.p;
     double      t0 = MPI_Wtime();
     float      *vb, *vret, *np_, *aret;
+    void       *rdata = NULL;
+    moe__hier_xfer_t xf;
+    moe_status_t     s;
 
-    if (hier_grow(&c->vb, (size_t)c->n_brecv * d * sizeof(float)) ||
-        hier_grow(&c->vret, (size_t)c->n_bsend * d * sizeof(float)) ||
-        hier_grow(&c->npart, (size_t)U * d * sizeof(float)) ||
-        hier_grow(&c->aret, (size_t)c->n_asend * d * sizeof(float)))
+    if (moe__hier_buf_grow(&c->vb, (size_t)c->n_brecv * d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->vret, (size_t)c->n_bsend * d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->npart, (size_t)U * d * sizeof(float)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     vb = c->vb.p;
     vret = c->vret.p;
     np_ = c->npart.p;
-    aret = c->aret.p;
 
     /* 1. destination rank: one weighted partial per B-unit */
     for (b = 0; b < c->n_brecv; b++) {
-        char  *bu = HIER_UNIT(c->brecv, b, c->ub);
+        char  *bu = HIER_UNIT(c->brecv_p, b, c->ub);
         float *o = vb + (size_t)b * d;
         memset(o, 0, (size_t)d * sizeof(float));
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
@@ -462,9 +544,18 @@ static moe_status_t hier_combine(void *vctx, const moe_a2a_plan_t *plan,
         c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
         c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
     }
-    MOE_MPI_CHECK(c->log, MPI_Alltoallv(np_ + (size_t)c->n_own * d, c->v_scnt, c->v_sdsp,
-                                        MPI_FLOAT, aret, c->v_rcnt, c->v_rdsp, MPI_FLOAT,
-                                        c->comm));
+    xf.sbuf = np_ + (size_t)c->n_own * d;
+    xf.scnt = c->v_scnt;
+    xf.sdsp = c->v_sdsp;
+    xf.rcnt = c->v_rcnt;
+    xf.rdsp = c->v_rdsp;
+    xf.rtotal = (size_t)c->n_asend * d;
+    xf.elem = sizeof(float);
+    xf.type = MPI_FLOAT;
+    s = c->inter->exchange_vectors(c->tp, &xf, &c->aret, &rdata);
+    if (s != MOE_OK)
+        return s;
+    aret = rdata;
     hier_traffic(c, c->v_scnt, c->v_rcnt, sizeof(float), st);
 
     /* 3. origin: node partials of each token in increasing node order */
@@ -484,12 +575,17 @@ static moe_status_t hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     return MOE_OK;
 }
 
+static moe_status_t hier_create(const moe_a2a_params_t *prm, void **ctx_p)
+{
+    return moe__a2a_hier_create(prm, &hier_mpi_transport, ctx_p);
+}
+
 const moe_a2a_ops_t moe_a2a_hier_ops = {
     .name = "hier",
     .doc = "node-deduplicated two-stage exchange: one copy of a token per remote node, "
            "forwarded inside the node; combine reduces inside the node",
     .create = hier_create,
-    .dispatch = hier_dispatch,
-    .combine = hier_combine,
-    .destroy = hier_destroy,
+    .dispatch = moe__a2a_hier_dispatch,
+    .combine = moe__a2a_hier_combine,
+    .destroy = moe__a2a_hier_destroy,
 };

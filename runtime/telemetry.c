@@ -1,1 +1,1318 @@
-/* runtime/telemetry.c: being written */
+/*
+ * runtime/telemetry.c — the HDF5 telemetry writer: one schema (docs/telemetry.md), two modes.
+ *
+ * What always holds:
+ *  1. One layout. Every dataset is described once, in tel_dsets[] (path, type, inner shape);
+ *     both modes create and extend the same datasets through the same functions. The modes
+ *     differ only in who makes HDF5 calls ("io" ranks: all ranks in parallel mode, rank 0 in
+ *     gather mode) and in what each io rank selects:
+ *       global data        parallel: rank 0 selects the rows, others select none;
+ *                          gather:   rank 0 writes the rows;
+ *       rank-local columns parallel: each rank selects its column [.., rank, ..];
+ *                          gather:   rank 0 gathers all columns (MPI_Gather) and writes them;
+ *       routes, matrix rows parallel: each rank its own rows at offsets from MPI_Allgather;
+ *                          gather:   rank 0 gathers (MPI_Gatherv) and writes all rows.
+ *  2. Every HDF5 metadata operation (create, extend, attribute) is made by every io rank with
+ *     identical arguments: strings and numbers written as attributes are broadcast from
+ *     rank 0 first, extents are computed from values every rank holds.
+ *  3. All MPI communication of a call happens before its HDF5 writes and never depends on
+ *     the outcome of an HDF5 call, and every public call ends with an MPI_Allreduce of its
+ *     status: no rank can be left waiting, and all ranks return the same status. After a
+ *     failure the handle is "failed": later blocks are refused, close still frees everything.
+ *  4. A block is followed by H5Fflush(H5F_SCOPE_GLOBAL): the file is readable up to the
+ *     last block written. The root attribute steps_completed follows the flushed steps;
+ *     status is "running" until close.
+ *  5. Memory held is bounded by one block (gather buffers on rank 0, of the block's size)
+ *     plus the [L][E][E] and [nranks][nranks] matrices; nothing grows with the step count.
+ *  6. On a failed create no file is left: a file that was created is removed by rank 0
+ *     (regular files only).
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "moerun/base/mpicheck.h"
+#include "telemetry.h"
+
+#define MOE__NAME_ENTRY(name, str) str,
+const char *const moe_phase_names[MOE_PHASE_COUNT] = {MOE_PHASE_MAP(MOE__NAME_ENTRY)};
+const char *const moe_traffic_names[MOE_TRAFFIC_COUNT] = {MOE_TRAFFIC_MAP(MOE__NAME_ENTRY)};
+const char *const moe_rstat_names[MOE_RSTAT_COUNT] = {MOE_RSTAT_MAP(MOE__NAME_ENTRY)};
+const char *const moe_event_names[MOE_EVENT_COUNT] = {MOE_EVENT_MAP(MOE__NAME_ENTRY)};
+#undef MOE__NAME_ENTRY
+
+#define TEL_SCHEMA_VERSION  1
+#define TEL_CHUNK_BYTES     (1u << 20)  /* upper bound on one chunk of an appended dataset */
+#define TEL_EVENT_CHUNK     64
+#define TEL_TIME_MAX        32
+
+/* Element types of the datasets. */
+typedef enum { TD_I64, TD_F64, TD_I32, TD_F32, TD_U8, TD_EVENT } tel_dtype_t;
+/* Symbolic inner dimensions, resolved at create time. */
+typedef enum { DIM_L, DIM_E, DIM_P, DIM_K, DIM_RSTAT, DIM_PHASE, DIM_TRAF } tel_dim_t;
+
+/* The appended datasets (first dimension unlimited). */
+enum {
+    DS_STEP, DS_ROUTED, DS_PROCESSED, DS_DROPPED, DS_DROPPED_CAP, DS_CAPACITY, DS_ROUTER,
+    DS_PHASE, DS_TRAFFIC, DS_R_STEP, DS_R_TOKEN, DS_R_EXPERT, DS_R_WEIGHT, DS_R_KEPT,
+    DS_EVENTS, DS_COUNT
+};
+
+typedef struct tel_dset_def {
+    const char *path;
+    tel_dtype_t type;
+    int         ninner;       /* dimensions after the first */
+    tel_dim_t   inner[3];
+    const char *units;
+    const char *description;
+} tel_dset_def_t;
+
+static const tel_dset_def_t tel_dsets[DS_COUNT] = {
+    [DS_STEP] = {"steps/step", TD_I64, 0, {DIM_L}, "step", "step index of each row"},
+    [DS_ROUTED] = {"steps/routed", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
+                   "(token, expert) pairs routed to the expert"},
+    [DS_PROCESSED] = {"steps/processed", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
+                      "pairs computed by the expert"},
+    [DS_DROPPED] = {"steps/dropped", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
+                    "pairs dropped, all reasons"},
+    [DS_DROPPED_CAP] = {"steps/dropped_capacity", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
+                        "pairs dropped because the expert was over capacity"},
+    [DS_CAPACITY] = {"steps/capacity", TD_I64, 1, {DIM_L}, "pairs",
+                     "per-expert capacity, -1 = dropless"},
+    [DS_ROUTER] = {"steps/router", TD_F64, 2, {DIM_L, DIM_RSTAT}, "see columns",
+                   "router statistics over all tokens of the step"},
+    [DS_PHASE] = {"steps/phase_time", TD_F64, 3, {DIM_L, DIM_P, DIM_PHASE}, "s",
+                  "wall time of each phase on each rank"},
+    [DS_TRAFFIC] = {"steps/traffic", TD_I64, 3, {DIM_L, DIM_P, DIM_TRAF},
+                    "bytes, bytes, messages, messages",
+                    "exchange traffic of each rank, self excluded, payload and counts"},
+    [DS_R_STEP] = {"routes/step", TD_I64, 0, {DIM_L}, "step", "step of the sampled token"},
+    [DS_R_TOKEN] = {"routes/token", TD_I64, 0, {DIM_L}, "token", "global token index"},
+    [DS_R_EXPERT] = {"routes/expert", TD_I32, 2, {DIM_L, DIM_K}, "expert",
+                     "selected experts per layer, best first"},
+    [DS_R_WEIGHT] = {"routes/weight", TD_F32, 2, {DIM_L, DIM_K}, "1",
+                     "normalised gate weights of the selected experts"},
+    [DS_R_KEPT] = {"routes/kept", TD_U8, 2, {DIM_L, DIM_K}, "bool",
+                   "1 = processed, 0 = dropped"},
+    [DS_EVENTS] = {"events", TD_EVENT, 0, {DIM_L}, "", "monitor events"},
+};
+
+/* The groups, created in this order. */
+static const char *const tel_groups[] = {"topology", "placement", "steps", "routes",
+                                         "accumulated"};
+
+/* One event as written (native layout; the file layout is packed little-endian). */
+typedef struct tel_event_rec {
+    int64_t step;
+    int32_t layer;
+    int32_t expert;
+    int32_t kind;
+    double  value;
+    double  threshold;
+    char    message[MOE_EVENT_MSG_MAX];
+} tel_event_rec_t;
+
+/* Numbers written as root attributes; broadcast from rank 0 so all io ranks agree. */
+typedef struct tel_nums {
+    int64_t experts, top_k, layers, d_model, d_ffn, tokens_per_rank, nranks, nnodes;
+    int64_t flush_interval, route_samples, steps_requested, seed;
+    double  capacity_factor, temperature;
+} tel_nums_t;
+
+struct moe_telemetry {
+    MPI_Comm       comm;
+    int            rank, nranks;
+    moe_tel_mode_t mode;
+    int            io;            /* this rank makes HDF5 calls */
+    moe_log_t     *log;
+    char           path[MOE_PATH_MAX];
+    int            L, E, k;
+    hid_t          file, dxpl;
+    hid_t          ds[DS_COUNT];
+    hsize_t        inner[DS_COUNT][3];
+    hid_t          coselect, tmatrix, accum;
+    hid_t          ev_mem, ev_file; /* compound types of events */
+    hsize_t        steps;         /* rows in the per-step datasets */
+    hsize_t        nroutes;       /* rows in the route datasets */
+    hsize_t        nevents;       /* rows in the events dataset */
+    moe_status_t   failed;        /* first error, sticky */
+};
+
+/* ---------------------------------------------------------------- HDF5 errors --------- */
+
+typedef struct tel_errwalk {
+    char text[2][200];
+    int  n;
+} tel_errwalk_t;
+
+static herr_t tel_errwalk_cb(unsigned n, const H5E_error2_t *err, void *data)
+{
+    tel_errwalk_t *w = data;
+
+    (void)n;
+    if (w->n < 2 && err->desc && err->desc[0]) {
+        snprintf(w->text[w->n], sizeof(w->text[0]), "%s", err->desc);
+        w->n++;
+    }
+    return 0;
+}
+
+/*
+ * Records "telemetry: WHAT 'path': <innermost HDF5 messages>" as the last error, clears the
+ * HDF5 error stack and returns `st`.
+ */
+static moe_status_t tel_h5_fail(moe_telemetry_t *t, moe_status_t st, const char *what)
+{
+    tel_errwalk_t w;
+
+    memset(&w, 0, sizeof(w));
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, tel_errwalk_cb, &w);
+    H5Eclear2(H5E_DEFAULT);
+    if (w.n == 0)
+        snprintf(w.text[0], sizeof(w.text[0]), "%s", errno ? strerror(errno) : "HDF5 error");
+    moe_log_set_error(t->log, __FILE__, __LINE__, "telemetry: %s '%s' failed: %s%s%s", what,
+                      t->path, w.text[0], w.n > 1 ? "; " : "", w.n > 1 ? w.text[1] : "");
+    return st;
+}
+
+/* Checks an HDF5 return value (negative = error) and jumps to `label` with st set. */
+#define TEL_H5(t, call, what, st, label)                           \
+    do {                                                           \
+        if ((call) < 0) {                                          \
+            (st) = tel_h5_fail((t), MOE_ERR_HDF5, (what));         \
+            goto label;                                            \
+        }                                                          \
+    } while (0)
+
+static void tel_close_id(hid_t *id, herr_t (*fn)(hid_t))
+{
+    if (*id >= 0)
+        fn(*id);
+    *id = -1;
+}
+
+/* ---------------------------------------------------------------- agreement ----------- */
+
+/*
+ * All ranks learn the worst (most negative) status; a rank that was fine but sees another
+ * rank's failure records a text saying so. Returns the agreed status.
+ */
+static moe_status_t tel_agree(moe_telemetry_t *t, moe_status_t st)
+{
+    int mine = (int)st, worst = mine;
+
+    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MIN, t->comm) != MPI_SUCCESS)
+        worst = MOE_ERR_MPI;
+    if (worst != MOE_OK && mine == MOE_OK)
+        moe_log_set_error(t->log, __FILE__, __LINE__,
+                          "telemetry: '%s': failed on another rank (%s)", t->path,
+                          moe_status_str((moe_status_t)worst));
+    return (moe_status_t)worst;
+}
+
+/* Broadcasts rank 0's string; *out_p is malloc'd on every rank, the caller frees it. */
+static moe_status_t tel_bcast_str(moe_telemetry_t *t, const char *s, char **out_p)
+{
+    long  len = (t->rank == 0 && s) ? (long)strlen(s) : 0;
+    char *buf;
+
+    *out_p = NULL;
+    MOE_MPI_CHECK(t->log, MPI_Bcast(&len, 1, MPI_LONG, 0, t->comm));
+    buf = malloc((size_t)len + 1);
+    if (buf == NULL)
+        return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+    if (t->rank == 0 && len > 0)
+        memcpy(buf, s, (size_t)len);
+    buf[len] = '\0';
+    if (len > 0 && MPI_Bcast(buf, (int)len, MPI_CHAR, 0, t->comm) != MPI_SUCCESS) {
+        free(buf);
+        return MOE_ERROR_SET(t->log, MOE_ERR_MPI, "telemetry: MPI_Bcast of a string failed");
+    }
+    *out_p = buf;
+    return MOE_OK;
+}
+
+/* ---------------------------------------------------------------- types --------------- */
+
+static hid_t tel_mem_type(tel_dtype_t ty, const moe_telemetry_t *t)
+{
+    switch (ty) {
+    case TD_I64: return H5T_NATIVE_INT64;
+    case TD_F64: return H5T_NATIVE_DOUBLE;
+    case TD_I32: return H5T_NATIVE_INT32;
+    case TD_F32: return H5T_NATIVE_FLOAT;
+    case TD_U8: return H5T_NATIVE_UINT8;
+    case TD_EVENT: return t->ev_mem;
+    }
+    return -1;
+}
+
+static hid_t tel_file_type(tel_dtype_t ty, const moe_telemetry_t *t)
+{
+    switch (ty) {
+    case TD_I64: return H5T_STD_I64LE;
+    case TD_F64: return H5T_IEEE_F64LE;
+    case TD_I32: return H5T_STD_I32LE;
+    case TD_F32: return H5T_IEEE_F32LE;
+    case TD_U8: return H5T_STD_U8LE;
+    case TD_EVENT: return t->ev_file;
+    }
+    return -1;
+}
+
+static size_t tel_type_size(tel_dtype_t ty)
+{
+    switch (ty) {
+    case TD_I64: case TD_F64: return 8;
+    case TD_I32: case TD_F32: return 4;
+    case TD_U8: return 1;
+    case TD_EVENT: return sizeof(tel_event_rec_t);
+    }
+    return 1;
+}
+
+/*
+ * Builds the event compound types: kind is an HDF5 enum over int32 whose names are
+ * moe_event_names. Native layout in memory, packed little-endian in the file.
+ */
+static moe_status_t tel_event_types(moe_telemetry_t *t)
+{
+    hid_t        kmem = -1, kfile = -1, smem = -1;
+    moe_status_t st = MOE_OK;
+    int32_t      v;
+    size_t       off = 0;
+
+    TEL_H5(t, kmem = H5Tenum_create(H5T_NATIVE_INT32), "creating the event kind type", st, out);
+    TEL_H5(t, kfile = H5Tenum_create(H5T_STD_I32LE), "creating the event kind type", st, out);
+    for (v = 0; v < MOE_EVENT_COUNT; v++) {
+        TEL_H5(t, H5Tenum_insert(kmem, moe_event_names[v], &v), "building the event type", st,
+               out);
+        TEL_H5(t, H5Tenum_insert(kfile, moe_event_names[v], &v), "building the event type",
+               st, out);
+    }
+    TEL_H5(t, smem = H5Tcopy(H5T_C_S1), "building the event type", st, out);
+    TEL_H5(t, H5Tset_size(smem, MOE_EVENT_MSG_MAX), "building the event type", st, out);
+    TEL_H5(t, H5Tset_strpad(smem, H5T_STR_NULLTERM), "building the event type", st, out);
+
+    TEL_H5(t, t->ev_mem = H5Tcreate(H5T_COMPOUND, sizeof(tel_event_rec_t)),
+           "building the event type", st, out);
+#define TEL_MEMBER(name, field, ty) \
+    TEL_H5(t, H5Tinsert(t->ev_mem, name, offsetof(tel_event_rec_t, field), ty), \
+           "building the event type", st, out)
+    TEL_MEMBER("step", step, H5T_NATIVE_INT64);
+    TEL_MEMBER("layer", layer, H5T_NATIVE_INT32);
+    TEL_MEMBER("expert", expert, H5T_NATIVE_INT32);
+    TEL_MEMBER("kind", kind, kmem);
+    TEL_MEMBER("value", value, H5T_NATIVE_DOUBLE);
+    TEL_MEMBER("threshold", threshold, H5T_NATIVE_DOUBLE);
+    TEL_MEMBER("message", message, smem);
+#undef TEL_MEMBER
+
+    TEL_H5(t, t->ev_file = H5Tcreate(H5T_COMPOUND, 8 + 4 + 4 + 4 + 8 + 8 + MOE_EVENT_MSG_MAX),
+           "building the event type", st, out);
+#define TEL_FMEMBER(name, ty, size) \
+    do { \
+        TEL_H5(t, H5Tinsert(t->ev_file, name, off, ty), "building the event type", st, out); \
+        off += (size); \
+    } while (0)
+    TEL_FMEMBER("step", H5T_STD_I64LE, 8);
+    TEL_FMEMBER("layer", H5T_STD_I32LE, 4);
+    TEL_FMEMBER("expert", H5T_STD_I32LE, 4);
+    TEL_FMEMBER("kind", kfile, 4);
+    TEL_FMEMBER("value", H5T_IEEE_F64LE, 8);
+    TEL_FMEMBER("threshold", H5T_IEEE_F64LE, 8);
+    TEL_FMEMBER("message", smem, MOE_EVENT_MSG_MAX);
+#undef TEL_FMEMBER
+out:
+    tel_close_id(&kmem, H5Tclose);
+    tel_close_id(&kfile, H5Tclose);
+    tel_close_id(&smem, H5Tclose);
+    return st;
+}
+
+/* ---------------------------------------------------------------- attributes ---------- */
+
+/* Creates or overwrites a scalar attribute of type `ftype` from `mtype` data. */
+static moe_status_t tel_attr_write(moe_telemetry_t *t, hid_t loc, const char *name, hid_t ftype,
+                                   hid_t mtype, const void *buf)
+{
+    hid_t        sp = -1, a = -1;
+    moe_status_t st = MOE_OK;
+    htri_t       ex;
+    char         what[96];
+
+    snprintf(what, sizeof(what), "writing attribute %s of", name);
+    TEL_H5(t, ex = H5Aexists(loc, name), what, st, out);
+    if (ex > 0)
+        TEL_H5(t, H5Adelete(loc, name), what, st, out);
+    TEL_H5(t, sp = H5Screate(H5S_SCALAR), what, st, out);
+    TEL_H5(t, a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT), what, st, out);
+    TEL_H5(t, H5Awrite(a, mtype, buf), what, st, out);
+out:
+    tel_close_id(&a, H5Aclose);
+    tel_close_id(&sp, H5Sclose);
+    return st;
+}
+
+/* A variable-length UTF-8 string attribute (h5py reads it as str). NULL writes "". */
+static moe_status_t tel_attr_str(moe_telemetry_t *t, hid_t loc, const char *name, const char *s)
+{
+    hid_t        ty = H5Tcopy(H5T_C_S1);
+    moe_status_t st;
+    const char  *v = s ? s : "";
+
+    if (ty < 0)
+        return tel_h5_fail(t, MOE_ERR_HDF5, "creating a string type for");
+    H5Tset_size(ty, H5T_VARIABLE);
+    H5Tset_cset(ty, H5T_CSET_UTF8);
+    st = tel_attr_write(t, loc, name, ty, ty, &v);
+    H5Tclose(ty);
+    return st;
+}
+
+static moe_status_t tel_attr_i64(moe_telemetry_t *t, hid_t loc, const char *name, int64_t v)
+{
+    return tel_attr_write(t, loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
+static moe_status_t tel_attr_f64(moe_telemetry_t *t, hid_t loc, const char *name, double v)
+{
+    return tel_attr_write(t, loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
+}
+
+/* A 1-D attribute of n variable-length strings (column names). */
+static moe_status_t tel_attr_strlist(moe_telemetry_t *t, hid_t loc, const char *name,
+                                     const char *const *names, int n)
+{
+    hsize_t      dim = (hsize_t)n;
+    hid_t        ty = -1, sp = -1, a = -1;
+    moe_status_t st = MOE_OK;
+
+    TEL_H5(t, ty = H5Tcopy(H5T_C_S1), "writing a column list of", st, out);
+    TEL_H5(t, H5Tset_size(ty, H5T_VARIABLE), "writing a column list of", st, out);
+    TEL_H5(t, H5Tset_cset(ty, H5T_CSET_UTF8), "writing a column list of", st, out);
+    TEL_H5(t, sp = H5Screate_simple(1, &dim, NULL), "writing a column list of", st, out);
+    TEL_H5(t, a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT),
+           "writing a column list of", st, out);
+    TEL_H5(t, H5Awrite(a, ty, names), "writing a column list of", st, out);
+out:
+    tel_close_id(&a, H5Aclose);
+    tel_close_id(&sp, H5Sclose);
+    tel_close_id(&ty, H5Tclose);
+    return st;
+}
+
+/* ---------------------------------------------------------------- datasets ------------ */
+
+static hsize_t tel_dim_value(const moe_telemetry_t *t, tel_dim_t d)
+{
+    switch (d) {
+    case DIM_L: return (hsize_t)t->L;
+    case DIM_E: return (hsize_t)t->E;
+    case DIM_P: return (hsize_t)t->nranks;
+    case DIM_K: return (hsize_t)t->k;
+    case DIM_RSTAT: return MOE_RSTAT_COUNT;
+    case DIM_PHASE: return MOE_PHASE_COUNT;
+    case DIM_TRAF: return MOE_TRAFFIC_COUNT;
+    }
+    return 1;
+}
+
+/* Elements in one row (everything after the first dimension) of appended dataset d. */
+static hsize_t tel_row_elems(const moe_telemetry_t *t, int d)
+{
+    hsize_t n = 1;
+    int     i;
+
+    for (i = 0; i < tel_dsets[d].ninner; i++)
+        n *= t->inner[d][i];
+    return n;
+}
+
+/*
+ * Creates appended dataset d: shape [0, inner...], first dimension unlimited, chunked by
+ * `rows_hint` rows (bounded by TEL_CHUNK_BYTES), with units and description attributes.
+ */
+static moe_status_t tel_dset_create(moe_telemetry_t *t, int d, hsize_t rows_hint)
+{
+    const tel_dset_def_t *def = &tel_dsets[d];
+    hsize_t               dims[4], maxd[4], chunk[4], row_bytes, rows;
+    hid_t                 sp = -1, dcpl = -1;
+    moe_status_t          st = MOE_OK;
+    int                   i, nd = def->ninner + 1;
+
+    for (i = 0; i < def->ninner; i++)
+        t->inner[d][i] = tel_dim_value(t, def->inner[i]);
+    row_bytes = tel_row_elems(t, d) * tel_type_size(def->type);
+    rows = rows_hint < 1 ? 1 : rows_hint;
+    if (rows * row_bytes > TEL_CHUNK_BYTES)
+        rows = TEL_CHUNK_BYTES / row_bytes < 1 ? 1 : TEL_CHUNK_BYTES / row_bytes;
+    dims[0] = 0;
+    maxd[0] = H5S_UNLIMITED;
+    chunk[0] = rows;
+    for (i = 0; i < def->ninner; i++)
+        dims[i + 1] = maxd[i + 1] = chunk[i + 1] = t->inner[d][i];
+    TEL_H5(t, sp = H5Screate_simple(nd, dims, maxd), "creating a dataspace in", st, out);
+    TEL_H5(t, dcpl = H5Pcreate(H5P_DATASET_CREATE), "creating a dataset in", st, out);
+    TEL_H5(t, H5Pset_chunk(dcpl, nd, chunk), "setting the chunk size in", st, out);
+    TEL_H5(t, t->ds[d] = H5Dcreate2(t->file, def->path, tel_file_type(def->type, t), sp,
+                                    H5P_DEFAULT, dcpl, H5P_DEFAULT),
+           "creating a dataset in", st, out);
+    if ((st = tel_attr_str(t, t->ds[d], "units", def->units)) != MOE_OK ||
+        (st = tel_attr_str(t, t->ds[d], "description", def->description)) != MOE_OK)
+        goto out;
+out:
+    tel_close_id(&dcpl, H5Pclose);
+    tel_close_id(&sp, H5Sclose);
+    return st;
+}
+
+/*
+ * Extends appended dataset d to `total` rows (every io rank passes the same total) and
+ * writes this rank's selection: rows [row0, row0+n) x columns [col0, col0+ncol) of the
+ * dimension that is DIM_P (ncol = 0: whole rows), from `buf` laid out as the selection in
+ * row-major order. n = 0 selects nothing (the rank still takes part in the collective write).
+ */
+static moe_status_t tel_dset_append(moe_telemetry_t *t, int d, hsize_t total, hsize_t row0,
+                                    hsize_t n, int pdim, hsize_t col0, hsize_t ncol,
+                                    const void *buf)
+{
+    const tel_dset_def_t *def = &tel_dsets[d];
+    hsize_t               dims[4], start[4], count[4], nelem = n;
+    hid_t                 fsp = -1, msp = -1;
+    moe_status_t          st = MOE_OK;
+    int                   i;
+    static const char     dummy = 0;
+
+    dims[0] = total;
+    start[0] = row0;
+    count[0] = n;
+    for (i = 0; i < def->ninner; i++) {
+        dims[i + 1] = t->inner[d][i];
+        start[i + 1] = (i + 1 == pdim && ncol) ? col0 : 0;
+        count[i + 1] = (i + 1 == pdim && ncol) ? ncol : t->inner[d][i];
+        nelem *= count[i + 1];
+    }
+    TEL_H5(t, H5Dset_extent(t->ds[d], dims), "extending a dataset in", st, out);
+    TEL_H5(t, fsp = H5Dget_space(t->ds[d]), "selecting rows in", st, out);
+    if (nelem > 0) {
+        TEL_H5(t, H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
+               "selecting rows in", st, out);
+        TEL_H5(t, msp = H5Screate_simple(1, &nelem, NULL), "selecting rows in", st, out);
+    } else {
+        hsize_t one = 1;
+        TEL_H5(t, H5Sselect_none(fsp), "selecting rows in", st, out);
+        TEL_H5(t, msp = H5Screate_simple(1, &one, NULL), "selecting rows in", st, out);
+        TEL_H5(t, H5Sselect_none(msp), "selecting rows in", st, out);
+        buf = &dummy;
+    }
+    TEL_H5(t, H5Dwrite(t->ds[d], tel_mem_type(def->type, t), msp, fsp, t->dxpl, buf),
+           "writing a block to", st, out);
+out:
+    tel_close_id(&msp, H5Sclose);
+    tel_close_id(&fsp, H5Sclose);
+    return st;
+}
+
+/* Creates a fixed-shape dataset (contiguous) at `path`; returns its id in *ds_p. */
+static moe_status_t tel_fixed_create(moe_telemetry_t *t, const char *path, hid_t ftype, int nd,
+                                     const hsize_t *dims, const char *units, hid_t *ds_p)
+{
+    hid_t        sp = -1;
+    moe_status_t st = MOE_OK;
+
+    *ds_p = -1;
+    TEL_H5(t, sp = H5Screate_simple(nd, dims, NULL), "creating a dataspace in", st, out);
+    TEL_H5(t, *ds_p = H5Dcreate2(t->file, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT,
+                                 H5P_DEFAULT),
+           "creating a dataset in", st, out);
+    if (units)
+        st = tel_attr_str(t, *ds_p, "units", units);
+out:
+    tel_close_id(&sp, H5Sclose);
+    return st;
+}
+
+/*
+ * Writes rows [row0, row0+n) (whole rows: all later dimensions) of a fixed-shape dataset
+ * (n = 0: this rank selects nothing but takes part).
+ */
+static moe_status_t tel_fixed_write(moe_telemetry_t *t, hid_t ds, hid_t mtype, hsize_t row0,
+                                    hsize_t n, const void *buf)
+{
+    hsize_t           dims[4], start[4] = {0, 0, 0, 0}, count[4], nelem = n;
+    hid_t             fsp = -1, msp = -1;
+    moe_status_t      st = MOE_OK;
+    int               nd, i;
+    static const char dummy = 0;
+
+    TEL_H5(t, fsp = H5Dget_space(ds), "selecting rows in", st, out);
+    TEL_H5(t, nd = H5Sget_simple_extent_ndims(fsp), "selecting rows in", st, out);
+    if (nd < 1 || nd > 4) {
+        st = MOE_ERROR_SET(t->log, MOE_ERR_INVARIANT, "telemetry: '%s': bad dataset rank %d",
+                           t->path, nd);
+        goto out;
+    }
+    TEL_H5(t, H5Sget_simple_extent_dims(fsp, dims, NULL), "selecting rows in", st, out);
+    start[0] = row0;
+    count[0] = n;
+    for (i = 1; i < nd; i++) {
+        count[i] = dims[i];
+        nelem *= dims[i];
+    }
+    if (nelem > 0) {
+        TEL_H5(t, H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
+               "selecting rows in", st, out);
+        TEL_H5(t, msp = H5Screate_simple(1, &nelem, NULL), "selecting rows in", st, out);
+    } else {
+        hsize_t one = 1;
+        TEL_H5(t, H5Sselect_none(fsp), "selecting rows in", st, out);
+        TEL_H5(t, msp = H5Screate_simple(1, &one, NULL), "selecting rows in", st, out);
+        TEL_H5(t, H5Sselect_none(msp), "selecting rows in", st, out);
+        buf = &dummy;
+    }
+    TEL_H5(t, H5Dwrite(ds, mtype, msp, fsp, t->dxpl, buf), "writing a dataset to", st, out);
+out:
+    tel_close_id(&msp, H5Sclose);
+    tel_close_id(&fsp, H5Sclose);
+    return st;
+}
+
+/* Creates a fixed dataset and writes it whole from rank 0 (global data). */
+static moe_status_t tel_fixed_global(moe_telemetry_t *t, const char *path, hid_t ftype,
+                                     hid_t mtype, int nd, const hsize_t *dims,
+                                     const char *units, const void *buf)
+{
+    hid_t        ds;
+    moe_status_t st = tel_fixed_create(t, path, ftype, nd, dims, units, &ds);
+
+    if (st == MOE_OK)
+        st = tel_fixed_write(t, ds, mtype, 0, t->rank == 0 ? dims[0] : 0, buf);
+    if (ds >= 0)
+        H5Dclose(ds);
+    return st;
+}
+
+/* ---------------------------------------------------------------- create -------------- */
+
+static void tel_nums_fill(tel_nums_t *n, const moe_tel_meta_t *meta)
+{
+    const moe_config_t *c = meta->cfg;
+
+    memset(n, 0, sizeof(*n));
+    n->experts = c->experts;
+    n->top_k = c->top_k;
+    n->layers = c->layers;
+    n->d_model = c->d_model;
+    n->d_ffn = c->d_ffn;
+    n->tokens_per_rank = c->tokens;
+    n->nranks = meta->nranks;
+    n->nnodes = meta->nnodes;
+    n->flush_interval = c->flush_interval;
+    n->route_samples = c->route_samples;
+    n->steps_requested = c->steps;
+    n->seed = (int64_t)c->seed;
+    n->capacity_factor = c->capacity_factor;
+    n->temperature = c->temperature;
+}
+
+/* Root attributes: versions, configuration, the main numbers, and the running state. */
+static moe_status_t tel_write_root_attrs(moe_telemetry_t *t, const tel_nums_t *n,
+                                         char *const *s)
+{
+    /* s[]: config, moerun(unused), mpi, hwloc, start, slurm, drop, workload, exchange,
+     * placement, activation, mode */
+    static const char *const names[] = {"config",       "moerun_version_unused",
+                                        "mpi_version",  "hwloc_version",
+                                        "start_time",   "slurm_job_id",
+                                        "drop_policy",  "workload",
+                                        "exchange",     "placement",
+                                        "activation",   "telemetry_mode"};
+    const struct { const char *name; int64_t v; } ints[] = {
+        {"experts", n->experts},         {"top_k", n->top_k},
+        {"layers", n->layers},           {"d_model", n->d_model},
+        {"d_ffn", n->d_ffn},             {"tokens_per_rank", n->tokens_per_rank},
+        {"nranks", n->nranks},           {"nnodes", n->nnodes},
+        {"flush_interval", n->flush_interval}, {"route_samples", n->route_samples},
+        {"steps_requested", n->steps_requested}, {"seed", n->seed},
+        {"steps_completed", 0}};
+    hid_t        root = t->file;
+    moe_status_t st;
+    unsigned     maj = 0, min = 0, rel = 0;
+    char         h5ver[32];
+    size_t       i;
+
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(h5ver, sizeof(h5ver), "%u.%u.%u", maj, min, rel);
+    if ((st = tel_attr_i64(t, root, "schema_version", TEL_SCHEMA_VERSION)) != MOE_OK ||
+        (st = tel_attr_str(t, root, "moerun_version", MOERUN_VERSION)) != MOE_OK ||
+        (st = tel_attr_str(t, root, "hdf5_version", h5ver)) != MOE_OK ||
+        (st = tel_attr_str(t, root, "status", "running")) != MOE_OK)
+        return st;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (i == 1)
+            continue;
+        if ((st = tel_attr_str(t, root, names[i], s[i])) != MOE_OK)
+            return st;
+    }
+    for (i = 0; i < sizeof(ints) / sizeof(ints[0]); i++)
+        if ((st = tel_attr_i64(t, root, ints[i].name, ints[i].v)) != MOE_OK)
+            return st;
+    if ((st = tel_attr_f64(t, root, "capacity_factor", n->capacity_factor)) != MOE_OK ||
+        (st = tel_attr_f64(t, root, "temperature", n->temperature)) != MOE_OK)
+        return st;
+    return MOE_OK;
+}
+
+/* Topology and placement datasets (global; rank 0's copy is written). */
+static moe_status_t tel_write_topology(moe_telemetry_t *t, const moe_tel_meta_t *meta)
+{
+    hsize_t      P = (hsize_t)t->nranks, E = (hsize_t)t->E;
+    hid_t        host = -1, cpus = -1;
+    moe_status_t st = MOE_OK;
+
+    TEL_H5(t, host = H5Tcopy(H5T_C_S1), "creating a string type in", st, out);
+    TEL_H5(t, H5Tset_size(host, MOE_HOST_MAX), "creating a string type in", st, out);
+    TEL_H5(t, cpus = H5Tcopy(H5T_C_S1), "creating a string type in", st, out);
+    TEL_H5(t, H5Tset_size(cpus, MOE_CPUSET_MAX), "creating a string type in", st, out);
+    if ((st = tel_fixed_global(t, "topology/hostname", host, host, 1, &P, NULL,
+                               meta->hostname)) != MOE_OK ||
+        (st = tel_fixed_global(t, "topology/node", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &P,
+                               "node id", meta->node)) != MOE_OK ||
+        (st = tel_fixed_global(t, "topology/local_rank", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
+                               &P, "rank", meta->local_rank)) != MOE_OK ||
+        (st = tel_fixed_global(t, "topology/cpuset", cpus, cpus, 1, &P, "hwloc list",
+                               meta->cpuset)) != MOE_OK ||
+        (st = tel_fixed_global(t, "topology/numa_node", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
+                               &P, "NUMA node, -1 unknown", meta->numa_node)) != MOE_OK ||
+        (st = tel_fixed_global(t, "placement/expert_owner", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
+                               &E, "rank", meta->expert_owner)) != MOE_OK)
+        goto out;
+out:
+    tel_close_id(&host, H5Tclose);
+    tel_close_id(&cpus, H5Tclose);
+    return st;
+}
+
+/* Creates every appended and accumulated dataset, with their column attributes. */
+static moe_status_t tel_create_datasets(moe_telemetry_t *t, const tel_nums_t *n)
+{
+    hsize_t      step_rows = (hsize_t)(n->flush_interval > 0 ? n->flush_interval : 1);
+    hsize_t      route_rows = step_rows * (hsize_t)(n->route_samples > 0 ? n->route_samples : 1);
+    hsize_t      cs[3] = {(hsize_t)t->L, (hsize_t)t->E, (hsize_t)t->E};
+    hsize_t      tm[2] = {(hsize_t)t->nranks, (hsize_t)t->nranks};
+    moe_status_t st = MOE_OK;
+    int          d;
+
+    for (d = 0; d < DS_COUNT && st == MOE_OK; d++)
+        st = tel_dset_create(t, d, d == DS_EVENTS ? TEL_EVENT_CHUNK
+                                   : d >= DS_R_STEP ? route_rows : step_rows);
+    if (st != MOE_OK)
+        return st;
+    if ((st = tel_attr_strlist(t, t->ds[DS_ROUTER], "columns", moe_rstat_names,
+                               MOE_RSTAT_COUNT)) != MOE_OK ||
+        (st = tel_attr_strlist(t, t->ds[DS_PHASE], "columns", moe_phase_names,
+                               MOE_PHASE_COUNT)) != MOE_OK ||
+        (st = tel_attr_strlist(t, t->ds[DS_TRAFFIC], "columns", moe_traffic_names,
+                               MOE_TRAFFIC_COUNT)) != MOE_OK ||
+        (st = tel_attr_strlist(t, t->ds[DS_EVENTS], "kind_names", moe_event_names,
+                               MOE_EVENT_COUNT)) != MOE_OK)
+        return st;
+    if ((st = tel_fixed_create(t, "accumulated/coselect", H5T_STD_I64LE, 3, cs, "tokens",
+                               &t->coselect)) != MOE_OK ||
+        (st = tel_fixed_create(t, "accumulated/traffic_matrix", H5T_STD_I64LE, 2, tm, "bytes",
+                               &t->tmatrix)) != MOE_OK)
+        return st;
+    return tel_attr_i64(t, t->accum, "steps", 0);
+}
+
+/* The io part of create: file, attributes, topology, datasets. */
+static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *meta,
+                                    const tel_nums_t *n, char *const *s, int *created_p)
+{
+    hid_t        fapl = -1, g = -1;
+    moe_status_t st = MOE_OK;
+    size_t       i;
+
+    TEL_H5(t, fapl = H5Pcreate(H5P_FILE_ACCESS), "creating", st, out);
+    TEL_H5(t, t->dxpl = H5Pcreate(H5P_DATASET_XFER), "creating", st, out);
+    if (t->mode == MOE_TEL_PARALLEL) {
+        TEL_H5(t, H5Pset_fapl_mpio(fapl, t->comm, MPI_INFO_NULL), "setting MPI-IO for", st, out);
+        TEL_H5(t, H5Pset_dxpl_mpio(t->dxpl, H5FD_MPIO_COLLECTIVE), "setting MPI-IO for", st,
+               out);
+    }
+    errno = 0;
+    TEL_H5(t, t->file = H5Fcreate(t->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating", st,
+           out);
+    *created_p = 1;
+    for (i = 0; i < sizeof(tel_groups) / sizeof(tel_groups[0]); i++) {
+        TEL_H5(t, g = H5Gcreate2(t->file, tel_groups[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+               "creating a group in", st, out);
+        if (strcmp(tel_groups[i], "accumulated") == 0)
+            t->accum = g;
+        else
+            H5Gclose(g);
+        g = -1;
+    }
+    if ((st = tel_event_types(t)) != MOE_OK || (st = tel_write_root_attrs(t, n, s)) != MOE_OK ||
+        (st = tel_write_topology(t, meta)) != MOE_OK ||
+        (st = tel_create_datasets(t, n)) != MOE_OK)
+        goto out;
+    TEL_H5(t, H5Fflush(t->file, H5F_SCOPE_GLOBAL), "flushing", st, out);
+out:
+    tel_close_id(&fapl, H5Pclose);
+    return st;
+}
+
+/* Closes every HDF5 object of the handle (io ranks; collective in parallel mode). */
+static moe_status_t tel_close_file(moe_telemetry_t *t)
+{
+    moe_status_t st = MOE_OK;
+    int          d;
+
+    for (d = 0; d < DS_COUNT; d++)
+        tel_close_id(&t->ds[d], H5Dclose);
+    tel_close_id(&t->coselect, H5Dclose);
+    tel_close_id(&t->tmatrix, H5Dclose);
+    tel_close_id(&t->accum, H5Gclose);
+    tel_close_id(&t->ev_mem, H5Tclose);
+    tel_close_id(&t->ev_file, H5Tclose);
+    tel_close_id(&t->dxpl, H5Pclose);
+    /* HDF5 1.10 leaves a dangling file id when H5Fclose fails (e.g. the disk is still full
+     * at close) and may then crash in its own exit-time cleanup; nothing can be done here */
+    if (t->file >= 0 && H5Fclose(t->file) < 0)
+        st = tel_h5_fail(t, MOE_ERR_HDF5, "closing");
+    t->file = -1;
+    return st;
+}
+
+static void tel_free(moe_telemetry_t *t)
+{
+    if (t == NULL)
+        return;
+    if (t->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&t->comm);
+    free(t);
+}
+
+static moe_status_t tel_check_meta(moe_telemetry_t *t, const char *path,
+                                   const moe_tel_meta_t *meta)
+{
+    const moe_config_t *c = meta ? meta->cfg : NULL;
+
+    if (path == NULL || path[0] == '\0' || strlen(path) >= MOE_PATH_MAX)
+        return MOE_ERROR_SET(t->log, MOE_ERR_INVALID, "telemetry: empty or too long path");
+    if (c == NULL || c->layers < 1 || c->experts < 1 || c->top_k < 1 || c->top_k > c->experts)
+        return MOE_ERROR_SET(t->log, MOE_ERR_INVALID,
+                             "telemetry: '%s': invalid configuration (layers, experts, top_k)",
+                             path);
+    if (meta->nranks != t->nranks)
+        return MOE_ERROR_SET(t->log, MOE_ERR_INVALID,
+                             "telemetry: '%s': meta.nranks %d != communicator size %d", path,
+                             meta->nranks, t->nranks);
+    if (t->rank == 0 && (meta->hostname == NULL || meta->node == NULL ||
+                         meta->local_rank == NULL || meta->cpuset == NULL ||
+                         meta->numa_node == NULL || meta->expert_owner == NULL))
+        return MOE_ERROR_SET(t->log, MOE_ERR_INVALID,
+                             "telemetry: '%s': topology or placement arrays missing", path);
+    if (t->mode != MOE_TEL_PARALLEL && t->mode != MOE_TEL_GATHER)
+        return MOE_ERROR_SET(t->log, MOE_ERR_INVALID, "telemetry: '%s': unknown mode %d", path,
+                             (int)t->mode);
+    return MOE_OK;
+}
+
+/*
+ * Rank 0: the directory of `path` must exist and be writable; says why not in plain words
+ * (the MPI-IO driver's own message is often "known error not in list").
+ */
+static moe_status_t tel_check_dir(moe_telemetry_t *t)
+{
+    char        dir[MOE_PATH_MAX];
+    char       *slash;
+    struct stat sb;
+
+    if (t->rank != 0)
+        return MOE_OK;
+    snprintf(dir, sizeof(dir), "%s", t->path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (stat(dir, &sb) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot create '%s': directory '%s': %s",
+                             t->path, dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                             "telemetry: cannot create '%s': '%s' is not a directory", t->path,
+                             dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                             "telemetry: cannot create '%s': directory '%s' is not writable: %s",
+                             t->path, dir, strerror(errno));
+    return MOE_OK;
+}
+
+/* Removes a file we created, if it is a regular file (rank 0). */
+static void tel_remove(const moe_telemetry_t *t)
+{
+    struct stat sb;
+
+    if (t->rank == 0 && stat(t->path, &sb) == 0 && S_ISREG(sb.st_mode))
+        unlink(t->path);
+}
+
+moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Comm comm,
+                                  const moe_tel_meta_t *meta, moe_log_t *log,
+                                  moe_telemetry_t **tel_p)
+{
+    moe_telemetry_t *t;
+    moe_status_t     st = MOE_OK;
+    tel_nums_t       nums;
+    char            *s[12];
+    const char      *src[12];
+    int              created = 0, any_created = 0, d, rc;
+    size_t           i;
+
+    *tel_p = NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "telemetry: out of memory");
+    t->comm = MPI_COMM_NULL;
+    t->log = log;
+    t->mode = mode;
+    t->file = t->dxpl = t->coselect = t->tmatrix = t->accum = t->ev_mem = t->ev_file = -1;
+    for (d = 0; d < DS_COUNT; d++)
+        t->ds[d] = -1;
+    snprintf(t->path, sizeof(t->path), "%s", path ? path : "");
+    rc = MPI_Comm_dup(comm, &t->comm);
+    if (rc != MPI_SUCCESS) {
+        free(t);
+        return moe__mpi_status(log, rc, "MPI_Comm_dup", __FILE__, __LINE__);
+    }
+    MPI_Comm_rank(t->comm, &t->rank);
+    MPI_Comm_size(t->comm, &t->nranks);
+    t->io = mode == MOE_TEL_PARALLEL || t->rank == 0;
+
+    st = tel_check_meta(t, path, meta);
+    if (st == MOE_OK)
+        st = tel_check_dir(t);
+    st = tel_agree(t, st);
+    if (st != MOE_OK) {
+        tel_free(t);
+        return st;
+    }
+    t->L = meta->cfg->layers;
+    t->E = meta->cfg->experts;
+    t->k = meta->cfg->top_k;
+
+    /* identical attribute values on every io rank: rank 0's */
+    tel_nums_fill(&nums, meta);
+    src[0] = meta->config_ini;
+    src[1] = NULL;
+    src[2] = meta->mpi_version;
+    src[3] = meta->hwloc_version;
+    src[4] = meta->start_time;
+    src[5] = meta->slurm_job_id;
+    src[6] = moe_drop_policy_name(meta->cfg->drop_policy);
+    src[7] = meta->cfg->workload;
+    src[8] = meta->cfg->exchange;
+    src[9] = moe_placement_name(meta->cfg->placement);
+    src[10] = moe_activation_name(meta->cfg->activation);
+    src[11] = moe_tel_mode_name(mode);
+    memset(s, 0, sizeof(s));
+    for (i = 0; i < 12 && st == MOE_OK; i++)
+        st = tel_bcast_str(t, src[i], &s[i]);
+    if (st == MOE_OK && MPI_Bcast(&nums, (int)sizeof(nums), MPI_BYTE, 0, t->comm) != MPI_SUCCESS)
+        st = MOE_ERROR_SET(log, MOE_ERR_MPI, "telemetry: MPI_Bcast of the metadata failed");
+    st = tel_agree(t, st);
+
+    if (st == MOE_OK && t->io)
+        st = tel_create_file(t, meta, &nums, s, &created);
+    for (i = 0; i < 12; i++)
+        free(s[i]);
+    st = tel_agree(t, st);
+    if (st != MOE_OK) {
+        if (t->io)
+            tel_close_file(t);
+        if (MPI_Allreduce(&created, &any_created, 1, MPI_INT, MPI_MAX, t->comm) == MPI_SUCCESS &&
+            any_created)
+            tel_remove(t);
+        H5Eclear2(H5E_DEFAULT);
+        tel_free(t);
+        return st;
+    }
+    *tel_p = t;
+    return MOE_OK;
+}
+
+/* ---------------------------------------------------------------- blocks -------------- */
+
+/* Indices of the buffers a gather-mode rank 0 owns for one block. */
+enum { OWN_PHASE, OWN_TRAFFIC, OWN_RSTEP, OWN_RTOKEN, OWN_REXPERT, OWN_RWEIGHT, OWN_RKEPT,
+       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_COUNT };
+
+/* What this rank writes of one block, after the gathers (gather mode) or as given. */
+typedef struct tel_io_block {
+    /* rank-local columns: [n][L][ncol][X] */
+    hsize_t        col0, ncol;
+    const double  *phase;
+    const int64_t *traffic;
+    /* routes: rows [r0, r0 + rn) of a total of rtotal */
+    hsize_t        r0, rn, rtotal;
+    const int64_t *r_step, *r_token;
+    const int32_t *r_expert;
+    const float   *r_weight;
+    const uint8_t *r_kept;
+    /* traffic matrix rows [m0, m0 + mn) */
+    hsize_t        m0, mn;
+    const int64_t *mrows;
+    /* events */
+    hsize_t             nev;
+    tel_event_rec_t    *ev;
+    /* owned buffers (gather mode, rank 0), indexed by OWN_* */
+    void *own[OWN_COUNT];
+} tel_io_block_t;
+
+static void tel_io_block_free(tel_io_block_t *io)
+{
+    size_t i;
+
+    for (i = 0; i < sizeof(io->own) / sizeof(io->own[0]); i++)
+        free(io->own[i]);
+    free(io->ev);
+}
+
+/*
+ * Gathers rank-local [n][L][X] arrays to rank 0 (into `scratch`, [P][n][L][X]) and
+ * transposes them into `out`, [n][L][P][X]. Buffers are rank 0's, preallocated.
+ */
+static moe_status_t tel_gather_columns(moe_telemetry_t *t, const void *mine, size_t n, size_t X,
+                                       size_t esz, MPI_Datatype mt, char *scratch, char *out)
+{
+    size_t L = (size_t)t->L, P = (size_t)t->nranks, cnt = n * L * X, s, l, r;
+
+    MOE_MPI_CHECK(t->log, MPI_Gather(mine, (int)cnt, mt, scratch, (int)cnt, mt, 0, t->comm));
+    if (t->rank == 0)
+        for (r = 0; r < P; r++)
+            for (s = 0; s < n; s++)
+                for (l = 0; l < L; l++)
+                    memcpy(out + (((s * L + l) * P + r) * X) * esz,
+                           scratch + ((r * n + s) * L + l) * X * esz, X * esz);
+    return MOE_OK;
+}
+
+/* Gathers `cnt[r] * per` elements of every rank r to rank 0, in rank order, into `out`. */
+static moe_status_t tel_gatherv(moe_telemetry_t *t, const void *mine, const int *cnt, int per,
+                                MPI_Datatype mt, int *rc, int *dsp, void *out)
+{
+    static const char dummy = 0;
+    int               r, tot = 0;
+
+    if (t->rank == 0)
+        for (r = 0; r < t->nranks; r++) {
+            rc[r] = cnt[r] * per;
+            dsp[r] = tot;
+            tot += rc[r];
+        }
+    MOE_MPI_CHECK(t->log, MPI_Gatherv(mine ? mine : &dummy, cnt[t->rank] * per, mt,
+                                      out ? out : (void *)&dummy, rc, dsp, mt, 0, t->comm));
+    return MOE_OK;
+}
+
+/* Rank 0 of gather mode: allocates every buffer of the block's gathers. */
+static moe_status_t tel_gather_alloc(moe_telemetry_t *t, size_t n, long nroutes,
+                                     tel_io_block_t *io)
+{
+    size_t P = (size_t)t->nranks, L = (size_t)t->L, Lk = L * (size_t)t->k, R = (size_t)nroutes;
+    size_t cols = n * L * P, sizes[OWN_COUNT];
+    int    i, ok = 1;
+
+    sizes[OWN_PHASE] = cols * MOE_PHASE_COUNT * sizeof(double);
+    sizes[OWN_TRAFFIC] = cols * MOE_TRAFFIC_COUNT * sizeof(int64_t);
+    sizes[OWN_SCRATCH] = sizes[OWN_PHASE] > sizes[OWN_TRAFFIC] ? sizes[OWN_PHASE]
+                                                                : sizes[OWN_TRAFFIC];
+    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = R * sizeof(int64_t);
+    sizes[OWN_REXPERT] = R * Lk * sizeof(int32_t);
+    sizes[OWN_RWEIGHT] = R * Lk * sizeof(float);
+    sizes[OWN_RKEPT] = R * Lk;
+    sizes[OWN_MATRIX] = P * P * sizeof(int64_t);
+    sizes[OWN_COUNTS] = sizes[OWN_DISPL] = P * sizeof(int);
+    for (i = 0; i < OWN_COUNT; i++) {
+        io->own[i] = malloc(sizes[i] ? sizes[i] : 1);
+        ok &= io->own[i] != NULL;
+    }
+    if (!ok)
+        return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory for a block");
+    return MOE_OK;
+}
+
+/*
+ * Prepares what this rank writes: in parallel mode its own data, in gather mode (rank 0)
+ * everything, gathered. All MPI traffic of a block happens here; every rank makes the same
+ * sequence of collective calls whatever the outcome of its allocations (they are agreed on
+ * before the gathers).
+ */
+static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, tel_io_block_t *io)
+{
+    size_t       n = (size_t)b->nsteps, Lk = (size_t)t->L * t->k;
+    int         *cnt = NULL, r, nev = t->rank == 0 ? b->nevents : 0;
+    long         before = 0, total = 0;
+    moe_status_t st = MOE_OK;
+    char        *scr;
+    int         *rc, *dsp;
+
+    memset(io, 0, sizeof(*io));
+    cnt = malloc((size_t)t->nranks * sizeof(int));
+    st = tel_agree(t, cnt ? MOE_OK : MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory"));
+    if (st != MOE_OK)
+        goto out;
+    MOE_MPI_CHECK_GOTO(t->log, MPI_Allgather(&b->nroutes, 1, MPI_INT, cnt, 1, MPI_INT, t->comm),
+                       st, out);
+    for (r = 0; r < t->nranks; r++) {
+        if (r < t->rank)
+            before += cnt[r];
+        total += cnt[r];
+    }
+    MOE_MPI_CHECK_GOTO(t->log, MPI_Bcast(&nev, 1, MPI_INT, 0, t->comm), st, out);
+    io->rtotal = t->nroutes + (hsize_t)total;
+    io->nev = (hsize_t)nev;
+    if (total * (long)Lk > INT32_MAX || n * t->L * (size_t)MOE_PHASE_COUNT > INT32_MAX)
+        st = MOE_ERROR_SET(t->log, MOE_ERR_UNSUPPORTED, "telemetry: block too large");
+    if (st == MOE_OK && t->rank == 0 && nev > 0) {
+        io->ev = calloc((size_t)nev, sizeof(*io->ev));
+        if (io->ev == NULL)
+            st = MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+        for (r = 0; r < nev && io->ev; r++) {
+            const moe_event_t *e = &b->events[r];
+            io->ev[r].step = e->step;
+            io->ev[r].layer = e->layer;
+            io->ev[r].expert = e->expert;
+            io->ev[r].kind = (int32_t)e->kind;
+            io->ev[r].value = e->value;
+            io->ev[r].threshold = e->threshold;
+            snprintf(io->ev[r].message, sizeof(io->ev[r].message), "%s", e->message);
+        }
+    }
+    if (st == MOE_OK && t->mode == MOE_TEL_GATHER && t->rank == 0)
+        st = tel_gather_alloc(t, n, total, io);
+    if ((st = tel_agree(t, st)) != MOE_OK)
+        goto out;
+    if (t->mode == MOE_TEL_PARALLEL) {
+        io->col0 = (hsize_t)t->rank;
+        io->ncol = 1;
+        io->phase = b->phase;
+        io->traffic = b->traffic;
+        io->r0 = t->nroutes + (hsize_t)before;
+        io->rn = (hsize_t)b->nroutes;
+        io->r_step = b->route_step;
+        io->r_token = b->route_token;
+        io->r_expert = b->route_expert;
+        io->r_weight = b->route_weight;
+        io->r_kept = b->route_kept;
+        io->m0 = (hsize_t)t->rank;
+        io->mn = 1;
+        io->mrows = b->traffic_row;
+        goto out;
+    }
+    io->col0 = 0;
+    io->ncol = (hsize_t)t->nranks;
+    io->r0 = t->nroutes;
+    io->rn = (hsize_t)total;
+    io->m0 = 0;
+    io->mn = (hsize_t)t->nranks;
+    scr = io->own[OWN_SCRATCH];
+    rc = io->own[OWN_COUNTS];
+    dsp = io->own[OWN_DISPL];
+    if ((st = tel_gather_columns(t, b->phase, n, MOE_PHASE_COUNT, sizeof(double), MPI_DOUBLE,
+                                 scr, io->own[OWN_PHASE])) != MOE_OK ||
+        (st = tel_gather_columns(t, b->traffic, n, MOE_TRAFFIC_COUNT, sizeof(int64_t),
+                                 MPI_INT64_T, scr, io->own[OWN_TRAFFIC])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_step, cnt, 1, MPI_INT64_T, rc, dsp,
+                          io->own[OWN_RSTEP])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_token, cnt, 1, MPI_INT64_T, rc, dsp,
+                          io->own[OWN_RTOKEN])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_expert, cnt, (int)Lk, MPI_INT32_T, rc, dsp,
+                          io->own[OWN_REXPERT])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_weight, cnt, (int)Lk, MPI_FLOAT, rc, dsp,
+                          io->own[OWN_RWEIGHT])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_kept, cnt, (int)Lk, MPI_UINT8_T, rc, dsp,
+                          io->own[OWN_RKEPT])) != MOE_OK)
+        goto out;
+    MOE_MPI_CHECK_GOTO(t->log, MPI_Gather(b->traffic_row, t->nranks, MPI_INT64_T,
+                                          io->own[OWN_MATRIX], t->nranks, MPI_INT64_T, 0,
+                                          t->comm), st, out);
+    io->phase = io->own[OWN_PHASE];
+    io->traffic = io->own[OWN_TRAFFIC];
+    io->r_step = io->own[OWN_RSTEP];
+    io->r_token = io->own[OWN_RTOKEN];
+    io->r_expert = io->own[OWN_REXPERT];
+    io->r_weight = io->own[OWN_RWEIGHT];
+    io->r_kept = io->own[OWN_RKEPT];
+    io->mrows = io->own[OWN_MATRIX];
+out:
+    free(cnt);
+    return st;
+}
+
+/* The HDF5 writes of one block (io ranks), then the flush. */
+static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
+                              const tel_io_block_t *io)
+{
+    hsize_t      n = (hsize_t)b->nsteps, S = t->steps + n, i;
+    hsize_t      g = t->rank == 0 ? n : 0; /* global data: rank 0's rows */
+    int64_t     *steps = NULL;
+    moe_status_t st = MOE_OK;
+
+    steps = malloc(n * sizeof(*steps));
+    if (steps == NULL)
+        return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+    for (i = 0; i < n; i++)
+        steps[i] = (int64_t)b->step0 + (int64_t)i;
+    if ((st = tel_dset_append(t, DS_STEP, S, t->steps, g, 0, 0, 0, steps)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_ROUTED, S, t->steps, g, 0, 0, 0, b->routed)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_PROCESSED, S, t->steps, g, 0, 0, 0, b->processed)) !=
+            MOE_OK ||
+        (st = tel_dset_append(t, DS_DROPPED, S, t->steps, g, 0, 0, 0, b->dropped)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_DROPPED_CAP, S, t->steps, g, 0, 0, 0,
+                              b->dropped_capacity)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
+        /* rank-local columns: dimension 2 is the rank */
+        (st = tel_dset_append(t, DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
+                              io->ncol, io->phase)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_TRAFFIC, S, t->steps, io->ncol ? n : 0, 2, io->col0,
+                              io->ncol, io->traffic)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_R_STEP, io->rtotal, io->r0, io->rn, 0, 0, 0, io->r_step)) !=
+            MOE_OK ||
+        (st = tel_dset_append(t, DS_R_TOKEN, io->rtotal, io->r0, io->rn, 0, 0, 0,
+                              io->r_token)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_R_EXPERT, io->rtotal, io->r0, io->rn, 0, 0, 0,
+                              io->r_expert)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_R_WEIGHT, io->rtotal, io->r0, io->rn, 0, 0, 0,
+                              io->r_weight)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_R_KEPT, io->rtotal, io->r0, io->rn, 0, 0, 0, io->r_kept)) !=
+            MOE_OK ||
+        (st = tel_dset_append(t, DS_EVENTS, t->nevents + io->nev, t->nevents,
+                              t->rank == 0 ? io->nev : 0, 0, 0, 0, io->ev)) != MOE_OK)
+        goto out;
+    /* accumulated matrices, rewritten whole */
+    if ((st = tel_fixed_write(t, t->coselect, H5T_NATIVE_INT64, 0,
+                              t->rank == 0 ? (hsize_t)t->L : 0, b->coselect)) != MOE_OK ||
+        (st = tel_fixed_write(t, t->tmatrix, H5T_NATIVE_INT64, io->m0, io->mn, io->mrows)) !=
+            MOE_OK ||
+        (st = tel_attr_i64(t, t->accum, "steps", (int64_t)S)) != MOE_OK ||
+        (st = tel_attr_i64(t, t->file, "steps_completed", (int64_t)b->step0 + b->nsteps)) !=
+            MOE_OK)
+        goto out;
+    TEL_H5(t, H5Fflush(t->file, H5F_SCOPE_GLOBAL), "flushing", st, out);
+out:
+    free(steps);
+    return st;
+}
+
+moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block_t *blk)
+{
+    tel_io_block_t io;
+    moe_status_t   st = MOE_OK;
+    int            ok[2], all[2];
+
+    if (tel == NULL)
+        return MOE_ERR_INVALID;
+    if (tel->failed != MOE_OK)
+        return MOE_ERROR_SET(tel->log, tel->failed,
+                             "telemetry: '%s': an earlier write failed; no more blocks written",
+                             tel->path);
+    /* the block must have the same step count everywhere (extents are computed from it) */
+    ok[0] = blk ? blk->nsteps : -1;
+    ok[1] = -ok[0];
+    if (MPI_Allreduce(ok, all, 2, MPI_INT, MPI_MIN, tel->comm) != MPI_SUCCESS)
+        return tel->failed = MOE_ERROR_SET(tel->log, MOE_ERR_MPI, "telemetry: MPI_Allreduce failed");
+    if (blk == NULL || all[0] < 1 || all[0] != -all[1] || blk->nroutes < 0)
+        return tel->failed = tel_agree(tel, MOE_ERROR_SET(tel->log, MOE_ERR_INVALID,
+                                       "telemetry: '%s': invalid block (nsteps %d..%d)",
+                                       tel->path, all[0], -all[1]));
+    /* HDF5 metadata calls must match on all io ranks: agree on the preparation first */
+    st = tel_agree(tel, tel_prepare(tel, blk, &io));
+    if (st == MOE_OK && tel->io)
+        st = tel_write(tel, blk, &io);
+    st = tel_agree(tel, st);
+    tel_io_block_free(&io);
+    if (st != MOE_OK) {
+        tel->failed = st;
+        return st;
+    }
+    tel->steps += (hsize_t)blk->nsteps;
+    tel->nroutes = io.rtotal;
+    tel->nevents += io.nev;
+    return MOE_OK;
+}
+
+/* ---------------------------------------------------------------- close --------------- */
+
+static moe_status_t tel_write_end(moe_telemetry_t *t, long steps, const char *status,
+                                  const char *end, const char *summary)
+{
+    moe_status_t st;
+
+    if ((st = tel_attr_i64(t, t->file, "steps_completed", (int64_t)steps)) != MOE_OK ||
+        (st = tel_attr_str(t, t->file, "status", status)) != MOE_OK ||
+        (st = tel_attr_str(t, t->file, "end_time", end)) != MOE_OK)
+        return st;
+    if (summary && summary[0] && (st = tel_attr_str(t, t->file, "summary", summary)) != MOE_OK)
+        return st;
+    if (H5Fflush(t->file, H5F_SCOPE_GLOBAL) < 0)
+        return tel_h5_fail(t, MOE_ERR_HDF5, "flushing");
+    return MOE_OK;
+}
+
+moe_status_t moe_telemetry_close(moe_telemetry_t *tel, long steps_completed, const char *status,
+                                 const char *summary_json)
+{
+    moe_status_t st = MOE_OK, st2;
+    char        *stat_s = NULL, *sum_s = NULL, *end_s = NULL, end[TEL_TIME_MAX] = "";
+    long         steps = steps_completed;
+    time_t       now = time(NULL);
+    struct tm    tmv;
+
+    if (tel == NULL)
+        return MOE_OK;
+    if (gmtime_r(&now, &tmv))
+        strftime(end, sizeof(end), "%Y-%m-%dT%H:%M:%SZ", &tmv);
+    /* rank 0's values, so that every io rank writes identical attributes */
+    if (MPI_Bcast(&steps, 1, MPI_LONG, 0, tel->comm) != MPI_SUCCESS)
+        st = MOE_ERROR_SET(tel->log, MOE_ERR_MPI, "telemetry: MPI_Bcast failed");
+    if ((st2 = tel_bcast_str(tel, status ? status : "complete", &stat_s)) != MOE_OK && !st)
+        st = st2;
+    if ((st2 = tel_bcast_str(tel, summary_json, &sum_s)) != MOE_OK && !st)
+        st = st2;
+    if ((st2 = tel_bcast_str(tel, end, &end_s)) != MOE_OK && !st)
+        st = st2;
+    st = tel_agree(tel, st);
+    /* after a failed block the end state is still attempted: "error" is worth recording */
+    if (st == MOE_OK && tel->io && tel->file >= 0)
+        st = tel_write_end(tel, steps, stat_s, end_s, sum_s);
+    if (tel->io && (st2 = tel_close_file(tel)) != MOE_OK && st == MOE_OK)
+        st = st2;
+    st = tel_agree(tel, st);
+    /* closed after a failed write: the file holds the blocks before it; last_error
+     * still says what failed */
+    if (st == MOE_OK && tel->failed != MOE_OK)
+        st = tel->failed;
+    H5Eclear2(H5E_DEFAULT);
+    free(stat_s);
+    free(sum_s);
+    free(end_s);
+    tel_free(tel);
+    return st;
+}

@@ -1,1 +1,674 @@
-/* tools/telemetry_reader.c: being written */
+/*
+ * tools/telemetry_reader.c — reads moerun telemetry files (docs/telemetry.md) for tools.
+ *
+ * What always holds:
+ *  1. Only the serial sec2 driver is used; MPI is never initialised or called.
+ *  2. HDF5's automatic error printing is off; every HDF5 failure becomes one message in
+ *     log->last_error naming the file and the reason.
+ *  3. A handle exists only for a validated file (see tel_validate): the inner shapes of all
+ *     documented datasets match the root attributes, so callers can size buffers from
+ *     moe_tel_reader_info() alone, and every read is range-checked against the file.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "telemetry_reader.h"
+
+/* Upper bounds that keep a malformed file from asking for absurd buffers. */
+#define TR_MAX_DIM      (1LL << 24)
+#define TR_MAX_KINDS    64
+
+struct moe_tel_reader {
+    hid_t          file;
+    moe_log_t     *log;
+    char           path[1024];
+    moe_tel_info_t info;
+    char         **kind_names;
+    int            nkinds;
+};
+
+/* Inner-dimension codes of the validation table. */
+typedef enum { TR_L, TR_E, TR_P, TR_K, TR_RSTAT, TR_PHASE, TR_TRAF, TR_NONE } tr_dim_t;
+/* Which row count a dataset's first dimension must equal. */
+typedef enum { TR_ROWS_STEPS, TR_ROWS_ROUTES, TR_ROWS_EVENTS, TR_ROWS_FIXED } tr_rows_t;
+
+typedef struct tr_dset {
+    const char *path;
+    int         ndims;
+    tr_rows_t   rows;
+    tr_dim_t    dim[4]; /* for TR_ROWS_FIXED: all dims; otherwise dims 1.. */
+} tr_dset_t;
+
+/* Counts of the columns in schema 1 (they are the header's enums; the reader needs only the
+ * counts, and takes names from the files' "columns" attributes). */
+#define TR_RSTAT_COUNT 11
+#define TR_PHASE_COUNT 6
+#define TR_TRAF_COUNT  4
+
+static const tr_dset_t tr_dsets[] = {
+    {MOE_TEL_STEP, 1, TR_ROWS_STEPS, {TR_NONE}},
+    {MOE_TEL_ROUTED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
+    {MOE_TEL_PROCESSED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
+    {MOE_TEL_DROPPED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
+    {MOE_TEL_DROPPED_CAPACITY, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
+    {MOE_TEL_CAPACITY, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}},
+    {MOE_TEL_ROUTER, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_RSTAT}},
+    {MOE_TEL_PHASE, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_PHASE}},
+    {MOE_TEL_TRAFFIC, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_TRAF}},
+    {MOE_TEL_ROUTE_STEP, 1, TR_ROWS_ROUTES, {TR_NONE}},
+    {MOE_TEL_ROUTE_TOKEN, 1, TR_ROWS_ROUTES, {TR_NONE}},
+    {MOE_TEL_ROUTE_EXPERT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
+    {MOE_TEL_ROUTE_WEIGHT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
+    {MOE_TEL_ROUTE_KEPT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
+    {MOE_TEL_EVENTS, 1, TR_ROWS_EVENTS, {TR_NONE}},
+    {MOE_TEL_COSELECT, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_E}},
+    {MOE_TEL_TRAFFIC_MATRIX, 2, TR_ROWS_FIXED, {TR_P, TR_P}},
+    {MOE_TEL_HOSTNAME, 1, TR_ROWS_FIXED, {TR_P}},
+    {MOE_TEL_NODE, 1, TR_ROWS_FIXED, {TR_P}},
+    {MOE_TEL_LOCAL_RANK, 1, TR_ROWS_FIXED, {TR_P}},
+    {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}},
+    {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}},
+    {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}},
+};
+
+/* ---------------------------------------------------------------- errors -------------- */
+
+typedef struct tr_errwalk {
+    char text[200];
+    int  found;
+} tr_errwalk_t;
+
+static herr_t tr_errwalk_cb(unsigned n, const H5E_error2_t *err, void *data)
+{
+    tr_errwalk_t *w = data;
+
+    (void)n;
+    if (!w->found && err->desc && err->desc[0]) {
+        snprintf(w->text, sizeof(w->text), "%s", err->desc);
+        w->found = 1;
+    }
+    return 0;
+}
+
+/* Records "PATH: WHAT: <innermost HDF5 message>" and returns st. */
+static moe_status_t tr_h5_fail(moe_log_t *log, const char *path, moe_status_t st,
+                               const char *what)
+{
+    tr_errwalk_t w;
+
+    memset(&w, 0, sizeof(w));
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, tr_errwalk_cb, &w);
+    H5Eclear2(H5E_DEFAULT);
+    return MOE_ERROR_SET(log, st, "%s: %s%s%s", path, what, w.found ? ": " : "",
+                         w.found ? w.text : "");
+}
+
+static hid_t tr_mem_type(moe_tel_type_t t)
+{
+    switch (t) {
+    case MOE_TEL_I64: return H5T_NATIVE_INT64;
+    case MOE_TEL_F64: return H5T_NATIVE_DOUBLE;
+    case MOE_TEL_I32: return H5T_NATIVE_INT32;
+    case MOE_TEL_F32: return H5T_NATIVE_FLOAT;
+    case MOE_TEL_U8: return H5T_NATIVE_UINT8;
+    }
+    return H5T_NATIVE_INT64;
+}
+
+/* ---------------------------------------------------------------- attributes ---------- */
+
+static moe_status_t tr_attr_open(moe_tel_reader_t *r, const char *obj, const char *name,
+                                 hid_t *a_p)
+{
+    htri_t ex = H5Aexists_by_name(r->file, obj, name, H5P_DEFAULT);
+
+    *a_p = -1;
+    if (ex <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return MOE_ERROR_SET(r->log, MOE_ERR_NOT_FOUND, "%s: attribute %s of %s missing",
+                             r->path, name, obj);
+    }
+    *a_p = H5Aopen_by_name(r->file, obj, name, H5P_DEFAULT, H5P_DEFAULT);
+    if (*a_p < 0)
+        return tr_h5_fail(r->log, r->path, MOE_ERR_INVALID, "cannot open an attribute");
+    return MOE_OK;
+}
+
+/* Reads a scalar (or 1-element) numeric attribute converted to `mtype`. */
+static moe_status_t tr_attr_num(moe_tel_reader_t *r, const char *obj, const char *name,
+                                hid_t mtype, void *v)
+{
+    hid_t        a, sp = -1, ty = -1;
+    moe_status_t st = tr_attr_open(r, obj, name, &a);
+    char         what[128];
+
+    if (st != MOE_OK)
+        return st;
+    snprintf(what, sizeof(what), "attribute %s of %s is not a number", name, obj);
+    sp = H5Aget_space(a);
+    ty = H5Aget_type(a);
+    if (sp < 0 || ty < 0 || H5Sget_simple_extent_npoints(sp) != 1 ||
+        (H5Tget_class(ty) != H5T_INTEGER && H5Tget_class(ty) != H5T_FLOAT) ||
+        H5Aread(a, mtype, v) < 0)
+        st = tr_h5_fail(r->log, r->path, MOE_ERR_INVALID, what);
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    return st;
+}
+
+moe_status_t moe_tel_reader_attr_i64(moe_tel_reader_t *r, const char *obj, const char *name,
+                                     int64_t *v_p)
+{
+    return tr_attr_num(r, obj, name, H5T_NATIVE_INT64, v_p);
+}
+
+moe_status_t moe_tel_reader_attr_f64(moe_tel_reader_t *r, const char *obj, const char *name,
+                                     double *v_p)
+{
+    return tr_attr_num(r, obj, name, H5T_NATIVE_DOUBLE, v_p);
+}
+
+/*
+ * Reads a string attribute with n elements (n = 1 for scalars), variable- or fixed-length,
+ * into n malloc'd strings in out[].
+ */
+static moe_status_t tr_attr_strings(moe_tel_reader_t *r, hid_t a, hssize_t n, char **out)
+{
+    hid_t        ty = H5Aget_type(a), mt = -1;
+    moe_status_t st = MOE_OK;
+    hssize_t     i;
+
+    if (ty < 0 || H5Tget_class(ty) != H5T_STRING) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: a string attribute is not a string",
+                           r->path);
+        goto out;
+    }
+    mt = H5Tcopy(H5T_C_S1);
+    if (H5Tis_variable_str(ty) > 0) {
+        char **v = calloc((size_t)n, sizeof(char *));
+        H5Tset_size(mt, H5T_VARIABLE);
+        H5Tset_cset(mt, H5Tget_cset(ty));
+        if (v == NULL || H5Aread(a, mt, v) < 0) {
+            free(v);
+            st = tr_h5_fail(r->log, r->path, MOE_ERR_INVALID, "cannot read a string attribute");
+            goto out;
+        }
+        for (i = 0; i < n; i++) {
+            out[i] = strdup(v[i] ? v[i] : "");
+            if (out[i] == NULL)
+                st = MOE_ERROR_SET(r->log, MOE_ERR_NOMEM, "out of memory");
+        }
+        {
+            hid_t sp = H5Aget_space(a);
+            H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, v);
+            H5Sclose(sp);
+        }
+        free(v);
+    } else {
+        size_t w = H5Tget_size(ty);
+        char  *buf = (w > 0 && w < (1u << 24)) ? calloc((size_t)n, w + 1) : NULL;
+        H5Tset_size(mt, w + 1);
+        H5Tset_strpad(mt, H5T_STR_NULLTERM);
+        if (buf == NULL || H5Aread(a, mt, buf) < 0) {
+            free(buf);
+            st = tr_h5_fail(r->log, r->path, MOE_ERR_INVALID, "cannot read a string attribute");
+            goto out;
+        }
+        for (i = 0; i < n; i++) {
+            buf[(size_t)i * (w + 1) + w] = '\0';
+            out[i] = strdup(buf + (size_t)i * (w + 1));
+            if (out[i] == NULL)
+                st = MOE_ERROR_SET(r->log, MOE_ERR_NOMEM, "out of memory");
+        }
+        free(buf);
+    }
+out:
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (ty >= 0)
+        H5Tclose(ty);
+    return st;
+}
+
+moe_status_t moe_tel_reader_attr_str(moe_tel_reader_t *r, const char *obj, const char *name,
+                                     char **s_p)
+{
+    hid_t        a, sp;
+    moe_status_t st = tr_attr_open(r, obj, name, &a);
+
+    *s_p = NULL;
+    if (st != MOE_OK)
+        return st;
+    sp = H5Aget_space(a);
+    if (sp < 0 || H5Sget_simple_extent_npoints(sp) != 1)
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: attribute %s is not a scalar string",
+                           r->path, name);
+    else
+        st = tr_attr_strings(r, a, 1, s_p);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    return st;
+}
+
+void moe_tel_reader_strlist_free(char **list, int n)
+{
+    int i;
+
+    if (list == NULL)
+        return;
+    for (i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+moe_status_t moe_tel_reader_attr_strlist(moe_tel_reader_t *r, const char *obj, const char *name,
+                                         char ***list_p, int *n_p)
+{
+    hid_t        a, sp;
+    hssize_t     n;
+    char       **list = NULL;
+    moe_status_t st = tr_attr_open(r, obj, name, &a);
+
+    *list_p = NULL;
+    *n_p = 0;
+    if (st != MOE_OK)
+        return st;
+    sp = H5Aget_space(a);
+    n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (n < 1 || n > 4096)
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: attribute %s has a bad length",
+                           r->path, name);
+    else if ((list = calloc((size_t)n, sizeof(char *))) == NULL)
+        st = MOE_ERROR_SET(r->log, MOE_ERR_NOMEM, "out of memory");
+    else
+        st = tr_attr_strings(r, a, n, list);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    if (st != MOE_OK) {
+        moe_tel_reader_strlist_free(list, list ? (int)n : 0);
+        return st;
+    }
+    *list_p = list;
+    *n_p = (int)n;
+    return MOE_OK;
+}
+
+/* ---------------------------------------------------------------- datasets ------------ */
+
+static moe_status_t tr_open_dset(moe_tel_reader_t *r, const char *path, hid_t *d_p)
+{
+    htri_t ok = H5Lexists(r->file, path, H5P_DEFAULT);
+
+    *d_p = -1;
+    if (ok > 0) {
+        /* every component exists; the link must lead to a dataset */
+        H5O_info_t oi;
+        if (H5Oget_info_by_name(r->file, path, &oi, H5P_DEFAULT) >= 0 &&
+            oi.type == H5O_TYPE_DATASET)
+            *d_p = H5Dopen2(r->file, path, H5P_DEFAULT);
+    }
+    if (*d_p < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: dataset %s missing", r->path, path);
+    }
+    return MOE_OK;
+}
+
+moe_status_t moe_tel_reader_dims(moe_tel_reader_t *r, const char *path, int64_t dims[4],
+                                 int *ndims_p)
+{
+    hid_t        d, sp;
+    hsize_t      hd[H5S_MAX_RANK];
+    int          nd, i;
+    moe_status_t st = tr_open_dset(r, path, &d);
+
+    if (st != MOE_OK)
+        return st;
+    sp = H5Dget_space(d);
+    nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (nd < 0 || nd > 4 || H5Sget_simple_extent_dims(sp, hd, NULL) < 0) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: dataset %s has a bad shape", r->path,
+                           path);
+    } else {
+        for (i = 0; i < nd; i++)
+            dims[i] = (int64_t)hd[i];
+        for (; i < 4; i++)
+            dims[i] = 1;
+        *ndims_p = nd;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Dclose(d);
+    return st;
+}
+
+/* Reads rows of an open dataset with memory type mt. */
+static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt, int64_t row0,
+                                 int64_t nrows, void *buf)
+{
+    hid_t        d, fsp = -1, msp = -1;
+    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK], nelem;
+    int          nd, i;
+    moe_status_t st = tr_open_dset(r, path, &d);
+
+    if (st != MOE_OK)
+        return st;
+    fsp = H5Dget_space(d);
+    nd = fsp >= 0 ? H5Sget_simple_extent_ndims(fsp) : -1;
+    if (nd < 1 || nd > 4 || H5Sget_simple_extent_dims(fsp, dims, NULL) < 0) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: dataset %s has a bad shape", r->path,
+                           path);
+        goto out;
+    }
+    if (row0 < 0 || nrows < 0 || (hsize_t)(row0 + nrows) > dims[0]) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                           "%s: rows %lld..%lld of %s requested, it has %llu", r->path,
+                           (long long)row0, (long long)(row0 + nrows), path,
+                           (unsigned long long)dims[0]);
+        goto out;
+    }
+    if (nrows == 0)
+        goto out;
+    start[0] = (hsize_t)row0;
+    count[0] = (hsize_t)nrows;
+    nelem = count[0];
+    for (i = 1; i < nd; i++) {
+        start[i] = 0;
+        count[i] = dims[i];
+        nelem *= dims[i];
+    }
+    if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        (msp = H5Screate_simple(1, &nelem, NULL)) < 0 ||
+        H5Dread(d, mt, msp, fsp, H5P_DEFAULT, buf) < 0) {
+        char what[160];
+        snprintf(what, sizeof(what), "cannot read %s", path);
+        st = tr_h5_fail(r->log, r->path, MOE_ERR_IO, what);
+    }
+out:
+    if (msp >= 0)
+        H5Sclose(msp);
+    if (fsp >= 0)
+        H5Sclose(fsp);
+    H5Dclose(d);
+    return st;
+}
+
+moe_status_t moe_tel_reader_read(moe_tel_reader_t *r, const char *path, moe_tel_type_t type,
+                                 int64_t row0, int64_t nrows, void *buf)
+{
+    return tr_read_rows(r, path, tr_mem_type(type), row0, nrows, buf);
+}
+
+moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64_t n,
+                                    size_t width, char *buf)
+{
+    int64_t      dims[4];
+    int          nd, i;
+    hid_t        mt;
+    moe_status_t st = moe_tel_reader_dims(r, path, dims, &nd);
+
+    if (st != MOE_OK)
+        return st;
+    if (nd != 1 || dims[0] != n || width < 2)
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s is not a list of %lld strings",
+                             r->path, path, (long long)n);
+    mt = H5Tcopy(H5T_C_S1);
+    H5Tset_size(mt, width);
+    H5Tset_strpad(mt, H5T_STR_NULLTERM);
+    st = tr_read_rows(r, path, mt, 0, n, buf);
+    H5Tclose(mt);
+    for (i = 0; st == MOE_OK && i < n; i++)
+        buf[(size_t)i * width + width - 1] = '\0';
+    return st;
+}
+
+/* The native record events are read into. */
+typedef struct tr_event_rec {
+    int64_t step;
+    int32_t layer, expert, kind;
+    double  value, threshold;
+    char    message[160];
+} tr_event_rec_t;
+
+moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
+                                   moe_tel_event_t *ev)
+{
+    hid_t           d, ft = -1, kt = -1, kmem = -1, mt = -1, smem = -1;
+    tr_event_rec_t *rec = NULL;
+    moe_status_t    st = tr_open_dset(r, MOE_TEL_EVENTS, &d);
+    int             idx;
+    int64_t         i;
+
+    if (st != MOE_OK)
+        return st;
+    if (n <= 0) {
+        H5Dclose(d);
+        return row0 >= 0 && row0 <= r->info.nevents ? MOE_OK
+                                                     : MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                                                     "%s: bad event range",
+                                                                     r->path);
+    }
+    ft = H5Dget_type(d);
+    idx = ft >= 0 && H5Tget_class(ft) == H5T_COMPOUND ? H5Tget_member_index(ft, "kind") : -1;
+    kt = idx >= 0 ? H5Tget_member_type(ft, (unsigned)idx) : -1;
+    kmem = kt >= 0 ? H5Tget_native_type(kt, H5T_DIR_DEFAULT) : -1;
+    if (kmem < 0 || H5Tget_size(kmem) != sizeof(int32_t)) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: events dataset has a bad type", r->path);
+        goto out;
+    }
+    smem = H5Tcopy(H5T_C_S1);
+    H5Tset_size(smem, sizeof(rec->message));
+    H5Tset_strpad(smem, H5T_STR_NULLTERM);
+    mt = H5Tcreate(H5T_COMPOUND, sizeof(tr_event_rec_t));
+    H5Tinsert(mt, "step", offsetof(tr_event_rec_t, step), H5T_NATIVE_INT64);
+    H5Tinsert(mt, "layer", offsetof(tr_event_rec_t, layer), H5T_NATIVE_INT32);
+    H5Tinsert(mt, "expert", offsetof(tr_event_rec_t, expert), H5T_NATIVE_INT32);
+    H5Tinsert(mt, "kind", offsetof(tr_event_rec_t, kind), kmem);
+    H5Tinsert(mt, "value", offsetof(tr_event_rec_t, value), H5T_NATIVE_DOUBLE);
+    H5Tinsert(mt, "threshold", offsetof(tr_event_rec_t, threshold), H5T_NATIVE_DOUBLE);
+    H5Tinsert(mt, "message", offsetof(tr_event_rec_t, message), smem);
+    rec = calloc((size_t)n, sizeof(*rec));
+    if (rec == NULL) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if ((st = tr_read_rows(r, MOE_TEL_EVENTS, mt, row0, n, rec)) != MOE_OK)
+        goto out;
+    for (i = 0; i < n; i++) {
+        ev[i].step = rec[i].step;
+        ev[i].layer = rec[i].layer;
+        ev[i].expert = rec[i].expert;
+        ev[i].kind = rec[i].kind;
+        ev[i].value = rec[i].value;
+        ev[i].threshold = rec[i].threshold;
+        rec[i].message[sizeof(rec[i].message) - 1] = '\0';
+        snprintf(ev[i].message, sizeof(ev[i].message), "%s", rec[i].message);
+        if (ev[i].kind >= 0 && ev[i].kind < r->nkinds)
+            snprintf(ev[i].kind_name, sizeof(ev[i].kind_name), "%s", r->kind_names[ev[i].kind]);
+        else
+            snprintf(ev[i].kind_name, sizeof(ev[i].kind_name), "kind%d", (int)ev[i].kind);
+    }
+out:
+    H5Eclear2(H5E_DEFAULT);
+    free(rec);
+    if (mt >= 0)
+        H5Tclose(mt);
+    if (smem >= 0)
+        H5Tclose(smem);
+    if (kmem >= 0)
+        H5Tclose(kmem);
+    if (kt >= 0)
+        H5Tclose(kt);
+    if (ft >= 0)
+        H5Tclose(ft);
+    H5Dclose(d);
+    return st;
+}
+
+/* ---------------------------------------------------------------- open ---------------- */
+
+static int64_t tr_dim_value(const moe_tel_info_t *in, tr_dim_t d)
+{
+    switch (d) {
+    case TR_L: return in->layers;
+    case TR_E: return in->experts;
+    case TR_P: return in->nranks;
+    case TR_K: return in->top_k;
+    case TR_RSTAT: return TR_RSTAT_COUNT;
+    case TR_PHASE: return TR_PHASE_COUNT;
+    case TR_TRAF: return TR_TRAF_COUNT;
+    case TR_NONE: return -1;
+    }
+    return -1;
+}
+
+/* Reads the root numbers and checks every dataset's shape against them. */
+static moe_status_t tr_validate(moe_tel_reader_t *r)
+{
+    static const struct { const char *name; size_t off; } ints[] = {
+        {"experts", offsetof(moe_tel_info_t, experts)},
+        {"top_k", offsetof(moe_tel_info_t, top_k)},
+        {"layers", offsetof(moe_tel_info_t, layers)},
+        {"d_model", offsetof(moe_tel_info_t, d_model)},
+        {"d_ffn", offsetof(moe_tel_info_t, d_ffn)},
+        {"tokens_per_rank", offsetof(moe_tel_info_t, tokens_per_rank)},
+        {"nranks", offsetof(moe_tel_info_t, nranks)},
+        {"nnodes", offsetof(moe_tel_info_t, nnodes)},
+        {"flush_interval", offsetof(moe_tel_info_t, flush_interval)},
+        {"route_samples", offsetof(moe_tel_info_t, route_samples)},
+        {"steps_completed", offsetof(moe_tel_info_t, steps_completed)},
+    };
+    moe_tel_info_t *in = &r->info;
+    moe_status_t    st;
+    int64_t         dims[4], rows[3] = {-1, -1, -1};
+    int             nd, i, j;
+    size_t          x;
+
+    st = moe_tel_reader_attr_i64(r, "/", "schema_version", &in->schema_version);
+    if (st != MOE_OK)
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                             "%s: not a moerun telemetry file (no schema_version attribute)",
+                             r->path);
+    if (in->schema_version < MOE_TEL_SCHEMA_MIN || in->schema_version > MOE_TEL_SCHEMA_MAX)
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                             "%s: schema_version %lld not supported (this reader: %d..%d)",
+                             r->path, (long long)in->schema_version, MOE_TEL_SCHEMA_MIN,
+                             MOE_TEL_SCHEMA_MAX);
+    for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++)
+        if ((st = moe_tel_reader_attr_i64(r, "/", ints[x].name,
+                                          (int64_t *)((char *)in + ints[x].off))) != MOE_OK)
+            return st;
+    if ((st = moe_tel_reader_attr_f64(r, "/", "capacity_factor", &in->capacity_factor)) != MOE_OK)
+        return st;
+    if (in->experts < 1 || in->experts > TR_MAX_DIM || in->layers < 1 ||
+        in->layers > TR_MAX_DIM || in->top_k < 1 || in->top_k > in->experts ||
+        in->nranks < 1 || in->nranks > TR_MAX_DIM || in->nnodes < 1 ||
+        in->nnodes > in->nranks || in->experts * in->experts * in->layers > (1LL << 40))
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                             "%s: implausible sizes (experts %lld, top_k %lld, layers %lld, "
+                             "nranks %lld, nnodes %lld)", r->path, (long long)in->experts,
+                             (long long)in->top_k, (long long)in->layers, (long long)in->nranks,
+                             (long long)in->nnodes);
+    for (x = 0; x < sizeof(tr_dsets) / sizeof(tr_dsets[0]); x++) {
+        const tr_dset_t *ds = &tr_dsets[x];
+        if ((st = moe_tel_reader_dims(r, ds->path, dims, &nd)) != MOE_OK)
+            return st;
+        if (nd != ds->ndims)
+            return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has %d dimensions, want %d",
+                                 r->path, ds->path, nd, ds->ndims);
+        for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
+            if (dims[i] != tr_dim_value(in, ds->dim[i]))
+                return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                     "%s: %s dimension %d is %lld, want %lld", r->path,
+                                     ds->path, i, (long long)dims[i],
+                                     (long long)tr_dim_value(in, ds->dim[i]));
+        if (ds->rows != TR_ROWS_FIXED) {
+            j = (int)ds->rows;
+            if (rows[j] >= 0 && rows[j] != dims[0])
+                return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                     "%s: %s has %lld rows, other datasets of its group %lld",
+                                     r->path, ds->path, (long long)dims[0], (long long)rows[j]);
+            rows[j] = dims[0];
+        }
+    }
+    in->steps = rows[TR_ROWS_STEPS];
+    in->nroutes = rows[TR_ROWS_ROUTES];
+    in->nevents = rows[TR_ROWS_EVENTS];
+    if (moe_tel_reader_attr_i64(r, "accumulated", "steps", &in->accumulated_steps) != MOE_OK)
+        in->accumulated_steps = -1;
+    in->closed = H5Aexists(r->file, "end_time") > 0;
+    H5Eclear2(H5E_DEFAULT);
+    if (moe_tel_reader_attr_strlist(r, MOE_TEL_EVENTS, "kind_names", &r->kind_names,
+                                    &r->nkinds) != MOE_OK) {
+        r->kind_names = NULL;
+        r->nkinds = 0;
+    }
+    if (r->nkinds > TR_MAX_KINDS)
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: too many event kinds", r->path);
+    return MOE_OK;
+}
+
+moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reader_t **r_p)
+{
+    moe_tel_reader_t *r;
+    htri_t            is;
+    moe_status_t      st;
+
+    *r_p = NULL;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (path == NULL || path[0] == '\0')
+        return MOE_ERROR_SET(log, MOE_ERR_INVALID, "no telemetry file given");
+    if (access(path, R_OK) != 0)
+        return MOE_ERROR_SET(log, MOE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    is = H5Fis_hdf5(path);
+    if (is == 0)
+        return MOE_ERROR_SET(log, MOE_ERR_IO, "%s: not an HDF5 file", path);
+    if (is < 0)
+        return tr_h5_fail(log, path, MOE_ERR_IO, "cannot open as HDF5");
+    r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "out of memory");
+    r->log = log;
+    snprintf(r->path, sizeof(r->path), "%s", path);
+    r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (r->file < 0) {
+        st = tr_h5_fail(log, path, MOE_ERR_IO, "cannot open (damaged or truncated file?)");
+        free(r);
+        return st;
+    }
+    st = tr_validate(r);
+    if (st != MOE_OK) {
+        moe_tel_reader_close(r);
+        return st;
+    }
+    *r_p = r;
+    return MOE_OK;
+}
+
+void moe_tel_reader_close(moe_tel_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    if (r->file >= 0)
+        H5Fclose(r->file);
+    H5Eclear2(H5E_DEFAULT);
+    moe_tel_reader_strlist_free(r->kind_names, r->nkinds);
+    free(r);
+}
+
+const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r)
+{
+    return &r->info;
+}

@@ -1,0 +1,79 @@
+/*
+ * comm/a2a_hier.h — internal: the hierarchical exchange with a pluggable inter-node transport.
+ *
+ * There is one hierarchical algorithm (comm/a2a_hier.c). Its inter-node stage — the A-unit
+ * exchange of dispatch and the A-return vectors of combine — goes through a transport
+ * table, moe__hier_transport_t; the intra-node stages always use MPI. Backends built on it:
+ *   hier  (comm/a2a_hier.c): the transport is MPI_Alltoallv;
+ *   ucx   (comm/a2a_ucx.c):  the transport is UCP one-sided puts with an atomic arrival signal.
+ *
+ * A transport moves an alltoallv-shaped exchange (moe__hier_xfer_t) whose counts are already
+ * known on both sides (the algorithm exchanges them first over MPI). Always:
+ *  1. exchange_units and exchange_vectors are collective over the algorithm's communicator and
+ *     are called in the same order on every rank;
+ *  2. on return, every byte addressed to this rank is in place at *rdata_p, laid out by
+ *     xfer->rdsp, and stays valid until the next call of the same function (units and
+ *     vectors use separate receive space);
+ *  3. the send buffer may be reused as soon as the call returns.
+ * Not for use outside comm/.
+ */
+#ifndef MOERUN_COMM_A2A_HIER_H
+#define MOERUN_COMM_A2A_HIER_H
+
+#include <stddef.h>
+
+#include "a2a.h"
+
+/* A growable heap buffer; p is freed by the owner with free(). */
+typedef struct moe__hier_buf {
+    void  *p;
+    size_t cap;
+} moe__hier_buf_t;
+
+/* Ensures b holds at least `bytes` bytes (contents kept). Returns 0, or -1 out of memory. */
+int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes);
+
+/* One alltoallv-shaped transfer; counts and displacements in elements of `elem` bytes. */
+typedef struct moe__hier_xfer {
+    const void  *sbuf;
+    const int   *scnt, *sdsp;  /* [P] elements to each rank, offsets in sbuf */
+    const int   *rcnt, *rdsp;  /* [P] elements from each rank, offsets in the receive space */
+    size_t       rtotal;       /* elements received in all */
+    size_t       elem;         /* bytes per element */
+    MPI_Datatype type;         /* MPI type of one element (MPI_BYTE, MPI_FLOAT) */
+} moe__hier_xfer_t;
+
+/* Everything a transport is given at init; the arrays are borrowed from the algorithm. */
+typedef struct moe__hier_env {
+    MPI_Comm   comm;           /* the algorithm's (already duplicated) communicator */
+    int        nranks, rank;
+    const int *node;           /* [nranks] node id of each rank */
+    moe_log_t *log;
+} moe__hier_env_t;
+
+typedef struct moe__hier_transport {
+    const char *name;
+    /* Collective. Allocates the transport state *tp_p; freed by cleanup. */
+    moe_status_t (*init)(const moe__hier_env_t *env, void **tp_p);
+    /* Collective. Moves xfer; received units at *rdata_p. rbuf is heap space the transport
+     * may use for them (grown as needed, owned by the algorithm). */
+    moe_status_t (*exchange_units)(void *tp, const moe__hier_xfer_t *xfer,
+                                   moe__hier_buf_t *rbuf, void **rdata_p);
+    /* Collective. As exchange_units, for the return vectors, into separate receive space. */
+    moe_status_t (*exchange_vectors)(void *tp, const moe__hier_xfer_t *xfer,
+                                     moe__hier_buf_t *rbuf, void **rdata_p);
+    /* Collective on success paths; releases everything init made. NULL is accepted. */
+    void (*cleanup)(void *tp);
+} moe__hier_transport_t;
+
+/* The algorithm, parameterised by its inter-node transport (the ops of a backend). */
+moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *params,
+                                  const moe__hier_transport_t *inter, void **ctx_p);
+moe_status_t moe__a2a_hier_dispatch(void *ctx, const moe_a2a_plan_t *plan, const float *x,
+                                    moe_expert_batch_t *batch, moe_a2a_stats_t *st);
+moe_status_t moe__a2a_hier_combine(void *ctx, const moe_a2a_plan_t *plan,
+                                   const moe_expert_batch_t *batch, float *out,
+                                   moe_a2a_stats_t *st);
+void         moe__a2a_hier_destroy(void *ctx);
+
+#endif /* MOERUN_COMM_A2A_HIER_H */

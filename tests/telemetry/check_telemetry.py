@@ -1,0 +1,292 @@
+#!/usr/bin/python3
+"""check_telemetry.py - an independent h5py check of a moerun telemetry file (docs/telemetry.md).
+
+Usage: check_telemetry.py FILE [--summary SUMMARY.json] [--same-as OTHER.h5]
+
+Checks (exit 1 with one message per failed check):
+  - schema: every documented group, dataset and root attribute exists, with the documented
+    dtype kind and a shape consistent with the root attributes (layers, experts, top_k, nranks);
+  - counts: routed == processed + dropped everywhere; dropped == dropped_capacity (the only
+    drop reason today); processed <= capacity where capacity >= 0; all counts >= 0;
+  - steps: steps/step is 0..n-1 (contiguous); n == steps_completed when status is "complete",
+    n <= steps_completed otherwise (a run killed mid-block);
+  - traffic: the traffic matrix holds payload bytes including the diagonal (self), while
+    steps/traffic bytes_sent counts payload and count messages excluding self. So for every
+    rank r: sum_{c != r} matrix[r][c] <= sum over steps and layers of bytes_sent[r], and
+    every entry is >= 0;
+  - routes: experts in 0..E-1, kept in {0, 1}, step values are steps in the file;
+  - events: kind within kind_names;
+  - --summary: the JSON keys routed, processed, dropped, steps_completed equal the file's totals;
+  - --same-as: the other file holds the same data (for comparing the two writer modes).
+Exit 2 for usage errors or an unreadable file.
+"""
+import json
+import sys
+
+try:
+    import h5py
+    import numpy as np
+except ImportError as exc:  # the python3 first on PATH may lack them: use /usr/bin/python3
+    print(f"check_telemetry: {exc} (run with /usr/bin/python3)", file=sys.stderr)
+    sys.exit(2)
+
+ROOT_INT = ["schema_version", "experts", "top_k", "layers", "d_model", "d_ffn",
+            "tokens_per_rank", "nranks", "nnodes", "flush_interval", "route_samples",
+            "steps_requested", "seed", "steps_completed"]
+ROOT_FLOAT = ["capacity_factor", "temperature"]
+ROOT_STR = ["moerun_version", "mpi_version", "hdf5_version", "hwloc_version", "config",
+            "start_time", "slurm_job_id", "drop_policy", "workload", "exchange", "placement",
+            "activation", "telemetry_mode", "status"]
+PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total"]
+TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv"]
+RSTAT_COUNT = 11
+
+
+class Checker:
+    def __init__(self, path):
+        self.path = path
+        self.errors = []
+
+    def fail(self, msg):
+        self.errors.append(msg)
+
+    def expect(self, cond, msg):
+        if not cond:
+            self.fail(msg)
+        return cond
+
+
+def as_str(v):
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    if isinstance(v, np.ndarray) and v.shape == ():
+        return as_str(v[()])
+    return str(v)
+
+
+def schema(c, f):
+    """Returns the dict of expected shapes (without the first dim for appended datasets)."""
+    a = f.attrs
+    for k in ROOT_INT:
+        if c.expect(k in a, f"root attribute {k} missing"):
+            c.expect(np.issubdtype(np.asarray(a[k]).dtype, np.integer), f"root attribute {k} is not an integer")
+    for k in ROOT_FLOAT:
+        if c.expect(k in a, f"root attribute {k} missing"):
+            c.expect(np.issubdtype(np.asarray(a[k]).dtype, np.floating), f"root attribute {k} is not a float")
+    for k in ROOT_STR:
+        c.expect(k in a, f"root attribute {k} missing")
+    if c.errors:
+        return None
+    c.expect(int(a["schema_version"]) == 1, f"schema_version {a['schema_version']} != 1")
+    L, E, k, P = (int(a[x]) for x in ("layers", "experts", "top_k", "nranks"))
+    c.expect(as_str(a["status"]) in ("running", "complete", "interrupted", "error"),
+             f"status {as_str(a['status'])!r} unknown")
+    if as_str(a["status"]) != "running":
+        c.expect("end_time" in a, "closed file without end_time")
+    # path: (dtype kind, shape after dim 0 or full shape, appended?)
+    want = {
+        "steps/step": ("i", (), True),
+        "steps/routed": ("i", (L, E), True),
+        "steps/processed": ("i", (L, E), True),
+        "steps/dropped": ("i", (L, E), True),
+        "steps/dropped_capacity": ("i", (L, E), True),
+        "steps/capacity": ("i", (L,), True),
+        "steps/router": ("f", (L, RSTAT_COUNT), True),
+        "steps/phase_time": ("f", (L, P, len(PHASES)), True),
+        "steps/traffic": ("i", (L, P, len(TRAFFIC)), True),
+        "routes/step": ("i", (), True),
+        "routes/token": ("i", (), True),
+        "routes/expert": ("i", (L, k), True),
+        "routes/weight": ("f", (L, k), True),
+        "routes/kept": ("u", (L, k), True),
+        "events": ("V", (), True),
+        "accumulated/coselect": ("i", (L, E, E), False),
+        "accumulated/traffic_matrix": ("i", (P, P), False),
+        "topology/hostname": ("S", (P,), False),
+        "topology/node": ("i", (P,), False),
+        "topology/local_rank": ("i", (P,), False),
+        "topology/cpuset": ("S", (P,), False),
+        "topology/numa_node": ("i", (P,), False),
+        "placement/expert_owner": ("i", (E,), False),
+    }
+    for path, (kind, shape, appended) in want.items():
+        if not c.expect(path in f and isinstance(f[path], h5py.Dataset), f"dataset {path} missing"):
+            continue
+        d = f[path]
+        c.expect(d.dtype.kind == kind, f"{path}: dtype {d.dtype} is not of kind {kind!r}")
+        got = d.shape[1:] if appended else d.shape
+        c.expect(got == shape, f"{path}: shape {d.shape}, want {'(n,) + ' if appended else ''}{shape}")
+        if appended:
+            c.expect(d.maxshape[0] is None, f"{path}: first dimension is not unlimited")
+    for path, names in (("steps/phase_time", PHASES), ("steps/traffic", TRAFFIC)):
+        if path in f:
+            cols = [as_str(x) for x in f[path].attrs.get("columns", [])]
+            c.expect(cols == names, f"{path}: columns {cols} != {names}")
+    if "steps/router" in f:
+        c.expect(len(f["steps/router"].attrs.get("columns", [])) == RSTAT_COUNT,
+                 "steps/router: columns attribute missing or wrong length")
+    if "steps/phase_time" in f:
+        c.expect(as_str(f["steps/phase_time"].attrs.get("units", "")) == "s",
+                 "steps/phase_time: units is not 's'")
+    if "events" in f:
+        c.expect("kind_names" in f["events"].attrs, "events: kind_names attribute missing")
+        names = f["events"].dtype.names or ()
+        for m in ("step", "layer", "expert", "kind", "value", "threshold", "message"):
+            c.expect(m in names, f"events: member {m} missing")
+    for g in ("steps", "routes"):
+        rows = {f[p].shape[0] for p in want if p.startswith(g + "/") and p in f}
+        c.expect(len(rows) <= 1, f"{g}/*: datasets disagree on their row count {sorted(rows)}")
+    return dict(L=L, E=E, k=k, P=P)
+
+
+def contents(c, f, dims, summary):
+    a = f.attrs
+    L, E, P = dims["L"], dims["E"], dims["P"]
+    steps = f["steps/step"][()]
+    n = len(steps)
+    done = int(a["steps_completed"])
+    status = as_str(a["status"])
+    c.expect(np.array_equal(steps, np.arange(n)), f"steps/step is not 0..{n - 1}: {steps[:10]}...")
+    if status == "complete":
+        c.expect(n == done, f"status complete but {n} steps in the file, steps_completed {done}")
+    else:
+        c.expect(n <= done, f"{n} steps in the file > steps_completed {done}")
+    tot = {"routed": 0, "processed": 0, "dropped": 0}
+    bytes_sent = np.zeros(P, dtype=np.int64)
+    chunk = 256  # rows at a time: memory bounded by a chunk, not by the run
+    for s0 in range(0, n, chunk):
+        sl = slice(s0, min(n, s0 + chunk))
+        r = f["steps/routed"][sl]
+        p = f["steps/processed"][sl]
+        d = f["steps/dropped"][sl]
+        dc = f["steps/dropped_capacity"][sl]
+        cap = f["steps/capacity"][sl]
+        for name, x in (("routed", r), ("processed", p), ("dropped", d)):
+            c.expect((x >= 0).all(), f"steps/{name} has negative values")
+            tot[name] += int(x.sum())
+        bad = np.argwhere(r != p + d)
+        if len(bad):
+            s, l, e = bad[0]
+            c.fail(f"routed != processed + dropped at step {s0 + s} layer {l} expert {e}: "
+                   f"{r[s, l, e]} != {p[s, l, e]} + {d[s, l, e]} ({len(bad)} places)")
+        bad = np.argwhere(d != dc)
+        if len(bad):
+            s, l, e = bad[0]
+            c.fail(f"dropped != dropped_capacity at step {s0 + s} layer {l} expert {e}: "
+                   f"{d[s, l, e]} != {dc[s, l, e]} ({len(bad)} places)")
+        capb = np.broadcast_to(cap[:, :, None], p.shape)
+        bad = np.argwhere((capb >= 0) & (p > capb))
+        if len(bad):
+            s, l, e = bad[0]
+            c.fail(f"processed > capacity at step {s0 + s} layer {l} expert {e}: "
+                   f"{p[s, l, e]} > {capb[s, l, e]}")
+        t = f["steps/traffic"][sl]
+        c.expect((t >= 0).all(), "steps/traffic has negative values")
+        bytes_sent += t[:, :, :, TRAFFIC.index("bytes_sent")].sum(axis=(0, 1))
+        ph = f["steps/phase_time"][sl]
+        c.expect(np.isfinite(ph).all() and (ph >= 0).all(), "steps/phase_time has negative or non-finite values")
+    m = f["accumulated/traffic_matrix"][()]
+    c.expect((m >= 0).all(), "traffic_matrix has negative entries")
+    off = m.sum(axis=1) - np.diag(m)
+    for rk in range(P):
+        c.expect(off[rk] <= bytes_sent[rk],
+                 f"traffic_matrix row {rk} sends {off[rk]} bytes to other ranks, more than "
+                 f"its bytes_sent total {bytes_sent[rk]}")
+    cs = f["accumulated/coselect"][()]
+    c.expect((cs >= 0).all(), "coselect has negative entries")
+    c.expect(all(np.array_equal(cs[l], cs[l].T) for l in range(L)), "coselect is not symmetric")
+    owner = f["placement/expert_owner"][()]
+    c.expect(((owner >= 0) & (owner < P)).all(), "expert_owner outside 0..nranks-1")
+    node = f["topology/node"][()]
+    c.expect(((node >= 0) & (node < int(a["nnodes"]))).all(), "topology/node outside 0..nnodes-1")
+    nr = f["routes/step"].shape[0]
+    for r0 in range(0, nr, 4096):
+        sl = slice(r0, min(nr, r0 + 4096))
+        ex = f["routes/expert"][sl]
+        c.expect(((ex >= 0) & (ex < E)).all(), "routes/expert outside 0..experts-1")
+        c.expect(np.isin(f["routes/kept"][sl], (0, 1)).all(), "routes/kept not 0/1")
+        rs = f["routes/step"][sl]
+        c.expect(((rs >= 0) & (rs < max(n, done))).all(), "routes/step outside the steps")
+    ev = f["events"][()]
+    if len(ev):
+        nk = len(f["events"].attrs["kind_names"])
+        kinds = ev["kind"].astype(np.int64)
+        c.expect(((kinds >= 0) & (kinds < nk)).all(), "events: kind outside kind_names")
+    if summary is not None:
+        want = {"routed": tot["routed"], "processed": tot["processed"], "dropped": tot["dropped"],
+                "steps_completed": done}
+        for key, val in want.items():
+            if c.expect(key in summary, f"summary: key {key} missing"):
+                c.expect(int(summary[key]) == val, f"summary {key} = {summary[key]}, file has {val}")
+    return tot
+
+
+def same_as(c, f, g):
+    """Every dataset and every root attribute but times, mode and versions agree."""
+    skip_attrs = {"start_time", "end_time", "telemetry_mode", "summary", "mpi_version"}
+    for k in f.attrs:
+        if k in skip_attrs:
+            continue
+        if not c.expect(k in g.attrs, f"--same-as: root attribute {k} missing in the other file"):
+            continue
+        x, y = f.attrs[k], g.attrs[k]
+        c.expect(as_str(x) == as_str(y), f"--same-as: root attribute {k}: {as_str(x)!r} != {as_str(y)!r}")
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            if not c.expect(name in g, f"--same-as: {name} missing in the other file"):
+                return
+            x, y = obj[()], g[name][()]
+            c.expect(x.shape == y.shape and np.array_equal(x, y), f"--same-as: {name} differs")
+    f.visititems(visit)
+
+
+def main(argv):
+    args = argv[1:]
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
+    path, summary_path, other = args[0], None, None
+    i = 1
+    while i < len(args):
+        if args[i] == "--summary" and i + 1 < len(args):
+            summary_path = args[i + 1]
+            i += 2
+        elif args[i] == "--same-as" and i + 1 < len(args):
+            other = args[i + 1]
+            i += 2
+        else:
+            print(f"check_telemetry: unknown argument {args[i]!r}", file=sys.stderr)
+            return 2
+    summary = None
+    if summary_path:
+        try:
+            with open(summary_path) as fh:
+                summary = json.load(fh)
+        except (OSError, ValueError) as exc:
+            print(f"check_telemetry: cannot read summary {summary_path}: {exc}", file=sys.stderr)
+            return 2
+    c = Checker(path)
+    try:
+        with h5py.File(path, "r") as f:
+            dims = schema(c, f)
+            if dims is not None and not c.errors:
+                tot = contents(c, f, dims, summary)
+            if other:
+                with h5py.File(other, "r") as g:
+                    same_as(c, f, g)
+    except OSError as exc:
+        print(f"check_telemetry: {path}: cannot open: {exc}", file=sys.stderr)
+        return 2
+    if c.errors:
+        for e in c.errors:
+            print(f"check_telemetry: {path}: {e}", file=sys.stderr)
+        print(f"check_telemetry: {path}: FAILED ({len(c.errors)} problems)", file=sys.stderr)
+        return 1
+    print(f"check_telemetry: {path}: ok ({tot['routed']} routed, {tot['processed']} processed, "
+          f"{tot['dropped']} dropped)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

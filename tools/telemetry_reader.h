@@ -1,0 +1,141 @@
+/*
+ * tools/telemetry_reader.h — the one module through which tools read a moerun telemetry file
+ * (schema: docs/telemetry.md). Serial HDF5 (sec2 driver), no MPI needed.
+ *
+ * What always holds: moe_tel_reader_open() validates the file before returning a handle —
+ * schema_version is supported, every documented dataset exists with the rank and inner
+ * shape the root attributes imply, and the per-step (routes) datasets agree on their row
+ * count. After that, every read is bounds-checked against the file's shapes, so a tool
+ * never reads outside a dataset and never crashes on a malformed file: it gets a status and
+ * a message in log->last_error.
+ */
+#ifndef MOERUN_TOOLS_TELEMETRY_READER_H
+#define MOERUN_TOOLS_TELEMETRY_READER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "moerun/base/log.h"
+
+/* Schema versions this reader understands. */
+#define MOE_TEL_SCHEMA_MIN 1
+#define MOE_TEL_SCHEMA_MAX 1
+
+/* Dataset paths of schema 1. */
+#define MOE_TEL_STEP             "steps/step"
+#define MOE_TEL_ROUTED           "steps/routed"
+#define MOE_TEL_PROCESSED        "steps/processed"
+#define MOE_TEL_DROPPED          "steps/dropped"
+#define MOE_TEL_DROPPED_CAPACITY "steps/dropped_capacity"
+#define MOE_TEL_CAPACITY         "steps/capacity"
+#define MOE_TEL_ROUTER           "steps/router"
+#define MOE_TEL_PHASE            "steps/phase_time"
+#define MOE_TEL_TRAFFIC          "steps/traffic"
+#define MOE_TEL_ROUTE_STEP       "routes/step"
+#define MOE_TEL_ROUTE_TOKEN      "routes/token"
+#define MOE_TEL_ROUTE_EXPERT     "routes/expert"
+#define MOE_TEL_ROUTE_WEIGHT     "routes/weight"
+#define MOE_TEL_ROUTE_KEPT       "routes/kept"
+#define MOE_TEL_EVENTS           "events"
+#define MOE_TEL_COSELECT         "accumulated/coselect"
+#define MOE_TEL_TRAFFIC_MATRIX   "accumulated/traffic_matrix"
+#define MOE_TEL_HOSTNAME         "topology/hostname"
+#define MOE_TEL_NODE             "topology/node"
+#define MOE_TEL_LOCAL_RANK       "topology/local_rank"
+#define MOE_TEL_CPUSET           "topology/cpuset"
+#define MOE_TEL_NUMA_NODE        "topology/numa_node"
+#define MOE_TEL_EXPERT_OWNER     "placement/expert_owner"
+
+/* Element types a dataset can be read into (HDF5 converts). */
+typedef enum {
+    MOE_TEL_I64 = 0,
+    MOE_TEL_F64 = 1,
+    MOE_TEL_I32 = 2,
+    MOE_TEL_F32 = 3,
+    MOE_TEL_U8  = 4
+} moe_tel_type_t;
+
+/* The numbers of a file, from its root attributes and dataset shapes. */
+typedef struct moe_tel_info {
+    int64_t schema_version;
+    int64_t experts, top_k, layers, d_model, d_ffn, tokens_per_rank, nranks, nnodes;
+    int64_t flush_interval, route_samples;
+    int64_t steps_completed;   /* root attribute (updated at every flush and at close) */
+    double  capacity_factor;
+    int64_t steps;             /* rows of the per-step datasets */
+    int64_t nroutes;           /* rows of the routes datasets */
+    int64_t nevents;           /* rows of the events dataset */
+    int64_t accumulated_steps; /* steps covered by the accumulated matrices */
+    int     closed;            /* 1 if the end_time attribute exists (the writer closed it) */
+} moe_tel_info_t;
+
+/* One monitor event as read. */
+typedef struct moe_tel_event {
+    int64_t step;
+    int32_t layer, expert, kind;
+    double  value, threshold;
+    char    kind_name[32];
+    char    message[160];
+} moe_tel_event_t;
+
+typedef struct moe_tel_reader moe_tel_reader_t;
+
+/*
+ * Opens and validates `path` read-only. On failure returns MOE_ERR_IO (missing, unreadable,
+ * not HDF5, truncated) or MOE_ERR_INVALID (HDF5 but not a valid moerun telemetry file), with
+ * the reason in log->last_error. The handle is freed by moe_tel_reader_close().
+ */
+moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reader_t **r_p);
+
+/* Closes the file and frees the handle. Safe on NULL. */
+void moe_tel_reader_close(moe_tel_reader_t *r);
+
+/* The file's numbers (owned by the handle). */
+const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r);
+
+/*
+ * A string attribute `name` of object `obj` ("/" for the root) in *s_p, malloc'd (the caller
+ * frees it). MOE_ERR_NOT_FOUND if absent.
+ */
+moe_status_t moe_tel_reader_attr_str(moe_tel_reader_t *r, const char *obj, const char *name,
+                                     char **s_p);
+
+/* A numeric scalar attribute as int64 / double. MOE_ERR_NOT_FOUND if absent. */
+moe_status_t moe_tel_reader_attr_i64(moe_tel_reader_t *r, const char *obj, const char *name,
+                                     int64_t *v_p);
+moe_status_t moe_tel_reader_attr_f64(moe_tel_reader_t *r, const char *obj, const char *name,
+                                     double *v_p);
+
+/*
+ * A 1-D string-list attribute (e.g. "columns"): *list_p is an array of *n_p malloc'd strings,
+ * freed with moe_tel_reader_strlist_free().
+ */
+moe_status_t moe_tel_reader_attr_strlist(moe_tel_reader_t *r, const char *obj, const char *name,
+                                         char ***list_p, int *n_p);
+void moe_tel_reader_strlist_free(char **list, int n);
+
+/* Shape of dataset `path`: up to 4 dimensions in dims, their count in *ndims_p. */
+moe_status_t moe_tel_reader_dims(moe_tel_reader_t *r, const char *path, int64_t dims[4],
+                                 int *ndims_p);
+
+/*
+ * Reads rows [row0, row0 + nrows) of dataset `path` (whole rows: everything after the first
+ * dimension) into buf, converted to `type`. buf holds nrows x row-size elements. Errors if
+ * the range is outside the dataset.
+ */
+moe_status_t moe_tel_reader_read(moe_tel_reader_t *r, const char *path, moe_tel_type_t type,
+                                 int64_t row0, int64_t nrows, void *buf);
+
+/*
+ * Reads a 1-D fixed-length string dataset (topology/hostname, topology/cpuset) into buf:
+ * n strings of `width` bytes each, NUL-terminated (truncated if longer). n must equal the
+ * dataset's length.
+ */
+moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64_t n,
+                                    size_t width, char *buf);
+
+/* Reads events [row0, row0 + n) into ev (kind_name from the kind_names attribute). */
+moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
+                                   moe_tel_event_t *ev);
+
+#endif /* MOERUN_TOOLS_TELEMETRY_READER_H */
