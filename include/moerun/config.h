@@ -108,6 +108,9 @@ char *moe_config_to_ini(const moe_config_t *cfg);
 /* Usage text: every option with flag, env var, default and doc line. */
 void moe_config_help(FILE *out, const char *argv0);
 
+/* The configuration reference in markdown, from the same table: docs/config.md is its output. */
+void moe_config_help_markdown(FILE *out);
+
 /* Names of enum values, for summaries. */
 const char *moe_activation_name(moe_activation_t a);
 const char *moe_drop_policy_name(moe_drop_policy_t p);
