@@ -9,7 +9,7 @@
 # (check_telemetry.py) when given. Also reruns the first NP and requires identical counts
 # and a bitwise identical output (same seed => same run).
 set -euo pipefail
-name=$1; global=$2; nps=$3; shift 3
+name=$1; global=$2; nps=${3//;/ }; shift 3
 [ "${1:-}" = "--" ] && shift
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-equiv-$name.XXXXXX")
 trap 'rm -rf "$work"' EXIT
