@@ -20,6 +20,7 @@ field() { # field FILE KEY -> the number after "KEY": in a cJSON document
 
 run() { # run TAG NP
     local tag=$1 np=$2 t=$((global / $2))
+    shift 2
     if [ $((t * np)) -ne "$global" ]; then echo "equiv: $global tokens do not split over $np ranks"; exit 2; fi
     if ! "$MPIEXEC" -np "$np" "$MOERUN" --tokens "$t" --quiet --telemetry "$work/$tag.h5" \
           --summary-json "$work/$tag.json" --output-dump "$work/$tag.bin" "$@" \
