@@ -4,7 +4,7 @@
  * GELU uses the tanh form 0.5 v (1 + tanh(sqrt(2/pi) (v + 0.044715 v^3))), with tanh
  * written as 1 - 2 / (exp(2u) + 1) and exp evaluated by range reduction to 2^n * e^r and a
  * degree-6 polynomial: no libm call in the loop, so the compiler vectorises it (this file
- * is built with -O3). Relative error of the fast GELU against the libm form: < 1e-6.
+ * is built with -O3 -fno-trapping-math, and cloned for AVX2). Relative error of the fast GELU against the libm form: < 1e-6.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -65,8 +65,10 @@ static inline float ffn_expf(float v)
         uint32_t u;
     } s;
 
-    v = v > 80.0f ? 80.0f : (v < -80.0f ? -80.0f : v);
-    n = __builtin_floorf(v * 1.44269504f + 0.5f);
+    v = v < 80.0f ? v : 80.0f; /* each form maps to one min/max instruction */
+    v = v > -80.0f ? v : -80.0f;
+    /* round to nearest with the 1.5 * 2^23 trick: no floor call, so the loop vectorises */
+    n = (v * 1.44269504f + 12582912.0f) - 12582912.0f;
     r = v - n * 0.693145752f - n * 1.42860677e-6f;
     p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666418f +
                 r * (0.00833349116f + r * 0.00138820114f)))));
@@ -80,6 +82,14 @@ float moe_ffn_gelu_ref(float v)
     return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
 }
 
+/* Built twice, for AVX2 and for the x86-64 baseline; the loader picks one (ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FFN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define FFN_CLONES
+#endif
+
+FFN_CLONES
 void moe_ffn_gelu(float *v, int64_t n)
 {
     int64_t i;
@@ -93,6 +103,7 @@ void moe_ffn_gelu(float *v, int64_t n)
 }
 
 /* h[i][0..f) = silu(h[i][0..f)) * h[i][f..2f) for `rows` rows of stride 2f. */
+FFN_CLONES
 static void ffn_swiglu(float *h, int64_t rows, int f)
 {
     int64_t r;

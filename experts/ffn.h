@@ -24,7 +24,7 @@ typedef struct moe_ffn {
 } moe_ffn_t;
 
 /* Rows per block; scratch for moe_ffn_forward holds MOE_FFN_BLOCK x moe_ffn_hidden_cols floats. */
-#define MOE_FFN_BLOCK 256
+#define MOE_FFN_BLOCK 1024
 
 /* Columns of the hidden activation (f for gelu, 2f for swiglu). */
 int moe_ffn_hidden_cols(const moe_ffn_t *ffn);
