@@ -322,6 +322,24 @@ static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sb
     return MOE_OK;
 }
 
+/* The u-th unit a forwarder handles: its own units first, then those it received. */
+static char *hier_fwd_unit(const a2a_hier_t *c, int u)
+{
+    return u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
+                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
+}
+
+/* Whether entry i is the first of its unit for its destination rank (one B-unit per rank). */
+static int hier_first_for_rank(const hier_ent_t *e, int i)
+{
+    int m;
+
+    for (m = 0; m < i; m++)
+        if (e[m].rank == e[i].rank)
+            return 0;
+    return 1;
+}
+
 moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
                                     moe_expert_batch_t *batch, moe_a2a_stats_t *st)
 {
@@ -402,17 +420,12 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
     U = c->n_own + c->n_arecv;
     memset(c->ucnt_s, 0, (size_t)P * sizeof(int));
     for (u = 0; u < U; u++) {
-        char       *unit = u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
-                                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
+        char       *unit = hier_fwd_unit(c, u);
         hier_hdr_t *h = (hier_hdr_t *)unit;
         hier_ent_t *e = HIER_ENT(unit);
-        for (i = 0; i < h->n; i++) {
-            int dup = 0, m;
-            for (m = 0; m < i; m++)
-                dup |= e[m].rank == e[i].rank;
-            if (!dup)
+        for (i = 0; i < h->n; i++)
+            if (hier_first_for_rank(e, i))
                 c->ucnt_s[e[i].rank]++;
-        }
     }
     for (r = 0, c->n_bsend = 0; r < P; r++) {
         c->cursor[r] = c->n_bsend;
@@ -422,17 +435,14 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
         moe__hier_buf_grow(&c->bsend_u, (size_t)c->n_bsend * sizeof(int32_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     for (u = 0; u < U; u++) {
-        char       *unit = u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
-                                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
+        char       *unit = hier_fwd_unit(c, u);
         hier_hdr_t *h = (hier_hdr_t *)unit;
         hier_ent_t *e = HIER_ENT(unit);
         for (i = 0; i < h->n; i++) {
-            int         dup = 0, m, slot;
+            int         m, slot;
             char       *bu;
             hier_hdr_t *bh;
-            for (m = 0; m < i; m++)
-                dup |= e[m].rank == e[i].rank;
-            if (dup)
+            if (!hier_first_for_rank(e, i))
                 continue;
             slot = (int)c->cursor[e[i].rank]++;
             ((int32_t *)c->bsend_u.p)[slot] = u;

@@ -480,16 +480,45 @@ out:
  * dimension that is DIM_P (ncol = 0: whole rows), from `buf` laid out as the selection in
  * row-major order. n = 0 selects nothing (the rank still takes part in the collective write).
  */
+/*
+ * Writes nelem elements of buf into the hyperslab (start, count) of ds, whose file space
+ * is fsp (not closed here). A rank with nothing to write (nelem 0) still takes part, with
+ * empty selections, because parallel writes are collective.
+ */
+static moe_status_t tel_write_hyperslab(moe_telemetry_t *t, hid_t ds, hid_t mtype, hid_t fsp,
+                                        const hsize_t *start, const hsize_t *count,
+                                        hsize_t nelem, const void *buf, const char *what)
+{
+    static const char dummy = 0;
+    hid_t             msp = -1;
+    moe_status_t      st = MOE_OK;
+
+    if (nelem > 0) {
+        TEL_H5(t, H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
+               "selecting rows in", st, out);
+        TEL_H5(t, msp = H5Screate_simple(1, &nelem, NULL), "selecting rows in", st, out);
+    } else {
+        hsize_t one = 1;
+        TEL_H5(t, H5Sselect_none(fsp), "selecting rows in", st, out);
+        TEL_H5(t, msp = H5Screate_simple(1, &one, NULL), "selecting rows in", st, out);
+        TEL_H5(t, H5Sselect_none(msp), "selecting rows in", st, out);
+        buf = &dummy;
+    }
+    TEL_H5(t, H5Dwrite(ds, mtype, msp, fsp, t->dxpl, buf), what, st, out);
+out:
+    tel_close_id(&msp, H5Sclose);
+    return st;
+}
+
 static moe_status_t tel_dset_append(moe_telemetry_t *t, int d, hsize_t total, hsize_t row0,
                                     hsize_t n, int pdim, hsize_t col0, hsize_t ncol,
                                     const void *buf)
 {
     const tel_dset_def_t *def = &tel_dsets[d];
     hsize_t               dims[4], start[4], count[4], nelem = n;
-    hid_t                 fsp = -1, msp = -1;
+    hid_t                 fsp = -1;
     moe_status_t          st = MOE_OK;
     int                   i;
-    static const char     dummy = 0;
 
     dims[0] = total;
     start[0] = row0;
@@ -502,21 +531,9 @@ static moe_status_t tel_dset_append(moe_telemetry_t *t, int d, hsize_t total, hs
     }
     TEL_H5(t, H5Dset_extent(t->ds[d], dims), "extending a dataset in", st, out);
     TEL_H5(t, fsp = H5Dget_space(t->ds[d]), "selecting rows in", st, out);
-    if (nelem > 0) {
-        TEL_H5(t, H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
-               "selecting rows in", st, out);
-        TEL_H5(t, msp = H5Screate_simple(1, &nelem, NULL), "selecting rows in", st, out);
-    } else {
-        hsize_t one = 1;
-        TEL_H5(t, H5Sselect_none(fsp), "selecting rows in", st, out);
-        TEL_H5(t, msp = H5Screate_simple(1, &one, NULL), "selecting rows in", st, out);
-        TEL_H5(t, H5Sselect_none(msp), "selecting rows in", st, out);
-        buf = &dummy;
-    }
-    TEL_H5(t, H5Dwrite(t->ds[d], tel_mem_type(def->type, t), msp, fsp, t->dxpl, buf),
-           "writing a block to", st, out);
+    st = tel_write_hyperslab(t, t->ds[d], tel_mem_type(def->type, t), fsp, start, count, nelem,
+                             buf, "writing a block to");
 out:
-    tel_close_id(&msp, H5Sclose);
     tel_close_id(&fsp, H5Sclose);
     return st;
 }
@@ -548,10 +565,9 @@ static moe_status_t tel_fixed_write(moe_telemetry_t *t, hid_t ds, hid_t mtype, h
                                     hsize_t n, const void *buf)
 {
     hsize_t           dims[4], start[4] = {0, 0, 0, 0}, count[4], nelem = n;
-    hid_t             fsp = -1, msp = -1;
+    hid_t             fsp = -1;
     moe_status_t      st = MOE_OK;
     int               nd, i;
-    static const char dummy = 0;
 
     TEL_H5(t, fsp = H5Dget_space(ds), "selecting rows in", st, out);
     TEL_H5(t, nd = H5Sget_simple_extent_ndims(fsp), "selecting rows in", st, out);
@@ -567,20 +583,8 @@ static moe_status_t tel_fixed_write(moe_telemetry_t *t, hid_t ds, hid_t mtype, h
         count[i] = dims[i];
         nelem *= dims[i];
     }
-    if (nelem > 0) {
-        TEL_H5(t, H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL),
-               "selecting rows in", st, out);
-        TEL_H5(t, msp = H5Screate_simple(1, &nelem, NULL), "selecting rows in", st, out);
-    } else {
-        hsize_t one = 1;
-        TEL_H5(t, H5Sselect_none(fsp), "selecting rows in", st, out);
-        TEL_H5(t, msp = H5Screate_simple(1, &one, NULL), "selecting rows in", st, out);
-        TEL_H5(t, H5Sselect_none(msp), "selecting rows in", st, out);
-        buf = &dummy;
-    }
-    TEL_H5(t, H5Dwrite(ds, mtype, msp, fsp, t->dxpl, buf), "writing a dataset to", st, out);
+    st = tel_write_hyperslab(t, ds, mtype, fsp, start, count, nelem, buf, "writing a dataset to");
 out:
-    tel_close_id(&msp, H5Sclose);
     tel_close_id(&fsp, H5Sclose);
     return st;
 }
