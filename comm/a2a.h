@@ -46,6 +46,9 @@ typedef struct moe_a2a_stats {
     double   t_counts;      /* seconds in the count exchange */
     double   t_dispatch;    /* seconds in the payload exchange of dispatch */
     double   t_combine;     /* seconds in combine (exchange and weighted sum) */
+    double   t_dispatch_inter; /* of t_dispatch: seconds in the stage that carries inter-node
+                                * payload (flat: its one MPI_Alltoallv; hier: the inter stage) */
+    double   t_combine_inter;  /* of t_combine: the same for combine */
     int64_t  bytes_sent, bytes_recv;   /* payload and count bytes, self excluded */
     int64_t  msgs_sent, msgs_recv;     /* non-empty point-to-point transfers, self excluded */
     int64_t  bytes_inter, msgs_inter;  /* of bytes_sent / msgs_sent: to ranks on other nodes */

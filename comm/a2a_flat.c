@@ -180,7 +180,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
     a2a_flat_t *c = vctx;
     int         P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
     int64_t     rows = 0, acc;
-    double      t0 = MPI_Wtime(), t1;
+    double      t0 = MPI_Wtime(), t1, tx;
 
     /* 1. counts per (dest, local expert), exchanged before the payload */
     memset(c->send_cnt, 0, (size_t)c->cnt_off[P] * sizeof(int));
@@ -231,8 +231,10 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                              (long long)rows);
 
     /* 3. payload */
+    tx = MPI_Wtime();
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->sendbuf, c->scnt, c->sdsp, MPI_FLOAT, c->recvbuf,
                                         c->rcnt, c->rdsp, MPI_FLOAT, c->comm));
+    st->t_dispatch_inter += MPI_Wtime() - tx;
     flat_count_traffic(c, c->scnt, c->rcnt, sizeof(float), st);
 
     /* 4. regroup per local expert */
@@ -271,7 +273,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
     a2a_flat_t *c = vctx;
     int         P = c->nranks, d = c->d, k = plan->top_k, r, e, t, j, i;
     int64_t     dst = 0;
-    double      t0 = MPI_Wtime();
+    double      t0 = MPI_Wtime(), tx;
 
     /* scatter outputs back to source-major order (the receive layout of dispatch) */
     for (e = 0; e < c->n_local; e++)
@@ -284,8 +286,10 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
             c->cursor[e] += n;
             dst += n;
         }
+    tx = MPI_Wtime();
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->recvbuf, c->rcnt, c->rdsp, MPI_FLOAT, c->sendbuf,
                                         c->scnt, c->sdsp, MPI_FLOAT, c->comm));
+    st->t_combine_inter += MPI_Wtime() - tx;
     flat_count_traffic(c, c->rcnt, c->scnt, sizeof(float), st);
     if (st->bytes_to_rank)
         for (r = 0; r < P; r++)

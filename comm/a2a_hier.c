@@ -313,10 +313,13 @@ static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sb
     xf.rtotal = (size_t)*nrecv * c->ub;
     xf.elem = 1;
     xf.type = MPI_BYTE;
+    t0 = MPI_Wtime();
     s = inter ? c->inter->exchange_units(c->tp, &xf, rbuf, &rdata)
               : hier_mpi_xchg(c->comm, c->log, &xf, rbuf, &rdata);
     if (s != MOE_OK)
         return s;
+    if (inter)
+        st->t_dispatch_inter += MPI_Wtime() - t0;
     *rdata_p = rdata;
     hier_traffic(c, scnt, rcnt, 1, st);
     return MOE_OK;
@@ -502,7 +505,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     a2a_hier_t *c = vctx;
     int         P = c->P, d = c->d, k = c->k, b, i, U = c->n_own + c->n_arecv, t, nd;
     int32_t    *tu = c->tok_unit.p;
-    double      t0 = MPI_Wtime();
+    double      t0 = MPI_Wtime(), tx;
     float      *vb, *vret, *np_, *aret;
     void       *rdata = NULL;
     moe__hier_xfer_t xf;
@@ -562,9 +565,11 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     xf.rtotal = (size_t)c->n_asend * d;
     xf.elem = sizeof(float);
     xf.type = MPI_FLOAT;
+    tx = MPI_Wtime();
     s = c->inter->exchange_vectors(c->tp, &xf, &c->aret, &rdata);
     if (s != MOE_OK)
         return s;
+    st->t_combine_inter += MPI_Wtime() - tx;
     aret = rdata;
     hier_traffic(c, c->v_scnt, c->v_rcnt, sizeof(float), st);
 

@@ -30,6 +30,9 @@
 #include "engine.h"
 #include "moerun/base/mpicheck.h"
 
+_Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
+               "moe_summary_t.phase_s holds every phase column");
+
 /* Collective agreement: the worst status of all ranks (statuses are <= 0). */
 static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
 {
@@ -356,12 +359,18 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     phase[MOE_PHASE_EXPERT] = t4 - t3;
     phase[MOE_PHASE_COMBINE] = t5 - t4;
     phase[MOE_PHASE_TOTAL] = t5 - t0;
+    phase[MOE_PHASE_DISPATCH_INTER] = ast.t_dispatch_inter;
+    phase[MOE_PHASE_COMBINE_INTER] = ast.t_combine_inter;
     for (i = 0; i < MOE_PHASE_COUNT; i++)
         e->phase_tot[i] += phase[i];
     traffic[MOE_TRAFFIC_BYTES_SENT] = ast.bytes_sent;
     traffic[MOE_TRAFFIC_BYTES_RECV] = ast.bytes_recv;
     traffic[MOE_TRAFFIC_MSGS_SENT] = ast.msgs_sent;
     traffic[MOE_TRAFFIC_MSGS_RECV] = ast.msgs_recv;
+    traffic[MOE_TRAFFIC_BYTES_INTRA] = ast.bytes_intra;
+    traffic[MOE_TRAFFIC_BYTES_INTER] = ast.bytes_inter;
+    traffic[MOE_TRAFFIC_MSGS_INTRA] = ast.msgs_intra;
+    traffic[MOE_TRAFFIC_MSGS_INTER] = ast.msgs_inter;
     e->bytes_sent_tot += ast.bytes_sent;
     e->bytes_inter_tot += ast.bytes_inter;
     e->bytes_intra_tot += ast.bytes_intra;

@@ -145,10 +145,17 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             eng->capacity < 0 ? "dropless" : moe_drop_policy_name(c->drop_policy));
     fprintf(out, "throughput %.0f tokens/s (%.3f s in steps)\n", s->tokens_per_s, s->elapsed_s);
     fprintf(out, "phases     ");
-    for (i = 0; i < MOE_PHASE_COUNT - 1; i++)
+    for (i = 0; i < MOE_PHASE_TOTAL; i++)
         fprintf(out, "%s %.1f%%%s", moe_phase_names[i],
-                tot > 0 ? 100.0 * s->phase_s[i] / tot : 0.0, i < MOE_PHASE_COUNT - 2 ? ", " : "");
+                tot > 0 ? 100.0 * s->phase_s[i] / tot : 0.0, i < MOE_PHASE_TOTAL - 1 ? ", " : "");
     fprintf(out, " (of %.3f s per rank)\n", tot);
+    fprintf(out, "stages     inter-node payload stage: %.1f%% of dispatch, %.1f%% of combine\n",
+            s->phase_s[MOE_PHASE_DISPATCH] > 0
+                ? 100.0 * s->phase_s[MOE_PHASE_DISPATCH_INTER] / s->phase_s[MOE_PHASE_DISPATCH]
+                : 0.0,
+            s->phase_s[MOE_PHASE_COMBINE] > 0
+                ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_INTER] / s->phase_s[MOE_PHASE_COMBINE]
+                : 0.0);
     fprintf(out, "routing    %lld pairs routed, %lld processed, %lld dropped (%.3f%%)\n",
             (long long)s->routed, (long long)s->processed, (long long)s->dropped,
             100.0 * s->drop_rate);

@@ -26,21 +26,31 @@
 #include "moerun/base/log.h"
 #include "moerun/config.h"
 
-/* Phases timed per step x layer x rank, seconds. */
-#define MOE_PHASE_MAP(X)          \
-    X(MOE_PHASE_GATE, "gate")     \
-    X(MOE_PHASE_COUNTS, "counts") \
-    X(MOE_PHASE_DISPATCH, "dispatch") \
-    X(MOE_PHASE_EXPERT, "expert") \
-    X(MOE_PHASE_COMBINE, "combine") \
-    X(MOE_PHASE_TOTAL, "total")
+/* Phases timed per step x layer x rank, seconds. gate..combine add up to total; the two
+ * stage columns after total are "of which" parts of dispatch and combine (the stage that
+ * carries inter-node payload), not further phases. */
+#define MOE_PHASE_MAP(X)                          \
+    X(MOE_PHASE_GATE, "gate")                     \
+    X(MOE_PHASE_COUNTS, "counts")                 \
+    X(MOE_PHASE_DISPATCH, "dispatch")             \
+    X(MOE_PHASE_EXPERT, "expert")                 \
+    X(MOE_PHASE_COMBINE, "combine")               \
+    X(MOE_PHASE_TOTAL, "total")                   \
+    X(MOE_PHASE_DISPATCH_INTER, "dispatch_inter") \
+    X(MOE_PHASE_COMBINE_INTER, "combine_inter")
 
-/* Traffic counters per step x layer x rank (dispatch + combine payload and count messages). */
-#define MOE_TRAFFIC_MAP(X)                  \
-    X(MOE_TRAFFIC_BYTES_SENT, "bytes_sent") \
-    X(MOE_TRAFFIC_BYTES_RECV, "bytes_recv") \
-    X(MOE_TRAFFIC_MSGS_SENT, "msgs_sent")   \
-    X(MOE_TRAFFIC_MSGS_RECV, "msgs_recv")
+/* Traffic counters per step x layer x rank (dispatch + combine payload and count messages).
+ * The intra/inter columns split bytes_sent and msgs_sent by whether the peer is on this
+ * rank's node. */
+#define MOE_TRAFFIC_MAP(X)                    \
+    X(MOE_TRAFFIC_BYTES_SENT, "bytes_sent")   \
+    X(MOE_TRAFFIC_BYTES_RECV, "bytes_recv")   \
+    X(MOE_TRAFFIC_MSGS_SENT, "msgs_sent")     \
+    X(MOE_TRAFFIC_MSGS_RECV, "msgs_recv")     \
+    X(MOE_TRAFFIC_BYTES_INTRA, "bytes_intra") \
+    X(MOE_TRAFFIC_BYTES_INTER, "bytes_inter") \
+    X(MOE_TRAFFIC_MSGS_INTRA, "msgs_intra")   \
+    X(MOE_TRAFFIC_MSGS_INTER, "msgs_inter")
 
 /* Router statistics per step x layer, over all tokens of the step (global). */
 #define MOE_RSTAT_MAP(X)                                        \

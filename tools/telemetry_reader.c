@@ -45,8 +45,8 @@ typedef struct tr_dset {
     tr_dim_t    dim[4]; /* for TR_ROWS_FIXED: all dims; otherwise dims 1.. */
 } tr_dset_t;
 
-/* Counts of the columns in schema 1 (they are the header's enums; the reader needs only the
- * counts, and takes names from the files' "columns" attributes). */
+/* Counts of the columns in schema 1: the minimum a file must have. Later writers may append
+ * columns (named in each dataset's "columns" attribute); readers go by those names. */
 #define TR_RSTAT_COUNT 11
 #define TR_PHASE_COUNT 6
 #define TR_TRAF_COUNT  4
@@ -534,6 +534,23 @@ static int64_t tr_dim_value(const moe_tel_info_t *in, tr_dim_t d)
     return -1;
 }
 
+static int tr_is_column_dim(tr_dim_t d)
+{
+    return d == TR_RSTAT || d == TR_PHASE || d == TR_TRAF;
+}
+
+/* Number of names in the `columns` attribute of `path`, -1 if it has none. */
+static int64_t tr_columns_count(moe_tel_reader_t *r, const char *path)
+{
+    char **names = NULL;
+    int    n = 0;
+
+    if (moe_tel_reader_attr_strlist(r, path, "columns", &names, &n) != MOE_OK)
+        return -1;
+    moe_tel_reader_strlist_free(names, n);
+    return n;
+}
+
 /* Reads the root numbers and checks every dataset's shape against them. */
 static moe_status_t tr_validate(moe_tel_reader_t *r)
 {
@@ -588,12 +605,24 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
         if (nd != ds->ndims)
             return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has %d dimensions, want %d",
                                  r->path, ds->path, nd, ds->ndims);
-        for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
+        for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++) {
+            if (tr_is_column_dim(ds->dim[i])) {
+                /* named columns: at least schema 1's, as many as the `columns` attribute */
+                int64_t ncol = tr_columns_count(r, ds->path);
+                if (dims[i] < tr_dim_value(in, ds->dim[i]) || dims[i] != ncol)
+                    return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                         "%s: %s has %lld columns, its `columns` attribute %lld "
+                                         "names (schema 1 needs at least %lld)", r->path,
+                                         ds->path, (long long)dims[i], (long long)ncol,
+                                         (long long)tr_dim_value(in, ds->dim[i]));
+                continue;
+            }
             if (dims[i] != tr_dim_value(in, ds->dim[i]))
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s dimension %d is %lld, want %lld", r->path,
                                      ds->path, i, (long long)dims[i],
                                      (long long)tr_dim_value(in, ds->dim[i]));
+        }
         if (ds->rows != TR_ROWS_FIXED) {
             j = (int)ds->rows;
             if (rows[j] >= 0 && rows[j] != dims[0])

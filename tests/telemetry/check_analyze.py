@@ -115,7 +115,8 @@ def good_file(exe, path):
         for key, val in want.items():
             check(got[key] == val, f"event {key}: {got[key]!r} != {val!r}")
     ph = j["phase_seconds"]
-    check(list(ph) == ["gate", "counts", "dispatch", "expert", "combine", "total"], "phase names")
+    check(list(ph) == ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_inter",
+                       "combine_inter"], "phase names")
     check(abs(ph["total"]["share_of_total"] - 1.0) < 1e-12, "total share")
 
 

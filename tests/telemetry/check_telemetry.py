@@ -13,10 +13,15 @@ Checks (exit 1 with one message per failed check):
   - traffic: the traffic matrix holds payload bytes including the diagonal (self), while
     steps/traffic bytes_sent counts payload and count messages excluding self. So for every
     rank r: sum_{c != r} matrix[r][c] <= sum over steps and layers of bytes_sent[r], and
-    every entry is >= 0;
+    every entry is >= 0; bytes_intra + bytes_inter == bytes_sent and msgs_intra + msgs_inter
+    == msgs_sent in every row; payload the matrix sends to ranks on other nodes (topology/node)
+    <= the rank's bytes_inter total; with one node, bytes_inter is 0;
+  - phases: gate + counts + dispatch + expert + combine == total (1e-9 s), and the inter-node
+    stage columns are within their phase (dispatch_inter <= dispatch, combine_inter <= combine);
   - routes: experts in 0..E-1, kept in {0, 1}, step values are steps in the file;
   - events: kind within kind_names;
-  - --summary: the JSON keys routed, processed, dropped, steps_completed equal the file's totals;
+  - --summary: the JSON keys routed, processed, dropped, steps_completed equal the file's totals,
+    and inter_node_bytes / intra_node_bytes equal the sums of bytes_inter / bytes_intra;
   - --same-as: the other file holds the same data (for comparing the two writer modes).
 Exit 2 for usage errors or an unreadable file.
 """
@@ -37,8 +42,10 @@ ROOT_FLOAT = ["capacity_factor", "temperature"]
 ROOT_STR = ["moerun_version", "mpi_version", "hdf5_version", "hwloc_version", "config",
             "start_time", "slurm_job_id", "drop_policy", "workload", "exchange", "placement",
             "activation", "telemetry_mode", "status"]
-PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total"]
-TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv"]
+PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_inter",
+          "combine_inter"]
+TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv", "bytes_intra", "bytes_inter",
+           "msgs_intra", "msgs_inter"]
 RSTAT_COUNT = 11
 
 
@@ -151,8 +158,9 @@ def contents(c, f, dims, summary):
         c.expect(n == done, f"status complete but {n} steps in the file, steps_completed {done}")
     else:
         c.expect(n <= done, f"{n} steps in the file > steps_completed {done}")
-    tot = {"routed": 0, "processed": 0, "dropped": 0}
+    tot = {"routed": 0, "processed": 0, "dropped": 0, "bytes_intra": 0}
     bytes_sent = np.zeros(P, dtype=np.int64)
+    bytes_inter = np.zeros(P, dtype=np.int64)
     chunk = 256  # rows at a time: memory bounded by a chunk, not by the run
     for s0 in range(0, n, chunk):
         sl = slice(s0, min(n, s0 + chunk))
@@ -182,9 +190,25 @@ def contents(c, f, dims, summary):
                    f"{p[s, l, e]} > {capb[s, l, e]}")
         t = f["steps/traffic"][sl]
         c.expect((t >= 0).all(), "steps/traffic has negative values")
-        bytes_sent += t[:, :, :, TRAFFIC.index("bytes_sent")].sum(axis=(0, 1))
+        ti = {name: t[:, :, :, TRAFFIC.index(name)] for name in TRAFFIC}
+        bytes_sent += ti["bytes_sent"].sum(axis=(0, 1))
+        bytes_inter += ti["bytes_inter"].sum(axis=(0, 1))
+        tot["bytes_intra"] += int(ti["bytes_intra"].sum())
+        for what in ("bytes", "msgs"):
+            bad = np.argwhere(ti[what + "_intra"] + ti[what + "_inter"] != ti[what + "_sent"])
+            if len(bad):
+                s, l, rk = bad[0]
+                c.fail(f"steps/traffic: {what}_intra + {what}_inter != {what}_sent at step "
+                       f"{s0 + s} layer {l} rank {rk} ({len(bad)} places)")
         ph = f["steps/phase_time"][sl]
         c.expect(np.isfinite(ph).all() and (ph >= 0).all(), "steps/phase_time has negative or non-finite values")
+        pi = {name: ph[:, :, :, PHASES.index(name)] for name in PHASES}
+        parts = sum(pi[x] for x in ("gate", "counts", "dispatch", "expert", "combine"))
+        c.expect(np.allclose(parts, pi["total"], rtol=0, atol=1e-9),
+                 "steps/phase_time: gate + counts + dispatch + expert + combine != total")
+        for stage, phase in (("dispatch_inter", "dispatch"), ("combine_inter", "combine")):
+            c.expect((pi[stage] <= pi[phase] + 1e-9).all(),
+                     f"steps/phase_time: {stage} exceeds {phase}")
     m = f["accumulated/traffic_matrix"][()]
     c.expect((m >= 0).all(), "traffic_matrix has negative entries")
     off = m.sum(axis=1) - np.diag(m)
@@ -199,6 +223,15 @@ def contents(c, f, dims, summary):
     c.expect(((owner >= 0) & (owner < P)).all(), "expert_owner outside 0..nranks-1")
     node = f["topology/node"][()]
     c.expect(((node >= 0) & (node < int(a["nnodes"]))).all(), "topology/node outside 0..nnodes-1")
+    remote = node[:, None] != node[None, :]
+    for rk in range(P):
+        to_remote = int(m[rk][remote[rk]].sum())
+        c.expect(to_remote <= bytes_inter[rk],
+                 f"traffic_matrix row {rk} sends {to_remote} payload bytes to other nodes, more "
+                 f"than its bytes_inter total {bytes_inter[rk]}")
+    if int(a["nnodes"]) == 1:
+        c.expect(int(bytes_inter.sum()) == 0, "one node, but steps/traffic bytes_inter is not 0")
+    tot["bytes_inter"] = int(bytes_inter.sum())
     nr = f["routes/step"].shape[0]
     for r0 in range(0, nr, 4096):
         sl = slice(r0, min(nr, r0 + 4096))
@@ -218,6 +251,12 @@ def contents(c, f, dims, summary):
         for key, val in want.items():
             if c.expect(key in summary, f"summary: key {key} missing"):
                 c.expect(int(summary[key]) == val, f"summary {key} = {summary[key]}, file has {val}")
+        if n == done:  # a run killed mid-block has counted bytes the file does not hold
+            for key, val in (("inter_node_bytes", tot["bytes_inter"]),
+                             ("intra_node_bytes", tot["bytes_intra"])):
+                if c.expect(key in summary, f"summary: key {key} missing"):
+                    c.expect(int(summary[key]) == val,
+                             f"summary {key} = {summary[key]}, file's steps/traffic sums to {val}")
     return tot
 
 

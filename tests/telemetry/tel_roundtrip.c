@@ -58,14 +58,40 @@ static double rt_router(long s, int l, int c)
     return (double)s + 0.1 * l + 0.01 * c;
 }
 
+/* Phase times consistent with the schema: the five phases add up to total, and the
+ * inter-node stage columns are half of their phase. */
 static double rt_phase(long s, int l, int r, int c)
 {
-    return 1e-3 * (double)(s + 1) + 1e-4 * l + 1e-5 * r + 1e-6 * c;
+    double v = 0;
+    int    i;
+
+    switch (c) {
+    case MOE_PHASE_TOTAL:
+        for (i = 0; i < MOE_PHASE_TOTAL; i++)
+            v += rt_phase(s, l, r, i);
+        return v;
+    case MOE_PHASE_DISPATCH_INTER: return 0.5 * rt_phase(s, l, r, MOE_PHASE_DISPATCH);
+    case MOE_PHASE_COMBINE_INTER: return 0.5 * rt_phase(s, l, r, MOE_PHASE_COMBINE);
+    default: return 1e-3 * (double)(s + 1) + 1e-4 * l + 1e-5 * r + 1e-6 * c;
+    }
 }
 
+static int rt_nranks; /* set once in main; nodes are pairs of ranks (rt_meta_init) */
+
+/* Traffic consistent with the schema: intra + inter = sent. With one node everything is
+ * intra-node; with several, everything is counted inter-node (an upper bound that keeps the
+ * traffic matrix's payload to other nodes below it). */
 static int64_t rt_traffic(long s, int l, int r, int c)
 {
-    return 1000 * s + 100 * l + 10 * r + c;
+    int multi = rt_nranks > 2;
+
+    switch (c) {
+    case MOE_TRAFFIC_BYTES_INTRA: return multi ? 0 : rt_traffic(s, l, r, MOE_TRAFFIC_BYTES_SENT);
+    case MOE_TRAFFIC_MSGS_INTRA: return multi ? 0 : rt_traffic(s, l, r, MOE_TRAFFIC_MSGS_SENT);
+    case MOE_TRAFFIC_BYTES_INTER: return multi ? rt_traffic(s, l, r, MOE_TRAFFIC_BYTES_SENT) : 0;
+    case MOE_TRAFFIC_MSGS_INTER: return multi ? rt_traffic(s, l, r, MOE_TRAFFIC_MSGS_SENT) : 0;
+    default: return 1000 * s + 100 * l + 10 * r + c;
+    }
 }
 
 static int rt_nroutes(int r, int b)
@@ -696,22 +722,29 @@ static int rt_parse_mode(const char *s, moe_tel_mode_t *m)
 }
 
 /* The summary the synthetic run would print: totals over all steps. */
-static void rt_summary(char *buf, size_t len)
+static void rt_summary(char *buf, size_t len, int P)
 {
-    int64_t routed = 0, dropped = 0;
+    int64_t routed = 0, dropped = 0, intra = 0, inter = 0;
     long    s;
-    int     l, e;
+    int     l, e, r;
 
     for (s = 0; s < RT_STEPS; s++)
-        for (l = 0; l < RT_L; l++)
+        for (l = 0; l < RT_L; l++) {
             for (e = 0; e < RT_E; e++) {
                 routed += rt_routed(s, l, e);
                 dropped += rt_dropped(s, l, e);
             }
+            for (r = 0; r < P; r++) {
+                intra += rt_traffic(s, l, r, MOE_TRAFFIC_BYTES_INTRA);
+                inter += rt_traffic(s, l, r, MOE_TRAFFIC_BYTES_INTER);
+            }
+        }
     snprintf(buf, len,
              "{\"status\":\"complete\",\"steps_completed\":%d,\"routed\":%lld,"
-             "\"processed\":%lld,\"dropped\":%lld}",
-             RT_STEPS, (long long)routed, (long long)(routed - dropped), (long long)dropped);
+             "\"processed\":%lld,\"dropped\":%lld,\"inter_node_bytes\":%lld,"
+             "\"intra_node_bytes\":%lld}",
+             RT_STEPS, (long long)routed, (long long)(routed - dropped), (long long)dropped,
+             (long long)inter, (long long)intra);
 }
 
 int main(int argc, char **argv)
@@ -738,7 +771,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "out of memory\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    rt_summary(summary, sizeof(summary));
+    rt_nranks = P;
+    rt_summary(summary, sizeof(summary), P);
 
     st = rt_write(argv[2], mode, &m, rank, P, &log, summary);
     if (st != MOE_OK)
