@@ -40,7 +40,7 @@ moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log
 {
     MPI_Comm     node_comm = MPI_COMM_NULL;
     int          P, r, leader, nn = 0, *leaders = NULL, *ids = NULL;
-    char         host[MOE_TOPO_HOST_MAX] = {0}, cpus[MOE_TOPO_CPUSET_MAX];
+    char         host[MOE_TOPO_HOST_MAX] = {0}, cpus[MOE_TOPO_CPUSET_MAX] = {0};
     int          numa, lrank;
     unsigned     hv = hwloc_get_api_version();
     moe_status_t st = MOE_OK;

@@ -33,6 +33,7 @@ int main(int argc, char **argv)
 {
     long   na, nb, i, worst = -1;
     float *a, *b;
+    int    rc;
     double tol = argc > 3 ? atof(argv[3]) : 1e-5, num = 0, den = 0, wexcess = 0;
 
     if (argc < 3) {
@@ -43,12 +44,16 @@ int main(int argc, char **argv)
     b = load(argv[2], &nb);
     if (na != nb || na == 0) {
         printf("dumpcmp: sizes differ or empty: %ld vs %ld floats\n", na, nb);
+        free(a);
+        free(b);
         return 1;
     }
     for (i = 0; i < na; i++) {
         double d = (double)a[i] - b[i], lim = tol * (1 + fabs(b[i]));
         if (isnan(a[i]) || isnan(b[i])) {
             printf("dumpcmp: NaN at %ld\n", i);
+            free(a);
+            free(b);
             return 1;
         }
         num += d * d;
@@ -62,5 +67,8 @@ int main(int argc, char **argv)
            worst < 0 ? "all elements within tolerance" : "an element is out of tolerance");
     if (worst >= 0)
         printf("dumpcmp: element %ld: %.9g vs %.9g\n", worst, a[worst], b[worst]);
-    return (sqrt(num / den) <= tol && worst < 0) ? 0 : 1;
+    rc = (sqrt(num / den) <= tol && worst < 0) ? 0 : 1;
+    free(a);
+    free(b);
+    return rc;
 }
