@@ -29,8 +29,8 @@ check_logs() { # check_logs WHAT EXPECTED_COUNT PATTERN
             echo "valgrind_mpi: $what: errors in $f:"; sed -n '1,120p' "$f"; fail=1
         fi
     done
-    if [ "$n" -ne "$want" ]; then
-        echo "valgrind_mpi: $what: $n valgrind logs, want $want"; fail=1
+    if [ "$n" -lt "$want" ]; then  # more: forked children (the reader's probe)
+        echo "valgrind_mpi: $what: $n valgrind logs, want at least $want"; fail=1
     fi
 }
 
