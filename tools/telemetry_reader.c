@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -811,6 +812,12 @@ moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reade
         return MOE_ERROR_SET(log, MOE_ERR_INVALID, "no telemetry file given");
     if (access(path, R_OK) != 0)
         return MOE_ERROR_SET(log, MOE_ERR_IO, "%s: cannot read: %s", path, strerror(errno));
+    {
+        struct stat sb;
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+            return MOE_ERROR_SET(log, MOE_ERR_IO, "%s: not a regular file%s", path,
+                                 S_ISDIR(sb.st_mode) ? " (a directory)" : "");
+    }
     is = H5Fis_hdf5(path);
     if (is == 0)
         return MOE_ERROR_SET(log, MOE_ERR_IO, "%s: not an HDF5 file", path);
