@@ -268,9 +268,9 @@ cmd_up() {
         # Propagation slave: our mounts stay in, but unmounts of /run/netns/* (ip netns del)
         # still reach this mount namespace, so it never pins another namespace.
         ip netns exec "$ns" unshare --uts --ipc --mount --propagation slave -- \
-            sh -c 'hostname "$1" && mount -t tmpfs -o "size=$2,mode=1777" "moe-shm-$1" /dev/shm &&
+            sh -c 'hostname "$1" && mount -t tmpfs -o "size=$2,mode=1777" "$6-shm-$1" /dev/shm &&
                    mount --bind "$3" /etc/hosts && : >"$4" && exec sleep "$5"' \
-            holder "h$i" "$shm" "$STATE/etc-hosts" "$STATE/ready.h$i" "$lifetime" \
+            holder "h$i" "$shm" "$STATE/etc-hosts" "$STATE/ready.h$i" "$lifetime" "moe-$TAG" \
             </dev/null >>"$STATE/log" 2>&1 &
         pid=$!
         start=""
