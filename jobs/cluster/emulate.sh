@@ -210,7 +210,7 @@ cmd_up() {
         die "$SUBNET is in use in the root namespace (a leftover?): $(ip -4 -o addr show to "$SUBNET"; ip -4 route show table all root "$SUBNET")"
     fi
 
-    mkdir -p "$STATE/procs"
+    mkdir -p "$STATE/procs" "$STATE/tmp"
     STATE=$(cd "$STATE" && pwd)
     for i in 1 2 3 4 5 6 7 8; do
         TAG=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
@@ -398,6 +398,7 @@ cmd_run() {
     default_env OMPI_MCA_plm_rsh_agent "$STATE/agent"
     default_env OMPI_MCA_plm_rsh_no_tree_spawn 1
     default_env OMPI_MCA_orte_default_hostfile "$STATE/hostfile"
+    default_env OMPI_MCA_orte_tmpdir_base "$STATE/tmp"
     default_env OMPI_MCA_btl_tcp_if_include "$SUBNET"
     default_env OMPI_MCA_oob_tcp_if_include "$SUBNET"
     default_env OMPI_MCA_hwloc_base_binding_policy none

@@ -31,6 +31,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-testbed.XXXXXX")
 bed=$work/bed
 cleanup() { "$EMULATE" --state "$bed" down >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM # so that cleanup (EXIT) runs
 fail() { echo "testbed: FAIL: $*"; exit 1; }
 ok() { echo "testbed: ok: $*"; }
 E() { "$EMULATE" --state "$bed" "$@"; }
@@ -56,6 +57,9 @@ ok "bad input: exit 2 naming the flag, nothing created ($(head -n 1 "$work/err")
 n=3
 E up --hosts $n --rate 100mbit --slots 2 --lifetime 600
 tag=$(cat "$bed/tag")
+E status >"$work/status"
+[ "$(grep -c ' holder [0-9]' "$work/status")" = $n ] && grep -q "^test bed $tag: $n hosts, rate 100mbit" "$work/status" \
+    || { cat "$work/status"; fail "status does not show $n live holders"; }
 rc=0; E up --hosts 2 >"$work/err" 2>&1 || rc=$?
 [ $rc -eq 1 ] && grep -q "run '.*down' first" "$work/err" || { cat "$work/err"; fail "second up on a live state dir: exit $rc"; }
 expect_host() { local rc=0; E exec "$@" >"$work/err" 2>&1 || rc=$?; [ $rc -eq 2 ] || { cat "$work/err"; fail "exec $1: exit $rc, expected 2"; }; }
