@@ -332,6 +332,7 @@ cmd_down() {
 cmd_status() {
     local i pid start state
     load_state
+    prune_procs
     echo "test bed $TAG: $NHOSTS hosts, rate $(cat "$STATE/rate"), state $STATE, $(remaining) s of lifetime left"
     for i in $(seq 0 $((NHOSTS - 1))); do
         read -r pid start <"$STATE/holder.h$i" 2>/dev/null || pid=""
@@ -399,8 +400,9 @@ cmd_run() {
     default_env OMPI_MCA_plm_rsh_no_tree_spawn 1
     default_env OMPI_MCA_orte_default_hostfile "$STATE/hostfile"
     default_env OMPI_MCA_orte_tmpdir_base "$STATE/tmp"
-    default_env OMPI_MCA_btl_tcp_if_include "$SUBNET"
-    default_env OMPI_MCA_oob_tcp_if_include "$SUBNET"
+    # (an *_if_exclude of the caller's stands: Open MPI refuses both include and exclude)
+    [ -n "${OMPI_MCA_btl_tcp_if_exclude:-}" ] || default_env OMPI_MCA_btl_tcp_if_include "$SUBNET"
+    [ -n "${OMPI_MCA_oob_tcp_if_exclude:-}" ] || default_env OMPI_MCA_oob_tcp_if_include "$SUBNET"
     default_env OMPI_MCA_hwloc_base_binding_policy none
     default_env OMPI_MCA_mpi_yield_when_idle 1
     default_env OMPI_MCA_rmaps_base_oversubscribe 1
