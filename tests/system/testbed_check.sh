@@ -157,7 +157,7 @@ E down
 for p in $holders; do
     [ ! -e /proc/$p ] || [ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" = Z ] || fail "holder $p still runs"
 done
-[ -z "$(ls /run/netns 2>/dev/null | grep -- "moe-$tag-")" ] || fail "namespaces left: $(ls /run/netns | grep -- "moe-$tag-")"
+for f in /run/netns/moe-"$tag"-*; do [ ! -e "$f" ] || fail "namespace left: ${f##*/}"; done
 # netns bind mounts and /dev/shm tmpfs are named moe-TAG-..., the /etc/hosts bind comes from $bed
 left=$(grep -l -e "moe-$tag-" -e "$bed/" /proc/[0-9]*/mountinfo 2>/dev/null | head -n 3 || true)
 [ -z "$left" ] || fail "mounts of test bed $tag remain: $left"
