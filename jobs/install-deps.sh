@@ -10,7 +10,9 @@ pkgs=(build-essential cmake pkg-config
       libhdf5-openmpi-dev hdf5-tools libopenblas-dev
       libinih-dev libcjson-dev)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(python3-h5py python3-numpy valgrind)
+    # python: independent telemetry checks; valgrind: the memcheck test; iproute2 (ip, tc) and procps (ps): the
+    # emulated multi-host test bed of the system tests (jobs/cluster/emulate.sh)
+    pkgs+=(python3-h5py python3-numpy valgrind iproute2 procps)
 fi
 
 missing=()
