@@ -8,6 +8,7 @@
 static const moe_a2a_ops_t *const a2a_backends[] = {
     &moe_a2a_flat_ops,
     &moe_a2a_hier_ops,
+    &moe_a2a_2dh_ops,
     &moe_a2a_ucx_ops,
 };
 
@@ -23,5 +24,5 @@ const moe_a2a_ops_t *moe_a2a_find(const char *name)
 
 const char *moe_a2a_names(void)
 {
-    return "flat|hier|ucx";
+    return "flat|hier|2dh|ucx";
 }

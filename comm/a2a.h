@@ -6,8 +6,9 @@
  * moves the rows there, hands the experts their inputs grouped per local expert
  * (moe_expert_batch_t), and after expert compute brings the outputs back and adds
  * weight * output into the token's output row. Backends: flat (MPI_Alltoallv), hier
- * (node-deduplicated two stages over MPI) and ucx (hier with the inter-node stage over UCX
- * UCP; see comm/a2a_hier.h). comm/ knows nothing of runtime/.
+ * (node-deduplicated two stages over MPI), 2dh (Tutel-style two hops: intra-node to a relay,
+ * then inter-node along a rail; comm/a2a_2dh.c) and ucx (hier with the inter-node stage over
+ * UCX UCP; see comm/a2a_hier.h). comm/ knows nothing of runtime/.
  *
  * Always true, for every backend:
  *  1. every pair with dest_rank >= 0 is delivered exactly once to (dest_rank, dest_expert),
@@ -88,6 +89,7 @@ const char *moe_a2a_names(void);
 
 extern const moe_a2a_ops_t moe_a2a_flat_ops;
 extern const moe_a2a_ops_t moe_a2a_hier_ops;
+extern const moe_a2a_ops_t moe_a2a_2dh_ops;
 extern const moe_a2a_ops_t moe_a2a_ucx_ops;
 
 #endif /* MOERUN_COMM_A2A_H */

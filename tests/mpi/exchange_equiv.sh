@@ -2,17 +2,18 @@
 # exchange_equiv.sh — every exchange backend gives the flat exchange's result.
 #
 # Usage: exchange_equiv.sh NAME GLOBAL_TOKENS -- [moerun options]
-# Env: MOERUN, DUMPCMP, MPIEXEC; optional NPS (default "2 4"), EXCHANGES (default "hier ucx"),
+# Env: MOERUN, DUMPCMP, MPIEXEC; optional NPS (default "2 4"), EXCHANGES (default "hier 2dh ucx"),
 #      RPN (ranks per node imposed with --ranks-per-node, default 2).
 # For each NP: runs `moerun --exchange flat`, then each of EXCHANGES, with the same global
 # batch and a node structure of RPN ranks per node; checks against flat: the routed,
 # processed and dropped totals (exactly equal) and the last layer output (dumpcmp, relative
 # 1e-5). hier and ucx run one algorithm over different inter-node transports, so their
-# outputs must also be bitwise identical.
+# outputs must also be bitwise identical; 2dh delivers rows in flat's order and sums in
+# flat's order, so its output must be bitwise flat's.
 set -euo pipefail
 name=$1; global=$2; shift 2
 [ "${1:-}" = "--" ] && shift
-nps=${NPS:-2 4}; exchanges=${EXCHANGES:-hier ucx}; rpn=${RPN:-2}
+nps=${NPS:-2 4}; exchanges=${EXCHANGES:-hier 2dh ucx}; rpn=${RPN:-2}
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-xequiv-$name.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
@@ -56,6 +57,11 @@ for np in $nps; do
                 || { echo "xequiv[$name]: np $np: ucx output is not bitwise equal to hier"; exit 1; }
             echo "xequiv[$name]: np $np: ucx output bitwise equal to hier" ;;
         esac ;;
+    esac
+    case " $exchanges " in *" 2dh "*)
+        cmp -s "$work/np$np.2dh.bin" "$work/np$np.flat.bin" \
+            || { echo "xequiv[$name]: np $np: 2dh output is not bitwise equal to flat"; exit 1; }
+        echo "xequiv[$name]: np $np: 2dh output bitwise equal to flat" ;;
     esac
 done
 echo "xequiv[$name]: ok"
