@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
@@ -584,7 +585,7 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
                                       e->comm));
     if (e->rank == 0) {
         snprintf(tmp, sizeof(tmp), "%s.tmp", e->cfg.output_dump);
-        f = fopen(tmp, "wb");
+        f = moe_fopen_nowo(tmp, "wb");
         ok = f && fwrite(all, sizeof(float), n * e->nranks, f) == n * e->nranks;
         if (f && fclose(f) != 0)
             ok = 0;

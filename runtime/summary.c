@@ -12,6 +12,7 @@
 #include <cJSON.h>
 
 #include "engine.h"
+#include "moerun/base/fileio.h"
 
 static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
 {
@@ -115,7 +116,7 @@ moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t
     if (txt == NULL)
         return MOE_ERR_NOMEM;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = fopen(tmp, "w");
+    f = moe_fopen_nowo(tmp, "w");
     ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
     if (f && fclose(f) != 0)
         ok = 0;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -143,6 +144,10 @@ struct moe_telemetry {
     hsize_t        nroutes;       /* rows in the route datasets */
     hsize_t        nevents;       /* rows in the events dataset */
     moe_status_t   failed;        /* first error, sticky */
+    dev_t          dev;           /* rank 0: the file as created (vanishing check) */
+    ino_t          ino;
+    off_t          last_size;     /* rank 0: file size after the last block */
+    off_t          last_growth;   /* rank 0: bytes the last block added */
 };
 
 /* ---------------------------------------------------------------- HDF5 errors --------- */
@@ -777,6 +782,17 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
     TEL_H5(t, t->file = H5Fcreate(t->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "creating", st,
            out);
     *created_p = 1;
+    if (t->rank == 0) {
+        struct stat sb;
+        if (stat(t->path, &sb) == 0) {
+            t->dev = sb.st_dev;
+            t->ino = sb.st_ino;
+            t->last_size = sb.st_size;
+            /* created 0666 & ~umask; never world-writable, whatever the umask */
+            if (sb.st_mode & S_IWOTH)
+                (void)chmod(t->path, sb.st_mode & 07775);
+        }
+    }
     for (i = 0; i < sizeof(tel_groups) / sizeof(tel_groups[0]); i++) {
         TEL_H5(t, g = H5Gcreate2(t->file, tel_groups[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
                "creating a group in", st, out);
@@ -1246,6 +1262,61 @@ out:
     return st;
 }
 
+/*
+ * Rank 0, before a block: the file is still the one created (not removed or replaced), and
+ * its file system has room for about twice the block plus 1 MiB. HDF5 1.10 does not recover
+ * from a write that fails halfway (ENOSPC leaves a file id it can neither flush nor close,
+ * and its exit-time cleanup may crash), so the run stops cleanly *before* the disk is full;
+ * every block written so far stays readable.
+ */
+static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *blk)
+{
+    struct stat    sb;
+    struct statvfs vb;
+    char           dir[MOE_PATH_MAX], *slash;
+    double         est, need, avail;
+
+    if (t->rank != 0 || t->ino == 0)
+        return MOE_OK;
+    if (stat(t->path, &sb) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                             "telemetry: '%s' was removed during the run (%s); stopping: the "
+                             "blocks written so far were in that file", t->path, strerror(errno));
+    if (sb.st_dev != t->dev || sb.st_ino != t->ino)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                             "telemetry: '%s' was replaced by another file during the run; "
+                             "stopping", t->path);
+    if (sb.st_size > t->last_size)
+        t->last_growth = sb.st_size - t->last_size;
+    t->last_size = sb.st_size;
+    snprintf(dir, sizeof(dir), "%s", t->path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (statvfs(dir, &vb) != 0)
+        return MOE_OK; /* no figure: let the write tell */
+    /* the block's rows by the schema (docs/telemetry.md), or what the last block took */
+    est = (double)blk->nsteps *
+              (8.0 + 32.0 * t->L * t->E + 8.0 * t->L + 8.0 * t->L * MOE_RSTAT_COUNT +
+               8.0 * t->L * t->nranks * (MOE_PHASE_COUNT + MOE_TRAFFIC_COUNT)) +
+          (double)blk->nroutes * t->nranks * (16.0 + 9.0 * t->L * t->k) + 256.0 * blk->nevents;
+    if ((double)t->last_growth > est)
+        est = (double)t->last_growth;
+    need = 2.0 * est + (double)(1 << 20);
+    avail = (double)vb.f_bavail * (double)vb.f_frsize;
+    if (avail < need)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                             "telemetry: '%s': only %.0f bytes free on its file system, the next "
+                             "block needs about %.0f (with margin); stopping before the disk is "
+                             "full: the %llu steps written stay readable", t->path, avail, need,
+                             (unsigned long long)t->steps);
+    return MOE_OK;
+}
+
 moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block_t *blk)
 {
     tel_io_block_t io;
@@ -1267,6 +1338,8 @@ moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block
         return tel->failed = tel_agree(tel, MOE_ERROR_SET(tel->log, MOE_ERR_INVALID,
                                        "telemetry: '%s': invalid block (nsteps %d..%d)",
                                        tel->path, all[0], -all[1]));
+    if ((st = tel_agree(tel, tel_check_room(tel, blk))) != MOE_OK)
+        return tel->failed = st;
     /* HDF5 metadata calls must match on all io ranks: agree on the preparation first */
     st = tel_agree(tel, tel_prepare(tel, blk, &io));
     if (st == MOE_OK && tel->io)

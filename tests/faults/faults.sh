@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# faults.sh — real signals, a killed rank, a full disk and a vanishing telemetry path, sent
+# to real `mpirun` runs of moerun; checks exit codes, the summary, and the telemetry file
+# (readable, closed or not, consistent: check_telemetry.py) after each.
+#
+# Usage: faults.sh CASE   (usr1-mpirun | term-mpirun | term-ranks | int-ranks | kill-rank |
+#                          disk-full | vanish | umask)
+# Env: MOERUN, ANALYZE, MPIEXEC, PYTHON, CHECK_TELEMETRY. disk-full needs root (tmpfs).
+# What Open MPI 4.1 does with signals (measured; docs/signals.md):
+#   SIGUSR1/SIGUSR2 to mpirun: forwarded to every rank at once; mpirun exits with the
+#     ranks' code (128+10);
+#   SIGTERM/SIGINT to mpirun: mpirun sends SIGCONT, waits odls_base_sigkill_timeout
+#     (default 1 s), sends SIGTERM, waits again, then SIGKILL; mpirun itself exits 1. With
+#     the default 1 s, ranks whose step takes longer are killed before they can flush.
+#   SIGTERM to the ranks themselves (scancel, Slurm's time limit): each rank stops after its
+#     current step; mpirun exits with their code (128+15).
+set -uo pipefail
+case=$1
+work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-faults.XXXXXX")
+mnt=""
+pid=""
+cleanup() {
+    [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null
+    [ -n "$mnt" ] && umount "$mnt" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() { echo "faults[$case]: FAIL: $*"; [ -f "$work/err" ] && sed 's/^/    stderr: /' "$work/err" | grep -v alert | tail -8; exit 1; }
+# Small fast steps; long enough that the run is still going when the fault comes.
+small=(--tokens 64 --d-model 16 --d-ffn 24 --experts 8 --top-k 2 --layers 2
+       --capacity-factor 1.0 --workload zipf:1.2 --progress-interval 0)
+
+start() { # start TELEMETRY [extra moerun args]: mpirun in the background, PID in $pid
+    local tel=$1; shift
+    "$MPIEXEC" -np 2 "$MOERUN" "${small[@]}" --telemetry "$tel" --flush-interval 20 \
+        --summary-json "$work/sum.json" "$@" </dev/null >"$work/out" 2>"$work/err" &
+    pid=$!
+}
+wait_steps() { # wait until rank 0 reported step N (bounded)
+    local n=$1 i
+    for i in $(seq 1 300); do
+        grep -q "step $n/" "$work/err" 2>/dev/null && return 0
+        kill -0 "$pid" 2>/dev/null || fail "run ended before step $n"
+        sleep 0.1
+    done
+    fail "run did not reach step $n in 30 s"
+}
+finish() { # wait for mpirun (bounded), its exit code in $rc
+    local i
+    for i in $(seq 1 600); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && fail "mpirun still runs 60 s after the fault"
+    wait "$pid"; rc=$?; pid=""
+}
+check_file() { # check_file FILE WANT_STATUS: readable, consistent, status as expected
+    local f=$1 want=$2 status
+    "$PYTHON" "$CHECK_TELEMETRY" "$f" || fail "check_telemetry failed on $f"
+    status=$("$ANALYZE" "$f" --json | sed -n 's/.*"status":[[:space:]]*"\([a-z]*\)".*/\1/p' | head -n1)
+    [ "$status" = "$want" ] || fail "telemetry status '$status', want '$want'"
+}
+check_cut_short() { # check_cut_short SIGNUM
+    grep -q "run cut short by signal $1 after" "$work/out" || fail "summary lacks 'run cut short by signal $1'"
+    grep -q "^== moerun summary (interrupted)" "$work/out" || fail "no interrupted summary printed"
+    check_file "$work/t.h5" interrupted
+    # the file holds exactly the steps the summary reports
+    local done_steps
+    done_steps=$(sed -n "s/.*run cut short by signal $1 after \([0-9]*\) of.*/\1/p" "$work/out")
+    "$PYTHON" - "$work/t.h5" "$done_steps" <<'EOF' || fail "steps in the file differ from the summary"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+n, want = f["steps/step"].shape[0], int(sys.argv[2])
+ok = n == want == int(f.attrs["steps_completed"]) and "end_time" in f.attrs
+print(f"faults: file has {n} steps, summary says {want}, closed: {'end_time' in f.attrs}")
+sys.exit(0 if ok else 1)
+EOF
+}
+
+case "$case" in
+usr1-mpirun)
+    start "$work/t.h5" --steps 1000000
+    wait_steps 50
+    kill -USR1 "$pid"
+    finish
+    [ "$rc" -eq 138 ] || fail "mpirun exit $rc, want 138 (128 + SIGUSR1)"
+    check_cut_short 10 ;;
+term-mpirun)
+    start "$work/t.h5" --steps 1000000
+    wait_steps 50
+    kill -TERM "$pid"
+    finish
+    [ "$rc" -ne 0 ] || fail "mpirun exit 0 after SIGTERM"
+    check_cut_short 15 ;;
+term-ranks | int-ranks)
+    sig=TERM; num=15
+    [ "$case" = int-ranks ] && sig=INT && num=2
+    start "$work/t.h5" --steps 1000000
+    wait_steps 50
+    ranks=$(pgrep -P "$pid")
+    [ "$(echo "$ranks" | wc -w)" -eq 2 ] || fail "expected 2 rank processes under mpirun, found: $ranks"
+    # shellcheck disable=SC2086
+    kill -"$sig" $ranks
+    finish
+    [ "$rc" -eq $((128 + num)) ] || fail "mpirun exit $rc, want $((128 + num))"
+    check_cut_short "$num" ;;
+kill-rank)
+    start "$work/t.h5" --steps 1000000
+    wait_steps 100
+    r1=$(pgrep -P "$pid" | tail -n 1)
+    kill -KILL "$r1"
+    finish
+    [ "$rc" -ne 0 ] || fail "mpirun exit 0 after a rank was killed"
+    check_file "$work/t.h5" running
+    n=$("$ANALYZE" "$work/t.h5" --json | sed -n 's/.*"steps_in_file":[[:space:]]*\([0-9]*\).*/\1/p' | head -n1)
+    [ -n "$n" ] && [ "$n" -ge 20 ] || fail "analyser reports '$n' steps, want >= 20 (flushed before the kill)"
+    echo "faults[$case]: mpirun exit $rc; the analyser reads $n steps" ;;
+disk-full)
+    [ "$(id -u)" -eq 0 ] || fail "needs root to mount a tmpfs"
+    mnt="$work/mnt"; mkdir -p "$mnt"
+    mount -t tmpfs -o size=2m tmpfs "$mnt" || { mnt=""; fail "cannot mount a tmpfs"; }
+    start "$mnt/t.h5" --steps 1000000
+    finish
+    [ "$rc" -eq 1 ] || fail "mpirun exit $rc, want 1"
+    grep -q "free on its file system" "$work/err" || fail "no clear disk-full message"
+    check_file "$mnt/t.h5" error ;;
+vanish)
+    mkdir -p "$work/dir"
+    start "$work/dir/t.h5" --steps 1000000
+    wait_steps 50
+    rm -rf "$work/dir"
+    finish
+    [ "$rc" -eq 1 ] || fail "mpirun exit $rc, want 1"
+    grep -q "was removed during the run" "$work/err" || fail "no clear message for the removed file" ;;
+umask)
+    for m in 000 002 022 077; do
+        rm -f "$work/t.h5" "$work/sum.json"
+        (umask "$m"; "$MPIEXEC" -np 2 "$MOERUN" "${small[@]}" --quiet --steps 2 \
+            --telemetry "$work/t.h5" --summary-json "$work/sum.json" </dev/null >/dev/null 2>&1) \
+            || fail "run with umask $m failed"
+        for f in "$work/t.h5" "$work/sum.json"; do
+            mode=$(stat -c %a "$f")
+            want=$(printf '%o' $(( 0666 & ~0$m & ~02 )))
+            [ "$mode" = "$want" ] || fail "umask $m: $f has mode $mode, want $want"
+        done
+        echo "faults[$case]: umask $m -> mode $mode"
+    done ;;
+*) echo "faults: unknown case '$case'"; exit 2 ;;
+esac
+echo "faults[$case]: ok"
