@@ -11,8 +11,9 @@ pkgs=(build-essential cmake pkg-config
       libinih-dev libcjson-dev)
 if [ "${1:-}" = "--test" ]; then
     # python: independent telemetry checks; valgrind: the memcheck test; iproute2 (ip, tc) and procps (ps): the
-    # emulated multi-host test bed of the system tests (jobs/cluster/emulate.sh)
-    pkgs+=(python3-h5py python3-numpy valgrind iproute2 procps)
+    # emulated multi-host test bed of the system tests (jobs/cluster/emulate.sh); slurm-wlm
+    # and munge: the Slurm tests (tests/slurm)
+    pkgs+=(python3-h5py python3-numpy valgrind iproute2 procps slurm-wlm munge)
 fi
 
 missing=()

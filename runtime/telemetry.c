@@ -50,6 +50,7 @@ const char *const moe_event_names[MOE_EVENT_COUNT] = {MOE_EVENT_MAP(MOE__NAME_EN
 #undef MOE__NAME_ENTRY
 
 #define TEL_SCHEMA_VERSION  1
+#define TEL_NSTR            16 /* string root attributes from the run (tel_write_root_attrs) */
 #define TEL_CHUNK_BYTES     (1u << 20)  /* upper bound on one chunk of an appended dataset */
 #define TEL_EVENT_CHUNK     64
 #define TEL_TIME_MAX        32
@@ -637,13 +638,15 @@ static moe_status_t tel_write_root_attrs(moe_telemetry_t *t, const tel_nums_t *n
                                          char *const *s)
 {
     /* s[]: config, moerun(unused), mpi, hwloc, start, slurm, drop, workload, exchange,
-     * placement, activation, mode */
+     * placement, activation, mode, then the rest of the Slurm environment ("" outside) */
     static const char *const names[] = {"config",       "moerun_version_unused",
                                         "mpi_version",  "hwloc_version",
                                         "start_time",   "slurm_job_id",
                                         "drop_policy",  "workload",
                                         "exchange",     "placement",
-                                        "activation",   "telemetry_mode"};
+                                        "activation",   "telemetry_mode",
+                                        "slurm_array_job_id", "slurm_array_task_id",
+                                        "slurm_job_nodelist", "slurm_job_partition"};
     const struct { const char *name; int64_t v; } ints[] = {
         {"experts", n->experts},         {"top_k", n->top_k},
         {"layers", n->layers},           {"d_model", n->d_model},
@@ -919,8 +922,8 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
     moe_telemetry_t *t;
     moe_status_t     st = MOE_OK;
     tel_nums_t       nums;
-    char            *s[12];
-    const char      *src[12];
+    char            *s[TEL_NSTR];
+    const char      *src[TEL_NSTR];
     int              created = 0, any_created = 0, d, rc;
     size_t           i;
 
@@ -971,8 +974,12 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
     src[9] = moe_placement_name(meta->cfg->placement);
     src[10] = moe_activation_name(meta->cfg->activation);
     src[11] = moe_tel_mode_name(mode);
+    src[12] = getenv("SLURM_ARRAY_JOB_ID");
+    src[13] = getenv("SLURM_ARRAY_TASK_ID");
+    src[14] = getenv("SLURM_JOB_NODELIST");
+    src[15] = getenv("SLURM_JOB_PARTITION");
     memset(s, 0, sizeof(s));
-    for (i = 0; i < 12 && st == MOE_OK; i++)
+    for (i = 0; i < TEL_NSTR && st == MOE_OK; i++)
         st = tel_bcast_str(t, src[i], &s[i]);
     if (st == MOE_OK && MPI_Bcast(&nums, (int)sizeof(nums), MPI_BYTE, 0, t->comm) != MPI_SUCCESS)
         st = MOE_ERROR_SET(log, MOE_ERR_MPI, "telemetry: MPI_Bcast of the metadata failed");
@@ -980,7 +987,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
 
     if (st == MOE_OK && t->io)
         st = tel_create_file(t, meta, &nums, s, &created);
-    for (i = 0; i < 12; i++)
+    for (i = 0; i < TEL_NSTR; i++)
         free(s[i]);
     st = tel_agree(t, st);
     if (st != MOE_OK) {
