@@ -734,15 +734,17 @@ static herr_t tr_probe_obj(hid_t file, const char *name, const H5O_info_t *info,
  * memcpy in its global-heap reader, H5HG_read, reached from a string attribute). So the
  * first pass over a file's metadata — open, validation, every attribute, the first and
  * last row of every dataset — runs in a forked child with stderr closed. A child killed by
- * a signal or a sanitizer means a damaged file: a clean error here instead of a crash of
- * the tool. MOERUN_READER_PROBE=0 skips the probe.
+ * a signal or a sanitizer, or still running after TR_PROBE_SECONDS (fuzzing also found an
+ * endless loop in libhdf5's global-heap reader), means a damaged file: a clean error here
+ * instead of a crash or a hang of the tool. MOERUN_READER_PROBE=0 skips the probe.
  */
 /* Present only in sanitizer builds: the child drops the parent's death callback (a fuzzer's
  * crash reporter) so that a crash it contains is not reported as the parent's. */
 void __sanitizer_set_death_callback(void (*callback)(void)) __attribute__((weak));
 
 /* Exit codes of the probe child; anything else (a sanitizer's exit, abort) means damage. */
-#define TR_PROBE_OK     0
+#define TR_PROBE_OK      0
+#define TR_PROBE_SECONDS 10 /* a valid file's metadata reads in well under a second */
 #define TR_PROBE_NOOPEN 3
 
 static moe_status_t tr_probe(const char *path, moe_log_t *log)
@@ -758,7 +760,7 @@ static moe_status_t tr_probe(const char *path, moe_log_t *log)
     if (pid < 0)
         return MOE_OK; /* no probe possible: read directly */
     if (pid == 0) {
-        static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+        static const int sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGALRM};
         int              devnull = open("/dev/null", O_WRONLY), rc = TR_PROBE_NOOPEN;
         hid_t            f;
         size_t           i;
@@ -768,6 +770,7 @@ static moe_status_t tr_probe(const char *path, moe_log_t *log)
             __sanitizer_set_death_callback(NULL);
         for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
             signal(sigs[i], SIG_DFL);
+        alarm(TR_PROBE_SECONDS); /* libhdf5 can also loop forever on a damaged heap */
         H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
         f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         if (f >= 0) {
@@ -789,6 +792,10 @@ static moe_status_t tr_probe(const char *path, moe_log_t *log)
     }
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
         ;
+    if (WIFSIGNALED(ws) && WTERMSIG(ws) == SIGALRM)
+        return MOE_ERROR_SET(log, MOE_ERR_IO,
+                             "%s: damaged file: the HDF5 library did not finish reading its "
+                             "metadata in %d s", path, TR_PROBE_SECONDS);
     if (WIFSIGNALED(ws))
         return MOE_ERROR_SET(log, MOE_ERR_IO,
                              "%s: damaged file: the HDF5 library crashed (signal %d) reading "

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hostile_files.sh — moerun-analyze on every file in tests/fuzz/regressions/telemetry/
+# hostile_files.sh — moerun-analyze on every file in tests/fuzz/regressions/telemetry_reader/
 # (inputs the fuzzer found that crash libhdf5 or once crashed the reader): each must end
 # with exit 1 and one "moerun-analyze: FILE: ..." message, never a signal.
 # Usage: hostile_files.sh ANALYZE DIR
