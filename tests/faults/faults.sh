@@ -47,7 +47,7 @@ wait_steps() { # wait until rank 0 reported step N (bounded)
 }
 finish() { # wait for mpirun (bounded), its exit code in $rc
     local i
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
