@@ -37,8 +37,8 @@ start() { # start TELEMETRY [extra moerun args]: mpirun in the background, PID i
     pid=$!
 }
 wait_steps() { # wait until rank 0 reported step N (bounded)
-    local n=$1 i
-    for i in $(seq 1 300); do
+    local n=$1
+    for _ in $(seq 1 300); do
         grep -q "step $n/" "$work/err" 2>/dev/null && return 0
         kill -0 "$pid" 2>/dev/null || fail "run ended before step $n"
         sleep 0.1
@@ -46,7 +46,6 @@ wait_steps() { # wait until rank 0 reported step N (bounded)
     fail "run did not reach step $n in 30 s"
 }
 finish() { # wait for mpirun (bounded), its exit code in $rc
-    local i
     for _ in $(seq 1 600); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
