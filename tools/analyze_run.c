@@ -1250,7 +1250,7 @@ static void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t
             an_add_num(sec, "flops_utilisation", ach / peak);
             an_finding(fnd, "flops", ach / peak < AN_FLOPS_WARN ? "warning" : "info", "compute",
                        ach / peak, AN_FLOPS_WARN,
-                       "expert phase reaches %.1f GFLOP/s per rank, %.0f%% of the %.1f GFLOP/s peak",
+                       "expert phase reaches %.4g GFLOP/s per rank, %.0f%% of the %.4g GFLOP/s peak",
                        ach, 100 * ach / peak, peak);
         } else {
             cJSON_AddStringToObject(sec, "utilisation_missing",
