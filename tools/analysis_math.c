@@ -33,6 +33,13 @@ double am_xlog2x(int64_t x)
     return (double)x * log2((double)x);
 }
 
+const double *am_xlog2x_table(int64_t *n_p)
+{
+    (void)am_xlog2x(1); /* initialises the table */
+    *n_p = AM_XLOGX_TABLE;
+    return am_xlogx_tab;
+}
+
 double am_entropy_bits(const int64_t *x, size_t n)
 {
     double  s = 0.0;

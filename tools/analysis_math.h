@@ -72,4 +72,7 @@ double am_bin_max(const double *w, size_t n, const int *owner, int bins);
 /* x * log2(x) for x >= 0 (0 at 0), with a table for small integers (thread-unsafe init). */
 double am_xlog2x(int64_t x);
 
+/* The table behind am_xlog2x: t[x] = x log2 x for 0 <= x < *n_p (initialised on first use). */
+const double *am_xlog2x_table(int64_t *n_p);
+
 #endif /* MOERUN_TOOLS_ANALYSIS_MATH_H */

@@ -14,6 +14,7 @@
  */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,8 @@ typedef struct an_st {
     int64_t *crun_l, *cstart_l, *cbegan_l;
     double  *cshare_l;
     /* per bin */
-    double  *b_routed, *b_dropped, *b_ent, *b_imb, *b_n, *b_rc, *b_rcn, *heat;
+    double  *b_routed, *b_dropped, *b_ent, *b_imb, *b_n, *b_rc, *b_rcn;
+    int64_t *heat;
     /* what-if and replay */
     int64_t  wi_drops[AN_NCF], replay_drops, cap_rows;
     double   wi_cap[AN_NCF];
@@ -265,39 +267,51 @@ static int an_st_alloc(an_st_t *a)
 static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, const int64_t *d,
                           int64_t cap, const double *rcv)
 {
-    int64_t E = a->E, e, tot = 0, m1 = 0, m2 = 0, b = s * a->nb / a->S;
-    int64_t *rl = a->routed_le + l * E;
-    double  slog = 0, ent, imb = NAN;
-    int     c;
+    const int64_t E = a->E, W = a->W, b = s * a->nb / a->S;
+    int64_t       e, tot = 0, m1 = 0, m2 = 0, dsum = 0, xl_n, atcap = cap >= 0 ? cap : INT64_MAX;
+    int64_t      *rl = a->routed_le + l * E, *zr = a->zrun_le + l * E, *zs = a->zstart_le + l * E;
+    int64_t      *dl = a->dropped_le + l * E, *pl = a->processed_le + l * E;
+    int64_t      *ac = a->atcap_le + l * E, *dead = a->dead_le + l * E;
+    int64_t      *heat = a->heat + b * E, rep = 0;
+    double        slog = 0, ent, imb = NAN;
+    const double *xl = am_xlog2x_table(&xl_n);
+    int           c;
 
+    /* locals, not fields of *a, carry the sums: stores through int64_t pointers could alias
+     * them and serialise the loop */
     for (e = 0; e < E; e++) {
-        int64_t v = x[e], i = l * E + e;
+        int64_t v = x[e];
         tot += v;
         rl[e] += v;
-        a->heat[b * E + e] += (double)v;
+        heat[e] += v;
         if (v > m1) {
             m2 = m1;
             m1 = v;
         } else if (v > m2) {
             m2 = v;
         }
-        slog += am_xlog2x(v);
+        slog += v < xl_n ? xl[v] : am_xlog2x(v);
         if (v == 0) {
-            if (a->zrun_le[i] == 0)
-                a->zstart_le[i] = s;
-            if (++a->zrun_le[i] == a->W && a->dead_le[i] < 0)
-                a->dead_le[i] = a->zstart_le[i];
+            if (zr[e] == 0)
+                zs[e] = s;
+            if (++zr[e] == W && dead[e] < 0)
+                dead[e] = zs[e];
         } else {
-            a->zrun_le[i] = 0;
+            zr[e] = 0;
         }
-        if (d != NULL) {
-            a->dropped_le[i] += d[e];
-            a->processed_le[i] += v - d[e];
-            a->dropped += d[e];
-            a->b_dropped[b] += (double)d[e];
+        if (v >= atcap) {
+            ac[e]++;
+            rep += v - atcap; /* replay of the recorded capacity */
         }
-        if (cap >= 0 && v >= cap)
-            a->atcap_le[i]++;
+    }
+    if (d != NULL) {
+        for (e = 0; e < E; e++) {
+            dl[e] += d[e];
+            pl[e] += x[e] - d[e];
+            dsum += d[e];
+        }
+        a->dropped += dsum;
+        a->b_dropped[b] += (double)dsum;
     }
     a->routed += tot;
     a->b_routed[b] += (double)tot;
@@ -319,22 +333,42 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         } else {
             a->crun_l[l] = 0;
         }
-        /* capacity what-if: replay these loads under other capacity factors */
+        /* capacity what-if: replay these loads under other capacity factors (capacities
+         * grow with the factor, so an expert under one is under all larger ones) */
         {
-            int64_t cmin = am_capacity(an_cfs[0], tot, E);
+            int64_t cw[AN_NCF], wd[AN_NCF] = {0};
+            for (c = 0; c < AN_NCF; c++) {
+                cw[c] = am_capacity(an_cfs[c], tot, E);
+                a->wi_cap[c] += (double)cw[c] * (double)E;
+            }
+            /* sum max(0, x - C) = (sum of loads above C) - C * (count above C). Capacities
+             * grow with the factor, so each load falls in one bucket j = number of capacities
+             * below it (branch-free), and suffix sums of the buckets give every factor */
+            if (m1 > cw[0]) {
+                int64_t cnt[AN_NCF + 1] = {0}, sum[AN_NCF + 1] = {0}, ca = 0, sa = 0;
+                for (e = 0; e < E; e++) {
+                    const int64_t v = x[e];
+                    int           j = 0;
+                    for (c = 0; c < AN_NCF; c++)
+                        j += v > cw[c];
+                    cnt[j]++;
+                    sum[j] += v;
+                }
+                for (c = AN_NCF - 1; c >= 0; c--) {
+                    ca += cnt[c + 1];
+                    sa += sum[c + 1];
+                    wd[c] = sa - cw[c] * ca;
+                }
+            }
             for (c = 0; c < AN_NCF; c++)
-                a->wi_cap[c] += (double)am_capacity(an_cfs[c], tot, E) * (double)E;
-            if (m1 > cmin)
-                for (c = 0; c < AN_NCF; c++)
-                    a->wi_drops[c] += am_drops(x, (size_t)E, am_capacity(an_cfs[c], tot, E));
+                a->wi_drops[c] += wd[c];
         }
     }
     if (cap >= 0) {
-        a->replay_drops += am_drops(x, (size_t)E, cap);
+        a->replay_drops += rep;
         a->cap_rows++;
         if (d != NULL) {
-            for (e = 0; e < E; e++)
-                a->fill_proc += (double)(x[e] - d[e]);
+            a->fill_proc += (double)(tot - dsum);
             a->fill_cap += (double)cap * (double)E;
         }
     }
@@ -643,7 +677,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
         rows = cJSON_AddArrayToObject(hm, "values");
         for (e = 0; st && e < E; e++) {
             for (b = 0; b < a->nb; b++)
-                st[b] = a->heat[b * E + e];
+                st[b] = (double)a->heat[b * E + e];
             cJSON_AddItemToArray(rows, an_num_array(st, a->nb));
         }
         free(st);
@@ -1250,7 +1284,7 @@ static void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t
             an_add_num(sec, "flops_utilisation", ach / peak);
             an_finding(fnd, "flops", ach / peak < AN_FLOPS_WARN ? "warning" : "info", "compute",
                        ach / peak, AN_FLOPS_WARN,
-                       "expert phase reaches %.4g GFLOP/s per rank, %.0f%% of the %.4g GFLOP/s peak",
+                       "expert phase reaches %.4g GFLOP/s per rank, %.3g%% of the %.4g GFLOP/s peak",
                        ach, 100 * ach / peak, peak);
         } else {
             cJSON_AddStringToObject(sec, "utilisation_missing",

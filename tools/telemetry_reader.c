@@ -32,6 +32,7 @@ struct moe_tel_reader {
     moe_tel_info_t info;
     char         **kind_names;
     int            nkinds;
+    hid_t          dapl;          /* dataset access: no chunk cache (see moe_tel_reader_open) */
     unsigned char  present[32];   /* per tr_dsets entry: 1 if the dataset exists */
     char         **cols[32];      /* per tr_dsets entry: its "columns" attribute, if any */
     int            ncols[32];
@@ -326,7 +327,7 @@ static moe_status_t tr_open_dset(moe_tel_reader_t *r, const char *path, hid_t *d
         H5O_info_t oi;
         if (H5Oget_info_by_name(r->file, path, &oi, H5P_DEFAULT) >= 0 &&
             oi.type == H5O_TYPE_DATASET)
-            *d_p = H5Dopen2(r->file, path, H5P_DEFAULT);
+            *d_p = H5Dopen2(r->file, path, r->dapl);
     }
     if (*d_p < 0) {
         H5Eclear2(H5E_DEFAULT);
@@ -369,7 +370,7 @@ static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt
                                  int64_t nrows, void *buf)
 {
     hid_t        d, fsp = -1, msp = -1;
-    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK], nelem;
+    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK];
     int          nd, i;
     moe_status_t st = tr_open_dset(r, path, &d);
 
@@ -393,14 +394,14 @@ static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt
         goto out;
     start[0] = (hsize_t)row0;
     count[0] = (hsize_t)nrows;
-    nelem = count[0];
     for (i = 1; i < nd; i++) {
         start[i] = 0;
         count[i] = dims[i];
-        nelem *= dims[i];
     }
+    /* The memory space has the selection's own shape (not 1-D): HDF5 then maps chunks to
+     * memory with its "same shape" fast path instead of iterating element by element. */
     if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        (msp = H5Screate_simple(1, &nelem, NULL)) < 0 ||
+        (msp = H5Screate_simple(nd, count, NULL)) < 0 ||
         H5Dread(d, mt, msp, fsp, H5P_DEFAULT, buf) < 0) {
         char what[160];
         snprintf(what, sizeof(what), "cannot read %s", path);
@@ -686,9 +687,18 @@ moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reade
         return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "out of memory");
     r->log = log;
     snprintf(r->path, sizeof(r->path), "%s", path);
+    /* Readers stream each chunk once: without a chunk cache HDF5 reads whole chunks straight
+     * into the caller's buffer instead of through the cache and a copy. */
+    r->dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (r->dapl >= 0)
+        H5Pset_chunk_cache(r->dapl, 0, 0, 1.0);
+    else
+        r->dapl = H5P_DEFAULT;
     r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (r->file < 0) {
         st = tr_h5_fail(log, path, MOE_ERR_IO, "cannot open (damaged or truncated file?)");
+        if (r->dapl != H5P_DEFAULT)
+            H5Pclose(r->dapl);
         free(r);
         return st;
     }
@@ -709,6 +719,8 @@ void moe_tel_reader_close(moe_tel_reader_t *r)
         return;
     if (r->file >= 0)
         H5Fclose(r->file);
+    if (r->dapl != H5P_DEFAULT && r->dapl >= 0)
+        H5Pclose(r->dapl);
     H5Eclear2(H5E_DEFAULT);
     moe_tel_reader_strlist_free(r->kind_names, r->nkinds);
     for (i = 0; i < TR_NDSETS; i++)
