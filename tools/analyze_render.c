@@ -701,9 +701,9 @@ static void ar_chart_heatmap(FILE *o, const cJSON *run, int ri)
     }
     fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">expert</text>", x0 - 40, y0 + h / 2);
     ar_text(o, x0 + w / 2, y0 + h + 32, "middle", NULL, "step (start of bin)");
-    snprintf(hi, sizeof(hi), "%.0f pairs per bin", mx);
+    snprintf(hi, sizeof(hi), "%.4g pairs per step", mx);
     ar_legend_seq(o, x0 + 20, H - 22, "0", hi);
-    ar_svg_close(o, "Pairs routed to each expert (rows) per step bin (columns), summed over layers.");
+    ar_svg_close(o, "Mean pairs per step routed to each expert (rows) in each step bin (columns), summed over layers.");
 }
 
 static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
@@ -779,8 +779,9 @@ static void ar_chart_traffic(FILE *o, const cJSON *run, int ri)
         q = 0;
         cJSON_ArrayForEach(v, row) {
             ar_seq(mx > 0 ? v->valuedouble / mx : 0, c);
-            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"><title>%d -&gt; %d: %.0f bytes</title></rect>",
-                    x0 + w * q / P, y0 + h * p / P, w / P, h / P, c, p, q, v->valuedouble);
+            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" stroke=\"#fff\" stroke-width=\"%.1f\"><title>%d -&gt; %d: %.0f bytes</title></rect>",
+                    x0 + w * q / P, y0 + h * p / P, w / P, h / P, c, P <= 32 ? 1.0 : 0.0, p, q,
+                    v->valuedouble);
             q++;
         }
         p++;

@@ -33,9 +33,11 @@
 #define AN_EVENT_CHUNK     256
 #define AN_MATRIX_MAX_RANKS 64        /* traffic matrix copied into the report up to this */
 #define AN_COLLAPSE_SHARE  0.8        /* top-2 experts' share of a layer's pairs = collapse */
+#define AN_COLLAPSE_TOKENS 0.5        /* ... or one expert selected by this share of tokens */
+#define AN_COLLAPSE_FAIR   4.0        /* ... and by this many times its fair token share */
 #define AN_COLLAPSE_STEPS  10         /* ... for this many consecutive steps */
-#define AN_NCF             8
-static const double an_cfs[AN_NCF] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0};
+#define AN_NCF             10
+static const double an_cfs[AN_NCF] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0};
 
 /* Severity thresholds (docs/analysis.md, "Severities"). */
 #define AN_IMB_WARN        1.5
@@ -63,7 +65,7 @@ typedef struct an_st {
     int64_t *routed_le, *dropped_le, *processed_le, *atcap_le, *zrun_le, *zstart_le, *dead_le;
     /* per layer */
     int64_t *crun_l, *cstart_l, *cbegan_l;
-    double  *cshare_l;
+    double  *cshare_l, *ctok_l;
     /* per bin */
     double  *b_routed, *b_dropped, *b_ent, *b_imb, *b_n, *b_rc, *b_rcn;
     int64_t *heat;
@@ -211,6 +213,7 @@ static void an_st_free(an_st_t *a)
     free(a->cstart_l);
     free(a->cbegan_l);
     free(a->cshare_l);
+    free(a->ctok_l);
     free(a->b_routed);
     free(a->b_dropped);
     free(a->b_ent);
@@ -240,6 +243,7 @@ static int an_st_alloc(an_st_t *a)
     a->cstart_l = calloc(L, 8);
     a->cbegan_l = malloc(L * 8);
     a->cshare_l = calloc(L, 8);
+    a->ctok_l = calloc(L, 8);
     a->b_routed = calloc(nb + 1, 8);
     a->b_dropped = calloc(nb + 1, 8);
     a->b_ent = calloc(nb + 1, 8);
@@ -251,7 +255,7 @@ static int an_st_alloc(an_st_t *a)
     a->imb_sl_layer = calloc(L, 8);
     if (!a->routed_le || !a->dropped_le || !a->processed_le || !a->atcap_le || !a->zrun_le ||
         !a->zstart_le || !a->dead_le || !a->crun_l || !a->cstart_l || !a->cbegan_l ||
-        !a->cshare_l || !a->b_routed || !a->b_dropped || !a->b_ent || !a->b_imb || !a->b_n ||
+        !a->cshare_l || !a->ctok_l || !a->b_routed || !a->b_dropped || !a->b_ent || !a->b_imb || !a->b_n ||
         !a->b_rc || !a->b_rcn || !a->heat || !a->imb_sl_layer)
         return -1;
     for (i = 0; i < LE; i++)
@@ -322,13 +326,18 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         a->b_imb[b] += imb;
         a->b_n[b] += 1;
         a->imb_sl_layer[l] += imb;
-        /* collapse: the top two experts take AN_COLLAPSE_SHARE of the layer's pairs */
-        if (E >= 4 && (double)(m1 + m2) >= AN_COLLAPSE_SHARE * (double)tot) {
+        /* collapse: the top two experts take AN_COLLAPSE_SHARE of the layer's pairs, or one
+         * expert is selected by AN_COLLAPSE_TOKENS of the tokens (token share k*m1/tot) and
+         * by AN_COLLAPSE_FAIR times its fair token share k/E */
+        if (E >= 4 && ((double)(m1 + m2) >= AN_COLLAPSE_SHARE * (double)tot ||
+                       (double)(a->K * m1) >= (double)tot * fmax(AN_COLLAPSE_TOKENS,
+                                                                 AN_COLLAPSE_FAIR * (double)a->K / (double)E))) {
             if (a->crun_l[l] == 0)
                 a->cstart_l[l] = s;
             if (++a->crun_l[l] == a->CW && a->cbegan_l[l] < 0) {
                 a->cbegan_l[l] = a->cstart_l[l];
                 a->cshare_l[l] = (double)(m1 + m2) / (double)tot;
+                a->ctok_l[l] = (double)(a->K * m1) / (double)tot;
             }
         } else {
             a->crun_l[l] = 0;
@@ -670,14 +679,18 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
     {
         cJSON *hm = cJSON_AddObjectToObject(sec, "heatmap"), *rows, *starts;
         double *st = malloc((size_t)a->nb * 8);
-        cJSON_AddStringToObject(hm, "description", "pairs per expert (rows) and step bin (columns), all layers");
+        cJSON_AddStringToObject(hm, "description",
+                                "mean pairs per step, per expert (rows) and step bin (columns), all layers");
         starts = cJSON_AddArrayToObject(hm, "bin_start_step");
         for (b = 0; b < a->nb; b++)
             cJSON_AddItemToArray(starts, cJSON_CreateNumber((double)((b * a->S + a->nb - 1) / a->nb)));
         rows = cJSON_AddArrayToObject(hm, "values");
         for (e = 0; st && e < E; e++) {
-            for (b = 0; b < a->nb; b++)
-                st[b] = (double)a->heat[b * E + e];
+            for (b = 0; b < a->nb; b++) {
+                /* bin b holds steps s with s * nb / S == b: [ceil(b S/nb), ceil((b+1) S/nb)) */
+                int64_t n = ((b + 1) * a->S + a->nb - 1) / a->nb - (b * a->S + a->nb - 1) / a->nb;
+                st[b] = n > 0 ? (double)a->heat[b * E + e] / (double)n : NAN;
+            }
             cJSON_AddItemToArray(rows, an_num_array(st, a->nb));
         }
         free(st);
@@ -742,6 +755,8 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
             worst_dead = nl;
     }
     cJSON_AddNumberToObject(sec, "collapse_share", AN_COLLAPSE_SHARE);
+    cJSON_AddNumberToObject(sec, "collapse_token_share",
+                            fmax(AN_COLLAPSE_TOKENS, AN_COLLAPSE_FAIR * (double)a->K / (double)E));
     cJSON_AddNumberToObject(sec, "collapse_window_steps", (double)a->CW);
     col = cJSON_AddArrayToObject(sec, "collapse");
     for (l = 0; l < L; l++)
@@ -750,6 +765,7 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
             cJSON_AddNumberToObject(o, "layer", (double)l);
             cJSON_AddNumberToObject(o, "began_step", (double)a->cbegan_l[l]);
             cJSON_AddNumberToObject(o, "top2_share", a->cshare_l[l]);
+            cJSON_AddNumberToObject(o, "top1_token_share", a->ctok_l[l]);
             cJSON_AddItemToArray(col, o);
         }
     ser = malloc((size_t)a->nb * 8);
@@ -774,9 +790,10 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
     if (cJSON_GetArraySize(col) > 0) {
         const cJSON *c0 = cJSON_GetArrayItem(col, 0);
         an_finding(fnd, "collapse", "critical", "entropy", an_num(c0, "top2_share"), AN_COLLAPSE_SHARE,
-                   "routing collapse in %d layer(s): layer %g, top-2 experts take %.0f%% from step %g",
-                   cJSON_GetArraySize(col), an_num(c0, "layer"), 100 * an_num(c0, "top2_share"),
-                   an_num(c0, "began_step"));
+                   "routing collapse in %d layer(s): layer %g from step %g: top-2 experts take "
+                   "%.0f%% of pairs, the top expert is chosen by %.0f%% of tokens",
+                   cJSON_GetArraySize(col), an_num(c0, "layer"), an_num(c0, "began_step"),
+                   100 * an_num(c0, "top2_share"), 100 * an_num(c0, "top1_token_share"));
     }
 }
 
@@ -966,6 +983,9 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
         an_finding(fnd, "drops", "info", "capacity", dr, AN_DROP_WARN,
                    "drop rate %.4f%% (cf %.2f)", 100 * dr, cf);
     /* recommendation: the smallest replayed cf that meets the drop target */
+    if (best < 0 && dr > AN_DROP_TARGET &&
+        (double)a->wi_drops[AN_NCF - 1] < 0.8 * (double)a->dropped && an_cfs[AN_NCF - 1] > cf)
+        best = AN_NCF - 1; /* no factor meets the target: the largest replayed one */
     if (best >= 0 && dr > AN_DROP_TARGET && (!(cf > 0) || an_cfs[best] > cf)) {
         snprintf(ev, sizeof(ev),
                  "replay of recorded per-expert loads (%lld step x layer rows): cf %.2f drops "
@@ -1688,7 +1708,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
                      "%.0f sampled (token, layer) routes with source rank known: inter-node "
                      "copies per token flat %.3f, node-deduplicated %.3f (exchange in this run: %s)",
                      tl_n, flat_inter / tl_n, hier_inter / tl_n, exch);
-            if (hier_inter < 0.95 * flat_inter)
+            if (hier_inter < 0.95 * flat_inter && strcmp(exch, "hier") != 0)
                 an_recommend(rec, "hier_exchange",
                              "use the node-deduplicated hierarchical exchange (--exchange hier)",
                              "inter-node payload copies per token", flat_inter / tl_n,

@@ -102,7 +102,8 @@ def full(exe, work):
     wi = {x["capacity_factor"]: x["dropped"] for x in c["what_if"]}
     # C = ceil(cf*16/4): cf .5 -> 2: L0 6+2+2, L1 2*4 = 18/step -> 72; cf .75 -> 3: 7 + 4 = 11 -> 44;
     # cf 1 -> 4: 4 -> 16; 1.25 -> 5: 3 -> 12; 1.5 -> 6: 2 -> 8; 2 -> 8: 0
-    check(wi == {0.5: 72, 0.75: 44, 1: 16, 1.25: 12, 1.5: 8, 2: 0, 3: 0, 4: 0}, f"what-if {wi}")
+    check(wi == {0.5: 72, 0.75: 44, 1: 16, 1.25: 12, 1.5: 8, 2: 0, 3: 0, 4: 0, 6: 0, 8: 0},
+          f"what-if {wi}")
     check(c["replay_check"]["match"] and c["replay_check"]["replayed_dropped"] == 16, "replay check")
     check(len(c["experts_at_capacity"]) == 7, "7 experts reach capacity 4 (3 in layer 0, 4 in layer 1)")
     # fill: processed 112 / (capacity 4 * 4 experts * 8 step-layers = 128)
@@ -172,6 +173,28 @@ def full(exe, work):
               "| 2.00 | 0 | 0.0000% |", "\\<b\\>&amp", "raise capacity factor to 2.00"):
         check(s in m, f"markdown lacks {s!r}")
     return path
+
+
+def collapse(exe, work):
+    path = os.path.join(work, "collapse.h5")
+    fixture.write(path, "collapse")
+    js = os.path.join(work, "collapse.json")
+    rc, out, err = run(exe, path, "--json", js)
+    check(rc == 0, f"collapse: exit {rc}: {err}")
+    r = json.load(open(js))["runs"][0]
+    col = r["analyses"]["entropy"]["collapse"]
+    # layer 1 routes 8, 6, 1, 1 from step 6 on: top-2 share 14/16, top expert chosen by
+    # 2*8/16 = all tokens, for 10 steps (6..15); layer 0 (top-2 12/16, token share 1 < 4*2/4)
+    # does not collapse
+    check(len(col) == 1 and col[0]["layer"] == 1 and col[0]["began_step"] == 6 and
+          near(col[0]["top2_share"], 0.875) and near(col[0]["top1_token_share"], 1.0),
+          f"collapse {col}")
+    fc = [f for f in r["findings"] if f["id"] == "collapse"]
+    check(len(fc) == 1 and fc[0]["severity"] == "critical" and "from step 6" in fc[0]["title"],
+          f"collapse finding {fc}")
+    check("collapse" in out, "terminal summary names the collapse")
+    # the layer 1 load in the collapsed steps drops 4 + 2 per step over capacity 4
+    check(r["analyses"]["capacity"]["layers"][1]["dropped"] == 10 * 6, "collapse drops")
 
 
 def legacy_json(exe, path):
@@ -276,6 +299,7 @@ def main():
     os.makedirs(work)
     path = full(exe, work)
     legacy_json(exe, path)
+    collapse(exe, work)
     multi(exe, work, path)
     empty_and_minimal(exe, work)
     bad(exe, work, path)

@@ -8,7 +8,8 @@ Shape: S=4 steps, L=2 layers, E=4 experts, top_k 2, P=2 ranks on 2 nodes, 4 toke
 (16 pairs per step and layer), capacity factor 1.0 (capacity 4), d_model 4, d_ffn 8, gelu.
   layer 0 routes 8, 4, 4, 0 pairs to experts 0..3 every step (expert 3 dead), drops 4;
   layer 1 routes 4, 4, 4, 4 (even), drops 0.
-Variants: "full", "empty" (0 steps), "minimal" (only steps/step, steps/routed and the
+Variants: "full", "collapse" (16 steps; layer 1 even until step 5, then 8, 6, 1, 1 pairs:
+collapse from step 6), "empty" (0 steps), "minimal" (only steps/step, steps/routed and the
 required attributes), "newer" (schema_version 2), "badcols" (traffic columns attribute
 names 6 columns for 4).
 """
@@ -27,11 +28,20 @@ TRAFFIC_V = [1000, 1000, 4, 4, 300, 700]
 EVENT_NAMES = ["starved_expert", "dead_expert", "drop_rate", "low_entropy", "collapse",
                "logit_saturation"]
 LOADS = [[8, 4, 4, 0], [4, 4, 4, 4]]
-DROPS = [[4, 0, 0, 0], [0, 0, 0, 0]]
 # sampled routes: 4 tokens of step 0, global ids 0, 1 (rank 0) and 4, 5 (rank 1)
 ROUTE_TOKENS = [0, 1, 4, 5]
 ROUTE_EXPERTS = [[[0, 1], [0, 2]], [[0, 2], [1, 3]], [[0, 1], [2, 3]], [[1, 2], [3, 0]]]
 ROUTE_WEIGHTS = [0.8, 0.2]
+
+
+def loads(s, l, variant):
+    if variant == "collapse" and l == 1 and s >= 6:
+        return [8, 6, 1, 1]
+    return LOADS[l]
+
+
+def drops(s, l, variant):
+    return [max(0, x - 4) for x in loads(s, l, variant)]
 
 
 def router_row(s, l):
@@ -57,13 +67,14 @@ def dset(f, path, data, units="", desc="", maxshape=True):
 
 
 def write(path, variant="full"):
-    steps = 0 if variant == "empty" else S
+    steps = 0 if variant == "empty" else 16 if variant == "collapse" else S
     with h5py.File(path, "w") as f:
         f.attrs["schema_version"] = np.int64(2 if variant == "newer" else 1)
         for k, v in (("experts", E), ("top_k", K), ("layers", L), ("nranks", P), ("nnodes", 2),
                      ("steps_completed", steps)):
             f.attrs[k] = np.int64(v)
-        routed = np.array([LOADS] * steps, dtype=np.int64).reshape(steps, L, E)
+        routed = np.array([[loads(s, l, variant) for l in range(L)] for s in range(steps)],
+                          dtype=np.int64).reshape(steps, L, E)
         dset(f, "steps/step", np.arange(steps, dtype=np.int64))
         dset(f, "steps/routed", routed)
         if variant == "minimal":
@@ -80,7 +91,8 @@ def write(path, variant="full"):
                      ("placement", "contiguous"), ("activation", "gelu"),
                      ("telemetry_mode", "gather"), ("config", "")):
             f.attrs[k] = v
-        dropped = np.array([DROPS] * steps, dtype=np.int64).reshape(steps, L, E)
+        dropped = np.array([[drops(s, l, variant) for l in range(L)] for s in range(steps)],
+                           dtype=np.int64).reshape(steps, L, E)
         dset(f, "steps/processed", routed - dropped)
         dset(f, "steps/dropped", dropped)
         dset(f, "steps/dropped_capacity", dropped)
