@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,27 @@
 #define MA_VOCAB_MAX     (1 << 24)   /* lines read from --vocab */
 #define MA_DEAD_WINDOW   100         /* default --dead-window */
 #define MA_MMAP_THRESHOLD (64 << 20) /* see main() */
+
+/*
+ * The file being read, for the fault handler below. HDF5 1.10 can fault on some corrupted
+ * files (e.g. a damaged global heap behind a variable-length string attribute) before any
+ * check of ours can run; the handler turns that into the usual one-line error and exit 1.
+ * No report has been written at that point (outputs are written after all files are read).
+ */
+static const char *volatile ma_current;
+
+static void ma_fault(int sig)
+{
+    static const char pre[] = "moerun-analyze: ", post[] =
+        ": damaged file (the HDF5 library faulted while reading it)\n";
+    const char *f = ma_current ? ma_current : "(no file)";
+
+    (void)sig;
+    if (write(2, pre, sizeof(pre) - 1) < 0 || write(2, f, strlen(f)) < 0 ||
+        write(2, post, sizeof(post) - 1) < 0)
+        _exit(1);
+    _exit(1);
+}
 
 static void ma_usage(FILE *out, const char *argv0)
 {
@@ -197,12 +219,22 @@ int main(int argc, char **argv)
     if (vocab && ma_vocab_read(vocab, &opt) != 0)
         return 2;
     moe_log_init(&log, 0, MOE_LOG_ERROR);
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = ma_fault;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGSEGV, &sa, NULL);
+        sigaction(SIGBUS, &sa, NULL);
+        sigaction(SIGFPE, &sa, NULL);
+    }
     root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "tool", "moerun-analyze");
     cJSON_AddNumberToObject(root, "analysis_schema", AN_JSON_SCHEMA);
     runs = cJSON_AddArrayToObject(root, "runs");
     for (i = 0; i < npaths && rc == 0; i++) {
         cJSON *run = NULL;
+        ma_current = paths[i];
         if (an_run_analyse(paths[i], &opt, &log, &run) != MOE_OK) {
             fprintf(stderr, "moerun-analyze: %s\n",
                     log.last_error[0] ? log.last_error : "cannot read the file");
@@ -211,6 +243,7 @@ int main(int argc, char **argv)
             cJSON_AddItemToArray(runs, run);
         }
     }
+    ma_current = NULL;
     if (rc == 0) {
         an_compare(root);
         if ((md && ma_write(md, root, 1) != 0) || (js && ma_write(js, root, 0) != 0) ||
