@@ -12,9 +12,11 @@ pkgs=(build-essential cmake pkg-config
 if [ "${1:-}" = "--test" ]; then
     # python: independent telemetry checks; valgrind: the memcheck test; iproute2 (ip, tc) and procps (ps): the
     # emulated multi-host test bed of the system tests (jobs/cluster/emulate.sh); slurm-wlm
-    # and munge: the Slurm tests (tests/slurm); clang and its runtime: libFuzzer targets; shellcheck: tests/lint
+    # and munge: the Slurm tests (tests/slurm); clang and its runtime: libFuzzer targets; shellcheck: tests/lint;
+    # chromium: the HTML report check (tests/analyze)
     pkgs+=(python3-h5py python3-numpy valgrind iproute2 procps slurm-wlm munge
-           clang libclang-rt-14-dev shellcheck)
+           clang libclang-rt-14-dev shellcheck
+           chromium)
 fi
 
 missing=()

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,10 @@ struct moe_tel_reader {
     moe_tel_info_t info;
     char         **kind_names;
     int            nkinds;
+    hid_t          dapl;          /* dataset access: no chunk cache (see moe_tel_reader_open) */
+    unsigned char  present[32];   /* per tr_dsets entry: 1 if the dataset exists */
+    char         **cols[32];      /* per tr_dsets entry: its "columns" attribute, if any */
+    int            ncols[32];
 };
 
 /* Inner-dimension codes of the validation table. */
@@ -47,39 +52,45 @@ typedef struct tr_dset {
     int         ndims;
     tr_rows_t   rows;
     tr_dim_t    dim[4]; /* for TR_ROWS_FIXED: all dims; otherwise dims 1.. */
+    int         required; /* 0: may be absent (moe_tel_reader_has says so) */
 } tr_dset_t;
 
-/* Counts of the columns in schema 1: the minimum a file must have. Later writers may append
- * columns (named in each dataset's "columns" attribute); readers go by those names. */
+/* Counts of the columns in schema 1 (they are the header's enums). A file whose dataset has a
+ * "columns" attribute may have more or fewer columns (e.g. steps/traffic gaining
+ * bytes_intra/bytes_inter): the inner dimension must then equal the attribute's length, and
+ * tools find columns by name (moe_tel_reader_column). */
 #define TR_RSTAT_COUNT 11
 #define TR_PHASE_COUNT 6
 #define TR_TRAF_COUNT  4
+#define TR_NDSETS      ((int)(sizeof(tr_dsets) / sizeof(tr_dsets[0])))
 
 static const tr_dset_t tr_dsets[] = {
-    {MOE_TEL_STEP, 1, TR_ROWS_STEPS, {TR_NONE}},
-    {MOE_TEL_ROUTED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_PROCESSED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_DROPPED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_DROPPED_CAPACITY, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_CAPACITY, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}},
-    {MOE_TEL_ROUTER, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_RSTAT}},
-    {MOE_TEL_PHASE, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_PHASE}},
-    {MOE_TEL_TRAFFIC, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_TRAF}},
-    {MOE_TEL_ROUTE_STEP, 1, TR_ROWS_ROUTES, {TR_NONE}},
-    {MOE_TEL_ROUTE_TOKEN, 1, TR_ROWS_ROUTES, {TR_NONE}},
-    {MOE_TEL_ROUTE_EXPERT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
-    {MOE_TEL_ROUTE_WEIGHT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
-    {MOE_TEL_ROUTE_KEPT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
-    {MOE_TEL_EVENTS, 1, TR_ROWS_EVENTS, {TR_NONE}},
-    {MOE_TEL_COSELECT, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_E}},
-    {MOE_TEL_TRAFFIC_MATRIX, 2, TR_ROWS_FIXED, {TR_P, TR_P}},
-    {MOE_TEL_HOSTNAME, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_NODE, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_LOCAL_RANK, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}},
+    {MOE_TEL_STEP, 1, TR_ROWS_STEPS, {TR_NONE}, 1},
+    {MOE_TEL_ROUTED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 1},
+    {MOE_TEL_PROCESSED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
+    {MOE_TEL_DROPPED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
+    {MOE_TEL_DROPPED_CAPACITY, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
+    {MOE_TEL_CAPACITY, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}, 0},
+    {MOE_TEL_ROUTER, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_RSTAT}, 0},
+    {MOE_TEL_PHASE, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_PHASE}, 0},
+    {MOE_TEL_TRAFFIC, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_TRAF}, 0},
+    {MOE_TEL_ROUTE_STEP, 1, TR_ROWS_ROUTES, {TR_NONE}, 0},
+    {MOE_TEL_ROUTE_TOKEN, 1, TR_ROWS_ROUTES, {TR_NONE}, 0},
+    {MOE_TEL_ROUTE_EXPERT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 0},
+    {MOE_TEL_ROUTE_WEIGHT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 0},
+    {MOE_TEL_ROUTE_KEPT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 0},
+    {MOE_TEL_EVENTS, 1, TR_ROWS_EVENTS, {TR_NONE}, 0},
+    {MOE_TEL_COSELECT, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_E}, 0},
+    {MOE_TEL_TRAFFIC_MATRIX, 2, TR_ROWS_FIXED, {TR_P, TR_P}, 0},
+    {MOE_TEL_HOSTNAME, 1, TR_ROWS_FIXED, {TR_P}, 0},
+    {MOE_TEL_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
+    {MOE_TEL_LOCAL_RANK, 1, TR_ROWS_FIXED, {TR_P}, 0},
+    {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}, 0},
+    {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
+    {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}, 0},
 };
+
+_Static_assert(sizeof(tr_dsets) / sizeof(tr_dsets[0]) <= 32, "present[]/cols[] too small");
 
 /* ---------------------------------------------------------------- errors -------------- */
 
@@ -320,7 +331,7 @@ static moe_status_t tr_open_dset(moe_tel_reader_t *r, const char *path, hid_t *d
         H5O_info_t oi;
         if (H5Oget_info_by_name(r->file, path, &oi, H5P_DEFAULT) >= 0 &&
             oi.type == H5O_TYPE_DATASET)
-            *d_p = H5Dopen2(r->file, path, H5P_DEFAULT);
+            *d_p = H5Dopen2(r->file, path, r->dapl);
     }
     if (*d_p < 0) {
         H5Eclear2(H5E_DEFAULT);
@@ -363,7 +374,7 @@ static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt
                                  int64_t nrows, void *buf)
 {
     hid_t        d, fsp = -1, msp = -1;
-    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK], nelem;
+    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK];
     int          nd, i;
     moe_status_t st = tr_open_dset(r, path, &d);
 
@@ -387,14 +398,14 @@ static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt
         goto out;
     start[0] = (hsize_t)row0;
     count[0] = (hsize_t)nrows;
-    nelem = count[0];
     for (i = 1; i < nd; i++) {
         start[i] = 0;
         count[i] = dims[i];
-        nelem *= dims[i];
     }
+    /* The memory space has the selection's own shape (not 1-D): HDF5 then maps chunks to
+     * memory with its "same shape" fast path instead of iterating element by element. */
     if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
-        (msp = H5Screate_simple(1, &nelem, NULL)) < 0 ||
+        (msp = H5Screate_simple(nd, count, NULL)) < 0 ||
         H5Dread(d, mt, msp, fsp, H5P_DEFAULT, buf) < 0) {
         char what[160];
         snprintf(what, sizeof(what), "cannot read %s", path);
@@ -538,38 +549,21 @@ static int64_t tr_dim_value(const moe_tel_info_t *in, tr_dim_t d)
     return -1;
 }
 
-static int tr_is_column_dim(tr_dim_t d)
-{
-    return d == TR_RSTAT || d == TR_PHASE || d == TR_TRAF;
-}
-
-/* Number of names in the `columns` attribute of `path`, -1 if it has none. */
-static int64_t tr_columns_count(moe_tel_reader_t *r, const char *path)
-{
-    char **names = NULL;
-    int    n = 0;
-
-    if (moe_tel_reader_attr_strlist(r, path, "columns", &names, &n) != MOE_OK)
-        return -1;
-    moe_tel_reader_strlist_free(names, n);
-    return n;
-}
-
 /* Reads the root numbers and checks every dataset's shape against them. */
 static moe_status_t tr_validate(moe_tel_reader_t *r)
 {
-    static const struct { const char *name; size_t off; } ints[] = {
-        {"experts", offsetof(moe_tel_info_t, experts)},
-        {"top_k", offsetof(moe_tel_info_t, top_k)},
-        {"layers", offsetof(moe_tel_info_t, layers)},
-        {"d_model", offsetof(moe_tel_info_t, d_model)},
-        {"d_ffn", offsetof(moe_tel_info_t, d_ffn)},
-        {"tokens_per_rank", offsetof(moe_tel_info_t, tokens_per_rank)},
-        {"nranks", offsetof(moe_tel_info_t, nranks)},
-        {"nnodes", offsetof(moe_tel_info_t, nnodes)},
-        {"flush_interval", offsetof(moe_tel_info_t, flush_interval)},
-        {"route_samples", offsetof(moe_tel_info_t, route_samples)},
-        {"steps_completed", offsetof(moe_tel_info_t, steps_completed)},
+    static const struct { const char *name; size_t off; int optional; } ints[] = {
+        {"experts", offsetof(moe_tel_info_t, experts), 0},
+        {"top_k", offsetof(moe_tel_info_t, top_k), 0},
+        {"layers", offsetof(moe_tel_info_t, layers), 0},
+        {"d_model", offsetof(moe_tel_info_t, d_model), 1},
+        {"d_ffn", offsetof(moe_tel_info_t, d_ffn), 1},
+        {"tokens_per_rank", offsetof(moe_tel_info_t, tokens_per_rank), 1},
+        {"nranks", offsetof(moe_tel_info_t, nranks), 0},
+        {"nnodes", offsetof(moe_tel_info_t, nnodes), 0},
+        {"flush_interval", offsetof(moe_tel_info_t, flush_interval), 1},
+        {"route_samples", offsetof(moe_tel_info_t, route_samples), 1},
+        {"steps_completed", offsetof(moe_tel_info_t, steps_completed), 0},
     };
     moe_tel_info_t *in = &r->info;
     moe_status_t    st;
@@ -587,11 +581,22 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                              "%s: schema_version %lld not supported (this reader: %d..%d)",
                              r->path, (long long)in->schema_version, MOE_TEL_SCHEMA_MIN,
                              MOE_TEL_SCHEMA_MAX);
-    for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++)
-        if ((st = moe_tel_reader_attr_i64(r, "/", ints[x].name,
-                                          (int64_t *)((char *)in + ints[x].off))) != MOE_OK)
+    for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++) {
+        int64_t *v = (int64_t *)((char *)in + ints[x].off);
+        st = moe_tel_reader_attr_i64(r, "/", ints[x].name, v);
+        if (st == MOE_ERR_NOT_FOUND && ints[x].optional) {
+            *v = -1; /* unknown (e.g. an imported routing log without model dimensions) */
+            st = MOE_OK;
+        }
+        if (st != MOE_OK)
             return st;
-    if ((st = moe_tel_reader_attr_f64(r, "/", "capacity_factor", &in->capacity_factor)) != MOE_OK)
+    }
+    st = moe_tel_reader_attr_f64(r, "/", "capacity_factor", &in->capacity_factor);
+    if (st == MOE_ERR_NOT_FOUND) {
+        in->capacity_factor = NAN;
+        st = MOE_OK;
+    }
+    if (st != MOE_OK)
         return st;
     if (in->experts < 1 || in->experts > TR_MAX_DIM || in->layers < 1 ||
         in->layers > TR_MAX_DIM || in->top_k < 1 || in->top_k > in->experts ||
@@ -604,29 +609,36 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                              (long long)in->nnodes);
     for (x = 0; x < sizeof(tr_dsets) / sizeof(tr_dsets[0]); x++) {
         const tr_dset_t *ds = &tr_dsets[x];
+        if (!ds->required && H5Lexists(r->file, ds->path, H5P_DEFAULT) <= 0) {
+            /* an optional dataset (or its group) is absent: tools report it as missing */
+            H5Eclear2(H5E_DEFAULT);
+            continue;
+        }
         if ((st = moe_tel_reader_dims(r, ds->path, dims, &nd)) != MOE_OK)
             return st;
         if (nd != ds->ndims)
             return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has %d dimensions, want %d",
                                  r->path, ds->path, nd, ds->ndims);
-        for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++) {
-            if (tr_is_column_dim(ds->dim[i])) {
-                /* named columns: at least schema 1's, as many as the `columns` attribute */
-                int64_t ncol = tr_columns_count(r, ds->path);
-                if (dims[i] < tr_dim_value(in, ds->dim[i]) || dims[i] != ncol)
-                    return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
-                                         "%s: %s has %lld columns, its `columns` attribute %lld "
-                                         "names (schema 1 needs at least %lld)", r->path,
-                                         ds->path, (long long)dims[i], (long long)ncol,
-                                         (long long)tr_dim_value(in, ds->dim[i]));
-                continue;
-            }
-            if (dims[i] != tr_dim_value(in, ds->dim[i]))
+        if ((ds->dim[nd - 1] == TR_RSTAT || ds->dim[nd - 1] == TR_PHASE ||
+             ds->dim[nd - 1] == TR_TRAF) &&
+            H5Aexists_by_name(r->file, ds->path, "columns", H5P_DEFAULT) > 0) {
+            /* column datasets: the inner dimension is the length of "columns" */
+            if ((st = moe_tel_reader_attr_strlist(r, ds->path, "columns", &r->cols[x],
+                                                  &r->ncols[x])) != MOE_OK)
+                return st;
+            if (r->ncols[x] != dims[nd - 1])
+                return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                     "%s: %s has %lld columns but its columns attribute names "
+                                     "%d", r->path, ds->path, (long long)dims[nd - 1],
+                                     r->ncols[x]);
+        }
+        H5Eclear2(H5E_DEFAULT);
+        for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
+            if (!(r->cols[x] && i == nd - 1) && dims[i] != tr_dim_value(in, ds->dim[i]))
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s dimension %d is %lld, want %lld", r->path,
                                      ds->path, i, (long long)dims[i],
                                      (long long)tr_dim_value(in, ds->dim[i]));
-        }
         if (ds->rows != TR_ROWS_FIXED) {
             j = (int)ds->rows;
             if (rows[j] >= 0 && rows[j] != dims[0])
@@ -635,7 +647,11 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                                      r->path, ds->path, (long long)dims[0], (long long)rows[j]);
             rows[j] = dims[0];
         }
+        r->present[x] = 1;
     }
+    for (j = 0; j < 3; j++)
+        if (rows[j] < 0)
+            rows[j] = 0;
     in->steps = rows[TR_ROWS_STEPS];
     in->nroutes = rows[TR_ROWS_ROUTES];
     in->nevents = rows[TR_ROWS_EVENTS];
@@ -837,9 +853,18 @@ moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reade
         return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "out of memory");
     r->log = log;
     snprintf(r->path, sizeof(r->path), "%s", path);
+    /* Readers stream each chunk once: without a chunk cache HDF5 reads whole chunks straight
+     * into the caller's buffer instead of through the cache and a copy. */
+    r->dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    if (r->dapl >= 0)
+        H5Pset_chunk_cache(r->dapl, 0, 0, 1.0);
+    else
+        r->dapl = H5P_DEFAULT;
     r->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (r->file < 0) {
         st = tr_h5_fail(log, path, MOE_ERR_IO, "cannot open (damaged or truncated file?)");
+        if (r->dapl != H5P_DEFAULT)
+            H5Pclose(r->dapl);
         free(r);
         return st;
     }
@@ -854,16 +879,59 @@ moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reade
 
 void moe_tel_reader_close(moe_tel_reader_t *r)
 {
+    int i;
+
     if (r == NULL)
         return;
     if (r->file >= 0)
         H5Fclose(r->file);
+    if (r->dapl != H5P_DEFAULT && r->dapl >= 0)
+        H5Pclose(r->dapl);
     H5Eclear2(H5E_DEFAULT);
     moe_tel_reader_strlist_free(r->kind_names, r->nkinds);
+    for (i = 0; i < TR_NDSETS; i++)
+        moe_tel_reader_strlist_free(r->cols[i], r->ncols[i]);
     free(r);
 }
 
 const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r)
 {
     return &r->info;
+}
+
+/* Index of a dataset in tr_dsets, -1 if it is not a documented one. */
+static int tr_dset_index(const char *path)
+{
+    int i;
+
+    for (i = 0; i < TR_NDSETS; i++)
+        if (strcmp(tr_dsets[i].path, path) == 0)
+            return i;
+    return -1;
+}
+
+int moe_tel_reader_has(const moe_tel_reader_t *r, const char *path)
+{
+    int i = tr_dset_index(path);
+
+    return i >= 0 && r->present[i];
+}
+
+int moe_tel_reader_column(const moe_tel_reader_t *r, const char *path, const char *name)
+{
+    int i = tr_dset_index(path), c;
+
+    if (i < 0 || !r->present[i] || r->cols[i] == NULL)
+        return -1;
+    for (c = 0; c < r->ncols[i]; c++)
+        if (strcmp(r->cols[i][c], name) == 0)
+            return c;
+    return -1;
+}
+
+int moe_tel_reader_ncolumns(const moe_tel_reader_t *r, const char *path)
+{
+    int i = tr_dset_index(path);
+
+    return i >= 0 && r->present[i] && r->cols[i] ? r->ncols[i] : 0;
 }

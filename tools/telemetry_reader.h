@@ -3,9 +3,11 @@
  * (schema: docs/telemetry.md). Serial HDF5 (sec2 driver), no MPI needed.
  *
  * What always holds: moe_tel_reader_open() validates the file before returning a handle —
- * schema_version is supported, every documented dataset exists with the rank and inner
- * shape the root attributes imply, and the per-step (routes) datasets agree on their row
- * count. After that, every read is bounds-checked against the file's shapes, so a tool
+ * schema_version is supported, steps/step and steps/routed exist, every other documented
+ * dataset that exists has the rank and inner shape the root attributes imply (datasets with
+ * a "columns" attribute: as many columns as it names), and the per-step (routes) datasets
+ * agree on their row count. Absent optional datasets (e.g. no routes, no phase times in an
+ * imported routing log) are reported by moe_tel_reader_has(); reading one is an error. After that, every read is bounds-checked against the file's shapes, so a tool
  * never reads outside a dataset and never crashes on a malformed file: it gets a status and
  * a message in log->last_error.
  */
@@ -56,6 +58,8 @@ typedef enum {
 } moe_tel_type_t;
 
 /* The numbers of a file, from its root attributes and dataset shapes. */
+/* Optional root attributes (d_model, d_ffn, tokens_per_rank, flush_interval, route_samples)
+ * read as -1 when absent, capacity_factor as NAN. */
 typedef struct moe_tel_info {
     int64_t schema_version;
     int64_t experts, top_k, layers, d_model, d_ffn, tokens_per_rank, nranks, nnodes;
@@ -63,8 +67,8 @@ typedef struct moe_tel_info {
     int64_t steps_completed;   /* root attribute (updated at every flush and at close) */
     double  capacity_factor;
     int64_t steps;             /* rows of the per-step datasets */
-    int64_t nroutes;           /* rows of the routes datasets */
-    int64_t nevents;           /* rows of the events dataset */
+    int64_t nroutes;           /* rows of the routes datasets (0 if absent) */
+    int64_t nevents;           /* rows of the events dataset (0 if absent) */
     int64_t accumulated_steps; /* steps covered by the accumulated matrices */
     int     closed;            /* 1 if the end_time attribute exists (the writer closed it) */
 } moe_tel_info_t;
@@ -113,6 +117,18 @@ moe_status_t moe_tel_reader_attr_f64(moe_tel_reader_t *r, const char *obj, const
 moe_status_t moe_tel_reader_attr_strlist(moe_tel_reader_t *r, const char *obj, const char *name,
                                          char ***list_p, int *n_p);
 void moe_tel_reader_strlist_free(char **list, int n);
+
+/* 1 if the documented dataset `path` (an MOE_TEL_* path) exists in the file, else 0. */
+int moe_tel_reader_has(const moe_tel_reader_t *r, const char *path);
+
+/*
+ * Index of the column `name` of a column dataset (steps/router, steps/phase_time,
+ * steps/traffic) from its "columns" attribute; -1 if the dataset or the column is absent.
+ */
+int moe_tel_reader_column(const moe_tel_reader_t *r, const char *path, const char *name);
+
+/* Number of columns of a column dataset (0 if absent or it has no "columns" attribute). */
+int moe_tel_reader_ncolumns(const moe_tel_reader_t *r, const char *path);
 
 /* Shape of dataset `path`: up to 4 dimensions in dims, their count in *ndims_p. */
 moe_status_t moe_tel_reader_dims(moe_tel_reader_t *r, const char *path, int64_t dims[4],

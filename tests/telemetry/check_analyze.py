@@ -7,7 +7,7 @@ The round-trip file is the np 4 output of tel_roundtrip; the expected numbers be
 recomputed from the same formulas as tests/telemetry/tel_roundtrip.c (keep them in step).
 Bad files (exit 1, one clear message, no crash): missing, not HDF5, truncated to half,
 HDF5 but not moerun, moerun with a dataset removed, moerun with a wrong shape.
-Usage errors exit 2.
+Usage errors exit 2. (The JSON report is {"runs": [run, ...]}; docs/analysis.md.)
 """
 import json
 import os
@@ -80,11 +80,11 @@ def good_file(exe, path):
     for word in ("routed", "dropped", "drop rate", "max/mean", "traffic matrix", "monitor events",
                  "low_entropy"):
         check(word in out, f"text output lacks {word!r}")
-    rc, out, err = run(exe, path, "--json")
-    check(rc == 0, f"--json exit {rc}: {err}")
+    rc, out, err = run(exe, path, "--json", "-")
+    check(rc == 0, f"--json - exit {rc}: {err}")
     try:
-        j = json.loads(out)
-    except ValueError as exc:
+        j = json.loads(out)["runs"][0]
+    except (ValueError, KeyError, IndexError) as exc:
         check(False, f"--json output is not JSON: {exc}")
         return
     tot_r, tot_d, mean, bytes_sent, matrix, events = expected()

@@ -1,0 +1,49 @@
+/*
+ * tools/analyze.h — moerun-analyze's analyses and renderings (docs/analysis.md).
+ *
+ * One analysis, several renderings: an_run_analyse() reads one telemetry file through
+ * tools/telemetry_reader and builds one cJSON object (the per-run part of the JSON report);
+ * the renderers (analyze_render.c) print Markdown, HTML and the terminal summary from the
+ * same tree, never from the file.
+ */
+#ifndef MOERUN_TOOLS_ANALYZE_H
+#define MOERUN_TOOLS_ANALYZE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cJSON.h>
+
+#include "moerun/base/log.h"
+
+/* Version of the analysis JSON (docs/analysis.md, "JSON schema"). */
+#define AN_JSON_SCHEMA 1
+
+typedef struct an_opts {
+    double  peak_gflops;   /* per-rank peak for FLOPs utilisation; <= 0: file attribute or missing */
+    int64_t dead_window;   /* steps of zero load that make an expert dead */
+    char  **vocab;         /* token id -> text (NULL: no vocabulary) */
+    int64_t nvocab;
+} an_opts_t;
+
+/*
+ * Analyses the telemetry file `path` into *run_p (cJSON_Delete frees it). On a file that
+ * cannot be opened or read returns an error with the reason in log->last_error; data that
+ * is absent gives sections with "status": "missing".
+ */
+moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *log,
+                            cJSON **run_p);
+
+/* Adds the comparison table of all runs to the report root (rows = runs). */
+void an_compare(cJSON *root);
+
+/* Renderers of the report root {"runs": [...], "comparison": {...}}. */
+void an_render_terminal(const cJSON *root, FILE *out);
+int  an_render_markdown(const cJSON *root, FILE *out);
+int  an_render_html(const cJSON *root, FILE *out);
+
+/* Helpers shared by the renderers: a number or NAN, a string or "-". */
+double      an_num(const cJSON *o, const char *key);
+const char *an_str(const cJSON *o, const char *key);
+
+#endif /* MOERUN_TOOLS_ANALYZE_H */

@@ -1,0 +1,1064 @@
+/*
+ * tools/analyze_render.c — terminal summary, Markdown and HTML of an analysis report.
+ *
+ * What always holds:
+ *  1. Renderers read only the cJSON report (analyze_run.c builds it); they compute nothing
+ *     new except chart geometry, so the three renderings always agree with the JSON.
+ *  2. HTML is one self-contained file: inline CSS and SVG, no script, no external asset or
+ *     URL; every text taken from the report is escaped (an_html_esc). Each chart is an
+ *     <svg> with a fixed id (docs/analysis.md lists them) that is present even when its data
+ *     is missing, then holding the "missing: ..." text.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "analyze.h"
+
+#define AR_TERM_FINDINGS 8
+#define AR_MAX_PANELS    8    /* load histograms drawn per run (layers) */
+#define AR_MAX_RANKS     64   /* ranks drawn in the traffic heatmap and phase bars */
+
+static const cJSON *ar_get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static const cJSON *ar_sec(const cJSON *run, const char *name)
+{
+    return ar_get(ar_get(run, "analyses"), name);
+}
+
+static int ar_ok(const cJSON *sec)
+{
+    return sec && strcmp(an_str(sec, "status"), "ok") == 0;
+}
+
+/* ---------------------------------------------------------------- terminal ------------ */
+
+void an_render_terminal(const cJSON *root, FILE *out)
+{
+    const cJSON *run, *x, *y;
+
+    cJSON_ArrayForEach(run, ar_get(root, "runs")) {
+        const cJSON *cfg = ar_get(run, "config");
+        int          i = 0;
+        fprintf(out, "# moerun telemetry: %s (schema %g, moerun %s)\n", an_str(run, "file"),
+                an_num(run, "schema_version"), an_str(run, "moerun_version"));
+        fprintf(out, "status            %s, %.0f steps completed (%.0f in the file)\n",
+                an_str(run, "status"), an_num(run, "steps_completed"), an_num(run, "steps_in_file"));
+        fprintf(out, "model             experts %g, top_k %g, layers %g, d_model %g, d_ffn %g\n",
+                an_num(cfg, "experts"), an_num(cfg, "top_k"), an_num(cfg, "layers"),
+                an_num(cfg, "d_model"), an_num(cfg, "d_ffn"));
+        fprintf(out, "run               capacity factor %g, workload %s, exchange %s, placement %s\n",
+                an_num(cfg, "capacity_factor"), an_str(cfg, "workload"), an_str(cfg, "exchange"),
+                an_str(cfg, "placement"));
+        fprintf(out, "ranks             %g on %g node(s); hosts:", an_num(run, "ranks"),
+                an_num(run, "nodes"));
+        cJSON_ArrayForEach(x, ar_get(run, "hosts"))
+            fprintf(out, " %s", x->valuestring);
+        fprintf(out, "\nrouted            %.0f pairs; processed %.0f; dropped %.0f (drop rate %.4f)\n",
+                an_num(run, "routed"), an_num(run, "processed"), an_num(run, "dropped"),
+                an_num(run, "drop_rate"));
+        fprintf(out, "# layer  routed  max/mean  most loaded (share)  least loaded (share)\n");
+        cJSON_ArrayForEach(x, ar_get(run, "layers_load")) {
+            const cJSON *hi = ar_get(x, "most_loaded"), *lo = ar_get(x, "least_loaded");
+            fprintf(out, "  %5g  %6.0f  %8.3f  expert %g (%.3f)  expert %g (%.3f)\n",
+                    an_num(x, "layer"), an_num(x, "routed"), an_num(x, "max_mean_load"),
+                    an_num(hi, "expert"), an_num(hi, "share"), an_num(lo, "expert"),
+                    an_num(lo, "share"));
+        }
+        fprintf(out, "router            load entropy (norm.) %.4f, top-1 prob %.4f, aux loss %.4f\n",
+                an_num(run, "load_entropy_norm_mean"), an_num(run, "top1_prob_mean"),
+                an_num(run, "aux_loss_mean"));
+        fprintf(out, "# phase      seconds (mean over ranks)  share of total\n");
+        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
+            fprintf(out, "  %-10s %12.6f  %12.3f\n", x->string, an_num(x, "mean_over_ranks_s"),
+                    an_num(x, "share_of_total"));
+        fprintf(out, "bytes sent        %.0f (all ranks, self excluded)\n", an_num(run, "bytes_sent"));
+        y = ar_get(run, "traffic_matrix_bytes");
+        if (y && cJSON_GetArraySize(y) <= 16) {
+            fprintf(out, "# traffic matrix, payload bytes, row = sender, column = receiver\n");
+            cJSON_ArrayForEach(x, y) {
+                const cJSON *v;
+                fprintf(out, " ");
+                cJSON_ArrayForEach(v, x)
+                    fprintf(out, " %12.0f", v->valuedouble);
+                fprintf(out, "\n");
+            }
+        }
+        y = ar_get(run, "events");
+        fprintf(out, "# monitor events: %d", cJSON_GetArraySize(y));
+        cJSON_ArrayForEach(x, y) {
+            if (i++ == 5)
+                break;
+            fprintf(out, "%s %s@%g", i == 1 ? " (first:" : ",", an_str(x, "kind"), an_num(x, "step"));
+        }
+        fprintf(out, "%s\n", i > 0 ? ")" : "");
+        fprintf(out, "# findings (severity, top %d)\n", AR_TERM_FINDINGS);
+        i = 0;
+        cJSON_ArrayForEach(x, ar_get(run, "findings")) {
+            if (i++ == AR_TERM_FINDINGS)
+                break;
+            fprintf(out, "  %-8s %s\n", an_str(x, "severity"), an_str(x, "title"));
+        }
+        fprintf(out, "# recommendations\n");
+        cJSON_ArrayForEach(x, ar_get(run, "recommendations")) {
+            const cJSON *im = ar_get(x, "impact");
+            fprintf(out, "  %s: %s %.4g -> %.4g (%+.1f%%) [%s]\n", an_str(x, "title"),
+                    an_str(im, "metric"), an_num(im, "current"), an_num(im, "projected"),
+                    an_num(im, "change_pct"), an_str(x, "complexity"));
+        }
+        if (cJSON_GetArraySize(ar_get(run, "recommendations")) == 0)
+            fprintf(out, "  none (no change with a replayed gain)\n");
+    }
+    y = ar_get(ar_get(root, "comparison"), "rows");
+    if (cJSON_GetArraySize(ar_get(root, "runs")) > 1 && y) {
+        const cJSON *cn = ar_get(ar_get(root, "comparison"), "columns"), *row, *v;
+        fprintf(out, "# comparison\n ");
+        cJSON_ArrayForEach(v, cn)
+            fprintf(out, " %s", v->valuestring);
+        fprintf(out, "\n");
+        cJSON_ArrayForEach(row, y) {
+            fprintf(out, " ");
+            cJSON_ArrayForEach(v, row) {
+                if (cJSON_IsString(v))
+                    fprintf(out, " %s", v->valuestring);
+                else if (cJSON_IsNumber(v))
+                    fprintf(out, " %.4g", v->valuedouble);
+                else
+                    fprintf(out, " -");
+            }
+            fprintf(out, "\n");
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- markdown ------------ */
+
+/* Writes s with Markdown table/inline specials escaped. */
+static void ar_md(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        if (strchr("|\\`*_[]<>", *s))
+            fputc('\\', o);
+        fputc(*s == '\n' ? ' ' : *s, o);
+    }
+}
+
+static void ar_md_num(FILE *o, double v)
+{
+    if (isfinite(v))
+        fprintf(o, "%.4g", v);
+    else
+        fprintf(o, "missing");
+}
+
+/* "missing: why" paragraph if the section is not ok; returns 1 then. */
+static int ar_md_missing(FILE *o, const cJSON *sec)
+{
+    if (ar_ok(sec))
+        return 0;
+    fprintf(o, "missing: ");
+    ar_md(o, sec ? an_str(sec, "missing") : "section not computed");
+    fprintf(o, "\n\n");
+    return 1;
+}
+
+static void ar_md_run(FILE *o, const cJSON *run)
+{
+    const cJSON *s, *x, *y;
+    int          i;
+
+    fprintf(o, "## Run: ");
+    ar_md(o, an_str(run, "file"));
+    fprintf(o, "\n\nstatus %s, %.0f steps in the file, %g experts, top-%g, %g layers, %g ranks on %g node(s), "
+               "capacity factor ", an_str(run, "status"), an_num(run, "steps_in_file"),
+            an_num(ar_get(run, "config"), "experts"), an_num(ar_get(run, "config"), "top_k"),
+            an_num(ar_get(run, "config"), "layers"), an_num(run, "ranks"), an_num(run, "nodes"));
+    ar_md_num(o, an_num(ar_get(run, "config"), "capacity_factor"));
+    fprintf(o, ".\n\n### Findings\n\n| severity | analysis | finding |\n|---|---|---|\n");
+    cJSON_ArrayForEach(x, ar_get(run, "findings")) {
+        fprintf(o, "| %s | %s | ", an_str(x, "severity"), an_str(x, "analysis"));
+        ar_md(o, an_str(x, "title"));
+        fprintf(o, " |\n");
+    }
+    fprintf(o, "\n### Recommendations\n\n");
+    if (cJSON_GetArraySize(ar_get(run, "recommendations")) == 0)
+        fprintf(o, "None: no change showed a gain when the recorded loads were replayed.\n\n");
+    else
+        fprintf(o, "| recommendation | metric | current | projected | change | complexity | evidence |\n"
+                   "|---|---|---|---|---|---|---|\n");
+    cJSON_ArrayForEach(x, ar_get(run, "recommendations")) {
+        const cJSON *im = ar_get(x, "impact");
+        fprintf(o, "| ");
+        ar_md(o, an_str(x, "title"));
+        fprintf(o, " | ");
+        ar_md(o, an_str(im, "metric"));
+        fprintf(o, " | ");
+        ar_md_num(o, an_num(im, "current"));
+        fprintf(o, " | ");
+        ar_md_num(o, an_num(im, "projected"));
+        fprintf(o, " | %+.1f%% | ", an_num(im, "change_pct"));
+        ar_md(o, an_str(x, "complexity"));
+        fprintf(o, " | ");
+        ar_md(o, an_str(x, "evidence"));
+        fprintf(o, " |\n");
+    }
+
+    fprintf(o, "\n### Utilisation\n\n");
+    s = ar_sec(run, "utilisation");
+    if (!ar_md_missing(o, s)) {
+        fprintf(o, "Fair share per expert %.4g.\n\n| layer | pairs | max/mean | CV | Gini | min (expert: pairs) | max (expert: pairs) | under-loaded (<0.5 fair) | over-loaded (>1.5 fair) |\n|---|---|---|---|---|---|---|---|---|\n",
+                an_num(s, "fair_share"));
+        cJSON_ArrayForEach(x, ar_get(s, "layers")) {
+            const cJSON *u;
+            fprintf(o, "| %g | %.0f | %.3f | %.3f | %.3f | %g: %.0f | %g: %.0f | ", an_num(x, "layer"),
+                    an_num(x, "total"), an_num(x, "max_mean"), an_num(x, "cv"), an_num(x, "gini"),
+                    an_num(ar_get(x, "min"), "expert"), an_num(ar_get(x, "min"), "tokens"),
+                    an_num(ar_get(x, "max"), "expert"), an_num(ar_get(x, "max"), "tokens"));
+            i = 0;
+            cJSON_ArrayForEach(u, ar_get(x, "underloaded"))
+                fprintf(o, "%s%g (%.2f)", i++ ? ", " : "", an_num(u, "expert"), an_num(u, "share_over_fair"));
+            fprintf(o, " | ");
+            i = 0;
+            cJSON_ArrayForEach(u, ar_get(x, "overloaded"))
+                fprintf(o, "%s%g (%.2f)", i++ ? ", " : "", an_num(u, "expert"), an_num(u, "share_over_fair"));
+            fprintf(o, " |\n");
+        }
+        fprintf(o, "\nAcross layers:\n\n| metric | min | p50 | p90 | p95 | max |\n|---|---|---|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(s, "across_layers"))
+            fprintf(o, "| %s | %.4g | %.4g | %.4g | %.4g | %.4g |\n", x->string, an_num(x, "min"),
+                    an_num(x, "p50"), an_num(x, "p90"), an_num(x, "p95"), an_num(x, "max"));
+        fprintf(o, "\n");
+    }
+
+    fprintf(o, "### Routing entropy, dead experts, collapse\n\n");
+    s = ar_sec(run, "entropy");
+    if (!ar_md_missing(o, s)) {
+        fprintf(o, "| layer | entropy (bits) | normalised | effective experts |\n|---|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(s, "layers"))
+            fprintf(o, "| %g | %.4f | %.4f | %.2f |\n", an_num(x, "layer"), an_num(x, "entropy_bits"),
+                    an_num(x, "entropy_norm"), an_num(x, "effective_experts"));
+        fprintf(o, "\nDead experts (zero pairs for %g consecutive steps): ", an_num(s, "dead_window_steps"));
+        i = 0;
+        cJSON_ArrayForEach(x, ar_get(s, "dead_experts"))
+            fprintf(o, "%slayer %g expert %g since step %g%s", i++ ? "; " : "", an_num(x, "layer"),
+                    an_num(x, "expert"), an_num(x, "since_step"),
+                    cJSON_IsTrue(ar_get(x, "dead_at_end")) ? " (still dead at the end)" : "");
+        fprintf(o, "%s.\n\nCollapse (top-2 experts >= %.0f%% of a layer's pairs for %g steps): ",
+                i ? "" : "none", 100 * an_num(s, "collapse_share"), an_num(s, "collapse_window_steps"));
+        i = 0;
+        cJSON_ArrayForEach(x, ar_get(s, "collapse"))
+            fprintf(o, "%slayer %g from step %g (top-2 share %.3f)", i++ ? "; " : "", an_num(x, "layer"),
+                    an_num(x, "began_step"), an_num(x, "top2_share"));
+        fprintf(o, "%s.\n\n", i ? "" : "none");
+    }
+
+    fprintf(o, "### Gating confidence\n\n");
+    s = ar_sec(run, "gating");
+    if (!ar_md_missing(o, s)) {
+        fprintf(o, "| statistic | mean | first 10%% of steps | last 10%% | change |\n|---|---|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(s, "drift")) {
+            char key[80];
+            if (!cJSON_IsObject(x))
+                continue;
+            snprintf(key, sizeof(key), "%s_mean", x->string);
+            fprintf(o, "| %s | %.4g | %.4g | %.4g | %+.4g |\n", x->string, an_num(s, key),
+                    an_num(x, "first"), an_num(x, "last"), an_num(x, "change"));
+        }
+        fprintf(o, "\nSaturation: %s.\n\n", cJSON_IsTrue(ar_get(s, "saturation")) ? "yes" : "no");
+    }
+
+    fprintf(o, "### Load-balancing loss effectiveness\n\n");
+    s = ar_sec(run, "balance_loss");
+    if (!ar_md_missing(o, s))
+        fprintf(o, "aux loss mean %.4g, z-loss mean %.4g; Pearson r(aux loss, per-step max/mean) = %.3f "
+                   "over %g step x layer samples; r(z-loss, logit max) = %.3f.\n\n",
+                an_num(s, "aux_loss_mean"), an_num(s, "z_loss_mean"), an_num(s, "corr_aux_vs_max_mean"),
+                an_num(s, "samples"), an_num(s, "corr_z_vs_logit_max"));
+
+    fprintf(o, "### Capacity and dropping\n\n");
+    s = ar_sec(run, "capacity");
+    if (!ar_md_missing(o, s)) {
+        const cJSON *rp = ar_get(s, "replay_check");
+        fprintf(o, "Drop rate %.4f%%; capacity fill ", 100 * an_num(s, "drop_rate"));
+        ar_md_num(o, an_num(s, "capacity_fill"));
+        fprintf(o, "; %d expert(s) reached capacity at least once. Replay at the recorded capacity "
+                   "gives %.0f drops, recorded %.0f (%s).\n\n",
+                cJSON_GetArraySize(ar_get(s, "experts_at_capacity")), an_num(rp, "replayed_dropped"),
+                an_num(rp, "recorded_dropped"), cJSON_IsTrue(ar_get(rp, "match")) ? "match" : "differ");
+        fprintf(o, "| capacity factor (what-if) | dropped pairs | drop rate | slots per step x layer |\n|---|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(s, "what_if"))
+            fprintf(o, "| %.2f | %.0f | %.4f%% | %.1f |\n", an_num(x, "capacity_factor"),
+                    an_num(x, "dropped"), 100 * an_num(x, "drop_rate"), an_num(x, "slots_per_step_layer"));
+        fprintf(o, "\n| layer | dropped | drop rate |\n|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(s, "layers"))
+            fprintf(o, "| %g | %.0f | %.4f%% |\n", an_num(x, "layer"), an_num(x, "dropped"),
+                    100 * an_num(x, "drop_rate"));
+        fprintf(o, "\n");
+    }
+
+    fprintf(o, "### Communication\n\n");
+    s = ar_sec(run, "communication");
+    if (!ar_md_missing(o, s)) {
+        const cJSON *by = ar_get(s, "bytes"), *mx = ar_get(s, "matrix"), *v;
+        if (ar_get(s, "phases_missing"))
+            fprintf(o, "missing: %s\n\n", an_str(s, "phases_missing"));
+        else
+            fprintf(o, "Exchange (counts + dispatch + combine) %.1f%% of step time, expert compute %.1f%%.\n\n",
+                    100 * an_num(s, "exchange_share"), 100 * an_num(s, "expert_share"));
+        fprintf(o, "| phase | seconds (mean over ranks) | share |\n|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
+            fprintf(o, "| %s | %.6f | %.3f |\n", x->string, an_num(x, "mean_over_ranks_s"),
+                    an_num(x, "share_of_total"));
+        fprintf(o, "\nBytes (steps/traffic): ");
+        cJSON_ArrayForEach(v, by)
+            if (cJSON_IsNumber(v))
+                fprintf(o, "%s %.0f; ", v->string, v->valuedouble);
+        fprintf(o, "missing: ");
+        i = 0;
+        cJSON_ArrayForEach(v, ar_get(by, "missing"))
+            fprintf(o, "%s%s", i++ ? ", " : "", v->valuestring);
+        fprintf(o, "%s.\n\n", i ? "" : "none");
+        if (ar_get(mx, "missing")) {
+            fprintf(o, "Traffic matrix: missing: %s.\n\n", an_str(mx, "missing"));
+        } else {
+            fprintf(o, "Traffic matrix (payload): intra-node %.0f bytes, inter-node %.0f bytes. Hotspot pairs: ",
+                    an_num(mx, "intra_node_bytes"), an_num(mx, "inter_node_bytes"));
+            i = 0;
+            cJSON_ArrayForEach(v, ar_get(mx, "hotspots"))
+                fprintf(o, "%s%g->%g %.0f B (%.2fx mean)", i++ ? ", " : "", an_num(v, "src"),
+                        an_num(v, "dst"), an_num(v, "bytes"), an_num(v, "ratio_to_mean"));
+            fprintf(o, "%s.\n\n", i ? "" : "none");
+        }
+    }
+
+    fprintf(o, "### Compute\n\n");
+    s = ar_sec(run, "compute");
+    if (!ar_md_missing(o, s)) {
+        const cJSON *m = ar_get(s, "memory_per_expert");
+        fprintf(o, "%.4g FLOPs per processed pair, %.4g expert FLOPs in total. ", an_num(s, "flops_per_pair"),
+                an_num(s, "expert_flops"));
+        if (ar_get(s, "utilisation_missing"))
+            fprintf(o, "FLOPs utilisation: %s. ", an_str(s, "utilisation_missing"));
+        else
+            fprintf(o, "Achieved %.3f GFLOP/s per rank in the expert phase, %.1f%% of %.3f GFLOP/s (%s). ",
+                    an_num(s, "achieved_gflops_per_rank"), 100 * an_num(s, "flops_utilisation"),
+                    an_num(s, "peak_gflops_per_rank"), an_str(s, "peak_source"));
+        fprintf(o, "Memory per expert: weights %.0f bytes (float32)", an_num(m, "weight_bytes"));
+        if (ar_get(m, "capacity_missing"))
+            fprintf(o, "; capacity buffers: missing: %s.\n\n", an_str(m, "capacity_missing"));
+        else
+            fprintf(o, ", activations at capacity %.0f bytes (mean capacity %.1f pairs), capacity fill %.3f.\n\n",
+                    an_num(m, "activation_bytes_at_capacity"), an_num(m, "capacity_pairs_mean"),
+                    an_num(m, "capacity_fill"));
+    }
+
+    fprintf(o, "### Hotspots\n\n");
+    s = ar_sec(run, "hotspots");
+    if (!ar_md_missing(o, s)) {
+        fprintf(o, "Experts over 1.5x fair share (all layers): ");
+        i = 0;
+        cJSON_ArrayForEach(x, ar_get(s, "experts"))
+            fprintf(o, "%s%g (%.2fx)", i++ ? ", " : "", an_num(x, "expert"), an_num(x, "share_over_fair"));
+        fprintf(o, "%s.\n\n", i ? "" : "none");
+        if (ar_get(s, "ranks_missing")) {
+            fprintf(o, "Ranks: missing: %s.\n\n", an_str(s, "ranks_missing"));
+        } else {
+            fprintf(o, "| rank | experts | load / mean rank load |\n|---|---|---|\n");
+            i = 0;
+            cJSON_ArrayForEach(x, ar_get(s, "ranks"))
+                if (i++ < AR_MAX_RANKS)
+                    fprintf(o, "| %g | %g | %.3f |\n", an_num(x, "rank"), an_num(x, "experts"),
+                            an_num(x, "load_over_mean"));
+            fprintf(o, "\nNodes (load / mean node load): ");
+            i = 0;
+            cJSON_ArrayForEach(x, ar_get(s, "nodes"))
+                fprintf(o, "%snode %g %.3f", i++ ? ", " : "", an_num(x, "node"), an_num(x, "load_over_mean"));
+            fprintf(o, ".\n\n");
+        }
+        if (ar_get(s, "coselect_missing")) {
+            fprintf(o, "Co-selection: missing: %s.\n\n", an_str(s, "coselect_missing"));
+        } else {
+            fprintf(o, "Co-selection (pairs chosen together more than chance, lift = P(a,b) / P(a)P(b)):\n\n");
+            cJSON_ArrayForEach(x, ar_get(s, "coselect")) {
+                fprintf(o, "- layer %g:", an_num(x, "layer"));
+                cJSON_ArrayForEach(y, ar_get(x, "pairs"))
+                    fprintf(o, " (%g, %g) lift %.2f, %.0f tokens;", an_num(y, "a"), an_num(y, "b"),
+                            an_num(y, "lift"), an_num(y, "tokens"));
+                fprintf(o, "\n");
+            }
+            fprintf(o, "\n");
+        }
+    }
+
+    fprintf(o, "### Specialisation\n\n");
+    s = ar_sec(run, "specialisation");
+    if (!ar_md_missing(o, s)) {
+        int shown = 0;
+        fprintf(o, "Most frequent token ids per expert (top-1 routes; first layer shown, all in the JSON):\n\n"
+                   "| layer | expert | samples | top tokens (id: count) |\n|---|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(s, "experts")) {
+            const cJSON *t;
+            if (an_num(x, "layer") > 0 || shown++ >= 64)
+                continue;
+            fprintf(o, "| %g | %g | %.0f | ", an_num(x, "layer"), an_num(x, "expert"), an_num(x, "samples"));
+            i = 0;
+            cJSON_ArrayForEach(t, ar_get(x, "top_tokens")) {
+                fprintf(o, "%s%g", i++ ? ", " : "", an_num(t, "id"));
+                if (ar_get(t, "text")) {
+                    fprintf(o, " \"");
+                    ar_md(o, an_str(t, "text"));
+                    fprintf(o, "\"");
+                }
+                fprintf(o, ": %.0f", an_num(t, "count"));
+            }
+            fprintf(o, " |\n");
+        }
+        fprintf(o, "\n");
+    }
+
+    fprintf(o, "### Routing map and exchange what-ifs\n\n");
+    s = ar_sec(run, "routing_map");
+    if (!ar_md_missing(o, s)) {
+        const cJSON *xo = ar_get(s, "exchange_what_if");
+        fprintf(o, "%.0f sampled routes (%.0f used); the HTML report draws the map.\n\n",
+                an_num(s, "sampled_routes"), an_num(s, "routes_used"));
+        if (xo)
+            fprintf(o, "Inter-node payload copies per (token, layer): flat %.4f, node-deduplicated %.4f, "
+                       "node-limited to 1 node %.4f (re-routes %.1f%% of gate mass); remote pairs (flat) %.4f.\n\n",
+                    an_num(xo, "flat_inter_node_copies_per_token"), an_num(xo, "hier_inter_node_copies_per_token"),
+                    an_num(xo, "node_limited1_inter_node_copies_per_token"),
+                    100 * an_num(xo, "node_limited1_rerouted_gate_mass"), an_num(xo, "flat_remote_pairs_per_token"));
+        else
+            fprintf(o, "Exchange what-if: missing: %s.\n\n", an_str(s, "exchange_what_if_missing"));
+    }
+
+    fprintf(o, "### Monitor events\n\n");
+    i = 0;
+    cJSON_ArrayForEach(x, ar_get(run, "events")) {
+        if (i++ >= 50)
+            break;
+        fprintf(o, "- step %g layer %g expert %g %s: ", an_num(x, "step"), an_num(x, "layer"),
+                an_num(x, "expert"), an_str(x, "kind"));
+        ar_md(o, an_str(x, "message"));
+        fprintf(o, "\n");
+    }
+    fprintf(o, "%s\n", i ? "" : "None recorded.\n");
+}
+
+int an_render_markdown(const cJSON *root, FILE *o)
+{
+    const cJSON *run, *cn, *row, *v;
+
+    fprintf(o, "# moerun routing-efficiency report\n\nFormulas and thresholds: docs/analysis.md. "
+               "A section whose data is absent from the file says \"missing\".\n\n");
+    cJSON_ArrayForEach(run, ar_get(root, "runs"))
+        ar_md_run(o, run);
+    if (cJSON_GetArraySize(ar_get(root, "runs")) > 1) {
+        fprintf(o, "## Comparison\n\n|");
+        cn = ar_get(ar_get(root, "comparison"), "columns");
+        cJSON_ArrayForEach(v, cn)
+            fprintf(o, " %s |", v->valuestring);
+        fprintf(o, "\n|");
+        cJSON_ArrayForEach(v, cn)
+            fprintf(o, "---|");
+        fprintf(o, "\n");
+        cJSON_ArrayForEach(row, ar_get(ar_get(root, "comparison"), "rows")) {
+            fprintf(o, "|");
+            cJSON_ArrayForEach(v, row) {
+                fprintf(o, " ");
+                if (cJSON_IsString(v))
+                    ar_md(o, v->valuestring);
+                else
+                    ar_md_num(o, cJSON_IsNumber(v) ? v->valuedouble : NAN);
+                fprintf(o, " |");
+            }
+            fprintf(o, "\n");
+        }
+    }
+    return ferror(o) ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- HTML / SVG ---------- */
+
+static void an_html_esc(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", o); break;
+        case '<': fputs("&lt;", o); break;
+        case '>': fputs("&gt;", o); break;
+        case '"': fputs("&quot;", o); break;
+        case '\'': fputs("&#39;", o); break;
+        default: fputc(*s, o);
+        }
+    }
+}
+
+/* Sequential colour for t in [0, 1]: light to dark blue. */
+static void ar_seq(double t, char out[8])
+{
+    int r, g, b;
+
+    if (!isfinite(t))
+        t = 0;
+    t = t < 0 ? 0 : t > 1 ? 1 : t;
+    r = (int)(247 + (8 - 247) * t);
+    g = (int)(251 + (48 - 251) * t);
+    b = (int)(255 + (107 - 255) * t);
+    snprintf(out, 8, "#%02x%02x%02x", r & 255, g & 255, b & 255);
+}
+
+/* Categorical colour of expert e of E (hue wheel, alternating lightness). */
+static void ar_cat(int e, int E, char *out, size_t n)
+{
+    snprintf(out, n, "hsl(%d,70%%,%d%%)", E > 0 ? (int)(360.0 * e / E) : 0, e % 2 ? 38 : 58);
+}
+
+static void ar_svg_open(FILE *o, const char *id, int run, int w, int h, const char *title)
+{
+    fprintf(o, "<figure><svg id=\"%s-%d\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" "
+               "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\"><title>", id, run, w, h, w, h);
+    an_html_esc(o, title);
+    fprintf(o, "</title><rect width=\"%d\" height=\"%d\" fill=\"#fff\"/>", w, h);
+}
+
+static void ar_svg_close(FILE *o, const char *caption)
+{
+    fprintf(o, "</svg><figcaption>");
+    an_html_esc(o, caption);
+    fprintf(o, "</figcaption></figure>\n");
+}
+
+static void ar_svg_missing(FILE *o, const char *id, int run, const char *title, const char *why)
+{
+    ar_svg_open(o, id, run, 560, 60, title);
+    fprintf(o, "<text x=\"10\" y=\"35\" class=\"miss\">missing: ");
+    an_html_esc(o, why);
+    fprintf(o, "</text>");
+    ar_svg_close(o, title);
+}
+
+static void ar_text(FILE *o, double x, double y, const char *anchor, const char *extra,
+                    const char *s)
+{
+    fprintf(o, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\"%s>", x, y, anchor, extra ? extra : "");
+    an_html_esc(o, s);
+    fprintf(o, "</text>");
+}
+
+/* Axes of a panel at (x, y, w, h): y ticks 0..ymax (5), labels. */
+static void ar_axes(FILE *o, double x, double y, double w, double h, double ymax,
+                    const char *yfmt, const char *ylabel, const char *xlabel)
+{
+    int  i;
+    char buf[64];
+
+    fprintf(o, "<g class=\"ax\"><line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>"
+               "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x, y, x, y + h, x, y + h,
+            x + w, y + h);
+    for (i = 0; i <= 4; i++) {
+        double ty = y + h - h * i / 4.0;
+        snprintf(buf, sizeof(buf), yfmt, ymax * i / 4.0);
+        fprintf(o, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>", x - 3, ty, x, ty);
+        ar_text(o, x - 5, ty + 4, "end", NULL, buf);
+    }
+    fprintf(o, "</g>");
+    if (ylabel) {
+        fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">",
+                x - 42, y + h / 2);
+        an_html_esc(o, ylabel);
+        fprintf(o, "</text>");
+    }
+    if (xlabel)
+        ar_text(o, x + w / 2, y + h + 30, "middle", NULL, xlabel);
+}
+
+static double ar_arr_max(const cJSON *a)
+{
+    const cJSON *v;
+    double       m = 0;
+
+    cJSON_ArrayForEach(v, a)
+        if (cJSON_IsNumber(v) && v->valuedouble > m)
+            m = v->valuedouble;
+    return m;
+}
+
+/* x tick labels 0..n-1 (at most ~8 labels) under a panel; first value `base`, step `step`. */
+static void ar_xticks(FILE *o, double x, double y, double w, int n, double base, double step)
+{
+    int  i, every = n > 8 ? (n + 7) / 8 : 1;
+    char buf[32];
+
+    for (i = 0; i < n; i += every) {
+        snprintf(buf, sizeof(buf), "%.0f", base + step * i);
+        ar_text(o, x + w * (i + 0.5) / n, y + 14, "middle", NULL, buf);
+    }
+}
+
+static void ar_chart_load(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *s = ar_sec(run, "utilisation"), *ly;
+    int          nl, i = 0, E, W = 600, PH = 170;
+    double       fair;
+
+    if (!ar_ok(s)) {
+        ar_svg_missing(o, "load-hist", ri, "expert load per layer", an_str(s, "missing"));
+        return;
+    }
+    nl = cJSON_GetArraySize(ar_get(s, "layers"));
+    if (nl > AR_MAX_PANELS)
+        nl = AR_MAX_PANELS;
+    fair = an_num(s, "fair_share");
+    ar_svg_open(o, "load-hist", ri, W, 30 + nl * (PH + 50), "expert load per layer");
+    cJSON_ArrayForEach(ly, ar_get(s, "layers")) {
+        const cJSON *sh = ar_get(ly, "share"), *v;
+        double       ymax = fmax(ar_arr_max(sh), fair) * 1.1, x0 = 70, y0 = 30 + i * (PH + 50), w = W - 100;
+        int          e = 0;
+        char         t[96];
+        if (i >= nl)
+            break;
+        E = cJSON_GetArraySize(sh);
+        snprintf(t, sizeof(t), "layer %g: share of pairs per expert (max/mean %.2f)", an_num(ly, "layer"),
+                 an_num(ly, "max_mean"));
+        ar_text(o, x0, y0 - 8, "start", " class=\"ttl\"", t);
+        ar_axes(o, x0, y0, w, PH, ymax * 100, "%.1f%%", "share", "expert");
+        cJSON_ArrayForEach(v, sh) {
+            double bh = cJSON_IsNumber(v) ? PH * v->valuedouble / ymax : 0;
+            fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#4878a8\"/>",
+                    x0 + w * e / E + 0.5, y0 + PH - bh, fmax(w / E - 1, 0.5), bh);
+            e++;
+        }
+        ar_xticks(o, x0, y0 + PH, w, E, 0, 1);
+        fprintf(o, "<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" stroke=\"#d62728\" "
+                   "stroke-dasharray=\"5,3\"/>", x0, x0 + w, y0 + PH - PH * fair / ymax, y0 + PH - PH * fair / ymax);
+        ar_text(o, x0 + w, y0 + PH - PH * fair / ymax - 4, "end", " fill=\"#d62728\"", "fair share");
+        i++;
+    }
+    ar_svg_close(o, "Share of (token, expert) pairs per expert, all steps; dashed line: fair share 1/E.");
+}
+
+static void ar_legend_seq(FILE *o, double x, double y, const char *lo, const char *hi)
+{
+    int  i;
+    char c[8];
+
+    for (i = 0; i < 10; i++) {
+        ar_seq(i / 9.0, c);
+        fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"10\" fill=\"%s\" stroke=\"#999\" stroke-width=\"0.3\"/>",
+                x + 12 * i, y, c);
+    }
+    ar_text(o, x - 4, y + 9, "end", NULL, lo);
+    ar_text(o, x + 124, y + 9, "start", NULL, hi);
+}
+
+static void ar_chart_heatmap(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *s = ar_sec(run, "utilisation"), *hm, *rows, *row, *v, *bs;
+    int          E, nb, e = 0, b, W = 760, H = 360;
+    double       mx = 0, x0 = 70, y0 = 20, w = W - 100, h = H - 90;
+    char         c[8], lo[32], hi[48];
+
+    if (!ar_ok(s)) {
+        ar_svg_missing(o, "expert-step-heatmap", ri, "expert x step heatmap", an_str(s, "missing"));
+        return;
+    }
+    hm = ar_get(s, "heatmap");
+    rows = ar_get(hm, "values");
+    bs = ar_get(hm, "bin_start_step");
+    E = cJSON_GetArraySize(rows);
+    nb = cJSON_GetArraySize(bs);
+    cJSON_ArrayForEach(row, rows) {
+        double m = ar_arr_max(row);
+        if (m > mx)
+            mx = m;
+    }
+    ar_svg_open(o, "expert-step-heatmap", ri, W, H, "expert x step heatmap");
+    cJSON_ArrayForEach(row, rows) {
+        b = 0;
+        cJSON_ArrayForEach(v, row) {
+            ar_seq(mx > 0 && cJSON_IsNumber(v) ? v->valuedouble / mx : 0, c);
+            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>",
+                    x0 + w * b / nb, y0 + h * e / E, w / nb + 0.3, h / E + 0.3, c);
+            b++;
+        }
+        e++;
+    }
+    fprintf(o, "<g class=\"ax\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\"/></g>", x0, y0, w, h);
+    for (e = 0; e < E; e += (E > 16 ? (E + 15) / 16 : 1)) {
+        snprintf(lo, sizeof(lo), "%d", e);
+        ar_text(o, x0 - 5, y0 + h * (e + 0.5) / E + 4, "end", NULL, lo);
+    }
+    for (b = 0; b < nb; b += (nb > 8 ? (nb + 7) / 8 : 1)) {
+        snprintf(lo, sizeof(lo), "%.0f", an_num(cJSON_GetArrayItem(bs, b), NULL) );
+        if (cJSON_IsNumber(cJSON_GetArrayItem(bs, b)))
+            snprintf(lo, sizeof(lo), "%.0f", cJSON_GetArrayItem(bs, b)->valuedouble);
+        ar_text(o, x0 + w * b / nb, y0 + h + 14, "middle", NULL, lo);
+    }
+    fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">expert</text>", x0 - 40, y0 + h / 2);
+    ar_text(o, x0 + w / 2, y0 + h + 32, "middle", NULL, "step (start of bin)");
+    snprintf(hi, sizeof(hi), "%.4g pairs per step", mx);
+    ar_legend_seq(o, x0 + 20, H - 22, "0", hi);
+    ar_svg_close(o, "Mean pairs per step routed to each expert (rows) in each step bin (columns), summed over layers.");
+}
+
+static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *s = ar_sec(run, "routing_map"), *ex, *row, *v;
+    int          n, L, t = 0, l, E = (int)an_num(ar_get(run, "config"), "experts"), W = 760, H;
+    double       x0 = 70, y0 = 20, w = W - 100, h;
+    char         c[40], buf[32];
+
+    if (!ar_ok(s)) {
+        ar_svg_missing(o, "routing-map", ri, "routing map", an_str(s, "missing"));
+        return;
+    }
+    ex = ar_get(s, "experts");
+    n = cJSON_GetArraySize(ex);
+    L = n > 0 ? cJSON_GetArraySize(cJSON_GetArrayItem(ex, 0)) : 0;
+    h = L * 18.0;
+    H = (int)(h + 110);
+    ar_svg_open(o, "routing-map", ri, W, H, "routing map");
+    cJSON_ArrayForEach(row, ex) {
+        l = 0;
+        cJSON_ArrayForEach(v, row) {
+            int e = cJSON_IsNumber(v) ? (int)v->valuedouble : 0;
+            ar_cat(e, E, c, sizeof(c));
+            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"17\" fill=\"%s\"><title>token %d layer %d expert %d</title></rect>",
+                    x0 + w * t / n, y0 + 18.0 * l, w / n - 0.5, c, t, l, e);
+            l++;
+        }
+        t++;
+    }
+    for (l = 0; l < L; l++) {
+        snprintf(buf, sizeof(buf), "%d", l);
+        ar_text(o, x0 - 5, y0 + 18.0 * l + 13, "end", NULL, buf);
+    }
+    ar_xticks(o, x0, y0 + h, w, n, 0, 1);
+    fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">layer</text>", x0 - 40, y0 + h / 2);
+    ar_text(o, x0 + w / 2, y0 + h + 32, "middle", NULL, "sampled token (order in routes/)");
+    for (l = 0; l < E && l < 64; l++) {
+        ar_cat(l, E, c, sizeof(c));
+        fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"10\" fill=\"%s\"/>",
+                x0 + 20 + l * (400.0 / (E < 64 ? E : 64)), y0 + h + 48, 400.0 / (E < 64 ? E : 64), c);
+    }
+    ar_text(o, x0 + 15, y0 + h + 57, "end", NULL, "expert 0");
+    snprintf(buf, sizeof(buf), "expert %d", (E < 64 ? E : 64) - 1);
+    ar_text(o, x0 + 425, y0 + h + 57, "start", NULL, buf);
+    ar_svg_close(o, "Top-1 expert (colour) of each sampled token (columns) in each layer (rows).");
+}
+
+static void ar_chart_traffic(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *m = ar_get(run, "traffic_matrix_bytes"), *row, *v;
+    int          P, p = 0, q, W = 520, H = 520;
+    double       mx = 0, x0 = 70, y0 = 20, w = 400, h = 400;
+    char         c[8], buf[48];
+
+    if (!m || (P = cJSON_GetArraySize(m)) == 0) {
+        ar_svg_missing(o, "rank-traffic", ri, "rank x rank traffic",
+                       "accumulated/traffic_matrix absent or too many ranks to draw");
+        return;
+    }
+    cJSON_ArrayForEach(row, m) {
+        q = 0;
+        cJSON_ArrayForEach(v, row) {
+            if (p != q && v->valuedouble > mx)
+                mx = v->valuedouble;
+            q++;
+        }
+        p++;
+    }
+    ar_svg_open(o, "rank-traffic", ri, W, H, "rank x rank traffic");
+    p = 0;
+    cJSON_ArrayForEach(row, m) {
+        q = 0;
+        cJSON_ArrayForEach(v, row) {
+            ar_seq(mx > 0 ? v->valuedouble / mx : 0, c);
+            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\" stroke=\"#fff\" stroke-width=\"%.1f\"><title>%d -&gt; %d: %.0f bytes</title></rect>",
+                    x0 + w * q / P, y0 + h * p / P, w / P, h / P, c, P <= 32 ? 1.0 : 0.0, p, q,
+                    v->valuedouble);
+            q++;
+        }
+        p++;
+    }
+    fprintf(o, "<g class=\"ax\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\"/></g>", x0, y0, w, h);
+    for (p = 0; p < P; p += (P > 16 ? (P + 15) / 16 : 1)) {
+        snprintf(buf, sizeof(buf), "%d", p);
+        ar_text(o, x0 - 5, y0 + h * (p + 0.5) / P + 4, "end", NULL, buf);
+        ar_text(o, x0 + w * (p + 0.5) / P, y0 + h + 14, "middle", NULL, buf);
+    }
+    fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">sender rank</text>", x0 - 40, y0 + h / 2);
+    ar_text(o, x0 + w / 2, y0 + h + 32, "middle", NULL, "receiver rank");
+    snprintf(buf, sizeof(buf), "%.3g bytes (off-diagonal max)", mx);
+    ar_legend_seq(o, x0 + 20, H - 22, "0", buf);
+    ar_svg_close(o, "Payload bytes sent from rank (row) to rank (column) over the run; diagonal = self.");
+}
+
+static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *s = ar_sec(run, "communication"), *pr, *cn, *row, *v;
+    int          P, nc, p = 0, c, tot_col = -1, W = 760, H = 330;
+    double       mx = 0, x0 = 80, y0 = 20, w = 560, h = 230;
+    char         col[40];
+
+    pr = ar_get(s, "phase_per_rank");
+    cn = ar_get(s, "phase_columns");
+    if (!ar_ok(s) || !pr || !cn || (P = cJSON_GetArraySize(pr)) == 0) {
+        ar_svg_missing(o, "phase-breakdown", ri, "phase time per rank",
+                       ar_ok(s) ? an_str(s, "phases_missing") : an_str(s, "missing"));
+        return;
+    }
+    if (P > AR_MAX_RANKS)
+        P = AR_MAX_RANKS;
+    nc = cJSON_GetArraySize(cn);
+    for (c = 0; c < nc; c++)
+        if (strcmp(cJSON_GetArrayItem(cn, c)->valuestring, "total") == 0)
+            tot_col = c;
+    cJSON_ArrayForEach(row, pr) {
+        double sum = 0;
+        c = 0;
+        cJSON_ArrayForEach(v, row) {
+            if (c++ != tot_col && cJSON_IsNumber(v))
+                sum += v->valuedouble;
+        }
+        mx = fmax(mx, sum);
+    }
+    mx = mx > 0 ? mx * 1.05 : 1;
+    ar_svg_open(o, "phase-breakdown", ri, W, H, "phase time per rank");
+    ar_axes(o, x0, y0, w, h, mx, "%.3g", "seconds (sum over steps, layers)", "rank");
+    cJSON_ArrayForEach(row, pr) {
+        double acc = 0;
+        if (p >= P)
+            break;
+        c = 0;
+        cJSON_ArrayForEach(v, row) {
+            if (c != tot_col && cJSON_IsNumber(v)) {
+                double bh = h * v->valuedouble / mx;
+                ar_cat(c, nc, col, sizeof(col));
+                fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>rank %d %s %.4g s</title></rect>",
+                        x0 + w * p / P + 1, y0 + h - acc - bh, fmax(w / P - 2, 0.5), bh, col, p,
+                        cJSON_GetArrayItem(cn, c)->valuestring, v->valuedouble);
+                acc += bh;
+            }
+            c++;
+        }
+        p++;
+    }
+    ar_xticks(o, x0, y0 + h, w, P, 0, 1);
+    for (c = 0; c < nc; c++) {
+        if (c == tot_col)
+            continue;
+        ar_cat(c, nc, col, sizeof(col));
+        fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>", x0 + w + 20, y0 + 20.0 * c, col);
+        ar_text(o, x0 + w + 37, y0 + 20.0 * c + 10, "start", NULL, cJSON_GetArrayItem(cn, c)->valuestring);
+    }
+    ar_svg_close(o, "Wall time per phase on each rank, stacked (the total column is their sum plus overhead).");
+}
+
+/* A line of series values over [0, n) into a panel with y range [0, ymax]. */
+static void ar_line(FILE *o, const cJSON *ser, double x0, double y0, double w, double h,
+                    double ymax, double scale, const char *colour)
+{
+    const cJSON *v;
+    int          n = cJSON_GetArraySize(ser), i = 0, pen = 0;
+
+    fprintf(o, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" d=\"", colour);
+    cJSON_ArrayForEach(v, ser) {
+        if (cJSON_IsNumber(v)) {
+            double x = x0 + (n > 1 ? w * i / (n - 1) : w / 2), y = y0 + h - h * fmin(v->valuedouble * scale / ymax, 1.0);
+            fprintf(o, "%s%.1f %.1f ", pen ? "L" : "M", x, y);
+            pen = 1;
+        } else {
+            pen = 0;
+        }
+        i++;
+    }
+    fprintf(o, "\"/>");
+}
+
+static void ar_chart_drop_entropy(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *cap = ar_sec(run, "capacity"), *ent = ar_sec(run, "entropy"), *ds, *es;
+    double       x0 = 80, w = 620, h = 140, mx;
+    char         lbl[64];
+    double       steps = an_num(run, "steps_in_file");
+
+    if (!ar_ok(cap) && !ar_ok(ent)) {
+        ar_svg_missing(o, "drop-entropy", ri, "drop rate and entropy over steps", an_str(ent, "missing"));
+        return;
+    }
+    ar_svg_open(o, "drop-entropy", ri, 760, 420, "drop rate and entropy over steps");
+    ds = ar_get(cap, "series_drop_rate");
+    if (ar_ok(cap) && ds) {
+        mx = ar_arr_max(ds) * 100;
+        mx = mx > 0 ? mx * 1.1 : 1;
+        ar_text(o, x0, 22, "start", " class=\"ttl\"", "drop rate (% of pairs)");
+        ar_axes(o, x0, 30, w, h, mx, "%.2g%%", "drop rate", NULL);
+        ar_line(o, ds, x0, 30, w, h, mx, 100, "#d62728");
+    } else {
+        ar_text(o, x0, 60, "start", " class=\"miss\"", "missing: drop rate (steps/dropped absent or empty run)");
+    }
+    es = ar_get(ent, "series_entropy_norm");
+    if (ar_ok(ent) && es) {
+        ar_text(o, x0, 222, "start", " class=\"ttl\"", "routing entropy, normalised (1 = even)");
+        ar_axes(o, x0, 230, w, h, 1.0, "%.2f", "entropy / log2 E", "step");
+        ar_line(o, es, x0, 230, w, h, 1.0, 1, "#1f77b4");
+    } else {
+        ar_text(o, x0, 260, "start", " class=\"miss\"", "missing: entropy");
+    }
+    snprintf(lbl, sizeof(lbl), "0");
+    ar_text(o, x0, 230 + h + 14, "middle", NULL, lbl);
+    snprintf(lbl, sizeof(lbl), "%.0f", steps > 0 ? steps - 1 : 0);
+    ar_text(o, x0 + w, 230 + h + 14, "middle", NULL, lbl);
+    ar_svg_close(o, "Per step bin: dropped / routed pairs (top) and mean normalised load entropy over layers (bottom).");
+}
+
+static void ar_hist(FILE *o, const cJSON *counts, double x0, double y0, double w, double h,
+                    const char *title, const char *colour)
+{
+    const cJSON *v;
+    int          n = cJSON_GetArraySize(counts), i = 0;
+    double       mx = ar_arr_max(counts);
+    char         buf[16];
+
+    mx = mx > 0 ? mx * 1.1 : 1;
+    ar_text(o, x0, y0 - 8, "start", " class=\"ttl\"", title);
+    ar_axes(o, x0, y0, w, h, mx, "%.0f", "step x layer samples", NULL);
+    cJSON_ArrayForEach(v, counts) {
+        double bh = h * v->valuedouble / mx;
+        fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>",
+                x0 + w * i / n + 0.5, y0 + h - bh, w / n - 1, bh, colour);
+        i++;
+    }
+    for (i = 0; i <= 4; i++) {
+        snprintf(buf, sizeof(buf), "%.2f", i / 4.0);
+        ar_text(o, x0 + w * i / 4.0, y0 + h + 14, "middle", NULL, buf);
+    }
+}
+
+static void ar_chart_gate(FILE *o, const cJSON *run, int ri)
+{
+    const cJSON *s = ar_sec(run, "gating"), *hs;
+
+    if (!ar_ok(s)) {
+        ar_svg_missing(o, "gate-confidence", ri, "gate confidence", an_str(s, "missing"));
+        return;
+    }
+    hs = ar_get(s, "histogram");
+    ar_svg_open(o, "gate-confidence", ri, 760, 250, "gate confidence");
+    ar_hist(o, ar_get(hs, "top1_prob"), 80, 30, 280, 170, "top-1 probability", "#4878a8");
+    if (ar_get(hs, "top1_top2_margin"))
+        ar_hist(o, ar_get(hs, "top1_top2_margin"), 450, 30, 280, 170, "top-1 minus top-2 probability", "#e1812c");
+    ar_text(o, 220, 240, "middle", NULL, "probability (mean over the step's tokens)");
+    ar_text(o, 590, 240, "middle", NULL, "margin");
+    ar_svg_close(o, "Distribution over step x layer samples of the gate's mean top-1 probability and top1-top2 margin.");
+}
+
+static void ar_html_table_findings(FILE *o, const cJSON *run)
+{
+    const cJSON *x;
+
+    fprintf(o, "<h3>Findings</h3><table><tr><th>severity</th><th>analysis</th><th>finding</th></tr>\n");
+    cJSON_ArrayForEach(x, ar_get(run, "findings")) {
+        fprintf(o, "<tr class=\"%s\"><td>%s</td><td>", an_str(x, "severity"), an_str(x, "severity"));
+        an_html_esc(o, an_str(x, "analysis"));
+        fprintf(o, "</td><td>");
+        an_html_esc(o, an_str(x, "title"));
+        fprintf(o, "</td></tr>\n");
+    }
+    fprintf(o, "</table>\n<h3>Recommendations</h3>\n");
+    if (cJSON_GetArraySize(ar_get(run, "recommendations")) == 0) {
+        fprintf(o, "<p>None: no change showed a gain when the recorded loads were replayed.</p>\n");
+        return;
+    }
+    fprintf(o, "<table><tr><th>recommendation</th><th>metric</th><th>current</th><th>projected</th>"
+               "<th>change</th><th>complexity</th><th>evidence</th></tr>\n");
+    cJSON_ArrayForEach(x, ar_get(run, "recommendations")) {
+        const cJSON *im = ar_get(x, "impact");
+        fprintf(o, "<tr><td>");
+        an_html_esc(o, an_str(x, "title"));
+        fprintf(o, "</td><td>");
+        an_html_esc(o, an_str(im, "metric"));
+        fprintf(o, "</td><td>%.4g</td><td>%.4g</td><td>%+.1f%%</td><td>", an_num(im, "current"),
+                an_num(im, "projected"), an_num(im, "change_pct"));
+        an_html_esc(o, an_str(x, "complexity"));
+        fprintf(o, "</td><td>");
+        an_html_esc(o, an_str(x, "evidence"));
+        fprintf(o, "</td></tr>\n");
+    }
+    fprintf(o, "</table>\n");
+}
+
+int an_render_html(const cJSON *root, FILE *o)
+{
+    const cJSON *run;
+    int          ri = 0;
+
+    fprintf(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+               "<title>moerun routing-efficiency report</title><style>\n"
+               "body{font-family:sans-serif;margin:1.5em;color:#222;max-width:1100px}"
+               "svg{font-size:11px;border:1px solid #ddd;margin:4px 0}"
+               "svg .ax line,svg .ax rect{stroke:#444;stroke-width:1}"
+               "svg .ttl{font-weight:bold}svg .miss{fill:#a00;font-size:13px}"
+               "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px}"
+               "tr.critical td:first-child{background:#f4b6b6}tr.warning td:first-child{background:#fbe3a6}"
+               "tr.info td:first-child{background:#dbe9f6}figure{margin:0.6em 0}figcaption{font-size:12px;color:#555}"
+               "\n</style></head><body>\n<h1>moerun routing-efficiency report</h1>\n"
+               "<p>Formulas and thresholds: docs/analysis.md. Charts with absent data say \"missing\".</p>\n");
+    cJSON_ArrayForEach(run, ar_get(root, "runs")) {
+        fprintf(o, "<h2>Run %d: ", ri);
+        an_html_esc(o, an_str(run, "file"));
+        fprintf(o, "</h2>\n<p>status ");
+        an_html_esc(o, an_str(run, "status"));
+        fprintf(o, ", %.0f steps, %g experts, top-%g, %g layers, %g ranks on %g node(s)</p>\n",
+                an_num(run, "steps_in_file"), an_num(ar_get(run, "config"), "experts"),
+                an_num(ar_get(run, "config"), "top_k"), an_num(ar_get(run, "config"), "layers"),
+                an_num(run, "ranks"), an_num(run, "nodes"));
+        ar_html_table_findings(o, run);
+        fprintf(o, "<h3>Expert load</h3>\n");
+        ar_chart_load(o, run, ri);
+        ar_chart_heatmap(o, run, ri);
+        fprintf(o, "<h3>Routing map</h3>\n");
+        ar_chart_routing_map(o, run, ri);
+        fprintf(o, "<h3>Communication</h3>\n");
+        ar_chart_traffic(o, run, ri);
+        ar_chart_phases(o, run, ri);
+        fprintf(o, "<h3>Dropping and entropy over steps</h3>\n");
+        ar_chart_drop_entropy(o, run, ri);
+        fprintf(o, "<h3>Gate confidence</h3>\n");
+        ar_chart_gate(o, run, ri);
+        ri++;
+    }
+    if (ri > 1) {
+        const cJSON *cn = ar_get(ar_get(root, "comparison"), "columns"), *row, *v;
+        fprintf(o, "<h2>Comparison</h2><table id=\"comparison\"><tr>");
+        cJSON_ArrayForEach(v, cn) {
+            fprintf(o, "<th>");
+            an_html_esc(o, v->valuestring);
+            fprintf(o, "</th>");
+        }
+        fprintf(o, "</tr>\n");
+        cJSON_ArrayForEach(row, ar_get(ar_get(root, "comparison"), "rows")) {
+            fprintf(o, "<tr>");
+            cJSON_ArrayForEach(v, row) {
+                fprintf(o, "<td>");
+                if (cJSON_IsString(v))
+                    an_html_esc(o, v->valuestring);
+                else if (cJSON_IsNumber(v))
+                    fprintf(o, "%.4g", v->valuedouble);
+                else
+                    fprintf(o, "missing");
+                fprintf(o, "</td>");
+            }
+            fprintf(o, "</tr>\n");
+        }
+        fprintf(o, "</table>\n");
+    }
+    fprintf(o, "</body></html>\n");
+    return ferror(o) ? -1 : 0;
+}
