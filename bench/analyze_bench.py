@@ -6,8 +6,8 @@ Usage: bench/analyze_bench.py MOERUN_ANALYZE [--steps 1000000] [--experts 64] [-
 
 Writes a schema-1 telemetry file with h5py (datasets chunked by flush-interval rows, as the
 writer does; one sampled route per step), then runs moerun-analyze once on it with
---json/--markdown/--html outputs and prints the wall time, the analyser's peak RSS (from
-getrusage of the child) and the per-step data it streamed. A benchmark, not a test: run it
+--json/--markdown/--html outputs and prints the wall time, CPU time (user + sys) and peak
+RSS of the analyser (GNU time), the per-step data it streamed, and the 1-minute load average. A benchmark, not a test: run it
 by hand; the machine's load changes the figure. The file is deleted unless --keep.
 """
 import argparse
@@ -120,23 +120,26 @@ def main():
     # Python process can report the parent's pages)
     gnu_time = "/usr/bin/time" if os.path.exists("/usr/bin/time") else None
     t0 = time.time()
-    p = subprocess.run(([gnu_time, "-f", "MAXRSS_KB %M"] if gnu_time else []) + cmd,
+    p = subprocess.run(([gnu_time, "-f", "MAXRSS_KB %M CPU_S %U %S"] if gnu_time else []) + cmd,
                        capture_output=True, text=True)
     wall = time.time() - t0
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+    cpu = float("nan")
     for line in p.stderr.splitlines():
         if line.startswith("MAXRSS_KB "):
-            rss = int(line.split()[1]) / 1024.0
+            f = line.split()
+            rss = int(f[1]) / 1024.0
+            cpu = float(f[3]) + float(f[4])
     print("# " + " ".join(cmd))
     if p.returncode != 0:
         print(p.stderr, file=sys.stderr)
         return 1
     per_step = (a.layers * a.experts * 8 * 3 + a.layers * 8 * (1 + len(RSTAT))
                 + a.layers * a.ranks * 8 * (len(PHASES) + len(TRAFFIC)))
-    print("# steps  layers  experts  ranks  flush  file_GiB  read_GiB  time_s  peak_RSS_MiB  GiB/s")
+    print("# steps  layers  experts  ranks  flush  file_GiB  read_GiB  time_s  cpu_s  peak_RSS_MiB  GiB/s  load1")
     print(f"  {a.steps:7d}  {a.layers:6d}  {a.experts:7d}  {a.ranks:5d}  {a.flush_interval:5d}  "
           f"{os.path.getsize(a.file) / 2**30:8.2f}  {per_step * a.steps / 2**30:8.2f}  {wall:6.2f}  "
-          f"{rss:12.1f}  {per_step * a.steps / 2**30 / wall:5.2f}")
+          f"{cpu:5.2f}  {rss:12.1f}  {per_step * a.steps / 2**30 / wall:5.2f}  {os.getloadavg()[0]:5.2f}")
     if not a.keep:
         os.remove(a.file)
     return 0

@@ -247,12 +247,15 @@ static void ar_md_run(FILE *o, const cJSON *run)
             fprintf(o, "%slayer %g expert %g since step %g%s", i++ ? "; " : "", an_num(x, "layer"),
                     an_num(x, "expert"), an_num(x, "since_step"),
                     cJSON_IsTrue(ar_get(x, "dead_at_end")) ? " (still dead at the end)" : "");
-        fprintf(o, "%s.\n\nCollapse (top-2 experts >= %.0f%% of a layer's pairs for %g steps): ",
-                i ? "" : "none", 100 * an_num(s, "collapse_share"), an_num(s, "collapse_window_steps"));
+        fprintf(o, "%s.\n\nCollapse (top-2 experts >= %.0f%% of a layer's pairs, or one expert chosen by "
+                   ">= %.0f%% of tokens, for %g steps): ",
+                i ? "" : "none", 100 * an_num(s, "collapse_share"), 100 * an_num(s, "collapse_token_share"),
+                an_num(s, "collapse_window_steps"));
         i = 0;
         cJSON_ArrayForEach(x, ar_get(s, "collapse"))
-            fprintf(o, "%slayer %g from step %g (top-2 share %.3f)", i++ ? "; " : "", an_num(x, "layer"),
-                    an_num(x, "began_step"), an_num(x, "top2_share"));
+            fprintf(o, "%slayer %g from step %g (top-2 share %.3f, top expert chosen by %.1f%% of tokens)",
+                    i++ ? "; " : "", an_num(x, "layer"), an_num(x, "began_step"), an_num(x, "top2_share"),
+                    100 * an_num(x, "top1_token_share"));
         fprintf(o, "%s.\n\n", i ? "" : "none");
     }
 

@@ -1536,8 +1536,9 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
     ex = malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4);
     wt = has_w ? malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4) : NULL;
     tok = malloc((size_t)AN_ROUTE_BLOCK * 8);
-    keys = has_t ? malloc((size_t)(N * L) * 8) : NULL;
-    if (!ex || (has_w && !wt) || !tok || (has_t && !keys))
+    /* key = (layer * E + expert) << 40 | token: needs L * E < 2^22 and token < 2^40 */
+    keys = has_t && L * E < (1LL << 22) ? malloc((size_t)(N * L) * 8) : NULL;
+    if (!ex || (has_w && !wt) || !tok)
         goto out;
     map = an_section(an, "routing_map", NULL);
     cJSON_AddStringToObject(map, "description", "top-1 expert of the first sampled tokens, per layer");
@@ -1672,7 +1673,10 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
             cJSON_AddItemToArray(arr, o);
         }
     } else {
-        an_section(an, "specialisation", "routes/token absent");
+        an_section(an, "specialisation",
+                   !has_t ? "routes/token absent"
+                          : L * E >= (1LL << 22) ? "more than 2^22 layer x expert pairs"
+                                                  : "no sampled token id in range");
     }
     /* top-k what-if */
     if (K >= 2 && w_n > 0) {
