@@ -56,7 +56,7 @@ finish() { # wait for mpirun (bounded), its exit code in $rc
 check_file() { # check_file FILE WANT_STATUS: readable, consistent, status as expected
     local f=$1 want=$2 status
     "$PYTHON" "$CHECK_TELEMETRY" "$f" || fail "check_telemetry failed on $f"
-    status=$("$ANALYZE" "$f" --json | sed -n 's/.*"status":[[:space:]]*"\([a-z]*\)".*/\1/p' | head -n1)
+    status=$("$ANALYZE" "$f" --json - | sed -n 's/.*"status":[[:space:]]*"\([a-z]*\)".*/\1/p' | head -n1)
     [ "$status" = "$want" ] || fail "telemetry status '$status', want '$want'"
 }
 check_cut_short() { # check_cut_short SIGNUM
@@ -111,7 +111,7 @@ kill-rank)
     finish
     [ "$rc" -ne 0 ] || fail "mpirun exit 0 after a rank was killed"
     check_file "$work/t.h5" running
-    n=$("$ANALYZE" "$work/t.h5" --json | sed -n 's/.*"steps_in_file":[[:space:]]*\([0-9]*\).*/\1/p' | head -n1)
+    n=$("$ANALYZE" "$work/t.h5" --json - | sed -n 's/.*"steps_in_file":[[:space:]]*\([0-9]*\).*/\1/p' | head -n1)
     [ -n "$n" ] && [ "$n" -ge 20 ] || fail "analyser reports '$n' steps, want >= 20 (flushed before the kill)"
     echo "faults[$case]: mpirun exit $rc; the analyser reads $n steps" ;;
 disk-full)
