@@ -11,11 +11,14 @@
  * UCX UCP; see comm/a2a_hier.h). comm/ knows nothing of runtime/.
  *
  * Always true, for every backend:
- *  1. every pair with dest_rank >= 0 is delivered exactly once to (dest_rank, dest_expert),
- *     and rows for one expert arrive ordered by (source rank, source slot position);
- *  2. combine adds the k contributions of a token in slot order j = 0..k-1, so the sum is
- *     bitwise independent of the number of ranks and of the backend;
- *  3. a dropped pair (dest_rank < 0) sends nothing and contributes nothing.
+ *  1. every pair with dest_rank >= 0 is delivered exactly once to (dest_rank, dest_expert);
+ *  2. a dropped pair (dest_rank < 0) sends nothing and contributes nothing;
+ *  3. combine adds w_j * y_j of every kept slot of a token into its output row.
+ * flat and 2dh also deliver the rows of one expert ordered by (source rank, source slot
+ * position) and add the k contributions in slot order j = 0..k-1, so their output is bitwise
+ * independent of the number of ranks and of each other. hier and ucx reduce inside the
+ * destination node first (that is how they save bytes), so their rows arrive grouped by
+ * forwarder and their sums differ from flat's in the last bits (relative ~1e-7).
  */
 #ifndef MOERUN_COMM_A2A_H
 #define MOERUN_COMM_A2A_H

@@ -801,7 +801,10 @@ static moe_status_t tr_probe(const char *path, moe_log_t *log)
                 (void)tr_validate(r);
             }
             H5Ovisit(f, H5_INDEX_NAME, H5_ITER_NATIVE, tr_probe_obj, NULL);
-            H5Fclose(f);
+            if (r)
+                moe_tel_reader_close(r); /* closes f */
+            else
+                H5Fclose(f);
             rc = TR_PROBE_OK;
         }
         _exit(rc);
