@@ -32,7 +32,9 @@ typedef struct an_acc {
     int      nph;
     int64_t  bytes_sent;
     double   ent_sum, top1_sum, aux_sum;
+    int64_t  ent_n, top1_n, aux_n; /* finite values summed (imports hold NaN where unknown) */
     int      ent_col, top1_col, aux_col;
+    int      has_pd, has_router, has_phase, has_traffic; /* datasets present */
 } an_acc_t;
 
 static void an_usage(FILE *out, const char *argv0)
@@ -79,10 +81,45 @@ static void an_add_num(cJSON *o, const char *key, double v)
         cJSON_AddNullToObject(o, key);
 }
 
-/* Streams the per-step datasets into the accumulators. */
+/* Adds row[col] to *sum and counts it, if col exists and the value is finite. */
+static void an_sum_finite(int col, const double *row, double *sum, int64_t *n)
+{
+    if (col >= 0 && isfinite(row[col])) {
+        *sum += row[col];
+        (*n)++;
+    }
+}
+
+/* A count, or null when the file does not know it (-1: an imported file). */
+static void an_add_count(cJSON *o, const char *key, int64_t v)
+{
+    if (v >= 0)
+        cJSON_AddNumberToObject(o, key, (double)v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* "missing": the documented datasets the file does not hold (only imported files omit any). */
+static void an_missing(moe_tel_reader_t *r, cJSON *root)
+{
+    static const char *const paths[] = {
+        MOE_TEL_PROCESSED, MOE_TEL_DROPPED, MOE_TEL_DROPPED_CAPACITY, MOE_TEL_CAPACITY,
+        MOE_TEL_ROUTER, MOE_TEL_PHASE, MOE_TEL_TRAFFIC, MOE_TEL_ROUTE_STEP, MOE_TEL_ROUTE_TOKEN,
+        MOE_TEL_ROUTE_EXPERT, MOE_TEL_ROUTE_WEIGHT, MOE_TEL_ROUTE_KEPT, MOE_TEL_EVENTS,
+        MOE_TEL_COSELECT, MOE_TEL_TRAFFIC_MATRIX, MOE_TEL_HOSTNAME, MOE_TEL_NODE,
+        MOE_TEL_LOCAL_RANK, MOE_TEL_CPUSET, MOE_TEL_NUMA_NODE, MOE_TEL_EXPERT_OWNER};
+    cJSON *arr = cJSON_AddArrayToObject(root, "missing");
+    size_t i;
+
+    for (i = 0; arr && i < sizeof(paths) / sizeof(paths[0]); i++)
+        if (!moe_tel_reader_has(r, paths[i]))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(paths[i]));
+}
+
+/* Streams the per-step datasets into the accumulators (absent datasets are skipped). */
 static moe_status_t an_stream_steps(moe_tel_reader_t *r, moe_log_t *log, an_acc_t *a)
 {
-    size_t       LE = (size_t)(a->L * a->E), LP = (size_t)(a->L * a->P);
+    size_t       LE = (size_t)(a->L * a->E), LP;
     int64_t     *ri = malloc(LE * sizeof(int64_t)), *tr = NULL;
     double      *rs = NULL, *ph = NULL;
     char       **cols = NULL;
@@ -91,7 +128,12 @@ static moe_status_t an_stream_steps(moe_tel_reader_t *r, moe_log_t *log, an_acc_
     int64_t      s;
     size_t       i, l, p;
 
-    st = moe_tel_reader_attr_strlist(r, MOE_TEL_ROUTER, "columns", &cols, &ncols);
+    a->has_pd = moe_tel_reader_has(r, MOE_TEL_PROCESSED) && moe_tel_reader_has(r, MOE_TEL_DROPPED);
+    a->has_router = moe_tel_reader_has(r, MOE_TEL_ROUTER);
+    a->has_phase = moe_tel_reader_has(r, MOE_TEL_PHASE);
+    a->has_traffic = moe_tel_reader_has(r, MOE_TEL_TRAFFIC);
+    st = a->has_router ? moe_tel_reader_attr_strlist(r, MOE_TEL_ROUTER, "columns", &cols, &ncols)
+                       : MOE_ERR_NOT_FOUND;
     if (st == MOE_OK) {
         a->ent_col = an_index(cols, ncols, "load_entropy_norm");
         a->top1_col = an_index(cols, ncols, "top1_prob");
@@ -103,26 +145,35 @@ static moe_status_t an_stream_steps(moe_tel_reader_t *r, moe_log_t *log, an_acc_
     {
         int64_t dims[4];
         int     nd;
-        if ((st = moe_tel_reader_dims(r, MOE_TEL_ROUTER, dims, &nd)) != MOE_OK)
+        st = MOE_OK;
+        ncols = tcols = a->nph = 0;
+        if (a->has_router && (st = moe_tel_reader_dims(r, MOE_TEL_ROUTER, dims, &nd)) != MOE_OK)
             goto out;
-        ncols = (int)dims[2];
-        if ((st = moe_tel_reader_dims(r, MOE_TEL_TRAFFIC, dims, &nd)) != MOE_OK)
+        if (a->has_router)
+            ncols = (int)dims[2];
+        if (a->has_traffic && (st = moe_tel_reader_dims(r, MOE_TEL_TRAFFIC, dims, &nd)) != MOE_OK)
             goto out;
-        tcols = (int)dims[3];
-        if ((st = moe_tel_reader_dims(r, MOE_TEL_PHASE, dims, &nd)) != MOE_OK)
+        if (a->has_traffic)
+            tcols = (int)dims[3];
+        if (a->has_phase && (st = moe_tel_reader_dims(r, MOE_TEL_PHASE, dims, &nd)) != MOE_OK)
             goto out;
-        a->nph = (int)dims[3];
+        if (a->has_phase)
+            a->nph = (int)dims[3];
     }
-    if (moe_tel_reader_attr_strlist(r, MOE_TEL_TRAFFIC, "columns", &cols, &ntn) == MOE_OK) {
+    if (a->has_traffic &&
+        moe_tel_reader_attr_strlist(r, MOE_TEL_TRAFFIC, "columns", &cols, &ntn) == MOE_OK) {
         tcol = an_index(cols, ntn, "bytes_sent");
         moe_tel_reader_strlist_free(cols, ntn);
         if (tcol >= tcols)
             tcol = -1;
     }
-    rs = malloc((size_t)a->L * (size_t)ncols * sizeof(double));
-    ph = malloc(LP * (size_t)a->nph * sizeof(double));
-    tr = malloc(LP * (size_t)tcols * sizeof(int64_t));
-    a->phase_rank = calloc((size_t)a->P * (size_t)a->nph, sizeof(double));
+    if (a->P < 0)
+        a->P = 0; /* imported: no ranks */
+    LP = (size_t)(a->L * a->P);
+    rs = malloc((size_t)a->L * (size_t)ncols * sizeof(double) + 1);
+    ph = malloc(LP * (size_t)a->nph * sizeof(double) + 1);
+    tr = malloc(LP * (size_t)tcols * sizeof(int64_t) + 1);
+    a->phase_rank = calloc((size_t)a->P * (size_t)a->nph + 1, sizeof(double));
     if (!ri || !rs || !ph || !tr || !a->phase_rank) {
         st = MOE_ERROR_SET(log, MOE_ERR_NOMEM, "out of memory");
         goto out;
@@ -134,34 +185,39 @@ static moe_status_t an_stream_steps(moe_tel_reader_t *r, moe_log_t *log, an_acc_
             a->routed_le[i] += ri[i];
             a->routed += ri[i];
         }
-        if ((st = moe_tel_reader_read(r, MOE_TEL_PROCESSED, MOE_TEL_I64, s, 1, ri)) != MOE_OK)
-            goto out;
-        for (i = 0; i < LE; i++)
-            a->processed += ri[i];
-        if ((st = moe_tel_reader_read(r, MOE_TEL_DROPPED, MOE_TEL_I64, s, 1, ri)) != MOE_OK)
-            goto out;
-        for (i = 0; i < LE; i++)
-            a->dropped += ri[i];
-        if ((st = moe_tel_reader_read(r, MOE_TEL_ROUTER, MOE_TEL_F64, s, 1, rs)) != MOE_OK)
-            goto out;
-        for (l = 0; l < (size_t)a->L; l++) {
-            if (a->ent_col >= 0)
-                a->ent_sum += rs[l * ncols + a->ent_col];
-            if (a->top1_col >= 0)
-                a->top1_sum += rs[l * ncols + a->top1_col];
-            if (a->aux_col >= 0)
-                a->aux_sum += rs[l * ncols + a->aux_col];
+        if (a->has_pd) {
+            if ((st = moe_tel_reader_read(r, MOE_TEL_PROCESSED, MOE_TEL_I64, s, 1, ri)) != MOE_OK)
+                goto out;
+            for (i = 0; i < LE; i++)
+                a->processed += ri[i];
+            if ((st = moe_tel_reader_read(r, MOE_TEL_DROPPED, MOE_TEL_I64, s, 1, ri)) != MOE_OK)
+                goto out;
+            for (i = 0; i < LE; i++)
+                a->dropped += ri[i];
         }
-        if ((st = moe_tel_reader_read(r, MOE_TEL_PHASE, MOE_TEL_F64, s, 1, ph)) != MOE_OK)
-            goto out;
-        for (l = 0; l < (size_t)a->L; l++)
-            for (p = 0; p < (size_t)a->P; p++)
-                for (i = 0; i < (size_t)a->nph; i++)
-                    a->phase_rank[p * a->nph + i] += ph[(l * a->P + p) * a->nph + i];
-        if ((st = moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s, 1, tr)) != MOE_OK)
-            goto out;
-        for (i = 0; tcol >= 0 && i < LP; i++)
-            a->bytes_sent += tr[i * tcols + tcol];
+        if (a->has_router) {
+            if ((st = moe_tel_reader_read(r, MOE_TEL_ROUTER, MOE_TEL_F64, s, 1, rs)) != MOE_OK)
+                goto out;
+            for (l = 0; l < (size_t)a->L; l++) {
+                an_sum_finite(a->ent_col, rs + l * ncols, &a->ent_sum, &a->ent_n);
+                an_sum_finite(a->top1_col, rs + l * ncols, &a->top1_sum, &a->top1_n);
+                an_sum_finite(a->aux_col, rs + l * ncols, &a->aux_sum, &a->aux_n);
+            }
+        }
+        if (a->has_phase) {
+            if ((st = moe_tel_reader_read(r, MOE_TEL_PHASE, MOE_TEL_F64, s, 1, ph)) != MOE_OK)
+                goto out;
+            for (l = 0; l < (size_t)a->L; l++)
+                for (p = 0; p < (size_t)a->P; p++)
+                    for (i = 0; i < (size_t)a->nph; i++)
+                        a->phase_rank[p * a->nph + i] += ph[(l * a->P + p) * a->nph + i];
+        }
+        if (a->has_traffic) {
+            if ((st = moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s, 1, tr)) != MOE_OK)
+                goto out;
+            for (i = 0; tcol >= 0 && i < LP; i++)
+                a->bytes_sent += tr[i * tcols + tcol];
+        }
     }
 out:
     free(ri);
@@ -212,8 +268,14 @@ static moe_status_t an_phases(moe_tel_reader_t *r, cJSON *root, const an_acc_t *
     int64_t      p;
     cJSON       *o = cJSON_AddObjectToObject(root, "phase_seconds");
     double       total = 0;
-    moe_status_t st = moe_tel_reader_attr_strlist(r, MOE_TEL_PHASE, "columns", &names, &n);
+    moe_status_t st;
 
+    if (!a->has_phase) {
+        cJSON_DeleteItemFromObject(root, "phase_seconds");
+        cJSON_AddNullToObject(root, "phase_seconds");
+        return MOE_OK;
+    }
+    st = moe_tel_reader_attr_strlist(r, MOE_TEL_PHASE, "columns", &names, &n);
     if (st != MOE_OK)
         return st;
     total_col = an_index(names, n, "total");
@@ -234,11 +296,16 @@ static moe_status_t an_phases(moe_tel_reader_t *r, cJSON *root, const an_acc_t *
 
 static moe_status_t an_topology(moe_tel_reader_t *r, cJSON *root, const moe_tel_info_t *in)
 {
-    char (*host)[64] = calloc((size_t)in->nranks, sizeof(*host));
+    char (*host)[64];
     cJSON       *arr;
     int64_t      i, j;
     moe_status_t st;
 
+    if (!moe_tel_reader_has(r, MOE_TEL_HOSTNAME)) {
+        cJSON_AddNullToObject(root, "hosts");
+        return MOE_OK;
+    }
+    host = calloc((size_t)in->nranks, sizeof(*host));
     if (host == NULL)
         return MOE_ERR_NOMEM;
     st = moe_tel_reader_strings(r, MOE_TEL_HOSTNAME, in->nranks, sizeof(host[0]), &host[0][0]);
@@ -259,7 +326,7 @@ static moe_status_t an_matrix(moe_tel_reader_t *r, cJSON *root, const moe_tel_in
     cJSON       *arr;
     moe_status_t st;
 
-    if (P > AN_MATRIX_MAX_RANKS)
+    if (P > AN_MATRIX_MAX_RANKS || !moe_tel_reader_has(r, MOE_TEL_TRAFFIC_MATRIX))
         return MOE_OK;
     m = malloc((size_t)(P * P) * sizeof(int64_t));
     if (m == NULL)
@@ -278,11 +345,17 @@ static moe_status_t an_matrix(moe_tel_reader_t *r, cJSON *root, const moe_tel_in
 
 static moe_status_t an_events(moe_tel_reader_t *r, cJSON *root, const moe_tel_info_t *in)
 {
-    moe_tel_event_t *ev = malloc(AN_EVENT_CHUNK * sizeof(*ev));
-    cJSON           *arr = cJSON_AddArrayToObject(root, "events");
+    moe_tel_event_t *ev;
+    cJSON           *arr;
     int64_t          i0, i, n;
     moe_status_t     st = MOE_OK;
 
+    if (!moe_tel_reader_has(r, MOE_TEL_EVENTS)) {
+        cJSON_AddNullToObject(root, "events");
+        return MOE_OK;
+    }
+    ev = malloc(AN_EVENT_CHUNK * sizeof(*ev));
+    arr = cJSON_AddArrayToObject(root, "events");
     if (ev == NULL)
         return MOE_ERR_NOMEM;
     for (i0 = 0; i0 < in->nevents && st == MOE_OK; i0 += AN_EVENT_CHUNK) {
@@ -314,7 +387,6 @@ static moe_status_t an_build(moe_tel_reader_t *r, const char *path, moe_log_t *l
     cJSON                *root = cJSON_CreateObject(), *cfg;
     an_acc_t              a;
     moe_status_t          st;
-    double                n_sl;
     size_t                i;
 
     *root_p = NULL;
@@ -333,37 +405,40 @@ static moe_status_t an_build(moe_tel_reader_t *r, const char *path, moe_log_t *l
     cJSON_AddStringToObject(root, "file", path);
     cJSON_AddNumberToObject(root, "schema_version", (double)in->schema_version);
     an_add_str_attr(r, root, "moerun_version");
+    an_add_str_attr(r, root, "source");
+    an_missing(r, root);
     an_add_str_attr(r, root, "status");
     cJSON_AddNumberToObject(root, "steps_completed", (double)in->steps_completed);
     cJSON_AddNumberToObject(root, "steps_in_file", (double)in->steps);
     an_add_str_attr(r, root, "start_time");
     an_add_str_attr(r, root, "end_time");
     cfg = cJSON_AddObjectToObject(root, "config");
-    cJSON_AddNumberToObject(cfg, "experts", (double)in->experts);
-    cJSON_AddNumberToObject(cfg, "top_k", (double)in->top_k);
-    cJSON_AddNumberToObject(cfg, "layers", (double)in->layers);
-    cJSON_AddNumberToObject(cfg, "d_model", (double)in->d_model);
-    cJSON_AddNumberToObject(cfg, "d_ffn", (double)in->d_ffn);
-    cJSON_AddNumberToObject(cfg, "tokens_per_rank", (double)in->tokens_per_rank);
-    cJSON_AddNumberToObject(cfg, "capacity_factor", in->capacity_factor);
+    an_add_count(cfg, "experts", in->experts);
+    an_add_count(cfg, "top_k", in->top_k);
+    an_add_count(cfg, "layers", in->layers);
+    an_add_count(cfg, "d_model", in->d_model);
+    an_add_count(cfg, "d_ffn", in->d_ffn);
+    an_add_count(cfg, "tokens_per_rank", in->tokens_per_rank);
+    an_add_num(cfg, "capacity_factor", in->capacity_factor);
     for (i = 0; i < sizeof(cfg_strs) / sizeof(cfg_strs[0]); i++)
         an_add_str_attr(r, cfg, cfg_strs[i]);
-    cJSON_AddNumberToObject(root, "ranks", (double)in->nranks);
-    cJSON_AddNumberToObject(root, "nodes", (double)in->nnodes);
+    an_add_count(root, "ranks", in->nranks);
+    an_add_count(root, "nodes", in->nnodes);
     if ((st = an_topology(r, root, in)) != MOE_OK || (st = an_stream_steps(r, log, &a)) != MOE_OK)
         goto out;
     cJSON_AddNumberToObject(root, "routed", (double)a.routed);
-    cJSON_AddNumberToObject(root, "processed", (double)a.processed);
-    cJSON_AddNumberToObject(root, "dropped", (double)a.dropped);
-    an_add_num(root, "drop_rate", a.routed > 0 ? (double)a.dropped / (double)a.routed : NAN);
+    an_add_num(root, "processed", a.has_pd ? (double)a.processed : NAN);
+    an_add_num(root, "dropped", a.has_pd ? (double)a.dropped : NAN);
+    an_add_num(root, "drop_rate",
+               a.has_pd && a.routed > 0 ? (double)a.dropped / (double)a.routed : NAN);
     an_layers(root, &a);
-    n_sl = (double)(a.S * a.L);
-    an_add_num(root, "load_entropy_norm_mean", a.ent_col >= 0 && n_sl > 0 ? a.ent_sum / n_sl : NAN);
-    an_add_num(root, "top1_prob_mean", a.top1_col >= 0 && n_sl > 0 ? a.top1_sum / n_sl : NAN);
-    an_add_num(root, "aux_loss_mean", a.aux_col >= 0 && n_sl > 0 ? a.aux_sum / n_sl : NAN);
+    /* means over the steps x layers whose value is finite (all of them in a run's file) */
+    an_add_num(root, "load_entropy_norm_mean", a.ent_n > 0 ? a.ent_sum / (double)a.ent_n : NAN);
+    an_add_num(root, "top1_prob_mean", a.top1_n > 0 ? a.top1_sum / (double)a.top1_n : NAN);
+    an_add_num(root, "aux_loss_mean", a.aux_n > 0 ? a.aux_sum / (double)a.aux_n : NAN);
     if ((st = an_phases(r, root, &a)) != MOE_OK)
         goto out;
-    cJSON_AddNumberToObject(root, "bytes_sent", (double)a.bytes_sent);
+    an_add_num(root, "bytes_sent", a.has_traffic ? (double)a.bytes_sent : NAN);
     if ((st = an_matrix(r, root, in)) != MOE_OK || (st = an_events(r, root, in)) != MOE_OK)
         goto out;
 out:
@@ -397,6 +472,15 @@ static void an_print_text(const cJSON *root, FILE *out)
 
     fprintf(out, "# moerun telemetry: %s (schema %g, moerun %s)\n", an_s(root, "file"),
             an_n(root, "schema_version"), an_s(root, "moerun_version"));
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "source")))
+        fprintf(out, "source            %s\n", an_s(root, "source"));
+    x = cJSON_GetObjectItemCaseSensitive(root, "missing");
+    if (cJSON_GetArraySize(x) > 0) {
+        fprintf(out, "missing           (not in this file; their numbers show as nan):");
+        cJSON_ArrayForEach(y, x)
+            fprintf(out, " %s", y->valuestring);
+        fprintf(out, "\n");
+    }
     fprintf(out, "status            %s, %.0f steps completed (%.0f in the file)\n",
             an_s(root, "status"), an_n(root, "steps_completed"), an_n(root, "steps_in_file"));
     fprintf(out, "time              %s .. %s\n", an_s(root, "start_time"), an_s(root, "end_time"));
@@ -446,7 +530,10 @@ static void an_print_text(const cJSON *root, FILE *out)
         }
     }
     y = cJSON_GetObjectItemCaseSensitive(root, "events");
-    fprintf(out, "# monitor events: %d\n", cJSON_GetArraySize(y));
+    if (cJSON_IsNull(y))
+        fprintf(out, "# monitor events: - (not in this file)\n");
+    else
+        fprintf(out, "# monitor events: %d\n", cJSON_GetArraySize(y));
     {
         int i = 0;
         cJSON_ArrayForEach(x, y) {

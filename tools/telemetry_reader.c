@@ -10,6 +10,7 @@
  *     moe_tel_reader_info() alone, and every read is range-checked against the file.
  */
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct moe_tel_reader {
     moe_tel_info_t info;
     char         **kind_names;
     int            nkinds;
+    unsigned char  present[32];  /* per tr_dsets entry: the dataset exists (validated) */
 };
 
 /* Inner-dimension codes of the validation table. */
@@ -43,6 +45,7 @@ typedef struct tr_dset {
     int         ndims;
     tr_rows_t   rows;
     tr_dim_t    dim[4]; /* for TR_ROWS_FIXED: all dims; otherwise dims 1.. */
+    int         import_optional; /* may be absent in an imported file (source "import:...") */
 } tr_dset_t;
 
 /* Counts of the columns in schema 1 (they are the header's enums; the reader needs only the
@@ -52,30 +55,33 @@ typedef struct tr_dset {
 #define TR_TRAF_COUNT  4
 
 static const tr_dset_t tr_dsets[] = {
-    {MOE_TEL_STEP, 1, TR_ROWS_STEPS, {TR_NONE}},
-    {MOE_TEL_ROUTED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_PROCESSED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_DROPPED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_DROPPED_CAPACITY, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}},
-    {MOE_TEL_CAPACITY, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}},
-    {MOE_TEL_ROUTER, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_RSTAT}},
-    {MOE_TEL_PHASE, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_PHASE}},
-    {MOE_TEL_TRAFFIC, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_TRAF}},
-    {MOE_TEL_ROUTE_STEP, 1, TR_ROWS_ROUTES, {TR_NONE}},
-    {MOE_TEL_ROUTE_TOKEN, 1, TR_ROWS_ROUTES, {TR_NONE}},
-    {MOE_TEL_ROUTE_EXPERT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
-    {MOE_TEL_ROUTE_WEIGHT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
-    {MOE_TEL_ROUTE_KEPT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}},
-    {MOE_TEL_EVENTS, 1, TR_ROWS_EVENTS, {TR_NONE}},
-    {MOE_TEL_COSELECT, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_E}},
-    {MOE_TEL_TRAFFIC_MATRIX, 2, TR_ROWS_FIXED, {TR_P, TR_P}},
-    {MOE_TEL_HOSTNAME, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_NODE, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_LOCAL_RANK, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}},
-    {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}},
+    {MOE_TEL_STEP, 1, TR_ROWS_STEPS, {TR_NONE}, 0},
+    {MOE_TEL_ROUTED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
+    {MOE_TEL_PROCESSED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 1},
+    {MOE_TEL_DROPPED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 1},
+    {MOE_TEL_DROPPED_CAPACITY, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 1},
+    {MOE_TEL_CAPACITY, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}, 1},
+    {MOE_TEL_ROUTER, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_RSTAT}, 1},
+    {MOE_TEL_PHASE, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_PHASE}, 1},
+    {MOE_TEL_TRAFFIC, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_TRAF}, 1},
+    {MOE_TEL_ROUTE_STEP, 1, TR_ROWS_ROUTES, {TR_NONE}, 1},
+    {MOE_TEL_ROUTE_TOKEN, 1, TR_ROWS_ROUTES, {TR_NONE}, 1},
+    {MOE_TEL_ROUTE_EXPERT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 1},
+    {MOE_TEL_ROUTE_WEIGHT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 1},
+    {MOE_TEL_ROUTE_KEPT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 1},
+    {MOE_TEL_EVENTS, 1, TR_ROWS_EVENTS, {TR_NONE}, 1},
+    {MOE_TEL_COSELECT, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_E}, 1},
+    {MOE_TEL_TRAFFIC_MATRIX, 2, TR_ROWS_FIXED, {TR_P, TR_P}, 1},
+    {MOE_TEL_HOSTNAME, 1, TR_ROWS_FIXED, {TR_P}, 1},
+    {MOE_TEL_NODE, 1, TR_ROWS_FIXED, {TR_P}, 1},
+    {MOE_TEL_LOCAL_RANK, 1, TR_ROWS_FIXED, {TR_P}, 1},
+    {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}, 1},
+    {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}, 1},
+    {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}, 1},
 };
+
+_Static_assert(sizeof(tr_dsets) / sizeof(tr_dsets[0]) <= sizeof(((moe_tel_reader_t *)0)->present),
+               "moe_tel_reader.present is too small for tr_dsets");
 
 /* ---------------------------------------------------------------- errors -------------- */
 
@@ -537,24 +543,26 @@ static int64_t tr_dim_value(const moe_tel_info_t *in, tr_dim_t d)
 /* Reads the root numbers and checks every dataset's shape against them. */
 static moe_status_t tr_validate(moe_tel_reader_t *r)
 {
-    static const struct { const char *name; size_t off; } ints[] = {
-        {"experts", offsetof(moe_tel_info_t, experts)},
-        {"top_k", offsetof(moe_tel_info_t, top_k)},
-        {"layers", offsetof(moe_tel_info_t, layers)},
-        {"d_model", offsetof(moe_tel_info_t, d_model)},
-        {"d_ffn", offsetof(moe_tel_info_t, d_ffn)},
-        {"tokens_per_rank", offsetof(moe_tel_info_t, tokens_per_rank)},
-        {"nranks", offsetof(moe_tel_info_t, nranks)},
-        {"nnodes", offsetof(moe_tel_info_t, nnodes)},
-        {"flush_interval", offsetof(moe_tel_info_t, flush_interval)},
-        {"route_samples", offsetof(moe_tel_info_t, route_samples)},
-        {"steps_completed", offsetof(moe_tel_info_t, steps_completed)},
+    /* import_optional: may be absent in an imported file (then -1) */
+    static const struct { const char *name; size_t off; int import_optional; } ints[] = {
+        {"experts", offsetof(moe_tel_info_t, experts), 0},
+        {"top_k", offsetof(moe_tel_info_t, top_k), 1},
+        {"layers", offsetof(moe_tel_info_t, layers), 0},
+        {"d_model", offsetof(moe_tel_info_t, d_model), 1},
+        {"d_ffn", offsetof(moe_tel_info_t, d_ffn), 1},
+        {"tokens_per_rank", offsetof(moe_tel_info_t, tokens_per_rank), 1},
+        {"nranks", offsetof(moe_tel_info_t, nranks), 1},
+        {"nnodes", offsetof(moe_tel_info_t, nnodes), 1},
+        {"flush_interval", offsetof(moe_tel_info_t, flush_interval), 1},
+        {"route_samples", offsetof(moe_tel_info_t, route_samples), 1},
+        {"steps_completed", offsetof(moe_tel_info_t, steps_completed), 0},
     };
     moe_tel_info_t *in = &r->info;
     moe_status_t    st;
     int64_t         dims[4], rows[3] = {-1, -1, -1};
     int             nd, i, j;
     size_t          x;
+    char           *source = NULL;
 
     st = moe_tel_reader_attr_i64(r, "/", "schema_version", &in->schema_version);
     if (st != MOE_OK)
@@ -566,16 +574,30 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                              "%s: schema_version %lld not supported (this reader: %d..%d)",
                              r->path, (long long)in->schema_version, MOE_TEL_SCHEMA_MIN,
                              MOE_TEL_SCHEMA_MAX);
-    for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++)
-        if ((st = moe_tel_reader_attr_i64(r, "/", ints[x].name,
-                                          (int64_t *)((char *)in + ints[x].off))) != MOE_OK)
+    if (moe_tel_reader_attr_str(r, "/", "source", &source) == MOE_OK) {
+        in->imported = strncmp(source, "import:", 7) == 0;
+        snprintf(in->source, sizeof(in->source), "%s", source);
+        free(source);
+    }
+    for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++) {
+        int64_t *v = (int64_t *)((char *)in + ints[x].off);
+        st = moe_tel_reader_attr_i64(r, "/", ints[x].name, v);
+        if (st == MOE_ERR_NOT_FOUND && in->imported && ints[x].import_optional)
+            *v = -1;
+        else if (st != MOE_OK)
             return st;
-    if ((st = moe_tel_reader_attr_f64(r, "/", "capacity_factor", &in->capacity_factor)) != MOE_OK)
+    }
+    st = moe_tel_reader_attr_f64(r, "/", "capacity_factor", &in->capacity_factor);
+    if (st == MOE_ERR_NOT_FOUND && in->imported)
+        in->capacity_factor = NAN;
+    else if (st != MOE_OK)
         return st;
+    /* -1: absent (imported files only); the datasets that need it must then be absent too */
     if (in->experts < 1 || in->experts > TR_MAX_DIM || in->layers < 1 ||
-        in->layers > TR_MAX_DIM || in->top_k < 1 || in->top_k > in->experts ||
-        in->nranks < 1 || in->nranks > TR_MAX_DIM || in->nnodes < 1 ||
-        in->nnodes > in->nranks || in->experts * in->experts * in->layers > (1LL << 40))
+        in->layers > TR_MAX_DIM || (in->top_k != -1 && (in->top_k < 1 || in->top_k > in->experts)) ||
+        (in->nranks != -1 && (in->nranks < 1 || in->nranks > TR_MAX_DIM)) ||
+        (in->nnodes != -1 && (in->nnodes < 1 || in->nnodes > in->nranks)) ||
+        in->experts * in->experts * in->layers > (1LL << 40))
         return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                              "%s: implausible sizes (experts %lld, top_k %lld, layers %lld, "
                              "nranks %lld, nnodes %lld)", r->path, (long long)in->experts,
@@ -583,13 +605,21 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                              (long long)in->nnodes);
     for (x = 0; x < sizeof(tr_dsets) / sizeof(tr_dsets[0]); x++) {
         const tr_dset_t *ds = &tr_dsets[x];
+        if (in->imported && ds->import_optional && H5Lexists(r->file, ds->path, H5P_DEFAULT) <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            continue; /* absent: the import had no such data */
+        }
         if ((st = moe_tel_reader_dims(r, ds->path, dims, &nd)) != MOE_OK)
             return st;
         if (nd != ds->ndims)
             return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has %d dimensions, want %d",
                                  r->path, ds->path, nd, ds->ndims);
         for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
-            if (dims[i] != tr_dim_value(in, ds->dim[i]))
+            if (tr_dim_value(in, ds->dim[i]) < 0)
+                return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                     "%s: %s present but the root attribute it is sized by "
+                                     "(top_k or nranks) is missing", r->path, ds->path);
+            else if (dims[i] != tr_dim_value(in, ds->dim[i]))
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s dimension %d is %lld, want %lld", r->path,
                                      ds->path, i, (long long)dims[i],
@@ -602,15 +632,17 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                                      r->path, ds->path, (long long)dims[0], (long long)rows[j]);
             rows[j] = dims[0];
         }
+        r->present[x] = 1;
     }
     in->steps = rows[TR_ROWS_STEPS];
-    in->nroutes = rows[TR_ROWS_ROUTES];
-    in->nevents = rows[TR_ROWS_EVENTS];
+    in->nroutes = rows[TR_ROWS_ROUTES] < 0 ? 0 : rows[TR_ROWS_ROUTES];
+    in->nevents = rows[TR_ROWS_EVENTS] < 0 ? 0 : rows[TR_ROWS_EVENTS];
     if (moe_tel_reader_attr_i64(r, "accumulated", "steps", &in->accumulated_steps) != MOE_OK)
         in->accumulated_steps = -1;
     in->closed = H5Aexists(r->file, "end_time") > 0;
     H5Eclear2(H5E_DEFAULT);
-    if (moe_tel_reader_attr_strlist(r, MOE_TEL_EVENTS, "kind_names", &r->kind_names,
+    if (!moe_tel_reader_has(r, MOE_TEL_EVENTS) ||
+        moe_tel_reader_attr_strlist(r, MOE_TEL_EVENTS, "kind_names", &r->kind_names,
                                     &r->nkinds) != MOE_OK) {
         r->kind_names = NULL;
         r->nkinds = 0;
@@ -671,4 +703,14 @@ void moe_tel_reader_close(moe_tel_reader_t *r)
 const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r)
 {
     return &r->info;
+}
+
+int moe_tel_reader_has(const moe_tel_reader_t *r, const char *path)
+{
+    size_t x;
+
+    for (x = 0; x < sizeof(tr_dsets) / sizeof(tr_dsets[0]); x++)
+        if (strcmp(tr_dsets[x].path, path) == 0)
+            return r->present[x];
+    return H5Lexists(r->file, path, H5P_DEFAULT) > 0;
 }

@@ -3,9 +3,9 @@
  * (schema: docs/telemetry.md). Serial HDF5 (sec2 driver), no MPI needed.
  *
  * What always holds: moe_tel_reader_open() validates the file before returning a handle —
- * schema_version is supported, every documented dataset exists with the rank and inner
- * shape the root attributes imply, and the per-step (routes) datasets agree on their row
- * count. After that, every read is bounds-checked against the file's shapes, so a tool
+ * schema_version is supported, every documented dataset exists (in imported files: every
+ * dataset that is present) with the rank and inner shape the root attributes imply, and the
+ * per-step (routes) datasets agree on their row count. After that, every read is bounds-checked against the file's shapes, so a tool
  * never reads outside a dataset and never crashes on a malformed file: it gets a status and
  * a message in log->last_error.
  */
@@ -67,6 +67,8 @@ typedef struct moe_tel_info {
     int64_t nevents;           /* rows of the events dataset */
     int64_t accumulated_steps; /* steps covered by the accumulated matrices */
     int     closed;            /* 1 if the end_time attribute exists (the writer closed it) */
+    int     imported;          /* 1 if the root attribute source starts with "import:" */
+    char    source[32];        /* that attribute ("" in files written by a run) */
 } moe_tel_info_t;
 
 /* One monitor event as read. */
@@ -90,8 +92,19 @@ moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reade
 /* Closes the file and frees the handle. Safe on NULL. */
 void moe_tel_reader_close(moe_tel_reader_t *r);
 
-/* The file's numbers (owned by the handle). */
+/*
+ * The file's numbers (owned by the handle). In an imported file (docs/import.md) the numbers
+ * the import could not know are -1 (top_k, d_model, d_ffn, tokens_per_rank, nranks, nnodes,
+ * flush_interval, route_samples) and capacity_factor is NaN.
+ */
 const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r);
+
+/*
+ * 1 if dataset `path` exists. Files written by a run hold every documented dataset; an
+ * imported file (root attribute source = "import:...") must hold steps/step and
+ * steps/routed, and holds the others only where the log had the data (docs/import.md).
+ */
+int moe_tel_reader_has(const moe_tel_reader_t *r, const char *path);
 
 /*
  * A string attribute `name` of object `obj` ("/" for the root) in *s_p, malloc'd (the caller
