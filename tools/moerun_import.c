@@ -96,6 +96,7 @@ typedef struct imp_data {
     imp_key_t  keys[IMP_KEYS_MAX];
     int        nkeys;
     int64_t    skipped, labels_dropped, keys_dropped;
+    int64_t    live;        /* rows accepted and not dropped as duplicates */
     char       first_bad[MOE_ERRMSG_MAX];
 } imp_data_t;
 
@@ -180,6 +181,25 @@ static int imp_parse_i64(const char *flag, const char *s, int64_t lo, int64_t hi
     return 0;
 }
 
+/* 1: the option takes a value, 0: a switch, -1: unknown. */
+static int imp_option_kind(const char *name)
+{
+    static const char *const with_value[] = {"-o", "--output", "--format", "--experts",
+                                             "--top-k", "--layers", "--tokens-per-step",
+                                             "--route-samples", "--probs", "--prob-tol"};
+    static const char *const switches[] = {"-h", "--help", "--skip-bad", "--quiet",
+                                           "--assume-dropless"};
+    size_t i;
+
+    for (i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
+        if (strcmp(name, with_value[i]) == 0)
+            return 1;
+    for (i = 0; i < sizeof(switches) / sizeof(switches[0]); i++)
+        if (strcmp(name, switches[i]) == 0)
+            return 0;
+    return -1;
+}
+
 /* Parses argv into o; returns 0, 1 for --help, or -1 after printing a usage error. */
 static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
 {
@@ -204,9 +224,11 @@ static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
         }
         eq = strchr(a, '=');
         snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
-        takes = strcmp(name, "--help") != 0 && strcmp(name, "-h") != 0 &&
-                strcmp(name, "--skip-bad") != 0 && strcmp(name, "--quiet") != 0 &&
-                strcmp(name, "--assume-dropless") != 0;
+        takes = imp_option_kind(name);
+        if (takes < 0) {
+            fprintf(stderr, "moerun-import: unknown option '%s' (see --help)\n", name);
+            return -1;
+        }
         if (takes) {
             val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
             if (val == NULL) {
@@ -799,6 +821,8 @@ static int imp_dedup(imp_ctx_t *c, size_t **order_p, size_t *n_p)
     for (i = 0, *n_p = 0; i < n; i++)
         if (!d->dead[ord[i]] && (i == 0 || ord[i] != ord[i - 1]))
             ord[(*n_p)++] = ord[i];
+    for (i = 0, d->live = 0; i < d->n; i++)
+        d->live += !d->dead[i];
     *order_p = ord;
     return 0;
 }
@@ -1175,7 +1199,7 @@ static void imp_write_root(imp_h5_t *w, const char *start_time)
     imp_attr_s(w, w->file, "import_probs",
                !(c->d.has & MOE_RLOG_HAS_PROBS) ? "none"
                : c->opt.probs == IMP_PROBS_SOFTMAX ? "softmax" : "normalized");
-    imp_attr_i64(w, w->file, "import_rows", (int64_t)c->d.n);
+    imp_attr_i64(w, w->file, "import_rows", c->d.live);
     imp_attr_i64(w, w->file, "import_skipped", c->d.skipped);
     imp_attr_i64(w, w->file, "import_incomplete_tokens", o->incomplete_tokens);
     imp_attr_i64(w, w->file, "import_assume_dropless", c->opt.assume_dropless);
@@ -1581,9 +1605,9 @@ int main(int argc, char **argv)
         if (c->d.skipped > 0)
             fprintf(stderr, "moerun-import: skipped %lld bad rows (first: %s)\n",
                     (long long)c->d.skipped, c->d.first_bad);
-        printf("moerun-import: %s (%s): %zu rows, %lld skipped; %lld steps, %lld layers, "
+        printf("moerun-import: %s (%s): %lld rows, %lld skipped; %lld steps, %lld layers, "
                "%lld experts, top-k %lld; %lld routes -> %s\n",
-               c->opt.input, c->fmt_name, c->d.n, (long long)c->d.skipped, (long long)c->o.S,
+               c->opt.input, c->fmt_name, (long long)c->d.live, (long long)c->d.skipped, (long long)c->o.S,
                (long long)c->o.L, (long long)c->o.E, (long long)c->o.k,
                (long long)c->o.nroutes, c->opt.output);
     }
