@@ -10,7 +10,7 @@ pkgs=(build-essential cmake pkg-config
       libhdf5-openmpi-dev hdf5-tools libopenblas-dev
       libinih-dev libcjson-dev)
 if [ "${1:-}" = "--test" ]; then
-    pkgs+=(python3-h5py python3-numpy)
+    pkgs+=(python3-h5py python3-numpy clang libclang-rt-14-dev)  # clang: libFuzzer targets (tests/fuzz)
 fi
 
 missing=()
