@@ -25,6 +25,7 @@ import csv
 import glob
 import io
 import json
+import re
 import os
 import random
 import shutil
@@ -134,12 +135,18 @@ def import_ok(ctx, src, out, *extra):
 
 
 def analyze(ctx, path):
-    p = run([ctx["ana"], path, "--json"], expect=0)
+    """The run object of moerun-analyze --json - (docs/analysis.md: {"runs": [RUN]})."""
+    p = run([ctx["ana"], path, "--json", "-"], expect=0)
     try:
-        return json.loads(p.stdout)
+        j = json.loads(p.stdout, parse_constant=lambda c: check(False, f"{path}: analyze JSON holds {c}"))
     except ValueError:
         check(False, f"moerun-analyze --json on {path} is not JSON: {p.stdout[:200]}")
         return {}
+    t = run([ctx["ana"], path], expect=0).stdout  # terminal summary: absent numbers say "missing"
+    check(re.search(r"\b(nan|-?inf)\b", t) is None, f"{path}: analyze prints a NaN/inf number: {t}")
+    runs = j.get("runs", [])
+    check(len(runs) == 1, f"{path}: analyze --json has {len(runs)} runs, want 1")
+    return runs[0] if runs else {}
 
 
 def labels_in(f):
@@ -165,10 +172,21 @@ def compare_analyze(ctx, path, routed):
         hi = int(np.argmax(per_layer[l]))
         check(x["most_loaded"]["expert"] == hi and x["most_loaded"]["routed"] == int(per_layer[l, hi]),
               f"{path}: layer {l} most loaded {x['most_loaded']} != expert {hi} ({per_layer[l, hi]})")
-    check(j.get("source", "").startswith("import:"), f"{path}: source {j.get('source')}")
-    for m in ("steps/phase_time", "steps/traffic", "topology/hostname"):
-        check(m in j.get("missing", []), f"{path}: analyze does not list {m} as missing")
-    check(j.get("phase_seconds") is None and j.get("bytes_sent") is None,
+    # utilisation: per-layer token counts per expert equal the fixture's
+    lay = j.get("analyses", {}).get("utilisation", {}).get("layers", [])
+    check([x.get("tokens") for x in lay] == [[int(v) for v in row] for row in per_layer],
+          f"{path}: analyze utilisation tokens {[x.get('tokens') for x in lay]} != {per_layer.tolist()}")
+    check(j.get("source", "").startswith("import:") and j.get("imported") is True,
+          f"{path}: source {j.get('source')} imported {j.get('imported')}")
+    an = j.get("analyses", {})
+    com = an.get("communication", {})
+    check(com.get("status") == "missing" and "steps/phase_time" in com.get("missing", "")
+          and "steps/traffic" in com.get("missing", ""),
+          f"{path}: analyze communication not missing: {com}")
+    check(an.get("compute", {}).get("status") == "missing", f"{path}: analyze compute not missing")
+    check(j.get("hosts") == [] and j.get("ranks") is None and j.get("nodes") is None,
+          f"{path}: analyze invents hosts/ranks: {j.get('hosts')} {j.get('ranks')} {j.get('nodes')}")
+    check(not j.get("phase_seconds") and j.get("bytes_sent") is None,
           f"{path}: analyze invents phases/traffic")
     return j
 
@@ -274,8 +292,11 @@ def case_counts(ctx):
         check(g["routed"][vals.index("math")].tolist() == [[2, 0, 9, 0], [0, 0, 3, 4]],
               f"counts: math table {g['routed'][vals.index('math')].tolist()}")
     j = compare_analyze(ctx, out, hand)
-    check("routes/expert" in j.get("missing", []) and "accumulated/coselect" in j.get("missing", []),
-          f"counts: analyze missing {j.get('missing')}")
+    an = j.get("analyses", {})
+    check(an.get("routing_map", {}).get("status") == "missing"
+          and "routes/" in an.get("routing_map", {}).get("missing", "")
+          and an.get("hotspots", {}).get("coselect_missing") == "accumulated/coselect absent",
+          f"counts: analyze routing_map {an.get('routing_map')} hotspots {an.get('hotspots', {}).get('coselect_missing')}")
 
 
 BAD = [  # file, line, text in the message, rows kept with --skip-bad
