@@ -11,7 +11,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${MOERUN_FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 CC=clang cmake -S "$root" -B "$build" -DMOERUN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(fuzz_config fuzz_telemetry_reader)
+targets=(fuzz_config fuzz_telemetry_reader fuzz_routing_log)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 # leaks Open MPI and HDF5 keep are not the targets' (same suppressions as the ASan run)
 export LSAN_OPTIONS="suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0"

@@ -35,6 +35,21 @@ static int ar_ok(const cJSON *sec)
     return sec && strcmp(an_str(sec, "status"), "ok") == 0;
 }
 
+/* o[key] formatted with fmt, or "missing" when it is null or absent (e.g. ranks, top_k and
+ * phase times of an imported routing log). Rotating buffers: up to 16 in one printf. */
+static const char *ar_f(const cJSON *o, const char *key, const char *fmt)
+{
+    static char  buf[16][48];
+    static int   next;
+    const cJSON *v = ar_get(o, key);
+    char        *b = buf[next++ % 16];
+
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return "missing";
+    snprintf(b, sizeof(buf[0]), fmt, v->valuedouble);
+    return b;
+}
+
 /* ---------------------------------------------------------------- terminal ------------ */
 
 void an_render_terminal(const cJSON *root, FILE *out)
@@ -48,19 +63,22 @@ void an_render_terminal(const cJSON *root, FILE *out)
                 an_num(run, "schema_version"), an_str(run, "moerun_version"));
         fprintf(out, "status            %s, %.0f steps completed (%.0f in the file)\n",
                 an_str(run, "status"), an_num(run, "steps_completed"), an_num(run, "steps_in_file"));
-        fprintf(out, "model             experts %g, top_k %g, layers %g, d_model %g, d_ffn %g\n",
-                an_num(cfg, "experts"), an_num(cfg, "top_k"), an_num(cfg, "layers"),
-                an_num(cfg, "d_model"), an_num(cfg, "d_ffn"));
-        fprintf(out, "run               capacity factor %g, workload %s, exchange %s, placement %s\n",
-                an_num(cfg, "capacity_factor"), an_str(cfg, "workload"), an_str(cfg, "exchange"),
+        fprintf(out, "model             experts %s, top_k %s, layers %s, d_model %s, d_ffn %s\n",
+                ar_f(cfg, "experts", "%g"), ar_f(cfg, "top_k", "%g"), ar_f(cfg, "layers", "%g"),
+                ar_f(cfg, "d_model", "%g"), ar_f(cfg, "d_ffn", "%g"));
+        fprintf(out, "run               capacity factor %s, workload %s, exchange %s, placement %s\n",
+                ar_f(cfg, "capacity_factor", "%g"), an_str(cfg, "workload"), an_str(cfg, "exchange"),
                 an_str(cfg, "placement"));
-        fprintf(out, "ranks             %g on %g node(s); hosts:", an_num(run, "ranks"),
-                an_num(run, "nodes"));
+        if (cJSON_IsTrue(ar_get(run, "imported")))
+            fprintf(out, "source            %s (imported routing log: absent data is reported missing)\n",
+                    an_str(run, "source"));
+        fprintf(out, "ranks             %s on %s node(s); hosts:", ar_f(run, "ranks", "%g"),
+                ar_f(run, "nodes", "%g"));
         cJSON_ArrayForEach(x, ar_get(run, "hosts"))
             fprintf(out, " %s", x->valuestring);
-        fprintf(out, "\nrouted            %.0f pairs; processed %.0f; dropped %.0f (drop rate %.4f)\n",
-                an_num(run, "routed"), an_num(run, "processed"), an_num(run, "dropped"),
-                an_num(run, "drop_rate"));
+        fprintf(out, "\nrouted            %s pairs; processed %s; dropped %s (drop rate %s)\n",
+                ar_f(run, "routed", "%.0f"), ar_f(run, "processed", "%.0f"),
+                ar_f(run, "dropped", "%.0f"), ar_f(run, "drop_rate", "%.4f"));
         fprintf(out, "# layer  routed  max/mean  most loaded (share)  least loaded (share)\n");
         cJSON_ArrayForEach(x, ar_get(run, "layers_load")) {
             const cJSON *hi = ar_get(x, "most_loaded"), *lo = ar_get(x, "least_loaded");
@@ -69,14 +87,14 @@ void an_render_terminal(const cJSON *root, FILE *out)
                     an_num(hi, "expert"), an_num(hi, "share"), an_num(lo, "expert"),
                     an_num(lo, "share"));
         }
-        fprintf(out, "router            load entropy (norm.) %.4f, top-1 prob %.4f, aux loss %.4f\n",
-                an_num(run, "load_entropy_norm_mean"), an_num(run, "top1_prob_mean"),
-                an_num(run, "aux_loss_mean"));
+        fprintf(out, "router            load entropy (norm.) %s, top-1 prob %s, aux loss %s\n",
+                ar_f(run, "load_entropy_norm_mean", "%.4f"), ar_f(run, "top1_prob_mean", "%.4f"),
+                ar_f(run, "aux_loss_mean", "%.4f"));
         fprintf(out, "# phase      seconds (mean over ranks)  share of total\n");
         cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
             fprintf(out, "  %-10s %12.6f  %12.3f\n", x->string, an_num(x, "mean_over_ranks_s"),
                     an_num(x, "share_of_total"));
-        fprintf(out, "bytes sent        %.0f (all ranks, self excluded)\n", an_num(run, "bytes_sent"));
+        fprintf(out, "bytes sent        %s (all ranks, self excluded)\n", ar_f(run, "bytes_sent", "%.0f"));
         y = ar_get(run, "traffic_matrix_bytes");
         if (y && cJSON_GetArraySize(y) <= 16) {
             fprintf(out, "# traffic matrix, payload bytes, row = sender, column = receiver\n");
@@ -173,10 +191,10 @@ static void ar_md_run(FILE *o, const cJSON *run)
 
     fprintf(o, "## Run: ");
     ar_md(o, an_str(run, "file"));
-    fprintf(o, "\n\nstatus %s, %.0f steps in the file, %g experts, top-%g, %g layers, %g ranks on %g node(s), "
+    fprintf(o, "\n\nstatus %s, %.0f steps in the file, %s experts, top-k %s, %s layers, %s ranks on %s node(s), "
                "capacity factor ", an_str(run, "status"), an_num(run, "steps_in_file"),
-            an_num(ar_get(run, "config"), "experts"), an_num(ar_get(run, "config"), "top_k"),
-            an_num(ar_get(run, "config"), "layers"), an_num(run, "ranks"), an_num(run, "nodes"));
+            ar_f(ar_get(run, "config"), "experts", "%g"), ar_f(ar_get(run, "config"), "top_k", "%g"),
+            ar_f(ar_get(run, "config"), "layers", "%g"), ar_f(run, "ranks", "%g"), ar_f(run, "nodes", "%g"));
     ar_md_num(o, an_num(ar_get(run, "config"), "capacity_factor"));
     fprintf(o, ".\n\n### Findings\n\n| severity | analysis | finding |\n|---|---|---|\n");
     cJSON_ArrayForEach(x, ar_get(run, "findings")) {
@@ -1018,10 +1036,10 @@ int an_render_html(const cJSON *root, FILE *o)
         an_html_esc(o, an_str(run, "file"));
         fprintf(o, "</h2>\n<p>status ");
         an_html_esc(o, an_str(run, "status"));
-        fprintf(o, ", %.0f steps, %g experts, top-%g, %g layers, %g ranks on %g node(s)</p>\n",
-                an_num(run, "steps_in_file"), an_num(ar_get(run, "config"), "experts"),
-                an_num(ar_get(run, "config"), "top_k"), an_num(ar_get(run, "config"), "layers"),
-                an_num(run, "ranks"), an_num(run, "nodes"));
+        fprintf(o, ", %.0f steps, %s experts, top-k %s, %s layers, %s ranks on %s node(s)</p>\n",
+                an_num(run, "steps_in_file"), ar_f(ar_get(run, "config"), "experts", "%g"),
+                ar_f(ar_get(run, "config"), "top_k", "%g"), ar_f(ar_get(run, "config"), "layers", "%g"),
+                ar_f(run, "ranks", "%g"), ar_f(run, "nodes", "%g"));
         ar_html_table_findings(o, run);
         fprintf(o, "<h3>Expert load</h3>\n");
         ar_chart_load(o, run, ri);

@@ -77,6 +77,7 @@ typedef struct an_st {
     int64_t  hist_top1[AN_HIST_BINS], hist_margin[AN_HIST_BINS], hist_n;
     double   dec_first[RC_COUNT], dec_last[RC_COUNT], n_first, n_last;
     double   rc_sum[RC_COUNT], rc_n;
+    double   rc_cnt[RC_COUNT]; /* finite values per column (imports hold NaN where unknown) */
     /* phases and traffic per rank */
     double  *phase_rank;
     int      nph;
@@ -108,6 +109,15 @@ static void an_add_num(cJSON *o, const char *key, double v)
 {
     if (isfinite(v))
         cJSON_AddNumberToObject(o, key, v);
+    else
+        cJSON_AddNullToObject(o, key);
+}
+
+/* A count or size, null when the file does not know it (-1: absent root attribute). */
+static void an_add_count(cJSON *o, const char *key, int64_t v)
+{
+    if (v >= 0)
+        cJSON_AddNumberToObject(o, key, (double)v);
     else
         cJSON_AddNullToObject(o, key);
 }
@@ -389,6 +399,7 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
             a->b_rc[b * RC_COUNT + c] += v;
             a->b_rcn[b * RC_COUNT + c] += 1;
             a->rc_sum[c] += v;
+            a->rc_cnt[c] += 1;
             if (s < (a->S + 9) / 10)
                 a->dec_first[c] += v;
             if (s >= a->S - (a->S + 9) / 10)
@@ -505,16 +516,19 @@ static void an_legacy(moe_tel_reader_t *r, cJSON *root, const an_st_t *a, const 
     an_add_str_attr(r, root, "end_time");
     cfg = cJSON_AddObjectToObject(root, "config");
     cJSON_AddNumberToObject(cfg, "experts", (double)in->experts);
-    cJSON_AddNumberToObject(cfg, "top_k", (double)in->top_k);
+    an_add_count(cfg, "top_k", in->top_k);
     cJSON_AddNumberToObject(cfg, "layers", (double)in->layers);
-    cJSON_AddNumberToObject(cfg, "d_model", (double)in->d_model);
-    cJSON_AddNumberToObject(cfg, "d_ffn", (double)in->d_ffn);
-    cJSON_AddNumberToObject(cfg, "tokens_per_rank", (double)in->tokens_per_rank);
+    an_add_count(cfg, "d_model", in->d_model);
+    an_add_count(cfg, "d_ffn", in->d_ffn);
+    an_add_count(cfg, "tokens_per_rank", in->tokens_per_rank);
     an_add_num(cfg, "capacity_factor", in->capacity_factor);
     for (i = 0; i < sizeof(cfg_strs) / sizeof(cfg_strs[0]); i++)
         an_add_str_attr(r, cfg, cfg_strs[i]);
-    cJSON_AddNumberToObject(root, "ranks", (double)in->nranks);
-    cJSON_AddNumberToObject(root, "nodes", (double)in->nnodes);
+    an_add_count(root, "ranks", in->nranks);
+    an_add_count(root, "nodes", in->nnodes);
+    /* where the file came from: "" for a run, "import:<format>" for moerun-import */
+    cJSON_AddStringToObject(root, "source", in->source[0] ? in->source : "run");
+    cJSON_AddBoolToObject(root, "imported", in->imported);
 }
 
 static void an_hosts(moe_tel_reader_t *r, cJSON *root, int64_t P)
@@ -813,17 +827,21 @@ static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
         an_section(an, "gating", "no steps in the file (empty run)");
         return;
     }
+    if (a->rc_cnt[RC_TOP1] == 0) {
+        an_section(an, "gating", "steps/router top1_prob holds no values (NaN: not in the log)");
+        return;
+    }
     sec = an_section(an, "gating", NULL);
     for (c = 0; c < RC_COUNT; c++) {
         char key[64];
         snprintf(key, sizeof(key), "%s_mean", an_rc_names[c]);
-        an_add_num(sec, key, a->rc[c] >= 0 ? a->rc_sum[c] / a->rc_n : NAN);
+        an_add_num(sec, key, a->rc[c] >= 0 && a->rc_cnt[c] > 0 ? a->rc_sum[c] / a->rc_cnt[c] : NAN);
     }
     dr = cJSON_AddObjectToObject(sec, "drift");
     cJSON_AddStringToObject(dr, "description", "mean over the first and last 10% of steps");
     for (c = 0; c < RC_COUNT; c++) {
         cJSON *o;
-        if (a->rc[c] < 0)
+        if (a->rc[c] < 0 || a->rc_cnt[c] == 0)
             continue;
         o = cJSON_AddObjectToObject(dr, an_rc_names[c]);
         an_add_num(o, "first", a->n_first > 0 ? a->dec_first[c] / a->n_first : NAN);
@@ -888,12 +906,16 @@ static void an_balance_loss(cJSON *an, cJSON *fnd, const an_st_t *a)
         an_section(an, "balance_loss", "no steps in the file (empty run)");
         return;
     }
+    if (a->rc_cnt[RC_AUX] == 0) {
+        an_section(an, "balance_loss", "steps/router aux_loss holds no values (NaN: not in the log)");
+        return;
+    }
     sec = an_section(an, "balance_loss", NULL);
     r = am_corr_r(&a->corr_aux);
     rz = am_corr_r(&a->corr_z);
     imb = a->corr_aux.n > 0 ? a->corr_aux.sy / a->corr_aux.n : NAN;
-    an_add_num(sec, "aux_loss_mean", a->rc_sum[RC_AUX] / a->rc_n);
-    an_add_num(sec, "z_loss_mean", a->rc[RC_Z] >= 0 ? a->rc_sum[RC_Z] / a->rc_n : NAN);
+    an_add_num(sec, "aux_loss_mean", a->rc_cnt[RC_AUX] > 0 ? a->rc_sum[RC_AUX] / a->rc_cnt[RC_AUX] : NAN);
+    an_add_num(sec, "z_loss_mean", a->rc[RC_Z] >= 0 && a->rc_cnt[RC_Z] > 0 ? a->rc_sum[RC_Z] / a->rc_cnt[RC_Z] : NAN);
     an_add_num(sec, "max_mean_per_step_mean", imb);
     an_add_num(sec, "corr_aux_vs_max_mean", r);
     an_add_num(sec, "corr_z_vs_logit_max", rz);
@@ -1494,8 +1516,9 @@ coselect:
         }
         free(m);
     } else {
-        cJSON_AddStringToObject(sec, "coselect_missing", a->K < 2 ? "top_k 1: no co-selection"
-                                                                  : "accumulated/coselect absent");
+        cJSON_AddStringToObject(sec, "coselect_missing",
+                                !moe_tel_reader_has(r, MOE_TEL_COSELECT) ? "accumulated/coselect absent"
+                                                                         : "top_k 1: no co-selection");
     }
 out:
     free(w);
@@ -1782,9 +1805,10 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     in = moe_tel_reader_info(r);
     a.L = in->layers;
     a.E = in->experts;
-    a.P = in->nranks;
+    /* -1: an imported file does not know them (the datasets they size are then absent) */
+    a.P = in->nranks > 0 ? in->nranks : 0;
     a.S = in->steps;
-    a.K = in->top_k;
+    a.K = in->top_k > 0 ? in->top_k : 0;
     a.nb = a.S < AN_BINS ? (a.S > 0 ? a.S : 1) : AN_BINS;
     a.W = opt->dead_window < a.S ? opt->dead_window : a.S;
     if (a.W < 1)
@@ -1825,9 +1849,9 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
         cJSON_AddNullToObject(root, "dropped");
         cJSON_AddNullToObject(root, "drop_rate");
     }
-    an_add_num(root, "load_entropy_norm_mean", a.rc[RC_ENT] >= 0 && a.rc_n > 0 ? a.rc_sum[RC_ENT] / a.rc_n : NAN);
-    an_add_num(root, "top1_prob_mean", a.rc[RC_TOP1] >= 0 && a.rc_n > 0 ? a.rc_sum[RC_TOP1] / a.rc_n : NAN);
-    an_add_num(root, "aux_loss_mean", a.rc[RC_AUX] >= 0 && a.rc_n > 0 ? a.rc_sum[RC_AUX] / a.rc_n : NAN);
+    an_add_num(root, "load_entropy_norm_mean", a.rc[RC_ENT] >= 0 && a.rc_cnt[RC_ENT] > 0 ? a.rc_sum[RC_ENT] / a.rc_cnt[RC_ENT] : NAN);
+    an_add_num(root, "top1_prob_mean", a.rc[RC_TOP1] >= 0 && a.rc_cnt[RC_TOP1] > 0 ? a.rc_sum[RC_TOP1] / a.rc_cnt[RC_TOP1] : NAN);
+    an_add_num(root, "aux_loss_mean", a.rc[RC_AUX] >= 0 && a.rc_cnt[RC_AUX] > 0 ? a.rc_sum[RC_AUX] / a.rc_cnt[RC_AUX] : NAN);
     an_owner_node(r, a.E, a.P, &own, &node);
     an = cJSON_AddObjectToObject(root, "analyses");
     fnd = cJSON_AddArrayToObject(root, "findings");

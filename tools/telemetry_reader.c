@@ -553,14 +553,15 @@ static int64_t tr_dim_value(const moe_tel_info_t *in, tr_dim_t d)
 static moe_status_t tr_validate(moe_tel_reader_t *r)
 {
     static const struct { const char *name; size_t off; int optional; } ints[] = {
+        /* optional 1: may be absent in any file; 2: only in an imported file */
         {"experts", offsetof(moe_tel_info_t, experts), 0},
-        {"top_k", offsetof(moe_tel_info_t, top_k), 0},
+        {"top_k", offsetof(moe_tel_info_t, top_k), 2},
         {"layers", offsetof(moe_tel_info_t, layers), 0},
         {"d_model", offsetof(moe_tel_info_t, d_model), 1},
         {"d_ffn", offsetof(moe_tel_info_t, d_ffn), 1},
         {"tokens_per_rank", offsetof(moe_tel_info_t, tokens_per_rank), 1},
-        {"nranks", offsetof(moe_tel_info_t, nranks), 0},
-        {"nnodes", offsetof(moe_tel_info_t, nnodes), 0},
+        {"nranks", offsetof(moe_tel_info_t, nranks), 2},
+        {"nnodes", offsetof(moe_tel_info_t, nnodes), 2},
         {"flush_interval", offsetof(moe_tel_info_t, flush_interval), 1},
         {"route_samples", offsetof(moe_tel_info_t, route_samples), 1},
         {"steps_completed", offsetof(moe_tel_info_t, steps_completed), 0},
@@ -570,6 +571,7 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
     int64_t         dims[4], rows[3] = {-1, -1, -1};
     int             nd, i, j;
     size_t          x;
+    char           *source = NULL;
 
     st = moe_tel_reader_attr_i64(r, "/", "schema_version", &in->schema_version);
     if (st != MOE_OK)
@@ -581,10 +583,20 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                              "%s: schema_version %lld not supported (this reader: %d..%d)",
                              r->path, (long long)in->schema_version, MOE_TEL_SCHEMA_MIN,
                              MOE_TEL_SCHEMA_MAX);
+    /* source = "import:<format>": written by moerun-import (docs/import.md) */
+    st = moe_tel_reader_attr_str(r, "/", "source", &source);
+    if (st == MOE_OK) {
+        in->imported = strncmp(source, "import:", 7) == 0;
+        snprintf(in->source, sizeof(in->source), "%s", source);
+        free(source);
+    } else if (st != MOE_ERR_NOT_FOUND) {
+        return st;
+    }
     for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++) {
         int64_t *v = (int64_t *)((char *)in + ints[x].off);
         st = moe_tel_reader_attr_i64(r, "/", ints[x].name, v);
-        if (st == MOE_ERR_NOT_FOUND && ints[x].optional) {
+        if (st == MOE_ERR_NOT_FOUND &&
+            (ints[x].optional == 1 || (ints[x].optional == 2 && in->imported))) {
             *v = -1; /* unknown (e.g. an imported routing log without model dimensions) */
             st = MOE_OK;
         }
@@ -598,10 +610,14 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
     }
     if (st != MOE_OK)
         return st;
+    /* -1 (absent) passes only in imported files: only they may omit top_k, nranks, nnodes */
     if (in->experts < 1 || in->experts > TR_MAX_DIM || in->layers < 1 ||
-        in->layers > TR_MAX_DIM || in->top_k < 1 || in->top_k > in->experts ||
-        in->nranks < 1 || in->nranks > TR_MAX_DIM || in->nnodes < 1 ||
-        in->nnodes > in->nranks || in->experts * in->experts * in->layers > (1LL << 40))
+        in->layers > TR_MAX_DIM ||
+        (!(in->imported && in->top_k == -1) && (in->top_k < 1 || in->top_k > in->experts)) ||
+        (!(in->imported && in->nranks == -1) && (in->nranks < 1 || in->nranks > TR_MAX_DIM)) ||
+        (!(in->imported && in->nnodes == -1) &&
+         (in->nnodes < 1 || (in->nranks != -1 && in->nnodes > in->nranks))) ||
+        in->experts * in->experts * in->layers > (1LL << 40))
         return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                              "%s: implausible sizes (experts %lld, top_k %lld, layers %lld, "
                              "nranks %lld, nnodes %lld)", r->path, (long long)in->experts,
@@ -634,7 +650,12 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
         }
         H5Eclear2(H5E_DEFAULT);
         for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
-            if (!(r->cols[x] && i == nd - 1) && dims[i] != tr_dim_value(in, ds->dim[i]))
+            if (!(r->cols[x] && i == nd - 1) && tr_dim_value(in, ds->dim[i]) < 0)
+                return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                                     "%s: %s is present but the root attribute that sizes its "
+                                     "dimension %d (top_k or nranks) is missing", r->path,
+                                     ds->path, i);
+            else if (!(r->cols[x] && i == nd - 1) && dims[i] != tr_dim_value(in, ds->dim[i]))
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s dimension %d is %lld, want %lld", r->path,
                                      ds->path, i, (long long)dims[i],

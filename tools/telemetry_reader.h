@@ -71,6 +71,8 @@ typedef struct moe_tel_info {
     int64_t nevents;           /* rows of the events dataset (0 if absent) */
     int64_t accumulated_steps; /* steps covered by the accumulated matrices */
     int     closed;            /* 1 if the end_time attribute exists (the writer closed it) */
+    int     imported;          /* 1 if the root attribute source starts with "import:" */
+    char    source[32];        /* that attribute ("" in files written by a run) */
 } moe_tel_info_t;
 
 /* One monitor event as read. */
@@ -94,7 +96,13 @@ moe_status_t moe_tel_reader_open(const char *path, moe_log_t *log, moe_tel_reade
 /* Closes the file and frees the handle. Safe on NULL. */
 void moe_tel_reader_close(moe_tel_reader_t *r);
 
-/* The file's numbers (owned by the handle). */
+/*
+ * The file's numbers (owned by the handle). Root numbers a file may omit read as -1
+ * (d_model, d_ffn, tokens_per_rank, flush_interval, route_samples) and capacity_factor as NaN.
+ * In an imported file (imported = 1, docs/import.md) top_k, nranks and nnodes may be absent
+ * too (then -1, and the datasets they size must be absent); a file written by a run must
+ * have them.
+ */
 const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r);
 
 /*

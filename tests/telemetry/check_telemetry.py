@@ -23,6 +23,12 @@ Checks (exit 1 with one message per failed check):
   - --summary: the JSON keys routed, processed, dropped, steps_completed equal the file's totals,
     and inter_node_bytes / intra_node_bytes equal the sums of bytes_inter / bytes_intra;
   - --same-as: the other file holds the same data (for comparing the two writer modes).
+Imported files (root attribute source = "import:...", docs/import.md) are recognised by
+that attribute: only steps/step and steps/routed and the root attributes the import knows
+are required; every other dataset is checked if present, with the same relations. Extra
+import checks: coselect's diagonal sums to the routed pairs of its layer; routes hold
+distinct experts per (token, layer); import/step_value is strictly increasing, one per step;
+the import/labels tables are consistent with steps/routed.
 Exit 2 for usage errors or an unreadable file.
 """
 import json
@@ -47,6 +53,13 @@ PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_
 TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv", "bytes_intra", "bytes_inter",
            "msgs_intra", "msgs_inter"]
 RSTAT_COUNT = 11
+IMPORT_INT = ["schema_version", "experts", "layers", "steps_completed"]
+IMPORT_STR = ["moerun_version", "hdf5_version", "source", "start_time", "status"]
+IMPORT_REQUIRED = {"steps/step", "steps/routed"}
+
+
+def imported(f):
+    return "source" in f.attrs and as_str(f.attrs["source"]).startswith("import:")
 
 
 class Checker:
@@ -74,18 +87,20 @@ def as_str(v):
 def schema(c, f):
     """Returns the dict of expected shapes (without the first dim for appended datasets)."""
     a = f.attrs
-    for k in ROOT_INT:
+    imp = imported(f)
+    for k in (IMPORT_INT if imp else ROOT_INT):
         if c.expect(k in a, f"root attribute {k} missing"):
             c.expect(np.issubdtype(np.asarray(a[k]).dtype, np.integer), f"root attribute {k} is not an integer")
-    for k in ROOT_FLOAT:
+    for k in ([] if imp else ROOT_FLOAT):
         if c.expect(k in a, f"root attribute {k} missing"):
             c.expect(np.issubdtype(np.asarray(a[k]).dtype, np.floating), f"root attribute {k} is not a float")
-    for k in ROOT_STR:
+    for k in (IMPORT_STR if imp else ROOT_STR):
         c.expect(k in a, f"root attribute {k} missing")
     if c.errors:
         return None
     c.expect(int(a["schema_version"]) == 1, f"schema_version {a['schema_version']} != 1")
-    L, E, k, P = (int(a[x]) for x in ("layers", "experts", "top_k", "nranks"))
+    # absent in an imported file: -1, and the datasets sized by it must be absent too
+    L, E, k, P = (int(a[x]) if x in a else -1 for x in ("layers", "experts", "top_k", "nranks"))
     c.expect(as_str(a["status"]) in ("running", "complete", "interrupted", "error"),
              f"status {as_str(a['status'])!r} unknown")
     if as_str(a["status"]) != "running":
@@ -117,6 +132,8 @@ def schema(c, f):
         "placement/expert_owner": ("i", (E,), False),
     }
     for path, (kind, shape, appended) in want.items():
+        if imp and path not in IMPORT_REQUIRED and path not in f:
+            continue  # the log had no such data
         if not c.expect(path in f and isinstance(f[path], h5py.Dataset), f"dataset {path} missing"):
             continue
         d = f[path]
@@ -143,7 +160,11 @@ def schema(c, f):
     for g in ("steps", "routes"):
         rows = {f[p].shape[0] for p in want if p.startswith(g + "/") and p in f}
         c.expect(len(rows) <= 1, f"{g}/*: datasets disagree on their row count {sorted(rows)}")
-    return dict(L=L, E=E, k=k, P=P)
+    return dict(L=L, E=E, k=k, P=P, imported=imp)
+
+
+def have(f, *paths):
+    return all(p in f for p in paths)
 
 
 def contents(c, f, dims, summary):
@@ -159,17 +180,27 @@ def contents(c, f, dims, summary):
     else:
         c.expect(n <= done, f"{n} steps in the file > steps_completed {done}")
     tot = {"routed": 0, "processed": 0, "dropped": 0, "bytes_intra": 0}
-    bytes_sent = np.zeros(P, dtype=np.int64)
-    bytes_inter = np.zeros(P, dtype=np.int64)
+    bytes_sent = np.zeros(max(P, 0), dtype=np.int64)
+    bytes_inter = np.zeros(max(P, 0), dtype=np.int64)
     chunk = 256  # rows at a time: memory bounded by a chunk, not by the run
+    has_pd = have(f, "steps/processed", "steps/dropped", "steps/dropped_capacity", "steps/capacity")
+    c.expect(has_pd or not any(x in f for x in ("steps/processed", "steps/dropped",
+                                                   "steps/dropped_capacity", "steps/capacity")),
+             "steps/processed, dropped, dropped_capacity, capacity: some present, some absent")
+    routed_le = np.zeros((L, E), dtype=np.int64)
     for s0 in range(0, n, chunk):
         sl = slice(s0, min(n, s0 + chunk))
         r = f["steps/routed"][sl]
+        c.expect((r >= 0).all(), "steps/routed has negative values")
+        tot["routed"] += int(r.sum())
+        routed_le += r.sum(axis=0)
+        if not has_pd:
+            continue
         p = f["steps/processed"][sl]
         d = f["steps/dropped"][sl]
         dc = f["steps/dropped_capacity"][sl]
         cap = f["steps/capacity"][sl]
-        for name, x in (("routed", r), ("processed", p), ("dropped", d)):
+        for name, x in (("processed", p), ("dropped", d)):
             c.expect((x >= 0).all(), f"steps/{name} has negative values")
             tot[name] += int(x.sum())
         bad = np.argwhere(r != p + d)
@@ -188,59 +219,80 @@ def contents(c, f, dims, summary):
             s, l, e = bad[0]
             c.fail(f"processed > capacity at step {s0 + s} layer {l} expert {e}: "
                    f"{p[s, l, e]} > {capb[s, l, e]}")
-        t = f["steps/traffic"][sl]
-        c.expect((t >= 0).all(), "steps/traffic has negative values")
-        ti = {name: t[:, :, :, TRAFFIC.index(name)] for name in TRAFFIC}
-        bytes_sent += ti["bytes_sent"].sum(axis=(0, 1))
-        bytes_inter += ti["bytes_inter"].sum(axis=(0, 1))
-        tot["bytes_intra"] += int(ti["bytes_intra"].sum())
-        for what in ("bytes", "msgs"):
-            bad = np.argwhere(ti[what + "_intra"] + ti[what + "_inter"] != ti[what + "_sent"])
-            if len(bad):
-                s, l, rk = bad[0]
-                c.fail(f"steps/traffic: {what}_intra + {what}_inter != {what}_sent at step "
-                       f"{s0 + s} layer {l} rank {rk} ({len(bad)} places)")
-        ph = f["steps/phase_time"][sl]
-        c.expect(np.isfinite(ph).all() and (ph >= 0).all(), "steps/phase_time has negative or non-finite values")
-        pi = {name: ph[:, :, :, PHASES.index(name)] for name in PHASES}
-        parts = sum(pi[x] for x in ("gate", "counts", "dispatch", "expert", "combine"))
-        c.expect(np.allclose(parts, pi["total"], rtol=0, atol=1e-9),
-                 "steps/phase_time: gate + counts + dispatch + expert + combine != total")
-        for stage, phase in (("dispatch_inter", "dispatch"), ("combine_inter", "combine")):
-            c.expect((pi[stage] <= pi[phase] + 1e-9).all(),
-                     f"steps/phase_time: {stage} exceeds {phase}")
-    m = f["accumulated/traffic_matrix"][()]
-    c.expect((m >= 0).all(), "traffic_matrix has negative entries")
-    off = m.sum(axis=1) - np.diag(m)
-    for rk in range(P):
-        c.expect(off[rk] <= bytes_sent[rk],
-                 f"traffic_matrix row {rk} sends {off[rk]} bytes to other ranks, more than "
-                 f"its bytes_sent total {bytes_sent[rk]}")
-    cs = f["accumulated/coselect"][()]
-    c.expect((cs >= 0).all(), "coselect has negative entries")
-    c.expect(all(np.array_equal(cs[l], cs[l].T) for l in range(L)), "coselect is not symmetric")
-    owner = f["placement/expert_owner"][()]
-    c.expect(((owner >= 0) & (owner < P)).all(), "expert_owner outside 0..nranks-1")
-    node = f["topology/node"][()]
-    c.expect(((node >= 0) & (node < int(a["nnodes"]))).all(), "topology/node outside 0..nnodes-1")
-    remote = node[:, None] != node[None, :]
-    for rk in range(P):
-        to_remote = int(m[rk][remote[rk]].sum())
-        c.expect(to_remote <= bytes_inter[rk],
-                 f"traffic_matrix row {rk} sends {to_remote} payload bytes to other nodes, more "
-                 f"than its bytes_inter total {bytes_inter[rk]}")
-    if int(a["nnodes"]) == 1:
-        c.expect(int(bytes_inter.sum()) == 0, "one node, but steps/traffic bytes_inter is not 0")
-    tot["bytes_inter"] = int(bytes_inter.sum())
-    nr = f["routes/step"].shape[0]
+        if "steps/traffic" in f:
+            t = f["steps/traffic"][sl]
+            c.expect((t >= 0).all(), "steps/traffic has negative values")
+            ti = {name: t[:, :, :, TRAFFIC.index(name)] for name in TRAFFIC}
+            bytes_sent += ti["bytes_sent"].sum(axis=(0, 1))
+            bytes_inter += ti["bytes_inter"].sum(axis=(0, 1))
+            tot["bytes_intra"] += int(ti["bytes_intra"].sum())
+            for what in ("bytes", "msgs"):
+                bad = np.argwhere(ti[what + "_intra"] + ti[what + "_inter"] != ti[what + "_sent"])
+                if len(bad):
+                    s, l, rk = bad[0]
+                    c.fail(f"steps/traffic: {what}_intra + {what}_inter != {what}_sent at step "
+                           f"{s0 + s} layer {l} rank {rk} ({len(bad)} places)")
+        if "steps/phase_time" in f:
+            ph = f["steps/phase_time"][sl]
+            c.expect(np.isfinite(ph).all() and (ph >= 0).all(), "steps/phase_time has negative or non-finite values")
+            pi = {name: ph[:, :, :, PHASES.index(name)] for name in PHASES}
+            parts = sum(pi[x] for x in ("gate", "counts", "dispatch", "expert", "combine"))
+            c.expect(np.allclose(parts, pi["total"], rtol=0, atol=1e-9),
+                     "steps/phase_time: gate + counts + dispatch + expert + combine != total")
+            for stage, phase in (("dispatch_inter", "dispatch"), ("combine_inter", "combine")):
+                c.expect((pi[stage] <= pi[phase] + 1e-9).all(),
+                         f"steps/phase_time: {stage} exceeds {phase}")
+    m = None
+    if "accumulated/traffic_matrix" in f:
+        m = f["accumulated/traffic_matrix"][()]
+        c.expect((m >= 0).all(), "traffic_matrix has negative entries")
+        off = m.sum(axis=1) - np.diag(m)
+        for rk in range(P):
+            c.expect(off[rk] <= bytes_sent[rk],
+                     f"traffic_matrix row {rk} sends {off[rk]} bytes to other ranks, more than "
+                     f"its bytes_sent total {bytes_sent[rk]}")
+    if "accumulated/coselect" in f:
+        cs = f["accumulated/coselect"][()]
+        c.expect((cs >= 0).all(), "coselect has negative entries")
+        c.expect(all(np.array_equal(cs[l], cs[l].T) for l in range(L)), "coselect is not symmetric")
+        if dims["imported"]:
+            diag = np.array([np.diag(cs[l]) for l in range(L)])
+            c.expect(np.array_equal(diag, routed_le),
+                     "import: coselect diagonal != routed pairs summed over steps")
+    if "placement/expert_owner" in f:
+        owner = f["placement/expert_owner"][()]
+        c.expect(((owner >= 0) & (owner < P)).all(), "expert_owner outside 0..nranks-1")
+    if "topology/node" in f:
+        node = f["topology/node"][()]
+        c.expect(((node >= 0) & (node < int(a["nnodes"]))).all(), "topology/node outside 0..nnodes-1")
+        if m is not None and "steps/traffic" in f:
+            remote = node[:, None] != node[None, :]
+            for rk in range(P):
+                to_remote = int(m[rk][remote[rk]].sum())
+                c.expect(to_remote <= bytes_inter[rk],
+                         f"traffic_matrix row {rk} sends {to_remote} payload bytes to other nodes, more "
+                         f"than its bytes_inter total {bytes_inter[rk]}")
+    if "steps/traffic" in f:
+        if int(a["nnodes"]) == 1:
+            c.expect(int(bytes_inter.sum()) == 0, "one node, but steps/traffic bytes_inter is not 0")
+        tot["bytes_inter"] = int(bytes_inter.sum())
+    nr = f["routes/step"].shape[0] if "routes/step" in f else 0
     for r0 in range(0, nr, 4096):
         sl = slice(r0, min(nr, r0 + 4096))
-        ex = f["routes/expert"][sl]
-        c.expect(((ex >= 0) & (ex < E)).all(), "routes/expert outside 0..experts-1")
-        c.expect(np.isin(f["routes/kept"][sl], (0, 1)).all(), "routes/kept not 0/1")
+        if "routes/expert" in f:
+            ex = f["routes/expert"][sl]
+            c.expect(((ex >= 0) & (ex < E)).all(), "routes/expert outside 0..experts-1")
+            if dims["imported"]:
+                srt = np.sort(ex, axis=2)
+                c.expect(not (srt[:, :, 1:] == srt[:, :, :-1]).any(),
+                         "import: routes/expert repeats an expert within a token and layer")
+        if "routes/kept" in f:
+            c.expect(np.isin(f["routes/kept"][sl], (0, 1)).all(), "routes/kept not 0/1")
         rs = f["routes/step"][sl]
         c.expect(((rs >= 0) & (rs < max(n, done))).all(), "routes/step outside the steps")
-    ev = f["events"][()]
+    if dims["imported"]:
+        import_checks(c, f, n, nr, routed_le)
+    ev = f["events"][()] if "events" in f else []
     if len(ev):
         nk = len(f["events"].attrs["kind_names"])
         kinds = ev["kind"].astype(np.int64)
@@ -258,6 +310,33 @@ def contents(c, f, dims, summary):
                     c.expect(int(summary[key]) == val,
                              f"summary {key} = {summary[key]}, file's steps/traffic sums to {val}")
     return tot
+
+
+def import_checks(c, f, n, nr, routed_le):
+    """The import/ group of an imported file (docs/import.md)."""
+    if not c.expect("import/step_value" in f, "import: import/step_value missing"):
+        return
+    sv = f["import/step_value"][()]
+    c.expect(len(sv) == n, f"import: {len(sv)} step values for {n} steps")
+    c.expect(len(sv) < 2 or (np.diff(sv) > 0).all(), "import: step_value not strictly increasing")
+    if "import/labels" not in f:
+        return
+    for name, g in f["import/labels"].items():
+        vals = g["values"][()]
+        rows = g["rows"][()]
+        V = len(vals)
+        c.expect(len(rows) == V and (rows > 0).all(), f"import: labels/{name}: rows bad")
+        c.expect(len(set(vals.tolist())) == V, f"import: labels/{name}: values not distinct")
+        if "routed" in g:
+            lr = g["routed"][()]
+            c.expect(lr.shape == (V,) + routed_le.shape, f"import: labels/{name}/routed shape {lr.shape}")
+            if lr.shape == (V,) + routed_le.shape:
+                c.expect((lr >= 0).all() and (lr.sum(axis=0) <= routed_le).all(),
+                         f"import: labels/{name}/routed exceeds steps/routed")
+        if "route_value" in g:
+            rv = g["route_value"][()]
+            c.expect(len(rv) == nr and ((rv >= -1) & (rv < V)).all(),
+                     f"import: labels/{name}/route_value bad (length {len(rv)}, routes {nr})")
 
 
 def same_as(c, f, g):
