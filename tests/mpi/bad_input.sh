@@ -2,13 +2,17 @@
 # bad_input.sh — walks the catalogue in docs/inputs.md: every bad input there is run for
 # real and must fail before any compute, with exactly one error line (from rank 0) that
 # contains the catalogue's text, the catalogue's exit code, and no file written.
-# Env: MOERUN, ANALYZE, MPIEXEC, CATALOGUE (docs/inputs.md).
+# Env: MOERUN, ANALYZE, IMPORT, MPIEXEC, CATALOGUE (docs/inputs.md).
 set -uo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-bad.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 fail=0; n=0
 printf '[moerun]\nexperts = 8\nfooo = 1\n' > "$work/bad.ini"
 printf 'this is not HDF5\n' > "$work/text.h5"
+good='{"layer": 0, "experts": [1, 2], "gating_probs": [0.6, 0.4], "token_idx": 0}'
+printf '%s\n%s\n' "$good" '{"layer": 0, "experts": [1, 9], "gating_probs": [0.6, 0.4], "token_idx": 1}' \
+    > "$work/bad-expert.jsonl"
+printf '%s\n%s\n' "$good" '{"layer": 0, "experts": [1,' > "$work/bad-json.jsonl"
 
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; s=${s#\`}; s=${s%\`}; printf '%s' "$s"; }
 
@@ -30,10 +34,13 @@ run_case() {
     moerun-analyze)
         env "${envs[@]+"${envs[@]}"}" "$ANALYZE" "${args[@]}" </dev/null >"$work/stdout" 2>"$work/stderr"
         rc=$?; pattern='^moerun-analyze: ' ;;
+    moerun-import)
+        env "${envs[@]+"${envs[@]}"}" "$IMPORT" "${args[@]}" </dev/null >"$work/stdout" 2>"$work/stderr"
+        rc=$?; pattern='^moerun-import: ' ;;
     *) echo "FAIL: catalogue row for unknown program '$prog'"; fail=$((fail + 1)); return ;;
     esac
     msgs=$(grep -c -- "$pattern" "$work/stderr")
-    if [ "$rc" -ne "$code" ] || ! grep -q -- "$needle" "$work/stderr" || [ "$msgs" -ne 1 ] \
+    if [ "$rc" -ne "$code" ] || ! grep -qF -- "$needle" "$work/stderr" || [ "$msgs" -ne 1 ] \
        || [ -e "$work/out.h5" ] || [ -e "$work/sum.json" ] || ls "$work"/*.tmp >/dev/null 2>&1; then
         echo "FAIL: $prog ${args[*]} -> exit $rc (want $code), $msgs error line(s), want one containing '$needle'"
         sed 's/^/    /' "$work/stderr"
