@@ -236,7 +236,10 @@ static const opt_special_t opt_specials[] = {
 
 /* MOERUN_* variables that are not options but are set by moerun's own scripts. */
 static const char *const opt_env_ignored[] = {
-    "MOERUN_BUILD_DIR", /* read by the scripts in jobs/ */
+    "MOERUN_BUILD_DIR",      /* read by the scripts in jobs/ */
+    "MOERUN_ASAN_BUILD_DIR", /* jobs/test-sanitize.sh */
+    "MOERUN_FUZZ_BUILD_DIR", /* jobs/test-fuzz.sh */
+    "MOERUN_READER_PROBE",   /* read by the telemetry reader of the tools */
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */
