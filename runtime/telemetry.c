@@ -872,6 +872,21 @@ static moe_status_t tel_check_meta(moe_telemetry_t *t, const char *path,
     return MOE_OK;
 }
 
+/* The directory part of `path` ("." without a slash, "/" for a file in the root). */
+static void tel_dirname(const char *path, char *dir, size_t len)
+{
+    char *slash;
+
+    snprintf(dir, len, "%s", path);
+    slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, len, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+}
+
 /*
  * Rank 0: the directory of `path` must exist and be writable; says why not in plain words
  * (the MPI-IO driver's own message is often "known error not in list").
@@ -879,19 +894,11 @@ static moe_status_t tel_check_meta(moe_telemetry_t *t, const char *path,
 static moe_status_t tel_check_dir(moe_telemetry_t *t)
 {
     char        dir[MOE_PATH_MAX];
-    char       *slash;
     struct stat sb;
 
     if (t->rank != 0)
         return MOE_OK;
-    snprintf(dir, sizeof(dir), "%s", t->path);
-    slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    tel_dirname(t->path, dir, sizeof(dir));
     if (stat(dir, &sb) != 0)
         return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot create '%s': directory '%s': %s",
                              t->path, dir, strerror(errno));
@@ -1280,7 +1287,7 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
 {
     struct stat    sb;
     struct statvfs vb;
-    char           dir[MOE_PATH_MAX], *slash;
+    char           dir[MOE_PATH_MAX];
     double         est, need, avail;
 
     if (t->rank != 0 || t->ino == 0)
@@ -1296,14 +1303,7 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     if (sb.st_size > t->last_size)
         t->last_growth = sb.st_size - t->last_size;
     t->last_size = sb.st_size;
-    snprintf(dir, sizeof(dir), "%s", t->path);
-    slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
+    tel_dirname(t->path, dir, sizeof(dir));
     if (statvfs(dir, &vb) != 0)
         return MOE_OK; /* no figure: let the write tell */
     /* the block's rows by the schema (docs/telemetry.md), or what the last block took */
