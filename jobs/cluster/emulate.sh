@@ -30,6 +30,7 @@ NET_PREFIX=10.251.0
 ADDR_BASE=10
 MAX_HOSTS=16
 FORWARD_ENV="OPENBLAS_NUM_THREADS UCX_NET_DEVICES UCX_TCP_TX_SEG_SIZE UCX_TCP_RX_SEG_SIZE"
+FORWARD_IF_SET="LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS"
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 usage() {
@@ -424,6 +425,8 @@ cmd_run() {
     mpirun | mpiexec | orterun | mpirun.openmpi | mpiexec.openmpi)
         if [ -z "${OMPI_MCA_mca_base_env_list:-}" ]; then
             for v in $FORWARD_ENV; do xs+=(-x "$v"); done
+            # sanitizer runs (jobs/test-sanitize.sh): their settings, where set
+            for v in $FORWARD_IF_SET; do [ -n "${!v:-}" ] && xs+=(-x "$v"); done
         fi ;;
     esac
     enter 0 "$T" "$1" "${xs[@]}" "${@:2}"
