@@ -85,6 +85,10 @@ usr1-mpirun)
     [ "$rc" -eq 138 ] || fail "mpirun exit $rc, want 138 (128 + SIGUSR1)"
     check_cut_short 10 ;;
 term-mpirun)
+    # mpirun sends SIGTERM to the ranks one odls_base_sigkill_timeout after it got its own,
+    # and SIGKILL one more timeout later: the default 1 s leaves a loaded machine too little
+    # time to flush and print (docs/signals.md), so this test gives the ranks 10 s
+    export OMPI_MCA_odls_base_sigkill_timeout=10
     start "$work/t.h5" --steps 1000000
     wait_steps 50
     kill -TERM "$pid"
