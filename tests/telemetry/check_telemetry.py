@@ -15,7 +15,9 @@ Checks (exit 1 with one message per failed check):
     rank r: sum_{c != r} matrix[r][c] <= sum over steps and layers of bytes_sent[r], and
     every entry is >= 0; bytes_intra + bytes_inter == bytes_sent and msgs_intra + msgs_inter
     == msgs_sent in every row; payload the matrix sends to ranks on other nodes (topology/node)
-    <= the rank's bytes_inter total; with one node, bytes_inter is 0;
+    <= the rank's bytes_inter total; with one node, bytes_inter is 0 (the two matrix
+    relations are skipped for a file whose writer was killed, status "running": the in-place
+    matrices may then be one block ahead of the per-step rows);
   - phases: gate + counts + dispatch + expert + combine == total (1e-9 s), and the inter-node
     stage columns are within their phase (dispatch_inter <= dispatch, combine_inter <= combine);
   - routes: experts in 0..E-1, kept in {0, 1}, step values are steps in the file;
@@ -247,7 +249,10 @@ def contents(c, f, dims, summary):
         m = f["accumulated/traffic_matrix"][()]
         c.expect((m >= 0).all(), "traffic_matrix has negative entries")
         off = m.sum(axis=1) - np.diag(m)
-        for rk in range(P):
+        # a writer killed mid-block (status still "running") may have rewritten the
+        # accumulated matrices in place for a block whose per-step rows never got flushed:
+        # then the matrix may be ahead of steps/traffic by that one block
+        for rk in range(P if status != "running" else 0):
             c.expect(off[rk] <= bytes_sent[rk],
                      f"traffic_matrix row {rk} sends {off[rk]} bytes to other ranks, more than "
                      f"its bytes_sent total {bytes_sent[rk]}")
@@ -265,7 +270,7 @@ def contents(c, f, dims, summary):
     if "topology/node" in f:
         node = f["topology/node"][()]
         c.expect(((node >= 0) & (node < int(a["nnodes"]))).all(), "topology/node outside 0..nnodes-1")
-        if m is not None and "steps/traffic" in f:
+        if m is not None and "steps/traffic" in f and status != "running":
             remote = node[:, None] != node[None, :]
             for rk in range(P):
                 to_remote = int(m[rk][remote[rk]].sum())
