@@ -1,5 +1,5 @@
 /*
- * test_analysis_math.c — tools/analysis_math.c against values computed by hand (the
+ * test_analysis_math.c — tools/analyze/analysis_math.c against values computed by hand (the
  * arithmetic is written next to each check), so a wrong formula cannot pass by agreeing
  * with itself: entropy, max/mean, CV, Gini, percentiles, capacity and the capacity
  * what-if, Pearson r, and the LPT placement what-if.

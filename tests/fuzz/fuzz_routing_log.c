@@ -1,6 +1,6 @@
 /*
  * tests/fuzz/fuzz_routing_log.c — libFuzzer target for the routing-log parsers
- * (tools/routing_log.c): the JSON-lines row parser, the CSV tokenizer with the header map and
+ * (tools/import/routing_log.c): the JSON-lines row parser, the CSV tokenizer with the header map and
  * the record parser, and the counts records.
  *
  * Input: the first byte picks the parser (0: JSON lines, 1: CSV routes, 2: counts); the rest

@@ -1,5 +1,5 @@
 /*
- * tests/fuzz/fuzz_telemetry_reader.c — libFuzzer target for tools/telemetry_reader.c.
+ * tests/fuzz/fuzz_telemetry_reader.c — libFuzzer target for tools/reader/telemetry_reader.c.
  *
  * The input is written to a private temporary file and opened with moe_tel_reader_open; if it
  * validates, every dataset the reader knows is read in full (bounded sizes) and the events

@@ -1,6 +1,6 @@
 /*
  * tests/telemetry/tel_roundtrip.c — writes a telemetry file from synthetic, deterministic
- * blocks and reads every value back through tools/telemetry_reader.
+ * blocks and reads every value back through tools/reader/telemetry_reader.
  *
  * Usage: mpiexec -np N tel_roundtrip parallel|gather OUT.h5 [SUMMARY.json]
  *

@@ -1,5 +1,5 @@
 /*
- * tools/analyze_render.c — terminal summary, Markdown and HTML of an analysis report.
+ * tools/analyze/analyze_render.c — terminal summary, Markdown and HTML of an analysis report.
  *
  * What always holds:
  *  1. Renderers read only the cJSON report (analyze_run.c builds it); they compute nothing

@@ -1,5 +1,5 @@
 /*
- * tools/telemetry_reader.h — the one module through which tools read a moerun telemetry file
+ * tools/reader/telemetry_reader.h — the one module through which tools read a moerun telemetry file
  * (schema: docs/telemetry.md). Serial HDF5 (sec2 driver), no MPI needed.
  *
  * What always holds: moe_tel_reader_open() validates the file before returning a handle —

@@ -1,5 +1,5 @@
 /*
- * tools/routing_log.h — parsers for routing logs recorded from real models (docs/import.md):
+ * tools/import/routing_log.h — parsers for routing logs recorded from real models (docs/import.md):
  * one JSON-lines row, one CSV record (with a header map), one per-expert count record.
  *
  * What always holds:

@@ -1,5 +1,5 @@
 /*
- * tools/telemetry_reader.c — reads moerun telemetry files (docs/telemetry.md) for tools.
+ * tools/reader/telemetry_reader.c — reads moerun telemetry files (docs/telemetry.md) for tools.
  *
  * What always holds:
  *  1. Only the serial sec2 driver is used; MPI is never initialised or called.

@@ -1,8 +1,8 @@
 /*
- * tools/analyze_run.c — the analyses of one telemetry file (formulas: docs/analysis.md).
+ * tools/analyze/analyze_run.c — the analyses of one telemetry file (formulas: docs/analysis.md).
  *
  * What always holds:
- *  1. Everything is read through tools/telemetry_reader (validated file, bounds-checked
+ *  1. Everything is read through tools/reader/telemetry_reader (validated file, bounds-checked
  *     reads). Per-step datasets are streamed in blocks of rows (at most AN_BLOCK_BYTES of
  *     buffers), so memory is bounded by the file's dimensions (layers, experts, ranks) and
  *     the number of chart bins, never by its step count. Routes are read in blocks too and

@@ -1,8 +1,8 @@
 /*
- * tools/analyze.h — moerun-analyze's analyses and renderings (docs/analysis.md).
+ * tools/analyze/analyze.h — moerun-analyze's analyses and renderings (docs/analysis.md).
  *
  * One analysis, several renderings: an_run_analyse() reads one telemetry file through
- * tools/telemetry_reader and builds one cJSON object (the per-run part of the JSON report);
+ * tools/reader/telemetry_reader and builds one cJSON object (the per-run part of the JSON report);
  * the renderers (analyze_render.c) print Markdown, HTML and the terminal summary from the
  * same tree, never from the file.
  */

@@ -1,5 +1,5 @@
 /*
- * tools/routing_log.c — parsers for routing logs (JSON lines, CSV, per-expert counts);
+ * tools/import/routing_log.c — parsers for routing logs (JSON lines, CSV, per-expert counts);
  * formats in docs/import.md, contract in routing_log.h.
  *
  * What always holds:

@@ -1,5 +1,5 @@
 /*
- * tools/analysis_math.c — formulas of moerun-analyze (see analysis_math.h, docs/analysis.md).
+ * tools/analyze/analysis_math.c — formulas of moerun-analyze (see analysis_math.h, docs/analysis.md).
  *
  * What always holds: no function divides by zero or returns a value computed from an empty
  * set — such cases give NAN (ratios) or 0 (sums), as each comment says.

@@ -1,5 +1,5 @@
 /*
- * tools/analysis_math.h — the pure arithmetic of moerun-analyze (formulas: docs/analysis.md).
+ * tools/analyze/analysis_math.h — the pure arithmetic of moerun-analyze (formulas: docs/analysis.md).
  *
  * No I/O, no allocation except where a function says so, no HDF5: every function here is a
  * formula over small arrays, unit-tested against hand-computed values in

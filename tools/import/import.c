@@ -1,0 +1,1618 @@
+/*
+ * tools/import/import.c — the importer behind `moerun-import`: routing logs recorded from real models (JSON lines,
+ * CSV, per-expert counts) into a moerun telemetry file (schema 1, docs/telemetry.md), so
+ * moerun-analyze reads it like a run's file. Formats, options and the mapping: docs/import.md.
+ *
+ * What always holds:
+ *  1. Nothing half-written: the file is built under a temporary name next to the output
+ *     (mkstemp) and renamed over it only after it was closed successfully; on any error, and
+ *     on SIGINT/SIGTERM, the temporary file is removed.
+ *  2. Bad input stops the import at the first bad row with "FILE:LINE: <field>: <reason>"
+ *     and exit 1, unless --skip-bad: then bad rows are skipped, counted and reported.
+ *  3. Only what the log says is written. Routed counts, load entropy, co-selection and routes
+ *     come from the rows; top-1 probability and margin only from raw softmax probabilities
+ *     (--probs softmax); processed/dropped/capacity only under --assume-dropless. Phase times,
+ *     traffic, topology, placement and events are absent, never invented. The file says so:
+ *     root attribute source = "import:<format>".
+ *  4. Serial HDF5 (sec2), no MPI: the runtime writer needs a run (config, topology, per-rank
+ *     phases and traffic) and always writes every dataset; an import has none of that.
+ *     Dataset paths come from tools/reader/telemetry_reader.h, router columns from the
+ *     MOE_RSTAT_MAP of runtime/telemetry.h, so the layout cannot drift from the writer's.
+ *
+ * Exit codes: 0 written, 1 bad input or I/O error (nothing written), 2 usage error.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hdf5.h>
+
+#include "moerun/base/log.h"
+#include "import.h"
+#include "routing_log.h"
+#include "telemetry.h"         /* MOE_RSTAT_MAP: router column names and order */
+#include "telemetry_reader.h"  /* dataset paths of schema 1 */
+
+#define IMP_SCHEMA_VERSION  1
+#define IMP_KEYS_MAX        8        /* label keys kept per file */
+#define IMP_VALUES_MAX      4096     /* distinct values kept per label key */
+#define IMP_LABEL_TABLE_MAX 256      /* keys with at most this many values get [V][L][E] counts */
+#define IMP_OTHER_VALUE     "(other)"
+#define IMP_DIM_MAX         (1 << 20) /* experts, layers, top_k upper bound */
+#define IMP_COSELECT_MAX    ((int64_t)1 << 26) /* L*E*E entries above which coselect is skipped */
+#define IMP_CHUNK_BYTES     (1u << 20)
+#define IMP_WARN_MAX        10       /* bad rows listed with --skip-bad */
+#define IMP_DEFAULT_TOL     1e-3
+
+/* Records the error text in c->log and evaluates to -1. */
+#define IMP_FAIL(c, st, ...) ((void)MOE_ERROR_SET(&(c)->log, (st), __VA_ARGS__), -1)
+
+typedef enum { IMP_PROBS_NORMALIZED = 0, IMP_PROBS_SOFTMAX = 1 } imp_probs_t;
+static const char *const imp_format_names[] = {"jsonl", "csv", "counts"};
+static const char *const imp_rstat_names[MOE_RSTAT_COUNT] = {
+#define IMP__NAME(name, str) str,
+    MOE_RSTAT_MAP(IMP__NAME)
+#undef IMP__NAME
+};
+
+typedef struct imp_opts {
+    const char *input, *output;
+    int         format;           /* moe_rlog_format_t, -1: from the extension / header */
+    int64_t     experts, top_k, layers, tokens_per_step, route_samples; /* -1: not given */
+    int         skip_bad, quiet, assume_dropless;
+    imp_probs_t probs;
+    double      prob_tol;
+} imp_opts_t;
+
+/* Distinct values of one label key. */
+typedef struct imp_key {
+    char     name[MOE_RLOG_KEY_MAX];
+    char   **values;
+    int64_t *rows;          /* rows carrying each value */
+    int      nvalues, cap;
+    int32_t *hash;          /* open addressing, value index or -1 */
+    size_t   hcap;
+    int      other;         /* index of IMP_OTHER_VALUE once the value cap is hit, else -1 */
+} imp_key_t;
+
+/* All accepted rows (structure of arrays); row i's experts at expert[i*k..]. */
+typedef struct imp_data {
+    size_t     n, cap;
+    int        k;           /* experts per row, fixed by --top-k or the first row */
+    unsigned   has;         /* MOE_RLOG_HAS_* bits of the first row; all rows agree */
+    int        first;       /* no row accepted yet */
+    int64_t   *step, *token, *count, *line;
+    int32_t   *layer, *expert, *label;   /* label: [n][IMP_KEYS_MAX], -1 = absent */
+    double    *prob;
+    uint8_t   *dead;        /* dropped after reading (duplicates under --skip-bad) */
+    int64_t    max_layer;
+    imp_key_t  keys[IMP_KEYS_MAX];
+    int        nkeys;
+    int64_t    skipped, labels_dropped, keys_dropped;
+    int64_t    live;        /* rows accepted and not dropped as duplicates */
+    char       first_bad[MOE_ERRMSG_MAX];
+} imp_data_t;
+
+/* What the file holds, derived from the rows. */
+typedef struct imp_out {
+    int64_t  S, L, E, k;        /* k = 0: unknown (counts without --top-k) */
+    int64_t *step_value;        /* [S] original step values */
+    int64_t *routed;            /* [S][L][E] */
+    double  *router;            /* [S][L][MOE_RSTAT_COUNT], NaN = not derivable */
+    int64_t *coselect;          /* [L][E][E] or NULL */
+    int64_t  nroutes;
+    int64_t *r_step, *r_token;  /* [N] */
+    int32_t *r_expert;          /* [N][L][k] */
+    float   *r_weight;          /* [N][L][k] */
+    int32_t *r_label;           /* [N][IMP_KEYS_MAX] */
+    int64_t *label_routed[IMP_KEYS_MAX]; /* [V][L][E] or NULL */
+    int64_t  incomplete_tokens; /* tokens without a row for every layer (not in routes) */
+} imp_out_t;
+
+typedef struct imp_ctx {
+    imp_opts_t opt;
+    moe_log_t  log;
+    imp_data_t d;
+    imp_out_t  o;
+    const char *fmt_name;
+} imp_ctx_t;
+
+/* The temporary output, removed by the signal handler and on every failure. */
+static char imp_tmp_path[4096];
+static volatile sig_atomic_t imp_tmp_live;
+
+static void imp_on_signal(int sig)
+{
+    if (imp_tmp_live)
+        unlink(imp_tmp_path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* ---------------------------------------------------------------- options ------------- */
+
+static void imp_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: moerun-import INPUT -o OUT.h5 --experts E [options]\n"
+        "Turns a routing log recorded from a real model into a moerun telemetry file\n"
+        "(docs/import.md) that moerun-analyze reads.\n"
+        "  INPUT                 JSON lines (.jsonl/.ndjson/.json), CSV (.csv) or a counts CSV\n"
+        "  -o, --output FILE     the telemetry file (written under a temporary name, then renamed)\n"
+        "  --format F            jsonl | csv | counts (default: from the extension; .csv files\n"
+        "                        with 'expert' and 'count' columns are counts)\n"
+        "  --experts E           number of experts per layer (required; ids must be in [0, E))\n"
+        "  --top-k K             experts per row (default: the first row's; rows must agree)\n"
+        "  --layers L            number of layers (default: largest layer + 1; larger ids are errors)\n"
+        "  --tokens-per-step T   step = token_idx / T for rows without a 'step' field\n"
+        "  --probs P             normalized (default): gating_probs are the renormalised weights of\n"
+        "                        the selected experts and sum to 1; softmax: the router's softmax\n"
+        "                        probabilities of the selected experts (sum <= 1), which also give\n"
+        "                        top1_prob and top1_top2_margin\n"
+        "  --prob-tol X          tolerance of those sums (default 1e-3)\n"
+        "  --route-samples N     tokens per step kept in routes/ (default: all; 0: none)\n"
+        "  --assume-dropless     write processed = routed, dropped = 0, capacity = -1 (dropless)\n"
+        "  --skip-bad            skip malformed rows, report how many (default: stop at the first)\n"
+        "  --quiet               no warnings and no summary line\n"
+        "  --help                this text\n"
+        "Exit status: 0 written, 1 bad input or I/O error (no output written), 2 usage error.\n");
+}
+
+static int imp_parse_i64(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *v)
+{
+    char     *end;
+    long long x;
+
+    errno = 0;
+    x = s ? strtoll(s, &end, 10) : 0;
+    if (s == NULL || s[0] == '\0' || *end != '\0' || errno != 0 || x < lo || x > hi) {
+        fprintf(stderr, "moerun-import: %s: '%s' is not an integer in [%lld, %lld]\n", flag,
+                s ? s : "", (long long)lo, (long long)hi);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+/* 1: the option takes a value, 0: a switch, -1: unknown. */
+static int imp_option_kind(const char *name)
+{
+    static const char *const with_value[] = {"-o", "--output", "--format", "--experts",
+                                             "--top-k", "--layers", "--tokens-per-step",
+                                             "--route-samples", "--probs", "--prob-tol"};
+    static const char *const switches[] = {"-h", "--help", "--skip-bad", "--quiet",
+                                           "--assume-dropless"};
+    size_t i;
+
+    for (i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
+        if (strcmp(name, with_value[i]) == 0)
+            return 1;
+    for (i = 0; i < sizeof(switches) / sizeof(switches[0]); i++)
+        if (strcmp(name, switches[i]) == 0)
+            return 0;
+    return -1;
+}
+
+/* Parses argv into o; returns 0, 1 for --help, or -1 after printing a usage error. */
+static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
+{
+    int i;
+
+    memset(o, 0, sizeof(*o));
+    o->format = -1;
+    o->experts = o->top_k = o->layers = o->tokens_per_step = o->route_samples = -1;
+    o->prob_tol = IMP_DEFAULT_TOL;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL, *eq;
+        char        name[64];
+        int         takes;
+
+        if (a[0] != '-' || a[1] == '\0') {
+            if (o->input != NULL) {
+                fprintf(stderr, "moerun-import: more than one input given ('%s')\n", a);
+                return -1;
+            }
+            o->input = a;
+            continue;
+        }
+        eq = strchr(a, '=');
+        snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - a) : (int)strlen(a), a);
+        takes = imp_option_kind(name);
+        if (takes < 0) {
+            fprintf(stderr, "moerun-import: unknown option '%s' (see --help)\n", name);
+            return -1;
+        }
+        if (takes) {
+            val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (val == NULL) {
+                fprintf(stderr, "moerun-import: %s needs a value\n", name);
+                return -1;
+            }
+        } else if (eq) {
+            fprintf(stderr, "moerun-import: %s takes no value\n", name);
+            return -1;
+        }
+        if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+            return 1;
+        } else if (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0) {
+            o->output = val;
+        } else if (strcmp(name, "--format") == 0) {
+            for (o->format = 0; o->format < 3; o->format++)
+                if (strcmp(val, imp_format_names[o->format]) == 0)
+                    break;
+            if (o->format == 3) {
+                fprintf(stderr, "moerun-import: --format: '%s' is not one of jsonl, csv, counts\n",
+                        val);
+                return -1;
+            }
+        } else if (strcmp(name, "--experts") == 0) {
+            if (imp_parse_i64(name, val, 1, IMP_DIM_MAX, &o->experts))
+                return -1;
+        } else if (strcmp(name, "--top-k") == 0) {
+            if (imp_parse_i64(name, val, 1, MOE_RLOG_KMAX, &o->top_k))
+                return -1;
+        } else if (strcmp(name, "--layers") == 0) {
+            if (imp_parse_i64(name, val, 1, IMP_DIM_MAX, &o->layers))
+                return -1;
+        } else if (strcmp(name, "--tokens-per-step") == 0) {
+            if (imp_parse_i64(name, val, 1, MOE_RLOG_ID_MAX, &o->tokens_per_step))
+                return -1;
+        } else if (strcmp(name, "--route-samples") == 0) {
+            if (imp_parse_i64(name, val, 0, MOE_RLOG_ID_MAX, &o->route_samples))
+                return -1;
+        } else if (strcmp(name, "--probs") == 0) {
+            if (strcmp(val, "normalized") == 0)
+                o->probs = IMP_PROBS_NORMALIZED;
+            else if (strcmp(val, "softmax") == 0)
+                o->probs = IMP_PROBS_SOFTMAX;
+            else {
+                fprintf(stderr, "moerun-import: --probs: '%s' is not one of normalized, softmax\n",
+                        val);
+                return -1;
+            }
+        } else if (strcmp(name, "--prob-tol") == 0) {
+            char *end;
+            o->prob_tol = strtod(val, &end);
+            if (*end != '\0' || !(o->prob_tol >= 0 && o->prob_tol <= 1)) {
+                fprintf(stderr, "moerun-import: --prob-tol: '%s' is not a number in [0, 1]\n",
+                        val);
+                return -1;
+            }
+        } else if (strcmp(name, "--skip-bad") == 0) {
+            o->skip_bad = 1;
+        } else if (strcmp(name, "--quiet") == 0) {
+            o->quiet = 1;
+        } else if (strcmp(name, "--assume-dropless") == 0) {
+            o->assume_dropless = 1;
+        } else {
+            fprintf(stderr, "moerun-import: unknown option '%s' (see --help)\n", name);
+            return -1;
+        }
+    }
+    if (o->input == NULL) {
+        fprintf(stderr, "moerun-import: no input file given (see --help)\n");
+        return -1;
+    }
+    if (o->output == NULL || o->output[0] == '\0') {
+        fprintf(stderr, "moerun-import: no output given: -o OUT.h5\n");
+        return -1;
+    }
+    if (o->experts < 0) {
+        fprintf(stderr, "moerun-import: --experts is required: the number of experts cannot be "
+                        "inferred from a log (experts never selected do not appear in it)\n");
+        return -1;
+    }
+    if (o->top_k > o->experts) {
+        fprintf(stderr, "moerun-import: --top-k %lld is larger than --experts %lld\n",
+                (long long)o->top_k, (long long)o->experts);
+        return -1;
+    }
+    return 0;
+}
+
+/* Format from the extension: .jsonl/.ndjson/.json -> jsonl, .csv -> csv (refined by the header). */
+static int imp_format_from_name(const char *path)
+{
+    const char *dot = strrchr(path, '.');
+
+    if (dot == NULL)
+        return -1;
+    if (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".ndjson") == 0 || strcmp(dot, ".json") == 0)
+        return MOE_RLOG_JSONL;
+    if (strcmp(dot, ".csv") == 0)
+        return MOE_RLOG_CSV;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- labels -------------- */
+
+static uint64_t imp_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+static int imp_key_grow_hash(imp_key_t *k)
+{
+    size_t   ncap = k->hcap ? k->hcap * 2 : 64, i;
+    int32_t *h = malloc(ncap * sizeof(int32_t));
+
+    if (h == NULL)
+        return -1;
+    for (i = 0; i < ncap; i++)
+        h[i] = -1;
+    for (i = 0; i < (size_t)k->nvalues; i++) {
+        size_t j = imp_hash(k->values[i]) & (ncap - 1);
+        while (h[j] >= 0)
+            j = (j + 1) & (ncap - 1);
+        h[j] = (int32_t)i;
+    }
+    free(k->hash);
+    k->hash = h;
+    k->hcap = ncap;
+    return 0;
+}
+
+/* Index of `value` in the key's table, adding it (or mapping it to "(other)"); -1 on ENOMEM. */
+static int imp_key_value(imp_key_t *k, const char *value)
+{
+    size_t j;
+
+    if (k->hcap == 0 || (size_t)(k->nvalues + 1) * 2 > k->hcap)
+        if (imp_key_grow_hash(k))
+            return -1;
+    j = imp_hash(value) & (k->hcap - 1);
+    while (k->hash[j] >= 0) {
+        if (strcmp(k->values[k->hash[j]], value) == 0)
+            return k->hash[j];
+        j = (j + 1) & (k->hcap - 1);
+    }
+    if (k->nvalues >= IMP_VALUES_MAX) {
+        if (k->other < 0) {
+            k->other = -2; /* guard against recursion */
+            k->other = imp_key_value(k, IMP_OTHER_VALUE);
+            if (k->other < 0)
+                return -1;
+        }
+        return k->other;
+    }
+    if (k->nvalues == k->cap) {
+        int      ncap = k->cap ? k->cap * 2 : 16;
+        char   **v = realloc(k->values, (size_t)ncap * sizeof(char *));
+        int64_t *r;
+        if (v == NULL)
+            return -1;
+        k->values = v;
+        r = realloc(k->rows, (size_t)ncap * sizeof(int64_t));
+        if (r == NULL)
+            return -1;
+        k->rows = r;
+        k->cap = ncap;
+    }
+    if ((k->values[k->nvalues] = strdup(value)) == NULL)
+        return -1;
+    k->rows[k->nvalues] = 0;
+    k->hash[j] = k->nvalues;
+    return k->nvalues++;
+}
+
+/* Records the row's labels in row slot `i`; returns -1 on ENOMEM. */
+static int imp_labels_add(imp_data_t *d, size_t i, const moe_rlog_row_t *row)
+{
+    int32_t *lab = d->label + i * IMP_KEYS_MAX;
+    int      j, q;
+
+    for (q = 0; q < IMP_KEYS_MAX; q++)
+        lab[q] = -1;
+    d->labels_dropped += row->labels_dropped;
+    for (j = 0; j < row->nlabels; j++) {
+        int v;
+        for (q = 0; q < d->nkeys && strcmp(d->keys[q].name, row->label[j].key) != 0; q++)
+            ;
+        if (q == d->nkeys) {
+            if (d->nkeys == IMP_KEYS_MAX) {
+                d->keys_dropped++;
+                continue;
+            }
+            memset(&d->keys[q], 0, sizeof(d->keys[q]));
+            d->keys[q].other = -1;
+            snprintf(d->keys[q].name, sizeof(d->keys[q].name), "%s", row->label[j].key);
+            d->nkeys++;
+        }
+        if ((v = imp_key_value(&d->keys[q], row->label[j].value)) < 0)
+            return -1;
+        d->keys[q].rows[v]++;
+        lab[q] = v;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- reading ------------- */
+
+static int imp_data_grow(imp_data_t *d)
+{
+    size_t ncap = d->cap ? d->cap * 2 : 1024;
+    size_t k = (size_t)d->k;
+
+#define IMP_GROW(p, per)                                                  \
+    do {                                                                  \
+        void *q = realloc((p), ncap * (per) * sizeof(*(p)));              \
+        if (q == NULL)                                                    \
+            return -1;                                                    \
+        (p) = q;                                                          \
+    } while (0)
+    IMP_GROW(d->step, 1);
+    IMP_GROW(d->token, 1);
+    IMP_GROW(d->count, 1);
+    IMP_GROW(d->line, 1);
+    IMP_GROW(d->layer, 1);
+    IMP_GROW(d->dead, 1);
+    IMP_GROW(d->expert, k);
+    IMP_GROW(d->prob, k);
+    IMP_GROW(d->label, IMP_KEYS_MAX);
+#undef IMP_GROW
+    d->cap = ncap;
+    return 0;
+}
+
+/*
+ * Checks a parsed row against the options and the rows before it. Returns 0 if it is good,
+ * else fills msg (the field and the reason).
+ */
+static int imp_row_check(imp_ctx_t *c, const moe_rlog_row_t *row, char *msg, size_t n)
+{
+    const imp_opts_t *o = &c->opt;
+    imp_data_t       *d = &c->d;
+    unsigned          want = d->has;
+    int               i;
+    double            sum = 0;
+
+    if (o->layers > 0 && row->layer >= o->layers) {
+        snprintf(msg, n, "field 'layer': %lld out of range [0, %lld) (--layers %lld)",
+                 (long long)row->layer, (long long)o->layers, (long long)o->layers);
+        return -1;
+    }
+    if (row->layer >= IMP_DIM_MAX) {
+        snprintf(msg, n, "field 'layer': %lld is implausibly large (limit %d; give --layers)",
+                 (long long)row->layer, IMP_DIM_MAX);
+        return -1;
+    }
+    for (i = 0; i < row->k; i++)
+        if (row->expert[i] >= o->experts) {
+            snprintf(msg, n, "field '%s': expert %lld out of range [0, %lld) (--experts %lld)",
+                     c->opt.format == MOE_RLOG_COUNTS ? "expert" : "experts",
+                     (long long)row->expert[i], (long long)o->experts, (long long)o->experts);
+            return -1;
+        }
+    if (o->format != MOE_RLOG_COUNTS) {
+        int k = o->top_k > 0 ? (int)o->top_k : (d->first ? row->k : d->k);
+        if (row->k != k) {
+            snprintf(msg, n, "field 'experts': %d experts, expected %d (%s)", row->k, k,
+                     o->top_k > 0 ? "--top-k" : "the first row's count; rows must agree");
+            return -1;
+        }
+        if (row->k > o->experts) {
+            snprintf(msg, n, "field 'experts': %d experts but --experts is %lld", row->k,
+                     (long long)o->experts);
+            return -1;
+        }
+    }
+    if (o->tokens_per_step > 0) {
+        if (row->has & MOE_RLOG_HAS_STEP) {
+            snprintf(msg, n, "field 'step' present and --tokens-per-step given: use one of them");
+            return -1;
+        }
+        if (!(row->has & MOE_RLOG_HAS_TOKEN)) {
+            snprintf(msg, n, "field 'token_idx' missing (needed by --tokens-per-step)");
+            return -1;
+        }
+    }
+    if (!d->first) {
+        static const struct { unsigned bit; const char *name; } f[] = {
+            {MOE_RLOG_HAS_STEP, "step"}, {MOE_RLOG_HAS_TOKEN, "token_idx"},
+            {MOE_RLOG_HAS_PROBS, "gating_probs"}};
+        for (i = 0; i < 3; i++)
+            if ((row->has & f[i].bit) != (want & f[i].bit)) {
+                snprintf(msg, n, "field '%s' %s (the first row %s it; all rows must agree)",
+                         f[i].name, (row->has & f[i].bit) ? "present" : "missing",
+                         (want & f[i].bit) ? "has" : "does not have");
+                return -1;
+            }
+    }
+    if (row->has & MOE_RLOG_HAS_PROBS) {
+        for (i = 0; i < row->k; i++)
+            sum += row->prob[i];
+        if (o->probs == IMP_PROBS_NORMALIZED && fabs(sum - 1) > o->prob_tol) {
+            snprintf(msg, n, "field 'gating_probs': sum %.6g is not 1 +- %g (--probs normalized; "
+                     "use --probs softmax if they are raw router probabilities)", sum,
+                     o->prob_tol);
+            return -1;
+        }
+        if (o->probs == IMP_PROBS_SOFTMAX && sum > 1 + o->prob_tol) {
+            snprintf(msg, n, "field 'gating_probs': sum %.6g is above 1 + %g (--probs softmax: "
+                     "probabilities of one softmax)", sum, o->prob_tol);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Records a bad row: error (returns -1) or, with --skip-bad, counts it (returns 0). */
+static int imp_bad(imp_ctx_t *c, int64_t line, const char *msg)
+{
+    if (!c->opt.skip_bad) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s:%lld: %s", c->opt.input, (long long)line,
+                      msg);
+        return -1;
+    }
+    if (c->d.skipped == 0)
+        snprintf(c->d.first_bad, sizeof(c->d.first_bad), "%s:%lld: %s", c->opt.input,
+                 (long long)line, msg);
+    if (c->d.skipped < IMP_WARN_MAX && !c->opt.quiet)
+        fprintf(stderr, "moerun-import: warning: skipped %s:%lld: %s\n", c->opt.input,
+                (long long)line, msg);
+    c->d.skipped++;
+    return 0;
+}
+
+/* Stores an accepted row; experts best first (by probability, stable) when probs are given. */
+static int imp_store(imp_ctx_t *c, const moe_rlog_row_t *row, int64_t line)
+{
+    imp_data_t *d = &c->d;
+    size_t      i = d->n, j, q;
+    int         idx[MOE_RLOG_KMAX];
+
+    if (d->first) {
+        d->first = 0;
+        d->has = row->has;
+        d->k = row->k;
+    }
+    if (d->n == d->cap && imp_data_grow(d))
+        return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory after %zu rows", d->n);
+    for (j = 0; j < (size_t)row->k; j++)
+        idx[j] = (int)j;
+    if (row->has & MOE_RLOG_HAS_PROBS)
+        for (j = 1; j < (size_t)row->k; j++) /* insertion sort: stable, k is small */
+            for (q = j; q > 0 && row->prob[idx[q]] > row->prob[idx[q - 1]]; q--) {
+                int t = idx[q];
+                idx[q] = idx[q - 1];
+                idx[q - 1] = t;
+            }
+    for (j = 0; j < (size_t)row->k; j++) {
+        d->expert[i * d->k + j] = (int32_t)row->expert[idx[j]];
+        d->prob[i * d->k + j] = (row->has & MOE_RLOG_HAS_PROBS) ? row->prob[idx[j]] : NAN;
+    }
+    d->layer[i] = (int32_t)row->layer;
+    d->token[i] = (row->has & MOE_RLOG_HAS_TOKEN) ? row->token : -1;
+    if (row->has & MOE_RLOG_HAS_STEP)
+        d->step[i] = row->step;
+    else if (c->opt.tokens_per_step > 0)
+        d->step[i] = row->token / c->opt.tokens_per_step;
+    else
+        d->step[i] = 0;
+    d->count[i] = row->count;
+    d->line[i] = line;
+    d->dead[i] = 0;
+    if (row->layer > d->max_layer)
+        d->max_layer = row->layer;
+    if (imp_labels_add(d, i, row))
+        return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory in the label tables");
+    d->n++;
+    return 0;
+}
+
+/* One parsed (or failed) row: check, then store or report. Returns -1 to stop. */
+static int imp_take(imp_ctx_t *c, moe_rlog_result_t rc, const moe_rlog_row_t *row,
+                    const char *err, int64_t line)
+{
+    char msg[MOE_RLOG_ERR_MAX + 128];
+
+    if (rc != MOE_RLOG_OK)
+        return imp_bad(c, line, err);
+    if (imp_row_check(c, row, msg, sizeof(msg)))
+        return imp_bad(c, line, msg);
+    return imp_store(c, row, line);
+}
+
+static int imp_blank(const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return 0;
+    return 1;
+}
+
+/* Reads the whole input into c->d. */
+static int imp_read(imp_ctx_t *c)
+{
+    FILE              *fp;
+    char              *line = NULL, *rec = NULL, *buf = NULL, *fields[MOE_RLOG_CSV_FIELDS_MAX];
+    size_t             lcap = 0, rlen = 0, rcap = 0, bcap = 0;
+    ssize_t            got;
+    int64_t            lineno = 0, rec_line = 0;
+    int                header_done = 0, nf, rv = -1;
+    moe_rlog_csv_map_t map;
+    moe_rlog_row_t    *row = malloc(sizeof(*row));
+    char               err[MOE_RLOG_ERR_MAX];
+
+    c->d.first = 1;
+    c->d.max_layer = -1;
+    if (row == NULL)
+        return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory");
+    fp = strcmp(c->opt.input, "-") == 0 ? stdin : fopen(c->opt.input, "r");
+    if (fp == NULL) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: cannot open: %s", c->opt.input, strerror(errno));
+        free(row);
+        return -1;
+    }
+    while ((got = getline(&line, &lcap, fp)) >= 0) {
+        size_t n = (size_t)got;
+        lineno++;
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+            memmove(line, line + 3, n - 2); /* UTF-8 byte-order mark */
+            n -= 3;
+        }
+        if (c->opt.format == MOE_RLOG_JSONL) {
+            if (imp_blank(line, n))
+                continue;
+            if (imp_take(c, moe_rlog_parse_json(line, n, row, err, sizeof(err)), row, err,
+                         lineno))
+                goto out;
+            continue;
+        }
+        /* CSV: a record may continue over lines inside a quoted field */
+        if (rlen == 0) {
+            if (imp_blank(line, n))
+                continue;
+            rec_line = lineno;
+        }
+        if (rlen + n + 2 > rcap) {
+            size_t ncap = (rlen + n + 2) * 2;
+            char  *q = realloc(rec, ncap), *b;
+            if (q == NULL)
+                goto nomem;
+            rec = q;
+            rcap = ncap;
+            if ((b = realloc(buf, ncap)) == NULL)
+                goto nomem;
+            buf = b;
+            bcap = ncap;
+        }
+        if (rlen > 0)
+            rec[rlen++] = '\n';
+        memcpy(rec + rlen, line, n);
+        rlen += n;
+        rec[rlen] = '\0';
+        {
+            moe_rlog_result_t rc = moe_rlog_csv_split(rec, rlen, buf, bcap, fields,
+                                                      MOE_RLOG_CSV_FIELDS_MAX, &nf, err,
+                                                      sizeof(err));
+            if (rc == MOE_RLOG_INCOMPLETE)
+                continue;
+            rlen = 0;
+            if (!header_done) {
+                int fmt = c->opt.format;
+                if (rc != MOE_RLOG_OK) {
+                    (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s:%lld: header: %s", c->opt.input,
+                                  (long long)rec_line, err);
+                    goto out;
+                }
+                if (fmt < 0) { /* .csv: counts if it has 'expert' and 'count' columns */
+                    int i, e = 0, cnt = 0;
+                    for (i = 0; i < nf; i++) {
+                        e |= strcmp(fields[i], "expert") == 0;
+                        cnt |= strcmp(fields[i], "count") == 0;
+                    }
+                    fmt = e && cnt ? MOE_RLOG_COUNTS : MOE_RLOG_CSV;
+                    c->opt.format = fmt;
+                    c->fmt_name = imp_format_names[fmt];
+                }
+                if (moe_rlog_csv_header(fmt, fields, nf, &map, err, sizeof(err)) != MOE_RLOG_OK) {
+                    (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s:%lld: %s", c->opt.input,
+                                  (long long)rec_line, err);
+                    goto out;
+                }
+                header_done = 1;
+                continue;
+            }
+            if (rc == MOE_RLOG_OK)
+                rc = moe_rlog_parse_csv(&map, fields, nf, row, err, sizeof(err));
+            if (imp_take(c, rc, row, err, rec_line))
+                goto out;
+        }
+    }
+    if (ferror(fp)) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: read error: %s", c->opt.input, strerror(errno));
+        goto out;
+    }
+    if (rlen > 0 &&
+        imp_take(c, MOE_RLOG_BAD, row, "unterminated quoted field at the end of the file",
+                 rec_line))
+        goto out;
+    if (c->opt.format != MOE_RLOG_JSONL && !header_done) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: empty input (no header row)", c->opt.input);
+        goto out;
+    }
+    rv = 0;
+    goto out;
+nomem:
+    (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory at line %lld", (long long)lineno);
+out:
+    if (fp != stdin)
+        fclose(fp);
+    free(line);
+    free(rec);
+    free(buf);
+    free(row);
+    return rv;
+}
+
+/* ---------------------------------------------------------------- deriving ------------ */
+
+static const imp_data_t *imp_sort_data;
+
+/* Orders rows by (step, token, layer, line). */
+static int imp_cmp_rows(const void *a, const void *b)
+{
+    const imp_data_t *d = imp_sort_data;
+    size_t            i = *(const size_t *)a, j = *(const size_t *)b;
+
+#define IMP_CMP(x, y) if ((x) != (y)) return (x) < (y) ? -1 : 1
+    IMP_CMP(d->step[i], d->step[j]);
+    IMP_CMP(d->token[i], d->token[j]);
+    IMP_CMP(d->layer[i], d->layer[j]);
+    IMP_CMP(d->line[i], d->line[j]);
+#undef IMP_CMP
+    return 0;
+}
+
+static int imp_cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Rows with a token index, sorted; duplicates of (step, token, layer) are bad rows. */
+static int imp_dedup(imp_ctx_t *c, size_t **order_p, size_t *n_p)
+{
+    imp_data_t *d = &c->d;
+    size_t     *ord = malloc((d->n ? d->n : 1) * sizeof(size_t)), n = 0, i;
+    char        msg[256];
+
+    *order_p = NULL;
+    *n_p = 0;
+    if (ord == NULL)
+        return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory");
+    for (i = 0; i < d->n; i++)
+        if (d->token[i] >= 0)
+            ord[n++] = i;
+    imp_sort_data = d;
+    qsort(ord, n, sizeof(size_t), imp_cmp_rows);
+    for (i = 1; i < n; i++) {
+        size_t a = ord[i - 1], b = ord[i];
+        if (d->step[a] == d->step[b] && d->token[a] == d->token[b] && d->layer[a] == d->layer[b]) {
+            snprintf(msg, sizeof(msg),
+                     "duplicate row for step %lld, token_idx %lld, layer %d (first at line %lld)",
+                     (long long)d->step[b], (long long)d->token[b], d->layer[b],
+                     (long long)d->line[a]);
+            if (imp_bad(c, d->line[b], msg)) {
+                free(ord);
+                return -1;
+            }
+            d->dead[b] = 1;
+            ord[i] = a; /* later duplicates compare with the first */
+        }
+    }
+    /* drop the dead ones from the order */
+    for (i = 0, *n_p = 0; i < n; i++)
+        if (!d->dead[ord[i]] && (i == 0 || ord[i] != ord[i - 1]))
+            ord[(*n_p)++] = ord[i];
+    for (i = 0, d->live = 0; i < d->n; i++)
+        d->live += !d->dead[i];
+    *order_p = ord;
+    return 0;
+}
+
+static size_t imp_step_index(const imp_out_t *o, int64_t v)
+{
+    size_t lo = 0, hi = (size_t)o->S;
+
+    while (lo + 1 < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (o->step_value[mid] <= v)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Counts, router statistics, co-selection and label tables from the live rows. */
+static int imp_aggregate(imp_ctx_t *c)
+{
+    imp_data_t *d = &c->d;
+    imp_out_t  *o = &c->o;
+    size_t      i, n = 0, s, l, e, j, q, SL;
+    int64_t    *vals = malloc((d->n ? d->n : 1) * sizeof(int64_t));
+    double     *ntok = NULL, *top1 = NULL, *margin = NULL;
+    int         counts = c->opt.format == MOE_RLOG_COUNTS;
+    int         softmax = (d->has & MOE_RLOG_HAS_PROBS) && c->opt.probs == IMP_PROBS_SOFTMAX;
+
+    if (vals == NULL)
+        goto nomem;
+    for (i = 0; i < d->n; i++)
+        if (!d->dead[i])
+            vals[n++] = d->step[i];
+    qsort(vals, n, sizeof(int64_t), imp_cmp_i64);
+    for (i = 0, o->S = 0; i < n; i++)
+        if (i == 0 || vals[i] != vals[i - 1])
+            vals[o->S++] = vals[i];
+    o->step_value = vals;
+    o->L = c->opt.layers > 0 ? c->opt.layers : d->max_layer + 1;
+    o->E = c->opt.experts;
+    o->k = counts ? (c->opt.top_k > 0 ? c->opt.top_k : 0) : d->k;
+    SL = (size_t)(o->S * o->L);
+    o->routed = calloc(SL * (size_t)o->E, sizeof(int64_t));
+    o->router = malloc(SL * MOE_RSTAT_COUNT * sizeof(double));
+    ntok = calloc(SL, sizeof(double));
+    top1 = calloc(SL, sizeof(double));
+    margin = calloc(SL, sizeof(double));
+    if (!o->routed || !o->router || !ntok || !top1 || !margin)
+        goto nomem;
+    if (!counts && o->L * o->E * o->E <= IMP_COSELECT_MAX &&
+        (o->coselect = calloc((size_t)(o->L * o->E * o->E), sizeof(int64_t))) == NULL)
+        goto nomem;
+    if (!counts && o->coselect == NULL && !c->opt.quiet)
+        fprintf(stderr, "moerun-import: warning: layers x experts^2 = %lld is above %lld: "
+                "accumulated/coselect not written\n", (long long)(o->L * o->E * o->E),
+                (long long)IMP_COSELECT_MAX);
+    for (q = 0; q < (size_t)d->nkeys; q++)
+        if (d->keys[q].nvalues <= IMP_LABEL_TABLE_MAX &&
+            (o->label_routed[q] = calloc((size_t)(d->keys[q].nvalues * o->L * o->E),
+                                         sizeof(int64_t))) == NULL)
+            goto nomem;
+    for (i = 0; i < d->n; i++) {
+        const int32_t *ex = d->expert + i * d->k;
+        const double  *pr = d->prob + i * d->k;
+        if (d->dead[i])
+            continue;
+        s = imp_step_index(o, d->step[i]);
+        l = (size_t)d->layer[i];
+        for (j = 0; j < (size_t)d->k; j++) {
+            o->routed[(s * o->L + l) * o->E + ex[j]] += d->count[i];
+            for (q = 0; q < (size_t)d->nkeys; q++) {
+                int32_t v = d->label[i * IMP_KEYS_MAX + q];
+                if (v >= 0 && o->label_routed[q])
+                    o->label_routed[q][((size_t)v * o->L + l) * o->E + ex[j]] += d->count[i];
+            }
+            if (o->coselect)
+                for (e = 0; e < (size_t)d->k; e++)
+                    o->coselect[(l * o->E + ex[j]) * o->E + ex[e]]++;
+        }
+        ntok[s * o->L + l] += 1;
+        if (softmax) {
+            top1[s * o->L + l] += pr[0]; /* best first */
+            if (d->k >= 2)
+                margin[s * o->L + l] += pr[0] - pr[1];
+        }
+    }
+    for (s = 0; s < (size_t)o->S; s++)
+        for (l = 0; l < (size_t)o->L; l++) {
+            double        *rs = o->router + (s * o->L + l) * MOE_RSTAT_COUNT, tot = 0, h = 0;
+            const int64_t *x = o->routed + (s * o->L + l) * o->E;
+            for (j = 0; j < MOE_RSTAT_COUNT; j++)
+                rs[j] = NAN;
+            for (e = 0; e < (size_t)o->E; e++)
+                tot += (double)x[e];
+            if (tot > 0) {
+                for (e = 0; e < (size_t)o->E; e++)
+                    if (x[e] > 0)
+                        h -= ((double)x[e] / tot) * log((double)x[e] / tot);
+                rs[MOE_RSTAT_LOAD_ENTROPY] = h;
+                rs[MOE_RSTAT_LOAD_ENTROPY_NORM] = o->E > 1 ? h / log((double)o->E) : 1;
+            }
+            if (softmax && ntok[s * o->L + l] > 0) {
+                rs[MOE_RSTAT_TOP1_PROB] = top1[s * o->L + l] / ntok[s * o->L + l];
+                if (d->k >= 2)
+                    rs[MOE_RSTAT_MARGIN] = margin[s * o->L + l] / ntok[s * o->L + l];
+            }
+        }
+    free(ntok);
+    free(top1);
+    free(margin);
+    return 0;
+nomem:
+    free(ntok);
+    free(top1);
+    free(margin);
+    return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory for %lld steps x %lld layers "
+                         "x %lld experts", (long long)o->S, (long long)o->L, (long long)o->E);
+}
+
+/*
+ * routes/: tokens with a row for every layer, in (step, token) order, at most
+ * --route-samples per step. ord holds the live rows with a token index, sorted.
+ */
+static int imp_routes(imp_ctx_t *c, const size_t *ord, size_t n)
+{
+    imp_data_t *d = &c->d;
+    imp_out_t  *o = &c->o;
+    size_t      pass, a, b, i, j, L = (size_t)o->L, k = (size_t)d->k;
+    int64_t     N = 0, per_step = 0, cur_step = -1;
+
+    for (pass = 0; pass < 2; pass++) {
+        N = 0;
+        cur_step = -1;
+        o->incomplete_tokens = 0;
+        for (a = 0; a < n; a = b) {
+            size_t r0 = ord[a];
+            for (b = a + 1; b < n && d->step[ord[b]] == d->step[r0] &&
+                            d->token[ord[b]] == d->token[r0]; b++)
+                ;
+            if (b - a != L) { /* rows are distinct layers below L: L rows = all layers */
+                o->incomplete_tokens++;
+                continue;
+            }
+            if (d->step[r0] != cur_step) {
+                cur_step = d->step[r0];
+                per_step = 0;
+            }
+            if (c->opt.route_samples >= 0 && per_step >= c->opt.route_samples)
+                continue;
+            per_step++;
+            if (pass == 1) {
+                o->r_step[N] = (int64_t)imp_step_index(o, d->step[r0]);
+                o->r_token[N] = d->token[r0];
+                for (j = 0; j < (size_t)IMP_KEYS_MAX; j++)
+                    o->r_label[N * IMP_KEYS_MAX + j] = d->label[r0 * IMP_KEYS_MAX + j];
+                for (i = a; i < b; i++) {
+                    size_t         r = ord[i], l = (size_t)d->layer[r];
+                    const double  *pr = d->prob + r * k;
+                    double         sum = 0;
+                    for (j = 0; j < k; j++)
+                        sum += pr[j];
+                    for (j = 0; j < k; j++) {
+                        o->r_expert[((size_t)N * L + l) * k + j] = d->expert[r * k + j];
+                        o->r_weight[((size_t)N * L + l) * k + j] =
+                            (float)(c->opt.probs == IMP_PROBS_SOFTMAX ? (sum > 0 ? pr[j] / sum : NAN)
+                                                                      : pr[j]);
+                    }
+                }
+            }
+            N++;
+        }
+        if (pass == 0) {
+            o->nroutes = N;
+            o->r_step = malloc((size_t)(N ? N : 1) * sizeof(int64_t));
+            o->r_token = malloc((size_t)(N ? N : 1) * sizeof(int64_t));
+            o->r_label = malloc((size_t)(N ? N : 1) * IMP_KEYS_MAX * sizeof(int32_t));
+            o->r_expert = malloc((size_t)(N ? N : 1) * L * k * sizeof(int32_t));
+            o->r_weight = malloc((size_t)(N ? N : 1) * L * k * sizeof(float));
+            if (!o->r_step || !o->r_token || !o->r_label || !o->r_expert || !o->r_weight)
+                return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory for %lld routes",
+                                     (long long)N);
+        }
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- writing ------------- */
+
+typedef struct imp_h5 {
+    imp_ctx_t *c;
+    hid_t      file;
+    int        failed;
+} imp_h5_t;
+
+static herr_t imp_errwalk_cb(unsigned n, const H5E_error2_t *err, void *data)
+{
+    char *text = data;
+
+    (void)n;
+    if (text[0] == '\0' && err->desc && err->desc[0])
+        snprintf(text, 200, "%s", err->desc);
+    return 0;
+}
+
+/* Records the first HDF5 failure with its innermost message. */
+static void imp_h5_fail(imp_h5_t *w, const char *what, const char *path)
+{
+    char text[200] = "";
+
+    if (w->failed)
+        return;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, imp_errwalk_cb, text);
+    H5Eclear2(H5E_DEFAULT);
+    (void)MOE_ERROR_SET(&w->c->log, MOE_ERR_HDF5, "%s: %s %s%s%s", w->c->opt.output, what, path,
+                  text[0] ? ": " : "", text);
+    w->failed = 1;
+}
+
+static void imp_attr(imp_h5_t *w, hid_t loc, const char *name, hid_t ftype, hid_t mtype,
+                     hsize_t n, const void *buf)
+{
+    hid_t sp = -1, a = -1;
+
+    if (w->failed)
+        return;
+    sp = n == 0 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, NULL);
+    if (sp < 0 || (a = H5Acreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(a, mtype, buf) < 0)
+        imp_h5_fail(w, "cannot write attribute", name);
+    if (a >= 0)
+        H5Aclose(a);
+    if (sp >= 0)
+        H5Sclose(sp);
+}
+
+static void imp_attr_i64(imp_h5_t *w, hid_t loc, const char *name, int64_t v)
+{
+    imp_attr(w, loc, name, H5T_STD_I64LE, H5T_NATIVE_INT64, 0, &v);
+}
+
+static void imp_attr_f64(imp_h5_t *w, hid_t loc, const char *name, double v)
+{
+    imp_attr(w, loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 0, &v);
+}
+
+/* Variable-length UTF-8 strings (n = 0: a scalar), as the runtime writer writes them. */
+static void imp_attr_str(imp_h5_t *w, hid_t loc, const char *name, const char *const *s,
+                         hsize_t n)
+{
+    hid_t ty = H5Tcopy(H5T_C_S1);
+
+    if (ty < 0) {
+        imp_h5_fail(w, "cannot create a string type for", name);
+        return;
+    }
+    H5Tset_size(ty, H5T_VARIABLE);
+    H5Tset_cset(ty, H5T_CSET_UTF8);
+    imp_attr(w, loc, name, ty, ty, n, s);
+    H5Tclose(ty);
+}
+
+static void imp_attr_s(imp_h5_t *w, hid_t loc, const char *name, const char *s)
+{
+    imp_attr_str(w, loc, name, &s, 0);
+}
+
+/*
+ * Creates dataset `path` with dims[nd] and writes buf. appended: first dimension unlimited
+ * and chunked (as the runtime writer's appended datasets); else contiguous. Returns the
+ * dataset (the caller closes it) or -1.
+ */
+static hid_t imp_dset(imp_h5_t *w, const char *path, hid_t ftype, hid_t mtype, int nd,
+                      const hsize_t *dims, int appended, const char *units, const char *desc,
+                      const void *buf)
+{
+    hsize_t maxd[4], chunk[4], row = H5Tget_size(ftype), nelem = 1;
+    hid_t   sp = -1, dcpl = H5P_DEFAULT, d = -1;
+    int     i;
+
+    if (w->failed)
+        return -1;
+    for (i = 0; i < nd; i++) {
+        maxd[i] = chunk[i] = dims[i];
+        nelem *= dims[i];
+        if (i > 0)
+            row *= dims[i];
+    }
+    if (appended) {
+        maxd[0] = H5S_UNLIMITED;
+        chunk[0] = row > 0 && IMP_CHUNK_BYTES / row > 0 ? IMP_CHUNK_BYTES / row : 1;
+        if (dims[0] > 0 && chunk[0] > dims[0])
+            chunk[0] = dims[0];
+        for (i = 1; i < nd; i++)
+            if (chunk[i] == 0)
+                chunk[i] = 1;
+        dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        if (dcpl < 0 || H5Pset_chunk(dcpl, nd, chunk) < 0) {
+            imp_h5_fail(w, "cannot set the chunks of", path);
+            goto out;
+        }
+    }
+    if ((sp = H5Screate_simple(nd, dims, maxd)) < 0 ||
+        (d = H5Dcreate2(w->file, path, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0) {
+        imp_h5_fail(w, "cannot create dataset", path);
+        goto out;
+    }
+    if (nelem > 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        imp_h5_fail(w, "cannot write dataset", path);
+        goto out;
+    }
+    if (units)
+        imp_attr_s(w, d, "units", units);
+    if (desc)
+        imp_attr_s(w, d, "description", desc);
+out:
+    if (dcpl != H5P_DEFAULT && dcpl >= 0)
+        H5Pclose(dcpl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (w->failed && d >= 0) {
+        H5Dclose(d);
+        d = -1;
+    }
+    return d;
+}
+
+static void imp_dset_put(imp_h5_t *w, const char *path, hid_t ftype, hid_t mtype, int nd,
+                         const hsize_t *dims, int appended, const char *units, const char *desc,
+                         const void *buf)
+{
+    hid_t d = imp_dset(w, path, ftype, mtype, nd, dims, appended, units, desc, buf);
+    if (d >= 0)
+        H5Dclose(d);
+}
+
+static void imp_group(imp_h5_t *w, const char *path)
+{
+    hid_t g;
+
+    if (w->failed)
+        return;
+    if ((g = H5Gcreate2(w->file, path, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) < 0)
+        imp_h5_fail(w, "cannot create group", path);
+    else
+        H5Gclose(g);
+}
+
+static void imp_now(char *buf, size_t n)
+{
+    time_t    t = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void imp_write_root(imp_h5_t *w, const char *start_time)
+{
+    imp_ctx_t       *c = w->c;
+    const imp_out_t *o = &c->o;
+    char             src[32], now[32], ver[32];
+    unsigned         maj, min, rel;
+
+    snprintf(src, sizeof(src), "import:%s", c->fmt_name);
+    imp_now(now, sizeof(now));
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(ver, sizeof(ver), "%u.%u.%u", maj, min, rel);
+    imp_attr_i64(w, w->file, "schema_version", IMP_SCHEMA_VERSION);
+    imp_attr_s(w, w->file, "moerun_version", MOERUN_VERSION);
+    imp_attr_s(w, w->file, "hdf5_version", ver);
+    imp_attr_s(w, w->file, "source", src);
+    imp_attr_s(w, w->file, "import_input", c->opt.input);
+    imp_attr_s(w, w->file, "import_probs",
+               !(c->d.has & MOE_RLOG_HAS_PROBS) ? "none"
+               : c->opt.probs == IMP_PROBS_SOFTMAX ? "softmax" : "normalized");
+    imp_attr_i64(w, w->file, "import_rows", c->d.live);
+    imp_attr_i64(w, w->file, "import_skipped", c->d.skipped);
+    imp_attr_i64(w, w->file, "import_incomplete_tokens", o->incomplete_tokens);
+    imp_attr_i64(w, w->file, "import_assume_dropless", c->opt.assume_dropless);
+    if (c->opt.tokens_per_step > 0)
+        imp_attr_i64(w, w->file, "import_tokens_per_step", c->opt.tokens_per_step);
+    imp_attr_s(w, w->file, "start_time", start_time);
+    imp_attr_s(w, w->file, "end_time", now);
+    imp_attr_s(w, w->file, "status", "complete");
+    imp_attr_i64(w, w->file, "steps_completed", o->S);
+    imp_attr_i64(w, w->file, "experts", o->E);
+    imp_attr_i64(w, w->file, "layers", o->L);
+    if (o->k > 0)
+        imp_attr_i64(w, w->file, "top_k", o->k);
+    if (o->r_step != NULL)
+        imp_attr_i64(w, w->file, "route_samples", c->opt.route_samples);
+    if (c->opt.assume_dropless)
+        imp_attr_f64(w, w->file, "capacity_factor", 0.0);
+}
+
+static void imp_write_steps(imp_h5_t *w)
+{
+    imp_ctx_t       *c = w->c;
+    const imp_out_t *o = &c->o;
+    hsize_t          d3[3] = {(hsize_t)o->S, (hsize_t)o->L, (hsize_t)o->E};
+    hsize_t          dr[3] = {(hsize_t)o->S, (hsize_t)o->L, MOE_RSTAT_COUNT};
+    size_t           SLE = (size_t)(o->S * o->L * o->E), i;
+    int64_t         *steps = malloc((size_t)o->S * sizeof(int64_t));
+    int64_t         *zero = NULL, *cap = NULL;
+    hid_t            d;
+
+    if (steps == NULL) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory");
+        w->failed = 1;
+        return;
+    }
+    for (i = 0; i < (size_t)o->S; i++)
+        steps[i] = (int64_t)i;
+    imp_group(w, "steps");
+    imp_dset_put(w, MOE_TEL_STEP, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d3, 1, "step",
+                 "step index of each row", steps);
+    imp_dset_put(w, MOE_TEL_ROUTED, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1, "pairs",
+                 "(token, expert) pairs routed to the expert", o->routed);
+    d = imp_dset(w, MOE_TEL_ROUTER, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dr, 1, "see columns",
+                 "router statistics over the tokens of the step; NaN: not derivable from the log",
+                 o->router);
+    if (d >= 0) {
+        imp_attr_str(w, d, "columns", imp_rstat_names, MOE_RSTAT_COUNT);
+        H5Dclose(d);
+    }
+    if (c->opt.assume_dropless) {
+        zero = calloc(SLE ? SLE : 1, sizeof(int64_t));
+        cap = malloc((size_t)(o->S * o->L > 0 ? o->S * o->L : 1) * sizeof(int64_t));
+        if (zero == NULL || cap == NULL) {
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory");
+            w->failed = 1;
+        } else {
+            for (i = 0; i < (size_t)(o->S * o->L); i++)
+                cap[i] = -1;
+            imp_dset_put(w, MOE_TEL_PROCESSED, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1,
+                         "pairs", "pairs computed by the expert (assumed: all, dropless)",
+                         o->routed);
+            imp_dset_put(w, MOE_TEL_DROPPED, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1, "pairs",
+                         "pairs dropped (assumed: none, dropless)", zero);
+            imp_dset_put(w, MOE_TEL_DROPPED_CAPACITY, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1,
+                         "pairs", "pairs dropped over capacity (assumed: none)", zero);
+            imp_dset_put(w, MOE_TEL_CAPACITY, H5T_STD_I64LE, H5T_NATIVE_INT64, 2, d3, 1, "pairs",
+                         "per-expert capacity, -1 = dropless (assumed)", cap);
+        }
+    }
+    free(zero);
+    free(cap);
+    free(steps);
+}
+
+static void imp_write_routes(imp_h5_t *w)
+{
+    imp_ctx_t       *c = w->c;
+    const imp_out_t *o = &c->o;
+    hsize_t          dims[3] = {(hsize_t)o->nroutes, (hsize_t)o->L, (hsize_t)o->k};
+    size_t           n = (size_t)(o->nroutes * o->L * o->k), i;
+    uint8_t         *kept;
+
+    if (o->r_step == NULL)
+        return;
+    imp_group(w, "routes");
+    imp_dset_put(w, MOE_TEL_ROUTE_STEP, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 1, "step",
+                 "step of the token", o->r_step);
+    imp_dset_put(w, MOE_TEL_ROUTE_TOKEN, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 1, "token",
+                 "token_idx of the log", o->r_token);
+    imp_dset_put(w, MOE_TEL_ROUTE_EXPERT, H5T_STD_I32LE, H5T_NATIVE_INT32, 3, dims, 1, "expert",
+                 "selected experts per layer, best first", o->r_expert);
+    imp_dset_put(w, MOE_TEL_ROUTE_WEIGHT, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, dims, 1, "1",
+                 "normalised gate weights of the selected experts; NaN: not in the log",
+                 o->r_weight);
+    if (!c->opt.assume_dropless)
+        return;
+    if ((kept = malloc(n ? n : 1)) == NULL) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory");
+        w->failed = 1;
+        return;
+    }
+    for (i = 0; i < n; i++)
+        kept[i] = 1;
+    imp_dset_put(w, MOE_TEL_ROUTE_KEPT, H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, dims, 1, "bool",
+                 "1 = processed (assumed: dropless)", kept);
+    free(kept);
+}
+
+/* Group name for a label key: '/' and a leading '.' are replaced, collisions get a suffix. */
+static void imp_label_group(const imp_data_t *d, int q, char *out, size_t n)
+{
+    char name[MOE_RLOG_KEY_MAX + 16];
+    int  i, clash;
+    size_t j;
+
+    snprintf(name, sizeof(name), "%s", d->keys[q].name);
+    for (j = 0; name[j]; j++)
+        if (name[j] == '/')
+            name[j] = '_';
+    if (name[0] == '.')
+        name[0] = '_';
+    clash = 0;
+    for (i = 0; i < q; i++) {
+        char other[MOE_RLOG_KEY_MAX + 16];
+        imp_label_group(d, i, other, sizeof(other));
+        clash |= strcmp(other, name) == 0;
+    }
+    if (clash)
+        snprintf(out, n, "import/labels/%s~%d", name, q);
+    else
+        snprintf(out, n, "import/labels/%s", name);
+}
+
+static void imp_write_import(imp_h5_t *w)
+{
+    imp_ctx_t       *c = w->c;
+    const imp_data_t *d = &c->d;
+    const imp_out_t *o = &c->o;
+    hsize_t          dims[3];
+    char             g[MOE_RLOG_KEY_MAX + 64], p[MOE_RLOG_KEY_MAX + 96];
+    int              q, v;
+    int64_t          i;
+
+    imp_group(w, "import");
+    dims[0] = (hsize_t)o->S;
+    imp_dset_put(w, "import/step_value", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 0, "step",
+                 "the log's step value of each file step", o->step_value);
+    imp_group(w, "import/labels");
+    for (q = 0; q < d->nkeys && !w->failed; q++) {
+        const imp_key_t *k = &d->keys[q];
+        size_t           width = 2;
+        char            *s;
+        hid_t            st;
+        int32_t         *rv;
+
+        imp_label_group(d, q, g, sizeof(g));
+        imp_group(w, g);
+        if (w->failed)
+            break;
+        {
+            hid_t gid = H5Gopen2(w->file, g, H5P_DEFAULT);
+            if (gid < 0) {
+                imp_h5_fail(w, "cannot open group", g);
+                break;
+            }
+            imp_attr_s(w, gid, "key", k->name);
+            imp_attr_i64(w, gid, "truncated", k->other >= 0);
+            H5Gclose(gid);
+        }
+        for (v = 0; v < k->nvalues; v++)
+            if (strlen(k->values[v]) + 1 > width)
+                width = strlen(k->values[v]) + 1;
+        if ((s = calloc((size_t)(k->nvalues > 0 ? k->nvalues : 1), width)) == NULL) {
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory");
+            w->failed = 1;
+            break;
+        }
+        for (v = 0; v < k->nvalues; v++)
+            memcpy(s + (size_t)v * width, k->values[v], strlen(k->values[v]));
+        st = H5Tcopy(H5T_C_S1);
+        H5Tset_size(st, width);
+        H5Tset_strpad(st, H5T_STR_NULLPAD);
+        dims[0] = (hsize_t)k->nvalues;
+        snprintf(p, sizeof(p), "%s/values", g);
+        imp_dset_put(w, p, st, st, 1, dims, 0, NULL, "distinct values of the label", s);
+        H5Tclose(st);
+        free(s);
+        snprintf(p, sizeof(p), "%s/rows", g);
+        imp_dset_put(w, p, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 0, "rows",
+                     "rows of the log with each value", k->rows);
+        if (o->label_routed[q]) {
+            dims[1] = (hsize_t)o->L;
+            dims[2] = (hsize_t)o->E;
+            snprintf(p, sizeof(p), "%s/routed", g);
+            imp_dset_put(w, p, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, dims, 0, "pairs",
+                         "pairs routed to each expert by rows with each value, all steps",
+                         o->label_routed[q]);
+        }
+        if (o->r_label != NULL) {
+            rv = malloc((size_t)(o->nroutes ? o->nroutes : 1) * sizeof(int32_t));
+            if (rv == NULL) {
+                (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory");
+                w->failed = 1;
+                break;
+            }
+            for (i = 0; i < o->nroutes; i++)
+                rv[i] = o->r_label[i * IMP_KEYS_MAX + q];
+            dims[0] = (hsize_t)o->nroutes;
+            snprintf(p, sizeof(p), "%s/route_value", g);
+            imp_dset_put(w, p, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, 0, "index",
+                         "value index of each routes/ row (its layer-0 row), -1 = absent", rv);
+            free(rv);
+        }
+    }
+}
+
+/* Writes the whole file at c->opt.output through a temporary name. */
+static int imp_write(imp_ctx_t *c, const char *start_time)
+{
+    imp_h5_t w = {c, -1, 0};
+    int      fd;
+    hsize_t  dims[3];
+
+    snprintf(imp_tmp_path, sizeof(imp_tmp_path), "%s.tmp.XXXXXX", c->opt.output);
+    fd = mkstemp(imp_tmp_path);
+    if (fd < 0)
+        return IMP_FAIL(c, MOE_ERR_IO, "%s: cannot create a file next to it: %s",
+                             c->opt.output, strerror(errno));
+    close(fd);
+    imp_tmp_live = 1;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    w.file = H5Fcreate(imp_tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (w.file < 0)
+        imp_h5_fail(&w, "cannot create", imp_tmp_path);
+    imp_write_root(&w, start_time);
+    imp_write_steps(&w);
+    imp_write_routes(&w);
+    if (c->o.coselect != NULL) {
+        hid_t g;
+        dims[0] = (hsize_t)c->o.L;
+        dims[1] = dims[2] = (hsize_t)c->o.E;
+        imp_group(&w, "accumulated");
+        imp_dset_put(&w, MOE_TEL_COSELECT, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, dims, 0, "tokens",
+                     "tokens that selected both i and j (diagonal: tokens that selected i)",
+                     c->o.coselect);
+        if (!w.failed && (g = H5Gopen2(w.file, "accumulated", H5P_DEFAULT)) >= 0) {
+            imp_attr_i64(&w, g, "steps", c->o.S);
+            H5Gclose(g);
+        }
+    }
+    imp_write_import(&w);
+    if (w.file >= 0 && H5Fclose(w.file) < 0)
+        imp_h5_fail(&w, "cannot close", imp_tmp_path);
+    if (!w.failed && rename(imp_tmp_path, c->opt.output) != 0) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: cannot rename %s to it: %s", c->opt.output,
+                      imp_tmp_path, strerror(errno));
+        w.failed = 1;
+    }
+    if (w.failed)
+        unlink(imp_tmp_path);
+    imp_tmp_live = 0;
+    return w.failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- main ---------------- */
+
+static void imp_free(imp_ctx_t *c)
+{
+    int q, v;
+
+    free(c->d.step);
+    free(c->d.token);
+    free(c->d.count);
+    free(c->d.line);
+    free(c->d.layer);
+    free(c->d.expert);
+    free(c->d.prob);
+    free(c->d.label);
+    free(c->d.dead);
+    for (q = 0; q < c->d.nkeys; q++) {
+        for (v = 0; v < c->d.keys[q].nvalues; v++)
+            free(c->d.keys[q].values[v]);
+        free(c->d.keys[q].values);
+        free(c->d.keys[q].rows);
+        free(c->d.keys[q].hash);
+        free(c->o.label_routed[q]);
+    }
+    free(c->o.step_value);
+    free(c->o.routed);
+    free(c->o.router);
+    free(c->o.coselect);
+    free(c->o.r_step);
+    free(c->o.r_token);
+    free(c->o.r_expert);
+    free(c->o.r_weight);
+    free(c->o.r_label);
+}
+
+/* Refuses an output that is the input (the rename would destroy the log). */
+static int imp_same_file(const char *a, const char *b)
+{
+    struct stat x, y;
+
+    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
+}
+
+/* Reads, derives and writes; returns 0 or -1 with the message in c->log. */
+static int imp_run(imp_ctx_t *c)
+{
+    char    start[32];
+    size_t *ord = NULL, nord = 0;
+    int64_t l;
+    int     rv = -1;
+
+    imp_now(start, sizeof(start));
+    if (imp_read(c))
+        return -1;
+    if (c->d.n == 0) {
+        if (c->d.skipped > 0)
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: no valid rows (%lld bad rows skipped; "
+                          "first: %s)", c->opt.input, (long long)c->d.skipped, c->d.first_bad);
+        else
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: empty input (no data rows)",
+                          c->opt.input);
+        return -1;
+    }
+    if (imp_dedup(c, &ord, &nord) || imp_aggregate(c))
+        goto out;
+    if (c->opt.format != MOE_RLOG_COUNTS && (c->d.has & MOE_RLOG_HAS_TOKEN) &&
+        c->opt.route_samples != 0 && imp_routes(c, ord, nord))
+        goto out;
+    if (!c->opt.quiet) {
+        int64_t *seen = calloc((size_t)c->o.L, sizeof(int64_t));
+        size_t   i;
+        for (i = 0; seen && i < c->d.n; i++)
+            if (!c->d.dead[i])
+                seen[c->d.layer[i]]++;
+        for (l = 0; seen && l < c->o.L; l++)
+            if (seen[l] == 0)
+                fprintf(stderr, "moerun-import: warning: layer %lld has no rows\n", (long long)l);
+        free(seen);
+        if (c->d.labels_dropped + c->d.keys_dropped > 0)
+            fprintf(stderr, "moerun-import: warning: %lld extra field values not kept as labels "
+                    "(nested values, keys over %d bytes, more than %d keys)\n",
+                    (long long)(c->d.labels_dropped + c->d.keys_dropped), MOE_RLOG_KEY_MAX - 1,
+                    IMP_KEYS_MAX);
+        if (c->o.incomplete_tokens > 0)
+            fprintf(stderr, "moerun-import: warning: %lld tokens lack a row for some layer: "
+                    "counted, but not in routes/\n", (long long)c->o.incomplete_tokens);
+    }
+    if (imp_write(c, start))
+        goto out;
+    rv = 0;
+out:
+    free(ord);
+    return rv;
+}
+
+int moe_import_main(int argc, char **argv)
+{
+    imp_ctx_t *c = calloc(1, sizeof(*c));
+    int        rc;
+
+    if (c == NULL) {
+        fprintf(stderr, "moerun-import: out of memory\n");
+        return 1;
+    }
+    rc = imp_parse_args(argc, argv, &c->opt);
+    if (rc != 0) {
+        if (rc > 0)
+            imp_usage(stdout);
+        free(c);
+        return rc > 0 ? 0 : 2;
+    }
+    if (c->opt.format < 0) {
+        /* from the name; a .csv file is csv or counts, decided by its header in imp_read */
+        int f = strcmp(c->opt.input, "-") == 0 ? -1 : imp_format_from_name(c->opt.input);
+        if (f < 0) {
+            fprintf(stderr, "moerun-import: %s: cannot tell the format from the name: give "
+                            "--format jsonl|csv|counts\n", c->opt.input);
+            free(c);
+            return 2;
+        }
+        c->opt.format = f == MOE_RLOG_CSV ? -1 : f;
+    }
+    c->fmt_name = c->opt.format >= 0 ? imp_format_names[c->opt.format] : "csv";
+    if (imp_same_file(c->opt.input, c->opt.output)) {
+        fprintf(stderr, "moerun-import: the output %s is the input file\n", c->opt.output);
+        free(c);
+        return 2;
+    }
+    moe_log_init(&c->log, 0, MOE_LOG_ERROR);
+    signal(SIGINT, imp_on_signal);
+    signal(SIGTERM, imp_on_signal);
+    if (imp_run(c)) {
+        fprintf(stderr, "moerun-import: %s\n",
+                c->log.last_error[0] ? c->log.last_error : "import failed");
+        imp_free(c);
+        free(c);
+        return 1;
+    }
+    if (!c->opt.quiet) {
+        if (c->d.skipped > 0)
+            fprintf(stderr, "moerun-import: skipped %lld bad rows (first: %s)\n",
+                    (long long)c->d.skipped, c->d.first_bad);
+        printf("moerun-import: %s (%s): %lld rows, %lld skipped; %lld steps, %lld layers, "
+               "%lld experts, top-k %lld; %lld routes -> %s\n",
+               c->opt.input, c->fmt_name, (long long)c->d.live, (long long)c->d.skipped, (long long)c->o.S,
+               (long long)c->o.L, (long long)c->o.E, (long long)c->o.k,
+               (long long)c->o.nroutes, c->opt.output);
+    }
+    imp_free(c);
+    free(c);
+    return 0;
+}
