@@ -35,6 +35,7 @@
 
 #include "a2a.h"
 #include "moerun/config.h"
+#include "placement.h"
 #include "workload.h"
 
 #ifndef MOERUN_VERSION
@@ -99,6 +100,13 @@ static const char *opt_workload_forms(void)
            "(1..experts)";
 }
 
+/* The forms runtime/placement.c accepts (checked in moe_config_validate; the file itself when
+ * the engine starts). */
+static const char *opt_placement_forms(void)
+{
+    return "contiguous, round-robin or file:PATH";
+}
+
 static const char *const opt_activation_names[] = {"gelu", "swiglu", NULL};
 static const char *const opt_drop_names[] = {"position", "probs", NULL};
 static const char *const opt_placement_names[] = {"contiguous", "round-robin", NULL};
@@ -108,7 +116,6 @@ static const char *const opt_log_level_names[] = {"error", "warn", "info", "debu
 /* Enum fields are written as int; the enums must have int's size. */
 _Static_assert(sizeof(moe_activation_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(moe_drop_policy_t) == sizeof(int), "enum size");
-_Static_assert(sizeof(moe_placement_kind_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(moe_tel_mode_t) == sizeof(int), "enum size");
 
 #define OPT_FIELD(f) offsetof(moe_config_t, f), sizeof(((moe_config_t *)0)->f)
@@ -159,8 +166,10 @@ static const opt_t opt_table[] = {
     OPT_S(R, workload, "--workload", "MOERUN_WORKLOAD", "uniform", "SPEC", MOE_SPEC_MAX - 1, 0,
           NULL, opt_workload_forms,
           "synthetic token distribution, shaped through the real gate"),
-    OPT_E(R, placement, "--placement", "MOERUN_PLACEMENT", "contiguous", opt_placement_names,
-          "which rank holds which expert: contiguous blocks or round-robin"),
+    OPT_S(R, placement, "--placement", "MOERUN_PLACEMENT", "contiguous", "SPEC", OPT_STR_MAX, 0,
+          NULL, opt_placement_forms,
+          "which rank(s) hold which expert: contiguous blocks, round-robin, or a placement file "
+          "with per-layer maps and replicas (docs/placement.md)"),
     OPT_S(R, exchange, "--exchange", "MOERUN_EXCHANGE", "flat", "NAME",
           sizeof(((moe_config_t *)0)->exchange) - 1, 0, NULL, moe_a2a_names,
           "token exchange backend (see docs/exchange.md)"),
@@ -935,6 +944,8 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
     st = moe_workload_parse(cfg->workload, cfg->experts, &wl, err, errlen);
     if (st != MOE_OK)
         return st;
+    if (moe_placement_spec_check(cfg->placement, err, errlen) != 0)
+        return MOE_ERR_INVALID;
     if (moe_a2a_find(cfg->exchange) == NULL) {
         opt_say(err, errlen, "exchange: \"%s\" is not a known backend; allowed %s",
                 opt_quote(cfg->exchange, text, 80), moe_a2a_names());

@@ -112,6 +112,14 @@ static moe_status_t engine_routes_init(moe_engine_t *e)
     return MOE_OK;
 }
 
+/* The global expert in this rank's slot i at layer l, or -1 (empty slot). */
+static int engine_slot_expert(const moe_engine_t *e, int l, int i)
+{
+    const moe_placement_t *pl = &e->place;
+
+    return pl->global_of[(size_t)l * pl->first_local[pl->nranks] + pl->first_local[e->rank] + i];
+}
+
 static moe_status_t engine_model_init(moe_engine_t *e)
 {
     int          l, i;
@@ -122,13 +130,15 @@ static moe_status_t engine_model_init(moe_engine_t *e)
         moe_workload_router(&e->wl, l, e->wg + (size_t)l * e->d * e->E);
     for (l = 0; l < e->L; l++)
         for (i = 0; i < e->n_local; i++) {
-            int g = e->place.global_of[e->place.first_local[e->rank] + i];
+            int g = engine_slot_expert(e, l, i);
+            if (g < 0)
+                continue; /* an empty slot in this layer: no weights, never gets rows */
             st = moe_ffn_init(&e->ffn[(size_t)l * e->n_local + i], e->d, e->cfg.d_ffn,
                               e->cfg.activation == MOE_ACT_SWIGLU ? MOE_FFN_SWIGLU : MOE_FFN_GELU,
                               e->cfg.seed, l, g);
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for expert weights");
-            hc = (size_t)moe_ffn_hidden_cols(&e->ffn[0]);
+            hc = (size_t)moe_ffn_hidden_cols(&e->ffn[(size_t)l * e->n_local + i]);
         }
     if (hc == 0)
         hc = (size_t)(e->cfg.activation == MOE_ACT_SWIGLU ? 2 : 1) * e->cfg.d_ffn;
@@ -169,6 +179,8 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
     meta.cpuset = (const char(*)[MOE_CPUSET_MAX])e->topo.cpuset;
     meta.numa_node = e->topo.numa;
     meta.expert_owner = e->place.owner;
+    meta.expert_ranks = e->place.rep_rank;
+    meta.max_replicas = e->place.max_replicas;
     meta.slurm_job_id = getenv("SLURM_JOB_ID");
     meta.mpi_version = mpiver;
     meta.hwloc_version = e->topo.hwloc_version;
@@ -215,8 +227,12 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     e->a2a = moe_a2a_find(cfg->exchange);
 
     st = moe_topo_discover(e->comm, cfg->ranks_per_node, &e->log, &e->topo);
-    if (st == MOE_OK && moe_placement_init(&e->place, cfg->placement, e->E, e->nranks) != MOE_OK)
-        st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (st == MOE_OK) {
+        st = moe_placement_build(&e->place, cfg->placement, e->E, e->L, e->nranks,
+                                 e->topo.nnodes, e->topo.node, err, sizeof(err));
+        if (st != MOE_OK)
+            st = MOE_ERROR_SET(&e->log, st, "%s", err);
+    }
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
     e->n_local = e->place.local_count[e->rank];
@@ -290,6 +306,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
     double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5;
     int                E = e->E, k = e->k, T = e->T, i, p, s, j;
+    int64_t            rows_in = 0;
     moe_a2a_stats_t    ast;
     moe_a2a_plan_t     plan;
     moe_expert_batch_t batch;
@@ -319,10 +336,12 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
                              e->routed_global, e->keep, dropped, &e->capws);
     if (st != MOE_OK)
         return st;
-    for (p = 0; p < T * k; p++) {
-        int ex = e->gate.expert[p];
-        e->dest_rank[p] = e->keep[p] ? e->place.owner[ex] : -1;
-        e->dest_expert[p] = e->place.local_index[ex];
+    for (p = 0; p < T * k; p++) { /* which replica: moe_placement_route's documented rule */
+        int slot = 0, r;
+        r = moe_placement_route(&e->place, l, e->gate.expert[p], e->topo.node[e->rank],
+                                e->g0 + p / k, &slot);
+        e->dest_rank[p] = e->keep[p] ? r : -1;
+        e->dest_expert[p] = slot;
     }
     plan.tokens = T;
     plan.top_k = k;
@@ -340,7 +359,10 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     for (i = 0; i < batch.n_local; i++) {
         int64_t rows = batch.offset[i + 1] - batch.offset[i];
-        int     g = e->place.global_of[e->place.first_local[e->rank] + i];
+        int     g = engine_slot_expert(e, l, i);
+        if (g < 0 || rows == 0)
+            continue;
+        rows_in += rows;
         moe_ffn_forward(&e->ffn[(size_t)l * e->n_local + i], batch.x + batch.offset[i] * e->d,
                         rows, batch.y + batch.offset[i] * e->d, e->ffn_scratch);
         processed[g] += rows;
@@ -372,6 +394,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     traffic[MOE_TRAFFIC_BYTES_INTER] = ast.bytes_inter;
     traffic[MOE_TRAFFIC_MSGS_INTRA] = ast.msgs_intra;
     traffic[MOE_TRAFFIC_MSGS_INTER] = ast.msgs_inter;
+    traffic[MOE_TRAFFIC_ROWS_IN] = rows_in;
     e->bytes_sent_tot += ast.bytes_sent;
     e->bytes_inter_tot += ast.bytes_inter;
     e->bytes_intra_tot += ast.bytes_intra;

@@ -40,7 +40,7 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddStringToObject(root, "drop_policy", moe_drop_policy_name(c->drop_policy));
     cJSON_AddStringToObject(root, "workload", c->workload);
     cJSON_AddStringToObject(root, "exchange", c->exchange);
-    cJSON_AddStringToObject(root, "placement", moe_placement_name(c->placement));
+    cJSON_AddStringToObject(root, "placement", c->placement);
     cJSON_AddNumberToObject(root, "elapsed_s", s->elapsed_s);
     cJSON_AddNumberToObject(root, "tokens_per_s", s->tokens_per_s);
     o = cJSON_AddObjectToObject(root, "phase_seconds_mean");
@@ -142,7 +142,7 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             c->top_k, c->layers, c->layers == 1 ? "" : "s", c->tokens, c->d_model, c->d_ffn,
             moe_activation_name(c->activation));
     fprintf(out, "workload   %s, exchange %s, placement %s, capacity factor %g (%s)\n",
-            c->workload, c->exchange, moe_placement_name(c->placement), c->capacity_factor,
+            c->workload, c->exchange, c->placement, c->capacity_factor,
             eng->capacity < 0 ? "dropless" : moe_drop_policy_name(c->drop_policy));
     fprintf(out, "throughput %.0f tokens/s (%.3f s in steps)\n", s->tokens_per_s, s->elapsed_s);
     fprintf(out, "phases     ");

@@ -707,6 +707,11 @@ static moe_status_t tel_write_topology(moe_telemetry_t *t, const moe_tel_meta_t 
         (st = tel_fixed_global(t, "placement/expert_owner", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
                                &E, "rank", meta->expert_owner)) != MOE_OK)
         goto out;
+    if (meta->expert_ranks != NULL && meta->max_replicas > 0) {
+        hsize_t ler[3] = {(hsize_t)t->L, E, (hsize_t)meta->max_replicas};
+        st = tel_fixed_global(t, "placement/expert_ranks", H5T_STD_I32LE, H5T_NATIVE_INT, 3, ler,
+                              "rank, -1 = none", meta->expert_ranks);
+    }
 out:
     tel_close_id(&host, H5Tclose);
     tel_close_id(&cpus, H5Tclose);
@@ -978,7 +983,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
     src[6] = moe_drop_policy_name(meta->cfg->drop_policy);
     src[7] = meta->cfg->workload;
     src[8] = meta->cfg->exchange;
-    src[9] = moe_placement_name(meta->cfg->placement);
+    src[9] = meta->cfg->placement;
     src[10] = moe_activation_name(meta->cfg->activation);
     src[11] = moe_tel_mode_name(mode);
     src[12] = getenv("SLURM_ARRAY_JOB_ID");

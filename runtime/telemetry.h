@@ -41,7 +41,8 @@
 
 /* Traffic counters per step x layer x rank (dispatch + combine payload and count messages).
  * The intra/inter columns split bytes_sent and msgs_sent by whether the peer is on this
- * rank's node. */
+ * rank's node. rows_in: (token, expert) rows this rank's experts received (self included)
+ * and computed — the rank's expert load. */
 #define MOE_TRAFFIC_MAP(X)                    \
     X(MOE_TRAFFIC_BYTES_SENT, "bytes_sent")   \
     X(MOE_TRAFFIC_BYTES_RECV, "bytes_recv")   \
@@ -50,7 +51,8 @@
     X(MOE_TRAFFIC_BYTES_INTRA, "bytes_intra") \
     X(MOE_TRAFFIC_BYTES_INTER, "bytes_inter") \
     X(MOE_TRAFFIC_MSGS_INTRA, "msgs_intra")   \
-    X(MOE_TRAFFIC_MSGS_INTER, "msgs_inter")
+    X(MOE_TRAFFIC_MSGS_INTER, "msgs_inter")   \
+    X(MOE_TRAFFIC_ROWS_IN, "rows_in")
 
 /* Router statistics per step x layer, over all tokens of the step (global). */
 #define MOE_RSTAT_MAP(X)                                        \
@@ -114,6 +116,8 @@ typedef struct moe_tel_meta {
     const char (*cpuset)[MOE_CPUSET_MAX];  /* [nranks] cores bound, hwloc list syntax, "" if unbound */
     const int  *numa_node;             /* [nranks] NUMA node of the binding, -1 if unknown */
     const int  *expert_owner;          /* [experts] rank that holds each expert */
+    const int  *expert_ranks;          /* [layers][experts][max_replicas] ranks holding each expert, -1 padded; NULL: expert_owner at every layer */
+    int         max_replicas;          /* last dimension of expert_ranks */
     const char *slurm_job_id;          /* NULL or "" if not under Slurm */
     const char *mpi_version;           /* MPI_Get_library_version text */
     const char *hwloc_version;

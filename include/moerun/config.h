@@ -41,7 +41,7 @@ typedef struct moe_config {
     double               temperature;      /* router temperature, > 0 */
     uint64_t             seed;
     char                 workload[MOE_SPEC_MAX]; /* uniform | zipf:S | collapse:P | drift:R | domains:N */
-    moe_placement_kind_t placement;
+    char                 placement[MOE_PATH_MAX]; /* contiguous | round-robin | file:PATH (docs/placement.md) */
     char                 exchange[32];     /* token exchange backend name: flat | hier */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     /* output */

@@ -13,6 +13,16 @@ good='{"layer": 0, "experts": [1, 2], "gating_probs": [0.6, 0.4], "token_idx": 0
 printf '%s\n%s\n' "$good" '{"layer": 0, "experts": [1, 9], "gating_probs": [0.6, 0.4], "token_idx": 1}' \
     > "$work/bad-expert.jsonl"
 printf '%s\n%s\n' "$good" '{"layer": 0, "experts": [1,' > "$work/bad-json.jsonl"
+# placement files for the moerun rows (8 experts, 2 layers, 2 ranks on 1 node)
+pmap() { # pmap NAME RANKS SLOTS LAYER0 LAYER1
+    printf 'moerun-placement 1\nexperts 8\nlayers 2\nranks %s\nnodes 1\nslots %s\nlayer 0: %s\nlayer 1: %s\n' \
+        "$2" "$3" "$4" "$5" > "$work/$1"
+}
+pmap no-rank.txt 2 4 "0 0 0 0 1 1 1 1" "0 0 0 - 1 1 1 1"
+pmap rank-range.txt 2 4 "0 0 0 0 1 1 1 5" "0 0 0 0 1 1 1 1"
+pmap over-slots.txt 2 4 "0 0 0 0 1 1 1 1" "0 0 0 0,1 1 1 1 1"
+pmap other-shape.txt 4 2 "0 0 1 1 2 2 3 3" "0 0 1 1 2 2 3 3"
+printf 'experts 8\n' > "$work/not-a-map.txt"
 
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; s=${s#\`}; s=${s%\`}; printf '%s' "$s"; }
 

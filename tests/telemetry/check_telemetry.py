@@ -53,7 +53,7 @@ ROOT_STR = ["moerun_version", "mpi_version", "hdf5_version", "hwloc_version", "c
 PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_inter",
           "combine_inter"]
 TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv", "bytes_intra", "bytes_inter",
-           "msgs_intra", "msgs_inter"]
+           "msgs_intra", "msgs_inter", "rows_in"]
 RSTAT_COUNT = 11
 IMPORT_INT = ["schema_version", "experts", "layers", "steps_completed"]
 IMPORT_STR = ["moerun_version", "hdf5_version", "source", "start_time", "status"]
@@ -228,6 +228,12 @@ def contents(c, f, dims, summary):
             bytes_sent += ti["bytes_sent"].sum(axis=(0, 1))
             bytes_inter += ti["bytes_inter"].sum(axis=(0, 1))
             tot["bytes_intra"] += int(ti["bytes_intra"].sum())
+            # rows_in: every processed pair was computed by exactly one rank (replicas included)
+            bad = np.argwhere(ti["rows_in"].sum(axis=2) != p.sum(axis=2))
+            if len(bad):
+                s, l = bad[0]
+                c.fail(f"steps/traffic rows_in summed over ranks != processed summed over experts "
+                       f"at step {s0 + s} layer {l}: {ti['rows_in'][s, l].sum()} != {p[s, l].sum()}")
             for what in ("bytes", "msgs"):
                 bad = np.argwhere(ti[what + "_intra"] + ti[what + "_inter"] != ti[what + "_sent"])
                 if len(bad):
@@ -267,6 +273,21 @@ def contents(c, f, dims, summary):
     if "placement/expert_owner" in f:
         owner = f["placement/expert_owner"][()]
         c.expect(((owner >= 0) & (owner < P)).all(), "expert_owner outside 0..nranks-1")
+    if "placement/expert_ranks" in f:
+        er = f["placement/expert_ranks"][()]
+        c.expect(er.ndim == 3 and er.shape[:2] == (L, E),
+                 f"placement/expert_ranks shape {er.shape}, want ({L}, {E}, R)")
+        if er.ndim == 3 and er.shape[:2] == (L, E):
+            for l in range(L):
+                for e in range(E):
+                    reps = [int(x) for x in er[l, e] if x >= 0]
+                    c.expect(len(reps) >= 1 and all(0 <= x < P for x in reps) and
+                             len(set(reps)) == len(reps) and (er[l, e, len(reps):] == -1).all(),
+                             f"placement/expert_ranks layer {l} expert {e}: {list(er[l, e])} is not "
+                             f"a list of distinct ranks 0..{P - 1} padded with -1")
+            if "placement/expert_owner" in f:
+                c.expect(np.array_equal(er[0, :, 0], f["placement/expert_owner"][()]),
+                         "placement/expert_owner != expert_ranks[0, :, 0] (layer 0 primaries)")
     if "topology/node" in f:
         node = f["topology/node"][()]
         c.expect(((node >= 0) & (node < int(a["nnodes"]))).all(), "topology/node outside 0..nnodes-1")

@@ -102,7 +102,7 @@ static void assert_config_eq(const moe_config_t *a, const moe_config_t *b, const
     ASSERT_TRUE(a->temperature == b->temperature);
     ASSERT_TRUE(a->seed == b->seed);
     ASSERT_TRUE(strcmp(a->workload, b->workload) == 0);
-    ASSERT_EQ_INT(a->placement, b->placement);
+    ASSERT_TRUE(strcmp(a->placement, b->placement) == 0);
     ASSERT_TRUE(strcmp(a->exchange, b->exchange) == 0);
     ASSERT_EQ_INT(a->ranks_per_node, b->ranks_per_node);
     ASSERT_TRUE(strcmp(a->telemetry, b->telemetry) == 0);
@@ -162,7 +162,7 @@ static const sample_t samples[] = {
     S_DBL(temperature, "--temperature", "MOERUN_TEMPERATURE", "0.7", 0.7),
     S_U64(seed, "--seed", "MOERUN_SEED", "18446744073709551615", UINT64_MAX),
     S_STR(workload, "--workload", "MOERUN_WORKLOAD", "zipf:1.2", "zipf:1.2"),
-    S_INT(placement, "--placement", "MOERUN_PLACEMENT", "round-robin", MOE_PLACE_ROUND_ROBIN),
+    S_STR(placement, "--placement", "MOERUN_PLACEMENT", "round-robin", "round-robin"),
     S_STR(exchange, "--exchange", "MOERUN_EXCHANGE", "hier", "hier"),
     S_INT(ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "2", 2),
     S_STR(telemetry, "--telemetry", "MOERUN_TELEMETRY", "none", ""),
@@ -235,7 +235,7 @@ static void test_defaults(void)
     ASSERT_TRUE(c.seed == 42);
     ASSERT_STR_CONTAINS(c.workload, "uniform");
     ASSERT_TRUE(strcmp(c.workload, "uniform") == 0);
-    ASSERT_EQ_INT(c.placement, MOE_PLACE_CONTIGUOUS);
+    ASSERT_TRUE(strcmp(c.placement, "contiguous") == 0);
     ASSERT_TRUE(strcmp(c.exchange, "flat") == 0);
     ASSERT_EQ_INT(c.ranks_per_node, 0);
     ASSERT_TRUE(strcmp(c.telemetry, "moerun.h5") == 0);
@@ -433,7 +433,6 @@ static const bad_t bads[] = {
     {"--seed", "4x", "seed", "is not an unsigned integer", "0..18446744073709551615"},
     {"--drop-policy", "random", "drop_policy", "is not a known value", "allowed position, probs"},
     {"--activation", "relu", "activation", "is not a known value", "allowed gelu, swiglu"},
-    {"--placement", "random", "placement", "is not a known value", "contiguous, round-robin"},
     {"--telemetry-mode", "async", "telemetry_mode", "is not a known value", "parallel, gather"},
     {"--log-level", "verbose", "log_level", "is not a known value", "error, warn, info, debug"},
     {"--quiet=maybe", NULL, "quiet", "is not a boolean", "true/false"},
@@ -740,6 +739,16 @@ static void test_validate(void)
     ASSERT_EQ_INT(moe_config_validate(&c, 2, err, ERRLEN), MOE_ERR_INVALID);
     ASSERT_STR_CONTAINS(err, "exchange: \"nccl\" is not a known backend; allowed flat|hier");
     ASSERT_EQ_INT(moe_config_set(&c, "exchange", "hier", err, ERRLEN), MOE_OK);
+    ASSERT_EQ_INT(moe_config_validate(&c, 2, err, ERRLEN), MOE_OK);
+
+    moe_config_defaults(&c);
+    ASSERT_EQ_INT(moe_config_set(&c, "placement", "random", err, ERRLEN), MOE_OK);
+    ASSERT_EQ_INT(moe_config_validate(&c, 2, err, ERRLEN), MOE_ERR_INVALID);
+    ASSERT_STR_CONTAINS(err, "placement: \"random\" is not a known value; allowed contiguous, "
+                             "round-robin or file:PATH");
+    ASSERT_EQ_INT(moe_config_set(&c, "placement", "file:", err, ERRLEN), MOE_OK);
+    ASSERT_EQ_INT(moe_config_validate(&c, 2, err, ERRLEN), MOE_ERR_INVALID);
+    ASSERT_EQ_INT(moe_config_set(&c, "placement", "file:/x/plan.txt", err, ERRLEN), MOE_OK);
     ASSERT_EQ_INT(moe_config_validate(&c, 2, err, ERRLEN), MOE_OK);
 
     /* MPI int counts */

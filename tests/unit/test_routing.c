@@ -127,6 +127,82 @@ static void test_placement(void)
         }
 }
 
+/*
+ * Replicas and per-layer maps, by hand: E 4, L 2, P 4 on 2 nodes (ranks 0-1, 2-3), 2 slots.
+ * layer 0: e0 on {0, 3}, e1 on 1, e2 on 2, e3 on {3, 2, 1}; layer 1: e0 on 1, e1 on 0,
+ * e2 on 3, e3 on 2.
+ */
+static void test_placement_replicas(void)
+{
+    int             nrep[8] = {2, 1, 1, 3, 1, 1, 1, 1}, node[4] = {0, 0, 1, 1};
+    int             ranks[8 * 3] = {0, 3, -1, 1, -1, -1, 2, -1, -1, 3, 2, 1,
+                                    1, -1, -1, 0, -1, -1, 3, -1, -1, 2, -1, -1};
+    moe_placement_t pl, rd;
+    char            err[256] = "", path[] = "/tmp/moerun-test-placement.XXXXXX";
+    int             slot = -1, fd, l, e, j;
+    FILE           *f;
+
+    ASSERT_EQ_INT(moe_placement_from_lists(&pl, 4, 2, 4, 2, node, 2, nrep, ranks, 3, err,
+                                           sizeof(err)), MOE_OK);
+    /* slots: rank 3 holds e0 then e3 at layer 0 (slots 0, 1); rank 2 holds e2, e3; rank 1 e1, e3 */
+    ASSERT_EQ_INT(pl.local_count[0], 1);
+    ASSERT_EQ_INT(pl.local_count[1], 2);
+    ASSERT_EQ_INT(pl.local_count[2], 2);
+    ASSERT_EQ_INT(pl.local_count[3], 2);
+    ASSERT_EQ_INT(pl.max_replicas, 3);
+    ASSERT_EQ_INT(pl.global_of[pl.first_local[3] + 1], 3);       /* layer 0, rank 3, slot 1 */
+    ASSERT_EQ_INT(pl.global_of[7 + pl.first_local[3] + 1], -1);  /* layer 1: rank 3 holds e2 only */
+    ASSERT_EQ_INT(pl.global_of[7 + pl.first_local[3]], 2);
+    ASSERT_EQ_INT(pl.owner[3], 3);
+    /* e0 at layer 0 from node 0: the only node-0 replica is rank 0, for every token */
+    ASSERT_EQ_INT(moe_placement_route(&pl, 0, 0, 0, 5, &slot), 0);
+    ASSERT_EQ_INT(slot, 0);
+    ASSERT_EQ_INT(moe_placement_route(&pl, 0, 0, 1, 6, &slot), 3);
+    ASSERT_EQ_INT(slot, 0);
+    /* e3 from node 1: candidates ranks 3, 2 (file order); token 6 -> 6 mod 2 = 0 -> rank 3 */
+    ASSERT_EQ_INT(moe_placement_route(&pl, 0, 3, 1, 6, &slot), 3);
+    ASSERT_EQ_INT(slot, 1);
+    ASSERT_EQ_INT(moe_placement_route(&pl, 0, 3, 1, 7, &slot), 2);
+    ASSERT_EQ_INT(slot, 1);
+    /* e3 from node 0: only rank 1 */
+    ASSERT_EQ_INT(moe_placement_route(&pl, 0, 3, 0, 7, &slot), 1);
+    ASSERT_EQ_INT(slot, 1);
+    ASSERT_EQ_INT(moe_placement_route(&pl, 1, 0, 1, 7, &slot), 1);
+
+    /* the text format round-trips */
+    fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    f = fdopen(fd, "w");
+    ASSERT_EQ_INT(moe_placement_write(&pl, f, "hand-made\nsecond line"), 0);
+    fclose(f);
+    ASSERT_EQ_INT(moe_placement_read(&rd, path, node, err, sizeof(err)), MOE_OK);
+    ASSERT_EQ_INT(rd.experts, 4);
+    ASSERT_EQ_INT(rd.layers, 2);
+    ASSERT_EQ_INT(rd.nnodes, 2);
+    ASSERT_EQ_INT(rd.slots, 2);
+    for (l = 0; l < 2; l++)
+        for (e = 0; e < 4; e++) {
+            ASSERT_EQ_INT(rd.nrep[l * 4 + e], nrep[l * 4 + e]);
+            for (j = 0; j < nrep[l * 4 + e]; j++)
+                ASSERT_EQ_INT(rd.rep_rank[(l * 4 + e) * rd.max_replicas + j], ranks[(l * 4 + e) * 3 + j]);
+        }
+    moe_placement_cleanup(&rd);
+    /* one slot is too few for rank 3 at layer 0 */
+    ASSERT_EQ_INT(moe_placement_from_lists(&rd, 4, 2, 4, 2, node, 1, nrep, ranks, 3, err,
+                                           sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_STR_CONTAINS(err, "more than its 1 slots");
+    /* the file made for 2 nodes does not fit a run on 1 node */
+    {
+        char spec[64];
+        snprintf(spec, sizeof(spec), "file:%s", path);
+        ASSERT_EQ_INT(moe_placement_build(&rd, spec, 4, 2, 4, 1, NULL, err, sizeof(err)),
+                      MOE_ERR_INVALID);
+        ASSERT_STR_CONTAINS(err, "was made for experts 4, layers 2, ranks 4, nodes 2");
+    }
+    remove(path);
+    moe_placement_cleanup(&pl);
+}
+
 static void test_workload_parse(void)
 {
     moe_workload_spec_t s;
@@ -257,6 +333,7 @@ int main(void)
     RUN_TEST(test_gate_temperature);
     RUN_TEST(test_capacity_formula);
     RUN_TEST(test_placement);
+    RUN_TEST(test_placement_replicas);
     RUN_TEST(test_workload_parse);
     RUN_TEST(test_workload_skew_through_gate);
     RUN_TEST(test_workload_deterministic);
