@@ -88,6 +88,7 @@ static const tr_dset_t tr_dsets[] = {
     {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}, 0},
     {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
     {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}, 0},
+    {MOE_TEL_EXPERT_RANKS, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_NONE}, 0},
 };
 
 _Static_assert(sizeof(tr_dsets) / sizeof(tr_dsets[0]) <= 32, "present[]/cols[] too small");
@@ -650,7 +651,9 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
         }
         H5Eclear2(H5E_DEFAULT);
         for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
-            if (!(r->cols[x] && i == nd - 1) && tr_dim_value(in, ds->dim[i]) < 0)
+            if (ds->dim[i] == TR_NONE)
+                continue; /* a free dimension (placement/expert_ranks: replicas) */
+            else if (!(r->cols[x] && i == nd - 1) && tr_dim_value(in, ds->dim[i]) < 0)
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s is present but the root attribute that sizes its "
                                      "dimension %d (top_k or nranks) is missing", r->path,
