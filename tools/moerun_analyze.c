@@ -55,6 +55,7 @@ static void ma_usage(FILE *out, const char *argv0)
     fprintf(out,
             "usage: %s RUN.h5 [RUN2.h5 ...] [--markdown FILE] [--json FILE] [--html FILE]\n"
             "          [--peak-gflops X] [--vocab FILE] [--dead-window N]\n"
+            "          [--write-placement FILE]\n"
             "Routing-efficiency report of moerun telemetry files (docs/analysis.md): expert\n"
             "utilisation, entropy, dead experts and collapse, gate confidence, load-balancing\n"
             "loss, capacity what-if, communication, compute, hotspots, specialisation and\n"
@@ -66,6 +67,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "                      the file's peak_gflops attribute, else reported missing)\n"
             "  --vocab FILE        token texts, one per line (line i = token id i)\n"
             "  --dead-window N     steps of zero load that make an expert dead (1..1e9, default %d)\n"
+            "  --write-placement FILE  write the placement the recommendation plans (one run;\n"
+            "                      the same planner as moerun-place; docs/placement.md)\n"
             "  --help              this text\n"
             "Without --json -, a short summary with the top findings goes to stdout.\n"
             "Exit status: 0 ok, 1 unreadable or invalid file or unwritable output, 2 usage error.\n",
@@ -176,11 +179,15 @@ int main(int argc, char **argv)
             ma_usage(stdout, argv[0]);
             return 0;
         } else if (strcmp(a, "--markdown") == 0 || strcmp(a, "--json") == 0 ||
-                   strcmp(a, "--html") == 0 || strcmp(a, "--vocab") == 0) {
+                   strcmp(a, "--html") == 0 || strcmp(a, "--vocab") == 0 ||
+                   strcmp(a, "--write-placement") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
-            *(strcmp(a, "--markdown") == 0 ? &md : strcmp(a, "--json") == 0 ? &js
-                                                 : strcmp(a, "--html") == 0 ? &html : &vocab) = v;
+            if (strcmp(a, "--write-placement") == 0)
+                opt.write_placement = v;
+            else
+                *(strcmp(a, "--markdown") == 0 ? &md : strcmp(a, "--json") == 0 ? &js
+                                                     : strcmp(a, "--html") == 0 ? &html : &vocab) = v;
         } else if (strcmp(a, "--peak-gflops") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
@@ -214,6 +221,11 @@ int main(int argc, char **argv)
     }
     if (npaths == 0) {
         ma_usage(stderr, argv[0]);
+        return 2;
+    }
+    if (opt.write_placement && npaths != 1) {
+        fprintf(stderr, "moerun-analyze: --write-placement takes exactly one run (%d given)\n",
+                npaths);
         return 2;
     }
     if (vocab && ma_vocab_read(vocab, &opt) != 0)

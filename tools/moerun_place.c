@@ -83,22 +83,15 @@ static cJSON *mp_pred_json(const moe_place_pred_t *p, int N)
 /* Sums over layers: mean of max/mean, sums of copies and bytes. */
 static cJSON *mp_total_json(const moe_place_pred_t *p, int L)
 {
-    cJSON *o = cJSON_CreateObject();
-    double mm = 0, fc = 0, hc = 0, fb = 0, hb = 0;
-    int    l;
+    cJSON            *o = cJSON_CreateObject();
+    moe_place_total_t t;
 
-    for (l = 0; l < L; l++) {
-        mm += p[l].mean_load > 0 ? p[l].max_load / p[l].mean_load / L : 0;
-        fc += p[l].flat_copies;
-        hc += p[l].hier_copies;
-        fb += p[l].flat_bytes;
-        hb += p[l].hier_bytes;
-    }
-    cJSON_AddNumberToObject(o, "max_mean", mm);
-    cJSON_AddNumberToObject(o, "flat_copies_per_token", fc);
-    cJSON_AddNumberToObject(o, "hier_copies_per_token", hc);
-    cJSON_AddNumberToObject(o, "flat_inter_bytes_per_step", fb);
-    cJSON_AddNumberToObject(o, "hier_inter_bytes_per_step", hb);
+    moe_place_total(p, L, &t);
+    cJSON_AddNumberToObject(o, "max_mean", t.max_mean);
+    cJSON_AddNumberToObject(o, "flat_copies_per_token", t.flat_copies);
+    cJSON_AddNumberToObject(o, "hier_copies_per_token", t.hier_copies);
+    cJSON_AddNumberToObject(o, "flat_inter_bytes_per_step", t.flat_bytes);
+    cJSON_AddNumberToObject(o, "hier_inter_bytes_per_step", t.hier_bytes);
     return o;
 }
 
@@ -132,8 +125,7 @@ static void mp_table(FILE *out, const moe_place_input_t *in, const moe_place_pre
 }
 
 /* Writes text through FILE.tmp.<pid> + rename. 0 on success. */
-static int mp_write(const char *path, const char *text, const moe_placement_t *pl,
-                    const char *comment)
+static int mp_write_text(const char *path, const char *text)
 {
     char  tmp[4096];
     FILE *f;
@@ -143,7 +135,7 @@ static int mp_write(const char *path, const char *text, const moe_placement_t *p
     f = fopen(tmp, "w");
     if (f == NULL)
         return -1;
-    ok = text ? fputs(text, f) >= 0 : moe_placement_write(pl, f, comment) == 0;
+    ok = fputs(text, f) >= 0;
     ok &= fclose(f) == 0;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -235,15 +227,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "moerun-place: %s\n", err[0] ? err : moe_status_str(st));
         return 1;
     }
-    tg.nodes = nodes > 0 ? nodes : in.nnodes;
-    tg.ranks_per_node = rpn > 0 ? rpn : (in.nranks + tg.nodes - 1) / tg.nodes;
     {
-        int P = tg.nodes * tg.ranks_per_node;
-        if (replicas < 0)
-            replicas = P;
-        tg.slots = slots > 0 ? slots : (in.experts + replicas + P - 1) / P;
-        if (tg.slots > in.experts)
-            tg.slots = in.experts;
+        int    groups = tg.groups;
+        double balance = tg.balance;
+        moe_place_target_default(&in, nodes, rpn, slots, replicas, &tg);
+        tg.groups = groups;
+        tg.balance = balance;
     }
     st = moe_place_plan(&in, &tg, policy, &plan, err, sizeof(err));
     if (st != MOE_OK) {
@@ -264,7 +253,7 @@ int main(int argc, char **argv)
              "written by moerun-place --policy %s (%d nodes x %d ranks, %d slots, balance %g)\n"
              "from %s%s", moe_plan_policy_name(policy), tg.nodes, tg.ranks_per_node, tg.slots,
              tg.balance, runs[0], nruns > 1 ? " and more" : "");
-    if (out && mp_write(out, NULL, &plan, comment) != 0) {
+    if (out && moe_place_write_file(out, &plan, comment) != 0) {
         fprintf(stderr, "moerun-place: %s: cannot write: %s\n", out, strerror(errno));
         rc = 1;
         goto done;
@@ -313,7 +302,7 @@ int main(int argc, char **argv)
             char  *t2 = realloc(text, n + 2);
             if (t2)
                 text = t2, strcat(text, "\n");
-            if (t2 == NULL || mp_write(json, text, NULL, NULL) != 0) {
+            if (t2 == NULL || mp_write_text(json, text) != 0) {
                 fprintf(stderr, "moerun-place: %s: cannot write: %s\n", json, strerror(errno));
                 rc = 1;
             }

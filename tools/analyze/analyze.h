@@ -24,6 +24,7 @@ typedef struct an_opts {
     int64_t dead_window;   /* steps of zero load that make an expert dead */
     char  **vocab;         /* token id -> text (NULL: no vocabulary) */
     int64_t nvocab;
+    const char *write_placement; /* write the planned placement here (NULL: only name it) */
 } an_opts_t;
 
 /*

@@ -12,6 +12,7 @@
  *  3. Every recommendation carries a number computed by replaying the recorded loads or
  *     routes under the changed setting, and the evidence it came from.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -21,6 +22,7 @@
 
 #include "analysis_math.h"
 #include "analyze.h"
+#include "place.h"
 #include "telemetry_reader.h"
 
 #define AN_BLOCK_BYTES     (8u << 20) /* per-step buffers of one block */
@@ -1453,14 +1455,8 @@ static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         free(o32);
         cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_current", cur);
         cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_projected", nw);
-        if (isfinite(cur) && isfinite(nw) && nw < 0.95 * cur) {
-            snprintf(evd, sizeof(evd),
-                     "replay of recorded per-expert loads (all steps, %lld layers) over %lld ranks, "
-                     "at most %d experts per rank (greedy largest-first): max/mean rank load "
-                     "%.2f -> %.2f", (long long)L, (long long)P, per, cur / mean, nw / mean);
-            an_recommend(rec, "placement", "rebalance expert placement by measured load",
-                         "max rank load (pairs)", cur, nw, "pairs", "low (placement file)", evd);
-        }
+        (void)mean;
+        (void)evd;
     }
 coselect:
     cs = cJSON_AddArrayToObject(sec, "coselect");
@@ -1534,6 +1530,92 @@ static int an_cmp_i64(const void *x, const void *y)
 }
 
 /* Sampled routes: routing map, specialisation, top-k and node what-ifs. */
+/*
+ * Placement recommendation: the planner of moerun-place (tools/place, policy moerun, its
+ * default target: this run's nodes and ranks, one extra copy per rank), predicted before
+ * (this run's map) and after from the recorded loads and routes. The recommendation names
+ * the file and the commands that act on it; with --write-placement the file is written.
+ */
+static void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_opts_t *opt)
+{
+    cJSON             *sec = cJSON_GetObjectItem(an, "hotspots"), *pp, *o;
+    moe_place_input_t  in;
+    moe_place_target_t tg;
+    moe_placement_t    plan;
+    moe_place_pred_t  *before = NULL, *after = NULL;
+    moe_place_total_t  tb, ta;
+    char               err[512] = "", evd[600], comment[600];
+    const char        *file = opt->write_placement ? opt->write_placement : "placement.txt";
+    const char *const  paths[1] = {path};
+
+    if (sec == NULL)
+        return;
+    pp = cJSON_AddObjectToObject(sec, "placement_plan");
+    if (moe_place_input_read(&in, paths, 1, err, sizeof(err)) != MOE_OK) {
+        cJSON_AddStringToObject(pp, "missing", err[0] ? err : "cannot read the planner's input");
+        return;
+    }
+    moe_place_target_default(&in, 0, 0, 0, -1, &tg);
+    if (in.current == NULL || in.nranks < 2 ||
+        moe_place_plan(&in, &tg, MOE_PLAN_MOERUN, &plan, err, sizeof(err)) != MOE_OK) {
+        cJSON_AddStringToObject(pp, "missing", in.current == NULL ? "placement/expert_owner absent"
+                                               : in.nranks < 2 ? "one rank: nothing to place"
+                                                               : err);
+        moe_place_input_cleanup(&in);
+        return;
+    }
+    if (moe_place_predict(&in, &plan, &after) != MOE_OK ||
+        moe_place_predict(&in, in.current, &before) != MOE_OK) {
+        cJSON_AddStringToObject(pp, "missing", "out of memory");
+        goto out;
+    }
+    moe_place_total(before, in.layers, &tb);
+    moe_place_total(after, in.layers, &ta);
+    cJSON_AddStringToObject(pp, "policy", "moerun");
+    cJSON_AddNumberToObject(pp, "nodes", tg.nodes);
+    cJSON_AddNumberToObject(pp, "ranks_per_node", tg.ranks_per_node);
+    cJSON_AddNumberToObject(pp, "slots", tg.slots);
+    cJSON_AddStringToObject(pp, "prediction", in.nroutes > 0 ? (in.routes_complete ? "routes"
+                                                                : "sampled routes")
+                                                             : "uniform origin");
+    o = cJSON_AddObjectToObject(pp, "before");
+    an_add_num(o, "max_mean", tb.max_mean);
+    an_add_num(o, "flat_inter_bytes_per_step", tb.flat_bytes);
+    an_add_num(o, "hier_inter_bytes_per_step", tb.hier_bytes);
+    o = cJSON_AddObjectToObject(pp, "after");
+    an_add_num(o, "max_mean", ta.max_mean);
+    an_add_num(o, "flat_inter_bytes_per_step", ta.flat_bytes);
+    an_add_num(o, "hier_inter_bytes_per_step", ta.hier_bytes);
+    an_add_num(pp, "weight_bytes_moved", moe_place_moved_bytes(&in, in.current, &plan));
+    cJSON_AddStringToObject(pp, "file", file);
+    if (opt->write_placement) {
+        snprintf(comment, sizeof(comment), "written by moerun-analyze --write-placement from %s",
+                 path);
+        if (moe_place_write_file(opt->write_placement, &plan, comment) != 0)
+            cJSON_AddStringToObject(pp, "write_error", strerror(errno));
+        else
+            cJSON_AddBoolToObject(pp, "written", 1);
+    }
+    if (ta.max_mean < 0.95 * tb.max_mean || ta.hier_bytes < 0.95 * tb.hier_bytes) {
+        snprintf(evd, sizeof(evd),
+                 "moerun-place's planner on the recorded loads%s (%d nodes x %d ranks, %d slots): "
+                 "max/mean rank load %.2f -> %.2f, inter-node bytes per step flat %.0f -> %.0f, "
+                 "hier %.0f -> %.0f; act: moerun-place %s -o %s (or moerun-analyze "
+                 "--write-placement %s), then moerun --placement file:%s",
+                 in.nroutes > 0 ? " and routes" : "", tg.nodes, tg.ranks_per_node, tg.slots,
+                 tb.max_mean, ta.max_mean, tb.flat_bytes, ta.flat_bytes, tb.hier_bytes,
+                 ta.hier_bytes, path, file, file, file);
+        an_recommend(rec, "placement", "run the planned expert placement (replicas, co-location)",
+                     "max/mean rank load", tb.max_mean, ta.max_mean, "x",
+                     "low (placement file)", evd);
+    }
+out:
+    moe_place_pred_free(before, in.layers);
+    moe_place_pred_free(after, in.layers);
+    moe_placement_cleanup(&plan);
+    moe_place_input_cleanup(&in);
+}
+
 static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
                       const an_opts_t *opt, const int32_t *own, const int32_t *node)
 {
@@ -1866,6 +1948,7 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     an_communication(r, an, root, fnd, &a, node);
     an_compute(r, an, fnd, &a, opt, own);
     an_hotspots(r, an, fnd, rec, &a, own, node);
+    an_placement_plan(path, an, rec, opt);
     an_routes(r, an, rec, &a, opt, own, node);
     if (moe_tel_reader_has(r, MOE_TEL_EVENTS)) {
         if ((st = an_events(r, root, in->nevents)) != MOE_OK)

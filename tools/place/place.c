@@ -7,10 +7,12 @@
  * replica rule (moe_placement_route), so planner and runtime cannot disagree about which copy
  * serves a pair.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "place.h"
 
@@ -575,4 +577,60 @@ double moe_place_moved_bytes(const moe_place_input_t *in, const moe_placement_t 
             }
         }
     return copies * in->expert_bytes;
+}
+
+void moe_place_total(const moe_place_pred_t *pred, int layers, moe_place_total_t *t)
+{
+    int l;
+
+    memset(t, 0, sizeof(*t));
+    for (l = 0; l < layers; l++) {
+        t->max_mean += pred[l].mean_load > 0 ? pred[l].max_load / pred[l].mean_load / layers : 0;
+        t->flat_copies += pred[l].flat_copies;
+        t->hier_copies += pred[l].hier_copies;
+        t->flat_bytes += pred[l].flat_bytes;
+        t->hier_bytes += pred[l].hier_bytes;
+    }
+}
+
+void moe_place_target_default(const moe_place_input_t *in, int nodes, int ranks_per_node,
+                              int slots, int replicas, moe_place_target_t *tg)
+{
+    int P;
+
+    memset(tg, 0, sizeof(*tg));
+    tg->balance = 1.0;
+    tg->nodes = nodes > 0 ? nodes : in->nnodes > 0 ? in->nnodes : 1;
+    tg->ranks_per_node = ranks_per_node > 0 ? ranks_per_node
+                                            : (in->nranks + tg->nodes - 1) / tg->nodes;
+    P = tg->nodes * tg->ranks_per_node;
+    if (replicas < 0)
+        replicas = P;
+    tg->slots = slots > 0 ? slots : (in->experts + replicas + P - 1) / P;
+    if (slots <= 0 && tg->slots > in->experts)
+        tg->slots = in->experts;
+}
+
+int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment)
+{
+    char  tmp[4096];
+    FILE *f;
+    int   ok, saved;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    f = fopen(tmp, "w");
+    if (f == NULL)
+        return -1;
+    ok = moe_placement_write(pl, f, comment) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        saved = errno ? errno : EIO;
+        unlink(tmp);
+        errno = saved;
+        return -1;
+    }
+    return 0;
 }

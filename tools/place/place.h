@@ -114,6 +114,24 @@ void         moe_place_pred_free(moe_place_pred_t *pred, int layers);
 double moe_place_moved_bytes(const moe_place_input_t *in, const moe_placement_t *from,
                              const moe_placement_t *to);
 
+/* Predictions summed over layers: mean of per-layer max/mean, sums of copies and bytes. */
+typedef struct moe_place_total {
+    double max_mean, flat_copies, hier_copies, flat_bytes, hier_bytes;
+} moe_place_total_t;
+void moe_place_total(const moe_place_pred_t *pred, int layers, moe_place_total_t *t);
+
+/*
+ * The target moerun-place uses unless told otherwise: the measured run's nodes and ranks per
+ * node, and `replicas` extra copies per layer (< 0: one per rank), i.e. slots =
+ * ceil((experts + replicas) / ranks), at most experts; slots > 0 overrides; balance 1.
+ */
+void moe_place_target_default(const moe_place_input_t *in, int nodes, int ranks_per_node,
+                              int slots, int replicas, moe_place_target_t *tg);
+
+/* Writes pl (with `comment`) to path through path.tmp.<pid> and a rename; 0 on success, else
+ * -1 with errno set and nothing left behind. */
+int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment);
+
 /* Policy names for --policy and messages. */
 const char *moe_plan_policy_name(moe_plan_policy_t p);
 int         moe_plan_policy_parse(const char *name, moe_plan_policy_t *p);
