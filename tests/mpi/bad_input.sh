@@ -2,7 +2,7 @@
 # bad_input.sh — walks the catalogue in docs/inputs.md: every bad input there is run for
 # real and must fail before any compute, with exactly one error line (from rank 0) that
 # contains the catalogue's text, the catalogue's exit code, and no file written.
-# Env: MOERUN, ANALYZE, IMPORT, MPIEXEC, CATALOGUE (docs/inputs.md).
+# Env: MOERUN, ANALYZE, IMPORT, PLACE, MPIEXEC, CATALOGUE (docs/inputs.md).
 set -uo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-bad.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -47,6 +47,9 @@ run_case() {
     moerun-import)
         env "${envs[@]+"${envs[@]}"}" "$IMPORT" "${args[@]}" </dev/null >"$work/stdout" 2>"$work/stderr"
         rc=$?; pattern='^moerun-import: ' ;;
+    moerun-place)
+        env "${envs[@]+"${envs[@]}"}" "$PLACE" "${args[@]}" </dev/null >"$work/stdout" 2>"$work/stderr"
+        rc=$?; pattern='^moerun-place: ' ;;
     *) echo "FAIL: catalogue row for unknown program '$prog'"; fail=$((fail + 1)); return ;;
     esac
     msgs=$(grep -c -- "$pattern" "$work/stderr")
