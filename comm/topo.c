@@ -1,5 +1,6 @@
 /*
- * comm/topo.c — node discovery (MPI shared-memory split) and binding (hwloc).
+ * comm/topo.c — node discovery (MPI shared-memory split); binding and hwloc discovery are
+ * comm/bind.c, applied here before anything is allocated (so first touch is NUMA-local).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,40 +9,24 @@
 
 #include <hwloc.h>
 
+#include "bind.h"
 #include "moerun/base/mpicheck.h"
 #include "topo.h"
-
-/* This process's binding as a list ("0-3,8") and the first NUMA node covering it. */
-static void topo_binding(char *cpuset, size_t len, int *numa)
-{
-    hwloc_topology_t t;
-    hwloc_bitmap_t   set, nodes;
-
-    cpuset[0] = '\0';
-    *numa = -1;
-    if (hwloc_topology_init(&t) != 0)
-        return;
-    if (hwloc_topology_load(t) == 0) {
-        set = hwloc_bitmap_alloc();
-        nodes = hwloc_bitmap_alloc();
-        if (set && nodes && hwloc_get_cpubind(t, set, HWLOC_CPUBIND_PROCESS) == 0) {
-            hwloc_bitmap_list_snprintf(cpuset, len, set);
-            hwloc_cpuset_to_nodeset(t, set, nodes);
-            *numa = hwloc_bitmap_first(nodes);
-        }
-        hwloc_bitmap_free(set);
-        hwloc_bitmap_free(nodes);
-    }
-    hwloc_topology_destroy(t);
-}
 
 moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log,
                                moe_topo_t *topo)
 {
-    MPI_Comm     node_comm = MPI_COMM_NULL;
-    int          P, r, leader, nn = 0, *leaders = NULL, *ids = NULL;
-    char         host[MOE_TOPO_HOST_MAX] = {0}, cpus[MOE_TOPO_CPUSET_MAX] = {0};
-    int          numa, lrank;
+    return moe_topo_discover_bind(comm, ranks_per_node, MOE_BIND_NONE, log, topo);
+}
+
+moe_status_t moe_topo_discover_bind(MPI_Comm comm, int ranks_per_node, int bind_mode,
+                                    moe_log_t *log, moe_topo_t *topo)
+{
+    MPI_Comm        node_comm = MPI_COMM_NULL, shm_comm = MPI_COMM_NULL;
+    int             P, r, leader, nn = 0, *leaders = NULL, *ids = NULL;
+    char            host[MOE_TOPO_HOST_MAX] = {0};
+    int             lrank, shm_rank = 0, shm_size = 1;
+    moe_bind_info_t bi;
     unsigned     hv = hwloc_get_api_version();
     moe_status_t st = MOE_OK;
 
@@ -56,15 +41,24 @@ moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log
     topo->numa = calloc((size_t)P, sizeof(int));
     topo->host = calloc((size_t)P, sizeof(*topo->host));
     topo->cpuset = calloc((size_t)P, sizeof(*topo->cpuset));
+    topo->nic = calloc((size_t)P, sizeof(*topo->nic));
+    topo->bind_action = calloc((size_t)P, sizeof(*topo->bind_action));
+    topo->machine = calloc((size_t)P, sizeof(*topo->machine));
     leaders = calloc((size_t)P, sizeof(int));
     ids = calloc((size_t)P, sizeof(int));
     if (!topo->node || !topo->local_rank || !topo->numa || !topo->host || !topo->cpuset ||
-        !leaders || !ids) {
+        !topo->nic || !topo->bind_action || !topo->machine || !leaders || !ids) {
         st = MOE_ERROR_SET(log, MOE_ERR_NOMEM, "topology: out of memory");
         goto out;
     }
     gethostname(host, sizeof(host) - 1);
-    topo_binding(cpus, sizeof(cpus), &numa);
+    /* binding uses the real shared-memory node (not --ranks-per-node, a study device) */
+    MOE_MPI_CHECK_GOTO(log, MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, topo->rank,
+                                                MPI_INFO_NULL, &shm_comm), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Comm_rank(shm_comm, &shm_rank), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Comm_size(shm_comm, &shm_size), st, out);
+    moe_bind_apply((moe_bind_mode_t)bind_mode, shm_rank, shm_size, &bi);
+    snprintf(topo->membind, sizeof(topo->membind), "%s", bi.membind);
     if (ranks_per_node > 0)
         MOE_MPI_CHECK_GOTO(log, MPI_Comm_split(comm, topo->rank / ranks_per_node, topo->rank,
                                                &node_comm), st, out);
@@ -78,10 +72,18 @@ moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log
     MOE_MPI_CHECK_GOTO(log, MPI_Allgather(&leader, 1, MPI_INT, leaders, 1, MPI_INT, comm), st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Allgather(&lrank, 1, MPI_INT, topo->local_rank, 1, MPI_INT, comm),
                        st, out);
-    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(&numa, 1, MPI_INT, topo->numa, 1, MPI_INT, comm), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(&bi.numa, 1, MPI_INT, topo->numa, 1, MPI_INT, comm),
+                       st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.nic, MOE_TOPO_NIC_MAX, MPI_CHAR, topo->nic,
+                                          MOE_TOPO_NIC_MAX, MPI_CHAR, comm), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.action, MOE_TOPO_ACTION_MAX, MPI_CHAR,
+                                          topo->bind_action, MOE_TOPO_ACTION_MAX, MPI_CHAR, comm),
+                       st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.machine, 64, MPI_CHAR, topo->machine, 64, MPI_CHAR,
+                                          comm), st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Allgather(host, MOE_TOPO_HOST_MAX, MPI_CHAR, topo->host,
                                           MOE_TOPO_HOST_MAX, MPI_CHAR, comm), st, out);
-    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(cpus, MOE_TOPO_CPUSET_MAX, MPI_CHAR, topo->cpuset,
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.cpuset, MOE_TOPO_CPUSET_MAX, MPI_CHAR, topo->cpuset,
                                           MOE_TOPO_CPUSET_MAX, MPI_CHAR, comm), st, out);
     /* a leader is its own lowest rank; number nodes by increasing leader rank */
     for (r = 0; r < P; r++)
@@ -95,6 +97,8 @@ moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log
 out:
     if (node_comm != MPI_COMM_NULL)
         MPI_Comm_free(&node_comm);
+    if (shm_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&shm_comm);
     free(leaders);
     free(ids);
     if (st != MOE_OK)
@@ -109,5 +113,8 @@ void moe_topo_cleanup(moe_topo_t *topo)
     free(topo->numa);
     free(topo->host);
     free(topo->cpuset);
+    free(topo->nic);
+    free(topo->bind_action);
+    free(topo->machine);
     memset(topo, 0, sizeof(*topo));
 }

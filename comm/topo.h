@@ -15,6 +15,8 @@
 
 #define MOE_TOPO_HOST_MAX 64
 #define MOE_TOPO_CPUSET_MAX 64
+#define MOE_TOPO_NIC_MAX 32
+#define MOE_TOPO_ACTION_MAX 16
 
 typedef struct moe_topo {
     int   nranks, rank, nnodes;
@@ -23,6 +25,10 @@ typedef struct moe_topo {
     int  *numa;                             /* [P] NUMA node of the binding, -1 unknown */
     char (*host)[MOE_TOPO_HOST_MAX];        /* [P] host names */
     char (*cpuset)[MOE_TOPO_CPUSET_MAX];    /* [P] bound cores, list syntax */
+    char (*nic)[MOE_TOPO_NIC_MAX];          /* [P] nearest network device, "" none found */
+    char (*bind_action)[MOE_TOPO_ACTION_MAX]; /* [P] kept|bound|none|unbound|planned|failed (bind.h) */
+    char (*machine)[64];                    /* [P] each rank's host: packages, NUMA, cores, PUs, NICs */
+    char  membind[16];                      /* this rank's memory policy: bind|first-touch|none */
     char  hwloc_version[32];
 } moe_topo_t;
 
@@ -33,6 +39,11 @@ typedef struct moe_topo {
  */
 moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log,
                                moe_topo_t *topo);
+/* The same, binding each rank first by bind_mode (moe_bind_mode_t, comm/bind.h; the local
+ * rank is its index in the real shared-memory node). Call before allocating what should be
+ * NUMA-local. */
+moe_status_t moe_topo_discover_bind(MPI_Comm comm, int ranks_per_node, int bind_mode,
+                                    moe_log_t *log, moe_topo_t *topo);
 void         moe_topo_cleanup(moe_topo_t *topo);
 
 #endif /* MOERUN_COMM_TOPO_H */

@@ -110,6 +110,7 @@ static const char *opt_placement_forms(void)
 static const char *const opt_activation_names[] = {"gelu", "swiglu", NULL};
 static const char *const opt_drop_names[] = {"position", "probs", NULL};
 static const char *const opt_placement_names[] = {"contiguous", "round-robin", NULL};
+static const char *const opt_bind_names[] = {"auto", "none", "core", "numa", NULL};
 static const char *const opt_tel_mode_names[] = {"parallel", "gather", NULL};
 static const char *const opt_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
@@ -175,6 +176,11 @@ static const opt_t opt_table[] = {
           "token exchange backend (see docs/exchange.md)"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
+    OPT_E(R, bind, "--bind", "MOERUN_BIND", "auto", opt_bind_names,
+          "CPU and memory binding: auto keeps mpirun/srun's, else one core per local rank if they "
+          "fit (docs/binding.md)"),
+    OPT_B(R, report_bindings, "--report-bindings", "MOERUN_REPORT_BINDINGS", "false",
+          "print one line per rank: host, node, local rank, cpuset, NUMA node, nearest NIC"),
 
     OPT_S(O, telemetry, "--telemetry", "MOERUN_TELEMETRY", "moerun.h5", "PATH", OPT_STR_MAX,
           OPT_NONE_IS_EMPTY, "\"\" or none: no telemetry", NULL, "HDF5 telemetry file"),
@@ -249,6 +255,8 @@ static const char *const opt_env_ignored[] = {
     "MOERUN_ASAN_BUILD_DIR", /* jobs/test-sanitize.sh */
     "MOERUN_FUZZ_BUILD_DIR", /* jobs/test-fuzz.sh */
     "MOERUN_READER_PROBE",   /* read by the telemetry reader of the tools */
+    "MOERUN_HWLOC_XML",      /* comm/bind.c: an hwloc XML topology instead of this machine */
+    "MOERUN_HWLOC_SYNTHETIC",/* comm/bind.c: an hwloc synthetic topology */
 };
 
 /* ---- small helpers -------------------------------------------------------------------- */

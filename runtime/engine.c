@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bind.h"
 #include "engine.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
@@ -178,6 +179,9 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
     meta.local_rank = e->topo.local_rank;
     meta.cpuset = (const char(*)[MOE_CPUSET_MAX])e->topo.cpuset;
     meta.numa_node = e->topo.numa;
+    meta.nic = (const char(*)[32])e->topo.nic;
+    meta.bind_action = (const char(*)[16])e->topo.bind_action;
+    meta.machine = (const char(*)[64])e->topo.machine;
     meta.expert_owner = e->place.owner;
     meta.expert_ranks = e->place.rep_rank;
     meta.max_replicas = e->place.max_replicas;
@@ -189,6 +193,21 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
                               &e->tel);
     free(ini);
     return st;
+}
+
+/* --report-bindings: one line per rank, from rank 0, in rank order (stderr, like mpirun's). */
+static void engine_report_bindings(const moe_engine_t *e)
+{
+    const moe_topo_t *t = &e->topo;
+    int               r;
+
+    for (r = 0; r < t->nranks; r++)
+        fprintf(stderr, "moerun: binding rank %d host %s node %d local %d cpuset %s numa %d nic %s "
+                        "(bind %s: %s; %s)\n", r, t->host[r], t->node[r], t->local_rank[r],
+                t->cpuset[r][0] ? t->cpuset[r] : "unbound", t->numa[r],
+                t->nic[r][0] ? t->nic[r] : "none", moe_bind_mode_name((moe_bind_mode_t)e->cfg.bind),
+                t->bind_action[r], t->machine[r]);
+    fprintf(stderr, "moerun: memory on rank 0: %s\n", t->membind);
 }
 
 moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p)
@@ -226,7 +245,9 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     e->capacity = moe_capacity_compute(cfg->capacity_factor, e->k, e->G, e->E);
     e->a2a = moe_a2a_find(cfg->exchange);
 
-    st = moe_topo_discover(e->comm, cfg->ranks_per_node, &e->log, &e->topo);
+    st = moe_topo_discover_bind(e->comm, cfg->ranks_per_node, cfg->bind, &e->log, &e->topo);
+    if (st == MOE_OK && cfg->report_bindings && e->rank == 0)
+        engine_report_bindings(e);
     if (st == MOE_OK) {
         st = moe_placement_build(&e->place, cfg->placement, e->E, e->L, e->nranks,
                                  e->topo.nnodes, e->topo.node, err, sizeof(err));

@@ -707,6 +707,25 @@ static moe_status_t tel_write_topology(moe_telemetry_t *t, const moe_tel_meta_t 
         (st = tel_fixed_global(t, "placement/expert_owner", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
                                &E, "rank", meta->expert_owner)) != MOE_OK)
         goto out;
+    if (meta->nic && meta->bind_action && meta->machine) {
+        hid_t s32 = H5Tcopy(H5T_C_S1), s16 = H5Tcopy(H5T_C_S1), s64 = H5Tcopy(H5T_C_S1);
+        if (s32 < 0 || s16 < 0 || s64 < 0 || H5Tset_size(s32, 32) < 0 ||
+            H5Tset_size(s16, 16) < 0 || H5Tset_size(s64, 64) < 0)
+            st = MOE_ERROR_SET(t->log, MOE_ERR_HDF5, "telemetry: '%s': string types", t->path);
+        if (st == MOE_OK)
+            st = tel_fixed_global(t, "topology/nic", s32, s32, 1, &P, "network device", meta->nic);
+        if (st == MOE_OK)
+            st = tel_fixed_global(t, "topology/bind_action", s16, s16, 1, &P,
+                                  "kept|bound|none|unbound|planned|failed", meta->bind_action);
+        if (st == MOE_OK)
+            st = tel_fixed_global(t, "topology/machine", s64, s64, 1, &P, "hwloc summary",
+                                  meta->machine);
+        tel_close_id(&s32, H5Tclose);
+        tel_close_id(&s16, H5Tclose);
+        tel_close_id(&s64, H5Tclose);
+        if (st != MOE_OK)
+            goto out;
+    }
     if (meta->expert_ranks != NULL && meta->max_replicas > 0) {
         hsize_t ler[3] = {(hsize_t)t->L, E, (hsize_t)meta->max_replicas};
         st = tel_fixed_global(t, "placement/expert_ranks", H5T_STD_I32LE, H5T_NATIVE_INT, 3, ler,

@@ -115,6 +115,9 @@ typedef struct moe_tel_meta {
     const int  *local_rank;            /* [nranks] rank within its node */
     const char (*cpuset)[MOE_CPUSET_MAX];  /* [nranks] cores bound, hwloc list syntax, "" if unbound */
     const int  *numa_node;             /* [nranks] NUMA node of the binding, -1 if unknown */
+    const char (*nic)[32];             /* [nranks] nearest network device, "" none; NULL: not written */
+    const char (*bind_action)[16];     /* [nranks] what --bind did (comm/bind.h); NULL: not written */
+    const char (*machine)[64];         /* [nranks] the rank's host as hwloc sees it; NULL: not written */
     const int  *expert_owner;          /* [experts] rank that holds each expert */
     const int  *expert_ranks;          /* [layers][experts][max_replicas] ranks holding each expert, -1 padded; NULL: expert_owner at every layer */
     int         max_replicas;          /* last dimension of expert_ranks */

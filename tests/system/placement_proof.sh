@@ -51,7 +51,7 @@ if [ "${FLAT:-0}" = 1 ]; then
 fi
 for key in routed processed dropped; do
     a=$(field "$work/measured.json" $key); b=$(field "$work/planned.json" $key)
-    [ -n "$a" ] && [ "$a" = "$b" ] || fail "$key: first run '$a', rerun with the plan '$b'"
+    if [ -z "$a" ] || [ "$a" != "$b" ]; then fail "$key: first run '$a', rerun with the plan '$b'"; fi
 done
 "$DUMPCMP" "$work/planned.bin" "$work/measured.bin" 1e-5 || fail "the rerun's output differs"
 "$PYTHON" "$CHECK_PROOF" "$work/plan.json" "$work/measured.h5" "$work/planned.h5" \
