@@ -5,7 +5,8 @@
  *   pairs of lower ranks, i.e. of lower global token indices; pair number i (in local
  *   token order) of expert e is kept iff prefix[e] + i < C.
  * probs: only experts over capacity matter. Each rank sends (prob, token) of its pairs for
- *   such an expert to the expert's owner (one MPI_Alltoallv), the owner sorts them by
+ *   such an expert to the expert's owner (its layer-0 primary rank: any fixed rank would do,
+ *   capacity belongs to the logical expert, not to a replica; one MPI_Alltoallv), it sorts them by
  *   (prob desc, token asc) and takes the C-th as the cutoff, and one MPI_Allreduce(MAX)
  *   tells every rank every cutoff. A pair is kept iff it sorts at or before the cutoff.
  */

@@ -100,11 +100,13 @@ static void mp_table(FILE *out, const moe_place_input_t *in, const moe_place_pre
 {
     int l, m;
 
+    const char *model = moe_place_prediction_model(in);
+
     fprintf(out, "# moerun-place: policy %s, %d layers, %d experts, predictions per step (%s)\n",
             policy, in->layers, in->experts,
-            in->nroutes > 0 ? (in->routes_complete ? "replayed from every recorded route"
-                                                   : "replayed from sampled routes, scaled")
-                            : "uniform-origin model, no routes");
+            strcmp(model, "routes") == 0           ? "replayed from every recorded route"
+            : strcmp(model, "sampled routes") == 0 ? "replayed from sampled routes, scaled"
+                                                   : "uniform-origin model");
     fprintf(out, "# %5s %6s %9s %9s %9s %9s %12s %12s  %s\n", "layer", "map", "max_load",
             "max/mean", "flat_cpt", "hier_cpt", "flat_B", "hier_B", "rows per node");
     for (l = 0; l < in->layers; l++)
@@ -269,9 +271,7 @@ int main(int argc, char **argv)
         cJSON_AddNumberToObject(t, "replicas_per_layer",
                                 (double)tg.nodes * tg.ranks_per_node * tg.slots - in.experts);
         cJSON_AddNumberToObject(t, "balance", tg.balance);
-        cJSON_AddStringToObject(root, "prediction",
-                                in.nroutes > 0 ? (in.routes_complete ? "routes" : "sampled routes")
-                                               : "uniform origin");
+        cJSON_AddStringToObject(root, "prediction", moe_place_prediction_model(&in));
         cJSON_AddNumberToObject(root, "steps", in.steps);
         for (i = 0; i < in.layers; i++) {
             cJSON *o = cJSON_CreateObject();

@@ -1575,9 +1575,7 @@ static void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_
     cJSON_AddNumberToObject(pp, "nodes", tg.nodes);
     cJSON_AddNumberToObject(pp, "ranks_per_node", tg.ranks_per_node);
     cJSON_AddNumberToObject(pp, "slots", tg.slots);
-    cJSON_AddStringToObject(pp, "prediction", in.nroutes > 0 ? (in.routes_complete ? "routes"
-                                                                : "sampled routes")
-                                                             : "uniform origin");
+    cJSON_AddStringToObject(pp, "prediction", moe_place_prediction_model(&in));
     o = cJSON_AddObjectToObject(pp, "before");
     an_add_num(o, "max_mean", tb.max_mean);
     an_add_num(o, "flat_inter_bytes_per_step", tb.flat_bytes);

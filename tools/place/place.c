@@ -579,6 +579,13 @@ double moe_place_moved_bytes(const moe_place_input_t *in, const moe_placement_t 
     return copies * in->expert_bytes;
 }
 
+const char *moe_place_prediction_model(const moe_place_input_t *in)
+{
+    if (in->nroutes > 0 && in->tokens_per_rank > 0)
+        return in->routes_complete ? "routes" : "sampled routes";
+    return "uniform origin";
+}
+
 void moe_place_total(const moe_place_pred_t *pred, int layers, moe_place_total_t *t)
 {
     int l;

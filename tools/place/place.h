@@ -132,6 +132,10 @@ void moe_place_target_default(const moe_place_input_t *in, int nodes, int ranks_
  * -1 with errno set and nothing left behind. */
 int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment);
 
+/* How moe_place_predict will predict for this input: "routes", "sampled routes" or
+ * "uniform origin" (no routes, or no token -> rank map as in imported logs). */
+const char *moe_place_prediction_model(const moe_place_input_t *in);
+
 /* Policy names for --policy and messages. */
 const char *moe_plan_policy_name(moe_plan_policy_t p);
 int         moe_plan_policy_parse(const char *name, moe_plan_policy_t *p);
