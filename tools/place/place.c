@@ -240,10 +240,27 @@ out:
 
 /* ---- moerun ----------------------------------------------------------------------------- */
 
+/* Load of one copy of expert e on node m (uniform origin, the runtime's replica rule). */
+static double pp_copy_load(double w, const int *held_n, int E, int N, const int *nranks_of, int P,
+                           int e, int m)
+{
+    double orphan = 0;
+    int    tot = 0, n;
+
+    for (n = 0; n < N; n++) {
+        tot += held_n[(size_t)n * E + e];
+        if (held_n[(size_t)n * E + e] == 0)
+            orphan += (double)nranks_of[n] / P;
+    }
+    if (tot == 0 || held_n[(size_t)m * E + e] == 0)
+        return 0;
+    return w * ((double)nranks_of[m] / P / held_n[(size_t)m * E + e] + orphan / tot);
+}
+
 /*
  * One layer of moerun's policy. w[E] loads, cs[E][E] co-selection (may be NULL).
  */
-static int pp_moerun_layer(const double *w, const double *cs, int E, int P, int N,
+static int pp_moerun_layer(const double *w, const double *cs, int E, int k, int P, int N,
                            const int *node_of, int slots, double balance, int *nrep, int *ranks)
 {
     int       *cnt = calloc((size_t)E, sizeof(int)), *ncap = calloc((size_t)N, sizeof(int));
@@ -289,10 +306,10 @@ static int pp_moerun_layer(const double *w, const double *cs, int E, int P, int 
                     continue;
                 add = cnt[e] >= N ? w[e] * nranks_of[m] / P / ((cnt[e] + N - 1) / N)
                                   : w[e] / cnt[e];
-                if (cs && w[e] > 0)
+                if (cs && w[e] > 0 && k > 1) /* share of e's co-selected pairs already on m */
                     for (int f = 0; f < E; f++)
                         if (f != e && held_n[(size_t)m * E + f])
-                            aff += cs[(size_t)e * E + f] / w[e];
+                            aff += cs[(size_t)e * E + f] / (w[e] * (k - 1));
                 /* a second copy on a node that already has one gains no locality */
                 s = (held_n[(size_t)m * E + e] ? -1e9 : 0) + aff -
                     balance * (nload[m] + add) / mean_node;
@@ -309,24 +326,23 @@ static int pp_moerun_layer(const double *w, const double *cs, int E, int P, int 
                                        : w[e] / cnt[e];
         }
     }
-    /* 2. inside each node: LPT of its copies onto its ranks */
+    /* 2. inside each node: LPT of its copies onto its ranks, then swaps and moves between
+     *    the node's ranks while they lower the node's most loaded rank (node-local changes:
+     *    what crosses nodes stays the same). A copy's load under the uniform-origin model:
+     *    its node's tokens split over the node's copies, plus the tokens of nodes without a
+     *    copy split over all copies. */
     for (m = 0; m < N; m++) {
         pp_item_t *it = calloc((size_t)P * slots + 1, sizeof(*it));
-        int        n = 0;
+        int        n = 0, iter;
         if (it == NULL) {
             ok = 0;
             goto out;
         }
-        for (e = 0; e < E; e++) {
-            int k = held_n[(size_t)m * E + e];
-            int tot_e = 0;
-            for (int mm = 0; mm < N; mm++)
-                tot_e += held_n[(size_t)mm * E + e];
-            for (c = 0; c < k; c++) {
+        for (e = 0; e < E; e++)
+            for (c = 0; c < held_n[(size_t)m * E + e]; c++) {
                 it[n].id = e;
-                it[n++].w = tot_e >= N ? w[e] * nranks_of[m] / P / k : w[e] / tot_e;
+                it[n++].w = pp_copy_load(w[e], held_n, E, N, nranks_of, P, e, m);
             }
-        }
         qsort(it, (size_t)n, sizeof(*it), pp_item_desc);
         for (i = 0; i < n; i++) {
             int best = -1;
@@ -340,10 +356,69 @@ static int pp_moerun_layer(const double *w, const double *cs, int E, int P, int 
             rheld[(size_t)best * E + e] = 1;
             rcnt[best]++;
             rload[best] += it[i].w;
-            ranks[(size_t)e * P + nrep[e]++] = best;
         }
         free(it);
+        for (iter = 0; iter < 4 * P * slots; iter++) {
+            int    rmax = -1, be1 = -1, be2 = -1, br = -1;
+            double gain = 1e-9;
+            for (r = 0; r < P; r++)
+                if (node_of[r] == m && (rmax < 0 || rload[r] > rload[rmax]))
+                    rmax = r;
+            if (rmax < 0)
+                break;
+            for (int e1 = 0; e1 < E; e1++) {
+                double w1;
+                if (!rheld[(size_t)rmax * E + e1])
+                    continue;
+                w1 = pp_copy_load(w[e1], held_n, E, N, nranks_of, P, e1, m);
+                for (r = 0; r < P; r++) {
+                    if (node_of[r] != m || r == rmax || rheld[(size_t)r * E + e1])
+                        continue;
+                    if (rcnt[r] < slots) { /* move e1 to r */
+                        double nm = rload[rmax] - w1 > rload[r] + w1 ? rload[rmax] - w1
+                                                                      : rload[r] + w1;
+                        if (rload[rmax] - nm > gain) {
+                            gain = rload[rmax] - nm;
+                            be1 = e1, be2 = -1, br = r;
+                        }
+                    }
+                    for (int e2 = 0; e2 < E; e2++) { /* swap e1 with r's e2 */
+                        double w2, a, b;
+                        if (!rheld[(size_t)r * E + e2] || rheld[(size_t)rmax * E + e2])
+                            continue;
+                        w2 = pp_copy_load(w[e2], held_n, E, N, nranks_of, P, e2, m);
+                        a = rload[rmax] - w1 + w2;
+                        b = rload[r] + w1 - w2;
+                        if (rload[rmax] - (a > b ? a : b) > gain) {
+                            gain = rload[rmax] - (a > b ? a : b);
+                            be1 = e1, be2 = e2, br = r;
+                        }
+                    }
+                }
+            }
+            if (be1 < 0)
+                break;
+            {
+                double w1 = pp_copy_load(w[be1], held_n, E, N, nranks_of, P, be1, m);
+                double w2 = be2 >= 0 ? pp_copy_load(w[be2], held_n, E, N, nranks_of, P, be2, m) : 0;
+                rheld[(size_t)rmax * E + be1] = 0;
+                rheld[(size_t)br * E + be1] = 1;
+                rload[rmax] += w2 - w1;
+                rload[br] += w1 - w2;
+                if (be2 >= 0) {
+                    rheld[(size_t)br * E + be2] = 0;
+                    rheld[(size_t)rmax * E + be2] = 1;
+                } else {
+                    rcnt[rmax]--;
+                    rcnt[br]++;
+                }
+            }
+        }
     }
+    for (r = 0; r < P; r++)
+        for (e = 0; e < E; e++)
+            if (rheld[(size_t)r * E + e])
+                ranks[(size_t)e * P + nrep[e]++] = r;
 out:
     free(cnt), free(ncap), free(nranks_of), free(held_n), free(nload), free(rload), free(rcnt);
     free(rheld), free(placed), free(order);
@@ -393,7 +468,7 @@ moe_status_t moe_place_plan(const moe_place_input_t *in, const moe_place_target_
                                nrep + (size_t)l * E, ranks + (size_t)l * E * P);
         else
             rc = pp_moerun_layer(w, in->coselect ? in->coselect + (size_t)l * E * E : NULL, E,
-                                 P, N, node_of, S, tg->balance, nrep + (size_t)l * E,
+                                 in->top_k, P, N, node_of, S, tg->balance, nrep + (size_t)l * E,
                                  ranks + (size_t)l * E * P);
         for (e = 0; e < E && rc == 0; e++)
             pp_sort_ranks(ranks + ((size_t)l * E + e) * P, nrep[(size_t)l * E + e], node_of);
