@@ -371,7 +371,7 @@ static void rt_check_attrs(moe_tel_reader_t *r, const char *mode, const char *su
     int    n = 0;
     size_t i;
 
-    ASSERT_EQ_INT(in->schema_version, 1);
+    ASSERT_EQ_INT(in->schema_version, MOE_TEL_SCHEMA_VERSION);
     ASSERT_EQ_INT(in->experts, RT_E);
     ASSERT_EQ_INT(in->top_k, RT_K);
     ASSERT_EQ_INT(in->layers, RT_L);
