@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "moerun/base/log.h"
 #include "moerun/telemetry_schema.h"
@@ -138,5 +139,12 @@ moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64
  * schema-1 file from the kind_names attribute). */
 moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
                                    moe_tel_event_t *ev);
+
+/*
+ * Prints the schema's tables (dimensions, datasets, columns with units, event members and
+ * kinds) as the Markdown block of docs/telemetry.md, markers included
+ * (telemetry_schema_doc.c).
+ */
+void moe_tel_schema_markdown(FILE *out);
 
 #endif /* MOERUN_TOOLS_TELEMETRY_READER_H */
