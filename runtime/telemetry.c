@@ -28,6 +28,9 @@
  *     plus the [L][E][E] and [nranks][nranks] matrices; nothing grows with the step count.
  *  6. On a failed create no file is left: a file that was created is removed by rank 0
  *     (regular files only).
+ * Debug builds check 1 (rows written inside the dataset, the rank column inside its
+ * dimension, fixed datasets never extended), 2 (the extents all io ranks set agree: one
+ * MPI_Allreduce per appended dataset in parallel mode) and the events' kinds (MOE_ASSERT).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -338,6 +341,13 @@ static moe_status_t tel_dset_append(moe_telemetry_t *t, int d, hsize_t total, hs
         count[i] = (i == pdim && ncol) ? ncol : t->dims[d][i];
         nelem *= count[i];
     }
+#if MOE_ASSERTS_ENABLED
+    if (t->mode == MOE_TEL_PARALLEL) { /* invariant 2: every io rank extends identically */
+        long long mm[2] = {(long long)total, -(long long)total}, all[2] = {0, 0};
+        if (MPI_Allreduce(mm, all, 2, MPI_LONG_LONG, MPI_MIN, t->comm) == MPI_SUCCESS)
+            MOE_ASSERT(all[0] == -all[1]);
+    }
+#endif
     TEL_H5(t, H5Dset_extent(t->ds[d], dims), "extending a dataset in", st, out);
     TEL_H5(t, fsp = H5Dget_space(t->ds[d]), "selecting rows in", st, out);
     st = tel_write_hyperslab(t, t->ds[d], t->mtype[d], fsp, start, count, nelem, buf,
