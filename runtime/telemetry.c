@@ -49,7 +49,7 @@
 #include "moerun/base/mpicheck.h"
 #include "telemetry.h"
 
-#define MOE__NAME_ENTRY(name, str, ...) str,
+#define MOE__NAME_ENTRY(name, ...) MOE__ARG1(__VA_ARGS__, 0),
 const char *const moe_phase_names[MOE_PHASE_COUNT] = {MOE_PHASE_MAP(MOE__NAME_ENTRY)};
 const char *const moe_traffic_names[MOE_TRAFFIC_COUNT] = {MOE_TRAFFIC_MAP(MOE__NAME_ENTRY)};
 const char *const moe_rstat_names[MOE_RSTAT_COUNT] = {MOE_RSTAT_MAP(MOE__NAME_ENTRY)};

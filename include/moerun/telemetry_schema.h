@@ -39,7 +39,10 @@
 
 /* ------------------------------------------------------------------ columns ----------- */
 /* X(ENUM, "name", "unit"). A line without the unit still compiles; the schema test then
- * fails until it has one. */
+ * fails until it has one. Consumers take (id, ...) and pick the name and unit with
+ * MOE__ARG1/MOE__ARG2, so both forms are ISO C (no empty variadic argument). */
+#define MOE__ARG1(a, ...)    a
+#define MOE__ARG2(a, b, ...) b
 
 /* Phases timed per step x layer x rank, seconds. gate..combine add up to total; the two
  * stage columns after total are "of which" parts of dispatch and combine (the stage that
@@ -105,8 +108,8 @@ typedef struct moe_tel_column {
     const char *unit;
 } moe_tel_column_t;
 
-/* "" "unit" is "unit"; a line without a unit gives "" (the schema test refuses it). */
-#define MOE__TEL_COLUMN(id, name, ...) {name, "" __VA_ARGS__},
+/* A line without a unit gives "" (the schema test refuses it). */
+#define MOE__TEL_COLUMN(id, ...) {MOE__ARG1(__VA_ARGS__, 0), MOE__ARG2(__VA_ARGS__, "", 0)},
 static inline const moe_tel_column_t *moe_tel_phase_columns(void)
 {
     static const moe_tel_column_t c[MOE_PHASE_COUNT] = {MOE_PHASE_MAP(MOE__TEL_COLUMN)};
@@ -127,7 +130,7 @@ static inline const moe_tel_column_t *moe_tel_rstat_columns(void)
 /* Event kind names, indexed by moe_event_kind_t; NULL outside the range. */
 static inline const char *moe_tel_event_kind_name(int kind)
 {
-#define MOE__TEL_KIND(id, name, ...) name,
+#define MOE__TEL_KIND(id, ...) MOE__ARG1(__VA_ARGS__, 0),
     static const char *const n[MOE_EVENT_COUNT] = {MOE_EVENT_MAP(MOE__TEL_KIND)};
 #undef MOE__TEL_KIND
     return kind >= 0 && kind < MOE_EVENT_COUNT ? n[kind] : NULL;

@@ -21,6 +21,10 @@
 
 #include "moerun/telemetry_schema.h"
 
+_Static_assert(MOE_EVENT_COUNT <= 64 && MOE_PHASE_COUNT <= 64 && MOE_TRAFFIC_COUNT <= 64 &&
+                   MOE_RSTAT_COUNT <= 64,
+               "moe_h5_describe lists at most 64 columns or kinds");
+
 typedef struct moe__h5_errwalk {
     char  *buf;
     size_t len;
