@@ -35,7 +35,8 @@ that attribute: only steps/step and steps/routed and the root attributes the imp
 are required; every other dataset is checked if present, with the same relations. Extra
 import checks: coselect's diagonal sums to the routed pairs of its layer; routes hold
 distinct experts per (token, layer); import/step_value is strictly increasing, one per step;
-the import/labels tables are consistent with steps/routed.
+the import/labels tables are consistent with steps/routed; (schema 2) the import/ datasets
+carry dimension labels.
 Exit 2 for usage errors or an unreadable file.
 """
 import json
@@ -394,6 +395,16 @@ def import_checks(c, f, n, nr, routed_le):
         return
     sv = f["import/step_value"][()]
     c.expect(len(sv) == n, f"import: {len(sv)} step values for {n} steps")
+    if int(f.attrs["schema_version"]) >= 2:  # the import/ datasets are labelled too
+        labels = {"values": ("value",), "rows": ("value",), "routed": ("value", "layer", "expert"),
+                  "route_value": ("route",)}
+        got = tuple(d.label for d in f["import/step_value"].dims)
+        c.expect(got == ("step",), f"import/step_value: dimension labels {got}")
+        for name, g in (f["import/labels"].items() if "import/labels" in f else []):
+            for ds, want in labels.items():
+                if ds in g:
+                    got = tuple(d.label for d in g[ds].dims)
+                    c.expect(got == want, f"import/labels/{name}/{ds}: dimension labels {got} != {want}")
     c.expect(len(sv) < 2 or (np.diff(sv) > 0).all(), "import: step_value not strictly increasing")
     if "import/labels" not in f:
         return
