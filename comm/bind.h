@@ -37,8 +37,8 @@ typedef enum {
 typedef struct moe_bind_info {
     char cpuset[MOE_BIND_TEXT_MAX];  /* CPU binding after the decision, hwloc list syntax ("" unbound) */
     int  numa;                       /* first NUMA node (os index) of it, -1 unknown */
-    char nic[32];                    /* nearest network device ("" none found) */
-    char action[16];                 /* kept | bound | none | unbound | planned | failed */
+    char nic[MOE_BIND_TEXT_MAX];     /* nearest network device ("" none found) */
+    char action[MOE_BIND_TEXT_MAX];  /* kept | bound | none | unbound | planned | failed */
     char membind[16];                /* bind | first-touch | none */
     char machine[MOE_BIND_TEXT_MAX]; /* "2 packages, 4 NUMA, 16 cores, 32 PUs, 1 NIC" */
 } moe_bind_info_t;

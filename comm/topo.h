@@ -15,8 +15,8 @@
 
 #define MOE_TOPO_HOST_MAX 64
 #define MOE_TOPO_CPUSET_MAX 64
-#define MOE_TOPO_NIC_MAX 32
-#define MOE_TOPO_ACTION_MAX 16
+#define MOE_TOPO_NIC_MAX 64
+#define MOE_TOPO_ACTION_MAX 64
 
 typedef struct moe_topo {
     int   nranks, rank, nnodes;
