@@ -267,13 +267,13 @@ static int pp_moerun_layer(const double *w, const double *cs, int E, int k, int 
     int       *nranks_of = calloc((size_t)N, sizeof(int)), *held_n = calloc((size_t)N * E, sizeof(int));
     double    *nload = calloc((size_t)N, sizeof(double)), *rload = calloc((size_t)P, sizeof(double));
     int       *rcnt = calloc((size_t)P, sizeof(int));
-    unsigned char *rheld = calloc((size_t)P * E, 1), *placed = calloc((size_t)E, 1);
+    unsigned char *rheld = calloc((size_t)P * E, 1);
     pp_item_t *order = calloc((size_t)E, sizeof(*order));
     double     total = 0, mean_node;
     int        e, m, r, i, c, ok = 1;
 
     if (!cnt || !ncap || !nranks_of || !held_n || !nload || !rload || !rcnt || !rheld ||
-        !placed || !order) {
+        !order) {
         ok = 0;
         goto out;
     }
@@ -421,7 +421,7 @@ static int pp_moerun_layer(const double *w, const double *cs, int E, int k, int 
                 ranks[(size_t)e * P + nrep[e]++] = r;
 out:
     free(cnt), free(ncap), free(nranks_of), free(held_n), free(nload), free(rload), free(rcnt);
-    free(rheld), free(placed), free(order);
+    free(rheld), free(order);
     return ok ? 0 : -1;
 }
 
