@@ -25,6 +25,7 @@
 
 #include "moerun/base/log.h"
 #include "moerun/config.h"
+#include "moerun/event.h" /* MOE_EVENT_MAP, moe_event_t: public (moe_summary_t.events) */
 
 /* Phases timed per step x layer x rank, seconds. gate..combine add up to total; the two
  * stage columns after total are "of which" parts of dispatch and combine (the stage that
@@ -66,20 +67,10 @@
     X(MOE_RSTAT_AUX_LOSS, "aux_loss")                           \
     X(MOE_RSTAT_Z_LOSS, "z_loss")
 
-/* Monitor event kinds. */
-#define MOE_EVENT_MAP(X)                        \
-    X(MOE_EVENT_STARVED, "starved_expert")      \
-    X(MOE_EVENT_DEAD, "dead_expert")            \
-    X(MOE_EVENT_DROP_RATE, "drop_rate")         \
-    X(MOE_EVENT_LOW_ENTROPY, "low_entropy")     \
-    X(MOE_EVENT_COLLAPSE, "collapse")           \
-    X(MOE_EVENT_LOGIT_SATURATION, "logit_saturation")
-
 #define MOE__ENUM_ENTRY(name, str) name,
 typedef enum { MOE_PHASE_MAP(MOE__ENUM_ENTRY) MOE_PHASE_COUNT } moe_phase_t;
 typedef enum { MOE_TRAFFIC_MAP(MOE__ENUM_ENTRY) MOE_TRAFFIC_COUNT } moe_traffic_kind_t;
 typedef enum { MOE_RSTAT_MAP(MOE__ENUM_ENTRY) MOE_RSTAT_COUNT } moe_rstat_t;
-typedef enum { MOE_EVENT_MAP(MOE__ENUM_ENTRY) MOE_EVENT_COUNT } moe_event_kind_t;
 #undef MOE__ENUM_ENTRY
 
 /* Column names, indexed by the enums above (defined in telemetry.c). */
@@ -88,19 +79,8 @@ extern const char *const moe_traffic_names[MOE_TRAFFIC_COUNT];
 extern const char *const moe_rstat_names[MOE_RSTAT_COUNT];
 extern const char *const moe_event_names[MOE_EVENT_COUNT];
 
-#define MOE_EVENT_MSG_MAX 160
 #define MOE_HOST_MAX 64
 #define MOE_CPUSET_MAX 64
-
-typedef struct moe_event {
-    long             step;       /* step at which the condition was first seen */
-    int              layer;      /* -1 if not layer-specific */
-    int              expert;     /* -1 if not expert-specific */
-    moe_event_kind_t kind;
-    double           value;      /* the measured quantity */
-    double           threshold;  /* the threshold it crossed */
-    char             message[MOE_EVENT_MSG_MAX];
-} moe_event_t;
 
 /* What is known when the file is created; all arrays global, indexed by rank. */
 typedef struct moe_tel_meta {
