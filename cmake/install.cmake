@@ -129,5 +129,7 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS "openmpi-bin")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS
   "libopenmpi-dev, libhdf5-openmpi-dev, libinih-dev, libcjson-dev, libopenblas-dev, libhwloc-dev, libucx-dev, pkg-config")
 set(CPACK_DEBIAN_PACKAGE_GENERATE_SHLIBS ON)
+# Stripped: the package is for running and linking; debug info stays in the build tree.
+set(CPACK_STRIP_FILES ON)
 set(CPACK_GENERATOR DEB)
 include(CPack)

@@ -6,10 +6,10 @@
 #                            tests/install/client.c with find_package(moerun) (shared and
 #                            static) and with pkg-config (shared and --static); run each under
 #                            mpirun -np 2 and check its numbers.
-#   install_test.sh deb      cpack -G DEB in the build tree; dpkg -i the package; run
+#   install_test.sh deb      cpack -G DEB of the build tree; dpkg -i the package; run
 #                            /usr/bin/moerun under mpirun -np 2 and build and run the client
-#                            against /usr (find_package and pkg-config); dpkg -r, and check
-#                            that nothing of the package is left. Refuses (exit 77, skipped)
+#                            against /usr (pkg-config, shared); dpkg -P (remove and purge),
+#                            and check that nothing of the package is left. Refuses (exit 77, skipped)
 #                            if a moerun package is installed already, so it never removes
 #                            one it did not install.
 #
@@ -25,7 +25,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-install.XXXXXX")
 fail=0
 installed_deb=0
 cleanup() {
-    if [ "$installed_deb" = 1 ]; then dpkg -r moerun >/dev/null 2>&1; fi
+    if [ "$installed_deb" = 1 ]; then dpkg -P moerun >/dev/null 2>&1; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -197,13 +197,15 @@ deb)
     [ "$(id -u)" = 0 ] || { echo "SKIP: dpkg -i needs root"; exit 77; }
     (cd "$work" && cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$work/pkg") >"$work/cpack.log" 2>&1 ||
         { bad "cpack -G DEB failed"; tail -20 "$work/cpack.log"; exit 1; }
-    deb=$(ls "$work"/pkg/moerun_*.deb 2>/dev/null | head -1)
+    deb=$(find "$work/pkg" -maxdepth 1 -name 'moerun_*.deb' | head -1)
+    echo "cpack -G DEB: $(basename "$deb") (${SECONDS}s)"
     [ -n "$deb" ] || { bad "no .deb in $work/pkg"; exit 1; }
     dpkg-deb -f "$deb" Package Version Depends | sed 's/^/deb: /'
     [ "$(dpkg-deb -f "$deb" Version)" = "$VERSION" ] || bad "package version $(dpkg-deb -f "$deb" Version), want $VERSION"
     dpkg-deb -f "$deb" Depends | grep -q libhdf5-openmpi || bad "Depends lacks the HDF5 library"
     installed_deb=1
     dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { bad "dpkg -i failed"; cat "$work/dpkg.log"; exit 1; }
+    echo "dpkg -i (${SECONDS}s)"
     for f in /usr/bin/moerun /usr/bin/moerun-analyze /usr/lib/libmoerun.so /usr/include/moerun/moerun.h \
              /usr/lib/pkgconfig/moerun.pc /usr/lib/cmake/moerun/moerunConfig.cmake \
              /usr/share/man/man1/moerun.1.gz /usr/share/doc/moerun/README.md; do
@@ -212,11 +214,13 @@ deb)
     run_reference /usr/bin/moerun &
     build_clients /usr pkg-config /usr/bin/moerun
     files=$(dpkg -L moerun | grep -v '^/usr$\|^/usr/[a-z]*$\|^/usr/share/[a-z]*$\|^/usr/lib/[a-z]*$' | grep -v '^/\.$')
-    dpkg -r moerun >"$work/dpkg-r.log" 2>&1 || bad "dpkg -r failed: $(cat "$work/dpkg-r.log")"
+    # -P (remove and purge): dpkg keeps no record of the package, as before the test
+    dpkg -P moerun >"$work/dpkg-r.log" 2>&1 || bad "dpkg -P failed: $(cat "$work/dpkg-r.log")"
     installed_deb=0
-    dpkg-query -W -f='${Status}' moerun 2>/dev/null | grep -q "install ok installed" && bad "still installed after dpkg -r"
+    st=$(dpkg-query -W -f='${Status}' moerun 2>/dev/null) && [ "$st" != "unknown ok not-installed" ] &&
+        bad "dpkg still knows moerun after dpkg -P: '$st'"
     for f in $files; do
-        [ -f "$f" ] && bad "left behind after dpkg -r: $f"
+        [ -f "$f" ] && bad "left behind after dpkg -P: $f"
     done
     ;;
 *) echo "usage: install_test.sh prefix|deb"; exit 2 ;;
