@@ -25,6 +25,7 @@
 
 #include "moerun/base/log.h"
 #include "moerun/config.h"
+#include "moerun/event.h" /* moe_event_t: public (moe_summary_t.events) */
 #include "moerun/telemetry_schema.h"
 
 /* The column X-macros (MOE_PHASE_MAP, MOE_TRAFFIC_MAP, MOE_RSTAT_MAP, MOE_EVENT_MAP), their
@@ -36,19 +37,8 @@ extern const char *const moe_traffic_names[MOE_TRAFFIC_COUNT];
 extern const char *const moe_rstat_names[MOE_RSTAT_COUNT];
 extern const char *const moe_event_names[MOE_EVENT_COUNT];
 
-#define MOE_EVENT_MSG_MAX MOE_TEL_MESSAGE_MAX
 #define MOE_HOST_MAX MOE_TEL_STRING_MAX
 #define MOE_CPUSET_MAX MOE_TEL_STRING_MAX
-
-typedef struct moe_event {
-    long             step;       /* step at which the condition was first seen */
-    int              layer;      /* -1 if not layer-specific */
-    int              expert;     /* -1 if not expert-specific */
-    moe_event_kind_t kind;
-    double           value;      /* the measured quantity */
-    double           threshold;  /* the threshold it crossed */
-    char             message[MOE_EVENT_MSG_MAX];
-} moe_event_t;
 
 /* What is known when the file is created; all arrays global, indexed by rank. */
 typedef struct moe_tel_meta {
