@@ -335,6 +335,11 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
         pl_header(&pf, "ranks", &P, err, errlen) || pl_header(&pf, "nodes", &N, err, errlen) ||
         pl_header(&pf, "slots", &S, err, errlen))
         goto out;
+    if ((double)L * E * P > (double)(1 << 28)) { /* bounds the replica table below */
+        pl_say(err, errlen, "placement file %s: experts %d x layers %d x ranks %d is too large; "
+               "allowed at most 2^28", path, E, L, P);
+        goto out;
+    }
     R = P;
     nrep = calloc((size_t)L * E, sizeof(int));
     ranks = malloc((size_t)L * E * R * sizeof(int));
