@@ -2,26 +2,15 @@
  * moerun/event.h — a monitor event, as the public API hands it out (moe_summary_t.events)
  * and as the telemetry file stores it (events dataset, docs/telemetry.md).
  *
- * The kinds come from one X-macro; the enum and the names are both generated from it.
- * Kinds are only ever appended, so a kind's number never changes meaning.
+ * The kinds (MOE_EVENT_MAP, moe_event_kind_t) and their names (moe_tel_event_kind_name)
+ * are part of the telemetry schema, moerun/telemetry_schema.h.
  */
 #ifndef MOERUN_EVENT_H
 #define MOERUN_EVENT_H
 
-/* Monitor event kinds. */
-#define MOE_EVENT_MAP(X)                        \
-    X(MOE_EVENT_STARVED, "starved_expert")      \
-    X(MOE_EVENT_DEAD, "dead_expert")            \
-    X(MOE_EVENT_DROP_RATE, "drop_rate")         \
-    X(MOE_EVENT_LOW_ENTROPY, "low_entropy")     \
-    X(MOE_EVENT_COLLAPSE, "collapse")           \
-    X(MOE_EVENT_LOGIT_SATURATION, "logit_saturation")
+#include "moerun/telemetry_schema.h"
 
-#define MOE__EVENT_ENUM(name, str) name,
-typedef enum { MOE_EVENT_MAP(MOE__EVENT_ENUM) MOE_EVENT_COUNT } moe_event_kind_t;
-#undef MOE__EVENT_ENUM
-
-#define MOE_EVENT_MSG_MAX 160
+#define MOE_EVENT_MSG_MAX MOE_TEL_MESSAGE_MAX
 
 typedef struct moe_event {
     long             step;       /* step at which the condition was first seen */
@@ -32,18 +21,5 @@ typedef struct moe_event {
     double           threshold;  /* the threshold it crossed */
     char             message[MOE_EVENT_MSG_MAX];
 } moe_event_t;
-
-/* Name of an event kind ("collapse", ...); "unknown" outside the range. Never NULL. */
-static inline const char *moe_event_kind_name(moe_event_kind_t kind)
-{
-    switch (kind) {
-#define MOE__EVENT_CASE(name, str) case name: return str;
-    MOE_EVENT_MAP(MOE__EVENT_CASE)
-#undef MOE__EVENT_CASE
-    case MOE_EVENT_COUNT:
-        break;
-    }
-    return "unknown";
-}
 
 #endif /* MOERUN_EVENT_H */
