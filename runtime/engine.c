@@ -52,6 +52,7 @@ static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
 static moe_status_t engine_alloc(moe_engine_t *e)
 {
     size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d;
+    size_t K = (size_t)e->S;
     size_t T = (size_t)e->T, B = (size_t)e->B, P = (size_t)e->nranks;
     size_t S = (size_t)e->n_route_local;
     int    ok = 1;
@@ -64,12 +65,16 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->xout, T * d);
     ok &= ENG_ALLOC(e->logits, T * E);
     ok &= ENG_ALLOC(e->pscratch, E);
-    ok &= ENG_ALLOC(e->gate.expert, T * k);
-    ok &= ENG_ALLOC(e->gate.prob, T * k);
-    ok &= ENG_ALLOC(e->gate.weight, T * k);
-    ok &= ENG_ALLOC(e->keep, T * k);
-    ok &= ENG_ALLOC(e->dest_rank, T * k);
-    ok &= ENG_ALLOC(e->dest_expert, T * k);
+    ok &= ENG_ALLOC(e->gate.expert, T * K);
+    ok &= ENG_ALLOC(e->gate.prob, T * K);
+    ok &= ENG_ALLOC(e->gate.weight, T * K);
+    ok &= ENG_ALLOC(e->keep, T * K);
+    ok &= ENG_ALLOC(e->dest_rank, T * K);
+    ok &= ENG_ALLOC(e->dest_expert, T * K);
+    ok &= ENG_ALLOC(e->rscratch, MOE_ROUTER_SCRATCH(E));
+    ok &= ENG_ALLOC(e->router_group, E);
+    ok &= ENG_ALLOC(e->token_id, T);
+    ok &= ENG_ALLOC(e->ec_scratch, 3 * E);
     ok &= ENG_ALLOC(e->gsum, MOE_GSUM_LEN(E));
     ok &= ENG_ALLOC(e->local_count, E);
     ok &= ENG_ALLOC(e->routed_global, E);
@@ -79,11 +84,13 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->b_processed_g, B * L * E);
     ok &= ENG_ALLOC(e->b_dropped_g, B * L * E);
     ok &= ENG_ALLOC(e->b_capacity, B * L);
+    ok &= ENG_ALLOC(e->b_unrouted, B * L);
     ok &= ENG_ALLOC(e->b_router, B * L * MOE_RSTAT_COUNT);
     ok &= ENG_ALLOC(e->b_phase, B * L * MOE_PHASE_COUNT);
     ok &= ENG_ALLOC(e->b_traffic, B * L * MOE_TRAFFIC_COUNT);
     ok &= ENG_ALLOC(e->b_route_step, B * S);
     ok &= ENG_ALLOC(e->b_route_token, B * S);
+    ok &= ENG_ALLOC(e->b_route_token_id, B * S);
     ok &= ENG_ALLOC(e->b_route_expert, B * S * L * k);
     ok &= ENG_ALLOC(e->b_route_weight, B * S * L * k);
     ok &= ENG_ALLOC(e->b_route_kept, B * S * L * k);
@@ -109,6 +116,37 @@ static moe_status_t engine_routes_init(moe_engine_t *e)
             e->route_t[n++] = (int)(g - e->g0);
     }
     e->n_route_local = n;
+    return MOE_OK;
+}
+
+/* The router of the run; group/node-limited get their expert -> group map here. */
+static moe_status_t engine_router_init(moe_engine_t *e)
+{
+    moe_router_t *r = &e->router;
+    char          err[256];
+    int           x, M = e->cfg.route_max_nodes;
+
+    memset(r, 0, sizeof(*r));
+    r->ops = moe_router_find(e->cfg.router);
+    r->E = e->E;
+    r->k = e->S;
+    r->temperature = e->cfg.temperature;
+    r->routed_scaling = e->cfg.routed_scaling;
+    if (r->ops == &moe_router_group_ops) {
+        r->ngroups = e->cfg.route_groups;
+        for (x = 0; x < e->E; x++)
+            e->router_group[x] = x / (e->E / r->ngroups);
+    } else if (r->ops == &moe_router_node_ops) {
+        r->ngroups = e->topo.nnodes;
+        for (x = 0; x < e->E; x++)
+            e->router_group[x] = e->topo.node[e->place.owner[x]];
+    }
+    if (r->ngroups > 0) {
+        r->group_of = e->router_group;
+        r->max_groups = M > 0 && M < r->ngroups ? M : r->ngroups;
+        if (moe_router_check_groups(r, err, sizeof(err)) != MOE_OK)
+            return MOE_ERROR_SET(&e->log, MOE_ERR_INVALID, "%s", err);
+    }
     return MOE_OK;
 }
 
@@ -213,6 +251,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     e->g0 = (int64_t)e->rank * e->T;
     e->capacity = moe_capacity_compute(cfg->capacity_factor, e->k, e->G, e->E);
     e->a2a = moe_a2a_find(cfg->exchange);
+    e->S = moe_router_find(cfg->router)->global ? e->E : e->k;
 
     st = moe_topo_discover(e->comm, cfg->ranks_per_node, &e->log, &e->topo);
     if (st == MOE_OK && moe_placement_init(&e->place, cfg->placement, e->E, e->nranks) != MOE_OK)
@@ -223,8 +262,11 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     st = engine_routes_init(e);
     if (st == MOE_OK)
         st = engine_alloc(e);
-    if (st == MOE_OK && moe_workload_init(&e->wl, &spec, cfg->seed, e->d, e->E) != MOE_OK)
+    if (st == MOE_OK && (moe_workload_init(&e->wl, &spec, cfg->seed, e->d, e->E) != MOE_OK ||
+                         moe_workload_vocab_init(&e->wl, cfg->vocab_size) != MOE_OK))
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (st == MOE_OK)
+        st = engine_router_init(e);
     if (st == MOE_OK)
         st = engine_model_init(e);
     if (st == MOE_OK && moe_capacity_ws_init(&e->capws, e->E, e->nranks) != MOE_OK)
@@ -238,7 +280,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.comm = e->comm;
     prm.d_model = e->d;
     prm.max_tokens = e->T;
-    prm.top_k = e->k;
+    prm.top_k = e->S;
     prm.local_experts = e->place.local_count;
     prm.node_of_rank = e->topo.node;
     prm.log = &e->log;
@@ -254,9 +296,14 @@ static void engine_router_stats(const moe_engine_t *e, const double *gs, double 
                                 double *rs)
 {
     int    E = e->E, i;
-    double n = gs[MOE_GSUM_TOKENS], pairs = n * e->k, lnE = log((double)E), h = 0, aux = 0;
+    double n = gs[MOE_GSUM_TOKENS], pairs = 0, lnE = log((double)E), h = 0, aux = 0;
     double mean = gs[MOE_GSUM_LOGIT] / (n * E);
     double var = gs[MOE_GSUM_LOGIT2] / (n * E) - mean * mean;
+
+    for (i = 0; i < E; i++) /* n * k for the per-token routers */
+        pairs += gs[MOE_GSUM_FIXED + E + i];
+    if (pairs <= 0)
+        pairs = 1;
 
     for (i = 0; i < E; i++) {
         double f = gs[MOE_GSUM_FIXED + E + i] / pairs;   /* share of routed pairs */
@@ -278,6 +325,68 @@ static void engine_router_stats(const moe_engine_t *e, const double *gs, double 
     rs[MOE_RSTAT_Z_LOSS] = gs[MOE_GSUM_LSE2] / n;
 }
 
+/*
+ * Expert-choice (router_expert_choice.c): the global choice over the candidate slots the gate
+ * filled, then the routed counts, co-selection and the unrouted tokens of this rank (into
+ * gsum, summed over ranks with the rest). keep[] holds the choice; nothing is dropped.
+ */
+static moe_status_t engine_expert_choice(moe_engine_t *e, int l)
+{
+    int          E = e->E, T = e->T, t, i, j;
+    int64_t     *cos = e->coselect + (size_t)l * E * E;
+    moe_status_t st;
+
+    st = moe_router_expert_choice_decide(e->comm, &e->log, &e->place, e->capacity, T, e->g0,
+                                         e->G, e->gate.expert, e->gate.prob, e->ec_scratch,
+                                         e->ec_scratch + E, e->ec_scratch + 2 * E, e->keep,
+                                         &e->capws);
+    if (st != MOE_OK)
+        return st;
+    e->gsum[MOE_GSUM_FIXED + E + E] = 0; /* unrouted tokens, after the E counts */
+    for (t = 0; t < T; t++) {
+        const uint8_t *c = e->keep + (size_t)t * E;
+        int            n = 0;
+        for (i = 0; i < E; i++) {
+            if (!c[i])
+                continue;
+            n++;
+            e->gsum[MOE_GSUM_FIXED + E + i] += 1;
+            for (j = 0; j < E; j++)
+                cos[(size_t)i * E + j] += c[j];
+        }
+        e->gsum[MOE_GSUM_FIXED + 2 * E] += n == 0;
+    }
+    return MOE_OK;
+}
+
+/*
+ * A sampled route of an expert-choice token: its chosen experts by p, best first (kept 1),
+ * then the unchosen ones by p (kept 0), as many as top_k slots hold.
+ */
+static void engine_ec_route_record(moe_engine_t *e, size_t t, size_t row)
+{
+    int            E = e->E, kr = e->k, j, x;
+    const uint8_t *c = e->keep + t * E;
+    const float   *p = e->gate.prob + t * E;
+    int32_t       *ex = e->b_route_expert + row * kr;
+
+    for (j = 0; j < kr; j++) {
+        int best = -1;
+        for (x = 0; x < E; x++) {
+            int taken = 0, i;
+            for (i = 0; i < j; i++)
+                taken |= ex[i] == x;
+            if (taken)
+                continue;
+            if (best < 0 || c[x] > c[best] || (c[x] == c[best] && p[x] > p[best]))
+                best = x;
+        }
+        ex[j] = best;
+        e->b_route_weight[row * kr + j] = c[best] ? p[best] : 0.0f;
+        e->b_route_kept[row * kr + j] = c[best];
+    }
+}
+
 /* One layer: x -> out (out may equal x only when both are caller buffers of the last layer). */
 static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *out)
 {
@@ -289,7 +398,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
     double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5;
-    int                E = e->E, k = e->k, T = e->T, i, p, s, j;
+    int                E = e->E, k = e->S, kr = e->k, T = e->T, i, p, s, j;
     moe_a2a_stats_t    ast;
     moe_a2a_plan_t     plan;
     moe_expert_batch_t batch;
@@ -297,9 +406,14 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     t0 = MPI_Wtime();
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
-    moe_gate_route(x, e->wg + (size_t)l * e->d * E, T, e->d, E, k, e->cfg.temperature,
-                   e->logits, e->pscratch, &e->gate, e->gsum, &lmax,
-                   e->coselect + (size_t)l * E * E);
+    moe_gate_route_with(&e->router, e->token_id, x, e->wg + (size_t)l * e->d * E, T, e->d,
+                        e->logits, e->pscratch, e->rscratch, &e->gate, e->gsum, &lmax,
+                        e->coselect + (size_t)l * E * E);
+    if (e->router.ops->global) {
+        st = engine_expert_choice(e, l);
+        if (st != MOE_OK)
+            return st;
+    }
     for (i = 0; i < E; i++)
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
     t1 = MPI_Wtime();
@@ -314,11 +428,14 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     }
     engine_router_stats(e, e->gsum, lmax, rs);
     e->b_capacity[b * e->L + l] = e->capacity;
-    st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity, T, k,
-                             e->g0, e->gate.expert, e->gate.prob, e->local_count,
-                             e->routed_global, e->keep, dropped, &e->capws);
-    if (st != MOE_OK)
-        return st;
+    e->b_unrouted[b * e->L + l] = (int64_t)e->gsum[MOE_GSUM_FIXED + 2 * E];
+    if (!e->router.ops->global) { /* expert-choice decided above: nothing over capacity */
+        st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity,
+                                 T, k, e->g0, e->gate.expert, e->gate.prob, e->local_count,
+                                 e->routed_global, e->keep, dropped, &e->capws);
+        if (st != MOE_OK)
+            return st;
+    }
     for (p = 0; p < T * k; p++) {
         int ex = e->gate.expert[p];
         e->dest_rank[p] = e->keep[p] ? e->place.owner[ex] : -1;
@@ -379,10 +496,14 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     /* sampled routes */
     for (s = 0; s < e->n_route_local; s++) {
         size_t row = (b * e->n_route_local + s) * e->L + l, t = (size_t)e->route_t[s];
-        for (j = 0; j < k; j++) {
-            e->b_route_expert[row * k + j] = e->gate.expert[t * k + j];
-            e->b_route_weight[row * k + j] = e->gate.weight[t * k + j];
-            e->b_route_kept[row * k + j] = e->keep[t * k + j];
+        if (e->router.ops->global) {
+            engine_ec_route_record(e, t, row);
+            continue;
+        }
+        for (j = 0; j < kr; j++) {
+            e->b_route_expert[row * kr + j] = e->gate.expert[t * k + j];
+            e->b_route_weight[row * kr + j] = e->gate.weight[t * k + j];
+            e->b_route_kept[row * kr + j] = e->keep[t * k + j];
         }
     }
     return MOE_OK;
@@ -407,7 +528,9 @@ static moe_status_t engine_flush(moe_engine_t *e)
         int64_t r = e->b_routed[i], pr = e->b_processed_g[i], dr = e->b_dropped_g[i];
         int64_t cap = e->b_capacity[i / e->E];
         int64_t want_drop = cap >= 0 && r > cap ? r - cap : 0;
-        if (r != pr + dr || dr != want_drop) {
+        /* expert-choice: every expert takes exactly min(C, G) tokens */
+        int     ec_bad = e->router.ops->global && r != (cap < e->G ? cap : e->G);
+        if (r != pr + dr || dr != want_drop || ec_bad) {
             size_t s = i / ((size_t)e->L * e->E), l = (i / e->E) % e->L, x = i % e->E;
             return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
                                  "invariant violated at step %ld layer %zu expert %zu: routed %lld, "
@@ -418,6 +541,8 @@ static moe_status_t engine_flush(moe_engine_t *e)
         e->processed_tot += pr;
         e->dropped_tot += dr;
     }
+    for (i = 0; i < (size_t)e->nblk * e->L; i++)
+        e->unrouted_tot += e->b_unrouted[i];
     if (e->tel) {
         memset(&blk, 0, sizeof(blk));
         blk.step0 = e->blk_step0;
@@ -428,11 +553,13 @@ static moe_status_t engine_flush(moe_engine_t *e)
         blk.dropped_capacity = e->b_dropped_g;
         blk.capacity = e->b_capacity;
         blk.router = e->b_router;
+        blk.unrouted = e->b_unrouted;
         blk.phase = e->b_phase;
         blk.traffic = e->b_traffic;
         blk.nroutes = e->nblk * e->n_route_local;
         blk.route_step = e->b_route_step;
         blk.route_token = e->b_route_token;
+        blk.route_token_id = e->b_route_token_id;
         blk.route_expert = e->b_route_expert;
         blk.route_weight = e->b_route_weight;
         blk.route_kept = e->b_route_kept;
@@ -462,6 +589,7 @@ static moe_status_t engine_record_step(moe_engine_t *e)
     for (s = 0; s < e->n_route_local; s++) {
         e->b_route_step[b * e->n_route_local + s] = e->step;
         e->b_route_token[b * e->n_route_local + s] = e->g0 + e->route_t[s];
+        e->b_route_token_id[b * e->n_route_local + s] = e->token_id[e->route_t[s]];
     }
     for (l = 0; l < e->L; l++) {
         const double *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
@@ -522,6 +650,7 @@ moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
 moe_status_t moe_engine_step(moe_engine_t *eng)
 {
     moe_workload_tokens(&eng->wl, eng->step, eng->g0, eng->T, eng->xin);
+    moe_workload_token_ids(&eng->wl, eng->step, eng->g0, eng->T, eng->token_id);
     return moe_engine_forward(eng, eng->xin, eng->xout);
 }
 
@@ -631,6 +760,7 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     sum.processed = eng->processed_tot;
     sum.dropped = eng->dropped_tot;
     sum.drop_rate = sum.routed ? (double)sum.dropped / sum.routed : 0;
+    sum.unrouted = eng->unrouted_tot;
     for (l = 0; l < eng->L; l++) {
         int64_t mx = -1, tot = 0;
         int     me = 0;
@@ -735,6 +865,10 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->keep);
     free(e->dest_rank);
     free(e->dest_expert);
+    free(e->rscratch);
+    free(e->router_group);
+    free(e->token_id);
+    free(e->ec_scratch);
     free(e->gsum);
     free(e->local_count);
     free(e->routed_global);
@@ -745,6 +879,8 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->b_processed_g);
     free(e->b_dropped_g);
     free(e->b_capacity);
+    free(e->b_unrouted);
+    free(e->b_route_token_id);
     free(e->b_router);
     free(e->b_phase);
     free(e->b_traffic);

@@ -64,7 +64,7 @@ typedef enum { DIM_L, DIM_E, DIM_P, DIM_K, DIM_RSTAT, DIM_PHASE, DIM_TRAF } tel_
 enum {
     DS_STEP, DS_ROUTED, DS_PROCESSED, DS_DROPPED, DS_DROPPED_CAP, DS_CAPACITY, DS_ROUTER,
     DS_PHASE, DS_TRAFFIC, DS_R_STEP, DS_R_TOKEN, DS_R_EXPERT, DS_R_WEIGHT, DS_R_KEPT,
-    DS_EVENTS, DS_COUNT
+    DS_EVENTS, DS_UNROUTED, DS_R_TOKEN_ID, DS_COUNT
 };
 
 typedef struct tel_dset_def {
@@ -104,6 +104,10 @@ static const tel_dset_def_t tel_dsets[DS_COUNT] = {
     [DS_R_KEPT] = {"routes/kept", TD_U8, 2, {DIM_L, DIM_K}, "bool",
                    "1 = processed, 0 = dropped"},
     [DS_EVENTS] = {"events", TD_EVENT, 0, {DIM_L}, "", "monitor events"},
+    [DS_UNROUTED] = {"steps/unrouted", TD_I64, 1, {DIM_L}, "tokens",
+                     "tokens routed to no expert (expert-choice router; 0 otherwise)"},
+    [DS_R_TOKEN_ID] = {"routes/token_id", TD_I64, 0, {DIM_L}, "id",
+                       "vocabulary id of the sampled token (workload --vocab-size)"},
 };
 
 /* The groups, created in this order. */
@@ -1015,7 +1019,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
 
 /* Indices of the buffers a gather-mode rank 0 owns for one block. */
 enum { OWN_PHASE, OWN_TRAFFIC, OWN_RSTEP, OWN_RTOKEN, OWN_REXPERT, OWN_RWEIGHT, OWN_RKEPT,
-       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_COUNT };
+       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_RTOKEN_ID, OWN_COUNT };
 
 /* What this rank writes of one block, after the gathers (gather mode) or as given. */
 typedef struct tel_io_block {
@@ -1025,7 +1029,7 @@ typedef struct tel_io_block {
     const int64_t *traffic;
     /* routes: rows [r0, r0 + rn) of a total of rtotal */
     hsize_t        r0, rn, rtotal;
-    const int64_t *r_step, *r_token;
+    const int64_t *r_step, *r_token, *r_token_id;
     const int32_t *r_expert;
     const float   *r_weight;
     const uint8_t *r_kept;
@@ -1097,7 +1101,7 @@ static moe_status_t tel_gather_alloc(moe_telemetry_t *t, size_t n, long nroutes,
     sizes[OWN_TRAFFIC] = cols * MOE_TRAFFIC_COUNT * sizeof(int64_t);
     sizes[OWN_SCRATCH] = sizes[OWN_PHASE] > sizes[OWN_TRAFFIC] ? sizes[OWN_PHASE]
                                                                 : sizes[OWN_TRAFFIC];
-    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = R * sizeof(int64_t);
+    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = sizes[OWN_RTOKEN_ID] = R * sizeof(int64_t);
     sizes[OWN_REXPERT] = R * Lk * sizeof(int32_t);
     sizes[OWN_RWEIGHT] = R * Lk * sizeof(float);
     sizes[OWN_RKEPT] = R * Lk;
@@ -1172,6 +1176,7 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
         io->rn = (hsize_t)b->nroutes;
         io->r_step = b->route_step;
         io->r_token = b->route_token;
+        io->r_token_id = b->route_token_id;
         io->r_expert = b->route_expert;
         io->r_weight = b->route_weight;
         io->r_kept = b->route_kept;
@@ -1197,6 +1202,8 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
                           io->own[OWN_RSTEP])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_token, cnt, 1, MPI_INT64_T, rc, dsp,
                           io->own[OWN_RTOKEN])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_token_id, cnt, 1, MPI_INT64_T, rc, dsp,
+                          io->own[OWN_RTOKEN_ID])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_expert, cnt, (int)Lk, MPI_INT32_T, rc, dsp,
                           io->own[OWN_REXPERT])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_weight, cnt, (int)Lk, MPI_FLOAT, rc, dsp,
@@ -1211,6 +1218,7 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
     io->traffic = io->own[OWN_TRAFFIC];
     io->r_step = io->own[OWN_RSTEP];
     io->r_token = io->own[OWN_RTOKEN];
+    io->r_token_id = io->own[OWN_RTOKEN_ID];
     io->r_expert = io->own[OWN_REXPERT];
     io->r_weight = io->own[OWN_RWEIGHT];
     io->r_kept = io->own[OWN_RKEPT];
@@ -1243,6 +1251,7 @@ static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
                               b->dropped_capacity)) != MOE_OK ||
         (st = tel_dset_append(t, DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
         (st = tel_dset_append(t, DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_UNROUTED, S, t->steps, g, 0, 0, 0, b->unrouted)) != MOE_OK ||
         /* rank-local columns: dimension 2 is the rank */
         (st = tel_dset_append(t, DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
                               io->ncol, io->phase)) != MOE_OK ||
@@ -1252,6 +1261,8 @@ static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
             MOE_OK ||
         (st = tel_dset_append(t, DS_R_TOKEN, io->rtotal, io->r0, io->rn, 0, 0, 0,
                               io->r_token)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_R_TOKEN_ID, io->rtotal, io->r0, io->rn, 0, 0, 0,
+                              io->r_token_id)) != MOE_OK ||
         (st = tel_dset_append(t, DS_R_EXPERT, io->rtotal, io->r0, io->rn, 0, 0, 0,
                               io->r_expert)) != MOE_OK ||
         (st = tel_dset_append(t, DS_R_WEIGHT, io->rtotal, io->r0, io->rn, 0, 0, 0,
