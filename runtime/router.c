@@ -81,11 +81,12 @@ moe_status_t moe_router_check_groups(const moe_router_t *r, char *err, size_t er
     }
     free(size);
     if (sum < r->k) {
+        const char *what = r->ops == &moe_router_node_ops ? "nodes" : "groups";
         snprintf(err, errlen,
                  "route_max_nodes: %d of %d %s can hold only %d experts, fewer than top_k %d; "
-                 "allowed: route_max_nodes large enough that any %d groups hold >= top_k experts",
-                 r->max_groups, r->ngroups, r->ops == &moe_router_node_ops ? "nodes" : "groups",
-                 sum, r->k, r->max_groups);
+                 "allowed: a route_max_nodes whose smallest %s together hold >= top_k experts, "
+                 "or 0 (all)",
+                 r->max_groups, r->ngroups, what, sum, r->k, what);
         return MOE_ERR_INVALID;
     }
     return MOE_OK;
