@@ -75,6 +75,10 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->router_group, E);
     ok &= ENG_ALLOC(e->token_id, T);
     ok &= ENG_ALLOC(e->ec_scratch, 3 * E);
+    ok &= ENG_ALLOC(e->bias, L * E);
+    ok &= ENG_ALLOC(e->b_bias, B * L * E);
+    ok &= ENG_ALLOC(e->shared, L * (size_t)e->cfg.shared_experts);
+    ok &= ENG_ALLOC(e->shared_y, e->cfg.shared_experts > 0 ? 2 * T * d : 0);
     ok &= ENG_ALLOC(e->gsum, MOE_GSUM_LEN(E));
     ok &= ENG_ALLOC(e->local_count, E);
     ok &= ENG_ALLOC(e->routed_global, E);
@@ -167,6 +171,16 @@ static moe_status_t engine_model_init(moe_engine_t *e)
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for expert weights");
             hc = (size_t)moe_ffn_hidden_cols(&e->ffn[0]);
+        }
+    /* shared experts: ids E, E+1, ... so their weights differ from every routed expert's */
+    for (l = 0; l < e->L; l++)
+        for (i = 0; i < e->cfg.shared_experts; i++) {
+            st = moe_ffn_init(&e->shared[(size_t)l * e->cfg.shared_experts + i], e->d,
+                              e->cfg.d_ffn,
+                              e->cfg.activation == MOE_ACT_SWIGLU ? MOE_FFN_SWIGLU : MOE_FFN_GELU,
+                              e->cfg.seed, l, e->E + i);
+            if (st != MOE_OK)
+                return MOE_ERROR_SET(&e->log, st, "engine: out of memory for shared experts");
         }
     if (hc == 0)
         hc = (size_t)(e->cfg.activation == MOE_ACT_SWIGLU ? 2 : 1) * e->cfg.d_ffn;
@@ -387,6 +401,46 @@ static void engine_ec_route_record(moe_engine_t *e, size_t t, size_t row)
     }
 }
 
+/*
+ * Aux-loss-free balancing (DeepSeek-V3): after layer l's global counts are known, every
+ * expert's bias moves by rate towards the mean load: bias += rate * sign(mean - load). The
+ * counts are global, so every rank makes the same update; the next step selects with it.
+ */
+static void engine_balance_update(moe_engine_t *e, int l)
+{
+    int     E = e->E, i;
+    double  mean = 0, rate = e->cfg.balance_bias;
+    float  *bias = e->bias + (size_t)l * E;
+
+    for (i = 0; i < E; i++)
+        mean += (double)e->routed_global[i];
+    mean /= E;
+    for (i = 0; i < E; i++) {
+        double load = (double)e->routed_global[i];
+        bias[i] += (float)(load < mean ? rate : load > mean ? -rate : 0.0);
+    }
+}
+
+/*
+ * Shared experts of layer l: every local token through each of them, on this rank, no
+ * exchange; their outputs summed (in shared-expert order) into the second half of
+ * shared_y, added to the layer output after combine. Timed in the expert phase.
+ */
+static void engine_shared_experts(moe_engine_t *e, int l, const float *x)
+{
+    int    N = e->cfg.shared_experts, j;
+    size_t n = (size_t)e->T * e->d, q;
+    float *y = e->shared_y, *acc = e->shared_y + n;
+
+    for (j = 0; j < N; j++) {
+        moe_ffn_forward(&e->shared[(size_t)l * N + j], x, e->T, j == 0 ? acc : y,
+                        e->ffn_scratch);
+        if (j > 0)
+            for (q = 0; q < n; q++)
+                acc[q] += y[q];
+    }
+}
+
 /* One layer: x -> out (out may equal x only when both are caller buffers of the last layer). */
 static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *out)
 {
@@ -406,6 +460,11 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     t0 = MPI_Wtime();
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
+    if (e->cfg.balance_bias > 0) {
+        e->router.bias = e->bias + (size_t)l * E;
+        for (i = 0; i < E; i++)
+            e->b_bias[(b * e->L + l) * E + i] = e->bias[(size_t)l * E + i];
+    }
     moe_gate_route_with(&e->router, e->token_id, x, e->wg + (size_t)l * e->d * E, T, e->d,
                         e->logits, e->pscratch, e->rscratch, &e->gate, e->gsum, &lmax,
                         e->coselect + (size_t)l * E * E);
@@ -428,6 +487,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     }
     engine_router_stats(e, e->gsum, lmax, rs);
     e->b_capacity[b * e->L + l] = e->capacity;
+    if (e->cfg.balance_bias > 0)
+        engine_balance_update(e, l);
     e->b_unrouted[b * e->L + l] = (int64_t)e->gsum[MOE_GSUM_FIXED + 2 * E];
     if (!e->router.ops->global) { /* expert-choice decided above: nothing over capacity */
         st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity,
@@ -462,6 +523,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
                         rows, batch.y + batch.offset[i] * e->d, e->ffn_scratch);
         processed[g] += rows;
     }
+    engine_shared_experts(e, l, x);
     t4 = MPI_Wtime();
 
     if (out != x)
@@ -469,6 +531,12 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
     if (st != MOE_OK)
         return st;
+    if (e->cfg.shared_experts > 0) { /* out = x + routed + shared */
+        const float *acc = e->shared_y + (size_t)T * e->d;
+        size_t       n = (size_t)T * e->d, q;
+        for (q = 0; q < n; q++)
+            out[q] += acc[q];
+    }
     t5 = MPI_Wtime();
 
     phase[MOE_PHASE_GATE] = t1 - t0;
@@ -554,6 +622,7 @@ static moe_status_t engine_flush(moe_engine_t *e)
         blk.capacity = e->b_capacity;
         blk.router = e->b_router;
         blk.unrouted = e->b_unrouted;
+        blk.expert_bias = e->b_bias;
         blk.phase = e->b_phase;
         blk.traffic = e->b_traffic;
         blk.nroutes = e->nblk * e->n_route_local;
@@ -869,6 +938,13 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->router_group);
     free(e->token_id);
     free(e->ec_scratch);
+    free(e->bias);
+    free(e->b_bias);
+    if (e->shared)
+        for (i = 0; i < e->L * e->cfg.shared_experts; i++)
+            moe_ffn_cleanup(&e->shared[i]);
+    free(e->shared);
+    free(e->shared_y);
     free(e->gsum);
     free(e->local_count);
     free(e->routed_global);

@@ -40,6 +40,10 @@ struct moe_engine {
     double              *rscratch;     /* [MOE_ROUTER_SCRATCH(E)] */
     int64_t             *token_id;     /* [T] vocabulary ids of the step's tokens */
     int64_t             *ec_scratch;   /* [3E] expert-choice counts */
+    float               *bias;         /* [L][E] aux-loss-free balancing bias (selection only) */
+    double              *b_bias;       /* [B][L][E] the bias each step selected with */
+    moe_ffn_t           *shared;       /* [L][shared_experts] shared experts */
+    float               *shared_y;     /* [T][d] output of one shared expert */
 
     /* model */
     float               *wg;           /* [L][d][E] router weights */

@@ -64,7 +64,7 @@ typedef enum { DIM_L, DIM_E, DIM_P, DIM_K, DIM_RSTAT, DIM_PHASE, DIM_TRAF } tel_
 enum {
     DS_STEP, DS_ROUTED, DS_PROCESSED, DS_DROPPED, DS_DROPPED_CAP, DS_CAPACITY, DS_ROUTER,
     DS_PHASE, DS_TRAFFIC, DS_R_STEP, DS_R_TOKEN, DS_R_EXPERT, DS_R_WEIGHT, DS_R_KEPT,
-    DS_EVENTS, DS_UNROUTED, DS_R_TOKEN_ID, DS_COUNT
+    DS_EVENTS, DS_UNROUTED, DS_R_TOKEN_ID, DS_EXPERT_BIAS, DS_COUNT
 };
 
 typedef struct tel_dset_def {
@@ -108,6 +108,9 @@ static const tel_dset_def_t tel_dsets[DS_COUNT] = {
                      "tokens routed to no expert (expert-choice router; 0 otherwise)"},
     [DS_R_TOKEN_ID] = {"routes/token_id", TD_I64, 0, {DIM_L}, "id",
                        "vocabulary id of the sampled token (workload --vocab-size)"},
+    [DS_EXPERT_BIAS] = {"steps/expert_bias", TD_F64, 2, {DIM_L, DIM_E}, "score",
+                        "aux-loss-free balancing bias each expert was selected with "
+                        "(zeros without --balance-bias)"},
 };
 
 /* The groups, created in this order. */
@@ -1252,6 +1255,8 @@ static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
         (st = tel_dset_append(t, DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
         (st = tel_dset_append(t, DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
         (st = tel_dset_append(t, DS_UNROUTED, S, t->steps, g, 0, 0, 0, b->unrouted)) != MOE_OK ||
+        (st = tel_dset_append(t, DS_EXPERT_BIAS, S, t->steps, g, 0, 0, 0, b->expert_bias)) !=
+            MOE_OK ||
         /* rank-local columns: dimension 2 is the rank */
         (st = tel_dset_append(t, DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
                               io->ncol, io->phase)) != MOE_OK ||

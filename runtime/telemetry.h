@@ -132,6 +132,7 @@ typedef struct moe_tel_block {
     const int64_t *capacity;     /* [nsteps][L] per-expert capacity; -1 = dropless */
     const double  *router;       /* [nsteps][L][MOE_RSTAT_COUNT] */
     const int64_t *unrouted;     /* [nsteps][L] tokens routed to no expert (expert-choice) */
+    const double  *expert_bias;  /* [nsteps][L][E] balancing bias used (zeros when off) */
     /* rank-local: this rank's values */
     const double  *phase;        /* [nsteps][L][MOE_PHASE_COUNT] seconds */
     const int64_t *traffic;      /* [nsteps][L][MOE_TRAFFIC_COUNT] */

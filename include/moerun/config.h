@@ -43,6 +43,8 @@ typedef struct moe_config {
     double               routed_scaling;   /* sigmoid router: weights times this, > 0 */
     int                  route_groups;     /* group-limited: groups of experts, divides experts */
     int                  route_max_nodes;  /* group/node-limited: groups or nodes a token may touch; 0: all */
+    double               balance_bias;     /* aux-loss-free balancing bias step per step; 0: off */
+    int                  shared_experts;   /* experts every token passes through on its own rank */
     uint64_t             seed;
     char                 workload[MOE_SPEC_MAX]; /* uniform | zipf:S | collapse:P | drift:R | domains:N */
     int                  vocab_size;       /* token ids drawn from this many (Zipf), >= 1 */
