@@ -12,7 +12,10 @@
 #   expert-choice  routed = steps x layers x experts x min(C, G), dropped 0;
 #   node-limited   np 2 and np 4 (2 nodes holding experts 0-3 and 4-7) equal the 1-rank
 #                  group-limited run with 2 groups; every sampled route touches <= M nodes.
-# One run each with --exchange 2dh and ucx.
+# One run each with --exchange 2dh and ucx. group-limited runs with --balance-bias and a
+# shared expert (the bias trajectory is checked against the sign rule on the recorded
+# loads); moerun-analyze names every router and puts the real node-limited run's measured
+# inter-node copies next to its node_limited projection for the softmax run.
 set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-requiv.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -73,7 +76,8 @@ check_router() { # check_router NAME CF NPS TELCHECK [router options]
 check_router switch 1.0 "2 4" no --router switch --top-k 1
 check_router sigmoid 1.0 "2 4" no --router sigmoid --routed-scaling 1.5
 check_router sigmoid-dropless 0 "4" no --router sigmoid
-check_router group-limited 1.0 "2 4" yes --router group-limited --route-groups 4 --route-max-nodes 2
+check_router group-limited 1.0 "2 4" yes --router group-limited --route-groups 4 --route-max-nodes 2 \
+    --balance-bias 0.01 --shared-experts 1
 check_router hash 1.0 "2 4" no --router hash --vocab-size 50
 check_router expert-choice 0.5 "2 4" yes --router expert-choice
 
@@ -110,4 +114,35 @@ print(f"requiv: node-limited M=1: {ex.shape[0]} sampled routes, each on 1 node")
 PY
 run sigmoid.np4_2dh 4 2dh 2 --capacity-factor 1.0 --router sigmoid --routed-scaling 1.5
 same sigmoid.np1 sigmoid.np4_2dh
+
+# balancing bias: starts at 0, moves by exactly +-0.01 or 0 per step (DeepSeek-V3 sign rule)
+# against the step's own routed counts; the analyser reads the same rate back
+run softmax.np4 4 flat 2 --capacity-factor 1.0 --router softmax --route-samples 64
+"$ANALYZE" "$work/softmax.np4.h5" "$work/node.np4ucx.h5" "$work/group-limited.np4.h5" \
+    --json "$work/an.json" >/dev/null || { echo "requiv: moerun-analyze failed"; exit 1; }
+"${PYTHON:-/usr/bin/python3}" - "$work/group-limited.np4.h5" "$work/an.json" <<'PY'
+import sys, json, h5py, numpy as np
+f = h5py.File(sys.argv[1], "r")
+b = f["steps/expert_bias"][:]; r = f["steps/routed"][:]
+assert b.shape == r.shape, (b.shape, r.shape)
+assert np.all(b[0] == 0), b[0]
+for s in range(1, b.shape[0]):
+    mean = r[s - 1].mean(axis=-1, keepdims=True)
+    want = b[s - 1] + 0.01 * np.sign(mean - r[s - 1])
+    assert np.allclose(b[s], want, atol=1e-6), (s, b[s], want)
+runs = json.load(open(sys.argv[2]))["runs"]
+assert [x["config"]["router"] for x in runs] == ["softmax", "node-limited", "group-limited"], \
+    [x["config"]["router"] for x in runs]
+bb = runs[2]["analyses"]["balance_bias"]
+assert bb["status"] == "ok" and abs(bb["rate"] - 0.01) < 1e-6, bb
+assert runs[0]["analyses"]["balance_bias"]["status"] == "missing"
+assert runs[0]["analyses"]["specialisation"]["id_source"] == "routes/token_id"
+rec = [x for x in runs[0]["recommendations"] if x["id"] == "node_limited"]
+assert rec, "no node_limited recommendation for the softmax run on 2 nodes"
+got = rec[0]["measured"]["inter_node_copies_per_token"]
+want = runs[1]["analyses"]["routing_map"]["exchange_what_if"]["hier_inter_node_copies_per_token"]
+assert abs(got - want) < 1e-12 and "measured with --router node-limited" in rec[0]["evidence"], (got, want)
+print(f"requiv: bias trajectory ok; analyser: routers named, node_limited projected "
+      f"{rec[0]['impact']['projected']:.3f} vs measured {got:.3f} copies/token")
+PY
 echo "requiv: ok"

@@ -88,6 +88,9 @@ static const tr_dset_t tr_dsets[] = {
     {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}, 0},
     {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
     {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}, 0},
+    {MOE_TEL_ROUTE_TOKEN_ID, 1, TR_ROWS_ROUTES, {TR_NONE}, 0},
+    {MOE_TEL_UNROUTED, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}, 0},
+    {MOE_TEL_EXPERT_BIAS, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
 };
 
 _Static_assert(sizeof(tr_dsets) / sizeof(tr_dsets[0]) <= 32, "present[]/cols[] too small");

@@ -47,6 +47,9 @@
 #define MOE_TEL_CPUSET           "topology/cpuset"
 #define MOE_TEL_NUMA_NODE        "topology/numa_node"
 #define MOE_TEL_EXPERT_OWNER     "placement/expert_owner"
+#define MOE_TEL_ROUTE_TOKEN_ID   "routes/token_id"
+#define MOE_TEL_UNROUTED         "steps/unrouted"
+#define MOE_TEL_EXPERT_BIAS      "steps/expert_bias"
 
 /* Element types a dataset can be read into (HDF5 converts). */
 typedef enum {
