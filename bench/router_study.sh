@@ -2,7 +2,8 @@
 # router_study.sh — routers compared on one configuration (a benchmark, not a test).
 #
 # Usage: bench/router_study.sh [OUT_DIR]   (env: MOERUN, default build/moerun; NP 8; RPN 2;
-#        TOKENS 1024; D 512; FFN 1024; E 32; K 4; STEPS 4; LAYERS 1; CF 1.25; WORKLOAD zipf:1.0)
+#        TOKENS 1024; D 512; FFN 1024; E 32; K 4; STEPS 4; LAYERS 1; CF 1.25; WORKLOAD zipf:1.0;
+#        ONLY: an extended regex of router names to run, default all; softmax always runs)
 # Runs moerun with every router under --exchange flat and hier on NP ranks in nodes of RPN
 # (--ranks-per-node), and node-limited with M = 1 and 2, then prints one Markdown table:
 # tokens/s, router (gate) share of the layer time, drop rate, unrouted tokens, inter-node
@@ -27,6 +28,7 @@ routers=("softmax|--router softmax" "switch|--router switch --top-k 1"
 for ex in flat hier; do
     for spec in "${routers[@]}"; do
         name=${spec%%|*}; args=${spec#*|}
+        if [ -n "${ONLY:-}" ] && [ "$name" != softmax ] && ! [[ $name =~ $ONLY ]]; then continue; fi
         tag=$(echo "$ex.$name" | tr ' =' '__')
         # shellcheck disable=SC2086
         mpirun --allow-run-as-root --oversubscribe --mca mpi_yield_when_idle 1 -np "$np" \
