@@ -1340,11 +1340,47 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     return MOE_OK;
 }
 
+/* A copy of blk whose NULL optional arrays point into *mem (one malloc'd buffer, freed by
+ * the caller): steps/unrouted and steps/expert_bias zeros, routes/token_id -1. */
+static moe_status_t tel_block_defaults(moe_telemetry_t *t, const moe_tel_block_t *blk,
+                                       moe_tel_block_t *full, void **mem)
+{
+    size_t   rows = (size_t)blk->nsteps * (size_t)t->L, nu = 0, nb = 0, ni = 0, i;
+    int64_t *p;
+
+    *full = *blk;
+    *mem = NULL;
+    if (blk->unrouted == NULL)
+        nu = rows;
+    if (blk->expert_bias == NULL)
+        nb = rows * (size_t)t->E;
+    if (blk->route_token_id == NULL)
+        ni = (size_t)blk->nroutes;
+    if (nu + nb + ni == 0)
+        return MOE_OK;
+    *mem = calloc(nu + nb + ni, 8); /* int64 and double zeros share the size */
+    if (*mem == NULL)
+        return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+    p = *mem;
+    if (nu)
+        full->unrouted = p;
+    if (nb)
+        full->expert_bias = (const double *)(p + nu);
+    if (ni) {
+        for (i = 0; i < ni; i++)
+            p[nu + nb + i] = -1;
+        full->route_token_id = p + nu + nb;
+    }
+    return MOE_OK;
+}
+
 moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block_t *blk)
 {
-    tel_io_block_t io;
-    moe_status_t   st = MOE_OK;
-    int            ok[2], all[2];
+    tel_io_block_t  io;
+    moe_tel_block_t full;
+    void           *dflt = NULL;
+    moe_status_t    st = MOE_OK;
+    int             ok[2], all[2];
 
     if (tel == NULL)
         return MOE_ERR_INVALID;
@@ -1363,12 +1399,20 @@ moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block
                                        tel->path, all[0], -all[1]));
     if ((st = tel_agree(tel, tel_check_room(tel, blk))) != MOE_OK)
         return tel->failed = st;
+    /* optional arrays a caller left NULL: zeros (unrouted, expert_bias), -1 (token ids) */
+    st = tel_agree(tel, tel_block_defaults(tel, blk, &full, &dflt));
+    if (st != MOE_OK) {
+        free(dflt);
+        return tel->failed = st;
+    }
+    blk = &full;
     /* HDF5 metadata calls must match on all io ranks: agree on the preparation first */
     st = tel_agree(tel, tel_prepare(tel, blk, &io));
     if (st == MOE_OK && tel->io)
         st = tel_write(tel, blk, &io);
     st = tel_agree(tel, st);
     tel_io_block_free(&io);
+    free(dflt);
     if (st != MOE_OK) {
         tel->failed = st;
         return st;
