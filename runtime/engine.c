@@ -183,6 +183,8 @@ static moe_status_t engine_router_init(moe_engine_t *e)
         for (x = 0; x < e->E; x++)
             e->router_group[x] = e->topo.node[e->place.owner[x]];
     }
+    /* expert-choice and hash select without scores: the bias would change nothing */
+    e->use_bias = e->cfg.balance_bias > 0 && !r->ops->global && r->ops != &moe_router_hash_ops;
     if (r->ngroups > 0) {
         r->group_of = e->router_group;
         r->max_groups = M > 0 && M < r->ngroups ? M : r->ngroups;
@@ -498,7 +500,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     t0 = MPI_Wtime();
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
-    if (e->cfg.balance_bias > 0) {
+    if (e->use_bias) {
         e->router.bias = e->bias + (size_t)l * E;
         for (i = 0; i < E; i++)
             e->b_bias[(b * e->L + l) * E + i] = e->bias[(size_t)l * E + i];
@@ -525,7 +527,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     }
     engine_router_stats(e, e->gsum, lmax, rs);
     e->b_capacity[b * e->L + l] = e->capacity;
-    if (e->cfg.balance_bias > 0)
+    if (e->use_bias)
         engine_balance_update(e, l);
     e->b_unrouted[b * e->L + l] = (int64_t)e->gsum[MOE_GSUM_FIXED + 2 * E];
     if (!e->router.ops->global) { /* expert-choice decided above: nothing over capacity */

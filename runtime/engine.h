@@ -41,6 +41,7 @@ struct moe_engine {
     int64_t             *token_id;     /* [T] vocabulary ids of the step's tokens */
     int64_t             *ec_scratch;   /* [3E] expert-choice counts */
     float               *bias;         /* [L][E] aux-loss-free balancing bias (selection only) */
+    int                  use_bias;     /* balance_bias > 0 and the router scores (not EC/hash) */
     double              *b_bias;       /* [B][L][E] the bias each step selected with */
     moe_ffn_t           *shared;       /* [L][shared_experts] shared experts */
     float               *shared_y;     /* [T][d] output of one shared expert */
