@@ -11,6 +11,9 @@
  *                sigma = max(0.5, E / 16): the popular experts move R experts per step;
  *   domains:N    tokens come in documents of 64; a document's domain is drawn from the
  *                seed; domain n prefers features [n E / N, (n + 1) E / N) uniformly.
+ * Token ids (moe_workload_token_ids): Zipf(1) over a vocabulary of `vocab` ids by inverse CDF
+ * (binary search), from their own stream; domains:N shifts domain j's ids by j * vocab / N.
+ * The ids do not shape the hidden state (the routing of the gate is unchanged by them).
  * Everything is a function of (seed, step, global token index): never of the rank.
  */
 #include <errno.h>
