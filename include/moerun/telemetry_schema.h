@@ -314,6 +314,9 @@ typedef struct moe_tel_event_rec {
 #define MOE_TEL_NIC              "topology/nic"
 #define MOE_TEL_BIND_ACTION      "topology/bind_action"
 #define MOE_TEL_MACHINE          "topology/machine"
+#define MOE_TEL_UNROUTED         "steps/unrouted"
+#define MOE_TEL_EXPERT_BIAS      "steps/expert_bias"
+#define MOE_TEL_ROUTE_TOKEN_ID   "routes/token_id"
 
 /* Flags of a dataset. */
 #define MOE_TEL_F_REQUIRED 1u /* in every file (imported ones too); others may be absent */
@@ -380,7 +383,13 @@ typedef struct moe_tel_event_rec {
     X(MOE_TEL_DS_BIND_ACTION, MOE_TEL_BIND_ACTION, "topology", S64, RANK, NONE, NONE, NONE, "", 0,     \
       "what --bind did: kept, bound, none, unbound, planned or failed")                                \
     X(MOE_TEL_DS_MACHINE, MOE_TEL_MACHINE, "topology", S64, RANK, NONE, NONE, NONE, "", 0,             \
-      "the rank's host as hwloc sees it: packages, NUMA nodes, cores, PUs, NICs")
+      "the rank's host as hwloc sees it: packages, NUMA nodes, cores, PUs, NICs")                                 \
+    X(MOE_TEL_DS_UNROUTED, MOE_TEL_UNROUTED, "steps", I64, STEP, LAYER, NONE, NONE, "tokens", 0,        \
+      "tokens routed to no expert (expert-choice router; 0 otherwise)")                                \
+    X(MOE_TEL_DS_EXPERT_BIAS, MOE_TEL_EXPERT_BIAS, "steps", F64, STEP, LAYER, EXPERT, NONE, "score", 0, \
+      "aux-loss-free balancing bias each expert was selected with (zeros without --balance-bias)")     \
+    X(MOE_TEL_DS_ROUTE_TOKEN_ID, MOE_TEL_ROUTE_TOKEN_ID, "routes", I64, ROUTE, NONE, NONE, NONE, "id", \
+      MOE_TEL_F_PER_RANK, "vocabulary id of the sampled token (--vocab-size)")
 
 #define MOE__TEL_DS_ENUM(id, ...) id,
 typedef enum { MOE_TEL_DATASET_MAP(MOE__TEL_DS_ENUM) MOE_TEL_DS_COUNT } moe_tel_dset_id_t;
