@@ -54,7 +54,7 @@ static void ma_usage(FILE *out, const char *argv0)
 {
     fprintf(out,
             "usage: %s RUN.h5 [RUN2.h5 ...] [--markdown FILE] [--json FILE] [--html FILE]\n"
-            "          [--peak-gflops X] [--vocab FILE] [--dead-window N]\n"
+            "          [--peak-gflops X] [--vocab FILE] [--dead-window N] [--trace FILE.json]\n"
             "Routing-efficiency report of moerun telemetry files (docs/analysis.md): expert\n"
             "utilisation, entropy, dead experts and collapse, gate confidence, load-balancing\n"
             "loss, capacity what-if, communication, compute, hotspots, specialisation and\n"
@@ -66,6 +66,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "                      the file's peak_gflops attribute, else reported missing)\n"
             "  --vocab FILE        token texts, one per line (line i = token id i)\n"
             "  --dead-window N     steps of zero load that make an expert dead (1..1e9, default %d)\n"
+            "  --trace FILE.json   per-rank phase timeline (Chrome trace events: Perfetto,\n"
+            "                      chrome://tracing) of the one RUN.h5 given\n"
             "  --help              this text\n"
             "Without --json -, a short summary with the top findings goes to stdout.\n"
             "Exit status: 0 ok, 1 unreadable or invalid file or unwritable output, 2 usage error.\n",
@@ -157,6 +159,7 @@ static const char *ma_value(int argc, char **argv, int *i)
 int main(int argc, char **argv)
 {
     const char *paths[MA_MAX_RUNS], *md = NULL, *js = NULL, *html = NULL, *vocab = NULL, *v;
+    const char *trace = NULL;
     int         npaths = 0, i, rc = 0;
     an_opts_t   opt;
     moe_log_t   log;
@@ -176,11 +179,12 @@ int main(int argc, char **argv)
             ma_usage(stdout, argv[0]);
             return 0;
         } else if (strcmp(a, "--markdown") == 0 || strcmp(a, "--json") == 0 ||
-                   strcmp(a, "--html") == 0 || strcmp(a, "--vocab") == 0) {
+                   strcmp(a, "--html") == 0 || strcmp(a, "--vocab") == 0 ||
+                   strcmp(a, "--trace") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
             *(strcmp(a, "--markdown") == 0 ? &md : strcmp(a, "--json") == 0 ? &js
-                                                 : strcmp(a, "--html") == 0 ? &html : &vocab) = v;
+              : strcmp(a, "--html") == 0 ? &html : strcmp(a, "--trace") == 0 ? &trace : &vocab) = v;
         } else if (strcmp(a, "--peak-gflops") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
@@ -216,6 +220,14 @@ int main(int argc, char **argv)
         ma_usage(stderr, argv[0]);
         return 2;
     }
+    if (trace && npaths != 1) {
+        fprintf(stderr, "moerun-analyze: --trace takes exactly one RUN.h5 (%d given)\n", npaths);
+        return 2;
+    }
+    if (trace && strcmp(trace, "-") == 0) {
+        fprintf(stderr, "moerun-analyze: --trace wants a file name, not '-'\n");
+        return 2;
+    }
     if (vocab && ma_vocab_read(vocab, &opt) != 0)
         return 2;
     moe_log_init(&log, 0, MOE_LOG_ERROR);
@@ -249,6 +261,10 @@ int main(int argc, char **argv)
         if ((md && ma_write(md, root, 1) != 0) || (js && ma_write(js, root, 0) != 0) ||
             (html && ma_write(html, root, 2) != 0))
             rc = 1;
+        else if (trace && an_trace_write(paths[0], trace, &log) != MOE_OK) {
+            fprintf(stderr, "moerun-analyze: --trace: %s\n", log.last_error);
+            rc = 1;
+        }
         else if (!(js && strcmp(js, "-") == 0))
             an_render_terminal(root, stdout);
     }

@@ -42,6 +42,14 @@ void an_render_terminal(const cJSON *root, FILE *out);
 int  an_render_markdown(const cJSON *root, FILE *out);
 int  an_render_html(const cJSON *root, FILE *out);
 
+/*
+ * Writes the per-rank phase timeline of telemetry file `tel_path` to `out_path` in the Chrome
+ * trace-event format (analyze_trace.c), through a temporary file renamed into place. Errors
+ * (unreadable file, no phase times, unwritable output) leave nothing and put the reason in
+ * log->last_error.
+ */
+moe_status_t an_trace_write(const char *tel_path, const char *out_path, moe_log_t *log);
+
 /* Helpers shared by the renderers: a number or NAN, a string or "-". */
 double      an_num(const cJSON *o, const char *key);
 const char *an_str(const cJSON *o, const char *key);
