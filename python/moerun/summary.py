@@ -1,0 +1,71 @@
+"""Collect moerun run summaries (docs/summary.md) into one pandas table.
+
+One row per summary JSON; nested objects are flattened with dots ("phase_seconds_mean.gate",
+"output_checksum.sum"); lists (the alert details) are left out, their count stays
+("alerts_raised"). A directory is searched recursively for summary files: JSON objects with
+"moerun_version" and "steps_completed". A sweep point's "point.json" (jobs/moerun-sweep)
+beside a summary adds its grid values as columns (the point's own keys).
+"""
+import json
+import os
+
+import pandas as pd
+
+
+def _flatten(obj, prefix, out):
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            _flatten(v, key + ".", out)
+        elif not isinstance(v, list):
+            out[key] = v
+    return out
+
+
+def is_summary(obj):
+    """True if a parsed JSON object is a moerun run summary."""
+    return isinstance(obj, dict) and "moerun_version" in obj and "steps_completed" in obj
+
+
+def read_summary(path):
+    """One summary JSON as a flat dict (raises ValueError if it is not a summary)."""
+    with open(path) as f:
+        obj = json.load(f)
+    if not is_summary(obj):
+        raise ValueError(f"{path}: not a moerun summary (no moerun_version / steps_completed)")
+    row = {}
+    point = os.path.join(os.path.dirname(os.path.abspath(path)), "point.json")
+    if os.path.exists(point):
+        with open(point) as f:
+            row.update(json.load(f).get("grid", {}))
+    row.update(_flatten(obj, "", {}))
+    row["path"] = str(path)
+    return row
+
+
+def _candidates(path):
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                if name.endswith(".json") and name != "point.json":
+                    yield os.path.join(root, name), False
+    else:
+        yield path, True
+
+
+def summaries(*paths):
+    """DataFrame with one row per run summary found in ``paths`` (files or directories)."""
+    rows = []
+    for p in paths:
+        for f, explicit in _candidates(str(p)):
+            try:
+                rows.append(read_summary(f))
+            except (ValueError, json.JSONDecodeError):
+                if explicit:
+                    raise
+    df = pd.DataFrame(rows)
+    df.attrs["units"] = {"elapsed_s": "s", "tokens_per_s": "tokens/s", "bytes_sent": "bytes",
+                         "inter_node_bytes": "bytes", "intra_node_bytes": "bytes",
+                         "routed": "pairs", "processed": "pairs", "dropped": "pairs"}
+    return df
