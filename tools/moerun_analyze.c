@@ -11,6 +11,7 @@
  *     unsupported schema version or damaged, or an output cannot be written (one clear
  *     message on stderr, nothing written), 2 usage error. Never a crash.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -18,13 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
 #include "analyze.h"
 
-#define MA_MAX_RUNS      64
+#define MA_MAX_RUNS      256
+#define MA_DIR_DEPTH     4           /* folder levels searched for *.h5 */
 #define MA_VOCAB_MAX     (1 << 24)   /* lines read from --vocab */
 #define MA_DEAD_WINDOW   100         /* default --dead-window */
 #define MA_MMAP_THRESHOLD (64 << 20) /* see main() */
@@ -53,12 +56,14 @@ static void ma_fault(int sig)
 static void ma_usage(FILE *out, const char *argv0)
 {
     fprintf(out,
-            "usage: %s RUN.h5 [RUN2.h5 ...] [--markdown FILE] [--json FILE] [--html FILE]\n"
+            "usage: %s RUN.h5|FOLDER [RUN2.h5 ...] [--markdown FILE] [--json FILE] [--html FILE]\n"
             "          [--peak-gflops X] [--vocab FILE] [--dead-window N] [--trace FILE.json]\n"
             "Routing-efficiency report of moerun telemetry files (docs/analysis.md): expert\n"
             "utilisation, entropy, dead experts and collapse, gate confidence, load-balancing\n"
             "loss, capacity what-if, communication, compute, hotspots, specialisation and\n"
-            "recommendations with replayed impact. Several runs: also a comparison table.\n"
+            "recommendations with replayed impact. Several runs: also a comparison table and\n"
+            "the columns that differ from the first run with deltas. A FOLDER stands for the\n"
+            "*.h5 files under it (sorted by path, e.g. a jobs/moerun-sweep folder).\n"
             "  --markdown FILE     findings report in Markdown\n"
             "  --json FILE         the same as JSON ('-': stdout, then no terminal summary)\n"
             "  --html FILE         self-contained HTML with inline SVG charts\n"
@@ -130,6 +135,8 @@ static int ma_write(const char *path, const cJSON *root, int kind)
         free(txt);
     } else if (kind == 1) {
         rc = an_render_markdown(root, f);
+        if (rc == 0)
+            an_render_diff_markdown(root, f);
     } else {
         rc = an_render_html(root, f);
     }
@@ -143,6 +150,53 @@ static int ma_write(const char *path, const cJSON *root, int kind)
         fprintf(stderr, "moerun-analyze: cannot write %s: %s\n", path, strerror(errno));
         unlink(tmp);
     }
+    return rc;
+}
+
+/*
+ * Adds the *.h5 files under folder `dir` (depth-limited, hidden entries skipped) to paths,
+ * sorted by path. The strings are malloc'd; main frees them (owned[]).
+ */
+static int ma_path_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int ma_collect(const char *dir, int depth, const char **paths, char **owned, int *np,
+                      int *nowned)
+{
+    DIR           *d = opendir(dir);
+    struct dirent *e;
+    int            first = *np, rc = 0;
+
+    if (d == NULL) {
+        fprintf(stderr, "moerun-analyze: %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        char        path[4096];
+        struct stat st;
+        size_t      n = strlen(e->d_name);
+        if (e->d_name[0] == '.' ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path) ||
+            stat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth > 1) {
+            rc = ma_collect(path, depth - 1, paths, owned, np, nowned);
+        } else if (S_ISREG(st.st_mode) && n > 3 && strcmp(e->d_name + n - 3, ".h5") == 0) {
+            if (*np == MA_MAX_RUNS) {
+                fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
+                rc = -1;
+            } else if ((owned[*nowned] = strdup(path)) == NULL) {
+                rc = -1;
+            } else {
+                paths[(*np)++] = owned[(*nowned)++];
+            }
+        }
+    }
+    closedir(d);
+    if (rc == 0)
+        qsort(paths + first, (size_t)(*np - first), sizeof(*paths), ma_path_cmp);
     return rc;
 }
 
@@ -160,6 +214,8 @@ int main(int argc, char **argv)
 {
     const char *paths[MA_MAX_RUNS], *md = NULL, *js = NULL, *html = NULL, *vocab = NULL, *v;
     const char *trace = NULL;
+    char       *owned[MA_MAX_RUNS];
+    int         nowned = 0;
     int         npaths = 0, i, rc = 0;
     an_opts_t   opt;
     moe_log_t   log;
@@ -213,12 +269,29 @@ int main(int argc, char **argv)
             fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
             return 2;
         } else {
-            paths[npaths++] = a;
+            struct stat st;
+            if (stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
+                int before = npaths;
+                if (ma_collect(a, MA_DIR_DEPTH, paths, owned, &npaths, &nowned) != 0) {
+                    rc = 1;
+                    break;
+                }
+                if (npaths == before) {
+                    fprintf(stderr, "moerun-analyze: %s: no *.h5 file in this folder\n", a);
+                    rc = 1;
+                    break;
+                }
+            } else {
+                paths[npaths++] = a;
+            }
         }
     }
-    if (npaths == 0) {
-        ma_usage(stderr, argv[0]);
-        return 2;
+    if (rc != 0 || npaths == 0) {
+        if (rc == 0)
+            ma_usage(stderr, argv[0]);
+        while (nowned > 0)
+            free(owned[--nowned]);
+        return rc != 0 ? rc : 2;
     }
     if (trace && npaths != 1) {
         fprintf(stderr, "moerun-analyze: --trace takes exactly one RUN.h5 (%d given)\n", npaths);
@@ -258,6 +331,7 @@ int main(int argc, char **argv)
     ma_current = NULL;
     if (rc == 0) {
         an_compare(root);
+        an_compare_diff(root);
         if ((md && ma_write(md, root, 1) != 0) || (js && ma_write(js, root, 0) != 0) ||
             (html && ma_write(html, root, 2) != 0))
             rc = 1;
@@ -265,12 +339,16 @@ int main(int argc, char **argv)
             fprintf(stderr, "moerun-analyze: --trace: %s\n", log.last_error);
             rc = 1;
         }
-        else if (!(js && strcmp(js, "-") == 0))
+        else if (!(js && strcmp(js, "-") == 0)) {
             an_render_terminal(root, stdout);
+            an_render_diff_terminal(root, stdout);
+        }
     }
     cJSON_Delete(root);
     for (i = 0; i < opt.nvocab; i++)
         free(opt.vocab[i]);
     free(opt.vocab);
+    while (nowned > 0)
+        free(owned[--nowned]);
     return rc;
 }

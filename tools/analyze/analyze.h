@@ -37,6 +37,15 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
 /* Adds the comparison table of all runs to the report root (rows = runs). */
 void an_compare(cJSON *root);
 
+/*
+ * Adds "differences" to the report root (analyze_compare.c): with two runs or more, the
+ * columns (configuration and key numbers) whose value differs from run 0's, with each run's
+ * value, delta and delta_pct against run 0. Rendered by the two functions below.
+ */
+void an_compare_diff(cJSON *root);
+void an_render_diff_terminal(const cJSON *root, FILE *out);
+void an_render_diff_markdown(const cJSON *root, FILE *out);
+
 /* Renderers of the report root {"runs": [...], "comparison": {...}}. */
 void an_render_terminal(const cJSON *root, FILE *out);
 int  an_render_markdown(const cJSON *root, FILE *out);
