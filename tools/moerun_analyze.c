@@ -269,40 +269,55 @@ int main(int argc, char **argv)
             fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
             return 2;
         } else {
+            paths[npaths++] = a;
+        }
+    }
+    if (npaths == 0) {
+        ma_usage(stderr, argv[0]);
+        return 2;
+    }
+    /* folders stand for the *.h5 files under them */
+    {
+        const char *given[MA_MAX_RUNS];
+        int         ngiven = npaths, j;
+        memcpy(given, paths, sizeof(*paths) * (size_t)ngiven);
+        npaths = 0;
+        for (j = 0; j < ngiven && rc == 0; j++) {
             struct stat st;
-            if (stat(a, &st) == 0 && S_ISDIR(st.st_mode)) {
+            if (stat(given[j], &st) == 0 && S_ISDIR(st.st_mode)) {
                 int before = npaths;
-                if (ma_collect(a, MA_DIR_DEPTH, paths, owned, &npaths, &nowned) != 0) {
+                if (ma_collect(given[j], MA_DIR_DEPTH, paths, owned, &npaths, &nowned) != 0)
                     rc = 1;
-                    break;
-                }
-                if (npaths == before) {
-                    fprintf(stderr, "moerun-analyze: %s: no *.h5 file in this folder\n", a);
+                else if (npaths == before) {
+                    fprintf(stderr, "moerun-analyze: %s: no *.h5 file in this folder\n", given[j]);
                     rc = 1;
-                    break;
                 }
+            } else if (npaths == MA_MAX_RUNS) {
+                fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
+                rc = 2;
             } else {
-                paths[npaths++] = a;
+                paths[npaths++] = given[j];
             }
         }
     }
-    if (rc != 0 || npaths == 0) {
-        if (rc == 0)
-            ma_usage(stderr, argv[0]);
+    if (rc == 0 && trace && npaths != 1) {
+        fprintf(stderr, "moerun-analyze: --trace takes exactly one RUN.h5 (%d given)\n", npaths);
+        rc = 2;
+    }
+    if (rc == 0 && trace && strcmp(trace, "-") == 0) {
+        fprintf(stderr, "moerun-analyze: --trace wants a file name, not '-'\n");
+        rc = 2;
+    }
+    if (rc != 0) {
         while (nowned > 0)
             free(owned[--nowned]);
-        return rc != 0 ? rc : 2;
+        return rc;
     }
-    if (trace && npaths != 1) {
-        fprintf(stderr, "moerun-analyze: --trace takes exactly one RUN.h5 (%d given)\n", npaths);
+    if (vocab && ma_vocab_read(vocab, &opt) != 0) {
+        while (nowned > 0)
+            free(owned[--nowned]);
         return 2;
     }
-    if (trace && strcmp(trace, "-") == 0) {
-        fprintf(stderr, "moerun-analyze: --trace wants a file name, not '-'\n");
-        return 2;
-    }
-    if (vocab && ma_vocab_read(vocab, &opt) != 0)
-        return 2;
     moe_log_init(&log, 0, MOE_LOG_ERROR);
     {
         struct sigaction sa;
