@@ -14,10 +14,13 @@
  * instant events on rank 0's track at the start of their step.
  *
  * What always holds:
- *  1. Every slice's dur is the recorded seconds x 1e6 (microseconds, printed to 1 ns), so the
- *     durations of a phase's slices add up to the sum of that column of steps/phase_time.
+ *  1. Times are laid out in whole nanoseconds and printed as microseconds with 3 decimals;
+ *     every phase slice's dur is its recorded seconds rounded to 1 ns, so the durations of a
+ *     phase's slices add up to the sum of that column of steps/phase_time (within 0.5 ns
+ *     per slice).
  *  2. A layer slice lasts the "total" column (or, without it, the sum of the top-level
- *     phases); a step slice lasts the sum of its layers. Columns are found by name through
+ *     phases), lengthened to the sum of its phases when rounding makes that a few ns
+ *     longer, so children never overrun it; a step slice lasts the sum of its layers. Columns are found by name through
  *     the "columns" attribute, so files with more or fewer phase columns are traced too;
  *     a column that is neither a top-level phase, "total" nor an "_inter" part becomes an
  *     argument of the layer slice.
@@ -66,10 +69,17 @@ static void trace_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
-/* Microseconds printed to the nanosecond; non-finite or negative values become 0. */
-static double trace_us(double s)
+/* Seconds as whole nanoseconds (all times are laid out in integer ns, so children never
+ * overrun their parent by rounding); non-finite or negative values become 0. */
+static int64_t trace_ns(double s)
 {
-    return isfinite(s) && s > 0 ? s * 1e6 : 0.0;
+    return isfinite(s) && s > 0 && s < 9e9 ? (int64_t)llround(s * 1e9) : 0;
+}
+
+/* Nanoseconds as microseconds with 3 decimals, exactly. */
+static void trace_put_us(FILE *f, const char *key, int64_t ns)
+{
+    fprintf(f, ",\"%s\":%lld.%03lld", key, (long long)(ns / 1000), (long long)(ns % 1000));
 }
 
 static void trace_cols_free(trace_cols_t *c)
@@ -115,17 +125,32 @@ static moe_status_t trace_cols_init(moe_tel_reader_t *r, trace_cols_t *c, moe_lo
     return MOE_OK;
 }
 
-/* One complete slice; returns its duration in microseconds. */
-static double trace_slice(FILE *f, int tid, const char *name, const char *cat, double ts,
-                          double dur, long step, int layer, int *first)
+/* Opens one complete slice (ts, dur in ns); the caller adds args and closes with "}}". */
+static void trace_slice(FILE *f, int tid, const char *name, const char *cat, int64_t ts,
+                        int64_t dur, long step, int layer, int *first)
 {
     fprintf(f, "%s\n{\"ph\":\"X\",\"pid\":0,\"tid\":%d,\"name\":", *first ? "" : ",", tid);
     trace_json_str(f, name);
-    fprintf(f, ",\"cat\":\"%s\",\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"step\":%ld", cat, ts, dur, step);
+    fprintf(f, ",\"cat\":\"%s\"", cat);
+    trace_put_us(f, "ts", ts);
+    trace_put_us(f, "dur", dur);
+    fprintf(f, ",\"args\":{\"step\":%ld", step);
     if (layer >= 0)
         fprintf(f, ",\"layer\":%d", layer);
     *first = 0;
-    return dur;
+}
+
+/* A layer slice's length: the "total" column, but never shorter than its phases laid end
+ * to end (they can exceed it by a few ns of rounding). */
+static int64_t trace_layer_ns(const trace_cols_t *c, const double *row)
+{
+    int64_t sum = 0, tot;
+    int     j;
+
+    for (j = 0; j < TRACE_NTOP; j++)
+        sum += c->top[j] >= 0 ? trace_ns(row[c->top[j]]) : 0;
+    tot = c->total >= 0 ? trace_ns(row[c->total]) : sum;
+    return tot > sum ? tot : sum;
 }
 
 /* Writes the trace of the open file r to f. */
@@ -138,7 +163,8 @@ static moe_status_t trace_emit(moe_tel_reader_t *r, const char *tel_path, FILE *
     static const char *const tr_keys[4] = {"sent", "recv", "intra", "inter"};
     int          has_tr = moe_tel_reader_has(r, MOE_TEL_TRAFFIC);
     trace_cols_t c;
-    double      *ph = NULL, *cursor = NULL, *start0 = NULL;
+    double      *ph = NULL;
+    int64_t     *cursor = NULL, *start0 = NULL;   /* ns */
     int64_t     *tr = NULL, *stepno = NULL, *allstep = NULL;
     char       (*host)[TRACE_HOST] = NULL;
     moe_status_t st;
@@ -158,9 +184,9 @@ static moe_status_t trace_emit(moe_tel_reader_t *r, const char *tel_path, FILE *
     tr = has_tr ? malloc((size_t)TRACE_ROWS * L * P * moe_tel_reader_ncolumns(r, MOE_TEL_TRAFFIC) *
                          sizeof(int64_t)) : NULL;
     stepno = malloc(TRACE_ROWS * sizeof(int64_t));
-    cursor = calloc((size_t)P, sizeof(double));
+    cursor = calloc((size_t)P, sizeof(int64_t));
     host = calloc((size_t)P, TRACE_HOST);
-    start0 = malloc(((size_t)S + 1) * sizeof(double));   /* rank 0's start of each row's step */
+    start0 = malloc(((size_t)S + 1) * sizeof(int64_t));   /* rank 0's start of each row's step */
     allstep = malloc(((size_t)S + 1) * sizeof(int64_t));
     if (start0 == NULL || allstep == NULL ||
         ph == NULL || (has_tr && tr == NULL) || stepno == NULL || cursor == NULL || host == NULL) {
@@ -198,43 +224,33 @@ static moe_status_t trace_emit(moe_tel_reader_t *r, const char *tel_path, FILE *
             goto out;
         for (s = 0; s < n; s++) {
             for (p = 0; p < P; p++) {
-                double step_dur = 0, t;
-                char   name[64];
+                int64_t step_dur = 0, t;
+                char    name[64];
                 /* the step slice encloses its layers: sum them first */
-                for (l = 0; l < L; l++) {
-                    const double *row = ph + ((s * L + l) * P + p) * c.nc;
-                    double        tot = 0;
-                    if (c.total >= 0) {
-                        tot = trace_us(row[c.total]);
-                    } else {
-                        for (j = 0; j < TRACE_NTOP; j++)
-                            tot += c.top[j] >= 0 ? trace_us(row[c.top[j]]) : 0;
-                    }
-                    step_dur += tot;
-                }
+                for (l = 0; l < L; l++)
+                    step_dur += trace_layer_ns(&c, ph + ((s * L + l) * P + p) * c.nc);
                 snprintf(name, sizeof(name), "step %lld", (long long)stepno[s]);
                 trace_slice(f, (int)p, name, "step", cursor[p], step_dur, (long)stepno[s], -1, &first);
                 fprintf(f, "}}");
                 t = cursor[p];
                 for (l = 0; l < L; l++) {
                     const double *row = ph + ((s * L + l) * P + p) * c.nc;
-                    double        tot = 0, pt = t;
-                    if (c.total >= 0) {
-                        tot = trace_us(row[c.total]);
-                    } else {
-                        for (j = 0; j < TRACE_NTOP; j++)
-                            tot += c.top[j] >= 0 ? trace_us(row[c.top[j]]) : 0;
-                    }
+                    int64_t       tot = trace_layer_ns(&c, row), pt = t;
                     snprintf(name, sizeof(name), "layer %d", l);
                     trace_slice(f, (int)p, name, "layer", t, tot, (long)stepno[s], l, &first);
                     for (i = 0; i < c.nc; i++)
-                        if (c.extra[i])
-                            fprintf(f, ",\"%s_us\":%.3f", c.names[i], trace_us(row[i]));
+                        if (c.extra[i]) {
+                            char key[80];
+                            snprintf(key, sizeof(key), "%s_us", c.names[i]);
+                            trace_put_us(f, key, trace_ns(row[i]));
+                        }
                     fprintf(f, "}}");
                     if (has_tr) {
                         const int64_t *trow = tr + ((s * L + l) * P + p) * ntr;
-                        fprintf(f, ",\n{\"ph\":\"C\",\"pid\":0,\"tid\":%d,\"name\":\"bytes rank %d\","
-                                   "\"ts\":%.3f,\"args\":{", (int)p, (int)p, t);
+                        fprintf(f, ",\n{\"ph\":\"C\",\"pid\":0,\"tid\":%d,\"name\":\"bytes rank %d\"",
+                                (int)p, (int)p);
+                        trace_put_us(f, "ts", t);
+                        fprintf(f, ",\"args\":{");
                         for (j = 0, i = 0; j < 4; j++)
                             if (tr_cols[j] >= 0)
                                 fprintf(f, "%s\"%s\":%lld", i++ ? "," : "", tr_keys[j],
@@ -242,16 +258,16 @@ static moe_status_t trace_emit(moe_tel_reader_t *r, const char *tel_path, FILE *
                         fprintf(f, "}}");
                     }
                     for (j = 0; j < TRACE_NTOP; j++) {
-                        double d;
+                        int64_t d;
                         if (c.top[j] < 0)
                             continue;
-                        d = trace_us(row[c.top[j]]);
+                        d = trace_ns(row[c.top[j]]);
                         trace_slice(f, (int)p, trace_top[j], "phase", pt, d, (long)stepno[s], l, &first);
                         fprintf(f, "}}");
                         for (i = 0; i < c.nc; i++)
                             if (c.parent[i] == j) {
                                 trace_slice(f, (int)p, c.names[i], "phase_part", pt,
-                                            trace_us(row[i]), (long)stepno[s], l, &first);
+                                            trace_ns(row[i]), (long)stepno[s], l, &first);
                                 fprintf(f, "}}");
                             }
                         pt += d;
@@ -283,11 +299,12 @@ static moe_status_t trace_emit(moe_tel_reader_t *r, const char *tel_path, FILE *
             }
             fprintf(f, ",\n{\"ph\":\"i\",\"s\":\"g\",\"pid\":0,\"tid\":0,\"name\":");
             trace_json_str(f, ev.kind_name[0] ? ev.kind_name : "event");
-            fprintf(f, ",\"cat\":\"event\",\"ts\":%.3f,\"args\":{\"step\":%lld,\"layer\":%d,"
-                       "\"expert\":%d,\"value\":%.17g,\"threshold\":%.17g,\"message\":",
-                    lo < S ? start0[lo] : cursor[0], (long long)ev.step, (int)ev.layer,
-                    (int)ev.expert, isfinite(ev.value) ? ev.value : 0,
-                    isfinite(ev.threshold) ? ev.threshold : 0);
+            fprintf(f, ",\"cat\":\"event\"");
+            trace_put_us(f, "ts", lo < S ? start0[lo] : cursor[0]);
+            fprintf(f, ",\"args\":{\"step\":%lld,\"layer\":%d,\"expert\":%d,\"value\":%.17g,"
+                       "\"threshold\":%.17g,\"message\":",
+                    (long long)ev.step, (int)ev.layer, (int)ev.expert,
+                    isfinite(ev.value) ? ev.value : 0, isfinite(ev.threshold) ? ev.threshold : 0);
             trace_json_str(f, ev.message);
             fprintf(f, "}}");
         }
