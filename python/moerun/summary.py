@@ -4,7 +4,8 @@ One row per summary JSON; nested objects are flattened with dots ("phase_seconds
 "output_checksum.sum"); lists (the alert details) are left out, their count stays
 ("alerts_raised"). A directory is searched recursively for summary files: JSON objects with
 "moerun_version" and "steps_completed". A sweep point's "point.json" (jobs/moerun-sweep)
-beside a summary adds its grid values as columns (the point's own keys).
+beside a summary adds its grid values as columns (the point's own keys; values that read as
+numbers become numbers; a key the summary also has takes the summary's value).
 """
 import json
 import os
@@ -22,6 +23,18 @@ def _flatten(obj, prefix, out):
     return out
 
 
+def _number(v):
+    """A grid value as given on the command line: int or float when it reads as one."""
+    if not isinstance(v, str):
+        return v
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
 def is_summary(obj):
     """True if a parsed JSON object is a moerun run summary."""
     return isinstance(obj, dict) and "moerun_version" in obj and "steps_completed" in obj
@@ -37,7 +50,7 @@ def read_summary(path):
     point = os.path.join(os.path.dirname(os.path.abspath(path)), "point.json")
     if os.path.exists(point):
         with open(point) as f:
-            row.update(json.load(f).get("grid", {}))
+            row.update({k: _number(v) for k, v in json.load(f).get("grid", {}).items()})
     row.update(_flatten(obj, "", {}))
     row["path"] = str(path)
     return row

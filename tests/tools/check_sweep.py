@@ -8,7 +8,7 @@
     summary's own exchange / top_k equal the grid's;
   - resume: a second invocation reruns nothing (output says skipped x4, run.h5 and
     summary.json untouched); after one point's summary is removed, a third reruns only it;
-  - --collect rewrites the same table;
+  - --collect rewrites the same table; moerun.summaries(folder) (python/) gives the same rows;
   - moerun-analyze on the folder: 4 runs, "differences" lists exchange and top_k (values =
     the grid) and every listed number equals the summaries (tokens/s, inter-node bytes,
     drop rate) with delta = value - run 0's;
@@ -107,6 +107,13 @@ check_table()
 os.unlink(os.path.join(out, "sweep.csv"))
 sw("--collect", out, check=0)
 check_table()
+
+# the Python package's summaries() on the folder: the same table, grid columns from point.json
+import moerun  # noqa: E402  (PYTHONPATH=python, set by the test)
+pt = moerun.summaries(out)
+assert len(pt) == 4 and list(pt.point if "point" in pt else pt.path.map(lambda x: os.path.basename(os.path.dirname(x)))) == names
+assert list(pt.exchange) == [w[0] for w in want] and list(pt.top_k) == [int(w[1]) for w in want]
+assert list(pt.routed) == [s["routed"] for s in summ] and list(pt.tokens_per_s) == [s["tokens_per_s"] for s in summ]
 
 # moerun-analyze on the folder: what differs, with deltas against run 0
 r = subprocess.run([analyze, out, "--json", "-"], capture_output=True, text=True)
