@@ -90,12 +90,15 @@ small = ["--experts", "8", "--top-k", "2", "--d-model", "16", "--d-ffn", "16", "
 exporter = None
 run = None
 try:
+    # the exporter is not ours: keep the sanitizer runs' preloaded shim and options out of it
+    exp_env = {k: v for k, v in os.environ.items()
+               if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS")}
     for attempt in range(5):
         port = free_port()
         exporter = subprocess.Popen(
             [exporter_bin, "--collector.disable-defaults", "--collector.textfile",
              "--collector.textfile.directory", prom, "--web.listen-address", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=exp_env)
         url = f"http://127.0.0.1:{port}/metrics"
         deadline = time.time() + 15
         up = False
