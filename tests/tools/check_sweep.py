@@ -155,6 +155,6 @@ script = open(os.path.join(sl, "sweep.sbatch")).read()
 assert "#SBATCH --array=0-3" in script and "#SBATCH --ntasks=2" in script and "--time=00:05:00" in script
 assert "--point \"$SLURM_ARRAY_TASK_ID\"" in script
 assert subprocess.run(["bash", "-n", os.path.join(sl, "sweep.sbatch")]).returncode == 0
-assert json.load(open(os.path.join(sl, "grid.json")))["launcher"] == ["srun"]
+assert json.load(open(os.path.join(sl, "grid.json")))["launcher"][0] == "srun"
 print(f"sweep ok: 4 points, table = summaries, resume reran 0 then 1 point, analyze differences "
       f"{sorted(diff)}, failure and usage errors clean, Slurm array script")
