@@ -63,7 +63,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "loss, capacity what-if, communication, compute, hotspots, specialisation and\n"
             "recommendations with replayed impact. Several runs: also a comparison table and\n"
             "the columns that differ from the first run with deltas. A FOLDER stands for the\n"
-            "*.h5 files under it (sorted by path, e.g. a jobs/moerun-sweep folder).\n"
+            "*.h5 files under it (sorted by path; a jobs/moerun-sweep folder: its points in\n"
+            "grid order).\n"
             "  --markdown FILE     findings report in Markdown\n"
             "  --json FILE         the same as JSON ('-': stdout, then no terminal summary)\n"
             "  --html FILE         self-contained HTML with inline SVG charts\n"
@@ -155,21 +156,72 @@ static int ma_write(const char *path, const cJSON *root, int kind)
 
 /*
  * Adds the *.h5 files under folder `dir` (depth-limited, hidden entries skipped) to paths,
- * sorted by path. The strings are malloc'd; main frees them (owned[]).
+ * sorted by path; for a sweep folder, its points' files in grid order. The strings are
+ * malloc'd; main frees them (owned[]).
  */
 static int ma_path_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/*
+ * A jobs/moerun-sweep folder (it holds grid.json): its points' run.h5 in grid order.
+ * Returns 1 if `dir` is such a folder (files added), 0 if not, -1 on error.
+ */
+static int ma_collect_sweep(const char *dir, const char **paths, char **owned, int *np,
+                            int *nowned)
+{
+    char         path[4096], *text = NULL;
+    FILE        *f;
+    long         len;
+    cJSON       *grid, *pt;
+    int          rc = 0;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/grid.json", dir) >= sizeof(path) ||
+        (f = fopen(path, "r")) == NULL)
+        return 0;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && len < (64L << 20) &&
+        fseek(f, 0, SEEK_SET) == 0 && (text = calloc(1, (size_t)len + 1)) != NULL &&
+        fread(text, 1, (size_t)len, f) != (size_t)len) {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    grid = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(grid, "points")) {
+        const cJSON *name = cJSON_GetArrayItem(pt, 0);
+        struct stat  st;
+        if (!cJSON_IsString(name) || strchr(name->valuestring, '/') != NULL ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s/run.h5", dir, name->valuestring) >= sizeof(path) ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;   /* a point not run (yet) */
+        if (*np == MA_MAX_RUNS) {
+            fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
+            rc = -1;
+            break;
+        }
+        if ((owned[*nowned] = strdup(path)) == NULL) {
+            rc = -1;
+            break;
+        }
+        paths[(*np)++] = owned[(*nowned)++];
+        rc = 1;
+    }
+    cJSON_Delete(grid);
+    return rc;
+}
+
 static int ma_collect(const char *dir, int depth, const char **paths, char **owned, int *np,
                       int *nowned)
 {
-    DIR           *d = opendir(dir);
+    DIR           *d;
     struct dirent *e;
-    int            first = *np, rc = 0;
+    int            first = *np, rc;
 
-    if (d == NULL) {
+    if ((rc = ma_collect_sweep(dir, paths, owned, np, nowned)) != 0)
+        return rc < 0 ? -1 : 0;
+    if ((d = opendir(dir)) == NULL) {
         fprintf(stderr, "moerun-analyze: %s: %s\n", dir, strerror(errno));
         return -1;
     }

@@ -5,7 +5,8 @@ One row per summary JSON; nested objects are flattened with dots ("phase_seconds
 ("alerts_raised"). A directory is searched recursively for summary files: JSON objects with
 "moerun_version" and "steps_completed". A sweep point's "point.json" (jobs/moerun-sweep)
 beside a summary adds its grid values as columns (the point's own keys; values that read as
-numbers become numbers; a key the summary also has takes the summary's value).
+numbers become numbers; a key the summary also has takes the summary's value), "point" (the
+folder name) and "point_index"; a folder whose summaries all have one is listed in grid order.
 """
 import json
 import os
@@ -50,7 +51,10 @@ def read_summary(path):
     point = os.path.join(os.path.dirname(os.path.abspath(path)), "point.json")
     if os.path.exists(point):
         with open(point) as f:
-            row.update({k: _number(v) for k, v in json.load(f).get("grid", {}).items()})
+            pj = json.load(f)
+        row.update({k: _number(v) for k, v in pj.get("grid", {}).items()})
+        row["point"] = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        row["point_index"] = pj.get("index")
     row.update(_flatten(obj, "", {}))
     row["path"] = str(path)
     return row
@@ -71,12 +75,16 @@ def summaries(*paths):
     """DataFrame with one row per run summary found in ``paths`` (files or directories)."""
     rows = []
     for p in paths:
+        found = []
         for f, explicit in _candidates(str(p)):
             try:
-                rows.append(read_summary(f))
+                found.append(read_summary(f))
             except (ValueError, json.JSONDecodeError):
                 if explicit:
                     raise
+        if found and all(isinstance(r.get("point_index"), int) for r in found):
+            found.sort(key=lambda r: r["point_index"])     # a sweep folder: grid order
+        rows += found
     df = pd.DataFrame(rows)
     df.attrs["units"] = {"elapsed_s": "s", "tokens_per_s": "tokens/s", "bytes_sent": "bytes",
                          "inter_node_bytes": "bytes", "intra_node_bytes": "bytes",

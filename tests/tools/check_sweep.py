@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """check_sweep.py SWEEP MOERUN ANALYZE WORKDIR — jobs/moerun-sweep on a 2x2 grid of tiny
-2-rank runs (exchange=flat,hier x top_k=1,2), for real under mpirun:
+2-rank runs (exchange=flat,hier x top_k=2,1), for real under mpirun:
 
   - 4 point folders, each with run.h5, summary.json, point.json; exit 0;
   - the table (sweep.csv and sweep.json): 4 rows in grid order, grid columns as given, and
@@ -9,9 +9,10 @@
   - resume: a second invocation reruns nothing (output says skipped x4, run.h5 and
     summary.json untouched); after one point's summary is removed, a third reruns only it;
   - --collect rewrites the same table; moerun.summaries(folder) (python/) gives the same rows;
-  - moerun-analyze on the folder: 4 runs, "differences" lists exchange and top_k (values =
-    the grid) and every listed number equals the summaries (tokens/s, inter-node bytes,
-    drop rate) with delta = value - run 0's;
+  - moerun-analyze on the folder: 4 runs in grid order (not path order), "differences"
+    lists exchange and top_k (values = the grid) and every listed number equals the
+    summaries (tokens/s, inter-node bytes, drop rate) with delta = value - run 0's; the
+    same table in HTML and Markdown;
   - a failing point (top_k=99 of 8 experts) gives exit 1, status "failed" in its row, and
     the good point's row complete;
   - usage errors exit 2 and create nothing: a grid word without '=', a key given twice, a
@@ -42,12 +43,12 @@ def sw(*args, check=None):
     return r
 
 
-grid = ["exchange=flat,hier", "top_k=1,2"]
+grid = ["exchange=flat,hier", "top_k=2,1"]   # grid order is not path order
 sw(out, *grid, *tiny, check=0)
-names = ["exchange-flat__top_k-1", "exchange-flat__top_k-2", "exchange-hier__top_k-1",
-         "exchange-hier__top_k-2"]
-want = [("flat", "1"), ("flat", "2"), ("hier", "1"), ("hier", "2")]
-assert sorted(d for d in os.listdir(out) if os.path.isdir(os.path.join(out, d))) == names
+names = ["exchange-flat__top_k-2", "exchange-flat__top_k-1", "exchange-hier__top_k-2",
+         "exchange-hier__top_k-1"]
+want = [("flat", "2"), ("flat", "1"), ("hier", "2"), ("hier", "1")]
+assert sorted(d for d in os.listdir(out) if os.path.isdir(os.path.join(out, d))) == sorted(names)
 summ = []
 for n, (ex, k) in zip(names, want):
     for f in ("run.h5", "summary.json", "point.json"):
@@ -111,7 +112,7 @@ check_table()
 # the Python package's summaries() on the folder: the same table, grid columns from point.json
 import moerun  # noqa: E402  (PYTHONPATH=python, set by the test)
 pt = moerun.summaries(out)
-assert len(pt) == 4 and list(pt.point if "point" in pt else pt.path.map(lambda x: os.path.basename(os.path.dirname(x)))) == names
+assert len(pt) == 4 and list(pt.point) == names and list(pt.point_index) == [0, 1, 2, 3]
 assert list(pt.exchange) == [w[0] for w in want] and list(pt.top_k) == [int(w[1]) for w in want]
 assert list(pt.routed) == [s["routed"] for s in summ] and list(pt.tokens_per_s) == [s["tokens_per_s"] for s in summ]
 
@@ -122,7 +123,8 @@ rep = json.loads(r.stdout)
 assert [os.path.basename(os.path.dirname(x["file"])) for x in rep["runs"]] == names
 diff = {c["column"]: c for c in rep["differences"]["columns"]}
 assert diff["exchange"]["values"] == [w[0] for w in want], diff["exchange"]
-assert diff["top_k"]["values"] == [int(w[1]) for w in want] and diff["top_k"]["delta"] == [0, 1, 0, 1]
+assert diff["top_k"]["values"] == [int(w[1]) for w in want] and diff["top_k"]["delta"] == [0, -1, 0, -1]
+assert diff["top_k"]["delta_pct"] == [0, -50, 0, -50], diff["top_k"]
 assert "experts" not in diff and "layers" not in diff, list(diff)
 for col, key in (("tokens_per_s", "tokens_per_s"), ("inter_node_bytes", "inter_node_bytes"),
                  ("drop_rate", "drop_rate"), ("routed", "routed")):
@@ -131,8 +133,13 @@ for col, key in (("tokens_per_s", "tokens_per_s"), ("inter_node_bytes", "inter_n
         assert all(abs(v - s[key]) <= 1e-9 * max(1, abs(s[key])) for v, s in zip(vals, summ)), (col, vals)
         assert all(abs(d - (v - vals[0])) <= 1e-9 * max(1, abs(v)) for d, v in zip(diff[col]["delta"], vals))
 assert "tokens_per_s" in diff and "routed" in diff, list(diff)
-txt = subprocess.run([analyze, out], capture_output=True, text=True).stdout
+html, md = os.path.join(work, "cmp.html"), os.path.join(work, "cmp.md")
+txt = subprocess.run([analyze, out, "--html", html, "--markdown", md], capture_output=True, text=True).stdout
 assert "# differences against run 0" in txt and "exchange" in txt, txt[-2000:]
+h = open(html).read()
+assert h.count('<table id="differences">') == 1 and h.index('id="differences"') < h.index("</body>")
+assert h.split('id="differences"')[1].split("</table>")[0].count("<tr>") == len(diff) + 1
+assert "## Differences against run 0" in open(md).read()
 
 # a failing point
 bad = os.path.join(work, "bad")

@@ -45,6 +45,7 @@ void an_compare(cJSON *root);
 void an_compare_diff(cJSON *root);
 void an_render_diff_terminal(const cJSON *root, FILE *out);
 void an_render_diff_markdown(const cJSON *root, FILE *out);
+void an_render_diff_html(const cJSON *root, FILE *out);
 
 /* Renderers of the report root {"runs": [...], "comparison": {...}}. */
 void an_render_terminal(const cJSON *root, FILE *out);

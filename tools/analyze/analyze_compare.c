@@ -1,7 +1,7 @@
 /*
  * tools/analyze/analyze_compare.c — what differs between runs, with deltas against the first
- * (docs/analysis.md, "Comparing runs"): the report root's "differences" object and its
- * terminal and Markdown renderings.
+ * (docs/analysis.md): the report root's "differences" object and its terminal, Markdown and
+ * HTML renderings.
  *
  * What always holds:
  *  1. Only columns whose value differs from run 0's in at least one run are listed (strings
@@ -221,4 +221,53 @@ void an_render_diff_markdown(const cJSON *root, FILE *out)
         }
         fprintf(out, "\n");
     }
+}
+
+/* Text with the five HTML specials escaped. */
+static void cmp_html(FILE *o, const char *s)
+{
+    for (; *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", o); break;
+        case '<': fputs("&lt;", o); break;
+        case '>': fputs("&gt;", o); break;
+        case '"': fputs("&quot;", o); break;
+        case '\'': fputs("&#39;", o); break;
+        default: fputc(*s, o);
+        }
+    }
+}
+
+void an_render_diff_html(const cJSON *root, FILE *out)
+{
+    const cJSON *diff = cJSON_GetObjectItemCaseSensitive(root, "differences"), *col, *f;
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(diff, "files");
+    int          n = cJSON_GetArraySize(files), i;
+    char         cell[160];
+
+    if (diff == NULL)
+        return;
+    fprintf(out, "<h2>Differences against run 0</h2>\n<ol start=\"0\">");
+    cJSON_ArrayForEach(f, files) {
+        fprintf(out, "<li>");
+        cmp_html(out, cJSON_IsString(f) ? f->valuestring : "-");
+        fprintf(out, "</li>");
+    }
+    fprintf(out, "</ol>\n<table id=\"differences\"><tr><th>column</th>");
+    for (i = 0; i < n; i++)
+        fprintf(out, "<th>run %d</th>", i);
+    fprintf(out, "</tr>\n");
+    cJSON_ArrayForEach(col, cJSON_GetObjectItemCaseSensitive(diff, "columns")) {
+        fprintf(out, "<tr><td>");
+        cmp_html(out, an_str(col, "column"));
+        fprintf(out, "</td>");
+        for (i = 0; i < n; i++) {
+            cmp_cell(cell, sizeof(cell), col, i);
+            fprintf(out, "<td>");
+            cmp_html(out, cell);
+            fprintf(out, "</td>");
+        }
+        fprintf(out, "</tr>\n");
+    }
+    fprintf(out, "</table>\n");
 }
