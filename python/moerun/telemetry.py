@@ -22,7 +22,8 @@ try:  # optional
 except ImportError:  # pragma: no cover - depends on the machine
     xr = None
 
-# Dimension names of each dataset when the file carries no dimension labels.
+# Dimension names of each dataset when the file carries no dimension labels (schema 1);
+# the same names as the labels schema 2 writes (include/moerun/telemetry_schema.h).
 DEFAULT_DIMS = {
     "steps/step": ("step",),
     "steps/routed": ("step", "layer", "expert"),
@@ -30,16 +31,16 @@ DEFAULT_DIMS = {
     "steps/dropped": ("step", "layer", "expert"),
     "steps/dropped_capacity": ("step", "layer", "expert"),
     "steps/capacity": ("step", "layer"),
-    "steps/router": ("step", "layer", "statistic"),
+    "steps/router": ("step", "layer", "stat"),
     "steps/phase_time": ("step", "layer", "rank", "phase"),
     "steps/traffic": ("step", "layer", "rank", "counter"),
-    "routes/step": ("sample",),
-    "routes/token": ("sample",),
-    "routes/expert": ("sample", "layer", "slot"),
-    "routes/weight": ("sample", "layer", "slot"),
-    "routes/kept": ("sample", "layer", "slot"),
-    "accumulated/coselect": ("layer", "expert_i", "expert_j"),
-    "accumulated/traffic_matrix": ("sender", "receiver"),
+    "routes/step": ("route",),
+    "routes/token": ("route",),
+    "routes/expert": ("route", "layer", "slot"),
+    "routes/weight": ("route", "layer", "slot"),
+    "routes/kept": ("route", "layer", "slot"),
+    "accumulated/coselect": ("layer", "expert", "expert_j"),
+    "accumulated/traffic_matrix": ("rank", "peer"),
     "topology/hostname": ("rank",),
     "topology/node": ("rank",),
     "topology/local_rank": ("rank",),
@@ -56,7 +57,7 @@ UNITS = {
     "accumulated/coselect": "tokens", "accumulated/traffic_matrix": "bytes",
 }
 COLUMN_UNITS = {
-    "gate_entropy": "nats", "load_entropy": "nats", "gate_entropy_norm": "1",
+    "gate_entropy": "nat", "load_entropy": "nat", "gate_entropy_norm": "1",
     "load_entropy_norm": "1", "top1_prob": "1", "top1_top2_margin": "1", "logit_mean": "1",
     "logit_std": "1", "logit_max": "1", "aux_loss": "1", "z_loss": "1",
 }
@@ -243,7 +244,9 @@ class Telemetry:
                 col = [_text(x) if not isinstance(x, str) else x for x in col.tolist()]
             out[f] = col
         kind = out.get("kind")
-        if kind is not None:
+        if "kind_name" in out:                         # schema 2: the name is stored
+            out["kind"] = out.pop("kind_name")
+        elif kind is not None:
             enum = h5py.check_enum_dtype(ds.dtype.fields["kind"][0])
             if enum:                                   # HDF5 enum: value -> name
                 names = {v: k for k, v in enum.items()}
@@ -274,7 +277,7 @@ class Telemetry:
         return s
 
     def traffic_matrix(self):
-        """Payload bytes sender (rows) -> receiver (columns) since step 0."""
+        """Payload bytes sent by each rank (rows) to each peer (columns) since step 0."""
         a = self._ds("accumulated/traffic_matrix")[()]
         d = self.dims("accumulated/traffic_matrix")
         df = pd.DataFrame(a)
@@ -283,7 +286,7 @@ class Telemetry:
         return df
 
     def routes(self):
-        """Sampled token routes, long form: index (sample, layer, slot); step, token, expert,
+        """Sampled token routes, long form: index (route, layer, slot); step, token, expert,
         weight, kept."""
         e = self._ds("routes/expert")[()]
         n, L, k = e.shape

@@ -12,6 +12,8 @@ against the run's summary JSON:
   - events(): kinds as names, equal to the summary's alerts, count = alerts_raised;
   - topology(), placement(), traffic_matrix(), routes() equal their datasets;
   - xarray (when importable): named dimensions, step/column coordinates, units, values;
+  - a schema-1 file (tests/fuzz/corpus) gives the same dimension names and units as the
+    schema-2 file next to it (labels and per-column units in the file);
   - summaries(): a folder with two runs' summaries and a non-summary JSON gives two rows,
     with the values of the files; an explicit non-summary file is an error;
   - pip (when available): `pip install --no-deps --no-build-isolation --target` of python/
@@ -124,6 +126,19 @@ with moerun.open(h5) as t:
         checks += 2
     else:
         print("xarray not importable: DataArray checks skipped (jobs/install-deps.sh --test installs it)")
+
+# a schema-1 file (no dimension labels, no per-column units) reads with the names and units
+# schema 2 writes (the fuzz corpus holds one of each)
+corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fuzz", "corpus", "telemetry_reader")
+v1, v2 = (moerun.open(os.path.join(corpus, n)) for n in ("small.h5", "small_v2.h5"))
+assert v1.attrs["schema_version"] == 1 and v2.attrs["schema_version"] == 2
+for name in moerun.DEFAULT_DIMS:
+    if v1.has(name) and v2.has(name):
+        assert v1.dims(name) == v2.dims(name), (name, v1.dims(name), v2.dims(name))
+        if name.startswith("steps/"):
+            assert v1.units(name) == v2.units(name), (name, v1.units(name), v2.units(name))
+assert all(isinstance(k, str) and k for k in list(v1.events().kind) + list(v2.events().kind))
+checks += 1
 
 # summaries(): a folder of runs
 coll = os.path.join(work, "collect")
