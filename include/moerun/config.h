@@ -60,6 +60,8 @@ typedef struct moe_config {
     int                  route_samples;    /* tokens per step whose routes are recorded, >= 0 */
     char                 summary_json[MOE_PATH_MAX]; /* empty: none */
     char                 output_dump[MOE_PATH_MAX];  /* last layer output of the last step, raw float32 in global token order; empty: none */
+    char                 metrics_file[MOE_PATH_MAX]; /* live Prometheus text metrics, rank 0; empty: none */
+    double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
     int                  log_level;        /* 0 error .. 3 debug */
