@@ -35,6 +35,7 @@
 
 #include "a2a.h"
 #include "moerun/config.h"
+#include "moerun/base/fileio.h"
 #include "workload.h"
 
 #ifndef MOERUN_VERSION
@@ -181,6 +182,10 @@ static const opt_t opt_table[] = {
     OPT_S(O, output_dump, "--output-dump", "MOERUN_OUTPUT_DUMP", "", "PATH", OPT_STR_MAX, 0,
           "\"\": none", NULL,
           "file for the last layer's output of the last step (raw float32, global token order)"),
+    OPT_B(O, overwrite, "--overwrite", "MOERUN_OVERWRITE", "false",
+          "replace an existing telemetry file (without it the run refuses to start)"),
+    OPT_B(O, follow_symlinks, "--follow-symlinks", "MOERUN_FOLLOW_SYMLINKS", "false",
+          "an output path that is a symbolic link writes the file it names (else refused)"),
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
@@ -960,6 +965,66 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 "tokens",
                 nranks, t, (long long)nranks * t, INT_MAX);
         return MOE_ERR_INVALID;
+    }
+    return MOE_OK;
+}
+
+/*
+ * The output paths, checked on one rank before any work (include/moerun/base/fileio.h):
+ * each can be written (directory exists and is writable; not a device, FIFO or directory;
+ * not a symbolic link unless follow_symlinks; an existing telemetry file only with
+ * overwrite, and not while another run holds its lock), no two outputs name the same file,
+ * and no output names the configuration file read.
+ */
+const char *moe_config_file(int argc, char **argv, char **envp)
+{
+    const char *ini = NULL;
+    opt_arg_t   a;
+    int         i;
+
+    for (i = 1; i < argc;)
+        if (opt_cli_next(argc, argv, &i, &a, NULL, 0) == MOE_OK && a.special &&
+            a.special->action == MOE_CONFIG_RUN)
+            ini = a.value;
+    return ini ? ini : opt_env_config(envp);
+}
+
+moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_file, char *err,
+                                    size_t errlen)
+{
+    const struct { const char *key, *path; unsigned flags; } out[] = {
+        {"telemetry", cfg->telemetry, cfg->overwrite ? MOE_OUT_OVERWRITE : 0u},
+        {"summary_json", cfg->summary_json, MOE_OUT_OVERWRITE},
+        {"output_dump", cfg->output_dump, MOE_OUT_OVERWRITE},
+    };
+    char   why[MOE_PATH_MAX + 256], other[256];
+    size_t i, j, n = sizeof(out) / sizeof(out[0]);
+
+    for (i = 0; i < n; i++) {
+        unsigned fl = out[i].flags | (cfg->follow_symlinks ? MOE_OUT_FOLLOW : 0u);
+        if (out[i].path[0] == '\0')
+            continue;
+        if (i == 0 && moe_out_locked(out[i].path, other, sizeof(other))) {
+            opt_say(err, errlen, "telemetry: '%s' is in use by another run (%s)", out[i].path,
+                    other[0] ? other : "unknown process");
+            return MOE_ERR_INVALID;
+        }
+        if (moe_out_check(out[i].path, fl, why, sizeof(why)) != 0) {
+            opt_say(err, errlen, "%s: %s", out[i].key, why);
+            return MOE_ERR_INVALID;
+        }
+        if (moe_path_same(out[i].path, config_file)) {
+            opt_say(err, errlen, "%s: '%s' is the configuration file being read", out[i].key,
+                    out[i].path);
+            return MOE_ERR_INVALID;
+        }
+        for (j = 0; j < i; j++) {
+            if (out[j].path[0] && moe_path_same(out[i].path, out[j].path)) {
+                opt_say(err, errlen, "%s: '%s' is the same file as %s '%s'; give each output "
+                        "its own file", out[i].key, out[i].path, out[j].key, out[j].path);
+                return MOE_ERR_INVALID;
+            }
+        }
     }
     return MOE_OK;
 }

@@ -7,6 +7,7 @@
  * 128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early (telemetry
  * flushed and closed, summary printed, marked "interrupted").
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,17 @@ static void moerun_install_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+/* Everything printed must have reached stdout (a full disk or /dev/full is an error). */
+static int moerun_stdout_check(void)
+{
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+
+    if (bad)
+        fprintf(stderr, "moerun: error: cannot write to standard output: %s\n",
+                strerror(errno ? errno : EIO));
+    return bad ? -1 : 0;
+}
+
 static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_config_t *cfg)
 {
     moe_config_action_t action = MOE_CONFIG_RUN;
@@ -47,6 +59,15 @@ static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_con
     st = moe_config_load(cfg, argc, argv, environ, &action, err, sizeof(err));
     if (st == MOE_OK && action == MOE_CONFIG_RUN)
         st = moe_config_validate(cfg, nranks, err, sizeof(err));
+    if (st == MOE_OK && action == MOE_CONFIG_RUN) {
+        /* the output paths, on rank 0 only (one file system view, one answer for all) */
+        int code = 0;
+        if (rank == 0)
+            code = (int)moe_config_check_paths(cfg, moe_config_file(argc, argv, environ), err,
+                                               sizeof(err));
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        st = (moe_status_t)code;
+    }
     if (st != MOE_OK) {
         if (rank == 0)
             fprintf(stderr, "moerun: error: %s\n", err);
@@ -59,6 +80,8 @@ static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_con
             moe_config_print(cfg, stdout);
         else if (action == MOE_CONFIG_VERSION)
             printf("moerun %s\n", MOERUN_VERSION);
+        if (action != MOE_CONFIG_RUN && moerun_stdout_check() != 0)
+            return 1;
     }
     return action == MOE_CONFIG_RUN ? -1 : 0;
 }
@@ -113,11 +136,12 @@ int main(int argc, char **argv)
             printf("run cut short by signal %d after %ld of %ld steps; telemetry is complete up "
                    "to that step\n", (int)moerun_stop_signal, sum.steps, cfg.steps);
         if (cfg.summary_json[0] && moe_summary_write_json(eng, &sum, cfg.summary_json) != MOE_OK) {
-            fprintf(stderr, "moerun: error: summary_json: cannot write %s\n", cfg.summary_json);
+            fprintf(stderr, "moerun: error: summary_json: %s\n", moe_engine_last_error(eng));
             if (st == MOE_OK)
                 st = MOE_ERR_IO;
         }
-        fflush(stdout);
+        if (moerun_stdout_check() != 0 && st == MOE_OK)
+            st = MOE_ERR_IO;
     }
     moe_engine_destroy(eng);
     MPI_Finalize();

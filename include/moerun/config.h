@@ -51,6 +51,8 @@ typedef struct moe_config {
     int                  route_samples;    /* tokens per step whose routes are recorded, >= 0 */
     char                 summary_json[MOE_PATH_MAX]; /* empty: none */
     char                 output_dump[MOE_PATH_MAX];  /* last layer output of the last step, raw float32 in global token order; empty: none */
+    int                  overwrite;        /* an existing telemetry file may be replaced */
+    int                  follow_symlinks;  /* an output path that is a symbolic link writes the file it names */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
     int                  log_level;        /* 0 error .. 3 debug */
@@ -98,6 +100,20 @@ moe_status_t moe_config_set(moe_config_t *cfg, const char *key, const char *valu
  * exchange backend exists, nranks (> 0) can be served. Same message style as load.
  */
 moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err, size_t errlen);
+
+/*
+ * Checks the output paths (telemetry, summary_json, output_dump) before any work: writable
+ * directory, no device/FIFO/directory, no symbolic link unless follow_symlinks, an existing
+ * telemetry file only with overwrite and not in use by another run, no two outputs on one
+ * file, no output on config_file (may be NULL). Touches no file. MOE_ERR_INVALID with one line
+ * in err naming the option and the path.
+ */
+moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_file, char *err,
+                                    size_t errlen);
+
+/* The INI file moe_config_load reads for these arguments (--config, else MOERUN_CONFIG), or
+ * NULL. Points into argv or envp. */
+const char *moe_config_file(int argc, char **argv, char **envp);
 
 /* Writes the effective configuration as an INI file that moe_config_load_ini reads back. */
 void moe_config_print(const moe_config_t *cfg, FILE *out);

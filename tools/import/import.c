@@ -35,6 +35,7 @@
 
 #include <hdf5.h>
 
+#include "moerun/base/fileio.h"
 #include "moerun/base/log.h"
 #include "import.h"
 #include "routing_log.h"
@@ -67,7 +68,7 @@ typedef struct imp_opts {
     const char *input, *output;
     int         format;           /* moe_rlog_format_t, -1: from the extension / header */
     int64_t     experts, top_k, layers, tokens_per_step, route_samples; /* -1: not given */
-    int         skip_bad, quiet, assume_dropless;
+    int         skip_bad, quiet, assume_dropless, follow;
     imp_probs_t probs;
     double      prob_tol;
 } imp_opts_t;
@@ -162,6 +163,8 @@ static void imp_usage(FILE *out)
         "  --assume-dropless     write processed = routed, dropped = 0, capacity = -1 (dropless)\n"
         "  --skip-bad            skip malformed rows, report how many (default: stop at the first)\n"
         "  --quiet               no warnings and no summary line\n"
+        "  --follow-symlinks     an output path that is a symbolic link writes the file it names\n"
+        "                        (otherwise refused, as are devices, FIFOs and the input file)\n"
         "  --help                this text\n"
         "Exit status: 0 written, 1 bad input or I/O error (no output written), 2 usage error.\n");
 }
@@ -189,7 +192,7 @@ static int imp_option_kind(const char *name)
                                              "--top-k", "--layers", "--tokens-per-step",
                                              "--route-samples", "--probs", "--prob-tol"};
     static const char *const switches[] = {"-h", "--help", "--skip-bad", "--quiet",
-                                           "--assume-dropless"};
+                                           "--assume-dropless", "--follow-symlinks"};
     size_t i;
 
     for (i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
@@ -244,6 +247,8 @@ static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
             return 1;
         } else if (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0) {
             o->output = val;
+        } else if (strcmp(name, "--follow-symlinks") == 0) {
+            o->follow = 1;
         } else if (strcmp(name, "--format") == 0) {
             for (o->format = 0; o->format < 3; o->format++)
                 if (strcmp(val, imp_format_names[o->format]) == 0)
@@ -1420,16 +1425,15 @@ static void imp_write_import(imp_h5_t *w)
 /* Writes the whole file at c->opt.output through a temporary name. */
 static int imp_write(imp_ctx_t *c, const char *start_time)
 {
-    imp_h5_t w = {c, -1, 0};
-    int      fd;
-    hsize_t  dims[3];
+    imp_h5_t  w = {c, -1, 0};
+    moe_out_t out;
+    char      err[MOE_OUT_PATH_MAX + 256];
+    hsize_t   dims[3];
 
-    snprintf(imp_tmp_path, sizeof(imp_tmp_path), "%s.tmp.XXXXXX", c->opt.output);
-    fd = mkstemp(imp_tmp_path);
-    if (fd < 0)
-        return IMP_FAIL(c, MOE_ERR_IO, "%s: cannot create a file next to it: %s",
-                             c->opt.output, strerror(errno));
-    close(fd);
+    if (moe_out_create(&out, c->opt.output, c->opt.follow ? MOE_OUT_FOLLOW : 0u, err,
+                       sizeof(err)) != 0)
+        return IMP_FAIL(c, MOE_ERR_IO, "%s", err);
+    snprintf(imp_tmp_path, sizeof(imp_tmp_path), "%s", out.tmp);
     imp_tmp_live = 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     w.file = H5Fcreate(imp_tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -1454,13 +1458,12 @@ static int imp_write(imp_ctx_t *c, const char *start_time)
     imp_write_import(&w);
     if (w.file >= 0 && H5Fclose(w.file) < 0)
         imp_h5_fail(&w, "cannot close", imp_tmp_path);
-    if (!w.failed && rename(imp_tmp_path, c->opt.output) != 0) {
-        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: cannot rename %s to it: %s", c->opt.output,
-                      imp_tmp_path, strerror(errno));
+    if (!w.failed && moe_out_commit(&out, err, sizeof(err)) != 0) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s", err);
         w.failed = 1;
     }
     if (w.failed)
-        unlink(imp_tmp_path);
+        moe_out_abort(&out);
     imp_tmp_live = 0;
     return w.failed ? -1 : 0;
 }
@@ -1500,13 +1503,6 @@ static void imp_free(imp_ctx_t *c)
 }
 
 /* Refuses an output that is the input (the rename would destroy the log). */
-static int imp_same_file(const char *a, const char *b)
-{
-    struct stat x, y;
-
-    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
-
 /* Reads, derives and writes; returns 0 or -1 with the message in c->log. */
 static int imp_run(imp_ctx_t *c)
 {
@@ -1587,10 +1583,21 @@ int moe_import_main(int argc, char **argv)
         c->opt.format = f == MOE_RLOG_CSV ? -1 : f;
     }
     c->fmt_name = c->opt.format >= 0 ? imp_format_names[c->opt.format] : "csv";
-    if (imp_same_file(c->opt.input, c->opt.output)) {
-        fprintf(stderr, "moerun-import: the output %s is the input file\n", c->opt.output);
-        free(c);
-        return 2;
+    {
+        /* the output, before anything is read (include/moerun/base/fileio.h) */
+        char err[MOE_OUT_PATH_MAX + 256];
+        if (moe_out_check(c->opt.output, MOE_OUT_OVERWRITE | (c->opt.follow ? MOE_OUT_FOLLOW : 0u),
+                          err, sizeof(err)) != 0) {
+            fprintf(stderr, "moerun-import: --output: %s\n", err);
+            free(c);
+            return 2;
+        }
+        if (strcmp(c->opt.input, "-") != 0 && moe_path_same(c->opt.input, c->opt.output)) {
+            fprintf(stderr, "moerun-import: --output: '%s' is the input file; refusing to "
+                    "overwrite it\n", c->opt.output);
+            free(c);
+            return 2;
+        }
     }
     moe_log_init(&c->log, 0, MOE_LOG_ERROR);
     signal(SIGINT, imp_on_signal);
@@ -1611,6 +1618,14 @@ int moe_import_main(int argc, char **argv)
                c->opt.input, c->fmt_name, (long long)c->d.live, (long long)c->d.skipped, (long long)c->o.S,
                (long long)c->o.L, (long long)c->o.E, (long long)c->o.k,
                (long long)c->o.nroutes, c->opt.output);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            /* the file is written; the summary line is lost: say so */
+            fprintf(stderr, "moerun-import: cannot write to standard output: %s\n",
+                    strerror(errno ? errno : EIO));
+            imp_free(c);
+            free(c);
+            return 1;
+        }
     }
     imp_free(c);
     free(c);
