@@ -26,6 +26,7 @@
 #include <cJSON.h>
 
 #include "analyze.h"
+#include "moerun/base/escape.h"
 #include "moerun/base/fileio.h"
 
 #define MA_MAX_RUNS      64
@@ -298,8 +299,10 @@ int main(int argc, char **argv)
         cJSON *run = NULL;
         ma_current = paths[i];
         if (an_run_analyse(paths[i], &opt, &log, &run) != MOE_OK) {
-            fprintf(stderr, "moerun-analyze: %s\n",
-                    log.last_error[0] ? log.last_error : "cannot read the file");
+            /* the message may quote the file's own strings: no terminal controls */
+            fputs("moerun-analyze: ", stderr);
+            moe_esc_term_line(stderr, log.last_error[0] ? log.last_error : "cannot read the file");
+            fputc('\n', stderr);
             rc = 1;
         } else {
             cJSON_AddItemToArray(runs, run);

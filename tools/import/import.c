@@ -35,6 +35,7 @@
 
 #include <hdf5.h>
 
+#include "moerun/base/escape.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/log.h"
 #include "import.h"
@@ -564,9 +565,15 @@ static int imp_bad(imp_ctx_t *c, int64_t line, const char *msg)
     if (c->d.skipped == 0)
         snprintf(c->d.first_bad, sizeof(c->d.first_bad), "%s:%lld: %s", c->opt.input,
                  (long long)line, msg);
-    if (c->d.skipped < IMP_WARN_MAX && !c->opt.quiet)
-        fprintf(stderr, "moerun-import: warning: skipped %s:%lld: %s\n", c->opt.input,
-                (long long)line, msg);
+    if (c->d.skipped < IMP_WARN_MAX && !c->opt.quiet) {
+        char where[64];
+        snprintf(where, sizeof(where), ":%lld: ", (long long)line);
+        fputs("moerun-import: warning: skipped ", stderr);
+        moe_esc_term_line(stderr, c->opt.input);
+        fputs(where, stderr);
+        moe_esc_term_line(stderr, msg);
+        fputc('\n', stderr);
+    }
     c->d.skipped++;
     return 0;
 }
@@ -1603,16 +1610,20 @@ int moe_import_main(int argc, char **argv)
     signal(SIGINT, imp_on_signal);
     signal(SIGTERM, imp_on_signal);
     if (imp_run(c)) {
-        fprintf(stderr, "moerun-import: %s\n",
-                c->log.last_error[0] ? c->log.last_error : "import failed");
+        /* the message may quote the log's own text: no terminal controls */
+        fputs("moerun-import: ", stderr);
+        moe_esc_term_line(stderr, c->log.last_error[0] ? c->log.last_error : "import failed");
+        fputc('\n', stderr);
         imp_free(c);
         free(c);
         return 1;
     }
     if (!c->opt.quiet) {
-        if (c->d.skipped > 0)
-            fprintf(stderr, "moerun-import: skipped %lld bad rows (first: %s)\n",
-                    (long long)c->d.skipped, c->d.first_bad);
+        if (c->d.skipped > 0) {
+            fprintf(stderr, "moerun-import: skipped %lld bad rows (first: ", (long long)c->d.skipped);
+            moe_esc_term_line(stderr, c->d.first_bad);
+            fputs(")\n", stderr);
+        }
         printf("moerun-import: %s (%s): %lld rows, %lld skipped; %lld steps, %lld layers, "
                "%lld experts, top-k %lld; %lld routes -> %s\n",
                c->opt.input, c->fmt_name, (long long)c->d.live, (long long)c->d.skipped, (long long)c->o.S,
