@@ -31,6 +31,7 @@
 
 #define MA_MAX_RUNS      64
 #define MA_VOCAB_MAX     (1 << 24)   /* lines read from --vocab */
+#define MA_VOCAB_LINE    4096        /* bytes of one --vocab line */
 #define MA_DEAD_WINDOW   100         /* default --dead-window */
 #define MA_MMAP_THRESHOLD (64 << 20) /* see main() */
 
@@ -79,19 +80,29 @@ static void ma_usage(FILE *out, const char *argv0)
             argv0, MA_DEAD_WINDOW);
 }
 
-/* Reads the vocabulary: one token per line, trailing newline removed. */
+/* Reads the vocabulary: one token per line, trailing newline removed. Untrusted: a regular
+ * file or FIFO, lines of at most MA_VOCAB_LINE bytes, at most MA_VOCAB_MAX lines. */
 static int ma_vocab_read(const char *path, an_opts_t *opt)
 {
-    FILE   *f = fopen(path, "r");
-    char   *line = NULL;
+    FILE   *f;
+    char   *line = NULL, err[MOE_OUT_PATH_MAX + 64];
     size_t  cap = 0, n = 0, alloc = 0;
     ssize_t len;
 
-    if (f == NULL) {
+    if (moe_in_check(path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "moerun-analyze: --vocab %s\n", err);
+        return -1;
+    }
+    if ((f = fopen(path, "r")) == NULL) {
         fprintf(stderr, "moerun-analyze: --vocab %s: %s\n", path, strerror(errno));
         return -1;
     }
-    while ((len = getline(&line, &cap, f)) >= 0 && n < MA_VOCAB_MAX) {
+    while ((len = moe_getline_max(&line, &cap, MA_VOCAB_LINE, f)) != -1 && n < MA_VOCAB_MAX) {
+        if (len == -2) {
+            fprintf(stderr, "moerun-analyze: --vocab %s:%zu: line longer than %d bytes\n", path,
+                    n + 1, MA_VOCAB_LINE);
+            break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (n == alloc) {
@@ -108,7 +119,7 @@ static int ma_vocab_read(const char *path, an_opts_t *opt)
     free(line);
     fclose(f);
     opt->nvocab = (int64_t)n;
-    return 0;
+    return len == -2 ? -1 : 0;
 }
 
 /* Writes one output through an exclusive temporary file renamed into place (fileio.h). */

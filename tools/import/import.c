@@ -52,6 +52,8 @@
 #define IMP_COSELECT_MAX    ((int64_t)1 << 26) /* L*E*E entries above which coselect is skipped */
 #define IMP_CHUNK_BYTES     (1u << 20)
 #define IMP_WARN_MAX        10       /* bad rows listed with --skip-bad */
+#define IMP_LINE_MAX        (1 << 20) /* bytes of one line (or quoted CSV record) */
+#define IMP_SUM_MAX         ((int64_t)1 << 62) /* a step/layer/expert's summed count */
 #define IMP_DEFAULT_TOL     1e-3
 
 /* Records the error text in c->log and evaluates to -1. */
@@ -664,15 +666,29 @@ static int imp_read(imp_ctx_t *c)
     c->d.max_layer = -1;
     if (row == NULL)
         return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory");
+    if (strcmp(c->opt.input, "-") != 0 && stat(c->opt.input, &(struct stat){0}) == 0 &&
+        moe_in_check(c->opt.input, err, sizeof(err)) != 0) {
+        /* a regular file, or a FIFO read to its end with bounded lines; never a device */
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s", err);
+        free(row);
+        return -1;
+    }
     fp = strcmp(c->opt.input, "-") == 0 ? stdin : fopen(c->opt.input, "r");
     if (fp == NULL) {
         (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: cannot open: %s", c->opt.input, strerror(errno));
         free(row);
         return -1;
     }
-    while ((got = getline(&line, &lcap, fp)) >= 0) {
+    while ((got = moe_getline_max(&line, &lcap, IMP_LINE_MAX, fp)) != -1) {
         size_t n = (size_t)got;
         lineno++;
+        if (got == -2 || (rlen > 0 && rlen + n > IMP_LINE_MAX)) {
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s:%lld: %s longer than %d bytes "
+                                "(not a routing log?)", c->opt.input,
+                                (long long)(rlen > 0 ? rec_line : lineno),
+                                rlen > 0 ? "record" : "line", IMP_LINE_MAX);
+            goto out;
+        }
         if (n > 0 && line[n - 1] == '\n')
             line[--n] = '\0';
         if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
@@ -906,7 +922,17 @@ static int imp_aggregate(imp_ctx_t *c)
         s = imp_step_index(o, d->step[i]);
         l = (size_t)d->layer[i];
         for (j = 0; j < (size_t)d->k; j++) {
-            o->routed[(s * o->L + l) * o->E + ex[j]] += d->count[i];
+            int64_t *cell = &o->routed[(s * o->L + l) * o->E + ex[j]];
+            /* checked: counts are < 2^53 each, but their sums could pass 2^63; a label's
+             * sum is a part of the cell's, so checking the cell covers it */
+            if (__builtin_add_overflow(*cell, d->count[i], cell) || *cell > IMP_SUM_MAX) {
+                free(ntok);
+                free(top1);
+                free(margin);
+                return IMP_FAIL(c, MOE_ERR_INVALID, "%s:%lld: field 'count': the counts of "
+                                "step %lld layer %zu expert %d sum past 2^62", c->opt.input,
+                                (long long)d->line[i], (long long)d->step[i], l, (int)ex[j]);
+            }
             for (q = 0; q < (size_t)d->nkeys; q++) {
                 int32_t v = d->label[i * IMP_KEYS_MAX + q];
                 if (v >= 0 && o->label_routed[q])

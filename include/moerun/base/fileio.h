@@ -425,4 +425,57 @@ static inline void moe_out_unlock(const char *path, int *fd_p)
     *fd_p = -1;
 }
 
+/*
+ * getline with a bound, for inputs from elsewhere: one line (NUL bytes included, newline
+ * kept) of at most max bytes in *buf (realloc'd; the caller frees it). Returns the length,
+ * -1 at the end of the input, -2 for a line longer than max (or no memory): a 100 MB line or
+ * /dev/zero costs at most max bytes.
+ */
+static inline ssize_t moe_getline_max(char **buf, size_t *cap, size_t max, FILE *fp)
+{
+    size_t n = 0;
+    int    ch;
+
+    for (;;) {
+        if (n + 2 > *cap) {
+            size_t ncap = *cap < 4096 ? 4096 : *cap * 2;
+            char  *q;
+            if (n >= max)
+                return -2;
+            if (ncap > max + 2)
+                ncap = max + 2;
+            if ((q = realloc(*buf, ncap)) == NULL)
+                return -2;
+            *buf = q;
+            *cap = ncap;
+        }
+        if ((ch = getc_unlocked(fp)) == EOF)
+            break;
+        (*buf)[n++] = (char)ch;
+        if (ch == '\n')
+            break;
+    }
+    if (n == 0)
+        return -1;
+    (*buf)[n] = '\0';
+    return (ssize_t)n;
+}
+
+/* 0 if path is a regular file or a FIFO (inputs read to their end); else -1 and why. */
+static inline int moe_in_check(const char *path, char *err, size_t n)
+{
+    struct stat sb;
+
+    if (stat(path, &sb) != 0) {
+        moe__out_say(err, n, "'%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode) && !S_ISFIFO(sb.st_mode)) {
+        moe__out_say(err, n, "'%s': not a regular file or FIFO (%s)", path,
+                     moe__out_kind(sb.st_mode));
+        return -1;
+    }
+    return 0;
+}
+
 #endif /* MOERUN_BASE_FILEIO_H */
