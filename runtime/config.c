@@ -186,6 +186,9 @@ static const opt_t opt_table[] = {
           "replace an existing telemetry file (without it the run refuses to start)"),
     OPT_B(O, follow_symlinks, "--follow-symlinks", "MOERUN_FOLLOW_SYMLINKS", "false",
           "an output path that is a symbolic link writes the file it names (else refused)"),
+    OPT_L(R, max_memory, "--max-memory", "MOERUN_MAX_MEMORY", "0", 0, 1e9,
+          "MiB one rank may use (estimated before any allocation); 0: the node's available "
+          "memory shared by its ranks"),
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
@@ -976,6 +979,43 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
  * overwrite, and not while another run holds its lock), no two outputs name the same file,
  * and no output names the configuration file read.
  */
+void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *est)
+{
+    double P = nranks > 0 ? nranks : 1, L = cfg->layers, E = cfg->experts, k = cfg->top_k;
+    double d = cfg->d_model, f = cfg->d_ffn, T = cfg->tokens, B = cfg->flush_interval;
+    double hc = cfg->activation == MOE_ACT_SWIGLU ? 2 * f : f; /* w1 columns */
+    double nloc = ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
+    double Sl = ceil(S / P), W = cfg->monitor_window, blk;
+
+    memset(est, 0, sizeof(*est));
+    /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
+    est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
+    /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
+     * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
+    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
+                   4 * 1024 * hc + 8 * 8 * E + 8 * 8 * P;
+    /* one block: 5 [B][L][E] int64 counters, per-layer rows, sampled routes; rank 0 gathers
+     * the rank columns (x P in gather mode); the [L][E][E] and [P][P] matrices (twice) */
+    blk = 8 * (5 * B * L * E + B * L * (1 + 11 + 6 + 6)) + B * Sl * (16 + L * k * 9);
+    est->telemetry = cfg->telemetry[0] ? blk * (cfg->telemetry_mode == MOE_TEL_GATHER ? P : 2) +
+                                             8 * (2 * L * E * E + 2 * P * P)
+                                       : blk + 8 * 2 * L * E * E;
+    /* the monitor's ring of W windows, the open window, event flags */
+    est->monitor = 8 * (W * L * E + L * E + L) + L * (E + 1) * 6;
+    est->total = est->weights + est->buffers + est->telemetry + est->monitor;
+}
+
+void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len)
+{
+    const double M = 1024.0 * 1024.0;
+
+    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts/ranks x d_model x "
+             "d_ffn), buffers %.1f (tokens x top_k x d_model), telemetry %.1f (flush_interval "
+             "x layers x experts, experts^2), monitor %.1f (monitor_window x layers x experts)",
+             est->total / M, est->weights / M, est->buffers / M, est->telemetry / M,
+             est->monitor / M);
+}
+
 const char *moe_config_file(int argc, char **argv, char **envp)
 {
     const char *ini = NULL;

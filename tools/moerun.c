@@ -50,6 +50,64 @@ static int moerun_stdout_check(void)
     return bad ? -1 : 0;
 }
 
+/* MemAvailable of this node in bytes (/proc/meminfo), or -1 if unknown. */
+static double moerun_mem_available(void)
+{
+    FILE  *f = fopen("/proc/meminfo", "r");
+    char   line[256];
+    double kb = -1;
+
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+/*
+ * Before any allocation: what a rank needs (moe_config_memory) against --max-memory, or else
+ * the node's available memory shared by the ranks on it. The same answer on every rank
+ * (MPI_Allreduce of the smallest budget); one message from rank 0. Returns 0 or 2.
+ */
+static int moerun_check_memory(const moe_config_t *cfg, int rank, int nranks)
+{
+    moe_mem_estimate_t est;
+    MPI_Comm           node;
+    int                nlocal = 1;
+    double             avail = -1, budget, min_budget;
+    char               text[512];
+
+    moe_config_memory(cfg, nranks, &est);
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &nlocal);
+        MPI_Comm_free(&node);
+    }
+    if (cfg->max_memory > 0) {
+        budget = (double)cfg->max_memory * 1024 * 1024;
+    } else {
+        avail = moerun_mem_available();
+        budget = avail < 0 ? 1e300 : avail / nlocal;
+    }
+    MPI_Allreduce(&budget, &min_budget, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    if (est.total <= min_budget)
+        return 0;
+    if (rank == 0) {
+        moe_config_memory_text(&est, text, sizeof(text));
+        if (cfg->max_memory > 0)
+            fprintf(stderr, "moerun: error: max_memory: the run needs about %s; over the budget "
+                    "of %ld MiB per rank (--max-memory); lower the options named\n", text,
+                    cfg->max_memory);
+        else
+            fprintf(stderr, "moerun: error: memory: the run needs about %s; only %.1f MiB per "
+                    "rank are available (MemAvailable shared by the ranks of a node); lower the "
+                    "options named, use more nodes, or set --max-memory\n", text,
+                    min_budget / (1024.0 * 1024.0));
+    }
+    return 2;
+}
+
 static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_config_t *cfg)
 {
     moe_config_action_t action = MOE_CONFIG_RUN;
@@ -76,14 +134,23 @@ static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_con
     if (rank == 0) {
         if (action == MOE_CONFIG_HELP)
             moe_config_help(stdout, argv[0]);
-        else if (action == MOE_CONFIG_PRINT)
+        else if (action == MOE_CONFIG_PRINT) {
+            moe_mem_estimate_t est;
+            char               text[512];
             moe_config_print(cfg, stdout);
+            moe_config_memory(cfg, nranks, &est);
+            moe_config_memory_text(&est, text, sizeof(text));
+            printf("\n# estimated memory with %d rank%s: %s\n", nranks, nranks == 1 ? "" : "s",
+                   text);
+        }
         else if (action == MOE_CONFIG_VERSION)
             printf("moerun %s\n", MOERUN_VERSION);
         if (action != MOE_CONFIG_RUN && moerun_stdout_check() != 0)
             return 1;
     }
-    return action == MOE_CONFIG_RUN ? -1 : 0;
+    if (action == MOE_CONFIG_RUN)
+        return moerun_check_memory(cfg, rank, nranks) ? 2 : -1;
+    return 0;
 }
 
 int main(int argc, char **argv)

@@ -53,6 +53,7 @@ typedef struct moe_config {
     char                 output_dump[MOE_PATH_MAX];  /* last layer output of the last step, raw float32 in global token order; empty: none */
     int                  overwrite;        /* an existing telemetry file may be replaced */
     int                  follow_symlinks;  /* an output path that is a symbolic link writes the file it names */
+    long                 max_memory;       /* MiB a rank may use; 0: the node's available memory shared by its ranks */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
     int                  log_level;        /* 0 error .. 3 debug */
@@ -110,6 +111,20 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
  */
 moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_file, char *err,
                                     size_t errlen);
+
+/* What one rank of a run needs, in bytes (moe_config_memory): the model weights (router and
+ * local experts of every layer), token buffers (activations, gate, exchange and expert
+ * scratch), one telemetry block (plus rank 0's gather buffers) with the accumulated
+ * matrices, and the monitor's windows. An estimate from the configuration alone, made before
+ * anything is allocated; the allocations follow the same formulas (runtime/engine.c). */
+typedef struct moe_mem_estimate {
+    double weights, buffers, telemetry, monitor, total;
+} moe_mem_estimate_t;
+
+void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *est);
+
+/* Writes the estimate as one line ("... MiB per rank: weights ..., ...") into buf. */
+void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len);
 
 /* The INI file moe_config_load reads for these arguments (--config, else MOERUN_CONFIG), or
  * NULL. Points into argv or envp. */
