@@ -351,6 +351,17 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->routed_tot[(size_t)l * E + i] += routed[i];
     }
     engine_router_stats(e, e->gsum, lmax, rs);
+    /* A non-finite value in this layer's input or gate reaches the globally summed gate
+     * statistics, identical on every rank: all ranks stop here together, naming it. */
+    for (i = 0; i < MOE_RSTAT_COUNT + 1; i++) {
+        double v = i < MOE_RSTAT_COUNT ? rs[i] : lmax;
+        if (!isfinite(v))
+            return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
+                                 "step %ld layer %d: router statistic %s is %g: a non-finite "
+                                 "value in the layer's input or gate (run stopped; the "
+                                 "telemetry holds the steps before it)", e->step, l,
+                                 i < MOE_RSTAT_COUNT ? moe_rstat_names[i] : "logit_max", v);
+    }
     e->b_capacity[b * e->L + l] = e->capacity;
     st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity, T, k,
                              e->g0, e->gate.expert, e->gate.prob, e->local_count,
