@@ -32,14 +32,7 @@ typedef struct {
 int64_t moe_capacity_compute(double capacity_factor, int top_k, int64_t global_tokens,
                              int experts)
 {
-    double c;
-
-    if (!(capacity_factor > 0))
-        return -1;
-    c = ceil(capacity_factor * (double)top_k * (double)global_tokens / (double)experts - 1e-9);
-    /* the 1e-9 guards against 2.0000000001 -> 3, but must not turn a tiny positive product
-     * (cf 1e-12) into 0: a positive capacity factor always gives a capacity of at least 1 */
-    return c < 1 ? 1 : (int64_t)c;
+    return moe_capacity(capacity_factor, top_k, global_tokens, experts);
 }
 
 moe_status_t moe_capacity_ws_init(moe_capacity_ws_t *ws, int experts, int nranks)
