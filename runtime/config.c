@@ -206,6 +206,10 @@ static const opt_t opt_table[] = {
     OPT_L(R, max_memory, "--max-memory", "MOERUN_MAX_MEMORY", "0", 0, 1e9,
           "MiB one rank may use (estimated before any allocation); 0: the node's available "
           "memory shared by its ranks"),
+    OPT_S(O, metrics_file, "--metrics-file", "MOERUN_METRICS_FILE", "", "PATH", OPT_STR_MAX, 0,
+          "\"\": none", NULL, "live metrics of rank 0 in the Prometheus text format (docs/metrics.md)"),
+    OPT_D(O, metrics_interval, "--metrics-interval", "MOERUN_METRICS_INTERVAL", "5", 0, 86400,
+          0, "0 means every step", "seconds between metrics file writes"),
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
@@ -1085,6 +1089,7 @@ moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_
         {"telemetry", cfg->telemetry, cfg->overwrite ? MOE_OUT_OVERWRITE : 0u},
         {"summary_json", cfg->summary_json, MOE_OUT_OVERWRITE},
         {"output_dump", cfg->output_dump, MOE_OUT_OVERWRITE},
+        {"metrics_file", cfg->metrics_file, MOE_OUT_OVERWRITE},
     };
     char   why[MOE_PATH_MAX + 256], other[256];
     size_t i, j, n = sizeof(out) / sizeof(out[0]);

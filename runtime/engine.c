@@ -31,12 +31,15 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "metrics.h"
 #include "moerun/base/assert.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
                "moe_summary_t.phase_s holds every phase column");
+
+static moe_status_t engine_metrics(moe_engine_t *e, const char *status, const moe_summary_t *sum);
 
 #if MOE_ASSERTS_ENABLED
 /*
@@ -334,8 +337,16 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
-    /* the telemetry file comes last: a failure before it leaves no file behind */
-    return engine_telemetry_open(e);
+    /* the metrics file is checked by a first write ("starting") before the telemetry file,
+     * which comes last: a failure before it leaves no file behind */
+    if (e->rank == 0 && cfg->metrics_file[0])
+        st = engine_metrics(e, "starting", NULL);
+    if ((st = engine_agree(e, st)) != MOE_OK)
+        return st;
+    st = engine_telemetry_open(e);
+    if (st != MOE_OK && e->rank == 0 && cfg->metrics_file[0])
+        unlink(cfg->metrics_file);
+    return st;
 }
 
 /* Router statistics of one layer from the globally summed gate sums. */
@@ -658,6 +669,7 @@ static moe_status_t engine_flush(moe_engine_t *e)
         }
         e->processed_tot += pr;
         e->dropped_tot += dr;
+        e->routed_flushed += r;
     }
     for (i = 0; i < (size_t)e->nblk * e->L; i++)
         e->unrouted_tot += e->b_unrouted[i];
@@ -773,6 +785,68 @@ moe_status_t moe_engine_step(moe_engine_t *eng)
     return moe_engine_forward(eng, eng->xin, eng->xout);
 }
 
+/*
+ * Rank 0: writes the live metrics file (runtime/metrics.h) from this rank's state; with
+ * `sum` (end of run) the global numbers come from the summary. No MPI call.
+ */
+static moe_status_t engine_metrics(moe_engine_t *e, const char *status, const moe_summary_t *sum)
+{
+    moe_metrics_snap_t m;
+    char               err[512];
+    int                l, i;
+
+    memset(&m, 0, sizeof(m));
+    m.status = status;
+    m.exchange = e->cfg.exchange;
+    m.placement = moe_placement_name(e->cfg.placement);
+    m.workload = e->cfg.workload;
+    m.ranks = e->nranks;
+    m.nodes = e->topo.nnodes;
+    m.steps_done = e->step;
+    m.steps_requested = e->cfg.steps;
+    m.steps_flushed = e->step - e->nblk;
+    m.tokens_per_s = e->elapsed > 0 ? (double)e->G * e->step / e->elapsed : 0;
+    m.routed = e->routed_flushed;
+    m.processed = e->processed_tot;
+    m.dropped = e->dropped_tot;
+    m.drop_rate = m.routed ? (double)m.dropped / m.routed : 0;
+    for (l = 0; l < e->L; l++) {
+        int64_t mx = 0, tot = 0;
+        for (i = 0; i < e->E; i++) {
+            int64_t v = e->routed_tot[(size_t)l * e->E + i];
+            tot += v;
+            mx = v > mx ? v : mx;
+        }
+        if (tot > 0 && (double)mx * e->E / tot > m.max_mean_load)
+            m.max_mean_load = (double)mx * e->E / tot;
+    }
+    if (e->n_stat > 0) {
+        m.load_entropy_norm = e->sum_load_ent / e->n_stat;
+        m.gate_entropy_norm = e->sum_gate_ent / e->n_stat;
+        m.top1_prob = e->sum_top1 / e->n_stat;
+        m.aux_loss = e->sum_aux / e->n_stat;
+    }
+    m.alerts = e->alerts;
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        m.phase_s[i] = e->phase_tot[i];
+    m.bytes_sent = e->bytes_sent_tot;
+    m.bytes_intra = e->bytes_intra_tot;
+    m.bytes_inter = e->bytes_inter_tot;
+    if (sum) {
+        m.tokens_per_s = sum->tokens_per_s;
+        m.routed = sum->routed;
+        m.processed = sum->processed;
+        m.dropped = sum->dropped;
+        m.drop_rate = sum->drop_rate;
+        m.max_mean_load = sum->max_mean_load;
+        m.alerts = sum->alerts;
+    }
+    e->metrics_last = MPI_Wtime();
+    if (moe_metrics_write(e->cfg.metrics_file, &m, err, sizeof(err)) != MOE_OK)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_IO, "%s", err);
+    return MOE_OK;
+}
+
 static void engine_progress(moe_engine_t *e, double t_start, long first, int final)
 {
     long   done = e->step - first, total = e->cfg.steps - first;
@@ -793,6 +867,7 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
     int          flag;
     moe_status_t st = MOE_OK;
     int          speak = eng->rank == 0 && !eng->cfg.quiet;
+    int          metrics_warned = 0;
 
     while (eng->step < eng->cfg.steps) {
         flag = stop ? (int)*stop : 0;
@@ -803,6 +878,13 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
         st = moe_engine_step(eng);
         if (st != MOE_OK)
             return st;
+        if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
+            MPI_Wtime() - eng->metrics_last >= eng->cfg.metrics_interval &&
+            engine_metrics(eng, "running", NULL) != MOE_OK && !metrics_warned) {
+            MOE_WARN(&eng->log, "%s (the run goes on; retried at the next interval)",
+                     eng->log.last_error);
+            metrics_warned = 1;
+        }
         if (speak && (MPI_Wtime() - last >= eng->cfg.progress_interval ||
                       eng->step == eng->cfg.steps)) {
             engine_progress(eng, t_start, first, eng->step == eng->cfg.steps);
@@ -927,6 +1009,9 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     }
     sum.events = eng->events;
     sum.n_events = eng->rank == 0 ? eng->n_events : 0;
+    if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
+        engine_metrics(eng, st == MOE_OK ? status : "error", &sum) != MOE_OK)
+        MOE_WARN(&eng->log, "%s", eng->log.last_error);
 
     if (st == MOE_OK && eng->cfg.output_dump[0] && eng->last_out)
         st = engine_dump_output(eng);

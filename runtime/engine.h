@@ -92,6 +92,8 @@ struct moe_engine {
     double               phase_tot[MOE_PHASE_COUNT];
     int64_t             *routed_tot;   /* [L][E] global */
     int64_t              processed_tot, dropped_tot, unrouted_tot;
+    int64_t              routed_flushed;  /* routed pairs of the flushed steps (metrics) */
+    double               metrics_last;    /* MPI_Wtime of the last metrics write (rank 0) */
     double               sum_load_ent, sum_gate_ent, sum_top1, sum_aux;
     long                 n_stat;
     int64_t              bytes_sent_tot, bytes_inter_tot, bytes_intra_tot;

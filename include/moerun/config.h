@@ -61,6 +61,8 @@ typedef struct moe_config {
     int                  overwrite;        /* an existing telemetry file may be replaced */
     int                  follow_symlinks;  /* an output path that is a symbolic link writes the file it names */
     long                 max_memory;       /* MiB a rank may use; 0: the node's available memory shared by its ranks */
+    char                 metrics_file[MOE_PATH_MAX]; /* live Prometheus text metrics, rank 0; empty: none */
+    double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
     int                  log_level;        /* 0 error .. 3 debug */

@@ -1144,6 +1144,7 @@ int an_render_html(const cJSON *root, FILE *o)
         }
         fprintf(o, "</table>\n");
     }
+    an_render_diff_html(root, o);
     fprintf(o, "</body></html>\n");
     return ferror(o) ? -1 : 0;
 }

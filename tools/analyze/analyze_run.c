@@ -607,6 +607,17 @@ static void an_legacy(moe_tel_reader_t *r, cJSON *root, const an_st_t *a, const 
     /* where the file came from: "" for a run, "import:<format>" for moerun-import */
     cJSON_AddStringToObject(root, "source", in->source[0] ? in->source : "run");
     cJSON_AddBoolToObject(root, "imported", in->imported);
+    /* throughput as the run measured it: the summary attribute written at close */
+    {
+        char  *sj = NULL;
+        cJSON *sum = NULL;
+        if (moe_tel_reader_attr_str(r, "/", "summary", &sj) == MOE_OK)
+            sum = cJSON_Parse(sj);
+        an_add_num(root, "tokens_per_s", an_num(sum, "tokens_per_s"));
+        an_add_num(root, "elapsed_s", an_num(sum, "elapsed_s"));
+        cJSON_Delete(sum);
+        free(sj);
+    }
 }
 
 static void an_hosts(moe_tel_reader_t *r, cJSON *root, int64_t P)
