@@ -37,6 +37,7 @@
 #include "router.h"
 #include "moerun/config.h"
 #include "placement.h"
+#include "moerun/base/fileio.h"
 #include "workload.h"
 
 #ifndef MOERUN_VERSION
@@ -162,8 +163,8 @@ static const opt_t opt_table[] = {
           "expert capacity = ceil(factor * top_k * global tokens / experts) per layer and step"),
     OPT_E(R, drop_policy, "--drop-policy", "MOERUN_DROP_POLICY", "position", opt_drop_names,
           "which pairs a full expert drops: the latest tokens, or the lowest gate probabilities"),
-    OPT_D(R, temperature, "--temperature", "MOERUN_TEMPERATURE", "1.0", 0, 1000,
-          OPT_MIN_EXCLUSIVE, NULL, "router softmax temperature"),
+    OPT_D(R, temperature, "--temperature", "MOERUN_TEMPERATURE", "1.0", 1e-6, 1000, 0,
+          "below 1e-6 the z-loss overflows", "router softmax temperature"),
     OPT_S(R, router, "--router", "MOERUN_ROUTER", "softmax", "NAME",
           sizeof(((moe_config_t *)0)->router) - 1, 0, NULL, moe_router_names,
           "router: which experts a token goes to, with which weights (docs/routers.md)"),
@@ -213,6 +214,13 @@ static const opt_t opt_table[] = {
     OPT_S(O, output_dump, "--output-dump", "MOERUN_OUTPUT_DUMP", "", "PATH", OPT_STR_MAX, 0,
           "\"\": none", NULL,
           "file for the last layer's output of the last step (raw float32, global token order)"),
+    OPT_B(O, overwrite, "--overwrite", "MOERUN_OVERWRITE", "false",
+          "replace an existing telemetry file (without it the run refuses to start)"),
+    OPT_B(O, follow_symlinks, "--follow-symlinks", "MOERUN_FOLLOW_SYMLINKS", "false",
+          "an output path that is a symbolic link writes the file it names (else refused)"),
+    OPT_L(R, max_memory, "--max-memory", "MOERUN_MAX_MEMORY", "0", 0, 1e9,
+          "MiB one rank may use (estimated before any allocation); 0: the node's available "
+          "memory shared by its ranks"),
     OPT_S(O, metrics_file, "--metrics-file", "MOERUN_METRICS_FILE", "", "PATH", OPT_STR_MAX, 0,
           "\"\": none", NULL, "live metrics of rank 0 in the Prometheus text format (docs/metrics.md)"),
     OPT_D(O, metrics_interval, "--metrics-interval", "MOERUN_METRICS_INTERVAL", "5", 0, 86400,
@@ -1032,6 +1040,104 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 "tokens",
                 nranks, t, (long long)nranks * t, INT_MAX);
         return MOE_ERR_INVALID;
+    }
+    return MOE_OK;
+}
+
+/*
+ * The output paths, checked on one rank before any work (include/moerun/base/fileio.h):
+ * each can be written (directory exists and is writable; not a device, FIFO or directory;
+ * not a symbolic link unless follow_symlinks; an existing telemetry file only with
+ * overwrite, and not while another run holds its lock), no two outputs name the same file,
+ * and no output names the configuration file read.
+ */
+void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *est)
+{
+    double P = nranks > 0 ? nranks : 1, L = cfg->layers, E = cfg->experts, k = cfg->top_k;
+    double d = cfg->d_model, f = cfg->d_ffn, T = cfg->tokens, B = cfg->flush_interval;
+    double hc = cfg->activation == MOE_ACT_SWIGLU ? 2 * f : f; /* w1 columns */
+    double nloc = ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
+    double Sl = ceil(S / P), W = cfg->monitor_window, blk;
+
+    memset(est, 0, sizeof(*est));
+    /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
+    est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
+    /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
+     * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
+    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
+                   4 * 1024 * hc + 8 * 8 * E + 8 * 8 * P;
+    /* one block: 5 [B][L][E] int64 counters, per-layer rows, sampled routes; rank 0 gathers
+     * the rank columns (x P in gather mode); the [L][E][E] and [P][P] matrices (twice) */
+    blk = 8 * (5 * B * L * E + B * L * (1 + 11 + 6 + 6)) + B * Sl * (16 + L * k * 9);
+    est->telemetry = cfg->telemetry[0] ? blk * (cfg->telemetry_mode == MOE_TEL_GATHER ? P : 2) +
+                                             8 * (2 * L * E * E + 2 * P * P)
+                                       : blk + 8 * 2 * L * E * E;
+    /* the monitor's ring of W windows, the open window, event flags */
+    est->monitor = 8 * (W * L * E + L * E + L) + L * (E + 1) * 6;
+    est->total = est->weights + est->buffers + est->telemetry + est->monitor;
+}
+
+void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len)
+{
+    const double M = 1024.0 * 1024.0;
+
+    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts/ranks x d_model x "
+             "d_ffn), buffers %.1f (tokens x top_k x d_model), telemetry %.1f (flush_interval "
+             "x layers x experts, experts^2), monitor %.1f (monitor_window x layers x experts)",
+             est->total / M, est->weights / M, est->buffers / M, est->telemetry / M,
+             est->monitor / M);
+}
+
+const char *moe_config_file(int argc, char **argv, char **envp)
+{
+    const char *ini = NULL;
+    opt_arg_t   a;
+    int         i;
+
+    for (i = 1; i < argc;)
+        if (opt_cli_next(argc, argv, &i, &a, NULL, 0) == MOE_OK && a.special &&
+            a.special->action == MOE_CONFIG_RUN)
+            ini = a.value;
+    return ini ? ini : opt_env_config(envp);
+}
+
+moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_file, char *err,
+                                    size_t errlen)
+{
+    const struct { const char *key, *path; unsigned flags; } out[] = {
+        {"telemetry", cfg->telemetry, cfg->overwrite ? MOE_OUT_OVERWRITE : 0u},
+        {"summary_json", cfg->summary_json, MOE_OUT_OVERWRITE},
+        {"output_dump", cfg->output_dump, MOE_OUT_OVERWRITE},
+        {"metrics_file", cfg->metrics_file, MOE_OUT_OVERWRITE},
+    };
+    char   why[MOE_PATH_MAX + 256], other[256];
+    size_t i, j, n = sizeof(out) / sizeof(out[0]);
+
+    for (i = 0; i < n; i++) {
+        unsigned fl = out[i].flags | (cfg->follow_symlinks ? MOE_OUT_FOLLOW : 0u);
+        if (out[i].path[0] == '\0')
+            continue;
+        if (i == 0 && moe_out_locked(out[i].path, other, sizeof(other))) {
+            opt_say(err, errlen, "telemetry: '%s' is in use by another run (%s)", out[i].path,
+                    other[0] ? other : "unknown process");
+            return MOE_ERR_INVALID;
+        }
+        if (moe_out_check(out[i].path, fl, why, sizeof(why)) != 0) {
+            opt_say(err, errlen, "%s: %s", out[i].key, why);
+            return MOE_ERR_INVALID;
+        }
+        if (moe_path_same(out[i].path, config_file)) {
+            opt_say(err, errlen, "%s: '%s' is the configuration file being read", out[i].key,
+                    out[i].path);
+            return MOE_ERR_INVALID;
+        }
+        for (j = 0; j < i; j++) {
+            if (out[j].path[0] && moe_path_same(out[i].path, out[j].path)) {
+                opt_say(err, errlen, "%s: '%s' is the same file as %s '%s'; give each output "
+                        "its own file", out[i].key, out[i].path, out[j].key, out[j].path);
+                return MOE_ERR_INVALID;
+            }
+        }
     }
     return MOE_OK;
 }

@@ -572,6 +572,17 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->routed_tot[(size_t)l * E + i] += routed[i];
     }
     engine_router_stats(e, e->gsum, lmax, rs);
+    /* A non-finite value in this layer's input or gate reaches the globally summed gate
+     * statistics, identical on every rank: all ranks stop here together, naming it. */
+    for (i = 0; i < MOE_RSTAT_COUNT + 1; i++) {
+        double v = i < MOE_RSTAT_COUNT ? rs[i] : lmax;
+        if (!isfinite(v))
+            return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
+                                 "step %ld layer %d: router statistic %s is %g: a non-finite "
+                                 "value in the layer's input or gate (run stopped; the "
+                                 "telemetry holds the steps before it)", e->step, l,
+                                 i < MOE_RSTAT_COUNT ? moe_rstat_names[i] : "logit_max", v);
+    }
     e->b_capacity[b * e->L + l] = e->capacity;
     if (e->use_bias)
         engine_balance_update(e, l);
@@ -936,8 +947,6 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
 {
     size_t       n = (size_t)e->T * e->d;
     float       *all = NULL;
-    char         tmp[MOE_PATH_MAX + 16];
-    FILE        *f;
     int          ok = 1;
     moe_status_t st = MOE_OK;
 
@@ -952,17 +961,17 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
     MOE_MPI_CHECK(&e->log, MPI_Gather(e->last_out, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, 0,
                                       e->comm));
     if (e->rank == 0) {
-        snprintf(tmp, sizeof(tmp), "%s.tmp", e->cfg.output_dump);
-        f = moe_fopen_nowo(tmp, "wb");
-        ok = f && fwrite(all, sizeof(float), n * e->nranks, f) == n * e->nranks;
-        if (f && fclose(f) != 0)
-            ok = 0;
-        if (ok && rename(tmp, e->cfg.output_dump) != 0)
-            ok = 0;
-        if (!ok) {
-            unlink(tmp);
-            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: cannot write %s",
-                               e->cfg.output_dump);
+        moe_out_t out;
+        char      err[MOE_PATH_MAX + 256];
+        if (moe_out_open(&out, e->cfg.output_dump, e->cfg.follow_symlinks ? MOE_OUT_FOLLOW : 0u,
+                         err, sizeof(err)) != 0) {
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: %s", err);
+        } else if (fwrite(all, sizeof(float), n * e->nranks, out.f) != n * e->nranks) {
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: cannot write '%s': %s",
+                               e->cfg.output_dump, strerror(errno ? errno : EIO));
+            moe_out_abort(&out);
+        } else if (moe_out_commit(&out, err, sizeof(err)) != 0) {
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: %s", err);
         }
         free(all);
     }

@@ -4,6 +4,7 @@
  * JSON keys (documented in docs/summary.md): see moe_summary_to_json. Numbers are totals
  * over all steps, layers and ranks unless the key says otherwise.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,13 +103,13 @@ char *moe_summary_to_json(const moe_engine_t *eng, const moe_summary_t *s)
     return txt;
 }
 
-moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t *s,
+moe_status_t moe_summary_write_json(moe_engine_t *eng, const moe_summary_t *s,
                                     const char *path)
 {
-    cJSON *root;
-    char  *txt, tmp[MOE_PATH_MAX + 16];
-    FILE  *f;
-    int    ok;
+    cJSON    *root;
+    char     *txt, err[MOE_PATH_MAX + 256];
+    moe_out_t out;
+    int       ok;
 
     if (path == NULL || path[0] == '\0')
         return MOE_OK;
@@ -116,17 +117,21 @@ moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t
     txt = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (txt == NULL)
-        return MOE_ERR_NOMEM;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = moe_fopen_nowo(tmp, "w");
-    ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    free(txt);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return MOE_ERR_IO;
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_NOMEM, "out of memory building the summary");
+    if (moe_out_open(&out, path, eng->cfg.follow_symlinks ? MOE_OUT_FOLLOW : 0u, err,
+                     sizeof(err)) != 0) {
+        free(txt);
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_IO, "%s", err);
     }
+    ok = fputs(txt, out.f) >= 0 && fputc('\n', out.f) != EOF;
+    free(txt);
+    if (!ok) {
+        moe_out_abort(&out);
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_IO, "cannot write '%s': %s", path,
+                             strerror(errno ? errno : EIO));
+    }
+    if (moe_out_commit(&out, err, sizeof(err)) != 0)
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_IO, "%s", err);
     return MOE_OK;
 }
 

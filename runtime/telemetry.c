@@ -27,7 +27,11 @@
  *  5. Memory held is bounded by one block (gather buffers on rank 0, of the block's size)
  *     plus the [L][E][E] and [nranks][nranks] matrices; nothing grows with the step count.
  *  6. On a failed create no file is left: a file that was created is removed by rank 0
- *     (regular files only).
+ *     (regular files only, and only the one this run made).
+ *  7. The file is claimed before HDF5 opens it (tel_claim_path): never through a symbolic
+ *     link unless follow_symlinks, never a device or FIFO, an existing file only with
+ *     overwrite, and PATH.lock (flock) held by rank 0 from create to close, so a second run
+ *     on the same path fails at once naming the first (host, pid).
  * Debug builds check 1 (rows written inside the dataset, the rank column inside its
  * dimension, fixed datasets never extended), 2 (the extents all io ranks set agree: one
  * MPI_Allreduce per appended dataset in parallel mode) and the events' kinds (MOE_ASSERT).
@@ -45,6 +49,7 @@
 #include <hdf5.h>
 
 #include "moerun/base/assert.h"
+#include "moerun/base/fileio.h"
 #include "moerun/base/h5tel.h"
 #include "moerun/base/mpicheck.h"
 #include "telemetry.h"
@@ -95,6 +100,7 @@ struct moe_telemetry {
     ino_t          ino;
     off_t          last_size;     /* rank 0: file size after the last block */
     off_t          last_growth;   /* rank 0: bytes the last block added */
+    int            lock_fd;       /* rank 0: PATH.lock held for the run (fileio.h), or -1 */
 };
 
 /* ---------------------------------------------------------------- HDF5 errors --------- */
@@ -583,14 +589,13 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
     *created_p = 1;
     if (t->rank == 0) {
         struct stat sb;
-        if (stat(t->path, &sb) == 0) {
-            t->dev = sb.st_dev;
-            t->ino = sb.st_ino;
-            t->last_size = sb.st_size;
-            /* created 0666 & ~umask; never world-writable, whatever the umask */
-            if (sb.st_mode & S_IWOTH)
-                (void)chmod(t->path, sb.st_mode & 07775);
+        /* HDF5 opened the file by name: it must be the one tel_claim_path made */
+        if (lstat(t->path, &sb) != 0 || sb.st_dev != t->dev || sb.st_ino != t->ino) {
+            st = MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                               "telemetry: '%s' was replaced while it was being created", t->path);
+            goto out;
         }
+        t->last_size = sb.st_size;
     }
     if ((st = tel_write_root_attrs(t, n, s)) != MOE_OK ||
         (st = tel_create_datasets(t, n)) != MOE_OK ||
@@ -626,6 +631,7 @@ static void tel_free(moe_telemetry_t *t)
 {
     if (t == NULL)
         return;
+    moe_out_unlock(t->path, &t->lock_fd);
     if (t->comm != MPI_COMM_NULL)
         MPI_Comm_free(&t->comm);
     free(t);
@@ -673,28 +679,56 @@ static void tel_dirname(const char *path, char *dir, size_t len)
 }
 
 /*
- * Rank 0: the directory of `path` must exist and be writable; says why not in plain words
- * (the MPI-IO driver's own message is often "known error not in list").
+ * Rank 0: the file the run will write (include/moerun/base/fileio.h). The path must not be
+ * a device, FIFO or directory, nor a symbolic link unless follow_symlinks (then the file it
+ * names is written, and t->path becomes that file); an existing file is replaced only with
+ * overwrite; the directory must exist and be writable. Then PATH.lock is taken for the run
+ * (a second run on the same path fails here, naming this one), and a new empty file is made
+ * at the path by this process: O_CREAT|O_EXCL|O_NOFOLLOW, or with overwrite an exclusively
+ * created temporary file renamed over the old one. HDF5 then opens that file by name and
+ * the device and inode are checked against it (tel_create_file).
  */
-static moe_status_t tel_check_dir(moe_telemetry_t *t)
+static moe_status_t tel_claim_path(moe_telemetry_t *t, const moe_config_t *c, int *created_p)
 {
-    char        dir[MOE_PATH_MAX];
+    unsigned    fl = (c->follow_symlinks ? MOE_OUT_FOLLOW : 0u) |
+                     (c->overwrite ? MOE_OUT_OVERWRITE : 0u);
+    char        real[MOE_OUT_PATH_MAX], why[MOE_PATH_MAX + 256], host[256] = "?", who[320];
+    moe_out_t   tmp;
     struct stat sb;
+    int         exists = 0, fd;
 
     if (t->rank != 0)
         return MOE_OK;
-    tel_dirname(t->path, dir, sizeof(dir));
-    if (stat(dir, &sb) != 0)
-        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot create '%s': directory '%s': %s",
-                             t->path, dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
-                             "telemetry: cannot create '%s': '%s' is not a directory", t->path,
-                             dir);
-    if (access(dir, W_OK | X_OK) != 0)
-        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
-                             "telemetry: cannot create '%s': directory '%s' is not writable: %s",
-                             t->path, dir, strerror(errno));
+    if (moe__out_target(t->path, fl, real, &exists, why, sizeof(why)) != 0 ||
+        moe__out_dir(t->path, real, why, sizeof(why)) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: %s", why);
+    if (strlen(real) >= sizeof(t->path))
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: '%s': path too long", real);
+    snprintf(t->path, sizeof(t->path), "%s", real);
+    gethostname(host, sizeof(host) - 1);
+    snprintf(who, sizeof(who), "host %s pid %ld", host, (long)getpid());
+    if (moe_out_lock(t->path, who, &t->lock_fd, why, sizeof(why)) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: %s", why);
+    if (!exists) {
+        fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0664);
+        if (fd < 0)
+            return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot create '%s': %s%s",
+                                 t->path, strerror(errno),
+                                 errno == EEXIST ? " (it appeared after the check)" : "");
+        close(fd);
+    } else if (moe_out_create(&tmp, t->path, fl, why, sizeof(why)) != 0) {
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: %s", why);
+    } else if (rename(tmp.tmp, t->path) != 0) {
+        moe_out_abort(&tmp);
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot replace '%s': %s", t->path,
+                             strerror(errno));
+    }
+    *created_p = 1;
+    if (lstat(t->path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: '%s' changed while it was created",
+                             t->path);
+    t->dev = sb.st_dev;
+    t->ino = sb.st_ino;
     return MOE_OK;
 }
 
@@ -703,7 +737,9 @@ static void tel_remove(const moe_telemetry_t *t)
 {
     struct stat sb;
 
-    if (t->rank == 0 && stat(t->path, &sb) == 0 && S_ISREG(sb.st_mode))
+    /* only the file this run made (never one put in its place) */
+    if (t->rank == 0 && lstat(t->path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (t->ino == 0 || (sb.st_dev == t->dev && sb.st_ino == t->ino)))
         unlink(t->path);
 }
 
@@ -725,6 +761,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
     if (t == NULL)
         return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "telemetry: out of memory");
     t->comm = MPI_COMM_NULL;
+    t->lock_fd = -1;
     t->log = log;
     t->mode = mode;
     t->file = t->dxpl = t->accum = -1;
@@ -742,9 +779,14 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
 
     st = tel_check_meta(t, path, meta);
     if (st == MOE_OK)
-        st = tel_check_dir(t);
+        st = tel_claim_path(t, meta->cfg, &created);
     st = tel_agree(t, st);
+    if (st == MOE_OK && MPI_Bcast(t->path, (int)sizeof(t->path), MPI_CHAR, 0, t->comm) !=
+                        MPI_SUCCESS)
+        st = MOE_ERROR_SET(log, MOE_ERR_MPI, "telemetry: MPI_Bcast of the path failed");
     if (st != MOE_OK) {
+        if (created)
+            tel_remove(t);
         tel_free(t);
         return st;
     }

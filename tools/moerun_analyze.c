@@ -5,8 +5,11 @@
  * What always holds:
  *  1. Each file is analysed once into a cJSON tree (analyze_run.c); the terminal summary,
  *     Markdown, JSON and HTML are renderings of that one tree (analyze_render.c).
- *  2. Outputs are written to FILE.tmp.<pid> and renamed into place only when complete: a
- *     failure leaves no half-written report.
+ *  2. Outputs are written through include/moerun/base/fileio.h (an exclusively created
+ *     FILE.tmp.<random>, fsync, rename) only when complete: a failure leaves no half-written
+ *     report. Before any file is read, an output that is a device, FIFO, directory or
+ *     (without --follow-symlinks) a symbolic link, that names an input, or that names the
+ *     same file as another output is refused (exit 2). A failed write to stdout is exit 1.
  *  3. Exit codes: 0 ok, 1 a file is missing, unreadable, not a moerun telemetry file, of an
  *     unsupported schema version or damaged, or an output cannot be written (one clear
  *     message on stderr, nothing written), 2 usage error. Never a crash.
@@ -25,10 +28,13 @@
 #include <cJSON.h>
 
 #include "analyze.h"
+#include "moerun/base/escape.h"
+#include "moerun/base/fileio.h"
 
 #define MA_MAX_RUNS      256
 #define MA_DIR_DEPTH     4           /* folder levels searched for *.h5 */
 #define MA_VOCAB_MAX     (1 << 24)   /* lines read from --vocab */
+#define MA_VOCAB_LINE    4096        /* bytes of one --vocab line */
 #define MA_DEAD_WINDOW   100         /* default --dead-window */
 #define MA_MMAP_THRESHOLD (64 << 20) /* see main() */
 
@@ -73,29 +79,41 @@ static void ma_usage(FILE *out, const char *argv0)
             "                      the file's peak_gflops attribute, else reported missing)\n"
             "  --vocab FILE        token texts, one per line (line i = token id i)\n"
             "  --dead-window N     steps of zero load that make an expert dead (1..1e9, default %d)\n"
+            "  --follow-symlinks   an output path that is a symbolic link writes the file it names\n"
             "  --trace FILE.json   per-rank phase timeline (Chrome trace events: Perfetto,\n"
             "                      chrome://tracing) of the one RUN.h5 given\n"
             "  --write-placement FILE  write the placement the recommendation plans (one run;\n"
             "                      the same planner as moerun-place; docs/placement.md)\n"
             "  --help              this text\n"
             "Without --json -, a short summary with the top findings goes to stdout.\n"
-            "Exit status: 0 ok, 1 unreadable or invalid file or unwritable output, 2 usage error.\n",
+            "Exit status: 0 ok, 1 unreadable or invalid file or unwritable output, 2 usage error\n"
+            "(including an output that names an input, another output, a device or a link).\n",
             argv0, MA_DEAD_WINDOW);
 }
 
-/* Reads the vocabulary: one token per line, trailing newline removed. */
+/* Reads the vocabulary: one token per line, trailing newline removed. Untrusted: a regular
+ * file or FIFO, lines of at most MA_VOCAB_LINE bytes, at most MA_VOCAB_MAX lines. */
 static int ma_vocab_read(const char *path, an_opts_t *opt)
 {
-    FILE   *f = fopen(path, "r");
-    char   *line = NULL;
+    FILE   *f;
+    char   *line = NULL, err[MOE_OUT_PATH_MAX + 64];
     size_t  cap = 0, n = 0, alloc = 0;
     ssize_t len;
 
-    if (f == NULL) {
+    if (moe_in_check(path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "moerun-analyze: --vocab %s\n", err);
+        return -1;
+    }
+    if ((f = fopen(path, "r")) == NULL) {
         fprintf(stderr, "moerun-analyze: --vocab %s: %s\n", path, strerror(errno));
         return -1;
     }
-    while ((len = getline(&line, &cap, f)) >= 0 && n < MA_VOCAB_MAX) {
+    while ((len = moe_getline_max(&line, &cap, MA_VOCAB_LINE, f)) != -1 && n < MA_VOCAB_MAX) {
+        if (len == -2) {
+            fprintf(stderr, "moerun-analyze: --vocab %s:%zu: line longer than %d bytes\n", path,
+                    n + 1, MA_VOCAB_LINE);
+            break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = '\0';
         if (n == alloc) {
@@ -112,26 +130,27 @@ static int ma_vocab_read(const char *path, an_opts_t *opt)
     free(line);
     fclose(f);
     opt->nvocab = (int64_t)n;
-    return 0;
+    return len == -2 ? -1 : 0;
 }
 
-/* Writes one output through a temporary file renamed into place. */
-static int ma_write(const char *path, const cJSON *root, int kind)
+/* Writes one output through an exclusive temporary file renamed into place (fileio.h). */
+static int ma_write(const char *path, const cJSON *root, int kind, unsigned flags)
 {
-    char  tmp[4096];
-    FILE *f;
-    int   rc = 0;
+    moe_out_t out;
+    char      err[MOE_OUT_PATH_MAX + 256];
+    FILE     *f;
+    int       rc = 0;
 
     if (strcmp(path, "-") == 0) {
         f = stdout;
     } else {
-        snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-        f = fopen(tmp, "w");
-        if (f == NULL) {
-            fprintf(stderr, "moerun-analyze: cannot write %s: %s\n", path, strerror(errno));
+        if (moe_out_open(&out, path, flags, err, sizeof(err)) != 0) {
+            fprintf(stderr, "moerun-analyze: %s\n", err);
             return -1;
         }
+        f = out.f;
     }
+    errno = 0;
     if (kind == 0) {
         char *txt = cJSON_Print(root);
         if (txt == NULL || fprintf(f, "%s\n", txt) < 0)
@@ -144,17 +163,60 @@ static int ma_write(const char *path, const cJSON *root, int kind)
     } else {
         rc = an_render_html(root, f);
     }
-    if (f == stdout)
-        return fflush(stdout) == 0 && rc == 0 ? 0 : -1;
-    if (fclose(f) != 0)
-        rc = -1;
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = -1;
-    if (rc != 0) {
-        fprintf(stderr, "moerun-analyze: cannot write %s: %s\n", path, strerror(errno));
-        unlink(tmp);
+    if (f == stdout) {
+        if (fflush(stdout) != 0 || ferror(stdout) || rc != 0) {
+            fprintf(stderr, "moerun-analyze: cannot write to standard output: %s\n",
+                    strerror(errno ? errno : EIO));
+            return -1;
+        }
+        return 0;
     }
-    return rc;
+    if (rc != 0) {
+        fprintf(stderr, "moerun-analyze: cannot write '%s': %s\n", path,
+                strerror(errno ? errno : EIO));
+        moe_out_abort(&out);
+        return -1;
+    }
+    if (moe_out_commit(&out, err, sizeof(err)) != 0) {
+        fprintf(stderr, "moerun-analyze: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Before anything is read: every output can be written (fileio.h rules), no two outputs
+ * name one file, and no output names an input (a run file or --vocab). 0 or -1 (message).
+ */
+static int ma_check_outputs(const char *const *outs, const char *const *keys, int nouts,
+                            const char *const *ins, int nins, unsigned flags)
+{
+    char err[MOE_OUT_PATH_MAX + 256];
+    int  i, j;
+
+    for (i = 0; i < nouts; i++) {
+        if (outs[i] == NULL || strcmp(outs[i], "-") == 0)
+            continue;
+        if (moe_out_check(outs[i], flags | MOE_OUT_OVERWRITE, err, sizeof(err)) != 0) {
+            fprintf(stderr, "moerun-analyze: %s: %s\n", keys[i], err);
+            return -1;
+        }
+        for (j = 0; j < nins; j++) {
+            if (ins[j] && moe_path_same(outs[i], ins[j])) {
+                fprintf(stderr, "moerun-analyze: %s: '%s' is an input file ('%s'); refusing "
+                        "to overwrite it\n", keys[i], outs[i], ins[j]);
+                return -1;
+            }
+        }
+        for (j = 0; j < i; j++) {
+            if (outs[j] && strcmp(outs[j], "-") != 0 && moe_path_same(outs[i], outs[j])) {
+                fprintf(stderr, "moerun-analyze: %s: '%s' is the same file as %s '%s'; give "
+                        "each output its own file\n", keys[i], outs[i], keys[j], outs[j]);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 /*
@@ -272,6 +334,7 @@ int main(int argc, char **argv)
     char       *owned[MA_MAX_RUNS];
     int         nowned = 0;
     int         npaths = 0, i, rc = 0;
+    unsigned    oflags = 0;
     an_opts_t   opt;
     moe_log_t   log;
     cJSON      *root, *runs;
@@ -299,6 +362,8 @@ int main(int argc, char **argv)
             else
                 *(strcmp(a, "--markdown") == 0 ? &md : strcmp(a, "--json") == 0 ? &js
               : strcmp(a, "--html") == 0 ? &html : strcmp(a, "--trace") == 0 ? &trace : &vocab) = v;
+        } else if (strcmp(a, "--follow-symlinks") == 0) {
+            oflags |= MOE_OUT_FOLLOW;
         } else if (strcmp(a, "--peak-gflops") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
@@ -376,6 +441,20 @@ int main(int argc, char **argv)
             free(owned[--nowned]);
         return rc;
     }
+    {
+        /* the outputs, before any file is read (include/moerun/base/fileio.h) */
+        const char *outs[4] = {md, js, html, trace};
+        const char *keys[4] = {"--markdown", "--json", "--html", "--trace"};
+        const char *ins[MA_MAX_RUNS + 1];
+        for (i = 0; i < npaths; i++)
+            ins[i] = paths[i];
+        ins[npaths] = vocab;
+        if (ma_check_outputs(outs, keys, 4, ins, npaths + 1, oflags) != 0) {
+            while (nowned > 0)
+                free(owned[--nowned]);
+            return 2;
+        }
+    }
     if (vocab && ma_vocab_read(vocab, &opt) != 0) {
         while (nowned > 0)
             free(owned[--nowned]);
@@ -399,8 +478,10 @@ int main(int argc, char **argv)
         cJSON *run = NULL;
         ma_current = paths[i];
         if (an_run_analyse(paths[i], &opt, &log, &run) != MOE_OK) {
-            fprintf(stderr, "moerun-analyze: %s\n",
-                    log.last_error[0] ? log.last_error : "cannot read the file");
+            /* the message may quote the file's own strings: no terminal controls */
+            fputs("moerun-analyze: ", stderr);
+            moe_esc_term_line(stderr, log.last_error[0] ? log.last_error : "cannot read the file");
+            fputc('\n', stderr);
             rc = 1;
         } else {
             cJSON_AddItemToArray(runs, run);
@@ -410,16 +491,24 @@ int main(int argc, char **argv)
     if (rc == 0) {
         an_compare(root);
         an_compare_diff(root);
-        if ((md && ma_write(md, root, 1) != 0) || (js && ma_write(js, root, 0) != 0) ||
-            (html && ma_write(html, root, 2) != 0))
+        if ((md && ma_write(md, root, 1, oflags) != 0) ||
+            (js && ma_write(js, root, 0, oflags) != 0) ||
+            (html && ma_write(html, root, 2, oflags) != 0)) {
             rc = 1;
-        else if (trace && an_trace_write(paths[0], trace, &log) != MOE_OK) {
-            fprintf(stderr, "moerun-analyze: --trace: %s\n", log.last_error);
+        } else if (trace && an_trace_write(paths[0], trace, &log) != MOE_OK) {
+            fputs("moerun-analyze: --trace: ", stderr);
+            moe_esc_term_line(stderr, log.last_error);
+            fputc('\n', stderr);
             rc = 1;
-        }
-        else if (!(js && strcmp(js, "-") == 0)) {
+        } else if (!(js && strcmp(js, "-") == 0)) {
+            errno = 0;
             an_render_terminal(root, stdout);
             an_render_diff_terminal(root, stdout);
+            if (fflush(stdout) != 0 || ferror(stdout)) {
+                fprintf(stderr, "moerun-analyze: cannot write to standard output: %s\n",
+                        strerror(errno ? errno : EIO));
+                rc = 1;
+            }
         }
     }
     cJSON_Delete(root);

@@ -86,6 +86,8 @@ typedef struct an_st {
     int64_t *traffic_rank;
     int      ntc;
     int64_t  routed, processed, dropped;
+    int64_t  checked_routed, checked_traffic; /* running totals of an_check_block */
+    const char *path;                         /* the file, for messages */
     /* which columns exist (-1 absent) */
     int      rc[RC_COUNT];
     int      has_dropped, has_processed, has_capacity, has_router, has_phase, has_traffic;
@@ -415,15 +417,64 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         am_corr_add(&a->corr_aux, rcv[RC_AUX], imb);
         am_corr_add(&a->corr_z, rcv[RC_Z], rcv[RC_LMAX]);
         if (isfinite(rcv[RC_TOP1])) {
-            int h = (int)floor(rcv[RC_TOP1] * AN_HIST_BINS);
+            int h = (int)fmin(fmax(floor(rcv[RC_TOP1] * AN_HIST_BINS), -1), AN_HIST_BINS);
             a->hist_top1[h < 0 ? 0 : h >= AN_HIST_BINS ? AN_HIST_BINS - 1 : h]++;
             a->hist_n++;
         }
         if (isfinite(rcv[RC_MARGIN])) {
-            int h = (int)floor(rcv[RC_MARGIN] * AN_HIST_BINS);
+            int h = (int)fmin(fmax(floor(rcv[RC_MARGIN] * AN_HIST_BINS), -1), AN_HIST_BINS);
             a->hist_margin[h < 0 ? 0 : h >= AN_HIST_BINS ? AN_HIST_BINS - 1 : h]++;
         }
     }
+}
+
+/*
+ * The counts of one block, before any of them is summed: every routed and dropped count in
+ * 0..AN_COUNT_MAX (2^40) with dropped <= routed, capacities >= -1, traffic in
+ * 0..AN_COUNT_MAX, and
+ * the file's running total of routed pairs (and of traffic) still representable
+ * (checked additions): every later sum is bounded by these totals, so none can overflow.
+ * A violation is "damaged file: ..." naming the dataset, the step and the value.
+ */
+#define AN_COUNT_MAX (INT64_C(1) << 40) /* per cell and step; a run has at most 2^31 */
+static moe_status_t an_check_block(an_st_t *a, moe_log_t *log, const char *path, int64_t s0,
+                                   int64_t n, const int64_t *x, const int64_t *d,
+                                   const int64_t *cap, const int64_t *tr)
+{
+    int64_t LE = a->L * a->E, i, m = n * LE;
+
+    for (i = 0; i < m; i++) {
+        if (x[i] < 0 || x[i] > AN_COUNT_MAX)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld, "
+                                 "layer %lld, expert %lld is %lld (allowed 0..2^40)", path,
+                                 MOE_TEL_ROUTED, (long long)(s0 + i / LE),
+                                 (long long)(i % LE / a->E), (long long)(i % a->E),
+                                 (long long)x[i]);
+        if (d && (d[i] < 0 || d[i] > x[i]))
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld, "
+                                 "layer %lld, expert %lld is %lld (allowed 0..routed %lld)",
+                                 path, MOE_TEL_DROPPED, (long long)(s0 + i / LE),
+                                 (long long)(i % LE / a->E), (long long)(i % a->E),
+                                 (long long)d[i], (long long)x[i]);
+        if (__builtin_add_overflow(a->checked_routed, x[i], &a->checked_routed) ||
+            a->checked_routed > INT64_MAX / 4)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: routed pairs sum "
+                                 "past 2^61 by step row %lld", path, (long long)(s0 + i / LE));
+    }
+    for (i = 0; cap && i < n * a->L; i++)
+        if (cap[i] < -1 || cap[i] > AN_COUNT_MAX)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld "
+                                 "is %lld (allowed -1..2^40)", path, MOE_TEL_CAPACITY,
+                                 (long long)(s0 + i / a->L), (long long)cap[i]);
+    for (i = 0; tr && i < n * a->L * a->P * a->ntc; i++)
+        if (tr[i] < 0 || tr[i] > AN_COUNT_MAX ||
+            __builtin_add_overflow(a->checked_traffic, tr[i], &a->checked_traffic) ||
+            a->checked_traffic > INT64_MAX / 4)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld "
+                                 "is %lld (allowed 0..2^40, sum below 2^61)", path,
+                                 MOE_TEL_TRAFFIC,
+                                 (long long)(s0 + i / (a->L * a->P * a->ntc)), (long long)tr[i]);
+    return MOE_OK;
 }
 
 /* Streams every per-step dataset in blocks of rows. */
@@ -460,7 +511,8 @@ static moe_status_t an_stream(moe_tel_reader_t *r, moe_log_t *log, an_st_t *a)
             (cap && (st = moe_tel_reader_read(r, MOE_TEL_CAPACITY, MOE_TEL_I64, s0, n, cap))) ||
             (rs && (st = moe_tel_reader_read(r, MOE_TEL_ROUTER, MOE_TEL_F64, s0, n, rs))) ||
             (ph && (st = moe_tel_reader_read(r, MOE_TEL_PHASE, MOE_TEL_F64, s0, n, ph))) ||
-            (tr && (st = moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s0, n, tr))))
+            (tr && (st = moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s0, n, tr))) ||
+            (st = an_check_block(a, log, a->path, s0, n, x, d, cap, tr)) != MOE_OK)
             goto out;
         for (s = 0; s < n; s++) {
             for (l = 0; l < L; l++) {
@@ -588,6 +640,7 @@ static void an_hosts(moe_tel_reader_t *r, cJSON *root, int64_t P)
     free(host);
 }
 
+#define AN_EVENTS_MAX 100000 /* events kept in the report (about 100 MB of JSON tree) */
 static moe_status_t an_events(moe_tel_reader_t *r, cJSON *root, int64_t nevents)
 {
     moe_tel_event_t *ev = malloc(AN_EVENT_CHUNK * sizeof(*ev));
@@ -597,6 +650,11 @@ static moe_status_t an_events(moe_tel_reader_t *r, cJSON *root, int64_t nevents)
 
     if (ev == NULL)
         return MOE_ERR_NOMEM;
+    /* memory bound: the report keeps the first AN_EVENTS_MAX events and counts the rest */
+    if (nevents > AN_EVENTS_MAX) {
+        cJSON_AddNumberToObject(root, "events_omitted", (double)(nevents - AN_EVENTS_MAX));
+        nevents = AN_EVENTS_MAX;
+    }
     for (i0 = 0; i0 < nevents && st == MOE_OK; i0 += AN_EVENT_CHUNK) {
         n = nevents - i0 < AN_EVENT_CHUNK ? nevents - i0 : AN_EVENT_CHUNK;
         st = moe_tel_reader_events(r, i0, n, ev);
@@ -1722,9 +1780,12 @@ out:
     moe_place_input_cleanup(&in);
 }
 
-static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
-                      const an_opts_t *opt, const int32_t *own, const int32_t *node)
+static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
+                              const an_opts_t *opt, const int32_t *own, const int32_t *node,
+                              moe_log_t *log)
 {
+    moe_status_t          st = MOE_OK;
+    const char           *path = a->path;
     const moe_tel_info_t *in = moe_tel_reader_info(r);
     int64_t               N = in->nroutes < AN_ROUTES_MAX ? in->nroutes : AN_ROUTES_MAX;
     int64_t               L = a->L, K = a->K, E = a->E, P = a->P, i0, n, i, l, k, nkeys = 0;
@@ -1744,7 +1805,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
                                           ? "routes/ absent" : "no sampled routes (route_samples 0)");
         an_section(an, "specialisation", !moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT)
                                              ? "routes/ absent" : "no sampled routes (route_samples 0)");
-        return;
+        return MOE_OK;
     }
     ex = malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4);
     wt = has_w ? malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4) : NULL;
@@ -1765,6 +1826,16 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
             (has_t && moe_tel_reader_read(r, MOE_TEL_ROUTE_TOKEN, MOE_TEL_I64, i0, n, tok) != MOE_OK) ||
             (tid && moe_tel_reader_read(r, MOE_TEL_ROUTE_TOKEN_ID, MOE_TEL_I64, i0, n, tid) != MOE_OK))
             goto out;
+        for (i = 0; i < n * L * K; i++) {
+            /* an expert id is in [0, E) (-1: none); anything else is damage, not data */
+            if (ex[i] < -1 || ex[i] >= E) {
+                st = MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s row %lld holds "
+                                    "expert %d (allowed 0..%lld, or -1)", path,
+                                    MOE_TEL_ROUTE_EXPERT, (long long)(i0 + i / (L * K)),
+                                    (int)ex[i], (long long)(E - 1));
+                goto out;
+            }
+        }
         for (i = 0; i < n; i++) {
             int64_t src = -1;
             if (has_t && in->tokens_per_rank > 0 && tok[i] >= 0 &&
@@ -1960,6 +2031,7 @@ out:
     free(tok);
     free(tid);
     free(keys);
+    return st;
 }
 
 /* Orders findings: critical, warning, info (stable). */
@@ -2000,6 +2072,7 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     if ((st = moe_tel_reader_open(path, log, &r)) != MOE_OK)
         return st;
     in = moe_tel_reader_info(r);
+    a.path = path;
     a.L = in->layers;
     a.E = in->experts;
     /* -1: an imported file does not know them (the datasets they size are then absent) */
@@ -2065,7 +2138,8 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     an_compute(r, an, fnd, &a, opt, own);
     an_hotspots(r, an, fnd, rec, &a, own, node);
     an_placement_plan(path, an, rec, opt);
-    an_routes(r, an, rec, &a, opt, own, node);
+    if ((st = an_routes(r, an, rec, &a, opt, own, node, log)) != MOE_OK)
+        goto out;
     if (moe_tel_reader_has(r, MOE_TEL_EVENTS)) {
         if ((st = an_events(r, root, in->nevents)) != MOE_OK)
             goto out;
