@@ -251,7 +251,14 @@ def empty_and_minimal(exe, work):
     r = json.load(open(js))["runs"][0]
     check(r["analyses"]["utilisation"]["status"] == "ok" and
           r["analyses"]["utilisation"]["layers"][0]["tokens"] == [32, 16, 16, 0], "minimal: utilisation")
-    for sec, why in (("gating", "steps/router absent"), ("capacity", "steps/dropped absent"),
+    # capacity what-if needs only loads: layer 0 (8, 4, 4, 0 pairs per step) over capacity
+    # ceil(cf * 16 / 4): cf 1 -> 4 drops per step x 4 steps = 16; cf 2 (capacity 8) -> 0
+    c = r["analyses"]["capacity"]
+    wi = {x["capacity_factor"]: x["dropped"] for x in c.get("what_if", [])}
+    check(c["status"] == "ok" and "steps/dropped absent" in c.get("recorded_missing", "")
+          and wi.get(1.0) == 16 and wi.get(2.0) == 0 and c.get("capacity_factor_for_target") == 2
+          and "drop_rate" not in c, f"minimal: capacity what-if from loads {c}")
+    for sec, why in (("gating", "steps/router absent"),
                      ("compute", "d_model / d_ffn attributes absent"), ("routing_map", "routes/ absent"),
                      ("communication", "steps/phase_time, steps/traffic")):
         check(r["analyses"][sec]["status"] == "missing" and why in r["analyses"][sec]["missing"],

@@ -304,12 +304,22 @@ static void ar_md_run(FILE *o, const cJSON *run)
     s = ar_sec(run, "capacity");
     if (!ar_md_missing(o, s)) {
         const cJSON *rp = ar_get(s, "replay_check");
-        fprintf(o, "Drop rate %.4f%%; capacity fill ", 100 * an_num(s, "drop_rate"));
-        ar_md_num(o, an_num(s, "capacity_fill"));
-        fprintf(o, "; %d expert(s) reached capacity at least once. Replay at the recorded capacity "
-                   "gives %.0f drops, recorded %.0f (%s).\n\n",
-                cJSON_GetArraySize(ar_get(s, "experts_at_capacity")), an_num(rp, "replayed_dropped"),
-                an_num(rp, "recorded_dropped"), cJSON_IsTrue(ar_get(rp, "match")) ? "match" : "differ");
+        fprintf(o, "Capacity factor of the file: %s. ", an_str(s, "capacity_factor_text"));
+        if (ar_get(s, "recorded_missing")) {
+            fprintf(o, "Recorded drops: missing (");
+            ar_md(o, an_str(s, "recorded_missing"));
+            fprintf(o, ").\n\n");
+        } else {
+            fprintf(o, "Drop rate %.4f%%; capacity fill ", 100 * an_num(s, "drop_rate"));
+            ar_md_num(o, an_num(s, "capacity_fill"));
+            fprintf(o, "; %d expert(s) reached capacity at least once. Replay at the recorded "
+                       "capacity gives %.0f drops, recorded %.0f (%s).\n\n",
+                    cJSON_GetArraySize(ar_get(s, "experts_at_capacity")),
+                    an_num(rp, "replayed_dropped"), an_num(rp, "recorded_dropped"),
+                    cJSON_IsTrue(ar_get(rp, "match")) ? "match" : "differ");
+        }
+        fprintf(o, "Smallest capacity factor with drops <= %g%% (replayed loads): %s.\n\n",
+                100 * an_num(s, "target_drop_rate"), ar_f(s, "capacity_factor_for_target", "%.2f"));
         fprintf(o, "| capacity factor (what-if) | dropped pairs | drop rate | slots per step x layer |\n|---|---|---|---|\n");
         cJSON_ArrayForEach(x, ar_get(s, "what_if"))
             fprintf(o, "| %.2f | %.0f | %.4f%% | %.1f |\n", an_num(x, "capacity_factor"),

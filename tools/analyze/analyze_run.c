@@ -71,13 +71,18 @@ typedef struct an_st {
     int64_t *heat;
     /* what-if and replay */
     int64_t  wi_drops[AN_NCF], replay_drops, cap_rows;
+    double   max_slots;     /* sum over step x layer of E x the largest expert load */
     double   wi_cap[AN_NCF];
     double   fill_proc, fill_cap;
     am_corr_t corr_aux, corr_z;
     int64_t  hist_top1[AN_HIST_BINS], hist_margin[AN_HIST_BINS], hist_n;
     double   dec_first[RC_COUNT], dec_last[RC_COUNT], n_first, n_last;
     double   rc_sum[RC_COUNT], rc_n;
-    double   rc_cnt[RC_COUNT]; /* finite values per column (imports hold NaN where unknown) */
+    double   rc_cnt[RC_COUNT]; /* pairs behind the finite values per column (imports hold NaN
+                                 * where unknown): rc_sum / rc_cnt is the token-weighted mean */
+    double   dec_first_n[RC_COUNT], dec_last_n[RC_COUNT]; /* the same weights per window */
+    int64_t *lid;           /* [L] layer id of each file layer (import/layer_id, else 0..L-1) */
+    int64_t  empty_layers;  /* layers that routed no pair in the whole file */
     /* phases and traffic per rank */
     double  *phase_rank;
     int      nph;
@@ -235,6 +240,7 @@ static void an_st_free(an_st_t *a)
     free(a->phase_rank);
     free(a->traffic_rank);
     free(a->imb_sl_layer);
+    free(a->lid);
 }
 
 static int an_st_alloc(an_st_t *a)
@@ -305,6 +311,13 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
             m2 = v;
         }
         slog += v < xl_n ? xl[v] : am_xlog2x(v);
+    }
+    /* a layer that routed nothing in this step (a sparse imported log) has no data for it:
+     * its experts' zero-load runs neither grow nor end */
+    for (e = 0; e < E; e++) {
+        int64_t v = x[e];
+        if (tot == 0)
+            break;
         if (v == 0) {
             if (zr[e] == 0)
                 zs[e] = s;
@@ -334,6 +347,7 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         imb = (double)m1 * (double)E / (double)tot;
         a->b_ent[b] += ent;
         a->b_imb[b] += imb;
+        a->max_slots += (double)m1 * (double)E;
         a->b_n[b] += 1;
         a->imb_sl_layer[l] += imb;
         /* collapse: the top two experts take AN_COLLAPSE_SHARE of the layer's pairs, or one
@@ -392,18 +406,25 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         }
     }
     if (rcv != NULL) {
+        /* router statistics are means over the step's tokens: weighting each step x layer
+         * value by its pairs (= tokens x k) gives token-weighted (pooled) means */
+        const double wt = (double)tot;
         for (c = 0; c < RC_COUNT; c++) {
             double v = rcv[c];
-            if (!isfinite(v))
+            if (!isfinite(v) || tot == 0)
                 continue;
-            a->b_rc[b * RC_COUNT + c] += v;
-            a->b_rcn[b * RC_COUNT + c] += 1;
-            a->rc_sum[c] += v;
-            a->rc_cnt[c] += 1;
-            if (s < (a->S + 9) / 10)
-                a->dec_first[c] += v;
-            if (s >= a->S - (a->S + 9) / 10)
-                a->dec_last[c] += v;
+            a->b_rc[b * RC_COUNT + c] += v * wt;
+            a->b_rcn[b * RC_COUNT + c] += wt;
+            a->rc_sum[c] += v * wt;
+            a->rc_cnt[c] += wt;
+            if (s < (a->S + 9) / 10) {
+                a->dec_first[c] += v * wt;
+                a->dec_first_n[c] += wt;
+            }
+            if (s >= a->S - (a->S + 9) / 10) {
+                a->dec_last[c] += v * wt;
+                a->dec_last_n[c] += wt;
+            }
         }
         if (s < (a->S + 9) / 10)
             a->n_first += 1;
@@ -494,6 +515,43 @@ out:
     free(ph);
     free(tr);
     return st;
+}
+
+/* a->lid: the layer id of each file layer (an imported log keeps its own ids, e.g. 0, 9, 20). */
+static int an_layer_ids(moe_tel_reader_t *r, an_st_t *a)
+{
+    int64_t l;
+
+    if ((a->lid = malloc((size_t)(a->L > 0 ? a->L : 1) * 8)) == NULL)
+        return -1;
+    if (moe_tel_reader_has(r, MOE_TEL_LAYER_ID) &&
+        moe_tel_reader_read(r, MOE_TEL_LAYER_ID, MOE_TEL_I64, 0, a->L, a->lid) == MOE_OK)
+        return 0;
+    for (l = 0; l < a->L; l++)
+        a->lid[l] = l;
+    return 0;
+}
+
+/* Pair-weighted mean over the layers of each layer's pooled normalised load entropy. */
+static double an_pooled_entropy(an_st_t *a)
+{
+    double  num = 0, den = 0;
+    int64_t l;
+
+    a->empty_layers = 0;
+    for (l = 0; l < a->L; l++) {
+        am_balance_t bb;
+        am_balance(a->routed_le + l * a->E, (size_t)a->E, &bb);
+        if (!(bb.total > 0)) {
+            a->empty_layers++;
+            continue;
+        }
+        if (!isfinite(bb.entropy_norm))
+            continue;
+        num += bb.total * bb.entropy_norm;
+        den += bb.total;
+    }
+    return den > 0 ? num / den : NAN;
 }
 
 /* ---------------------------------------------------------------- legacy summary ------ */
@@ -587,7 +645,8 @@ static int an_cmp_desc_share(const void *x, const void *y)
 
 static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
 {
-    cJSON  *sec, *layers, *legacy, *bal;
+    cJSON  *sec, *layers, *legacy, *bal, *empty;
+    int64_t nl = 0;
     double *mm, *cvv, *gv, worst = 0;
     int64_t l, e, L = a->L, E = a->E, worst_l = 0, worst_e = 0, b;
     static const double pct[3] = {50, 90, 95};
@@ -608,22 +667,31 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
     cvv = mm + L;
     gv = mm + 2 * L;
     cJSON_AddNumberToObject(sec, "fair_share", 1.0 / (double)E);
+    empty = cJSON_AddArrayToObject(sec, "empty_layers");
     for (l = 0; l < L; l++) {
         const int64_t *x = a->routed_le + l * E;
         am_balance_t   bb;
-        cJSON         *o = cJSON_CreateObject(), *g, *under, *over, *m;
-        double        *sh = malloc((size_t)E * 8);
+        cJSON         *o, *g, *under, *over, *m;
+        double        *sh;
 
         am_balance(x, (size_t)E, &bb);
-        mm[l] = bb.max_mean;
-        cvv[l] = bb.cv;
-        gv[l] = bb.gini;
+        if (!(bb.total > 0)) {
+            /* no rows for this layer (a sparse log): missing data, not dead experts */
+            cJSON_AddItemToArray(empty, cJSON_CreateNumber((double)a->lid[l]));
+            continue;
+        }
+        o = cJSON_CreateObject();
+        sh = malloc((size_t)E * 8);
+        mm[nl] = bb.max_mean;
+        cvv[nl] = bb.cv;
+        gv[nl] = bb.gini;
+        nl++;
         if (isfinite(bb.max_mean) && bb.max_mean > worst) {
             worst = bb.max_mean;
             worst_l = l;
             worst_e = bb.argmax;
         }
-        cJSON_AddNumberToObject(o, "layer", (double)l);
+        cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
         cJSON_AddItemToObject(o, "tokens", an_i64_array(x, E));
         for (e = 0; sh && e < E; e++)
             sh[e] = bb.total > 0 ? (double)x[e] / bb.total : NAN;
@@ -657,7 +725,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
         cJSON_AddItemToArray(layers, o);
         /* legacy per-layer summary (first --json format) */
         m = cJSON_CreateObject();
-        cJSON_AddNumberToObject(m, "layer", (double)l);
+        cJSON_AddNumberToObject(m, "layer", (double)a->lid[l]);
         cJSON_AddNumberToObject(m, "routed", bb.total);
         an_add_num(m, "max_mean_load", bb.max_mean);
         g = cJSON_AddObjectToObject(m, "most_loaded");
@@ -678,7 +746,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
         for (k = 0; k < 3; k++) {
             cJSON *o = cJSON_AddObjectToObject(bal, names[k]);
             double mn = INFINITY, mx = -INFINITY;
-            for (l = 0; l < L; l++)
+            for (l = 0; l < nl; l++)
                 if (isfinite(vv[k][l])) {
                     mn = fmin(mn, vv[k][l]);
                     mx = fmax(mx, vv[k][l]);
@@ -686,7 +754,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
             an_add_num(o, "min", mn);
             an_add_num(o, "max", mx);
             for (q = 0; q < 3; q++)
-                an_add_num(o, pname[q], am_percentile(vv[k], (size_t)L, pct[q]));
+                an_add_num(o, pname[q], am_percentile(vv[k], (size_t)nl, pct[q]));
         }
     }
     /* heatmap: expert x step bin, pairs summed over layers */
@@ -713,7 +781,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
         an_finding(fnd, "imbalance", worst >= AN_IMB_CRIT ? "critical" : "warning",
                    "utilisation", worst, worst >= AN_IMB_CRIT ? AN_IMB_CRIT : AN_IMB_WARN,
                    "expert load imbalance: layer %lld max/mean %.2f (expert %lld takes %.1f%%)",
-                   (long long)worst_l, worst, (long long)worst_e, 100.0 * worst / (double)E);
+                   (long long)a->lid[worst_l], worst, (long long)worst_e, 100.0 * worst / (double)E);
     else
         an_finding(fnd, "imbalance", "info", "utilisation", worst, AN_IMB_WARN,
                    "expert load is balanced: worst layer max/mean %.2f", worst);
@@ -736,9 +804,12 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
     arr = cJSON_AddArrayToObject(sec, "layers");
     for (l = 0; l < L; l++) {
         am_balance_t bb;
-        cJSON       *o = cJSON_CreateObject();
+        cJSON       *o;
         am_balance(a->routed_le + l * E, (size_t)E, &bb);
-        cJSON_AddNumberToObject(o, "layer", (double)l);
+        if (!(bb.total > 0))
+            continue; /* empty layer: listed under utilisation.empty_layers */
+        o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
         an_add_num(o, "entropy_bits", bb.entropy);
         an_add_num(o, "entropy_norm", bb.entropy_norm);
         an_add_num(o, "effective_experts", bb.eff_experts);
@@ -757,7 +828,7 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
                 continue;
             o = cJSON_CreateObject();
             nl++;
-            cJSON_AddNumberToObject(o, "layer", (double)l);
+            cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
             cJSON_AddNumberToObject(o, "expert", (double)e);
             cJSON_AddNumberToObject(o, "since_step", (double)a->dead_le[i]);
             cJSON_AddBoolToObject(o, "dead_at_end", a->zrun_le[i] >= a->W);
@@ -776,7 +847,7 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
     for (l = 0; l < L; l++)
         if (a->cbegan_l[l] >= 0) {
             cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "layer", (double)l);
+            cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
             cJSON_AddNumberToObject(o, "began_step", (double)a->cbegan_l[l]);
             cJSON_AddNumberToObject(o, "top2_share", a->cshare_l[l]);
             cJSON_AddNumberToObject(o, "top1_token_share", a->ctok_l[l]);
@@ -811,13 +882,55 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
     }
 }
 
-static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
+/* Token-weighted mean of router column c over the first (w = 0) / last (w = 1) 10% of steps. */
+static double an_window_mean(const an_st_t *a, int c, int w)
+{
+    double n = w ? a->dec_last_n[c] : a->dec_first_n[c];
+    return a->rc[c] >= 0 && n > 0 ? (w ? a->dec_last[c] : a->dec_first[c]) / n : NAN;
+}
+
+/*
+ * Gate confidence of an imported log whose gating_probs are renormalised top-k weights (they
+ * sum to 1): the router's top-1 probability is unknown, the top-1 weight is reported instead.
+ */
+static int an_gating_normalised(moe_tel_reader_t *r, cJSON *an, cJSON *fnd)
+{
+    char  *probs = NULL;
+    double w1;
+    cJSON *sec;
+    int    is_norm;
+
+    if (moe_tel_reader_attr_str(r, "/", "import_probs", &probs) != MOE_OK)
+        return 0;
+    is_norm = strcmp(probs, "normalized") == 0;
+    free(probs);
+    if (!is_norm || moe_tel_reader_attr_f64(r, "/", "import_top1_weight_mean", &w1) != MOE_OK)
+        return 0;
+    sec = an_section(an, "gating", NULL);
+    cJSON_AddStringToObject(sec, "probs", "renormalised top-k");
+    cJSON_AddStringToObject(sec, "description",
+                            "the log's gating_probs sum to 1 per token: they are the selected "
+                            "experts' renormalised weights, not the router's probabilities");
+    an_add_num(sec, "top1_weight_mean", w1);
+    cJSON_AddNullToObject(sec, "top1_prob_mean");
+    cJSON_AddStringToObject(sec, "top1_prob_missing",
+                            "missing: renormalised weights do not give the router's top-1 probability");
+    an_finding(fnd, "saturation", "info", "gating", w1, AN_TOP1_SAT,
+               "gate weights are renormalised top-k (sum 1): mean top-1 weight %.3f over all "
+               "(token, layer) rows; the router's top-1 probability is not in the log", w1);
+    return 1;
+}
+
+static void an_gating(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a)
 {
     cJSON  *sec, *dr, *h;
     int     c;
     int64_t b, i;
-    double *ser, first_top1, last_top1;
+    double *ser, first_top1, last_top1, mean_top1;
 
+    if ((!a->has_router || a->rc[RC_TOP1] < 0 || a->rc_cnt[RC_TOP1] == 0) &&
+        an_gating_normalised(r, an, fnd))
+        return;
     if (!a->has_router || a->rc[RC_TOP1] < 0) {
         an_section(an, "gating", !a->has_router ? "steps/router absent"
                                                 : "steps/router has no top1_prob column");
@@ -828,7 +941,7 @@ static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
         return;
     }
     if (a->rc_cnt[RC_TOP1] == 0) {
-        an_section(an, "gating", "steps/router top1_prob holds no values (NaN: not in the log)");
+        an_section(an, "gating", "steps/router top1_prob holds no values (not in the log)");
         return;
     }
     sec = an_section(an, "gating", NULL);
@@ -837,36 +950,39 @@ static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
         snprintf(key, sizeof(key), "%s_mean", an_rc_names[c]);
         an_add_num(sec, key, a->rc[c] >= 0 && a->rc_cnt[c] > 0 ? a->rc_sum[c] / a->rc_cnt[c] : NAN);
     }
+    cJSON_AddStringToObject(sec, "means", "token-weighted over all steps and layers");
     dr = cJSON_AddObjectToObject(sec, "drift");
-    cJSON_AddStringToObject(dr, "description", "mean over the first and last 10% of steps");
+    cJSON_AddStringToObject(dr, "description",
+                            "window means: token-weighted over the first and last 10% of steps");
     for (c = 0; c < RC_COUNT; c++) {
         cJSON *o;
         if (a->rc[c] < 0 || a->rc_cnt[c] == 0)
             continue;
         o = cJSON_AddObjectToObject(dr, an_rc_names[c]);
-        an_add_num(o, "first", a->n_first > 0 ? a->dec_first[c] / a->n_first : NAN);
-        an_add_num(o, "last", a->n_last > 0 ? a->dec_last[c] / a->n_last : NAN);
-        an_add_num(o, "change", a->n_first > 0 && a->n_last > 0
-                                    ? a->dec_last[c] / a->n_last - a->dec_first[c] / a->n_first
-                                    : NAN);
+        an_add_num(o, "first", an_window_mean(a, c, 0));
+        an_add_num(o, "last", an_window_mean(a, c, 1));
+        an_add_num(o, "change", an_window_mean(a, c, 1) - an_window_mean(a, c, 0));
     }
-    first_top1 = a->n_first > 0 ? a->dec_first[RC_TOP1] / a->n_first : NAN;
-    last_top1 = a->n_last > 0 ? a->dec_last[RC_TOP1] / a->n_last : NAN;
+    first_top1 = an_window_mean(a, RC_TOP1, 0);
+    last_top1 = an_window_mean(a, RC_TOP1, 1);
+    mean_top1 = a->rc_sum[RC_TOP1] / a->rc_cnt[RC_TOP1];
     {
-        double ls0 = a->rc[RC_LSTD] >= 0 && a->n_first > 0 ? a->dec_first[RC_LSTD] / a->n_first : NAN;
-        double ls1 = a->rc[RC_LSTD] >= 0 && a->n_last > 0 ? a->dec_last[RC_LSTD] / a->n_last : NAN;
+        double ls0 = an_window_mean(a, RC_LSTD, 0), ls1 = an_window_mean(a, RC_LSTD, 1);
+        char   lstd[96] = "";
         int    sat = (isfinite(last_top1) && last_top1 >= AN_TOP1_SAT) ||
                   (isfinite(ls0) && isfinite(ls1) && ls0 > 0 && ls1 >= 2 * ls0);
+        if (isfinite(ls0) && isfinite(ls1))
+            snprintf(lstd, sizeof(lstd), ", logit std %.3g -> %.3g (first -> last 10%%)", ls0, ls1);
         cJSON_AddBoolToObject(sec, "saturation", sat);
         if (sat)
             an_finding(fnd, "saturation", "warning", "gating", last_top1, AN_TOP1_SAT,
-                       "gate saturation: top-1 probability %.3f in the last 10%% of steps "
-                       "(first 10%%: %.3f), logit std %.3g -> %.3g",
-                       last_top1, first_top1, ls0, ls1);
+                       "gate saturation: mean top-1 probability %.3f (all tokens); %.3f in the "
+                       "last 10%% of steps, %.3f in the first 10%%%s",
+                       mean_top1, last_top1, first_top1, lstd);
         else
-            an_finding(fnd, "saturation", "info", "gating", last_top1, AN_TOP1_SAT,
-                       "gate confidence: top-1 probability %.3f (first 10%% of steps %.3f)",
-                       last_top1, first_top1);
+            an_finding(fnd, "saturation", "info", "gating", mean_top1, AN_TOP1_SAT,
+                       "gate confidence: mean top-1 probability %.3f (all tokens); last 10%% of "
+                       "steps %.3f, first 10%% %.3f", mean_top1, last_top1, first_top1);
     }
     ser = malloc((size_t)a->nb * 8);
     for (c = 0; ser && c < RC_COUNT; c++) {
@@ -907,7 +1023,7 @@ static void an_balance_loss(cJSON *an, cJSON *fnd, const an_st_t *a)
         return;
     }
     if (a->rc_cnt[RC_AUX] == 0) {
-        an_section(an, "balance_loss", "steps/router aux_loss holds no values (NaN: not in the log)");
+        an_section(an, "balance_loss", "steps/router aux_loss holds no values (not in the log)");
         return;
     }
     sec = an_section(an, "balance_loss", NULL);
@@ -929,24 +1045,100 @@ static void an_balance_loss(cJSON *an, cJSON *fnd, const an_st_t *a)
                    "aux loss vs per-step imbalance: r = %.2f (mean max/mean %.2f)", r, imb);
 }
 
+/* "1.25", "dropless" (cf <= 0) or "unknown" (not in the file): never "cf 0.00". */
+static void an_cf_text(double cf, char *buf, size_t n)
+{
+    if (!isfinite(cf))
+        snprintf(buf, n, "unknown");
+    else if (cf <= 0)
+        snprintf(buf, n, "dropless");
+    else
+        snprintf(buf, n, "%.2f", cf);
+}
+
+/*
+ * Capacity on a log without drops (dropless, or drops not recorded): the replayed loads tell
+ * the capacity factor that keeps drops <= AN_DROP_TARGET, and what it saves against buffers
+ * sized for the largest expert load of each step (what a dropless run must hold).
+ */
+static void an_capacity_loads_only(cJSON *sec, cJSON *fnd, cJSON *rec, const an_st_t *a,
+                                   double cf, int best)
+{
+    char   ev[400], t[160], cfs[32];
+    double slots = a->max_slots / (double)(a->S * a->L), proj;
+
+    an_cf_text(cf, cfs, sizeof(cfs));
+    if (sec != NULL)
+        cJSON_AddStringToObject(sec, "recorded_missing",
+                                "steps/dropped absent: the log does not say which pairs were "
+                                "dropped; the what-if replays its loads");
+    if (best < 0) {
+        an_finding(fnd, "capacity_needed", "info", "capacity", NAN, AN_DROP_TARGET,
+                   "replaying the loads: no capacity factor up to %.0f keeps drops <= %.1f%% "
+                   "(cf %.0f drops %.2f%%)", an_cfs[AN_NCF - 1], 100 * AN_DROP_TARGET,
+                   an_cfs[AN_NCF - 1], 100.0 * (double)a->wi_drops[AN_NCF - 1] / (double)a->routed);
+        return;
+    }
+    proj = a->wi_cap[best] / (double)(a->S * a->L);
+    an_finding(fnd, "capacity_needed", "info", "capacity", an_cfs[best], AN_DROP_TARGET,
+               "replaying the loads: capacity factor %.2f keeps drops <= %.1f%% (%lld of %lld "
+               "pairs); cf 1.00 would drop %.2f%%", an_cfs[best], 100 * AN_DROP_TARGET,
+               (long long)a->wi_drops[best], (long long)a->routed,
+               100.0 * (double)a->wi_drops[2] / (double)a->routed);
+    if (proj < 0.95 * slots) {
+        snprintf(ev, sizeof(ev),
+                 "replay of the recorded per-expert loads (%lld step x layer rows, cf %s): "
+                 "buffers sized for each step's largest expert load need %.1f slots per step "
+                 "and layer; cf %.2f needs %.1f and drops %lld of %lld pairs (%.3f%%)",
+                 (long long)(a->S * a->L), cfs, slots, an_cfs[best], proj,
+                 (long long)a->wi_drops[best], (long long)a->routed,
+                 100.0 * (double)a->wi_drops[best] / (double)a->routed);
+        snprintf(t, sizeof(t), "cap expert buffers with --capacity-factor %.2f (drops stay <= %.1f%%)",
+                 an_cfs[best], 100 * AN_DROP_TARGET);
+        an_recommend(rec, "capacity_factor", t, "expert slots per step and layer", slots, proj,
+                     "pairs", "low (one option)", ev);
+    }
+}
+
 static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, double cf)
 {
     cJSON  *sec, *pl, *wi, *hit, *rp;
     int64_t l, e, b, L = a->L, E = a->E;
     int     c, best = -1;
     double *ser, dr;
-    char    ev[300];
+    char    ev[300], cfs[32];
 
-    if (!a->has_dropped || a->S == 0 || a->routed == 0) {
-        an_section(an, "capacity", !a->has_dropped ? "steps/dropped absent"
-                                  : a->S == 0 ? "no steps in the file (empty run)"
-                                              : "no (token, expert) pairs were routed");
+    if (a->S == 0 || a->routed == 0) {
+        an_section(an, "capacity", a->S == 0 ? "no steps in the file (empty run)"
+                                             : "no (token, expert) pairs were routed");
         return;
     }
     sec = an_section(an, "capacity", NULL);
+    an_cf_text(cf, cfs, sizeof(cfs));
+    an_add_num(sec, "capacity_factor", cf);
+    cJSON_AddStringToObject(sec, "capacity_factor_text", cfs);
+    /* the what-if replays the recorded loads only: it needs no drop data */
+    wi = cJSON_AddArrayToObject(sec, "what_if");
+    for (c = 0; c < AN_NCF; c++) {
+        cJSON *o = cJSON_CreateObject();
+        double r = (double)a->wi_drops[c] / (double)a->routed;
+        cJSON_AddNumberToObject(o, "capacity_factor", an_cfs[c]);
+        cJSON_AddNumberToObject(o, "dropped", (double)a->wi_drops[c]);
+        cJSON_AddNumberToObject(o, "drop_rate", r);
+        cJSON_AddNumberToObject(o, "slots_per_step_layer", a->wi_cap[c] / (double)(a->S * L));
+        cJSON_AddItemToArray(wi, o);
+        if (best < 0 && r <= AN_DROP_TARGET)
+            best = c;
+    }
+    an_add_num(sec, "capacity_factor_for_target", best >= 0 ? an_cfs[best] : NAN);
+    cJSON_AddNumberToObject(sec, "target_drop_rate", AN_DROP_TARGET);
+    an_add_num(sec, "dropless_slots_per_step_layer", a->max_slots / (double)(a->S * L));
+    if (!a->has_dropped) {
+        an_capacity_loads_only(sec, fnd, rec, a, cf, best);
+        return;
+    }
     dr = (double)a->dropped / (double)a->routed;
     an_add_num(sec, "drop_rate", dr);
-    an_add_num(sec, "capacity_factor", cf);
     pl = cJSON_AddArrayToObject(sec, "layers");
     for (l = 0; l < L; l++) {
         int64_t rr = 0, dd = 0;
@@ -955,7 +1147,7 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
             rr += a->routed_le[l * E + e];
             dd += a->dropped_le[l * E + e];
         }
-        cJSON_AddNumberToObject(o, "layer", (double)l);
+        cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
         cJSON_AddNumberToObject(o, "dropped", (double)dd);
         an_add_num(o, "drop_rate", rr > 0 ? (double)dd / (double)rr : NAN);
         cJSON_AddItemToArray(pl, o);
@@ -972,25 +1164,13 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
         for (e = 0; e < E; e++)
             if (a->atcap_le[l * E + e] > 0) {
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddNumberToObject(o, "layer", (double)l);
+                cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
                 cJSON_AddNumberToObject(o, "expert", (double)e);
                 cJSON_AddNumberToObject(o, "steps_at_capacity", (double)a->atcap_le[l * E + e]);
                 cJSON_AddNumberToObject(o, "dropped", (double)a->dropped_le[l * E + e]);
                 cJSON_AddItemToArray(hit, o);
             }
     an_add_num(sec, "capacity_fill", a->fill_cap > 0 ? a->fill_proc / a->fill_cap : NAN);
-    wi = cJSON_AddArrayToObject(sec, "what_if");
-    for (c = 0; c < AN_NCF; c++) {
-        cJSON *o = cJSON_CreateObject();
-        double r = (double)a->wi_drops[c] / (double)a->routed;
-        cJSON_AddNumberToObject(o, "capacity_factor", an_cfs[c]);
-        cJSON_AddNumberToObject(o, "dropped", (double)a->wi_drops[c]);
-        cJSON_AddNumberToObject(o, "drop_rate", r);
-        cJSON_AddNumberToObject(o, "slots_per_step_layer", a->wi_cap[c] / (double)(a->S * L));
-        cJSON_AddItemToArray(wi, o);
-        if (best < 0 && r <= AN_DROP_TARGET)
-            best = c;
-    }
     rp = cJSON_AddObjectToObject(sec, "replay_check");
     cJSON_AddNumberToObject(rp, "rows_with_capacity", (double)a->cap_rows);
     cJSON_AddNumberToObject(rp, "replayed_dropped", (double)a->replay_drops);
@@ -999,11 +1179,15 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
     if (dr > AN_DROP_WARN)
         an_finding(fnd, "drops", dr > AN_DROP_CRIT ? "critical" : "warning", "capacity", dr,
                    dr > AN_DROP_CRIT ? AN_DROP_CRIT : AN_DROP_WARN,
-                   "%.2f%% of (token, expert) pairs dropped over capacity (cf %.2f); %d expert(s) hit capacity",
-                   100 * dr, cf, cJSON_GetArraySize(hit));
+                   "%.2f%% of (token, expert) pairs dropped over capacity (cf %s); %d expert(s) hit capacity",
+                   100 * dr, cfs, cJSON_GetArraySize(hit));
     else
         an_finding(fnd, "drops", "info", "capacity", dr, AN_DROP_WARN,
-                   "drop rate %.4f%% (cf %.2f)", 100 * dr, cf);
+                   "drop rate %.4f%% (cf %s)", 100 * dr, cfs);
+    if (!(cf > 0)) {
+        an_capacity_loads_only(NULL, fnd, rec, a, cf, best);
+        return;
+    }
     /* recommendation: the smallest replayed cf that meets the drop target */
     if (best < 0 && dr > AN_DROP_TARGET &&
         (double)a->wi_drops[AN_NCF - 1] < 0.8 * (double)a->dropped && an_cfs[AN_NCF - 1] > cf)
@@ -1011,9 +1195,9 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
     if (best >= 0 && dr > AN_DROP_TARGET && (!(cf > 0) || an_cfs[best] > cf)) {
         snprintf(ev, sizeof(ev),
                  "replay of recorded per-expert loads (%lld step x layer rows): cf %.2f drops "
-                 "%lld of %lld pairs; recorded cf %.2f dropped %lld",
+                 "%lld of %lld pairs; recorded cf %s dropped %lld",
                  (long long)(a->S * L), an_cfs[best], (long long)a->wi_drops[best],
-                 (long long)a->routed, cf, (long long)a->dropped);
+                 (long long)a->routed, cfs, (long long)a->dropped);
         {
             char t[160];
             snprintf(t, sizeof(t), "raise capacity factor to %.2f (expert buffers x%.2f)",
@@ -1480,7 +1664,7 @@ coselect:
             if (ntok <= 0)
                 continue;
             lo = cJSON_CreateObject();
-            cJSON_AddNumberToObject(lo, "layer", (double)l);
+            cJSON_AddNumberToObject(lo, "layer", (double)a->lid[l]);
             pairs = cJSON_AddArrayToObject(lo, "pairs");
             /* lift = P(i and j) / (P(i) P(j)); pairs with at least 0.1% of tokens */
             for (i = 0; i < E; i++)
@@ -1547,6 +1731,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
     int                   has_t = moe_tel_reader_has(r, MOE_TEL_ROUTE_TOKEN);
     double                wk_sum = 0, w_n = 0, flat_remote = 0, flat_inter = 0, hier_inter = 0;
     double                nl_inter = 0, nl_mass = 0, tl_n = 0;
+    int                   vocab_ids = 0;
     cJSON                *map = NULL, *mtok = NULL, *mexp = NULL, *sp;
 
     if (!moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT) || in->nroutes == 0) {
@@ -1652,10 +1837,24 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
     if (keys && nkeys > 0) {
         cJSON  *arr;
         int64_t j;
+        char *kind = NULL;
         sp = an_section(an, "specialisation", NULL);
+        /* routes/token is a position (a run's global token index, an imported log's
+         * token_idx), not a vocabulary id, unless the file says so (token_ids = "vocabulary") */
+        if (moe_tel_reader_attr_str(r, "/", "token_ids", &kind) == MOE_OK &&
+            strcmp(kind, "vocabulary") == 0)
+            vocab_ids = 1;
+        free(kind);
+        cJSON_AddStringToObject(sp, "id_kind", vocab_ids ? "vocabulary" : "position");
         cJSON_AddStringToObject(sp, "description",
-                                "most frequent token ids among the tokens whose top-1 expert it is");
-        cJSON_AddBoolToObject(sp, "decoded", opt->vocab != NULL);
+                                vocab_ids ? "most frequent token ids among the tokens whose top-1 expert it is"
+                                          : "most frequent token positions (routes/token: a run's global "
+                                            "token index, an imported log's token_idx; not vocabulary "
+                                            "ids) among the tokens whose top-1 expert it is");
+        cJSON_AddBoolToObject(sp, "decoded", opt->vocab != NULL && vocab_ids);
+        if (opt->vocab != NULL && !vocab_ids)
+            cJSON_AddStringToObject(sp, "decode_missing",
+                                    "--vocab not applied: the ids are positions, not vocabulary ids");
         arr = cJSON_AddArrayToObject(sp, "experts");
         qsort(keys, (size_t)nkeys, 8, an_cmp_i64);
         for (i = 0; i < nkeys;) {
@@ -1681,7 +1880,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
             }
             i = j;
             o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "layer", (double)(grp / E));
+            cJSON_AddNumberToObject(o, "layer", (double)a->lid[grp / E]);
             cJSON_AddNumberToObject(o, "expert", (double)(grp % E));
             cJSON_AddNumberToObject(o, "samples", (double)gtot);
             tl = cJSON_AddArrayToObject(o, "top_tokens");
@@ -1689,7 +1888,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
                 cJSON *t = cJSON_CreateObject();
                 cJSON_AddNumberToObject(t, "id", (double)top_t[k]);
                 cJSON_AddNumberToObject(t, "count", (double)top_c[k]);
-                if (opt->vocab && top_t[k] < opt->nvocab)
+                if (opt->vocab && vocab_ids && top_t[k] < opt->nvocab)
                     cJSON_AddStringToObject(t, "text", opt->vocab[top_t[k]]);
                 cJSON_AddItemToArray(tl, t);
             }
@@ -1735,7 +1934,9 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
                      "%.0f sampled (token, layer) routes with source rank known: inter-node "
                      "copies per token flat %.3f, node-deduplicated %.3f (exchange in this run: %s)",
                      tl_n, flat_inter / tl_n, hier_inter / tl_n, exch);
-            if (hier_inter < 0.95 * flat_inter && strcmp(exch, "hier") != 0)
+            /* hier, ucx (hier over UCX) and 2dh already send a token once per node */
+            if (hier_inter < 0.95 * flat_inter && strcmp(exch, "hier") != 0 &&
+                strcmp(exch, "ucx") != 0 && strcmp(exch, "2dh") != 0)
                 an_recommend(rec, "hier_exchange",
                              "use the node-deduplicated hierarchical exchange (--exchange hier)",
                              "inter-node payload copies per token", flat_inter / tl_n,
@@ -1830,7 +2031,8 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     root = cJSON_CreateObject();
     a.phase_rank = calloc((size_t)a.P * (size_t)(a.nph + 1), 8);
     a.traffic_rank = calloc((size_t)a.P * (size_t)(a.ntc + 1), 8);
-    if (root == NULL || !a.phase_rank || !a.traffic_rank || an_st_alloc(&a) != 0) {
+    if (root == NULL || !a.phase_rank || !a.traffic_rank || an_st_alloc(&a) != 0 ||
+        an_layer_ids(r, &a) != 0) {
         st = MOE_ERROR_SET(log, MOE_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -1849,7 +2051,11 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
         cJSON_AddNullToObject(root, "dropped");
         cJSON_AddNullToObject(root, "drop_rate");
     }
-    an_add_num(root, "load_entropy_norm_mean", a.rc[RC_ENT] >= 0 && a.rc_cnt[RC_ENT] > 0 ? a.rc_sum[RC_ENT] / a.rc_cnt[RC_ENT] : NAN);
+    /* headline: the pooled load entropy (each layer's loads summed over all steps),
+     * pair-weighted over layers; the mean of per-step values is labelled as such */
+    an_add_num(root, "load_entropy_norm_mean", an_pooled_entropy(&a));
+    an_add_num(root, "load_entropy_norm_per_step_mean",
+               a.rc[RC_ENT] >= 0 && a.rc_cnt[RC_ENT] > 0 ? a.rc_sum[RC_ENT] / a.rc_cnt[RC_ENT] : NAN);
     an_add_num(root, "top1_prob_mean", a.rc[RC_TOP1] >= 0 && a.rc_cnt[RC_TOP1] > 0 ? a.rc_sum[RC_TOP1] / a.rc_cnt[RC_TOP1] : NAN);
     an_add_num(root, "aux_loss_mean", a.rc[RC_AUX] >= 0 && a.rc_cnt[RC_AUX] > 0 ? a.rc_sum[RC_AUX] / a.rc_cnt[RC_AUX] : NAN);
     an_owner_node(r, a.E, a.P, &own, &node);
@@ -1860,7 +2066,7 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
         an_finding(fnd, "empty", "warning", "run", 0, 1, "the file holds no steps (empty run)");
     an_utilisation(an, root, fnd, &a);
     an_entropy(an, fnd, &a);
-    an_gating(an, fnd, &a);
+    an_gating(r, an, fnd, &a);
     an_balance_loss(an, fnd, &a);
     an_capacity(an, fnd, rec, &a, in->capacity_factor);
     an_communication(r, an, root, fnd, &a, node);

@@ -88,6 +88,7 @@ static const tr_dset_t tr_dsets[] = {
     {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}, 0},
     {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
     {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}, 0},
+    {MOE_TEL_LAYER_ID, 1, TR_ROWS_FIXED, {TR_L}, 0},
 };
 
 _Static_assert(sizeof(tr_dsets) / sizeof(tr_dsets[0]) <= 32, "present[]/cols[] too small");

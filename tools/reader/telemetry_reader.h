@@ -47,6 +47,7 @@
 #define MOE_TEL_CPUSET           "topology/cpuset"
 #define MOE_TEL_NUMA_NODE        "topology/numa_node"
 #define MOE_TEL_EXPERT_OWNER     "placement/expert_owner"
+#define MOE_TEL_LAYER_ID         "import/layer_id"   /* imported files: the log's layer ids */
 
 /* Element types a dataset can be read into (HDF5 converts). */
 typedef enum {
