@@ -197,7 +197,7 @@ static const opt_t opt_table[] = {
     OPT_D(W, monitor_entropy_min, "--monitor-entropy-min", "MOERUN_MONITOR_ENTROPY_MIN", "0.8",
           0, 1, 0, NULL, "a normalised load entropy under this raises an event"),
     OPT_D(W, monitor_collapse_share, "--monitor-collapse-share", "MOERUN_MONITOR_COLLAPSE_SHARE",
-          "0.5", 0, 1, 0, NULL, "a share of tokens on one expert over this raises a collapse event"),
+          "0.5", 0, 1, 0, NULL, "collapse event when one expert takes over X + (1-X)k/E of the tokens (k/E: its balanced share)"),
     OPT_D(W, monitor_logit_std_factor, "--monitor-logit-std-factor",
           "MOERUN_MONITOR_LOGIT_STD_FACTOR", "3", 1, 1000000, 0, NULL,
           "a logit std over its baseline times this raises a saturation event"),

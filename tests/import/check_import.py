@@ -564,7 +564,69 @@ def case_sparse_layers(ctx):
         check([(d["layer"], d["expert"]) for d in dead] == [(9, 1)], f"sparse --layers 21: dead {dead}")
 
 
-CASES = {"sequences": case_sequences, "sparse_layers": case_sparse_layers,
+def case_numbers(ctx):
+    """One definition per number: token-weighted means on steps of unequal sizes; pooled load
+    entropy; a balanced top-2-of-3 log raises no collapse."""
+    w = ctx["work"]
+    rng = random.Random(11)
+    E, k, L = 4, 2, 2
+    src = os.path.join(w, "uneq.jsonl")
+    top1, loads = [], np.zeros((L, E), dtype=np.int64)
+    with open(src, "w") as fh:
+        for step, ntok in enumerate([1, 40, 2, 25, 3]):  # unequal step sizes
+            for t in range(ntok):
+                for l in range(L):
+                    # small steps are confident, large ones are not: the unweighted mean of
+                    # per-step means differs from the token-weighted mean
+                    p = [rng.random() for _ in range(E)]
+                    if ntok < 5:
+                        p[0] += 20
+                    tot = sum(p)
+                    ex = sorted(range(E), key=lambda e: -p[e])[:k]
+                    fh.write(json.dumps({"step": step, "token_idx": t, "layer": l, "experts": ex,
+                                         "gating_probs": [p[e] / tot for e in ex]}) + "\n")
+                    top1.append(p[ex[0]] / tot)
+                    for e in ex:
+                        loads[l, e] += 1
+    out = os.path.join(w, "uneq.h5")
+    if import_ok(ctx, src, out, "--experts", str(E)).returncode != 0:
+        return
+    j = analyze(ctx, out)
+    want = float(np.mean(top1))
+    check(abs((j.get("top1_prob_mean") or 0) - want) < 1e-9,
+          f"numbers: top1_prob_mean {j.get('top1_prob_mean')} != token-weighted {want}")
+    g = j.get("analyses", {}).get("gating", {})
+    check(abs((g.get("top1_prob_mean") or 0) - want) < 1e-9, f"numbers: gating top1 {g.get('top1_prob_mean')}")
+    sat = [f for f in j.get("findings", []) if f["id"] == "saturation"]
+    check(sat and f"{want:.3f}" in sat[0]["title"] and "last 10%" in sat[0]["title"],
+          f"numbers: the finding states the headline mean and labels the window: {sat}")
+    # pooled load entropy: each layer's loads over all steps, pair-weighted over layers
+    ent = [(-sum(x / v.sum() * np.log(x / v.sum()) for x in v if x > 0)) / np.log(E) for v in loads]
+    pooled = float(np.average(ent, weights=loads.sum(axis=1)))
+    check(abs((j.get("load_entropy_norm_mean") or 0) - pooled) < 1e-9,
+          f"numbers: load entropy {j.get('load_entropy_norm_mean')} != pooled {pooled}")
+    check(j.get("load_entropy_norm_per_step_mean") is not None, "numbers: per-step entropy labelled")
+    md = run([ctx["ana"], out, "--markdown", "-"], expect=0).stdout
+    check(f"{want:.4f}" in md, f"numbers: Markdown lacks the headline top-1 {want:.4f}")
+    # top-2 of 3 experts, balanced: every expert is chosen by 2/3 of the tokens by construction
+    src = os.path.join(w, "bal3.jsonl")
+    with open(src, "w") as fh:
+        for step in range(12):
+            for t in range(30):
+                fh.write(json.dumps({"step": step, "token_idx": t, "layer": 0,
+                                     "experts": [[0, 1], [0, 2], [1, 2]][t % 3]}) + "\n")
+    out = os.path.join(w, "bal3.h5")
+    if import_ok(ctx, src, out, "--experts", "3").returncode == 0:
+        j = analyze(ctx, out)
+        e = j.get("analyses", {}).get("entropy", {})
+        check(e.get("collapse") == [] and e.get("always_on") == [],
+              f"numbers: balanced top-2 of 3 raises collapse {e.get('collapse')} / always-on {e.get('always_on')}")
+        cs = j.get("analyses", {}).get("hotspots", {}).get("coselect", [])
+        lifts = [p["lift"] for c in cs for p in c["pairs"]]
+        check(lifts and all(abs(x - 1) < 1e-9 for x in lifts), f"numbers: balanced lift is not 1: {lifts}")
+
+
+CASES = {"sequences": case_sequences, "numbers": case_numbers, "sparse_layers": case_sparse_layers,
          "formats": case_formats, "softmax": case_softmax, "counts": case_counts,
          "bad_rows": case_bad_rows, "no_partial_output": case_no_partial_output,
          "usage": case_usage, "generated": case_generated}

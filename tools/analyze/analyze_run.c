@@ -34,7 +34,10 @@
 #define AN_MATRIX_MAX_RANKS 64        /* traffic matrix copied into the report up to this */
 #define AN_COLLAPSE_SHARE  0.8        /* top-2 experts' share of a layer's pairs = collapse */
 #define AN_COLLAPSE_TOKENS 0.5        /* ... or one expert selected by this share of tokens */
-#define AN_COLLAPSE_FAIR   4.0        /* ... and by this many times its fair token share */
+/* Both shares scale with the balanced value b (2/E for the top two's pair share, k/E for one
+ * expert's token share): threshold = s + (1 - s) b, as the monitor's (runtime/monitor.c) */
+#define AN_ALWAYS_ON_REST  0.9        /* collapse vs always-on: the other experts' normalised
+                                       * entropy at or above this = one always-on expert */
 #define AN_COLLAPSE_STEPS  10         /* ... for this many consecutive steps */
 #define AN_NCF             10
 static const double an_cfs[AN_NCF] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0};
@@ -65,7 +68,8 @@ typedef struct an_st {
     int64_t *routed_le, *dropped_le, *processed_le, *atcap_le, *zrun_le, *zstart_le, *dead_le;
     /* per layer */
     int64_t *crun_l, *cstart_l, *cbegan_l;
-    double  *cshare_l, *ctok_l;
+    double  *cshare_l, *ctok_l, *crest_l; /* at the step the collapse window completed */
+    int64_t *ctop_l;
     /* per bin */
     double  *b_routed, *b_dropped, *b_ent, *b_imb, *b_n, *b_rc, *b_rcn;
     int64_t *heat;
@@ -81,6 +85,7 @@ typedef struct an_st {
     double   rc_cnt[RC_COUNT]; /* pairs behind the finite values per column (imports hold NaN
                                  * where unknown): rc_sum / rc_cnt is the token-weighted mean */
     double   dec_first_n[RC_COUNT], dec_last_n[RC_COUNT]; /* the same weights per window */
+    double   cthr_pairs, cthr_tokens; /* collapse thresholds (AN_COLLAPSE_*, scaled by 2/E, k/E) */
     int64_t *lid;           /* [L] layer id of each file layer (import/layer_id, else 0..L-1) */
     int64_t  empty_layers;  /* layers that routed no pair in the whole file */
     /* phases and traffic per rank */
@@ -229,6 +234,8 @@ static void an_st_free(an_st_t *a)
     free(a->cbegan_l);
     free(a->cshare_l);
     free(a->ctok_l);
+    free(a->crest_l);
+    free(a->ctop_l);
     free(a->b_routed);
     free(a->b_dropped);
     free(a->b_ent);
@@ -260,6 +267,8 @@ static int an_st_alloc(an_st_t *a)
     a->cbegan_l = malloc(L * 8);
     a->cshare_l = calloc(L, 8);
     a->ctok_l = calloc(L, 8);
+    a->crest_l = calloc(L, 8);
+    a->ctop_l = calloc(L, 8);
     a->b_routed = calloc(nb + 1, 8);
     a->b_dropped = calloc(nb + 1, 8);
     a->b_ent = calloc(nb + 1, 8);
@@ -271,7 +280,7 @@ static int an_st_alloc(an_st_t *a)
     a->imb_sl_layer = calloc(L, 8);
     if (!a->routed_le || !a->dropped_le || !a->processed_le || !a->atcap_le || !a->zrun_le ||
         !a->zstart_le || !a->dead_le || !a->crun_l || !a->cstart_l || !a->cbegan_l ||
-        !a->cshare_l || !a->ctok_l || !a->b_routed || !a->b_dropped || !a->b_ent || !a->b_imb || !a->b_n ||
+        !a->cshare_l || !a->ctok_l || !a->crest_l || !a->ctop_l || !a->b_routed || !a->b_dropped || !a->b_ent || !a->b_imb || !a->b_n ||
         !a->b_rc || !a->b_rcn || !a->heat || !a->imb_sl_layer)
         return -1;
     for (i = 0; i < LE; i++)
@@ -283,6 +292,25 @@ static int an_st_alloc(an_st_t *a)
 
 /* ---------------------------------------------------------------- streaming ----------- */
 
+/* Normalised entropy of the loads x[0..E) without expert `skip` (NAN with fewer than 2 left). */
+static double an_rest_entropy(const int64_t *x, int64_t E, int64_t skip)
+{
+    double  tot = 0, h = 0;
+    int64_t e;
+
+    if (E < 3)
+        return NAN;
+    for (e = 0; e < E; e++)
+        if (e != skip)
+            tot += (double)x[e];
+    if (!(tot > 0))
+        return NAN;
+    for (e = 0; e < E; e++)
+        if (e != skip && x[e] > 0)
+            h -= ((double)x[e] / tot) * log2((double)x[e] / tot);
+    return h / log2((double)(E - 1));
+}
+
 /* Accumulates one step s of one layer l. x: routed[E], d: dropped[E] or NULL, cap: -2 absent. */
 static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, const int64_t *d,
                           int64_t cap, const double *rcv)
@@ -292,7 +320,7 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
     int64_t      *rl = a->routed_le + l * E, *zr = a->zrun_le + l * E, *zs = a->zstart_le + l * E;
     int64_t      *dl = a->dropped_le + l * E, *pl = a->processed_le + l * E;
     int64_t      *ac = a->atcap_le + l * E, *dead = a->dead_le + l * E;
-    int64_t      *heat = a->heat + b * E, rep = 0;
+    int64_t      *heat = a->heat + b * E, rep = 0, e1 = 0;
     double        slog = 0, ent, imb = NAN;
     const double *xl = am_xlog2x_table(&xl_n);
     int           c;
@@ -307,6 +335,7 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         if (v > m1) {
             m2 = m1;
             m1 = v;
+            e1 = e;
         } else if (v > m2) {
             m2 = v;
         }
@@ -353,15 +382,16 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         /* collapse: the top two experts take AN_COLLAPSE_SHARE of the layer's pairs, or one
          * expert is selected by AN_COLLAPSE_TOKENS of the tokens (token share k*m1/tot) and
          * by AN_COLLAPSE_FAIR times its fair token share k/E */
-        if (E >= 4 && ((double)(m1 + m2) >= AN_COLLAPSE_SHARE * (double)tot ||
-                       (double)(a->K * m1) >= (double)tot * fmax(AN_COLLAPSE_TOKENS,
-                                                                 AN_COLLAPSE_FAIR * (double)a->K / (double)E))) {
+        if ((E > 2 && (double)(m1 + m2) >= a->cthr_pairs * (double)tot) ||
+            (a->K > 0 && (double)(a->K * m1) >= a->cthr_tokens * (double)tot)) {
             if (a->crun_l[l] == 0)
                 a->cstart_l[l] = s;
             if (++a->crun_l[l] == a->CW && a->cbegan_l[l] < 0) {
                 a->cbegan_l[l] = a->cstart_l[l];
                 a->cshare_l[l] = (double)(m1 + m2) / (double)tot;
                 a->ctok_l[l] = (double)(a->K * m1) / (double)tot;
+                a->ctop_l[l] = e1;
+                a->crest_l[l] = an_rest_entropy(x, E, e1);
             }
         } else {
             a->crun_l[l] = 0;
@@ -790,7 +820,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
 
 static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
 {
-    cJSON  *sec, *arr, *dead, *col;
+    cJSON  *sec, *arr, *dead, *col, *aon;
     int64_t l, e, L = a->L, E = a->E, ndead = 0, worst_dead = 0;
     double  worst = 1.0, *ser;
     int64_t b;
@@ -839,19 +869,35 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
         if (nl > worst_dead)
             worst_dead = nl;
     }
-    cJSON_AddNumberToObject(sec, "collapse_share", AN_COLLAPSE_SHARE);
-    cJSON_AddNumberToObject(sec, "collapse_token_share",
-                            fmax(AN_COLLAPSE_TOKENS, AN_COLLAPSE_FAIR * (double)a->K / (double)E));
+    cJSON_AddNumberToObject(sec, "collapse_share", a->cthr_pairs);
+    cJSON_AddNumberToObject(sec, "collapse_token_share", a->cthr_tokens);
     cJSON_AddNumberToObject(sec, "collapse_window_steps", (double)a->CW);
+    cJSON_AddNumberToObject(sec, "always_on_rest_entropy", AN_ALWAYS_ON_REST);
     col = cJSON_AddArrayToObject(sec, "collapse");
+    aon = cJSON_AddArrayToObject(sec, "always_on");
     for (l = 0; l < L; l++)
         if (a->cbegan_l[l] >= 0) {
-            cJSON *o = cJSON_CreateObject();
+            /* collapse or always-on: at the step the condition had held for the whole
+             * window, does the rest of the layer's load spread evenly over the other E - 1
+             * experts (normalised entropy >= AN_ALWAYS_ON_REST)? Then one expert is always
+             * on (a shared-expert pattern), not a collapse of routing onto few experts */
+            const int64_t *x = a->routed_le + l * E;
+            int64_t        top = a->ctop_l[l], q;
+            double         hrest = a->crest_l[l], tot = 0;
+            cJSON         *o = cJSON_CreateObject();
+            for (e = 0; e < E; e++)
+                tot += (double)x[e];
+            q = isfinite(hrest) && hrest >= AN_ALWAYS_ON_REST;
             cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
             cJSON_AddNumberToObject(o, "began_step", (double)a->cbegan_l[l]);
             cJSON_AddNumberToObject(o, "top2_share", a->cshare_l[l]);
             cJSON_AddNumberToObject(o, "top1_token_share", a->ctok_l[l]);
-            cJSON_AddItemToArray(col, o);
+            cJSON_AddNumberToObject(o, "expert", (double)top);
+            an_add_num(o, "expert_token_share",
+                       tot > 0 && a->K > 0 ? (double)a->K * (double)x[top] / tot : NAN);
+            an_add_num(o, "expert_pair_share", tot > 0 ? (double)x[top] / tot : NAN);
+            an_add_num(o, "rest_entropy_norm", hrest);
+            cJSON_AddItemToArray(q ? aon : col, o);
         }
     ser = malloc((size_t)a->nb * 8);
     if (ser) {
@@ -872,6 +918,20 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
         an_finding(fnd, "dead_experts", 4 * worst_dead >= E ? "critical" : "warning", "entropy",
                    (double)ndead, 0, "%lld dead expert(s) (no tokens for %lld consecutive steps)",
                    (long long)ndead, (long long)a->W);
+    if (cJSON_GetArraySize(aon) > 0) {
+        const cJSON *c0 = cJSON_GetArrayItem(aon, 0);
+        double       ts = an_num(c0, "expert_token_share");
+        an_finding(fnd, "always_on", "warning", "entropy", isfinite(ts) ? ts : an_num(c0, "expert_pair_share"),
+                   isfinite(ts) ? a->cthr_tokens : a->cthr_pairs,
+                   "always-on expert in %d layer(s): layer %g expert %g %s %.0f%% of %s while "
+                   "the other %lld experts stay evenly used (normalised entropy %.2f): a "
+                   "shared-expert pattern, not a collapse",
+                   cJSON_GetArraySize(aon), an_num(c0, "layer"), an_num(c0, "expert"),
+                   isfinite(ts) ? "is chosen by" : "takes",
+                   100 * (isfinite(ts) ? ts : an_num(c0, "expert_pair_share")),
+                   isfinite(ts) ? "tokens" : "pairs", (long long)(E - 1),
+                   an_num(c0, "rest_entropy_norm"));
+    }
     if (cJSON_GetArraySize(col) > 0) {
         const cJSON *c0 = cJSON_GetArrayItem(col, 0);
         an_finding(fnd, "collapse", "critical", "entropy", an_num(c0, "top2_share"), AN_COLLAPSE_SHARE,
@@ -1666,13 +1726,16 @@ coselect:
             lo = cJSON_CreateObject();
             cJSON_AddNumberToObject(lo, "layer", (double)a->lid[l]);
             pairs = cJSON_AddArrayToObject(lo, "pairs");
-            /* lift = P(i and j) / (P(i) P(j)); pairs with at least 0.1% of tokens */
+            /* lift = tokens that chose both i and j / the count expected by chance for k
+             * distinct experts (am_coselect_expected: sampling without replacement; 1 =
+             * chance); pairs with at least 0.1% of tokens */
             for (i = 0; i < E; i++)
                 for (j = i + 1; j < E; j++) {
                     double c = (double)m[i * E + j], lift;
                     if (c < fmax(1.0, 0.001 * ntok) || m[i * E + i] == 0 || m[j * E + j] == 0)
                         continue;
-                    lift = c * ntok / ((double)m[i * E + i] * (double)m[j * E + j]);
+                    lift = c / am_coselect_expected((double)m[i * E + i], (double)m[j * E + j],
+                                                    ntok, a->K);
                     for (k = 0; k < nt && tl[k] >= lift; k++)
                         ;
                     if (k >= 5)
@@ -1693,6 +1756,10 @@ coselect:
                 cJSON_AddNumberToObject(o, "a", (double)top[k][0]);
                 cJSON_AddNumberToObject(o, "b", (double)top[k][1]);
                 cJSON_AddNumberToObject(o, "tokens", (double)m[top[k][0] * E + top[k][1]]);
+                cJSON_AddNumberToObject(o, "expected",
+                                        am_coselect_expected((double)m[top[k][0] * E + top[k][0]],
+                                                             (double)m[top[k][1] * E + top[k][1]],
+                                                             ntok, a->K));
                 cJSON_AddNumberToObject(o, "lift", tl[k]);
                 cJSON_AddItemToArray(pairs, o);
             }
@@ -2015,6 +2082,8 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     if (a.W < 1)
         a.W = 1;
     a.CW = AN_COLLAPSE_STEPS < a.S ? AN_COLLAPSE_STEPS : (a.S > 0 ? a.S : 1);
+    a.cthr_pairs = AN_COLLAPSE_SHARE + (1 - AN_COLLAPSE_SHARE) * fmin(1.0, 2.0 / (double)(a.E > 0 ? a.E : 1));
+    a.cthr_tokens = AN_COLLAPSE_TOKENS + (1 - AN_COLLAPSE_TOKENS) * fmin(1.0, (double)a.K / (double)(a.E > 0 ? a.E : 1));
     a.has_dropped = moe_tel_reader_has(r, MOE_TEL_DROPPED);
     a.has_processed = moe_tel_reader_has(r, MOE_TEL_PROCESSED);
     a.has_capacity = moe_tel_reader_has(r, MOE_TEL_CAPACITY);
