@@ -19,6 +19,7 @@
 #define AR_TERM_FINDINGS 8
 #define AR_MAX_PANELS    8    /* load histograms drawn per run (layers) */
 #define AR_MAX_RANKS     64   /* ranks drawn in the traffic heatmap and phase bars */
+#define AR_MAX_PHASES    32   /* phase columns drawn */
 
 static const cJSON *ar_get(const cJSON *o, const char *k)
 {
@@ -90,10 +91,19 @@ void an_render_terminal(const cJSON *root, FILE *out)
         fprintf(out, "router            load entropy (norm.) %s, top-1 prob %s, aux loss %s\n",
                 ar_f(run, "load_entropy_norm_mean", "%.4f"), ar_f(run, "top1_prob_mean", "%.4f"),
                 ar_f(run, "aux_loss_mean", "%.4f"));
-        fprintf(out, "# phase      seconds (mean over ranks)  share of total\n");
-        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
-            fprintf(out, "  %-10s %12.6f  %12.3f\n", x->string, an_num(x, "mean_over_ranks_s"),
-                    an_num(x, "share_of_total"));
+        fprintf(out, "# phase      seconds (mean over ranks)  share of total (sub-phases: of their phase)\n");
+        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds")) {
+            if (ar_get(x, "parent") != NULL)
+                continue;
+            fprintf(out, "  %-10s %12.6f  %12s\n", x->string, an_num(x, "mean_over_ranks_s"),
+                    ar_f(x, "share_of_total", "%.3f"));
+            cJSON_ArrayForEach(y, ar_get(run, "phase_seconds"))
+                if (strcmp(an_str(y, "parent"), x->string) == 0)
+                    fprintf(out, "    %-14s %10.6f  %9s of %s\n", y->string,
+                            an_num(y, "mean_over_ranks_s"), ar_f(y, "share_of_parent", "%.3f"),
+                            x->string);
+        }
+        y = NULL;
         fprintf(out, "bytes sent        %s (all ranks, self excluded)\n", ar_f(run, "bytes_sent", "%.0f"));
         y = ar_get(run, "traffic_matrix_bytes");
         if (y && cJSON_GetArraySize(y) <= 16) {
@@ -340,10 +350,24 @@ static void ar_md_run(FILE *o, const cJSON *run)
         else
             fprintf(o, "Exchange (counts + dispatch + combine) %.1f%% of step time, expert compute %.1f%%.\n\n",
                     100 * an_num(s, "exchange_share"), 100 * an_num(s, "expert_share"));
-        fprintf(o, "| phase | seconds (mean over ranks) | share |\n|---|---|---|\n");
+        fprintf(o, "| phase | seconds (mean over ranks) | share of total |\n|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds")) {
+            const cJSON *sub;
+            if (ar_get(x, "parent") != NULL || strcmp(x->string, "total") == 0)
+                continue;
+            fprintf(o, "| %s | %.6f | %s |\n", x->string, an_num(x, "mean_over_ranks_s"),
+                    ar_f(x, "share_of_total", "%.3f"));
+            /* sub-phases inside their phase: their share is of the phase, not of the total */
+            cJSON_ArrayForEach(sub, ar_get(run, "phase_seconds"))
+                if (strcmp(an_str(sub, "parent"), x->string) == 0)
+                    fprintf(o, "| &nbsp;&nbsp;of which %s | %.6f | %s of %s |\n", sub->string,
+                            an_num(sub, "mean_over_ranks_s"), ar_f(sub, "share_of_parent", "%.3f"),
+                            x->string);
+        }
         cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
-            fprintf(o, "| %s | %.6f | %.3f |\n", x->string, an_num(x, "mean_over_ranks_s"),
-                    an_num(x, "share_of_total"));
+            if (strcmp(x->string, "total") == 0)
+                fprintf(o, "| total (phases + time outside them) | %.6f | 1 |\n",
+                        an_num(x, "mean_over_ranks_s"));
         fprintf(o, "\nBytes (steps/traffic): ");
         cJSON_ArrayForEach(v, by)
             if (cJSON_IsNumber(v))
@@ -833,7 +857,7 @@ static void ar_chart_traffic(FILE *o, const cJSON *run, int ri)
 static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
 {
     const cJSON *s = ar_sec(run, "communication"), *pr, *cn, *row, *v;
-    int          P, nc, p = 0, c, tot_col = -1, W = 760, H = 330;
+    int          P, nc, p = 0, c, tot_col = -1, W = 760, H = 330, parent[AR_MAX_PHASES];
     double       mx = 0, x0 = 80, y0 = 20, w = 560, h = 230;
     char         col[40];
 
@@ -850,12 +874,26 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
     for (c = 0; c < nc; c++)
         if (strcmp(cJSON_GetArrayItem(cn, c)->valuestring, "total") == 0)
             tot_col = c;
+    /* sub-phases ("<phase>_<part>": dispatch_inter inside dispatch) are drawn inside their
+     * phase's segment, never stacked on top of it */
+    for (c = 0; c < nc && c < AR_MAX_PHASES; c++) {
+        const char *nm = cJSON_GetArrayItem(cn, c)->valuestring;
+        int         q;
+        parent[c] = -1;
+        for (q = 0; q < nc; q++) {
+            const char *pn = cJSON_GetArrayItem(cn, q)->valuestring;
+            size_t      n = strlen(pn);
+            if (q != c && strncmp(nm, pn, n) == 0 && nm[n] == '_')
+                parent[c] = q;
+        }
+    }
     cJSON_ArrayForEach(row, pr) {
         double sum = 0;
         c = 0;
         cJSON_ArrayForEach(v, row) {
-            if (c++ != tot_col && cJSON_IsNumber(v))
+            if (c != tot_col && c < AR_MAX_PHASES && parent[c] < 0 && cJSON_IsNumber(v))
                 sum += v->valuedouble;
+            c++;
         }
         mx = fmax(mx, sum);
     }
@@ -863,18 +901,33 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
     ar_svg_open(o, "phase-breakdown", ri, W, H, "phase time per rank");
     ar_axes(o, x0, y0, w, h, mx, "%.3g", "seconds (sum over steps, layers)", "rank");
     cJSON_ArrayForEach(row, pr) {
-        double acc = 0;
+        double acc = 0, base[AR_MAX_PHASES];
         if (p >= P)
             break;
         c = 0;
         cJSON_ArrayForEach(v, row) {
-            if (c != tot_col && cJSON_IsNumber(v)) {
+            if (c < AR_MAX_PHASES && c != tot_col && parent[c] < 0 && cJSON_IsNumber(v)) {
                 double bh = h * v->valuedouble / mx;
                 ar_cat(c, nc, col, sizeof(col));
                 fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>rank %d %s %.4g s</title></rect>",
                         x0 + w * p / P + 1, y0 + h - acc - bh, fmax(w / P - 2, 0.5), bh, col, p,
                         cJSON_GetArrayItem(cn, c)->valuestring, v->valuedouble);
+                base[c] = acc;
                 acc += bh;
+            }
+            c++;
+        }
+        /* sub-phases: a narrower bar at the bottom of their phase's segment */
+        c = 0;
+        cJSON_ArrayForEach(v, row) {
+            if (c < AR_MAX_PHASES && parent[c] >= 0 && parent[c] != tot_col && cJSON_IsNumber(v)) {
+                double bh = h * v->valuedouble / mx;
+                ar_cat(c, nc, col, sizeof(col));
+                fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" stroke=\"#000\" stroke-width=\"0.5\"><title>rank %d %s %.4g s (part of %s)</title></rect>",
+                        x0 + w * p / P + 1 + fmax(w / P - 2, 0.5) / 4, y0 + h - base[parent[c]] - bh,
+                        fmax(w / P - 2, 0.5) / 2, bh, col, p,
+                        cJSON_GetArrayItem(cn, c)->valuestring, v->valuedouble,
+                        cJSON_GetArrayItem(cn, parent[c])->valuestring);
             }
             c++;
         }
@@ -888,7 +941,8 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
         fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>", x0 + w + 20, y0 + 20.0 * c, col);
         ar_text(o, x0 + w + 37, y0 + 20.0 * c + 10, "start", NULL, cJSON_GetArrayItem(cn, c)->valuestring);
     }
-    ar_svg_close(o, "Wall time per phase on each rank, stacked (the total column is their sum plus overhead).");
+    ar_svg_close(o, "Wall time per phase on each rank, stacked (the total column is their sum plus "
+                    "overhead); a sub-phase (e.g. dispatch_inter) is the narrow bar inside its phase.");
 }
 
 /* A line of series values over [0, n) into a panel with y range [0, ymax]. */

@@ -1374,11 +1374,28 @@ static void an_communication(moe_tel_reader_t *r, cJSON *an, cJSON *root, cJSON 
                 break;
             }
             x = cJSON_AddObjectToObject(ph, cols[i]);
-            moe_tel_reader_strlist_free(cols, nc);
             for (p = 0; p < P; p++)
                 mean += a->phase_rank[p * a->nph + i] / (double)P;
             cJSON_AddNumberToObject(x, "mean_over_ranks_s", mean);
             an_add_num(x, "share_of_total", tot > 0 ? mean / tot : NAN);
+            /* a column "<phase>_<part>" (dispatch_inter, combine_inter) is part of the time
+             * of column "<phase>": a sub-phase, shown inside it, never added to the others */
+            {
+                int    j;
+                size_t n;
+                for (j = 0; j < nc; j++) {
+                    n = strlen(cols[j]);
+                    if (j != i && strncmp(cols[i], cols[j], n) == 0 && cols[i][n] == '_') {
+                        double pm = 0;
+                        for (p = 0; p < P; p++)
+                            pm += a->phase_rank[p * a->nph + j] / (double)P;
+                        cJSON_AddStringToObject(x, "parent", cols[j]);
+                        an_add_num(x, "share_of_parent", pm > 0 ? mean / pm : NAN);
+                        break;
+                    }
+                }
+            }
+            moe_tel_reader_strlist_free(cols, nc);
         }
         pr = cJSON_AddArrayToObject(sec, "phase_per_rank");
         for (p = 0; p < P && p < 1024; p++)
