@@ -166,6 +166,11 @@ static const opt_t opt_table[] = {
           "token exchange backend (see docs/exchange.md)"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
+    OPT_S(R, replay, "--replay", "MOERUN_REPLAY", "", "FILE", OPT_STR_MAX, OPT_NONE_IS_EMPTY,
+          "\"\" or none: the gate routes", NULL,
+          "routing log (a moerun-import format or telemetry with routes/) replayed instead of the gate (docs/replay.md)"),
+    OPT_I(R, replay_tokens, "--replay-tokens", "MOERUN_REPLAY_TOKENS", "0", 0, 16777216,
+          "with --replay: 0 runs the whole log once (--tokens per rank per step); N tiles it to N tokens per rank per step for --steps steps"),
 
     OPT_S(O, telemetry, "--telemetry", "MOERUN_TELEMETRY", "moerun.h5", "PATH", OPT_STR_MAX,
           OPT_NONE_IS_EMPTY, "\"\" or none: no telemetry", NULL, "HDF5 telemetry file"),

@@ -278,6 +278,40 @@ static void engine_router_stats(const moe_engine_t *e, const double *gs, double 
     rs[MOE_RSTAT_Z_LOSS] = gs[MOE_GSUM_LSE2] / n;
 }
 
+/*
+ * Replay: the gate's outputs for this rank's T_act tokens from the log (tokens rp_first ..
+ * rp_first + T_act - 1, modulo the log's length when tiled), and the gate sums the rest of
+ * the layer reads: tokens and routed counts. Probability and logit sums stay 0; the router
+ * statistics they feed are set to NaN (engine_layer). Co-selection counted as the gate does.
+ */
+static void engine_replay_gate(moe_engine_t *e, int l)
+{
+    const moe_replay_routes_t *rp = e->rp;
+    int                        E = e->E, k = e->k, t, j, i;
+    int64_t                   *cos = e->coselect + (size_t)l * E * E;
+
+    for (t = 0; t < e->T_act; t++) {
+        int64_t        n = (e->rp_first + t) % rp->ntokens;
+        const int32_t *ex = rp->expert + ((size_t)n * rp->layers + (size_t)l) * (size_t)k;
+        const float   *w = rp->weight + ((size_t)n * rp->layers + (size_t)l) * (size_t)k;
+        for (j = 0; j < k; j++) {
+            e->gate.expert[t * k + j] = ex[j];
+            e->gate.weight[t * k + j] = w[j];
+            e->gate.prob[t * k + j] = w[j]; /* --drop-policy probs ranks by the log's weight */
+            e->gsum[MOE_GSUM_FIXED + E + ex[j]] += 1;
+            for (i = 0; i < k; i++)
+                cos[(size_t)ex[j] * E + ex[i]]++;
+        }
+    }
+    for (t = e->T_act * k; t < e->T * k; t++) { /* tokens beyond the log: no route */
+        e->gate.expert[t] = -1;
+        e->gate.weight[t] = 0;
+        e->gate.prob[t] = 0;
+        e->keep[t] = 0;
+    }
+    e->gsum[MOE_GSUM_TOKENS] = e->T_act;
+}
+
 /* One layer: x -> out (out may equal x only when both are caller buffers of the last layer). */
 static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *out)
 {
@@ -289,7 +323,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
     double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5;
-    int                E = e->E, k = e->k, T = e->T, i, p, s, j;
+    int                E = e->E, k = e->k, T = e->rp ? e->T_act : e->T, i, p, s, j;
     moe_a2a_stats_t    ast;
     moe_a2a_plan_t     plan;
     moe_expert_batch_t batch;
@@ -297,9 +331,12 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     t0 = MPI_Wtime();
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
-    moe_gate_route(x, e->wg + (size_t)l * e->d * E, T, e->d, E, k, e->cfg.temperature,
-                   e->logits, e->pscratch, &e->gate, e->gsum, &lmax,
-                   e->coselect + (size_t)l * E * E);
+    if (e->rp != NULL)
+        engine_replay_gate(e, l);
+    else
+        moe_gate_route(x, e->wg + (size_t)l * e->d * E, T, e->d, E, k, e->cfg.temperature,
+                       e->logits, e->pscratch, &e->gate, e->gsum, &lmax,
+                       e->coselect + (size_t)l * E * E);
     for (i = 0; i < E; i++)
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
     t1 = MPI_Wtime();
@@ -313,6 +350,10 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->routed_tot[(size_t)l * E + i] += routed[i];
     }
     engine_router_stats(e, e->gsum, lmax, rs);
+    if (e->rp != NULL) /* a replay knows the log's choices, not the router's distribution */
+        for (i = 0; i < MOE_RSTAT_COUNT; i++)
+            if (i != MOE_RSTAT_LOAD_ENTROPY && i != MOE_RSTAT_LOAD_ENTROPY_NORM)
+                rs[i] = NAN;
     e->b_capacity[b * e->L + l] = e->capacity;
     st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity, T, k,
                              e->g0, e->gate.expert, e->gate.prob, e->local_count,
@@ -347,8 +388,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     }
     t4 = MPI_Wtime();
 
-    if (out != x)
-        memcpy(out, x, (size_t)T * e->d * sizeof(float));
+    if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
+        memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
     st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
     if (st != MOE_OK)
         return st;
@@ -519,8 +560,46 @@ moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
     return engine_record_step(eng);
 }
 
+moe_status_t moe_engine_set_replay(moe_engine_t *eng, const struct moe_replay_routes *routes)
+{
+    if (routes != NULL && (routes->layers != eng->L || routes->top_k != eng->k ||
+                           routes->experts > eng->E || routes->ntokens < 1))
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_INVALID,
+                             "replay: routes of %d layers, top-%d, %d experts do not fit this "
+                             "engine (%d, %d, %d): check them with moe_replay_check",
+                             routes->layers, routes->top_k, routes->experts, eng->L, eng->k,
+                             eng->E);
+    eng->rp = routes;
+    return MOE_OK;
+}
+
+/*
+ * Replay order: step s, rank r routes the log's tokens from (s P + r) T on, T per rank per
+ * step; once through the log (the last step may be partial, ranks past the end route none),
+ * or, with --replay-tokens, tiled (indices modulo the log's length).
+ */
+static void engine_replay_window(moe_engine_t *e)
+{
+    int64_t first = ((int64_t)e->step * e->nranks + e->rank) * e->T, left;
+
+    if (e->cfg.replay_tokens > 0) {
+        e->rp_first = first % e->rp->ntokens;
+        e->T_act = e->T;
+        return;
+    }
+    left = e->rp->ntokens - first;
+    e->rp_first = first;
+    e->T_act = left <= 0 ? 0 : left < e->T ? (int)left : e->T;
+    /* capacity from the tokens this step really routes (the last step may be partial) */
+    left = e->rp->ntokens - (int64_t)e->step * e->nranks * e->T;
+    e->capacity = moe_capacity_compute(e->cfg.capacity_factor, e->k, left < e->G ? left : e->G,
+                                       e->E);
+}
+
 moe_status_t moe_engine_step(moe_engine_t *eng)
 {
+    if (eng->rp != NULL)
+        engine_replay_window(eng);
     moe_workload_tokens(&eng->wl, eng->step, eng->g0, eng->T, eng->xin);
     return moe_engine_forward(eng, eng->xin, eng->xout);
 }

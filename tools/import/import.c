@@ -1713,6 +1713,178 @@ static void imp_free(imp_ctx_t *c)
     free(c->o.r_label);
 }
 
+/* Routes of a telemetry file's routes/ (see moe_import_load_routes). */
+static int imp_load_h5_routes(const char *path, moe_replay_routes_t *out, char *err, size_t errlen)
+{
+    moe_log_t         log;
+    moe_tel_reader_t *r = NULL;
+    int64_t           dims[4], n, i, l, j, N, L, K, E, keep = 0;
+    int               nd = 0, rv = -1;
+    int32_t          *ex = NULL;
+    float            *wt = NULL;
+
+    moe_log_init(&log, 0, MOE_LOG_ERROR);
+    if (moe_tel_reader_open(path, &log, &r) != MOE_OK) {
+        snprintf(err, errlen, "%s", log.last_error);
+        return -1;
+    }
+    if (!moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT) ||
+        moe_tel_reader_dims(r, MOE_TEL_ROUTE_EXPERT, dims, &nd) != MOE_OK || nd != 3) {
+        snprintf(err, errlen, "%s: no routes/expert: a telemetry file needs per-token routes to "
+                 "be replayed (an imported log, or a run with --route-samples)", path);
+        goto out;
+    }
+    N = dims[0];
+    L = dims[1];
+    K = dims[2];
+    E = moe_tel_reader_info(r)->experts;
+    ex = malloc((size_t)(N * L * K > 0 ? N * L * K : 1) * sizeof(int32_t));
+    wt = malloc((size_t)(N * L * K > 0 ? N * L * K : 1) * sizeof(float));
+    memset(out, 0, sizeof(*out));
+    out->layer_id = malloc((size_t)(L > 0 ? L : 1) * sizeof(int64_t));
+    if (!ex || !wt || !out->layer_id) {
+        snprintf(err, errlen, "%s: out of memory for %lld routes", path, (long long)N);
+        goto out;
+    }
+    out->has_weights = moe_tel_reader_has(r, MOE_TEL_ROUTE_WEIGHT);
+    if ((N > 0 && moe_tel_reader_read(r, MOE_TEL_ROUTE_EXPERT, MOE_TEL_I32, 0, N, ex) != MOE_OK) ||
+        (N > 0 && out->has_weights &&
+         moe_tel_reader_read(r, MOE_TEL_ROUTE_WEIGHT, MOE_TEL_F32, 0, N, wt) != MOE_OK)) {
+        snprintf(err, errlen, "%s", log.last_error);
+        goto out;
+    }
+    if (!moe_tel_reader_has(r, MOE_TEL_LAYER_ID) ||
+        moe_tel_reader_read(r, MOE_TEL_LAYER_ID, MOE_TEL_I64, 0, L, out->layer_id) != MOE_OK)
+        for (l = 0; l < L; l++)
+            out->layer_id[l] = l;
+    /* keep the tokens whose every expert id is in range; weights NaN (not in the log) -> 1/k */
+    for (n = 0; n < N; n++) {
+        const int32_t *x = ex + n * L * K;
+        float         *w = wt + n * L * K;
+        int            ok = 1;
+        for (i = 0; i < L * K; i++)
+            ok &= x[i] >= 0 && x[i] < E;
+        if (!ok) {
+            out->incomplete++;
+            continue;
+        }
+        for (l = 0; l < L; l++) {
+            double sum = 0;
+            for (j = 0; j < K; j++)
+                sum += out->has_weights && isfinite(w[l * K + j]) ? w[l * K + j] : 0;
+            for (j = 0; j < K; j++)
+                w[l * K + j] = sum > 0 ? (float)(isfinite(w[l * K + j]) ? w[l * K + j] / sum : 0)
+                                       : (float)(1.0 / (double)K);
+        }
+        memmove(ex + keep * L * K, x, (size_t)(L * K) * sizeof(int32_t));
+        memmove(wt + keep * L * K, w, (size_t)(L * K) * sizeof(float));
+        keep++;
+    }
+    out->ntokens = keep;
+    out->layers = (int)L;
+    out->top_k = (int)K;
+    for (i = 0; i < keep * L * K; i++)
+        if (ex[i] + 1 > out->experts)
+            out->experts = ex[i] + 1;
+    out->expert = ex;
+    out->weight = wt;
+    ex = NULL;
+    wt = NULL;
+    rv = 0;
+out:
+    free(ex);
+    free(wt);
+    if (rv != 0)
+        moe_replay_routes_free(out);
+    moe_tel_reader_close(r);
+    return rv;
+}
+
+int moe_import_load_routes(const char *path, const char *sequence_field,
+                           moe_replay_routes_t *out, char *err, size_t errlen)
+{
+    imp_ctx_t *c;
+    size_t    *ord = NULL, nord = 0, i, n;
+    int        f, rv = -1;
+    int64_t    maxe = -1;
+    const char *dot = strrchr(path, '.');
+
+    memset(out, 0, sizeof(*out));
+    if (dot != NULL && (strcmp(dot, ".h5") == 0 || strcmp(dot, ".hdf5") == 0))
+        return imp_load_h5_routes(path, out, err, errlen);
+    f = imp_format_from_name(path);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: cannot tell the format from the name (.jsonl, .ndjson, .json, "
+                 ".csv, or a telemetry file .h5)", path);
+        return -1;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->opt.input = path;
+    c->opt.format = f == MOE_RLOG_CSV ? -1 : f;
+    c->fmt_name = c->opt.format >= 0 ? imp_format_names[c->opt.format] : "csv";
+    c->opt.experts = IMP_DIM_MAX; /* the replay checks the ids against --experts itself */
+    c->opt.top_k = c->opt.layers = c->opt.tokens_per_step = c->opt.route_samples = -1;
+    c->opt.prob_tol = IMP_DEFAULT_TOL;
+    c->opt.max_skip = IMP_DEFAULT_MAX_SKIP;
+    c->opt.probs = IMP_PROBS_AUTO;
+    c->opt.sequence_field = sequence_field;
+    c->opt.quiet = 1;
+    moe_log_init(&c->log, 0, MOE_LOG_ERROR);
+    if (imp_read(c))
+        goto out;
+    if (c->opt.format == MOE_RLOG_COUNTS) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: a counts table has no per-token routes: "
+                            "replay needs JSON lines or CSV with token_idx (or a telemetry file "
+                            "with routes/)", path);
+        goto out;
+    }
+    if (c->d.n == 0) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: empty input (no data rows)", path);
+        goto out;
+    }
+    if (!(c->d.has & MOE_RLOG_HAS_TOKEN)) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: field 'token_idx' missing: replay "
+                            "needs it to gather a token's rows of every layer", path);
+        goto out;
+    }
+    if (imp_dedup(c, &ord, &nord))
+        goto out;
+    imp_probs_decide(c);
+    n = c->d.n * (size_t)c->d.k;
+    for (i = 0; i < n; i++)
+        if (c->d.expert[i] > maxe)
+            maxe = c->d.expert[i];
+    c->opt.experts = maxe + 1;
+    if (imp_aggregate(c) || imp_routes(c, ord, nord))
+        goto out;
+    out->ntokens = c->o.nroutes;
+    out->layers = (int)c->o.L;
+    out->top_k = c->d.k;
+    out->experts = (int)(maxe + 1);
+    out->incomplete = c->o.incomplete_tokens;
+    out->has_weights = (c->d.has & MOE_RLOG_HAS_PROBS) != 0;
+    out->expert = c->o.r_expert;
+    out->weight = c->o.r_weight;
+    out->layer_id = c->o.layer_id;
+    c->o.r_expert = NULL;
+    c->o.r_weight = NULL;
+    c->o.layer_id = NULL;
+    if (!out->has_weights)
+        for (i = 0; i < (size_t)out->ntokens * (size_t)out->layers * (size_t)out->top_k; i++)
+            out->weight[i] = (float)(1.0 / out->top_k);
+    rv = 0;
+out:
+    if (rv != 0)
+        snprintf(err, errlen, "%s", c->log.last_error[0] ? c->log.last_error : "cannot read the log");
+    free(ord);
+    imp_free(c);
+    free(c);
+    return rv;
+}
+
 /* Refuses an output that is the input (the rename would destroy the log). */
 static int imp_same_file(const char *a, const char *b)
 {
