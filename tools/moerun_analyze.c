@@ -66,6 +66,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "                      the file's peak_gflops attribute, else reported missing)\n"
             "  --vocab FILE        token texts, one per line (line i = token id i)\n"
             "  --dead-window N     steps of zero load that make an expert dead (1..1e9, default %d)\n"
+            "  --ranks P           placement what-if for files without a placement (imported logs):\n"
+            "                      P ranks, experts in contiguous blocks (default: min(experts, 8))\n"
             "  --help              this text\n"
             "Without --json -, a short summary with the top findings goes to stdout.\n"
             "Exit status: 0 ok, 1 unreadable or invalid file or unwritable output, 2 usage error.\n",
@@ -201,6 +203,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             opt.dead_window = n;
+        } else if (strcmp(a, "--ranks") == 0) {
+            long long n;
+            if ((v = ma_value(argc, argv, &i)) == NULL)
+                return 2;
+            errno = 0;
+            n = strtoll(v, &end, 10);
+            if (errno || *end || end == v || n < 1 || n > 65536) {
+                fprintf(stderr, "moerun-analyze: --ranks '%s': want an integer in 1..65536\n", v);
+                return 2;
+            }
+            opt.ranks = n;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "moerun-analyze: unknown option '%s'\n", a);
             ma_usage(stderr, argv[0]);

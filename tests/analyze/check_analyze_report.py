@@ -166,7 +166,13 @@ def full(exe, work):
           "vocabulary decoding")
     rec = {x["id"]: x for x in r["recommendations"]}
     check(set(rec) == {"capacity_factor", "balance_routing", "placement", "top_k", "hier_exchange",
-                       "node_limited"}, f"recommendations {sorted(rec)}")
+                       "node_limited", "replicate_hot_expert"}, f"recommendations {sorted(rec)}")
+    # replicate the hottest expert (0: 48 of 128 pairs) on the other rank, half its load
+    # each: rank 0 80 - 24 = 56, rank 1 48 + 24 = 72 -> max rank load 80 -> 72
+    check(rec["replicate_hot_expert"]["impact"]["current"] == 80 and
+          rec["replicate_hot_expert"]["impact"]["projected"] == 72 and
+          h["replicate_expert"] == 0 and h["replicate_to_rank"] == 1,
+          f"replication what-if {rec['replicate_hot_expert']}")
     check(rec["capacity_factor"]["impact"]["projected"] == 0 and "2.00" in rec["capacity_factor"]["title"],
           "capacity recommendation: cf 2 -> 0 drops")
     for x in r["recommendations"]:

@@ -551,6 +551,23 @@ def case_sparse_layers(ctx):
     cap = j.get("analyses", {}).get("capacity", {})
     check(cap.get("status") == "ok" and len(cap.get("what_if", [])) > 0,
           f"sparse: capacity what-if needs only loads: {cap}")
+    # capacity from the loads alone: cf 4 is the smallest what-if factor with <= 0.1 % drops
+    # (layer 20's 97 pairs need ceil(cf * 100 / 4) >= 97); cf 3 drops 97 - 75 = 22 of 440
+    check(cap.get("capacity_factor_for_target") == 4 and
+          {x["capacity_factor"]: x["dropped"] for x in cap.get("what_if", [])}.get(3) == 22,
+          f"sparse: capacity what-if {cap.get('what_if')}")
+    check(any(f["id"] == "capacity_needed" and f["value"] == 4 for f in j.get("findings", [])),
+          "sparse: no capacity_needed finding")
+    # placement what-if on an assumed placement (no placement in a log): min(E, 8) = 4 ranks,
+    # one expert each; expert 3 carries 40 + 10 + 97 = 147 of 220 pairs; a copy on the least
+    # loaded rank (0: 16 pairs) takes half: max rank load 147 -> 16 + 73.5 = 89.5
+    h = j.get("analyses", {}).get("hotspots", {})
+    rec = {r["id"]: r for r in j.get("recommendations", [])}
+    check(h.get("assumed_ranks") == 4 and h.get("replicate_expert") == 3 and
+          "replicate_hot_expert" in rec and rec["replicate_hot_expert"]["impact"]["current"] == 147
+          and rec["replicate_hot_expert"]["impact"]["projected"] == 89.5
+          and "assumed" in rec["replicate_hot_expert"]["evidence"],
+          f"sparse: replication what-if {h} {rec.get('replicate_hot_expert')}")
     for fmt in ("--markdown", "--html"):
         p = run([ctx["ana"], out, fmt, "-"], expect=0)
         check(re.search(r"\bnan\b|cf 0\.00", p.stdout, re.I) is None, f"sparse {fmt}: nan or cf 0.00 in report")

@@ -40,6 +40,7 @@
                                        * entropy at or above this = one always-on expert */
 #define AN_COLLAPSE_STEPS  10         /* ... for this many consecutive steps */
 #define AN_NCF             10
+#define AN_ASSUMED_RANKS   8          /* placement what-if of a file without placement */
 static const double an_cfs[AN_NCF] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0};
 
 /* Severity thresholds (docs/analysis.md, "Severities"). */
@@ -1611,8 +1612,84 @@ static void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t
     }
 }
 
+/*
+ * Placement what-ifs on the per-expert loads w[E] (all layers, all steps) over P ranks with
+ * the placement own[E] (assumed = 1: not the file's, contiguous blocks over --ranks):
+ *  - rebalance: greedy largest-first (LPT) with at most ceil(E/P) experts per rank;
+ *  - replicate the hottest expert: a second copy on the least-loaded other rank, its load
+ *    split half and half (the split an even router between two copies gives).
+ * Both report the max rank load before and after; a recommendation when it drops >= 5 %.
+ * (A simple documented greedy, to be replaced by the placement planner's.)
+ */
+static void an_place_whatif(cJSON *sec, cJSON *rec, const double *w, int64_t E,
+                            const int32_t *own, int64_t P, int assumed, int64_t L)
+{
+    int     per = (int)((E + P - 1) / P), *o32 = malloc((size_t)E * sizeof(int));
+    int    *newown = malloc((size_t)E * sizeof(int));
+    double *rl = calloc((size_t)P, sizeof(double)), cur, nw, rep, tot = 0, mean;
+    int64_t e, p, hot = 0, q = -1;
+    char    evd[400], shape[160], t[160];
+
+    if (!o32 || !newown || !rl)
+        goto out;
+    for (e = 0; e < E; e++) {
+        o32[e] = own[e];
+        rl[own[e]] += w[e];
+        tot += w[e];
+        if (w[e] > w[hot])
+            hot = e;
+    }
+    mean = tot / (double)P;
+    snprintf(shape, sizeof(shape), "%s%lld ranks%s", assumed ? "an assumed placement: " : "",
+             (long long)P, assumed ? " with contiguous expert blocks (--ranks; the log has no placement)" : "");
+    cur = am_bin_max(w, (size_t)E, o32, (int)P);
+    nw = am_rebalance_lpt(w, (size_t)E, (int)P, per, newown);
+    if (assumed) {
+        cJSON_AddNumberToObject(sec, "assumed_ranks", (double)P);
+        cJSON_AddStringToObject(sec, "assumed_placement", "contiguous");
+    }
+    cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_current", cur);
+    cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_projected", nw);
+    if (isfinite(cur) && isfinite(nw) && nw < 0.95 * cur) {
+        snprintf(evd, sizeof(evd),
+                 "replay of recorded per-expert loads (all steps, %lld layers) over %s, at most "
+                 "%d experts per rank (greedy largest-first): max/mean rank load %.2f -> %.2f",
+                 (long long)L, shape, per, cur / mean, nw / mean);
+        an_recommend(rec, "placement", "rebalance expert placement by measured load",
+                     "max rank load (pairs)", cur, nw, "pairs", "low (placement file)", evd);
+    }
+    /* replication of the hottest expert */
+    for (p = 0; p < P; p++)
+        if (p != own[hot] && (q < 0 || rl[p] < rl[q]))
+            q = p;
+    if (q >= 0) {
+        rl[own[hot]] -= w[hot] / 2;
+        rl[q] += w[hot] / 2;
+        for (p = 0, rep = 0; p < P; p++)
+            rep = fmax(rep, rl[p]);
+        cJSON_AddNumberToObject(sec, "replicate_expert", (double)hot);
+        cJSON_AddNumberToObject(sec, "replicate_to_rank", (double)q);
+        cJSON_AddNumberToObject(sec, "replicate_max_rank_load_projected", rep);
+        if (rep < 0.95 * cur) {
+            snprintf(evd, sizeof(evd),
+                     "replay of recorded per-expert loads over %s: expert %lld carries %.1f%% of "
+                     "all pairs; a second copy on rank %lld taking half its tokens gives max/mean "
+                     "rank load %.2f -> %.2f", shape, (long long)hot, 100 * w[hot] / tot,
+                     (long long)q, cur / mean, rep / mean);
+            snprintf(t, sizeof(t), "replicate hot expert %lld on a second rank", (long long)hot);
+            an_recommend(rec, "replicate_hot_expert", t, "max rank load (pairs)", cur, rep,
+                         "pairs", "medium (needs expert replication, EPLB-style)", evd);
+        }
+    }
+out:
+    free(o32);
+    free(newown);
+    free(rl);
+}
+
 static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
-                        const an_st_t *a, const int32_t *own, const int32_t *node)
+                        const an_st_t *a, const int32_t *own, const int32_t *node,
+                        const an_opts_t *opt)
 {
     const moe_tel_info_t *in = moe_tel_reader_info(r);
     cJSON                *sec, *ex, *rk, *nd, *cs;
@@ -1660,7 +1737,16 @@ static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         free(lst);
     }
     if (own == NULL) {
+        /* no placement in the file (an imported log): the what-if on an assumed one */
+        int64_t Pa = opt->ranks > 0 ? opt->ranks : (E < AN_ASSUMED_RANKS ? E : AN_ASSUMED_RANKS);
+        int32_t *ao = malloc((size_t)E * sizeof(int32_t));
         cJSON_AddStringToObject(sec, "ranks_missing", "placement/expert_owner absent");
+        if (ao != NULL && Pa > 1) {
+            for (e = 0; e < E; e++)
+                ao[e] = (int32_t)(e * Pa / E); /* contiguous blocks */
+            an_place_whatif(sec, rec, w, E, ao, Pa, 1, L);
+        }
+        free(ao);
         goto coselect;
     }
     for (e = 0; e < E; e++) {
@@ -1701,28 +1787,8 @@ static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         }
         free(nl);
     }
-    /* placement what-if: LPT rebalancing with the same experts per rank */
-    if (P > 1) {
-        int    per = (int)((E + P - 1) / P);
-        int   *o32 = malloc((size_t)E * sizeof(int));
-        double cur, nw, mean = tot / (double)P;
-        char   evd[300];
-        for (e = 0; o32 && e < E; e++)
-            o32[e] = own[e];
-        cur = o32 ? am_bin_max(w, (size_t)E, o32, (int)P) : NAN;
-        nw = am_rebalance_lpt(w, (size_t)E, (int)P, per, newown);
-        free(o32);
-        cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_current", cur);
-        cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_projected", nw);
-        if (isfinite(cur) && isfinite(nw) && nw < 0.95 * cur) {
-            snprintf(evd, sizeof(evd),
-                     "replay of recorded per-expert loads (all steps, %lld layers) over %lld ranks, "
-                     "at most %d experts per rank (greedy largest-first): max/mean rank load "
-                     "%.2f -> %.2f", (long long)L, (long long)P, per, cur / mean, nw / mean);
-            an_recommend(rec, "placement", "rebalance expert placement by measured load",
-                         "max rank load (pairs)", cur, nw, "pairs", "low (placement file)", evd);
-        }
-    }
+    if (P > 1)
+        an_place_whatif(sec, rec, w, E, own, P, 0, L);
 coselect:
     cs = cJSON_AddArrayToObject(sec, "coselect");
     if (moe_tel_reader_has(r, MOE_TEL_COSELECT) && a->K >= 2) {
@@ -2157,7 +2223,7 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     an_capacity(an, fnd, rec, &a, in->capacity_factor);
     an_communication(r, an, root, fnd, &a, node);
     an_compute(r, an, fnd, &a, opt, own);
-    an_hotspots(r, an, fnd, rec, &a, own, node);
+    an_hotspots(r, an, fnd, rec, &a, own, node, opt);
     an_routes(r, an, rec, &a, opt, own, node);
     if (moe_tel_reader_has(r, MOE_TEL_EVENTS)) {
         if ((st = an_events(r, root, in->nevents)) != MOE_OK)
