@@ -643,7 +643,43 @@ def case_numbers(ctx):
         check(lifts and all(abs(x - 1) < 1e-9 for x in lifts), f"numbers: balanced lift is not 1: {lifts}")
 
 
-CASES = {"sequences": case_sequences, "numbers": case_numbers, "sparse_layers": case_sparse_layers,
+def case_deep_html(ctx):
+    """A 12-layer counts table whose worst layer is the last: the HTML load chart and the
+    heatmap show it (per layer, never experts summed over layers); axis ticks are round."""
+    w = ctx["work"]
+    src = os.path.join(w, "deep.csv")
+    E, L = 4, 12
+    table = {l: [25, 25, 25, 25] for l in range(L)}
+    table[11] = [91, 3, 3, 3]       # max/mean 3.64: the worst
+    table[10] = [40, 20, 20, 20]    # 1.6
+    with open(src, "w") as fh:
+        fh.write("step,layer,expert,count\n")
+        for s_ in (0, 1):
+            for l, v in table.items():
+                for e, c in enumerate(v):
+                    fh.write(f"{s_},{l},{e},{c}\n")
+    out = os.path.join(w, "deep.h5")
+    if import_ok(ctx, src, out, "--experts", str(E), "--top-k", "1").returncode != 0:
+        return
+    j = analyze(ctx, out)
+    hm = j.get("analyses", {}).get("utilisation", {}).get("heatmap", {})
+    lay = hm.get("layers", [])
+    check(lay and lay[0]["layer"] == 11 and lay[1]["layer"] == 10 and
+          [row[0] for row in lay[0]["values"]] == table[11] and hm.get("max") == 91,
+          f"deep: heatmap per layer, worst first: {[(x['layer'], x['values']) for x in lay][:2]}")
+    html = run([ctx["ana"], out, "--html", "-"], expect=0).stdout
+    m = re.search(r'<svg[^>]*id="load-hist[^"]*".*?</svg>', html, re.S)
+    check(m is not None and "layer 11:" in m.group(0) and "layer 10:" in m.group(0),
+          "deep: the load chart lacks the worst layers 11 and 10")
+    # layer 11's share axis: max share 0.91 -> round max 100% -> ticks 0, 25, 50, 75, 100 %
+    ticks = re.findall(r'text-anchor="end"[^>]*>(\d+\.\d)%<', m.group(0)) if m else []
+    check({"0.0", "25.0", "50.0", "75.0", "100.0"} <= set(ticks), f"deep: round ticks {sorted(set(ticks))}")
+    h = re.search(r'<svg[^>]*id="expert-step-heatmap[^"]*".*?</figure>', html, re.S)
+    check(h is not None and "layer 11" in h.group(0) and "one colour scale" in h.group(0),
+          "deep: heatmap panels per layer")
+
+
+CASES = {"sequences": case_sequences, "numbers": case_numbers, "deep_html": case_deep_html, "sparse_layers": case_sparse_layers,
          "formats": case_formats, "softmax": case_softmax, "counts": case_counts,
          "bad_rows": case_bad_rows, "no_partial_output": case_no_partial_output,
          "usage": case_usage, "generated": case_generated}

@@ -606,6 +606,26 @@ static void ar_text(FILE *o, double x, double y, const char *anchor, const char 
 }
 
 /* Axes of a panel at (x, y, w, h): y ticks 0..ymax (5), labels. */
+/*
+ * A round axis maximum >= v with 4 equal round ticks: 4 x step, step one of 1, 2, 2.5, 5
+ * times a power of ten (0.4 -> 0.4, 0.37 -> 0.4, 5.2 -> 6, 113 -> 200). 1 for v <= 0.
+ */
+static double ar_nice_max(double v)
+{
+    static const double m[4] = {1, 2, 2.5, 5};
+    double              raw, p;
+    int                 i;
+
+    if (!(v > 0) || !isfinite(v))
+        return 1;
+    raw = v / 4;
+    p = pow(10, floor(log10(raw)));
+    for (i = 0; i < 4; i++)
+        if (m[i] * p >= raw * (1 - 1e-12))
+            return 4 * m[i] * p;
+    return 40 * p;
+}
+
 static void ar_axes(FILE *o, double x, double y, double w, double h, double ymax,
                     const char *yfmt, const char *ylabel, const char *xlabel)
 {
@@ -658,25 +678,45 @@ static void ar_xticks(FILE *o, double x, double y, double w, int n, double base,
 static void ar_chart_load(FILE *o, const cJSON *run, int ri)
 {
     const cJSON *s = ar_sec(run, "utilisation"), *ly;
-    int          nl, i = 0, E, W = 600, PH = 170;
+    int          nl, nall, i = 0, E, W = 600, PH = 170, q, pick[AR_MAX_PANELS];
     double       fair;
+    char         cap[200];
 
     if (!ar_ok(s)) {
         ar_svg_missing(o, "load-hist", ri, "expert load per layer", an_str(s, "missing"));
         return;
     }
-    nl = cJSON_GetArraySize(ar_get(s, "layers"));
-    if (nl > AR_MAX_PANELS)
-        nl = AR_MAX_PANELS;
+    nall = cJSON_GetArraySize(ar_get(s, "layers"));
+    nl = nall > AR_MAX_PANELS ? AR_MAX_PANELS : nall;
+    /* deep models: the AR_MAX_PANELS layers with the highest max/mean, in layer order */
+    for (q = 0; q < nl; q++)
+        pick[q] = -1;
+    for (q = 0; q < nl; q++) {
+        int j, best = -1;
+        for (j = 0; j < nall; j++) {
+            int z, taken = 0;
+            for (z = 0; z < q; z++)
+                taken |= pick[z] == j;
+            if (!taken && (best < 0 || an_num(cJSON_GetArrayItem(ar_get(s, "layers"), j), "max_mean") >
+                                           an_num(cJSON_GetArrayItem(ar_get(s, "layers"), best), "max_mean")))
+                best = j;
+        }
+        pick[q] = best;
+    }
     fair = an_num(s, "fair_share");
     ar_svg_open(o, "load-hist", ri, W, 30 + nl * (PH + 50), "expert load per layer");
+    q = -1;
     cJSON_ArrayForEach(ly, ar_get(s, "layers")) {
         const cJSON *sh = ar_get(ly, "share"), *v;
-        double       ymax = fmax(ar_arr_max(sh), fair) * 1.1, x0 = 70, y0 = 30 + i * (PH + 50), w = W - 100;
-        int          e = 0;
+        double       ymax = ar_nice_max(fmax(ar_arr_max(sh), fair) * 1.05), x0 = 70,
+                     y0 = 30 + i * (PH + 50), w = W - 100;
+        int          e = 0, z, shown = 0;
         char         t[96];
-        if (i >= nl)
-            break;
+        q++;
+        for (z = 0; z < nl; z++)
+            shown |= pick[z] == q;
+        if (!shown)
+            continue;
         E = cJSON_GetArraySize(sh);
         snprintf(t, sizeof(t), "layer %g: share of pairs per expert (max/mean %.2f)", an_num(ly, "layer"),
                  an_num(ly, "max_mean"));
@@ -694,7 +734,13 @@ static void ar_chart_load(FILE *o, const cJSON *run, int ri)
         ar_text(o, x0 + w, y0 + PH - PH * fair / ymax - 4, "end", " fill=\"#d62728\"", "fair share");
         i++;
     }
-    ar_svg_close(o, "Share of (token, expert) pairs per expert, all steps; dashed line: fair share 1/E.");
+    if (nall > nl)
+        snprintf(cap, sizeof(cap), "Share of (token, expert) pairs per expert, all steps; dashed line: "
+                 "fair share 1/E. The %d of %d layers with the highest max/mean.", nl, nall);
+    else
+        snprintf(cap, sizeof(cap), "Share of (token, expert) pairs per expert, all steps; dashed line: "
+                 "fair share 1/E.");
+    ar_svg_close(o, cap);
 }
 
 static void ar_legend_seq(FILE *o, double x, double y, const char *lo, const char *hi)
@@ -713,52 +759,61 @@ static void ar_legend_seq(FILE *o, double x, double y, const char *lo, const cha
 
 static void ar_chart_heatmap(FILE *o, const cJSON *run, int ri)
 {
-    const cJSON *s = ar_sec(run, "utilisation"), *hm, *rows, *row, *v, *bs;
-    int          E, nb, e = 0, b, W = 760, H = 360;
-    double       mx = 0, x0 = 70, y0 = 20, w = W - 100, h = H - 90;
-    char         c[8], lo[32], hi[48];
+    const cJSON *s = ar_sec(run, "utilisation"), *hm, *rows, *row, *v, *bs, *ly;
+    int          E, nb, e, b, W = 760, PH = 200, np, i = 0, H;
+    double       mx, x0 = 70, w = W - 100;
+    char         c[8], lo[32], hi[64], t[96];
 
     if (!ar_ok(s)) {
         ar_svg_missing(o, "expert-step-heatmap", ri, "expert x step heatmap", an_str(s, "missing"));
         return;
     }
     hm = ar_get(s, "heatmap");
-    rows = ar_get(hm, "values");
     bs = ar_get(hm, "bin_start_step");
-    E = cJSON_GetArraySize(rows);
     nb = cJSON_GetArraySize(bs);
-    cJSON_ArrayForEach(row, rows) {
-        double m = ar_arr_max(row);
-        if (m > mx)
-            mx = m;
+    np = cJSON_GetArraySize(ar_get(hm, "layers"));
+    mx = an_num(hm, "max");
+    if (np == 0 || nb == 0) {
+        ar_svg_missing(o, "expert-step-heatmap", ri, "expert x step heatmap", "no layer with pairs");
+        return;
     }
+    H = 30 + np * (PH + 50) + 30;
     ar_svg_open(o, "expert-step-heatmap", ri, W, H, "expert x step heatmap");
-    cJSON_ArrayForEach(row, rows) {
-        b = 0;
-        cJSON_ArrayForEach(v, row) {
-            ar_seq(mx > 0 && cJSON_IsNumber(v) ? v->valuedouble / mx : 0, c);
-            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>",
-                    x0 + w * b / nb, y0 + h * e / E, w / nb + 0.3, h / E + 0.3, c);
-            b++;
+    cJSON_ArrayForEach(ly, ar_get(hm, "layers")) {
+        double y0 = 30 + i * (PH + 50), h = PH;
+        rows = ar_get(ly, "values");
+        E = cJSON_GetArraySize(rows);
+        snprintf(t, sizeof(t), "layer %g", an_num(ly, "layer"));
+        ar_text(o, x0, y0 - 8, "start", " class=\"ttl\"", t);
+        e = 0;
+        cJSON_ArrayForEach(row, rows) {
+            b = 0;
+            cJSON_ArrayForEach(v, row) {
+                ar_seq(mx > 0 && cJSON_IsNumber(v) ? v->valuedouble / mx : 0, c);
+                fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>",
+                        x0 + w * b / nb, y0 + h * e / E, w / nb + 0.3, h / E + 0.3, c);
+                b++;
+            }
+            e++;
         }
-        e++;
+        fprintf(o, "<g class=\"ax\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\"/></g>", x0, y0, w, h);
+        for (e = 0; e < E; e += (E > 8 ? (E + 7) / 8 : 1)) {
+            snprintf(lo, sizeof(lo), "%d", e);
+            ar_text(o, x0 - 5, y0 + h * (e + 0.5) / E + 4, "end", NULL, lo);
+        }
+        for (b = 0; b < nb; b += (nb > 8 ? (nb + 7) / 8 : 1))
+            if (cJSON_IsNumber(cJSON_GetArrayItem(bs, b))) {
+                snprintf(lo, sizeof(lo), "%.0f", cJSON_GetArrayItem(bs, b)->valuedouble);
+                ar_text(o, x0 + w * b / nb, y0 + h + 14, "middle", NULL, lo);
+            }
+        fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">expert</text>", x0 - 40, y0 + h / 2);
+        i++;
     }
-    fprintf(o, "<g class=\"ax\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\"/></g>", x0, y0, w, h);
-    for (e = 0; e < E; e += (E > 16 ? (E + 15) / 16 : 1)) {
-        snprintf(lo, sizeof(lo), "%d", e);
-        ar_text(o, x0 - 5, y0 + h * (e + 0.5) / E + 4, "end", NULL, lo);
-    }
-    for (b = 0; b < nb; b += (nb > 8 ? (nb + 7) / 8 : 1)) {
-        snprintf(lo, sizeof(lo), "%.0f", an_num(cJSON_GetArrayItem(bs, b), NULL) );
-        if (cJSON_IsNumber(cJSON_GetArrayItem(bs, b)))
-            snprintf(lo, sizeof(lo), "%.0f", cJSON_GetArrayItem(bs, b)->valuedouble);
-        ar_text(o, x0 + w * b / nb, y0 + h + 14, "middle", NULL, lo);
-    }
-    fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">expert</text>", x0 - 40, y0 + h / 2);
-    ar_text(o, x0 + w / 2, y0 + h + 32, "middle", NULL, "step (start of bin)");
+    ar_text(o, x0 + w / 2, H - 40, "middle", NULL, "step (start of bin)");
     snprintf(hi, sizeof(hi), "%.4g pairs per step", mx);
     ar_legend_seq(o, x0 + 20, H - 22, "0", hi);
-    ar_svg_close(o, "Mean pairs per step routed to each expert (rows) in each step bin (columns), summed over layers.");
+    ar_svg_close(o, "Mean pairs per step routed to each expert (rows) in each step bin (columns), one "
+                    "panel per layer (the layers with the highest max/mean), one colour scale for all panels.");
 }
 
 static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
@@ -790,7 +845,8 @@ static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
         t++;
     }
     for (l = 0; l < L; l++) {
-        snprintf(buf, sizeof(buf), "%d", l);
+        const cJSON *id = cJSON_GetArrayItem(ar_get(s, "layer_ids"), l);
+        snprintf(buf, sizeof(buf), "%.0f", cJSON_IsNumber(id) ? id->valuedouble : (double)l);
         ar_text(o, x0 - 5, y0 + 18.0 * l + 13, "end", NULL, buf);
     }
     ar_xticks(o, x0, y0 + h, w, n, 0, 1);
@@ -804,7 +860,8 @@ static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
     ar_text(o, x0 + 15, y0 + h + 57, "end", NULL, "expert 0");
     snprintf(buf, sizeof(buf), "expert %d", (E < 64 ? E : 64) - 1);
     ar_text(o, x0 + 425, y0 + h + 57, "start", NULL, buf);
-    ar_svg_close(o, "Top-1 expert (colour) of each sampled token (columns) in each layer (rows).");
+    ar_svg_close(o, "Top-1 expert (colour) of each sampled token (columns) in each layer (rows, by "
+                    "layer id); one colour per expert id, the same in every layer.");
 }
 
 static void ar_chart_traffic(FILE *o, const cJSON *run, int ri)
@@ -897,7 +954,7 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
         }
         mx = fmax(mx, sum);
     }
-    mx = mx > 0 ? mx * 1.05 : 1;
+    mx = ar_nice_max(mx * 1.02);
     ar_svg_open(o, "phase-breakdown", ri, W, H, "phase time per rank");
     ar_axes(o, x0, y0, w, h, mx, "%.3g", "seconds (sum over steps, layers)", "rank");
     cJSON_ArrayForEach(row, pr) {
@@ -981,7 +1038,7 @@ static void ar_chart_drop_entropy(FILE *o, const cJSON *run, int ri)
     ds = ar_get(cap, "series_drop_rate");
     if (ar_ok(cap) && ds) {
         mx = ar_arr_max(ds) * 100;
-        mx = mx > 0 ? mx * 1.1 : 1;
+        mx = ar_nice_max(mx * 1.02);
         ar_text(o, x0, 22, "start", " class=\"ttl\"", "drop rate (% of pairs)");
         ar_axes(o, x0, 30, w, h, mx, "%.2g%%", "drop rate", NULL);
         ar_line(o, ds, x0, 30, w, h, mx, 100, "#d62728");
@@ -1011,7 +1068,7 @@ static void ar_hist(FILE *o, const cJSON *counts, double x0, double y0, double w
     double       mx = ar_arr_max(counts);
     char         buf[16];
 
-    mx = mx > 0 ? mx * 1.1 : 1;
+    mx = ar_nice_max(mx * 1.02);
     ar_text(o, x0, y0 - 8, "start", " class=\"ttl\"", title);
     ar_axes(o, x0, y0, w, h, mx, "%.0f", "step x layer samples", NULL);
     cJSON_ArrayForEach(v, counts) {

@@ -41,6 +41,8 @@
 #define AN_COLLAPSE_STEPS  10         /* ... for this many consecutive steps */
 #define AN_NCF             10
 #define AN_ASSUMED_RANKS   8          /* placement what-if of a file without placement */
+#define AN_HEAT_CELLS      (1 << 22)  /* heatmap counts kept: bins x layers x experts */
+#define AN_HEAT_LAYERS     4          /* layers in the report's heatmap (highest max/mean) */
 static const double an_cfs[AN_NCF] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0};
 
 /* Severity thresholds (docs/analysis.md, "Severities"). */
@@ -73,7 +75,8 @@ typedef struct an_st {
     int64_t *ctop_l;
     /* per bin */
     double  *b_routed, *b_dropped, *b_ent, *b_imb, *b_n, *b_rc, *b_rcn;
-    int64_t *heat;
+    int64_t *heat;          /* [hb][L][E] pairs per heatmap bin, layer, expert */
+    int64_t  hb;            /* heatmap bins: <= nb, hb * L * E <= AN_HEAT_CELLS */
     /* what-if and replay */
     int64_t  wi_drops[AN_NCF], replay_drops, cap_rows;
     double   max_slots;     /* sum over step x layer of E x the largest expert load */
@@ -277,7 +280,12 @@ static int an_st_alloc(an_st_t *a)
     a->b_n = calloc(nb + 1, 8);
     a->b_rc = calloc((nb + 1) * RC_COUNT, 8);
     a->b_rcn = calloc((nb + 1) * RC_COUNT, 8);
-    a->heat = calloc((nb + 1) * (size_t)a->E, 8);
+    a->hb = (int64_t)nb;
+    if (a->hb * a->L * a->E > AN_HEAT_CELLS)
+        a->hb = AN_HEAT_CELLS / (a->L * a->E > 0 ? a->L * a->E : 1);
+    if (a->hb < 1)
+        a->hb = 1;
+    a->heat = calloc((size_t)(a->hb + 1) * LE, 8);
     a->imb_sl_layer = calloc(L, 8);
     if (!a->routed_le || !a->dropped_le || !a->processed_le || !a->atcap_le || !a->zrun_le ||
         !a->zstart_le || !a->dead_le || !a->crun_l || !a->cstart_l || !a->cbegan_l ||
@@ -321,7 +329,7 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
     int64_t      *rl = a->routed_le + l * E, *zr = a->zrun_le + l * E, *zs = a->zstart_le + l * E;
     int64_t      *dl = a->dropped_le + l * E, *pl = a->processed_le + l * E;
     int64_t      *ac = a->atcap_le + l * E, *dead = a->dead_le + l * E;
-    int64_t      *heat = a->heat + b * E, rep = 0, e1 = 0;
+    int64_t      *heat = a->heat + ((s * a->hb / a->S) * a->L + l) * E, rep = 0, e1 = 0;
     double        slog = 0, ent, imb = NAN;
     const double *xl = am_xlog2x_table(&xl_n);
     int           c;
@@ -788,24 +796,55 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
                 an_add_num(o, pname[q], am_percentile(vv[k], (size_t)nl, pct[q]));
         }
     }
-    /* heatmap: expert x step bin, pairs summed over layers */
+    /* heatmap: expert x step bin per layer (summing expert e of different layers means
+     * nothing), for the AN_HEAT_LAYERS layers with the highest max/mean, one scale (max) */
     {
-        cJSON *hm = cJSON_AddObjectToObject(sec, "heatmap"), *rows, *starts;
-        double *st = malloc((size_t)a->nb * 8);
+        cJSON  *hm = cJSON_AddObjectToObject(sec, "heatmap"), *starts, *hl;
+        int64_t hb = a->hb, pick[AN_HEAT_LAYERS], np = 0, q, z;
+        double *st = malloc((size_t)hb * 8), mxv = 0;
         cJSON_AddStringToObject(hm, "description",
-                                "mean pairs per step, per expert (rows) and step bin (columns), all layers");
+                                "mean pairs per step, per expert (rows) and step bin (columns), one "
+                                "panel per layer: the layers with the highest max/mean");
         starts = cJSON_AddArrayToObject(hm, "bin_start_step");
-        for (b = 0; b < a->nb; b++)
-            cJSON_AddItemToArray(starts, cJSON_CreateNumber((double)((b * a->S + a->nb - 1) / a->nb)));
-        rows = cJSON_AddArrayToObject(hm, "values");
-        for (e = 0; st && e < E; e++) {
-            for (b = 0; b < a->nb; b++) {
-                /* bin b holds steps s with s * nb / S == b: [ceil(b S/nb), ceil((b+1) S/nb)) */
-                int64_t n = ((b + 1) * a->S + a->nb - 1) / a->nb - (b * a->S + a->nb - 1) / a->nb;
-                st[b] = n > 0 ? (double)a->heat[b * E + e] / (double)n : NAN;
+        for (b = 0; b < hb; b++)
+            cJSON_AddItemToArray(starts, cJSON_CreateNumber((double)((b * a->S + hb - 1) / hb)));
+        for (q = 0; q < AN_HEAT_LAYERS; q++) {
+            int64_t best = -1;
+            double  bv = -1;
+            for (l = 0; l < L; l++) {
+                am_balance_t bb;
+                int          taken = 0;
+                for (z = 0; z < np; z++)
+                    taken |= pick[z] == l;
+                am_balance(a->routed_le + l * E, (size_t)E, &bb);
+                if (!taken && bb.total > 0 && isfinite(bb.max_mean) && bb.max_mean > bv) {
+                    bv = bb.max_mean;
+                    best = l;
+                }
             }
-            cJSON_AddItemToArray(rows, an_num_array(st, a->nb));
+            if (best < 0)
+                break;
+            pick[np++] = best;
         }
+        hl = cJSON_AddArrayToObject(hm, "layers");
+        for (q = 0; st && q < np; q++) {
+            cJSON *lo = cJSON_CreateObject(), *rows;
+            l = pick[q];
+            cJSON_AddNumberToObject(lo, "layer", (double)a->lid[l]);
+            rows = cJSON_AddArrayToObject(lo, "values");
+            for (e = 0; e < E; e++) {
+                for (b = 0; b < hb; b++) {
+                    /* bin b holds steps s with s * hb / S == b: [ceil(b S/hb), ceil((b+1) S/hb)) */
+                    int64_t n = ((b + 1) * a->S + hb - 1) / hb - (b * a->S + hb - 1) / hb;
+                    st[b] = n > 0 ? (double)a->heat[(b * L + l) * E + e] / (double)n : NAN;
+                    if (isfinite(st[b]) && st[b] > mxv)
+                        mxv = st[b];
+                }
+                cJSON_AddItemToArray(rows, an_num_array(st, hb));
+            }
+            cJSON_AddItemToArray(hl, lo);
+        }
+        cJSON_AddNumberToObject(hm, "max", mxv);
         free(st);
     }
     if (worst >= AN_IMB_WARN)
@@ -1902,6 +1941,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
     cJSON_AddStringToObject(map, "description", "top-1 expert of the first sampled tokens, per layer");
     mtok = cJSON_AddArrayToObject(map, "tokens");
     mexp = cJSON_AddArrayToObject(map, "experts"); /* [token][layer] */
+    cJSON_AddItemToObject(map, "layer_ids", an_i64_array(a->lid, L));
     for (i0 = 0; i0 < N; i0 += AN_ROUTE_BLOCK) {
         n = N - i0 < AN_ROUTE_BLOCK ? N - i0 : AN_ROUTE_BLOCK;
         if (moe_tel_reader_read(r, MOE_TEL_ROUTE_EXPERT, MOE_TEL_I32, i0, n, ex) != MOE_OK ||
