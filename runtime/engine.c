@@ -697,7 +697,13 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX,
                                            eng->comm));
     sum.elapsed_s = elapsed;
-    sum.tokens_per_s = elapsed > 0 ? (double)eng->G * eng->step / elapsed : 0;
+    {
+        /* a replay of the whole log routes its tokens, not P x T in the partial last step */
+        double ntok = (double)eng->G * eng->step;
+        if (eng->rp != NULL && eng->cfg.replay_tokens == 0 && ntok > (double)eng->rp->ntokens)
+            ntok = (double)eng->rp->ntokens;
+        sum.tokens_per_s = elapsed > 0 ? ntok / elapsed : 0;
+    }
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_s, MOE_PHASE_COUNT,
                                            MPI_DOUBLE, MPI_SUM, eng->comm));
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_max_s, MOE_PHASE_COUNT,
