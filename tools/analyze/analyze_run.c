@@ -563,8 +563,7 @@ static int an_layer_ids(moe_tel_reader_t *r, an_st_t *a)
 
     if ((a->lid = malloc((size_t)(a->L > 0 ? a->L : 1) * 8)) == NULL)
         return -1;
-    if (moe_tel_reader_has(r, MOE_TEL_LAYER_ID) &&
-        moe_tel_reader_read(r, MOE_TEL_LAYER_ID, MOE_TEL_I64, 0, a->L, a->lid) == MOE_OK)
+    if (moe_tel_reader_layer_ids(r, a->lid) == MOE_OK)
         return 0;
     for (l = 0; l < a->L; l++)
         a->lid[l] = l;
