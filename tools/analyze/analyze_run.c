@@ -2143,7 +2143,12 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
             free(xs);
         }
     } else if (own == NULL) {
-        cJSON_AddStringToObject(map, "exchange_what_if_missing", "placement/expert_owner absent");
+        cJSON_AddStringToObject(map, "exchange_what_if_missing",
+                                in->imported
+                                    ? "placement/expert_owner absent (an imported log has no cluster "
+                                      "shape): replay it with moerun --replay at your ranks and nodes "
+                                      "and analyse that telemetry for the hier and node-limited what-ifs"
+                                    : "placement/expert_owner absent");
     } else {
         cJSON_AddStringToObject(map, "exchange_what_if_missing",
                                 "source rank of sampled tokens unknown (routes/token or tokens_per_rank absent)");
