@@ -34,6 +34,7 @@
 #include <ini.h>
 
 #include "a2a.h"
+#include "router.h"
 #include "moerun/config.h"
 #include "workload.h"
 
@@ -155,10 +156,26 @@ static const opt_t opt_table[] = {
           "which pairs a full expert drops: the latest tokens, or the lowest gate probabilities"),
     OPT_D(R, temperature, "--temperature", "MOERUN_TEMPERATURE", "1.0", 0, 1000,
           OPT_MIN_EXCLUSIVE, NULL, "router softmax temperature"),
+    OPT_S(R, router, "--router", "MOERUN_ROUTER", "softmax", "NAME",
+          sizeof(((moe_config_t *)0)->router) - 1, 0, NULL, moe_router_names,
+          "router: which experts a token goes to, with which weights (docs/routers.md)"),
+    OPT_D(R, routed_scaling, "--routed-scaling", "MOERUN_ROUTED_SCALING", "1", 0, 1e6,
+          OPT_MIN_EXCLUSIVE, NULL, "sigmoid router: combine weights are multiplied by this"),
+    OPT_I(R, route_groups, "--route-groups", "MOERUN_ROUTE_GROUPS", "1", 1, 65536,
+          "group-limited router: experts form this many contiguous groups (divides experts)"),
+    OPT_I(R, route_max_nodes, "--route-max-nodes", "MOERUN_ROUTE_MAX_NODES", "0", 0, 65536,
+          "group-limited / node-limited router: groups or nodes a token may touch; 0: all"),
+    OPT_D(R, balance_bias, "--balance-bias", "MOERUN_BALANCE_BIAS", "0", 0, 1e6, 0, "0: off",
+          "aux-loss-free balancing: per-expert selection bias += RATE * sign(mean - load) per step"),
+    OPT_I(M, shared_experts, "--shared-experts", "MOERUN_SHARED_EXPERTS", "0", 0, 64,
+          "shared experts: every token also passes through these on its own rank, no exchange"),
     OPT_U(R, seed, "--seed", "MOERUN_SEED", "42", "seed of the weights and the tokens"),
     OPT_S(R, workload, "--workload", "MOERUN_WORKLOAD", "uniform", "SPEC", MOE_SPEC_MAX - 1, 0,
           NULL, opt_workload_forms,
           "synthetic token distribution, shaped through the real gate"),
+    OPT_I(R, vocab_size, "--vocab-size", "MOERUN_VOCAB_SIZE", "32000", 1, 16777216,
+          "token ids come from a vocabulary of this many ids with Zipfian frequency (hash router, "
+          "routes/token_id)"),
     OPT_E(R, placement, "--placement", "MOERUN_PLACEMENT", "contiguous", opt_placement_names,
           "which rank holds which expert: contiguous blocks or round-robin"),
     OPT_S(R, exchange, "--exchange", "MOERUN_EXCHANGE", "flat", "NAME",
@@ -186,6 +203,10 @@ static const opt_t opt_table[] = {
     OPT_S(O, output_dump, "--output-dump", "MOERUN_OUTPUT_DUMP", "", "PATH", OPT_STR_MAX, 0,
           "\"\": none", NULL,
           "file for the last layer's output of the last step (raw float32, global token order)"),
+    OPT_S(O, metrics_file, "--metrics-file", "MOERUN_METRICS_FILE", "", "PATH", OPT_STR_MAX, 0,
+          "\"\": none", NULL, "live metrics of rank 0 in the Prometheus text format (docs/metrics.md)"),
+    OPT_D(O, metrics_interval, "--metrics-interval", "MOERUN_METRICS_INTERVAL", "5", 0, 86400,
+          0, "0 means every step", "seconds between metrics file writes"),
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
@@ -945,6 +966,36 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 opt_quote(cfg->exchange, text, 80), moe_a2a_names());
         return MOE_ERR_INVALID;
     }
+    if (moe_router_find(cfg->router) == NULL) {
+        opt_say(err, errlen, "router: \"%s\" is not a known router; allowed %s",
+                opt_quote(cfg->router, text, 80), moe_router_names());
+        return MOE_ERR_INVALID;
+    }
+    if (strcmp(cfg->router, "switch") == 0 && cfg->top_k != 1) {
+        opt_say(err, errlen, "top_k: %d with router switch; allowed 1 (switch routes top-1)",
+                cfg->top_k);
+        return MOE_ERR_INVALID;
+    }
+    if (strcmp(cfg->router, "group-limited") == 0) {
+        int gs = cfg->experts / cfg->route_groups, m = cfg->route_max_nodes;
+        if (cfg->experts % cfg->route_groups != 0) {
+            opt_say(err, errlen, "route_groups: %d does not divide experts (%d); allowed a "
+                    "divisor of experts", cfg->route_groups, cfg->experts);
+            return MOE_ERR_INVALID;
+        }
+        if (m > 0 && m < cfg->route_groups && (long long)gs * m < k) {
+            opt_say(err, errlen, "route_max_nodes: %d groups of %d experts hold fewer than "
+                    "top_k (%lld); allowed %lld..%d or 0 (all)", m, gs, k,
+                    (k + gs - 1) / gs, cfg->route_groups);
+            return MOE_ERR_INVALID;
+        }
+    }
+    if (strcmp(cfg->router, "expert-choice") == 0 && !(cfg->capacity_factor > 0)) {
+        opt_say(err, errlen, "capacity_factor: %g with router expert-choice; allowed > 0 (each "
+                "expert takes ceil(factor * top_k * global tokens / experts) tokens)",
+                cfg->capacity_factor);
+        return MOE_ERR_INVALID;
+    }
     if (t * d > INT_MAX) {
         opt_say(err, errlen,
                 "tokens: %lld tokens x d_model %lld = %lld floats exceeds %d (MPI int counts); "
@@ -952,10 +1003,12 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 t, d, t * d, INT_MAX);
         return MOE_ERR_INVALID;
     }
+    if (strcmp(cfg->router, "expert-choice") == 0)
+        k = cfg->experts; /* one candidate slot per expert */
     if (t * k * d > INT_MAX) {
         opt_say(err, errlen,
                 "tokens: %lld tokens x top_k %lld x d_model %lld = %lld floats exceeds %d "
-                "(MPI int counts); lower tokens or d_model",
+                "(MPI int counts; expert-choice: experts slots); lower tokens or d_model",
                 t, k, d, t * k * d, INT_MAX);
         return MOE_ERR_INVALID;
     }

@@ -41,6 +41,7 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddStringToObject(root, "drop_policy", moe_drop_policy_name(c->drop_policy));
     cJSON_AddStringToObject(root, "workload", c->workload);
     cJSON_AddStringToObject(root, "exchange", c->exchange);
+    cJSON_AddStringToObject(root, "router", c->router);
     cJSON_AddStringToObject(root, "placement", moe_placement_name(c->placement));
     cJSON_AddNumberToObject(root, "elapsed_s", s->elapsed_s);
     cJSON_AddNumberToObject(root, "tokens_per_s", s->tokens_per_s);
@@ -54,6 +55,7 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddNumberToObject(root, "processed", (double)s->processed);
     cJSON_AddNumberToObject(root, "dropped", (double)s->dropped);
     cJSON_AddNumberToObject(root, "drop_rate", s->drop_rate);
+    cJSON_AddNumberToObject(root, "unrouted", (double)s->unrouted);
     cJSON_AddNumberToObject(root, "max_mean_load", s->max_mean_load);
     cJSON_AddNumberToObject(root, "hottest_layer", s->hottest_layer);
     cJSON_AddNumberToObject(root, "hottest_expert", s->hottest_expert);
@@ -170,9 +172,10 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             s->phase_s[MOE_PHASE_COMBINE] > 0
                 ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_INTER] / s->phase_s[MOE_PHASE_COMBINE]
                 : 0.0);
-    fprintf(out, "routing    %lld pairs routed, %lld processed, %lld dropped (%.3f%%)\n",
-            (long long)s->routed, (long long)s->processed, (long long)s->dropped,
-            100.0 * s->drop_rate);
+    fprintf(out, "routing    router %s: %lld pairs routed, %lld processed, %lld dropped "
+                 "(%.3f%%), %lld tokens unrouted\n",
+            c->router, (long long)s->routed, (long long)s->processed, (long long)s->dropped,
+            100.0 * s->drop_rate, (long long)s->unrouted);
     fprintf(out, "balance    max/mean expert load %.2f (layer %d expert %d), "
                  "load entropy %.3f of max, aux loss %s\n",
             s->max_mean_load, s->hottest_layer, s->hottest_expert, s->load_entropy_norm,

@@ -770,7 +770,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
 
 /* Indices of the buffers a gather-mode rank 0 owns for one block. */
 enum { OWN_PHASE, OWN_TRAFFIC, OWN_RSTEP, OWN_RTOKEN, OWN_REXPERT, OWN_RWEIGHT, OWN_RKEPT,
-       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_COUNT };
+       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_RTOKEN_ID, OWN_COUNT };
 
 /* What this rank writes of one block, after the gathers (gather mode) or as given. */
 typedef struct tel_io_block {
@@ -780,7 +780,7 @@ typedef struct tel_io_block {
     const int64_t *traffic;
     /* routes: rows [r0, r0 + rn) of a total of rtotal */
     hsize_t        r0, rn, rtotal;
-    const int64_t *r_step, *r_token;
+    const int64_t *r_step, *r_token, *r_token_id;
     const int32_t *r_expert;
     const float   *r_weight;
     const uint8_t *r_kept;
@@ -852,7 +852,7 @@ static moe_status_t tel_gather_alloc(moe_telemetry_t *t, size_t n, long nroutes,
     sizes[OWN_TRAFFIC] = cols * MOE_TRAFFIC_COUNT * sizeof(int64_t);
     sizes[OWN_SCRATCH] = sizes[OWN_PHASE] > sizes[OWN_TRAFFIC] ? sizes[OWN_PHASE]
                                                                 : sizes[OWN_TRAFFIC];
-    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = R * sizeof(int64_t);
+    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = sizes[OWN_RTOKEN_ID] = R * sizeof(int64_t);
     sizes[OWN_REXPERT] = R * Lk * sizeof(int32_t);
     sizes[OWN_RWEIGHT] = R * Lk * sizeof(float);
     sizes[OWN_RKEPT] = R * Lk;
@@ -930,6 +930,7 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
         io->rn = (hsize_t)b->nroutes;
         io->r_step = b->route_step;
         io->r_token = b->route_token;
+        io->r_token_id = b->route_token_id;
         io->r_expert = b->route_expert;
         io->r_weight = b->route_weight;
         io->r_kept = b->route_kept;
@@ -955,6 +956,8 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
                           io->own[OWN_RSTEP])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_token, cnt, 1, MPI_INT64_T, rc, dsp,
                           io->own[OWN_RTOKEN])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_token_id, cnt, 1, MPI_INT64_T, rc, dsp,
+                          io->own[OWN_RTOKEN_ID])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_expert, cnt, (int)Lk, MPI_INT32_T, rc, dsp,
                           io->own[OWN_REXPERT])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_weight, cnt, (int)Lk, MPI_FLOAT, rc, dsp,
@@ -969,6 +972,7 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
     io->traffic = io->own[OWN_TRAFFIC];
     io->r_step = io->own[OWN_RSTEP];
     io->r_token = io->own[OWN_RTOKEN];
+    io->r_token_id = io->own[OWN_RTOKEN_ID];
     io->r_expert = io->own[OWN_REXPERT];
     io->r_weight = io->own[OWN_RWEIGHT];
     io->r_kept = io->own[OWN_RKEPT];
@@ -1001,6 +1005,12 @@ static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
                               b->dropped_capacity)) != MOE_OK ||
         (st = tel_dset_append(t, MOE_TEL_DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
         (st = tel_dset_append(t, MOE_TEL_DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_UNROUTED, S, t->steps, g, 0, 0, 0, b->unrouted)) !=
+            MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_EXPERT_BIAS, S, t->steps, g, 0, 0, 0,
+                              b->expert_bias)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_TOKEN_ID, io->rtotal, io->r0, io->rn, 0, 0, 0,
+                              io->r_token_id)) != MOE_OK ||
         /* rank-local columns: dimension 2 is the rank */
         (st = tel_dset_append(t, MOE_TEL_DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
                               io->ncol, io->phase)) != MOE_OK ||
@@ -1087,11 +1097,47 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     return MOE_OK;
 }
 
+/* A copy of blk whose NULL optional arrays point into *mem (one malloc'd buffer, freed by
+ * the caller): steps/unrouted and steps/expert_bias zeros, routes/token_id -1. */
+static moe_status_t tel_block_defaults(moe_telemetry_t *t, const moe_tel_block_t *blk,
+                                       moe_tel_block_t *full, void **mem)
+{
+    size_t   rows = (size_t)blk->nsteps * (size_t)t->L, nu = 0, nb = 0, ni = 0, i;
+    int64_t *p;
+
+    *full = *blk;
+    *mem = NULL;
+    if (blk->unrouted == NULL)
+        nu = rows;
+    if (blk->expert_bias == NULL)
+        nb = rows * (size_t)t->E;
+    if (blk->route_token_id == NULL)
+        ni = (size_t)blk->nroutes;
+    if (nu + nb + ni == 0)
+        return MOE_OK;
+    *mem = calloc(nu + nb + ni, 8); /* int64 and double zeros share the size */
+    if (*mem == NULL)
+        return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+    p = *mem;
+    if (nu)
+        full->unrouted = p;
+    if (nb)
+        full->expert_bias = (const double *)(p + nu);
+    if (ni) {
+        for (i = 0; i < ni; i++)
+            p[nu + nb + i] = -1;
+        full->route_token_id = p + nu + nb;
+    }
+    return MOE_OK;
+}
+
 moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block_t *blk)
 {
-    tel_io_block_t io;
-    moe_status_t   st = MOE_OK;
-    int            ok[2], all[2];
+    tel_io_block_t  io;
+    moe_tel_block_t full;
+    void           *dflt = NULL;
+    moe_status_t    st = MOE_OK;
+    int             ok[2], all[2];
 
     if (tel == NULL)
         return MOE_ERR_INVALID;
@@ -1110,12 +1156,20 @@ moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block
                                        tel->path, all[0], -all[1]));
     if ((st = tel_agree(tel, tel_check_room(tel, blk))) != MOE_OK)
         return tel->failed = st;
+    /* optional arrays a caller left NULL: zeros (unrouted, expert_bias), -1 (token ids) */
+    st = tel_agree(tel, tel_block_defaults(tel, blk, &full, &dflt));
+    if (st != MOE_OK) {
+        free(dflt);
+        return tel->failed = st;
+    }
+    blk = &full;
     /* HDF5 metadata calls must match on all io ranks: agree on the preparation first */
     st = tel_agree(tel, tel_prepare(tel, blk, &io));
     if (st == MOE_OK && tel->io)
         st = tel_write(tel, blk, &io);
     st = tel_agree(tel, st);
     tel_io_block_free(&io);
+    free(dflt);
     if (st != MOE_OK) {
         tel->failed = st;
         return st;

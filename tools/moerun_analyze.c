@@ -11,6 +11,7 @@
  *     unsupported schema version or damaged, or an output cannot be written (one clear
  *     message on stderr, nothing written), 2 usage error. Never a crash.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -18,13 +19,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cJSON.h>
 
 #include "analyze.h"
 
-#define MA_MAX_RUNS      64
+#define MA_MAX_RUNS      256
+#define MA_DIR_DEPTH     4           /* folder levels searched for *.h5 */
 #define MA_VOCAB_MAX     (1 << 24)   /* lines read from --vocab */
 #define MA_DEAD_WINDOW   100         /* default --dead-window */
 #define MA_MMAP_THRESHOLD (64 << 20) /* see main() */
@@ -53,12 +56,15 @@ static void ma_fault(int sig)
 static void ma_usage(FILE *out, const char *argv0)
 {
     fprintf(out,
-            "usage: %s RUN.h5 [RUN2.h5 ...] [--markdown FILE] [--json FILE] [--html FILE]\n"
-            "          [--peak-gflops X] [--vocab FILE] [--dead-window N]\n"
+            "usage: %s RUN.h5|FOLDER [RUN2.h5 ...] [--markdown FILE] [--json FILE] [--html FILE]\n"
+            "          [--peak-gflops X] [--vocab FILE] [--dead-window N] [--trace FILE.json]\n"
             "Routing-efficiency report of moerun telemetry files (docs/analysis.md): expert\n"
             "utilisation, entropy, dead experts and collapse, gate confidence, load-balancing\n"
             "loss, capacity what-if, communication, compute, hotspots, specialisation and\n"
-            "recommendations with replayed impact. Several runs: also a comparison table.\n"
+            "recommendations with replayed impact. Several runs: also a comparison table and\n"
+            "the columns that differ from the first run with deltas. A FOLDER stands for the\n"
+            "*.h5 files under it (sorted by path; a jobs/moerun-sweep folder: its points in\n"
+            "grid order).\n"
             "  --markdown FILE     findings report in Markdown\n"
             "  --json FILE         the same as JSON ('-': stdout, then no terminal summary)\n"
             "  --html FILE         self-contained HTML with inline SVG charts\n"
@@ -68,6 +74,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "  --dead-window N     steps of zero load that make an expert dead (1..1e9, default %d)\n"
             "  --ranks P           placement what-if for files without a placement (imported logs):\n"
             "                      P ranks, experts in contiguous blocks (default: min(experts, 8))\n"
+            "  --trace FILE.json   per-rank phase timeline (Chrome trace events: Perfetto,\n"
+            "                      chrome://tracing) of the one RUN.h5 given\n"
             "  --help              this text\n"
             "Without --json -, a short summary with the top findings goes to stdout.\n"
             "Exit status: 0 ok, 1 unreadable or invalid file or unwritable output, 2 usage error.\n",
@@ -130,6 +138,8 @@ static int ma_write(const char *path, const cJSON *root, int kind)
         free(txt);
     } else if (kind == 1) {
         rc = an_render_markdown(root, f);
+        if (rc == 0)
+            an_render_diff_markdown(root, f);
     } else {
         rc = an_render_html(root, f);
     }
@@ -146,6 +156,104 @@ static int ma_write(const char *path, const cJSON *root, int kind)
     return rc;
 }
 
+/*
+ * Adds the *.h5 files under folder `dir` (depth-limited, hidden entries skipped) to paths,
+ * sorted by path; for a sweep folder, its points' files in grid order. The strings are
+ * malloc'd; main frees them (owned[]).
+ */
+static int ma_path_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/*
+ * A jobs/moerun-sweep folder (it holds grid.json): its points' run.h5 in grid order.
+ * Returns 1 if `dir` is such a folder (files added), 0 if not, -1 on error.
+ */
+static int ma_collect_sweep(const char *dir, const char **paths, char **owned, int *np,
+                            int *nowned)
+{
+    char         path[4096], *text = NULL;
+    FILE        *f;
+    long         len;
+    cJSON       *grid, *pt;
+    int          rc = 0;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/grid.json", dir) >= sizeof(path) ||
+        (f = fopen(path, "r")) == NULL)
+        return 0;
+    if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) > 0 && len < (64L << 20) &&
+        fseek(f, 0, SEEK_SET) == 0 && (text = calloc(1, (size_t)len + 1)) != NULL &&
+        fread(text, 1, (size_t)len, f) != (size_t)len) {
+        free(text);
+        text = NULL;
+    }
+    fclose(f);
+    grid = text ? cJSON_Parse(text) : NULL;
+    free(text);
+    cJSON_ArrayForEach(pt, cJSON_GetObjectItemCaseSensitive(grid, "points")) {
+        const cJSON *name = cJSON_GetArrayItem(pt, 0);
+        struct stat  st;
+        if (!cJSON_IsString(name) || strchr(name->valuestring, '/') != NULL ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s/run.h5", dir, name->valuestring) >= sizeof(path) ||
+            stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            continue;   /* a point not run (yet) */
+        if (*np == MA_MAX_RUNS) {
+            fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
+            rc = -1;
+            break;
+        }
+        if ((owned[*nowned] = strdup(path)) == NULL) {
+            rc = -1;
+            break;
+        }
+        paths[(*np)++] = owned[(*nowned)++];
+        rc = 1;
+    }
+    cJSON_Delete(grid);
+    return rc;
+}
+
+static int ma_collect(const char *dir, int depth, const char **paths, char **owned, int *np,
+                      int *nowned)
+{
+    DIR           *d;
+    struct dirent *e;
+    int            first = *np, rc;
+
+    if ((rc = ma_collect_sweep(dir, paths, owned, np, nowned)) != 0)
+        return rc < 0 ? -1 : 0;
+    if ((d = opendir(dir)) == NULL) {
+        fprintf(stderr, "moerun-analyze: %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        char        path[4096];
+        struct stat st;
+        size_t      n = strlen(e->d_name);
+        if (e->d_name[0] == '.' ||
+            (size_t)snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= sizeof(path) ||
+            stat(path, &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode) && depth > 1) {
+            rc = ma_collect(path, depth - 1, paths, owned, np, nowned);
+        } else if (S_ISREG(st.st_mode) && n > 3 && strcmp(e->d_name + n - 3, ".h5") == 0) {
+            if (*np == MA_MAX_RUNS) {
+                fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
+                rc = -1;
+            } else if ((owned[*nowned] = strdup(path)) == NULL) {
+                rc = -1;
+            } else {
+                paths[(*np)++] = owned[(*nowned)++];
+            }
+        }
+    }
+    closedir(d);
+    if (rc == 0)
+        qsort(paths + first, (size_t)(*np - first), sizeof(*paths), ma_path_cmp);
+    return rc;
+}
+
 /* Flag value or usage error. */
 static const char *ma_value(int argc, char **argv, int *i)
 {
@@ -159,6 +267,9 @@ static const char *ma_value(int argc, char **argv, int *i)
 int main(int argc, char **argv)
 {
     const char *paths[MA_MAX_RUNS], *md = NULL, *js = NULL, *html = NULL, *vocab = NULL, *v;
+    const char *trace = NULL;
+    char       *owned[MA_MAX_RUNS];
+    int         nowned = 0;
     int         npaths = 0, i, rc = 0;
     an_opts_t   opt;
     moe_log_t   log;
@@ -178,11 +289,12 @@ int main(int argc, char **argv)
             ma_usage(stdout, argv[0]);
             return 0;
         } else if (strcmp(a, "--markdown") == 0 || strcmp(a, "--json") == 0 ||
-                   strcmp(a, "--html") == 0 || strcmp(a, "--vocab") == 0) {
+                   strcmp(a, "--html") == 0 || strcmp(a, "--vocab") == 0 ||
+                   strcmp(a, "--trace") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
             *(strcmp(a, "--markdown") == 0 ? &md : strcmp(a, "--json") == 0 ? &js
-                                                 : strcmp(a, "--html") == 0 ? &html : &vocab) = v;
+              : strcmp(a, "--html") == 0 ? &html : strcmp(a, "--trace") == 0 ? &trace : &vocab) = v;
         } else if (strcmp(a, "--peak-gflops") == 0) {
             if ((v = ma_value(argc, argv, &i)) == NULL)
                 return 2;
@@ -229,8 +341,48 @@ int main(int argc, char **argv)
         ma_usage(stderr, argv[0]);
         return 2;
     }
-    if (vocab && ma_vocab_read(vocab, &opt) != 0)
+    /* folders stand for the *.h5 files under them */
+    {
+        const char *given[MA_MAX_RUNS];
+        int         ngiven = npaths, j;
+        memcpy(given, paths, sizeof(*paths) * (size_t)ngiven);
+        npaths = 0;
+        for (j = 0; j < ngiven && rc == 0; j++) {
+            struct stat st;
+            if (stat(given[j], &st) == 0 && S_ISDIR(st.st_mode)) {
+                int before = npaths;
+                if (ma_collect(given[j], MA_DIR_DEPTH, paths, owned, &npaths, &nowned) != 0)
+                    rc = 1;
+                else if (npaths == before) {
+                    fprintf(stderr, "moerun-analyze: %s: no *.h5 file in this folder\n", given[j]);
+                    rc = 1;
+                }
+            } else if (npaths == MA_MAX_RUNS) {
+                fprintf(stderr, "moerun-analyze: more than %d files given\n", MA_MAX_RUNS);
+                rc = 2;
+            } else {
+                paths[npaths++] = given[j];
+            }
+        }
+    }
+    if (rc == 0 && trace && npaths != 1) {
+        fprintf(stderr, "moerun-analyze: --trace takes exactly one RUN.h5 (%d given)\n", npaths);
+        rc = 2;
+    }
+    if (rc == 0 && trace && strcmp(trace, "-") == 0) {
+        fprintf(stderr, "moerun-analyze: --trace wants a file name, not '-'\n");
+        rc = 2;
+    }
+    if (rc != 0) {
+        while (nowned > 0)
+            free(owned[--nowned]);
+        return rc;
+    }
+    if (vocab && ma_vocab_read(vocab, &opt) != 0) {
+        while (nowned > 0)
+            free(owned[--nowned]);
         return 2;
+    }
     moe_log_init(&log, 0, MOE_LOG_ERROR);
     {
         struct sigaction sa;
@@ -259,15 +411,24 @@ int main(int argc, char **argv)
     ma_current = NULL;
     if (rc == 0) {
         an_compare(root);
+        an_compare_diff(root);
         if ((md && ma_write(md, root, 1) != 0) || (js && ma_write(js, root, 0) != 0) ||
             (html && ma_write(html, root, 2) != 0))
             rc = 1;
-        else if (!(js && strcmp(js, "-") == 0))
+        else if (trace && an_trace_write(paths[0], trace, &log) != MOE_OK) {
+            fprintf(stderr, "moerun-analyze: --trace: %s\n", log.last_error);
+            rc = 1;
+        }
+        else if (!(js && strcmp(js, "-") == 0)) {
             an_render_terminal(root, stdout);
+            an_render_diff_terminal(root, stdout);
+        }
     }
     cJSON_Delete(root);
     for (i = 0; i < opt.nvocab; i++)
         free(opt.vocab[i]);
     free(opt.vocab);
+    while (nowned > 0)
+        free(owned[--nowned]);
     return rc;
 }

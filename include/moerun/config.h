@@ -39,8 +39,15 @@ typedef struct moe_config {
     double               capacity_factor;  /* <= 0: dropless; finite */
     moe_drop_policy_t    drop_policy;
     double               temperature;      /* router temperature, > 0 */
+    char                 router[32];       /* router name (runtime/router.h) */
+    double               routed_scaling;   /* sigmoid router: weights times this, > 0 */
+    int                  route_groups;     /* group-limited: groups of experts, divides experts */
+    int                  route_max_nodes;  /* group/node-limited: groups or nodes a token may touch; 0: all */
+    double               balance_bias;     /* aux-loss-free balancing bias step per step; 0: off */
+    int                  shared_experts;   /* experts every token passes through on its own rank */
     uint64_t             seed;
     char                 workload[MOE_SPEC_MAX]; /* uniform | zipf:S | collapse:P | drift:R | domains:N */
+    int                  vocab_size;       /* token ids drawn from this many (Zipf), >= 1 */
     moe_placement_kind_t placement;
     char                 exchange[32];     /* token exchange backend name: flat | hier */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
@@ -53,6 +60,8 @@ typedef struct moe_config {
     int                  route_samples;    /* tokens per step whose routes are recorded, >= 0 */
     char                 summary_json[MOE_PATH_MAX]; /* empty: none */
     char                 output_dump[MOE_PATH_MAX];  /* last layer output of the last step, raw float32 in global token order; empty: none */
+    char                 metrics_file[MOE_PATH_MAX]; /* live Prometheus text metrics, rank 0; empty: none */
+    double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
     int                  log_level;        /* 0 error .. 3 debug */

@@ -44,6 +44,7 @@ typedef struct moe_summary {
     double      phase_max_s[8];  /* same, max over ranks */
     int64_t     routed, processed, dropped; /* (token, expert) pairs, all steps and layers */
     double      drop_rate;       /* dropped / routed */
+    int64_t     unrouted;        /* tokens routed to no expert (expert-choice), steps x layers */
     double      max_mean_load;   /* max over layers of max/mean routed per expert, whole run */
     int         hottest_layer, hottest_expert;
     double      load_entropy_norm; /* mean over steps and layers */

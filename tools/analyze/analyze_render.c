@@ -67,9 +67,10 @@ void an_render_terminal(const cJSON *root, FILE *out)
         fprintf(out, "model             experts %s, top_k %s, layers %s, d_model %s, d_ffn %s\n",
                 ar_f(cfg, "experts", "%g"), ar_f(cfg, "top_k", "%g"), ar_f(cfg, "layers", "%g"),
                 ar_f(cfg, "d_model", "%g"), ar_f(cfg, "d_ffn", "%g"));
-        fprintf(out, "run               capacity factor %s, workload %s, exchange %s, placement %s\n",
-                ar_f(cfg, "capacity_factor", "%g"), an_str(cfg, "workload"), an_str(cfg, "exchange"),
-                an_str(cfg, "placement"));
+        fprintf(out, "run               router %s, capacity factor %s, workload %s, exchange %s, "
+                     "placement %s\n",
+                an_str(cfg, "router"), ar_f(cfg, "capacity_factor", "%g"), an_str(cfg, "workload"),
+                an_str(cfg, "exchange"), an_str(cfg, "placement"));
         if (cJSON_IsTrue(ar_get(run, "imported")))
             fprintf(out, "source            %s (imported routing log: absent data is reported missing)\n",
                     an_str(run, "source"));
@@ -137,6 +138,10 @@ void an_render_terminal(const cJSON *root, FILE *out)
             fprintf(out, "  %s: %s %.4g -> %.4g (%+.1f%%) [%s]\n", an_str(x, "title"),
                     an_str(im, "metric"), an_num(im, "current"), an_num(im, "projected"),
                     an_num(im, "change_pct"), an_str(x, "complexity"));
+            if (ar_get(x, "measured"))
+                fprintf(out, "    measured with the real router (%s): %.4g\n",
+                        an_str(ar_get(x, "measured"), "file"),
+                        an_num(ar_get(x, "measured"), "inter_node_copies_per_token"));
         }
         if (cJSON_GetArraySize(ar_get(run, "recommendations")) == 0)
             fprintf(out, "  none (no change with a replayed gain)\n");
@@ -201,8 +206,9 @@ static void ar_md_run(FILE *o, const cJSON *run)
 
     fprintf(o, "## Run: ");
     ar_md(o, an_str(run, "file"));
-    fprintf(o, "\n\nstatus %s, %.0f steps in the file, %s experts, top-k %s, %s layers, %s ranks on %s node(s), "
-               "capacity factor ", an_str(run, "status"), an_num(run, "steps_in_file"),
+    fprintf(o, "\n\nstatus %s, router %s, %.0f steps in the file, %s experts, top-k %s, %s layers, %s ranks on %s node(s), "
+               "capacity factor ", an_str(run, "status"), an_str(ar_get(run, "config"), "router"),
+            an_num(run, "steps_in_file"),
             ar_f(ar_get(run, "config"), "experts", "%g"), ar_f(ar_get(run, "config"), "top_k", "%g"),
             ar_f(ar_get(run, "config"), "layers", "%g"), ar_f(run, "ranks", "%g"), ar_f(run, "nodes", "%g"));
     ar_md_num(o, an_num(ar_get(run, "config"), "capacity_factor"));
@@ -1201,6 +1207,7 @@ int an_render_html(const cJSON *root, FILE *o)
         }
         fprintf(o, "</table>\n");
     }
+    an_render_diff_html(root, o);
     fprintf(o, "</body></html>\n");
     return ferror(o) ? -1 : 0;
 }
