@@ -505,7 +505,18 @@ int main(int argc, char **argv)
         } else if (!(js && strcmp(js, "-") == 0)) {
             errno = 0;
             an_render_terminal(root, stdout);
-            an_render_diff_terminal(root, stdout);
+            {
+                /* the comparison quotes file names: terminal controls escaped too */
+                char  *buf = NULL;
+                size_t len = 0;
+                FILE  *m = open_memstream(&buf, &len);
+                if (m != NULL) {
+                    an_render_diff_terminal(root, m);
+                    if (fclose(m) == 0)
+                        moe_esc_term(stdout, buf);
+                    free(buf);
+                }
+            }
             if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "moerun-analyze: cannot write to standard output: %s\n",
                         strerror(errno ? errno : EIO));
