@@ -53,6 +53,8 @@ typedef struct moe_config {
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     int                  bind;             /* CPU/memory binding: 0 auto, 1 none, 2 core, 3 numa (comm/bind.h) */
     int                  report_bindings;  /* one line per rank: host, node, local rank, cpuset, NUMA node, NIC */
+    char                 replay[MOE_PATH_MAX]; /* routing log replayed instead of the gate; empty: none */
+    int                  replay_tokens;    /* 0: the whole log once; N: tiled to N tokens per rank per step */
     /* output */
     char                 telemetry[MOE_PATH_MAX];    /* HDF5 file; empty: no telemetry */
     moe_tel_mode_t       telemetry_mode;   /* parallel: collective MPI-IO; gather: rank 0 writes serially */
