@@ -1993,11 +1993,8 @@ static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         }
         free(nl);
     }
-    if (P > 1) { /* the fields; the recommendation is the planner's (an_placement_plan) */
-        cJSON *norec = cJSON_CreateArray();
-        an_place_whatif(sec, norec, w, E, own, P, 0, L);
-        cJSON_Delete(norec);
-    }
+    if (P > 1) /* an_placement_plan then replaces the LPT "placement" recommendation */
+        an_place_whatif(sec, rec, w, E, own, P, 0, L);
 coselect:
     cs = cJSON_AddArrayToObject(sec, "coselect");
     if (moe_tel_reader_has(r, MOE_TEL_COSELECT) && a->K >= 2) {
@@ -2150,6 +2147,12 @@ static void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_
                  in.nroutes > 0 ? " and routes" : "", tg.nodes, tg.ranks_per_node, tg.slots,
                  tb.max_mean, ta.max_mean, tb.flat_bytes, ta.flat_bytes, tb.hier_bytes,
                  ta.hier_bytes, path, file, file, file);
+        int i, n = cJSON_GetArraySize(rec);
+        for (i = n - 1; i >= 0; i--) { /* one placement recommendation: the planner's */
+            cJSON *id = cJSON_GetObjectItem(cJSON_GetArrayItem(rec, i), "id");
+            if (cJSON_IsString(id) && strcmp(id->valuestring, "placement") == 0)
+                cJSON_DeleteItemFromArray(rec, i);
+        }
         an_recommend(rec, "placement", "run the planned expert placement (replicas, co-location)",
                      "max/mean rank load", tb.max_mean, ta.max_mean, "x",
                      "low (placement file)", evd);
