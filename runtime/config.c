@@ -256,6 +256,7 @@ static const char *const opt_env_ignored[] = {
     "MOERUN_BUILD_DIR",      /* read by the scripts in jobs/ */
     "MOERUN_ASAN_BUILD_DIR", /* jobs/test-sanitize.sh */
     "MOERUN_FUZZ_BUILD_DIR", /* jobs/test-fuzz.sh */
+    "MOERUN_SMPI_BUILD_DIR", /* jobs/smpi/build.sh and run.sh */
     "MOERUN_READER_PROBE",   /* read by the telemetry reader of the tools */
 };
 
