@@ -11,11 +11,15 @@
  *   MPI_Alltoallv with the counts swapped, which lands every output row at the position its
  *   input row left from; then out[t] += w_j * y for j = 0..k-1.
  * Buffers grow to the largest step seen and are reused: no allocation in a steady state.
+ * Counts are conserved: the rows packed are the kept pairs, every received row is placed in
+ * exactly one expert's batch, and combine returns as many rows as dispatch received (checked
+ * with MOE_ASSERT in debug builds).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "a2a.h"
+#include "moerun/base/assert.h"
 #include "moerun/base/mpicheck.h"
 
 typedef struct a2a_flat {
@@ -179,14 +183,18 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
 {
     a2a_flat_t *c = vctx;
     int         P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
-    int64_t     rows = 0, acc;
+    int64_t     rows = 0, acc, kept = 0;
     double      t0 = MPI_Wtime(), t1, tx;
 
     /* 1. counts per (dest, local expert), exchanged before the payload */
     memset(c->send_cnt, 0, (size_t)c->cnt_off[P] * sizeof(int));
     for (p = 0; p < npairs; p++)
-        if (plan->dest_rank[p] >= 0)
+        if (plan->dest_rank[p] >= 0) {
+            MOE_ASSERT(plan->dest_rank[p] < P && plan->dest_expert[p] >= 0 &&
+                       plan->dest_expert[p] < c->local_experts[plan->dest_rank[p]]);
             c->send_cnt[c->cnt_off[plan->dest_rank[p]] + plan->dest_expert[p]]++;
+            kept++;
+        }
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->send_cnt, c->icnt_s, c->idsp_s, MPI_INT, c->recv_cnt,
                                         c->icnt_r, c->idsp_r, MPI_INT, c->comm));
     flat_count_traffic(c, c->icnt_s, c->icnt_r, sizeof(int), st);
@@ -206,6 +214,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             st->bytes_to_rank[r] += n * d * (int64_t)sizeof(float);
         acc += n;
     }
+    MOE_ASSERT(acc == kept); /* every kept pair has one send row */
     for (p = 0; p < npairs; p++) {
         int dr = plan->dest_rank[p];
         if (dr < 0) {
@@ -257,6 +266,9 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                 c->cursor[e] += n;
                 src += n;
             }
+        MOE_ASSERT(src == rows && acc == rows); /* every received row placed once */
+        for (e = 0; e < c->n_local; e++)
+            MOE_ASSERT(c->cursor[e] == c->offset[e + 1]);
     }
     batch->n_local = c->n_local;
     batch->offset = c->offset;
@@ -286,6 +298,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
             c->cursor[e] += n;
             dst += n;
         }
+    MOE_ASSERT(dst == c->recv_rows); /* as many rows go back as came in */
     tx = MPI_Wtime();
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->recvbuf, c->rcnt, c->rdsp, MPI_FLOAT, c->sendbuf,
                                         c->scnt, c->sdsp, MPI_FLOAT, c->comm));
