@@ -10,7 +10,10 @@
 #   smpi/bw-factor, lat-factor 0:1 no SimGrid correction factors: the platform's numbers hold
 #   smpi/alltoallv:pair            pairwise MPI_Alltoallv (bounded concurrency: ~P flows,
 #                                  not P^2, so 1024 ranks finish in seconds)
-#   smpi/reduce:binomial, maxmin/precision:1e-3
+#   smpi/alltoall:bruck, allgather:bruck, allgatherv:mpich, allreduce:rdb, reduce:binomial,
+#   bcast:binomial_tree, gather:ompi_binomial   O(P log P) messages for the small collectives
+#                                  (SimGrid's defaults post O(P^2) at once)
+#   maxmin/precision:1e-3
 #   --shared-malloc BYTES          with --sim-compute model (the default): allocations of at
 #                                  least BYTES are shared by all simulated ranks (contents
 #                                  garbage, never read by the model) so 1024 ranks fit in
@@ -57,7 +60,9 @@ if [ "$shared" -gt 0 ]; then
     done
 fi
 cfg=(--cfg=smpi/simulate-computation:no --cfg=smpi/bw-factor:0:1 --cfg=smpi/lat-factor:0:1
-     --cfg=smpi/alltoallv:pair --cfg=smpi/reduce:binomial --cfg=maxmin/precision:1e-3
+     --cfg=smpi/alltoallv:pair --cfg=smpi/alltoall:bruck --cfg=smpi/allgather:bruck
+     --cfg=smpi/allgatherv:mpich --cfg=smpi/allreduce:rdb --cfg=smpi/reduce:binomial
+     --cfg=smpi/bcast:binomial_tree --cfg=smpi/gather:ompi_binomial --cfg=maxmin/precision:1e-3
      --cfg=smpi/privatization:dlopen)
 if [ "$shared" -gt 0 ]; then
     cfg+=(--cfg=smpi/auto-shared-malloc-thresh:"$shared" --cfg=smpi/shared-malloc-blocksize:67108864)
