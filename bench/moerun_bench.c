@@ -21,6 +21,7 @@
 #include <mpi.h>
 
 #include "moerun/moerun.h"
+#include "bench_start.h"
 #include "telemetry.h"
 
 extern char **environ;
@@ -99,24 +100,18 @@ int main(int argc, char **argv)
                                      "--experts", "8", "--top-k", "2", "--capacity-factor",
                                      "1.25", "--layers", "1", "--steps", "30", "--telemetry",
                                      "none", "--quiet", "--route-samples", "0"};
-    int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 1;
-    char              **args = calloc((size_t)argc + (size_t)nd + 1, sizeof(char *));
+    int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
+    char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL;
     int                 warmup = 3;
     moe_config_t        cfg, wcfg;
-    moe_config_action_t action;
-    char                err[512];
     moe_summary_t       s, ws;
     moe_engine_t       *eng = NULL, *weng = NULL;
     double              peak[3], mcp[3], tps, flop_tok, limit, eg[3], exp_flops, ph[MOE_PHASE_COUNT][3];
 
-    MPI_Init(&argc, &argv);
-    MPI_Comm_size(MPI_COMM_WORLD, &P);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    openblas_set_num_threads(1);
-    args[0] = argv[0];
-    for (i = 0; i < nd; i++)
-        args[nargs++] = (char *)defaults[i];
+    bench_init(&argc, &argv, &rank, &P);
+    if (!args)
+        MPI_Abort(MPI_COMM_WORLD, 1);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
             json = argv[++i];
@@ -125,18 +120,13 @@ int main(int argc, char **argv)
         else
             args[nargs++] = argv[i];
     }
-    if (moe_config_load(&cfg, nargs, args, environ, &action, err, sizeof(err)) != MOE_OK ||
-        moe_config_validate(&cfg, P, err, sizeof(err)) != MOE_OK) {
-        if (rank == 0)
-            fprintf(stderr, "moerun-bench: error: %s\n", err);
+    i = bench_config("moerun-bench",
+                     "Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] [--json FILE]\n",
+                     argv[0], defaults, nd, args, nargs, rank, P, &cfg);
+    free(args);
+    if (i >= 0) {
         MPI_Finalize();
-        return 2;
-    }
-    if (action == MOE_CONFIG_HELP) {
-        if (rank == 0)
-            printf("Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] [--json FILE]\n");
-        MPI_Finalize();
-        return 0;
+        return i;
     }
 
     /* baselines, all ranks at once (as the run loads every core) */
@@ -159,9 +149,11 @@ int main(int argc, char **argv)
 
     /* FLOPs per processed pair: two GEMMs (three matrices for swiglu) */
     flop_tok = 2.0 * cfg.d_model * cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
-    exp_flops = flop_tok * (double)s.processed;
+    /* shared experts: every token once more per shared expert, on its own rank */
+    exp_flops = flop_tok * ((double)s.processed + (double)cfg.shared_experts * cfg.tokens * P *
+                                                      (double)s.steps * cfg.layers);
     tps = s.tokens_per_s;
-    limit = P * peak[1] * 1e9 / (flop_tok * cfg.top_k);
+    limit = P * peak[1] * 1e9 / (flop_tok * (cfg.top_k + cfg.shared_experts));
     for (i = 0; i < MOE_PHASE_COUNT; i++) {
         ph[i][1] = s.phase_s[i];
         ph[i][2] = s.phase_max_s[i];
@@ -210,7 +202,6 @@ int main(int argc, char **argv)
         }
     }
     moe_engine_destroy(eng);
-    free(args);
     MPI_Finalize();
     return 0;
 }
