@@ -127,6 +127,13 @@ void moe_bind_apply(moe_bind_mode_t mode, int lr, int ls, moe_bind_info_t *info)
     info->numa = -1;
     snprintf(info->action, sizeof(info->action), "none");
     snprintf(info->membind, sizeof(info->membind), "none");
+#ifdef MOERUN_SMPI
+    /* simulated ranks have no binding of their own: the machine running the simulation is
+     * not the simulated one (and loading its topology 1024 times costs minutes) */
+    (void)mode, (void)lr, (void)ls, (void)t, (void)cur, (void)want, (void)nodes;
+    (void)thissys, (void)bound_already, (void)ncore;
+    return;
+#endif
     if (moe_bind_topology_load(&t) != 0) {
         snprintf(info->action, sizeof(info->action), "failed");
         return;
