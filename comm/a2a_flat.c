@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "a2a.h"
+#include "a2a_common.h"
 #include "moerun/base/mpicheck.h"
 
 typedef struct a2a_flat {
@@ -24,6 +24,7 @@ typedef struct a2a_flat {
     int        nranks, rank, d, top_k, max_tokens;
     int       *local_experts;  /* [P] */
     int       *node;           /* [P] node of each rank */
+    moe__a2a_peers_t peers;    /* (P, rank, node) for traffic accounting */
     int       *cnt_off;        /* [P+1] offset of rank r's experts in send count vector */
     int        n_local;
     int       *send_cnt;       /* [sum local_experts] pairs per (dest, local expert) */
@@ -96,6 +97,9 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     memcpy(c->local_experts, prm->local_experts, (size_t)P * sizeof(int));
     if (prm->node_of_rank)
         memcpy(c->node, prm->node_of_rank, (size_t)P * sizeof(int));
+    c->peers.nranks = P;
+    c->peers.rank = c->rank;
+    c->peers.node = c->node;
     for (r = 0, c->cnt_off[0] = 0; r < P; r++)
         c->cnt_off[r + 1] = c->cnt_off[r] + c->local_experts[r];
     total = c->cnt_off[P];
@@ -152,28 +156,6 @@ static int flat_grow(float **buf, size_t *cap_rows, int64_t rows, int d)
     return 0;
 }
 
-static void flat_count_traffic(const a2a_flat_t *c, const int *scnt, const int *rcnt,
-                               size_t elem, moe_a2a_stats_t *st)
-{
-    int r;
-
-    for (r = 0; r < c->nranks; r++) {
-        if (r == c->rank)
-            continue;
-        st->bytes_sent += (int64_t)scnt[r] * (int64_t)elem;
-        st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
-        st->msgs_sent += scnt[r] > 0;
-        st->msgs_recv += rcnt[r] > 0;
-        if (c->node[r] == c->node[c->rank]) {
-            st->bytes_intra += (int64_t)scnt[r] * (int64_t)elem;
-            st->msgs_intra += scnt[r] > 0;
-        } else {
-            st->bytes_inter += (int64_t)scnt[r] * (int64_t)elem;
-            st->msgs_inter += scnt[r] > 0;
-        }
-    }
-}
-
 static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
                                   moe_expert_batch_t *batch, moe_a2a_stats_t *st)
 {
@@ -189,7 +171,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             c->send_cnt[c->cnt_off[plan->dest_rank[p]] + plan->dest_expert[p]]++;
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->send_cnt, c->icnt_s, c->idsp_s, MPI_INT, c->recv_cnt,
                                         c->icnt_r, c->idsp_r, MPI_INT, c->comm));
-    flat_count_traffic(c, c->icnt_s, c->icnt_r, sizeof(int), st);
+    moe__a2a_traffic(&c->peers, c->icnt_s, c->icnt_r, sizeof(int), 0, st);
     t1 = MPI_Wtime();
     st->t_counts += t1 - t0;
 
@@ -201,9 +183,6 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             n += c->send_cnt[c->cnt_off[r] + e];
         }
         c->scnt[r] = (int)(n * d);
-        c->sdsp[r] = (int)(acc * d);
-        if (st->bytes_to_rank)
-            st->bytes_to_rank[r] += n * d * (int64_t)sizeof(float);
         acc += n;
     }
     for (p = 0; p < npairs; p++) {
@@ -221,9 +200,9 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
         for (e = 0; e < c->n_local; e++)
             n += c->recv_cnt[r * c->n_local + e];
         c->rcnt[r] = (int)(n * d);
-        c->rdsp[r] = (int)(rows * d);
-        rows += n;
     }
+    moe__a2a_displs(P, c->scnt, c->sdsp);
+    rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
     c->recv_rows = rows;
     if (flat_grow(&c->recvbuf, &c->recv_rows_cap, rows, d) ||
         flat_grow(&c->bx, &c->bx_rows_cap, rows, d) || flat_grow(&c->by, &c->by_rows_cap, rows, d))
@@ -235,7 +214,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->sendbuf, c->scnt, c->sdsp, MPI_FLOAT, c->recvbuf,
                                         c->rcnt, c->rdsp, MPI_FLOAT, c->comm));
     st->t_dispatch_inter += MPI_Wtime() - tx;
-    flat_count_traffic(c, c->scnt, c->rcnt, sizeof(float), st);
+    moe__a2a_traffic(&c->peers, c->scnt, c->rcnt, sizeof(float), 1, st);
 
     /* 4. regroup per local expert */
     for (e = 0, acc = 0; e < c->n_local; e++) {
@@ -290,10 +269,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->recvbuf, c->rcnt, c->rdsp, MPI_FLOAT, c->sendbuf,
                                         c->scnt, c->sdsp, MPI_FLOAT, c->comm));
     st->t_combine_inter += MPI_Wtime() - tx;
-    flat_count_traffic(c, c->rcnt, c->scnt, sizeof(float), st);
-    if (st->bytes_to_rank)
-        for (r = 0; r < P; r++)
-            st->bytes_to_rank[r] += (int64_t)c->rcnt[r] * (int64_t)sizeof(float);
+    moe__a2a_traffic(&c->peers, c->rcnt, c->scnt, sizeof(float), 1, st);
     /* weighted sum in slot order */
     for (t = 0; t < plan->tokens; t++) {
         float *o = out + (size_t)t * d;
