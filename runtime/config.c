@@ -148,6 +148,8 @@ static const opt_t opt_table[] = {
 
     OPT_I(R, tokens, "--tokens", "MOERUN_TOKENS", "256", 1, 16777216, "tokens per rank per step"),
     OPT_L(R, steps, "--steps", "MOERUN_STEPS", "20", 1, 1e12, "steps to run"),
+    OPT_L(R, warmup, "--warmup", "MOERUN_WARMUP", "0", 0, 1e12,
+          "first steps left out of the summary's throughput and step-time percentiles (< steps)"),
     OPT_D(R, capacity_factor, "--capacity-factor", "MOERUN_CAPACITY_FACTOR", "1.25", -1e6, 1e6,
           0, "<= 0 means dropless",
           "expert capacity = ceil(factor * top_k * global tokens / experts) per layer and step"),
@@ -925,6 +927,11 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
     }
     if (nranks < 1) {
         opt_say(err, errlen, "nranks: %d is out of range; allowed >= 1", nranks);
+        return MOE_ERR_INVALID;
+    }
+    if (cfg->warmup >= cfg->steps) {
+        opt_say(err, errlen, "warmup: %ld is out of range; allowed 0..%ld (steps - 1)",
+                cfg->warmup, cfg->steps - 1);
         return MOE_ERR_INVALID;
     }
     if (cfg->top_k > cfg->experts) {

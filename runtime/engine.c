@@ -47,6 +47,9 @@ static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
     return (moe_status_t)v;
 }
 
+/* Step times kept for the summary's percentiles: the last this many measured steps. */
+#define ENG_STEP_TIMES_MAX (1L << 20)
+
 #define ENG_ALLOC(ptr, n) ((ptr) = calloc((size_t)(n) + 1, sizeof(*(ptr))), (ptr) != NULL)
 
 static moe_status_t engine_alloc(moe_engine_t *e)
@@ -91,6 +94,10 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->coselect_g, L * E * E);
     ok &= ENG_ALLOC(e->traffic_row, P);
     ok &= ENG_ALLOC(e->routed_tot, L * E);
+    e->cap_step_s = e->cfg.steps - e->cfg.warmup;
+    if (e->cap_step_s > ENG_STEP_TIMES_MAX || e->cap_step_s < 1)
+        e->cap_step_s = ENG_STEP_TIMES_MAX;
+    ok &= ENG_ALLOC(e->step_s, e->cap_step_s);
     return ok ? MOE_OK : MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
 }
 
@@ -515,7 +522,12 @@ moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
         cur = nxt;
     }
     eng->last_out = out;
-    eng->elapsed += MPI_Wtime() - t0;
+    t0 = MPI_Wtime() - t0;
+    eng->elapsed += t0;
+    if (eng->step < eng->cfg.warmup)
+        eng->elapsed_warm += t0;
+    else
+        eng->step_s[eng->n_step_s++ % eng->cap_step_s] = t0;
     return engine_record_step(eng);
 }
 
@@ -601,11 +613,33 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
     return engine_agree(e, st);
 }
 
+static int engine_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank p50 and p99 of this rank's measured step times (sorts the ring: called once,
+ * at finish). 0 when no step was measured. */
+static void engine_step_percentiles(moe_engine_t *e, double *p50, double *p99)
+{
+    long n = e->n_step_s < e->cap_step_s ? e->n_step_s : e->cap_step_s;
+
+    *p50 = *p99 = 0;
+    if (n == 0)
+        return;
+    qsort(e->step_s, (size_t)n, sizeof(double), engine_cmp_double);
+    *p50 = e->step_s[(n * 50 + 99) / 100 - 1];
+    *p99 = e->step_s[(n * 99 + 99) / 100 - 1];
+}
+
 moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summary_t *s)
 {
     moe_summary_t sum;
     moe_status_t  st, st2;
-    double        buf[5], elapsed = eng->elapsed;
+    double        buf[5], elapsed = eng->elapsed, measured[3];
+    long          nmeas = eng->step > eng->cfg.warmup ? eng->step - eng->cfg.warmup : 0;
     int           l, i;
     size_t        n;
 
@@ -619,6 +653,16 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
                                            eng->comm));
     sum.elapsed_s = elapsed;
     sum.tokens_per_s = elapsed > 0 ? (double)eng->G * eng->step / elapsed : 0;
+    /* throughput and percentiles over the steps after warm-up, when there are some */
+    engine_step_percentiles(eng, &measured[1], &measured[2]);
+    measured[0] = eng->elapsed - eng->elapsed_warm;
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, measured, 3, MPI_DOUBLE, MPI_MAX,
+                                           eng->comm));
+    sum.warmup_steps = eng->step < eng->cfg.warmup ? eng->step : eng->cfg.warmup;
+    if (nmeas > 0 && measured[0] > 0)
+        sum.tokens_per_s = (double)eng->G * nmeas / measured[0];
+    sum.step_p50_s = measured[1];
+    sum.step_p99_s = measured[2];
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_s, MOE_PHASE_COUNT,
                                            MPI_DOUBLE, MPI_SUM, eng->comm));
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_max_s, MOE_PHASE_COUNT,
@@ -758,6 +802,7 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->coselect_g);
     free(e->traffic_row);
     free(e->routed_tot);
+    free(e->step_s);
     free(e->b_events);
     moe_capacity_ws_cleanup(&e->capws);
     moe_monitor_cleanup(&e->mon);

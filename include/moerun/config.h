@@ -36,6 +36,7 @@ typedef struct moe_config {
     /* run */
     int                  tokens;           /* tokens per rank per step, >= 1 */
     long                 steps;            /* >= 1 */
+    long                 warmup;           /* first steps left out of throughput, 0..steps-1 */
     double               capacity_factor;  /* <= 0: dropless; finite */
     moe_drop_policy_t    drop_policy;
     double               temperature;      /* router temperature, > 0 */

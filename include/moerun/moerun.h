@@ -30,7 +30,8 @@ typedef struct moe_summary {
     long        steps;           /* steps completed */
     int         nranks, nnodes;
     double      elapsed_s;       /* wall time of the steps */
-    double      tokens_per_s;    /* global tokens per second through all layers */
+    double      tokens_per_s;    /* global tokens per second through all layers, over the
+                                    steps after warm-up (all steps if none came after it) */
     double      phase_s[8];      /* per phase (telemetry.h moe_phase_t), summed over steps
                                     and layers, mean over ranks */
     double      phase_max_s[8];  /* same, max over ranks */
@@ -48,6 +49,9 @@ typedef struct moe_summary {
     double      out_sum, out_sumsq; /* last layer output of the last step, all tokens */
     int64_t     out_count;       /* floats in that tensor */
     long        alerts;          /* monitor events raised */
+    long        warmup_steps;    /* first steps left out of tokens_per_s and the percentiles */
+    double      step_p50_s, step_p99_s; /* per-step wall time after warm-up, percentile on
+                                           each rank (last 2^20 steps), max over ranks */
     const void *events;          /* moe_event_t[n_events] (runtime/telemetry.h), first ones */
     int         n_events;
 } moe_summary_t;
