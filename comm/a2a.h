@@ -53,6 +53,9 @@ typedef struct moe_a2a_stats {
     double   t_dispatch_inter; /* of t_dispatch: seconds in the stage that carries inter-node
                                 * payload (flat: its one MPI_Alltoallv; hier: the inter stage) */
     double   t_combine_inter;  /* of t_combine: the same for combine */
+    double   t_combine_wait;   /* of t_combine: waiting for other ranks' expert outputs, not
+                                * moving them (a backend that overlaps combine with compute
+                                * fills it; otherwise the caller times a barrier before it) */
     int64_t  bytes_sent, bytes_recv;   /* payload and count bytes, self excluded */
     int64_t  msgs_sent, msgs_recv;     /* non-empty point-to-point transfers, self excluded */
     int64_t  bytes_inter, msgs_inter;  /* of bytes_sent / msgs_sent: to ranks on other nodes */

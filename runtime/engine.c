@@ -295,7 +295,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     double            *phase = e->b_phase + (b * e->L + l) * MOE_PHASE_COUNT;
     int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
-    double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5;
+    double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5, tw, tb;
     int                E = e->E, k = e->k, T = e->T, i, p, s, j;
     moe_a2a_stats_t    ast;
     moe_a2a_plan_t     plan;
@@ -311,8 +311,11 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
     t1 = MPI_Wtime();
 
+    /* the first collective after the gate: a few hundred bytes, so its time is the wait for
+     * the slowest rank's gate (plus one small-message latency): counts_wait */
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(MPI_IN_PLACE, e->gsum, MOE_GSUM_LEN(E), MPI_DOUBLE,
                                          MPI_SUM, e->comm));
+    tw = MPI_Wtime() - t1;
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(MPI_IN_PLACE, &lmax, 1, MPI_DOUBLE, MPI_MAX, e->comm));
     for (i = 0; i < E; i++) {
         e->routed_global[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
@@ -356,6 +359,11 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     if (out != x)
         memcpy(out, x, (size_t)T * e->d * sizeof(float));
+    /* combine_wait: the wait for the slowest rank's experts, made explicit by a barrier so
+     * that the exchange after it times only moving and summing */
+    tb = MPI_Wtime();
+    MOE_MPI_CHECK(&e->log, MPI_Barrier(e->comm));
+    ast.t_combine_wait += MPI_Wtime() - tb;
     st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
     if (st != MOE_OK)
         return st;
@@ -369,6 +377,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     phase[MOE_PHASE_TOTAL] = t5 - t0;
     phase[MOE_PHASE_DISPATCH_INTER] = ast.t_dispatch_inter;
     phase[MOE_PHASE_COMBINE_INTER] = ast.t_combine_inter;
+    phase[MOE_PHASE_COUNTS_WAIT] = tw;
+    phase[MOE_PHASE_COMBINE_WAIT] = ast.t_combine_wait;
     for (i = 0; i < MOE_PHASE_COUNT; i++)
         e->phase_tot[i] += phase[i];
     traffic[MOE_TRAFFIC_BYTES_SENT] = ast.bytes_sent;

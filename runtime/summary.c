@@ -166,6 +166,14 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             s->phase_s[MOE_PHASE_COMBINE] > 0
                 ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_INTER] / s->phase_s[MOE_PHASE_COMBINE]
                 : 0.0);
+    fprintf(out, "waiting    for other ranks: %.1f%% of counts (slowest gate), %.1f%% of combine "
+                 "(slowest experts)\n",
+            s->phase_s[MOE_PHASE_COUNTS] > 0
+                ? 100.0 * s->phase_s[MOE_PHASE_COUNTS_WAIT] / s->phase_s[MOE_PHASE_COUNTS]
+                : 0.0,
+            s->phase_s[MOE_PHASE_COMBINE] > 0
+                ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_WAIT] / s->phase_s[MOE_PHASE_COMBINE]
+                : 0.0);
     fprintf(out, "routing    %lld pairs routed, %lld processed, %lld dropped (%.3f%%)\n",
             (long long)s->routed, (long long)s->processed, (long long)s->dropped,
             100.0 * s->drop_rate);

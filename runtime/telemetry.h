@@ -37,7 +37,9 @@
     X(MOE_PHASE_COMBINE, "combine")               \
     X(MOE_PHASE_TOTAL, "total")                   \
     X(MOE_PHASE_DISPATCH_INTER, "dispatch_inter") \
-    X(MOE_PHASE_COMBINE_INTER, "combine_inter")
+    X(MOE_PHASE_COMBINE_INTER, "combine_inter")   \
+    X(MOE_PHASE_COUNTS_WAIT, "counts_wait")       \
+    X(MOE_PHASE_COMBINE_WAIT, "combine_wait")
 
 /* Traffic counters per step x layer x rank (dispatch + combine payload and count messages).
  * The intra/inter columns split bytes_sent and msgs_sent by whether the peer is on this

@@ -32,9 +32,9 @@ typedef struct moe_summary {
     double      elapsed_s;       /* wall time of the steps */
     double      tokens_per_s;    /* global tokens per second through all layers, over the
                                     steps after warm-up (all steps if none came after it) */
-    double      phase_s[8];      /* per phase (telemetry.h moe_phase_t), summed over steps
-                                    and layers, mean over ranks */
-    double      phase_max_s[8];  /* same, max over ranks */
+    double      phase_s[16];     /* per phase (telemetry.h moe_phase_t; room for more),
+                                    summed over steps and layers, mean over ranks */
+    double      phase_max_s[16]; /* same, max over ranks */
     int64_t     routed, processed, dropped; /* (token, expert) pairs, all steps and layers */
     double      drop_rate;       /* dropped / routed */
     double      max_mean_load;   /* max over layers of max/mean routed per expert, whole run */
