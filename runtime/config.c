@@ -166,6 +166,9 @@ static const opt_t opt_table[] = {
     OPT_S(R, exchange, "--exchange", "MOERUN_EXCHANGE", "flat", "NAME",
           sizeof(((moe_config_t *)0)->exchange) - 1, 0, NULL, moe_a2a_names,
           "token exchange backend (see docs/exchange.md)"),
+    OPT_I(R, overlap, "--overlap", "MOERUN_OVERLAP", "1", 0, 1,
+          "1: overlap the exchange with expert compute where the backend can (flat); 0: "
+          "exchange, then compute, then exchange back. The output is bitwise the same"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
 

@@ -44,6 +44,7 @@ typedef struct moe_config {
     char                 workload[MOE_SPEC_MAX]; /* uniform | zipf:S | collapse:P | drift:R | domains:N */
     moe_placement_kind_t placement;
     char                 exchange[32];     /* token exchange backend name: flat | hier */
+    int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     /* output */
     char                 telemetry[MOE_PATH_MAX];    /* HDF5 file; empty: no telemetry */
