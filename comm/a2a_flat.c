@@ -99,6 +99,23 @@ static void flat_destroy(void *vctx)
     free(c);
 }
 
+/* Grows *buf to hold rows x d floats. */
+static int flat_grow(float **buf, size_t *cap_rows, int64_t rows, int d)
+{
+    float *p;
+    size_t want = (size_t)rows;
+
+    if (want <= *cap_rows && *buf != NULL)
+        return 0;
+    want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
+    p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
+    if (p == NULL)
+        return -1;
+    *buf = p;
+    *cap_rows = want;
+    return 0;
+}
+
 static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
 {
     a2a_flat_t  *c = calloc(1, sizeof(*c));
@@ -156,6 +173,16 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
     for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
+    /* receive-side buffers sized for a balanced step (T * k rows) and touched now, so the
+     * first steps neither allocate nor page-fault; they grow only past that */
+    if (flat_grow(&c->recvbuf, &c->recv_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
+        flat_grow(&c->bx, &c->bx_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
+        flat_grow(&c->by, &c->by_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d))
+        goto err_nomem;
+    memset(c->recvbuf, 0, (c->recv_rows_cap + 1) * (size_t)c->d * sizeof(float));
+    memset(c->bx, 0, (c->bx_rows_cap + 1) * (size_t)c->d * sizeof(float));
+    memset(c->by, 0, (c->by_rows_cap + 1) * (size_t)c->d * sizeof(float));
+    memset(c->sendbuf, 0, (size_t)c->max_tokens * c->top_k * c->d * sizeof(float) + 1);
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
         !c->missing)
         goto err_nomem;
@@ -180,22 +207,6 @@ err:
     return st;
 }
 
-/* Grows *buf to hold rows x d floats. */
-static int flat_grow(float **buf, size_t *cap_rows, int64_t rows, int d)
-{
-    float *p;
-    size_t want = (size_t)rows;
-
-    if (want <= *cap_rows && *buf != NULL)
-        return 0;
-    want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
-    p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
-    if (p == NULL)
-        return -1;
-    *buf = p;
-    *cap_rows = want;
-    return 0;
-}
 
 /* Steps 1 and 2 of dispatch (shared with the overlapped forward): the count exchange, the
  * packed send buffer, pos[], and both layouts (scnt/sdsp, rcnt/rdsp in floats). Grows

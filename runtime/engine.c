@@ -142,6 +142,7 @@ static moe_status_t engine_model_init(moe_engine_t *e)
     e->ffn_scratch = malloc(MOE_FFN_BLOCK * hc * sizeof(float));
     if (e->ffn_scratch == NULL)
         return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    memset(e->ffn_scratch, 0, MOE_FFN_BLOCK * hc * sizeof(float)); /* touched once, here */
     return MOE_OK;
 }
 
