@@ -11,12 +11,16 @@
  *   MPI_Alltoallv with the counts swapped, which lands every output row at the position its
  *   input row left from; then out[t] += w_j * y for j = 0..k-1.
  * Buffers grow to the largest step seen and are reused: no allocation in a steady state.
+ * Counts are conserved: the rows packed are the kept pairs, every received row is placed in
+ * exactly one expert's batch, and combine returns as many rows as dispatch received (checked
+ * with MOE_ASSERT in debug builds).
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "a2a_common.h"
+#include "moerun/base/assert.h"
 #include "moerun/base/mpicheck.h"
 
 /* Overlapped forward: four lanes of point-to-point transfers, each with at most
@@ -215,14 +219,18 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
                                  moe_a2a_stats_t *st)
 {
     int     P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
-    int64_t rows = 0, acc;
+    int64_t rows = 0, acc, kept = 0;
     double  t0 = MPI_Wtime(), t1;
 
     /* 1. counts per (dest, local expert), exchanged before the payload */
     memset(c->send_cnt, 0, (size_t)c->cnt_off[P] * sizeof(int));
     for (p = 0; p < npairs; p++)
-        if (plan->dest_rank[p] >= 0)
+        if (plan->dest_rank[p] >= 0) {
+            MOE_ASSERT(plan->dest_rank[p] < P && plan->dest_expert[p] >= 0 &&
+                       plan->dest_expert[p] < c->local_experts[plan->dest_rank[p]]);
             c->send_cnt[c->cnt_off[plan->dest_rank[p]] + plan->dest_expert[p]]++;
+            kept++;
+        }
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->send_cnt, c->icnt_s, c->idsp_s, MPI_INT, c->recv_cnt,
                                         c->icnt_r, c->idsp_r, MPI_INT, c->comm));
     moe__a2a_traffic(&c->peers, c->icnt_s, c->icnt_r, sizeof(int), 0, st);
@@ -239,6 +247,7 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
         c->scnt[r] = (int)(n * d);
         acc += n;
     }
+    MOE_ASSERT(acc == kept); /* every kept pair has one send row */
     for (p = 0; p < npairs; p++) {
         int dr = plan->dest_rank[p];
         if (dr < 0) {
@@ -306,6 +315,9 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                 c->cursor[e] += n;
                 src += n;
             }
+        MOE_ASSERT(src == c->recv_rows && acc == c->recv_rows); /* every row placed once */
+        for (e = 0; e < c->n_local; e++)
+            MOE_ASSERT(c->cursor[e] == c->offset[e + 1]);
     }
     batch->n_local = c->n_local;
     batch->offset = c->offset;
@@ -335,6 +347,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
             c->cursor[e] += n;
             dst += n;
         }
+    MOE_ASSERT(dst == c->recv_rows); /* as many rows go back as came in */
     tx = MPI_Wtime();
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->recvbuf, c->rcnt, c->rdsp, MPI_FLOAT, c->sendbuf,
                                         c->scnt, c->sdsp, MPI_FLOAT, c->comm));

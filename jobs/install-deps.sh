@@ -3,20 +3,22 @@
 #
 # Idempotent: packages already present are skipped by apt. Needs root (or sudo).
 # Usage: jobs/install-deps.sh [--test]   (--test adds what the test suite needs)
+# help2man: the man pages of the installed programs, generated from their --help at build time.
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config
       openmpi-bin libopenmpi-dev libucx-dev libhwloc-dev hwloc
       libhdf5-openmpi-dev hdf5-tools libopenblas-dev
-      libinih-dev libcjson-dev)
+      libinih-dev libcjson-dev help2man)
 if [ "${1:-}" = "--test" ]; then
     # python: independent telemetry checks; valgrind: the memcheck test; iproute2 (ip, tc) and procps (ps): the
     # emulated multi-host test bed of the system tests (jobs/cluster/emulate.sh); slurm-wlm
     # and munge: the Slurm tests (tests/slurm); clang and its runtime: libFuzzer targets; shellcheck: tests/lint;
-    # chromium: the HTML report check (tests/analyze)
+    # chromium: the HTML report check (tests/analyze); libudev-dev: hwloc.pc names -ludev for
+    # the pkg-config --static client build of tests/install
     pkgs+=(python3-h5py python3-numpy valgrind iproute2 procps slurm-wlm munge
            clang libclang-rt-14-dev shellcheck
-           chromium)
+           chromium libudev-dev)
 fi
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-sanitize.sh — the whole test suite again, built with AddressSanitizer and
-# UndefinedBehaviorSanitizer (into ./build-asan or $MOERUN_ASAN_BUILD_DIR).
+# UndefinedBehaviorSanitizer (into ./build-asan or $MOERUN_ASAN_BUILD_DIR), with the
+# invariant checks of MOE_ASSERT compiled in (-DMOERUN_ASSERTS=ON).
 #
 # Every MPI rank, tool and test program runs instrumented: any invalid access, any undefined
 # behaviour (halt_on_error) and any leak in moerun's code fails the test that hit it. Leaks
@@ -12,7 +13,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${MOERUN_ASAN_BUILD_DIR:-$root/build-asan}
 MOERUN_BUILD_DIR="$build" "$root/jobs/build.sh" -DMOERUN_SANITIZE=address,undefined \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMOERUN_ASSERTS=ON
 shim="$build/tests/sanitize/libmoe_keep_dlopen.so"
 [ -f "$shim" ] || { echo "test-sanitize: $shim was not built" >&2; exit 1; }
 export LD_PRELOAD="$shim"

@@ -8,12 +8,19 @@
  *   such an expert to the expert's owner (one MPI_Alltoallv), the owner sorts them by
  *   (prob desc, token asc) and takes the C-th as the cutoff, and one MPI_Allreduce(MAX)
  *   tells every rank every cutoff. A pair is kept iff it sorts at or before the cutoff.
+ *
+ * What always holds after moe_capacity_decide, on every rank and for every expert e: each of
+ * this rank's pairs of e is kept or dropped, exactly once (the local part of routed =
+ * processed + dropped: local_count[e] = kept pairs + the drops added to dropped_local[e]);
+ * with the position policy, kept pairs of e over all ranks are at most the capacity. Debug
+ * builds check the local part (MOE_ASSERT); the engine checks the global sum at every flush.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capacity.h"
+#include "moerun/base/assert.h"
 #include "moerun/base/mpicheck.h"
 
 typedef struct {
@@ -152,11 +159,75 @@ static moe_status_t cap_probs_cutoffs(MPI_Comm comm, moe_log_t *log, const moe_p
     return MOE_OK;
 }
 
+#if MOE_ASSERTS_ENABLED
+/*
+ * Debug builds: every pair of this rank went to a valid expert, was counted in local_count,
+ * and is kept or dropped exactly once: kept + (dropped_local - dropped_before) = local_count
+ * for every expert. `before` is a copy of dropped_local made before the decision (freed here).
+ */
+static void cap_assert_conserved(int E, int npairs, const int32_t *expert, const uint8_t *keep,
+                                 const int64_t *local_count, int64_t *before,
+                                 const int64_t *dropped_local)
+{
+    int64_t *seen = calloc(2 * (size_t)E, sizeof(int64_t));
+    int      p, e;
+
+    if (seen == NULL || before == NULL) {
+        free(seen);
+        free(before);
+        return;
+    }
+    for (p = 0; p < npairs; p++) {
+        MOE_ASSERT(expert[p] >= 0 && expert[p] < E && keep[p] <= 1);
+        seen[expert[p]]++;
+        seen[E + expert[p]] += keep[p];
+    }
+    for (e = 0; e < E; e++) {
+        MOE_ASSERT(seen[e] == local_count[e]);
+        MOE_ASSERT(seen[E + e] + (dropped_local[e] - before[e]) == seen[e]);
+    }
+    free(seen);
+    free(before);
+}
+#endif
+
+static moe_status_t cap_decide(MPI_Comm comm, moe_log_t *log, const moe_placement_t *pl,
+                               moe_drop_policy_t policy, int64_t capacity, int T, int k,
+                               int64_t g0, const int32_t *expert, const float *prob,
+                               const int64_t *local_count, const int64_t *routed_global,
+                               uint8_t *keep, int64_t *dropped_local, moe_capacity_ws_t *ws);
+
 moe_status_t moe_capacity_decide(MPI_Comm comm, moe_log_t *log, const moe_placement_t *pl,
                                  moe_drop_policy_t policy, int64_t capacity, int T, int k,
                                  int64_t g0, const int32_t *expert, const float *prob,
                                  const int64_t *local_count, const int64_t *routed_global,
                                  uint8_t *keep, int64_t *dropped_local, moe_capacity_ws_t *ws)
+{
+    moe_status_t st;
+#if MOE_ASSERTS_ENABLED
+    int64_t *before = malloc((size_t)pl->experts * sizeof(int64_t));
+
+    if (before)
+        memcpy(before, dropped_local, (size_t)pl->experts * sizeof(int64_t));
+#endif
+    st = cap_decide(comm, log, pl, policy, capacity, T, k, g0, expert, prob, local_count,
+                    routed_global, keep, dropped_local, ws);
+#if MOE_ASSERTS_ENABLED
+    if (st == MOE_OK)
+        cap_assert_conserved(pl->experts, T * k, expert, keep, local_count, before,
+                             dropped_local);
+    else
+        free(before);
+#endif
+    return st;
+}
+
+/* The decision itself (see the top of the file). */
+static moe_status_t cap_decide(MPI_Comm comm, moe_log_t *log, const moe_placement_t *pl,
+                               moe_drop_policy_t policy, int64_t capacity, int T, int k,
+                               int64_t g0, const int32_t *expert, const float *prob,
+                               const int64_t *local_count, const int64_t *routed_global,
+                               uint8_t *keep, int64_t *dropped_local, moe_capacity_ws_t *ws)
 {
     int          E = pl->experts, p, e, rank, over = 0;
     moe_status_t st;

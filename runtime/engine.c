@@ -18,8 +18,11 @@
  *     by the gate at the token's rank, processed by the expert's rank from the rows it
  *     computed, dropped by the capacity step at the token's rank; the three are summed
  *     over ranks and compared at every flush, and a mismatch stops the run with
- *     MOE_ERR_INVARIANT;
- *  3. after create, no step allocates, except buffers that grow to a new maximum.
+ *     MOE_ERR_INVARIANT; debug builds (MOE_ASSERT) also check, after every dispatch, that
+ *     the rows each expert received over all ranks are the pairs kept for it over all ranks
+ *     (a2a.h invariant 1, for every backend), and that every traffic split adds up;
+ *  3. after create, no step allocates, except buffers that grow to a new maximum (and the
+ *     debug builds' checks, which free what they take).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -28,11 +31,46 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "moerun/base/assert.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
                "moe_summary_t.phase_s holds every phase column");
+
+#if MOE_ASSERTS_ENABLED
+/*
+ * Debug builds, after a dispatch (collective): the rows each expert received, summed over
+ * ranks, equal the pairs routed to it and kept, summed over ranks; the traffic splits add up.
+ */
+static void engine_assert_delivered(moe_engine_t *e, const moe_a2a_plan_t *plan,
+                                    const moe_expert_batch_t *batch, const moe_a2a_stats_t *ast)
+{
+    int      E = e->E, p, i, ok, all = 0;
+    int64_t *v = calloc(2 * (size_t)E, sizeof(int64_t));
+
+    MOE_ASSERT(ast->bytes_intra + ast->bytes_inter == ast->bytes_sent);
+    MOE_ASSERT(ast->msgs_intra + ast->msgs_inter == ast->msgs_sent);
+    ok = v != NULL;
+    if (MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, e->comm) != MPI_SUCCESS || !all) {
+        free(v);
+        return;
+    }
+    for (p = 0; p < plan->tokens * plan->top_k; p++)
+        if (plan->dest_rank[p] >= 0)
+            v[e->gate.expert[p]]++;
+    MOE_ASSERT(batch->n_local == 0 || batch->offset[0] == 0);
+    for (i = 0; i < batch->n_local; i++) {
+        MOE_ASSERT(batch->offset[i] <= batch->offset[i + 1]);
+        v[E + e->place.global_of[e->place.first_local[e->rank] + i]] +=
+            batch->offset[i + 1] - batch->offset[i];
+    }
+    if (MPI_Allreduce(MPI_IN_PLACE, v, 2 * E, MPI_INT64_T, MPI_SUM, e->comm) == MPI_SUCCESS)
+        for (i = 0; i < E; i++)
+            MOE_ASSERT(v[i] == v[E + i]);
+    free(v);
+}
+#endif
 
 /* Collective agreement: the worst status of all ranks (statuses are <= 0). */
 static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
@@ -382,6 +420,10 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     if (st != MOE_OK)
         return st;
     t3 = MPI_Wtime();
+#if MOE_ASSERTS_ENABLED
+    engine_assert_delivered(e, &plan, &batch, &ast);
+    t3 = MPI_Wtime(); /* the check is not the exchange's time */
+#endif
 
     for (i = 0; i < batch.n_local; i++) {
         int64_t rows = batch.offset[i + 1] - batch.offset[i];
@@ -403,6 +445,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     if (st != MOE_OK)
         return st;
     t5 = MPI_Wtime();
+    MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
+               ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
 
 record:
     phase[MOE_PHASE_GATE] = t1 - t0;

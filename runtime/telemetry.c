@@ -2,8 +2,10 @@
  * runtime/telemetry.c — the HDF5 telemetry writer: one schema (docs/telemetry.md), two modes.
  *
  * What always holds:
- *  1. One layout. Every dataset is described once, in tel_dsets[] (path, type, inner shape);
- *     both modes create and extend the same datasets through the same functions. The modes
+ *  1. One layout. Every dataset is described once, in moerun/telemetry_schema.h (path, element
+ *     type, dimensions, units); each is created from its table row with its dimension labels
+ *     and units (moe_h5_describe), and both modes create and extend the same datasets through
+ *     the same functions. The modes
  *     differ only in who makes HDF5 calls ("io" ranks: all ranks in parallel mode, rank 0 in
  *     gather mode) and in what each io rank selects:
  *       global data        parallel: rank 0 selects the rows, others select none;
@@ -26,6 +28,9 @@
  *     plus the [L][E][E] and [nranks][nranks] matrices; nothing grows with the step count.
  *  6. On a failed create no file is left: a file that was created is removed by rank 0
  *     (regular files only).
+ * Debug builds check 1 (rows written inside the dataset, the rank column inside its
+ * dimension, fixed datasets never extended), 2 (the extents all io ranks set agree: one
+ * MPI_Allreduce per appended dataset in parallel mode) and the events' kinds (MOE_ASSERT).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -39,87 +44,26 @@
 
 #include <hdf5.h>
 
+#include "moerun/base/assert.h"
+#include "moerun/base/h5tel.h"
 #include "moerun/base/mpicheck.h"
 #include "telemetry.h"
 
-#define MOE__NAME_ENTRY(name, str) str,
+#define MOE__NAME_ENTRY(name, ...) MOE__ARG1(__VA_ARGS__, 0),
 const char *const moe_phase_names[MOE_PHASE_COUNT] = {MOE_PHASE_MAP(MOE__NAME_ENTRY)};
 const char *const moe_traffic_names[MOE_TRAFFIC_COUNT] = {MOE_TRAFFIC_MAP(MOE__NAME_ENTRY)};
 const char *const moe_rstat_names[MOE_RSTAT_COUNT] = {MOE_RSTAT_MAP(MOE__NAME_ENTRY)};
 const char *const moe_event_names[MOE_EVENT_COUNT] = {MOE_EVENT_MAP(MOE__NAME_ENTRY)};
 #undef MOE__NAME_ENTRY
 
-#define TEL_SCHEMA_VERSION  1
 #define TEL_NSTR            16 /* string root attributes from the run (tel_write_root_attrs) */
 #define TEL_CHUNK_BYTES     (1u << 20)  /* upper bound on one chunk of an appended dataset */
 #define TEL_EVENT_CHUNK     64
 #define TEL_TIME_MAX        32
 
-/* Element types of the datasets. */
-typedef enum { TD_I64, TD_F64, TD_I32, TD_F32, TD_U8, TD_EVENT } tel_dtype_t;
-/* Symbolic inner dimensions, resolved at create time. */
-typedef enum { DIM_L, DIM_E, DIM_P, DIM_K, DIM_RSTAT, DIM_PHASE, DIM_TRAF } tel_dim_t;
-
-/* The appended datasets (first dimension unlimited). */
-enum {
-    DS_STEP, DS_ROUTED, DS_PROCESSED, DS_DROPPED, DS_DROPPED_CAP, DS_CAPACITY, DS_ROUTER,
-    DS_PHASE, DS_TRAFFIC, DS_R_STEP, DS_R_TOKEN, DS_R_EXPERT, DS_R_WEIGHT, DS_R_KEPT,
-    DS_EVENTS, DS_COUNT
-};
-
-typedef struct tel_dset_def {
-    const char *path;
-    tel_dtype_t type;
-    int         ninner;       /* dimensions after the first */
-    tel_dim_t   inner[3];
-    const char *units;
-    const char *description;
-} tel_dset_def_t;
-
-static const tel_dset_def_t tel_dsets[DS_COUNT] = {
-    [DS_STEP] = {"steps/step", TD_I64, 0, {DIM_L}, "step", "step index of each row"},
-    [DS_ROUTED] = {"steps/routed", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
-                   "(token, expert) pairs routed to the expert"},
-    [DS_PROCESSED] = {"steps/processed", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
-                      "pairs computed by the expert"},
-    [DS_DROPPED] = {"steps/dropped", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
-                    "pairs dropped, all reasons"},
-    [DS_DROPPED_CAP] = {"steps/dropped_capacity", TD_I64, 2, {DIM_L, DIM_E}, "pairs",
-                        "pairs dropped because the expert was over capacity"},
-    [DS_CAPACITY] = {"steps/capacity", TD_I64, 1, {DIM_L}, "pairs",
-                     "per-expert capacity, -1 = dropless"},
-    [DS_ROUTER] = {"steps/router", TD_F64, 2, {DIM_L, DIM_RSTAT}, "see columns",
-                   "router statistics over all tokens of the step"},
-    [DS_PHASE] = {"steps/phase_time", TD_F64, 3, {DIM_L, DIM_P, DIM_PHASE}, "s",
-                  "wall time of each phase on each rank"},
-    [DS_TRAFFIC] = {"steps/traffic", TD_I64, 3, {DIM_L, DIM_P, DIM_TRAF},
-                    "bytes, bytes, messages, messages",
-                    "exchange traffic of each rank, self excluded, payload and counts"},
-    [DS_R_STEP] = {"routes/step", TD_I64, 0, {DIM_L}, "step", "step of the sampled token"},
-    [DS_R_TOKEN] = {"routes/token", TD_I64, 0, {DIM_L}, "token", "global token index"},
-    [DS_R_EXPERT] = {"routes/expert", TD_I32, 2, {DIM_L, DIM_K}, "expert",
-                     "selected experts per layer, best first"},
-    [DS_R_WEIGHT] = {"routes/weight", TD_F32, 2, {DIM_L, DIM_K}, "1",
-                     "normalised gate weights of the selected experts"},
-    [DS_R_KEPT] = {"routes/kept", TD_U8, 2, {DIM_L, DIM_K}, "bool",
-                   "1 = processed, 0 = dropped"},
-    [DS_EVENTS] = {"events", TD_EVENT, 0, {DIM_L}, "", "monitor events"},
-};
-
-/* The groups, created in this order. */
-static const char *const tel_groups[] = {"topology", "placement", "steps", "routes",
-                                         "accumulated"};
-
-/* One event as written (native layout; the file layout is packed little-endian). */
-typedef struct tel_event_rec {
-    int64_t step;
-    int32_t layer;
-    int32_t expert;
-    int32_t kind;
-    double  value;
-    double  threshold;
-    char    message[MOE_EVENT_MSG_MAX];
-} tel_event_rec_t;
+_Static_assert(MOE_EVENT_MSG_MAX == MOE_TEL_MESSAGE_MAX && MOE_HOST_MAX == MOE_TEL_STRING_MAX &&
+                   MOE_CPUSET_MAX == MOE_TEL_STRING_MAX,
+               "the meta and event strings are the schema's fixed-length strings");
 
 /* Numbers written as root attributes; broadcast from rank 0 so all io ranks agree. */
 typedef struct tel_nums {
@@ -137,10 +81,10 @@ struct moe_telemetry {
     char           path[MOE_PATH_MAX];
     int            L, E, k;
     hid_t          file, dxpl;
-    hid_t          ds[DS_COUNT];
-    hsize_t        inner[DS_COUNT][3];
-    hid_t          coselect, tmatrix, accum;
-    hid_t          ev_mem, ev_file; /* compound types of events */
+    hid_t          ds[MOE_TEL_DS_COUNT];    /* every dataset of the schema, by id */
+    hid_t          mtype[MOE_TEL_DS_COUNT]; /* their memory types */
+    hsize_t        dims[MOE_TEL_DS_COUNT][4]; /* their shapes at create (appended: 0 rows) */
+    hid_t          accum;
     hsize_t        steps;         /* rows in the per-step datasets */
     hsize_t        nroutes;       /* rows in the route datasets */
     hsize_t        nevents;       /* rows in the events dataset */
@@ -153,38 +97,19 @@ struct moe_telemetry {
 
 /* ---------------------------------------------------------------- HDF5 errors --------- */
 
-typedef struct tel_errwalk {
-    char text[2][200];
-    int  n;
-} tel_errwalk_t;
-
-static herr_t tel_errwalk_cb(unsigned n, const H5E_error2_t *err, void *data)
-{
-    tel_errwalk_t *w = data;
-
-    (void)n;
-    if (w->n < 2 && err->desc && err->desc[0]) {
-        snprintf(w->text[w->n], sizeof(w->text[0]), "%s", err->desc);
-        w->n++;
-    }
-    return 0;
-}
-
 /*
  * Records "telemetry: WHAT 'path': <innermost HDF5 messages>" as the last error, clears the
  * HDF5 error stack and returns `st`.
  */
 static moe_status_t tel_h5_fail(moe_telemetry_t *t, moe_status_t st, const char *what)
 {
-    tel_errwalk_t w;
+    int  err = errno;
+    char text[400];
 
-    memset(&w, 0, sizeof(w));
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, tel_errwalk_cb, &w);
-    H5Eclear2(H5E_DEFAULT);
-    if (w.n == 0)
-        snprintf(w.text[0], sizeof(w.text[0]), "%s", errno ? strerror(errno) : "HDF5 error");
-    moe_log_set_error(t->log, __FILE__, __LINE__, "telemetry: %s '%s' failed: %s%s%s", what,
-                      t->path, w.text[0], w.n > 1 ? "; " : "", w.n > 1 ? w.text[1] : "");
+    if (moe_h5_error_text(text, sizeof(text)) == 0)
+        snprintf(text, sizeof(text), "%s", err ? strerror(err) : "HDF5 error");
+    moe_log_set_error(t->log, __FILE__, __LINE__, "telemetry: %s '%s' failed: %s", what, t->path,
+                      text);
     return st;
 }
 
@@ -245,104 +170,6 @@ static moe_status_t tel_bcast_str(moe_telemetry_t *t, const char *s, char **out_
     return MOE_OK;
 }
 
-/* ---------------------------------------------------------------- types --------------- */
-
-static hid_t tel_mem_type(tel_dtype_t ty, const moe_telemetry_t *t)
-{
-    switch (ty) {
-    case TD_I64: return H5T_NATIVE_INT64;
-    case TD_F64: return H5T_NATIVE_DOUBLE;
-    case TD_I32: return H5T_NATIVE_INT32;
-    case TD_F32: return H5T_NATIVE_FLOAT;
-    case TD_U8: return H5T_NATIVE_UINT8;
-    case TD_EVENT: return t->ev_mem;
-    }
-    return -1;
-}
-
-static hid_t tel_file_type(tel_dtype_t ty, const moe_telemetry_t *t)
-{
-    switch (ty) {
-    case TD_I64: return H5T_STD_I64LE;
-    case TD_F64: return H5T_IEEE_F64LE;
-    case TD_I32: return H5T_STD_I32LE;
-    case TD_F32: return H5T_IEEE_F32LE;
-    case TD_U8: return H5T_STD_U8LE;
-    case TD_EVENT: return t->ev_file;
-    }
-    return -1;
-}
-
-static size_t tel_type_size(tel_dtype_t ty)
-{
-    switch (ty) {
-    case TD_I64: case TD_F64: return 8;
-    case TD_I32: case TD_F32: return 4;
-    case TD_U8: return 1;
-    case TD_EVENT: return sizeof(tel_event_rec_t);
-    }
-    return 1;
-}
-
-/*
- * Builds the event compound types: kind is an HDF5 enum over int32 whose names are
- * moe_event_names. Native layout in memory, packed little-endian in the file.
- */
-static moe_status_t tel_event_types(moe_telemetry_t *t)
-{
-    hid_t        kmem = -1, kfile = -1, smem = -1;
-    moe_status_t st = MOE_OK;
-    int32_t      v;
-    size_t       off = 0;
-
-    TEL_H5(t, kmem = H5Tenum_create(H5T_NATIVE_INT32), "creating the event kind type", st, out);
-    TEL_H5(t, kfile = H5Tenum_create(H5T_STD_I32LE), "creating the event kind type", st, out);
-    for (v = 0; v < MOE_EVENT_COUNT; v++) {
-        TEL_H5(t, H5Tenum_insert(kmem, moe_event_names[v], &v), "building the event type", st,
-               out);
-        TEL_H5(t, H5Tenum_insert(kfile, moe_event_names[v], &v), "building the event type",
-               st, out);
-    }
-    TEL_H5(t, smem = H5Tcopy(H5T_C_S1), "building the event type", st, out);
-    TEL_H5(t, H5Tset_size(smem, MOE_EVENT_MSG_MAX), "building the event type", st, out);
-    TEL_H5(t, H5Tset_strpad(smem, H5T_STR_NULLTERM), "building the event type", st, out);
-
-    TEL_H5(t, t->ev_mem = H5Tcreate(H5T_COMPOUND, sizeof(tel_event_rec_t)),
-           "building the event type", st, out);
-#define TEL_MEMBER(name, field, ty) \
-    TEL_H5(t, H5Tinsert(t->ev_mem, name, offsetof(tel_event_rec_t, field), ty), \
-           "building the event type", st, out)
-    TEL_MEMBER("step", step, H5T_NATIVE_INT64);
-    TEL_MEMBER("layer", layer, H5T_NATIVE_INT32);
-    TEL_MEMBER("expert", expert, H5T_NATIVE_INT32);
-    TEL_MEMBER("kind", kind, kmem);
-    TEL_MEMBER("value", value, H5T_NATIVE_DOUBLE);
-    TEL_MEMBER("threshold", threshold, H5T_NATIVE_DOUBLE);
-    TEL_MEMBER("message", message, smem);
-#undef TEL_MEMBER
-
-    TEL_H5(t, t->ev_file = H5Tcreate(H5T_COMPOUND, 8 + 4 + 4 + 4 + 8 + 8 + MOE_EVENT_MSG_MAX),
-           "building the event type", st, out);
-#define TEL_FMEMBER(name, ty, size) \
-    do { \
-        TEL_H5(t, H5Tinsert(t->ev_file, name, off, ty), "building the event type", st, out); \
-        off += (size); \
-    } while (0)
-    TEL_FMEMBER("step", H5T_STD_I64LE, 8);
-    TEL_FMEMBER("layer", H5T_STD_I32LE, 4);
-    TEL_FMEMBER("expert", H5T_STD_I32LE, 4);
-    TEL_FMEMBER("kind", kfile, 4);
-    TEL_FMEMBER("value", H5T_IEEE_F64LE, 8);
-    TEL_FMEMBER("threshold", H5T_IEEE_F64LE, 8);
-    TEL_FMEMBER("message", smem, MOE_EVENT_MSG_MAX);
-#undef TEL_FMEMBER
-out:
-    tel_close_id(&kmem, H5Tclose);
-    tel_close_id(&kfile, H5Tclose);
-    tel_close_id(&smem, H5Tclose);
-    return st;
-}
-
 /* ---------------------------------------------------------------- attributes ---------- */
 
 /* Creates or overwrites a scalar attribute of type `ftype` from `mtype` data. */
@@ -370,17 +197,14 @@ out:
 /* A variable-length UTF-8 string attribute (h5py reads it as str). NULL writes "". */
 static moe_status_t tel_attr_str(moe_telemetry_t *t, hid_t loc, const char *name, const char *s)
 {
-    hid_t        ty = H5Tcopy(H5T_C_S1);
-    moe_status_t st;
-    const char  *v = s ? s : "";
+    const char *v = s ? s : "";
+    char        what[96];
 
-    if (ty < 0)
-        return tel_h5_fail(t, MOE_ERR_HDF5, "creating a string type for");
-    H5Tset_size(ty, H5T_VARIABLE);
-    H5Tset_cset(ty, H5T_CSET_UTF8);
-    st = tel_attr_write(t, loc, name, ty, ty, &v);
-    H5Tclose(ty);
-    return st;
+    if (moe_h5_attr_strings(loc, name, &v, 0) < 0) {
+        snprintf(what, sizeof(what), "writing attribute %s of", name);
+        return tel_h5_fail(t, MOE_ERR_HDF5, what);
+    }
+    return MOE_OK;
 }
 
 static moe_status_t tel_attr_i64(moe_telemetry_t *t, hid_t loc, const char *name, int64_t v)
@@ -393,88 +217,67 @@ static moe_status_t tel_attr_f64(moe_telemetry_t *t, hid_t loc, const char *name
     return tel_attr_write(t, loc, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
-/* A 1-D attribute of n variable-length strings (column names). */
-static moe_status_t tel_attr_strlist(moe_telemetry_t *t, hid_t loc, const char *name,
-                                     const char *const *names, int n)
-{
-    hsize_t      dim = (hsize_t)n;
-    hid_t        ty = -1, sp = -1, a = -1;
-    moe_status_t st = MOE_OK;
-
-    TEL_H5(t, ty = H5Tcopy(H5T_C_S1), "writing a column list of", st, out);
-    TEL_H5(t, H5Tset_size(ty, H5T_VARIABLE), "writing a column list of", st, out);
-    TEL_H5(t, H5Tset_cset(ty, H5T_CSET_UTF8), "writing a column list of", st, out);
-    TEL_H5(t, sp = H5Screate_simple(1, &dim, NULL), "writing a column list of", st, out);
-    TEL_H5(t, a = H5Acreate2(loc, name, ty, sp, H5P_DEFAULT, H5P_DEFAULT),
-           "writing a column list of", st, out);
-    TEL_H5(t, H5Awrite(a, ty, names), "writing a column list of", st, out);
-out:
-    tel_close_id(&a, H5Aclose);
-    tel_close_id(&sp, H5Sclose);
-    tel_close_id(&ty, H5Tclose);
-    return st;
-}
-
 /* ---------------------------------------------------------------- datasets ------------ */
 
-static hsize_t tel_dim_value(const moe_telemetry_t *t, tel_dim_t d)
+/* The sizes of this file's dimensions at create time (appended datasets start empty). */
+static void tel_sizes(const moe_telemetry_t *t, moe_tel_sizes_t *sz)
 {
-    switch (d) {
-    case DIM_L: return (hsize_t)t->L;
-    case DIM_E: return (hsize_t)t->E;
-    case DIM_P: return (hsize_t)t->nranks;
-    case DIM_K: return (hsize_t)t->k;
-    case DIM_RSTAT: return MOE_RSTAT_COUNT;
-    case DIM_PHASE: return MOE_PHASE_COUNT;
-    case DIM_TRAF: return MOE_TRAFFIC_COUNT;
-    }
-    return 1;
+    memset(sz, 0, sizeof(*sz));
+    sz->layers = t->L;
+    sz->experts = t->E;
+    sz->ranks = t->nranks;
+    sz->top_k = t->k;
 }
 
-/* Elements in one row (everything after the first dimension) of appended dataset d. */
+/* Elements in one row (everything after the first dimension) of dataset d. */
 static hsize_t tel_row_elems(const moe_telemetry_t *t, int d)
 {
     hsize_t n = 1;
     int     i;
 
-    for (i = 0; i < tel_dsets[d].ninner; i++)
-        n *= t->inner[d][i];
+    for (i = 1; i < moe_tel_dset(d)->rank; i++)
+        n *= t->dims[d][i];
     return n;
 }
 
 /*
- * Creates appended dataset d: shape [0, inner...], first dimension unlimited, chunked by
- * `rows_hint` rows (bounded by TEL_CHUNK_BYTES), with units and description attributes.
+ * Creates dataset d of the schema with its labels, units and description. Appended datasets
+ * (first dimension step, route or event) start with 0 rows, unlimited, chunked by
+ * `rows_hint` rows (bounded by TEL_CHUNK_BYTES); the others are contiguous, full size.
  */
 static moe_status_t tel_dset_create(moe_telemetry_t *t, int d, hsize_t rows_hint)
 {
-    const tel_dset_def_t *def = &tel_dsets[d];
-    hsize_t               dims[4], maxd[4], chunk[4], row_bytes, rows;
-    hid_t                 sp = -1, dcpl = -1;
+    const moe_tel_dset_t *def = moe_tel_dset(d);
+    moe_tel_sizes_t       sz;
+    hsize_t               maxd[4], chunk[4], row_bytes, rows;
+    hid_t                 sp = -1, dcpl = -1, ftype = -1;
     moe_status_t          st = MOE_OK;
-    int                   i, nd = def->ninner + 1;
+    int                   i, app = moe_tel_dset_appended(def);
 
-    for (i = 0; i < def->ninner; i++)
-        t->inner[d][i] = tel_dim_value(t, def->inner[i]);
-    row_bytes = tel_row_elems(t, d) * tel_type_size(def->type);
-    rows = rows_hint < 1 ? 1 : rows_hint;
-    if (rows * row_bytes > TEL_CHUNK_BYTES)
-        rows = TEL_CHUNK_BYTES / row_bytes < 1 ? 1 : TEL_CHUNK_BYTES / row_bytes;
-    dims[0] = 0;
-    maxd[0] = H5S_UNLIMITED;
-    chunk[0] = rows;
-    for (i = 0; i < def->ninner; i++)
-        dims[i + 1] = maxd[i + 1] = chunk[i + 1] = t->inner[d][i];
-    TEL_H5(t, sp = H5Screate_simple(nd, dims, maxd), "creating a dataspace in", st, out);
+    tel_sizes(t, &sz);
+    for (i = 0; i < def->rank; i++)
+        t->dims[d][i] = maxd[i] = chunk[i] = (hsize_t)moe_tel_dim_size(def->dims[i], &sz);
+    MOE_ASSERT(!app || t->dims[d][0] == 0);
+    TEL_H5(t, ftype = moe_h5_elem_type(def->elem, 1), "creating a type in", st, out);
+    TEL_H5(t, t->mtype[d] = moe_h5_elem_type(def->elem, 0), "creating a type in", st, out);
     TEL_H5(t, dcpl = H5Pcreate(H5P_DATASET_CREATE), "creating a dataset in", st, out);
-    TEL_H5(t, H5Pset_chunk(dcpl, nd, chunk), "setting the chunk size in", st, out);
-    TEL_H5(t, t->ds[d] = H5Dcreate2(t->file, def->path, tel_file_type(def->type, t), sp,
-                                    H5P_DEFAULT, dcpl, H5P_DEFAULT),
+    if (app) {
+        row_bytes = tel_row_elems(t, d) * moe_tel_elem_size(def->elem);
+        rows = rows_hint < 1 ? 1 : rows_hint;
+        if (rows * row_bytes > TEL_CHUNK_BYTES)
+            rows = TEL_CHUNK_BYTES / row_bytes < 1 ? 1 : TEL_CHUNK_BYTES / row_bytes;
+        maxd[0] = H5S_UNLIMITED;
+        chunk[0] = rows;
+        TEL_H5(t, H5Pset_chunk(dcpl, def->rank, chunk), "setting the chunk size in", st, out);
+    }
+    TEL_H5(t, sp = H5Screate_simple(def->rank, t->dims[d], maxd), "creating a dataspace in", st,
+           out);
+    TEL_H5(t, t->ds[d] = H5Dcreate2(t->file, def->path, ftype, sp, H5P_DEFAULT, dcpl,
+                                    H5P_DEFAULT),
            "creating a dataset in", st, out);
-    if ((st = tel_attr_str(t, t->ds[d], "units", def->units)) != MOE_OK ||
-        (st = tel_attr_str(t, t->ds[d], "description", def->description)) != MOE_OK)
-        goto out;
+    TEL_H5(t, moe_h5_describe(t->ds[d], def, NULL), "describing a dataset in", st, out);
 out:
+    tel_close_id(&ftype, H5Tclose);
     tel_close_id(&dcpl, H5Pclose);
     tel_close_id(&sp, H5Sclose);
     return st;
@@ -520,46 +323,37 @@ static moe_status_t tel_dset_append(moe_telemetry_t *t, int d, hsize_t total, hs
                                     hsize_t n, int pdim, hsize_t col0, hsize_t ncol,
                                     const void *buf)
 {
-    const tel_dset_def_t *def = &tel_dsets[d];
+    const moe_tel_dset_t *def = moe_tel_dset(d);
     hsize_t               dims[4], start[4], count[4], nelem = n;
     hid_t                 fsp = -1;
     moe_status_t          st = MOE_OK;
     int                   i;
 
+    MOE_ASSERT(moe_tel_dset_appended(def) && row0 + n <= total);
+    MOE_ASSERT(pdim == 0 || (pdim < def->rank && def->dims[pdim] == MOE_TEL_DIM_RANK &&
+                             col0 + ncol <= t->dims[d][pdim]));
     dims[0] = total;
     start[0] = row0;
     count[0] = n;
-    for (i = 0; i < def->ninner; i++) {
-        dims[i + 1] = t->inner[d][i];
-        start[i + 1] = (i + 1 == pdim && ncol) ? col0 : 0;
-        count[i + 1] = (i + 1 == pdim && ncol) ? ncol : t->inner[d][i];
-        nelem *= count[i + 1];
+    for (i = 1; i < def->rank; i++) {
+        dims[i] = t->dims[d][i];
+        start[i] = (i == pdim && ncol) ? col0 : 0;
+        count[i] = (i == pdim && ncol) ? ncol : t->dims[d][i];
+        nelem *= count[i];
     }
+#if MOE_ASSERTS_ENABLED
+    if (t->mode == MOE_TEL_PARALLEL) { /* invariant 2: every io rank extends identically */
+        long long mm[2] = {(long long)total, -(long long)total}, all[2] = {0, 0};
+        if (MPI_Allreduce(mm, all, 2, MPI_LONG_LONG, MPI_MIN, t->comm) == MPI_SUCCESS)
+            MOE_ASSERT(all[0] == -all[1]);
+    }
+#endif
     TEL_H5(t, H5Dset_extent(t->ds[d], dims), "extending a dataset in", st, out);
     TEL_H5(t, fsp = H5Dget_space(t->ds[d]), "selecting rows in", st, out);
-    st = tel_write_hyperslab(t, t->ds[d], tel_mem_type(def->type, t), fsp, start, count, nelem,
-                             buf, "writing a block to");
+    st = tel_write_hyperslab(t, t->ds[d], t->mtype[d], fsp, start, count, nelem, buf,
+                             "writing a block to");
 out:
     tel_close_id(&fsp, H5Sclose);
-    return st;
-}
-
-/* Creates a fixed-shape dataset (contiguous) at `path`; returns its id in *ds_p. */
-static moe_status_t tel_fixed_create(moe_telemetry_t *t, const char *path, hid_t ftype, int nd,
-                                     const hsize_t *dims, const char *units, hid_t *ds_p)
-{
-    hid_t        sp = -1;
-    moe_status_t st = MOE_OK;
-
-    *ds_p = -1;
-    TEL_H5(t, sp = H5Screate_simple(nd, dims, NULL), "creating a dataspace in", st, out);
-    TEL_H5(t, *ds_p = H5Dcreate2(t->file, path, ftype, sp, H5P_DEFAULT, H5P_DEFAULT,
-                                 H5P_DEFAULT),
-           "creating a dataset in", st, out);
-    if (units)
-        st = tel_attr_str(t, *ds_p, "units", units);
-out:
-    tel_close_id(&sp, H5Sclose);
     return st;
 }
 
@@ -567,14 +361,15 @@ out:
  * Writes rows [row0, row0+n) (whole rows: all later dimensions) of a fixed-shape dataset
  * (n = 0: this rank selects nothing but takes part).
  */
-static moe_status_t tel_fixed_write(moe_telemetry_t *t, hid_t ds, hid_t mtype, hsize_t row0,
-                                    hsize_t n, const void *buf)
+static moe_status_t tel_fixed_write(moe_telemetry_t *t, int d, hsize_t row0, hsize_t n,
+                                    const void *buf)
 {
     hsize_t           dims[4], start[4] = {0, 0, 0, 0}, count[4], nelem = n;
-    hid_t             fsp = -1;
+    hid_t             fsp = -1, ds = t->ds[d];
     moe_status_t      st = MOE_OK;
     int               nd, i;
 
+    MOE_ASSERT(!moe_tel_dset_appended(moe_tel_dset(d)) && row0 + n <= t->dims[d][0]);
     TEL_H5(t, fsp = H5Dget_space(ds), "selecting rows in", st, out);
     TEL_H5(t, nd = H5Sget_simple_extent_ndims(fsp), "selecting rows in", st, out);
     if (nd < 1 || nd > 4) {
@@ -589,24 +384,10 @@ static moe_status_t tel_fixed_write(moe_telemetry_t *t, hid_t ds, hid_t mtype, h
         count[i] = dims[i];
         nelem *= dims[i];
     }
-    st = tel_write_hyperslab(t, ds, mtype, fsp, start, count, nelem, buf, "writing a dataset to");
+    st = tel_write_hyperslab(t, ds, t->mtype[d], fsp, start, count, nelem, buf,
+                             "writing a dataset to");
 out:
     tel_close_id(&fsp, H5Sclose);
-    return st;
-}
-
-/* Creates a fixed dataset and writes it whole from rank 0 (global data). */
-static moe_status_t tel_fixed_global(moe_telemetry_t *t, const char *path, hid_t ftype,
-                                     hid_t mtype, int nd, const hsize_t *dims,
-                                     const char *units, const void *buf)
-{
-    hid_t        ds;
-    moe_status_t st = tel_fixed_create(t, path, ftype, nd, dims, units, &ds);
-
-    if (st == MOE_OK)
-        st = tel_fixed_write(t, ds, mtype, 0, t->rank == 0 ? dims[0] : 0, buf);
-    if (ds >= 0)
-        H5Dclose(ds);
     return st;
 }
 
@@ -663,7 +444,7 @@ static moe_status_t tel_write_root_attrs(moe_telemetry_t *t, const tel_nums_t *n
 
     H5get_libversion(&maj, &min, &rel);
     snprintf(h5ver, sizeof(h5ver), "%u.%u.%u", maj, min, rel);
-    if ((st = tel_attr_i64(t, root, "schema_version", TEL_SCHEMA_VERSION)) != MOE_OK ||
+    if ((st = tel_attr_i64(t, root, "schema_version", MOE_TEL_SCHEMA_VERSION)) != MOE_OK ||
         (st = tel_attr_str(t, root, "moerun_version", MOERUN_VERSION)) != MOE_OK ||
         (st = tel_attr_str(t, root, "hdf5_version", h5ver)) != MOE_OK ||
         (st = tel_attr_str(t, root, "status", "running")) != MOE_OK)
@@ -683,75 +464,65 @@ static moe_status_t tel_write_root_attrs(moe_telemetry_t *t, const tel_nums_t *n
     return MOE_OK;
 }
 
-/* Topology and placement datasets (global; rank 0's copy is written). */
+/* Topology and placement datasets (global; rank 0's copy is written whole). */
 static moe_status_t tel_write_topology(moe_telemetry_t *t, const moe_tel_meta_t *meta)
 {
-    hsize_t      P = (hsize_t)t->nranks, E = (hsize_t)t->E;
-    hid_t        host = -1, cpus = -1;
+    static const int ids[] = {MOE_TEL_DS_HOSTNAME, MOE_TEL_DS_NODE, MOE_TEL_DS_LOCAL_RANK,
+                              MOE_TEL_DS_CPUSET, MOE_TEL_DS_NUMA_NODE, MOE_TEL_DS_EXPERT_OWNER};
+    const void  *bufs[] = {meta->hostname, meta->node, meta->local_rank, meta->cpuset,
+                           meta->numa_node, meta->expert_owner};
     moe_status_t st = MOE_OK;
+    size_t       i;
 
-    TEL_H5(t, host = H5Tcopy(H5T_C_S1), "creating a string type in", st, out);
-    TEL_H5(t, H5Tset_size(host, MOE_HOST_MAX), "creating a string type in", st, out);
-    TEL_H5(t, cpus = H5Tcopy(H5T_C_S1), "creating a string type in", st, out);
-    TEL_H5(t, H5Tset_size(cpus, MOE_CPUSET_MAX), "creating a string type in", st, out);
-    if ((st = tel_fixed_global(t, "topology/hostname", host, host, 1, &P, NULL,
-                               meta->hostname)) != MOE_OK ||
-        (st = tel_fixed_global(t, "topology/node", H5T_STD_I32LE, H5T_NATIVE_INT, 1, &P,
-                               "node id", meta->node)) != MOE_OK ||
-        (st = tel_fixed_global(t, "topology/local_rank", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
-                               &P, "rank", meta->local_rank)) != MOE_OK ||
-        (st = tel_fixed_global(t, "topology/cpuset", cpus, cpus, 1, &P, "hwloc list",
-                               meta->cpuset)) != MOE_OK ||
-        (st = tel_fixed_global(t, "topology/numa_node", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
-                               &P, "NUMA node, -1 unknown", meta->numa_node)) != MOE_OK ||
-        (st = tel_fixed_global(t, "placement/expert_owner", H5T_STD_I32LE, H5T_NATIVE_INT, 1,
-                               &E, "rank", meta->expert_owner)) != MOE_OK)
-        goto out;
-out:
-    tel_close_id(&host, H5Tclose);
-    tel_close_id(&cpus, H5Tclose);
+    for (i = 0; i < sizeof(ids) / sizeof(ids[0]) && st == MOE_OK; i++)
+        st = tel_fixed_write(t, ids[i], 0, t->rank == 0 ? t->dims[ids[i]][0] : 0, bufs[i]);
     return st;
 }
 
-/* Creates every appended and accumulated dataset, with their column attributes. */
+/*
+ * Creates the groups and every dataset of the schema (appended ones chunked by the rows a
+ * block adds), with their labels and units.
+ */
 static moe_status_t tel_create_datasets(moe_telemetry_t *t, const tel_nums_t *n)
 {
     hsize_t      step_rows = (hsize_t)(n->flush_interval > 0 ? n->flush_interval : 1);
     hsize_t      route_rows = step_rows * (hsize_t)(n->route_samples > 0 ? n->route_samples : 1);
-    hsize_t      cs[3] = {(hsize_t)t->L, (hsize_t)t->E, (hsize_t)t->E};
-    hsize_t      tm[2] = {(hsize_t)t->nranks, (hsize_t)t->nranks};
     moe_status_t st = MOE_OK;
+    hid_t        g;
+    htri_t       ex;
     int          d;
 
-    for (d = 0; d < DS_COUNT && st == MOE_OK; d++)
-        st = tel_dset_create(t, d, d == DS_EVENTS ? TEL_EVENT_CHUNK
-                                   : d >= DS_R_STEP ? route_rows : step_rows);
+    for (d = 0; d < MOE_TEL_DS_COUNT && st == MOE_OK; d++) {
+        const moe_tel_dset_t *def = moe_tel_dset(d);
+        if (def->group[0]) {
+            TEL_H5(t, ex = H5Lexists(t->file, def->group, H5P_DEFAULT), "creating a group in",
+                   st, out);
+            if (!ex) {
+                TEL_H5(t, g = H5Gcreate2(t->file, def->group, H5P_DEFAULT, H5P_DEFAULT,
+                                         H5P_DEFAULT),
+                       "creating a group in", st, out);
+                H5Gclose(g);
+            }
+        }
+        st = tel_dset_create(t, d, def->dims[0] == MOE_TEL_DIM_EVENT   ? TEL_EVENT_CHUNK
+                                   : def->dims[0] == MOE_TEL_DIM_ROUTE ? route_rows
+                                                                       : step_rows);
+    }
     if (st != MOE_OK)
         return st;
-    if ((st = tel_attr_strlist(t, t->ds[DS_ROUTER], "columns", moe_rstat_names,
-                               MOE_RSTAT_COUNT)) != MOE_OK ||
-        (st = tel_attr_strlist(t, t->ds[DS_PHASE], "columns", moe_phase_names,
-                               MOE_PHASE_COUNT)) != MOE_OK ||
-        (st = tel_attr_strlist(t, t->ds[DS_TRAFFIC], "columns", moe_traffic_names,
-                               MOE_TRAFFIC_COUNT)) != MOE_OK ||
-        (st = tel_attr_strlist(t, t->ds[DS_EVENTS], "kind_names", moe_event_names,
-                               MOE_EVENT_COUNT)) != MOE_OK)
-        return st;
-    if ((st = tel_fixed_create(t, "accumulated/coselect", H5T_STD_I64LE, 3, cs, "tokens",
-                               &t->coselect)) != MOE_OK ||
-        (st = tel_fixed_create(t, "accumulated/traffic_matrix", H5T_STD_I64LE, 2, tm, "bytes",
-                               &t->tmatrix)) != MOE_OK)
-        return st;
-    return tel_attr_i64(t, t->accum, "steps", 0);
+    TEL_H5(t, t->accum = H5Gopen2(t->file, "accumulated", H5P_DEFAULT), "opening a group in", st,
+           out);
+    st = tel_attr_i64(t, t->accum, "steps", 0);
+out:
+    return st;
 }
 
 /* The io part of create: file, attributes, topology, datasets. */
 static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *meta,
                                     const tel_nums_t *n, char *const *s, int *created_p)
 {
-    hid_t        fapl = -1, g = -1;
+    hid_t        fapl = -1;
     moe_status_t st = MOE_OK;
-    size_t       i;
 
     TEL_H5(t, fapl = H5Pcreate(H5P_FILE_ACCESS), "creating", st, out);
     TEL_H5(t, t->dxpl = H5Pcreate(H5P_DATASET_XFER), "creating", st, out);
@@ -796,18 +567,9 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
                 (void)chmod(t->path, sb.st_mode & 07775);
         }
     }
-    for (i = 0; i < sizeof(tel_groups) / sizeof(tel_groups[0]); i++) {
-        TEL_H5(t, g = H5Gcreate2(t->file, tel_groups[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-               "creating a group in", st, out);
-        if (strcmp(tel_groups[i], "accumulated") == 0)
-            t->accum = g;
-        else
-            H5Gclose(g);
-        g = -1;
-    }
-    if ((st = tel_event_types(t)) != MOE_OK || (st = tel_write_root_attrs(t, n, s)) != MOE_OK ||
-        (st = tel_write_topology(t, meta)) != MOE_OK ||
-        (st = tel_create_datasets(t, n)) != MOE_OK)
+    if ((st = tel_write_root_attrs(t, n, s)) != MOE_OK ||
+        (st = tel_create_datasets(t, n)) != MOE_OK ||
+        (st = tel_write_topology(t, meta)) != MOE_OK)
         goto out;
     TEL_H5(t, H5Fflush(t->file, H5F_SCOPE_GLOBAL), "flushing", st, out);
 out:
@@ -821,13 +583,11 @@ static moe_status_t tel_close_file(moe_telemetry_t *t)
     moe_status_t st = MOE_OK;
     int          d;
 
-    for (d = 0; d < DS_COUNT; d++)
+    for (d = 0; d < MOE_TEL_DS_COUNT; d++) {
         tel_close_id(&t->ds[d], H5Dclose);
-    tel_close_id(&t->coselect, H5Dclose);
-    tel_close_id(&t->tmatrix, H5Dclose);
+        tel_close_id(&t->mtype[d], H5Tclose);
+    }
     tel_close_id(&t->accum, H5Gclose);
-    tel_close_id(&t->ev_mem, H5Tclose);
-    tel_close_id(&t->ev_file, H5Tclose);
     tel_close_id(&t->dxpl, H5Pclose);
     /* HDF5 1.10 leaves a dangling file id when H5Fclose fails (e.g. the disk is still full
      * at close) and may then crash in its own exit-time cleanup; nothing can be done here */
@@ -942,9 +702,9 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
     t->comm = MPI_COMM_NULL;
     t->log = log;
     t->mode = mode;
-    t->file = t->dxpl = t->coselect = t->tmatrix = t->accum = t->ev_mem = t->ev_file = -1;
-    for (d = 0; d < DS_COUNT; d++)
-        t->ds[d] = -1;
+    t->file = t->dxpl = t->accum = -1;
+    for (d = 0; d < MOE_TEL_DS_COUNT; d++)
+        t->ds[d] = t->mtype[d] = -1;
     snprintf(t->path, sizeof(t->path), "%s", path ? path : "");
     rc = MPI_Comm_dup(comm, &t->comm);
     if (rc != MPI_SUCCESS) {
@@ -1034,7 +794,7 @@ typedef struct tel_io_block {
     const int64_t *mrows;
     /* events */
     hsize_t             nev;
-    tel_event_rec_t    *ev;
+    moe_tel_event_rec_t *ev;
     /* owned buffers (gather mode, rank 0), indexed by OWN_* */
     void *own[OWN_COUNT];
 } tel_io_block_t;
@@ -1154,6 +914,9 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
             io->ev[r].layer = e->layer;
             io->ev[r].expert = e->expert;
             io->ev[r].kind = (int32_t)e->kind;
+            MOE_ASSERT(moe_tel_event_kind_name(e->kind) != NULL);
+            snprintf(io->ev[r].kind_name, sizeof(io->ev[r].kind_name), "%s",
+                     moe_tel_event_kind_name(e->kind) ? moe_tel_event_kind_name(e->kind) : "");
             io->ev[r].value = e->value;
             io->ev[r].threshold = e->threshold;
             snprintf(io->ev[r].message, sizeof(io->ev[r].message), "%s", e->message);
@@ -1234,37 +997,37 @@ static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
         return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
     for (i = 0; i < n; i++)
         steps[i] = (int64_t)b->step0 + (int64_t)i;
-    if ((st = tel_dset_append(t, DS_STEP, S, t->steps, g, 0, 0, 0, steps)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_ROUTED, S, t->steps, g, 0, 0, 0, b->routed)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_PROCESSED, S, t->steps, g, 0, 0, 0, b->processed)) !=
+    if ((st = tel_dset_append(t, MOE_TEL_DS_STEP, S, t->steps, g, 0, 0, 0, steps)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTED, S, t->steps, g, 0, 0, 0, b->routed)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_PROCESSED, S, t->steps, g, 0, 0, 0, b->processed)) !=
             MOE_OK ||
-        (st = tel_dset_append(t, DS_DROPPED, S, t->steps, g, 0, 0, 0, b->dropped)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_DROPPED_CAP, S, t->steps, g, 0, 0, 0,
+        (st = tel_dset_append(t, MOE_TEL_DS_DROPPED, S, t->steps, g, 0, 0, 0, b->dropped)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_DROPPED_CAPACITY, S, t->steps, g, 0, 0, 0,
                               b->dropped_capacity)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
         /* rank-local columns: dimension 2 is the rank */
-        (st = tel_dset_append(t, DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
+        (st = tel_dset_append(t, MOE_TEL_DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
                               io->ncol, io->phase)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_TRAFFIC, S, t->steps, io->ncol ? n : 0, 2, io->col0,
+        (st = tel_dset_append(t, MOE_TEL_DS_TRAFFIC, S, t->steps, io->ncol ? n : 0, 2, io->col0,
                               io->ncol, io->traffic)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_R_STEP, io->rtotal, io->r0, io->rn, 0, 0, 0, io->r_step)) !=
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_STEP, io->rtotal, io->r0, io->rn, 0, 0, 0, io->r_step)) !=
             MOE_OK ||
-        (st = tel_dset_append(t, DS_R_TOKEN, io->rtotal, io->r0, io->rn, 0, 0, 0,
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_TOKEN, io->rtotal, io->r0, io->rn, 0, 0, 0,
                               io->r_token)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_R_EXPERT, io->rtotal, io->r0, io->rn, 0, 0, 0,
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_EXPERT, io->rtotal, io->r0, io->rn, 0, 0, 0,
                               io->r_expert)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_R_WEIGHT, io->rtotal, io->r0, io->rn, 0, 0, 0,
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_WEIGHT, io->rtotal, io->r0, io->rn, 0, 0, 0,
                               io->r_weight)) != MOE_OK ||
-        (st = tel_dset_append(t, DS_R_KEPT, io->rtotal, io->r0, io->rn, 0, 0, 0, io->r_kept)) !=
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_KEPT, io->rtotal, io->r0, io->rn, 0, 0, 0, io->r_kept)) !=
             MOE_OK ||
-        (st = tel_dset_append(t, DS_EVENTS, t->nevents + io->nev, t->nevents,
+        (st = tel_dset_append(t, MOE_TEL_DS_EVENTS, t->nevents + io->nev, t->nevents,
                               t->rank == 0 ? io->nev : 0, 0, 0, 0, io->ev)) != MOE_OK)
         goto out;
     /* accumulated matrices, rewritten whole */
-    if ((st = tel_fixed_write(t, t->coselect, H5T_NATIVE_INT64, 0,
-                              t->rank == 0 ? (hsize_t)t->L : 0, b->coselect)) != MOE_OK ||
-        (st = tel_fixed_write(t, t->tmatrix, H5T_NATIVE_INT64, io->m0, io->mn, io->mrows)) !=
+    if ((st = tel_fixed_write(t, MOE_TEL_DS_COSELECT, 0, t->rank == 0 ? (hsize_t)t->L : 0,
+                              b->coselect)) != MOE_OK ||
+        (st = tel_fixed_write(t, MOE_TEL_DS_TRAFFIC_MATRIX, io->m0, io->mn, io->mrows)) !=
             MOE_OK ||
         (st = tel_attr_i64(t, t->accum, "steps", (int64_t)S)) != MOE_OK ||
         (st = tel_attr_i64(t, t->file, "steps_completed", (int64_t)b->step0 + b->nsteps)) !=
@@ -1289,6 +1052,7 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     struct statvfs vb;
     char           dir[MOE_PATH_MAX];
     double         est, need, avail;
+    int            d;
 
     if (t->rank != 0 || t->ino == 0)
         return MOE_OK;
@@ -1306,11 +1070,15 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     tel_dirname(t->path, dir, sizeof(dir));
     if (statvfs(dir, &vb) != 0)
         return MOE_OK; /* no figure: let the write tell */
-    /* the block's rows by the schema (docs/telemetry.md), or what the last block took */
-    est = (double)blk->nsteps *
-              (8.0 + 32.0 * t->L * t->E + 8.0 * t->L + 8.0 * t->L * MOE_RSTAT_COUNT +
-               8.0 * t->L * t->nranks * (MOE_PHASE_COUNT + MOE_TRAFFIC_COUNT)) +
-          (double)blk->nroutes * t->nranks * (16.0 + 9.0 * t->L * t->k) + 256.0 * blk->nevents;
+    /* the block's rows by the schema (moerun/telemetry_schema.h), or what the last block took */
+    est = 0;
+    for (d = 0; d < MOE_TEL_DS_COUNT; d++) {
+        const moe_tel_dset_t *def = moe_tel_dset(d);
+        double rows = def->dims[0] == MOE_TEL_DIM_STEP    ? blk->nsteps
+                      : def->dims[0] == MOE_TEL_DIM_ROUTE ? (double)blk->nroutes * t->nranks
+                      : def->dims[0] == MOE_TEL_DIM_EVENT ? blk->nevents : 0;
+        est += rows * (double)tel_row_elems(t, d) * (double)moe_tel_elem_size(def->elem);
+    }
     if ((double)t->last_growth > est)
         est = (double)t->last_growth;
     need = 2.0 * est + (double)(1 << 20);

@@ -25,84 +25,20 @@
 
 #include "moerun/base/log.h"
 #include "moerun/config.h"
+#include "moerun/event.h" /* moe_event_t: public (moe_summary_t.events) */
+#include "moerun/telemetry_schema.h"
 
-/* Phases timed per step x layer x rank, seconds. gate..combine add up to total; the two
- * stage columns after total are "of which" parts of dispatch and combine (the stage that
- * carries inter-node payload), not further phases. */
-#define MOE_PHASE_MAP(X)                          \
-    X(MOE_PHASE_GATE, "gate")                     \
-    X(MOE_PHASE_COUNTS, "counts")                 \
-    X(MOE_PHASE_DISPATCH, "dispatch")             \
-    X(MOE_PHASE_EXPERT, "expert")                 \
-    X(MOE_PHASE_COMBINE, "combine")               \
-    X(MOE_PHASE_TOTAL, "total")                   \
-    X(MOE_PHASE_DISPATCH_INTER, "dispatch_inter") \
-    X(MOE_PHASE_COMBINE_INTER, "combine_inter")   \
-    X(MOE_PHASE_COUNTS_WAIT, "counts_wait")       \
-    X(MOE_PHASE_COMBINE_WAIT, "combine_wait")
+/* The column X-macros (MOE_PHASE_MAP, MOE_TRAFFIC_MAP, MOE_RSTAT_MAP, MOE_EVENT_MAP), their
+ * enums, the dataset paths (MOE_TEL_*) and the whole file layout: moerun/telemetry_schema.h. */
 
-/* Traffic counters per step x layer x rank (dispatch + combine payload and count messages).
- * The intra/inter columns split bytes_sent and msgs_sent by whether the peer is on this
- * rank's node. */
-#define MOE_TRAFFIC_MAP(X)                    \
-    X(MOE_TRAFFIC_BYTES_SENT, "bytes_sent")   \
-    X(MOE_TRAFFIC_BYTES_RECV, "bytes_recv")   \
-    X(MOE_TRAFFIC_MSGS_SENT, "msgs_sent")     \
-    X(MOE_TRAFFIC_MSGS_RECV, "msgs_recv")     \
-    X(MOE_TRAFFIC_BYTES_INTRA, "bytes_intra") \
-    X(MOE_TRAFFIC_BYTES_INTER, "bytes_inter") \
-    X(MOE_TRAFFIC_MSGS_INTRA, "msgs_intra")   \
-    X(MOE_TRAFFIC_MSGS_INTER, "msgs_inter")
-
-/* Router statistics per step x layer, over all tokens of the step (global). */
-#define MOE_RSTAT_MAP(X)                                        \
-    X(MOE_RSTAT_GATE_ENTROPY, "gate_entropy")                   \
-    X(MOE_RSTAT_GATE_ENTROPY_NORM, "gate_entropy_norm")         \
-    X(MOE_RSTAT_LOAD_ENTROPY, "load_entropy")                   \
-    X(MOE_RSTAT_LOAD_ENTROPY_NORM, "load_entropy_norm")         \
-    X(MOE_RSTAT_TOP1_PROB, "top1_prob")                         \
-    X(MOE_RSTAT_MARGIN, "top1_top2_margin")                     \
-    X(MOE_RSTAT_LOGIT_MEAN, "logit_mean")                       \
-    X(MOE_RSTAT_LOGIT_STD, "logit_std")                         \
-    X(MOE_RSTAT_LOGIT_MAX, "logit_max")                         \
-    X(MOE_RSTAT_AUX_LOSS, "aux_loss")                           \
-    X(MOE_RSTAT_Z_LOSS, "z_loss")
-
-/* Monitor event kinds. */
-#define MOE_EVENT_MAP(X)                        \
-    X(MOE_EVENT_STARVED, "starved_expert")      \
-    X(MOE_EVENT_DEAD, "dead_expert")            \
-    X(MOE_EVENT_DROP_RATE, "drop_rate")         \
-    X(MOE_EVENT_LOW_ENTROPY, "low_entropy")     \
-    X(MOE_EVENT_COLLAPSE, "collapse")           \
-    X(MOE_EVENT_LOGIT_SATURATION, "logit_saturation")
-
-#define MOE__ENUM_ENTRY(name, str) name,
-typedef enum { MOE_PHASE_MAP(MOE__ENUM_ENTRY) MOE_PHASE_COUNT } moe_phase_t;
-typedef enum { MOE_TRAFFIC_MAP(MOE__ENUM_ENTRY) MOE_TRAFFIC_COUNT } moe_traffic_kind_t;
-typedef enum { MOE_RSTAT_MAP(MOE__ENUM_ENTRY) MOE_RSTAT_COUNT } moe_rstat_t;
-typedef enum { MOE_EVENT_MAP(MOE__ENUM_ENTRY) MOE_EVENT_COUNT } moe_event_kind_t;
-#undef MOE__ENUM_ENTRY
-
-/* Column names, indexed by the enums above (defined in telemetry.c). */
+/* Column and kind names, indexed by the schema's enums (defined in telemetry.c). */
 extern const char *const moe_phase_names[MOE_PHASE_COUNT];
 extern const char *const moe_traffic_names[MOE_TRAFFIC_COUNT];
 extern const char *const moe_rstat_names[MOE_RSTAT_COUNT];
 extern const char *const moe_event_names[MOE_EVENT_COUNT];
 
-#define MOE_EVENT_MSG_MAX 160
-#define MOE_HOST_MAX 64
-#define MOE_CPUSET_MAX 64
-
-typedef struct moe_event {
-    long             step;       /* step at which the condition was first seen */
-    int              layer;      /* -1 if not layer-specific */
-    int              expert;     /* -1 if not expert-specific */
-    moe_event_kind_t kind;
-    double           value;      /* the measured quantity */
-    double           threshold;  /* the threshold it crossed */
-    char             message[MOE_EVENT_MSG_MAX];
-} moe_event_t;
+#define MOE_HOST_MAX MOE_TEL_STRING_MAX
+#define MOE_CPUSET_MAX MOE_TEL_STRING_MAX
 
 /* What is known when the file is created; all arrays global, indexed by rank. */
 typedef struct moe_tel_meta {

@@ -20,9 +20,17 @@
 #include <stdint.h>
 
 #include "moerun/config.h"
+#include "moerun/event.h"
 #include "moerun/status.h"
+#include "moerun/version.h"
 
 typedef struct moe_engine moe_engine_t;
+
+/*
+ * Version of the library loaded at run time, e.g. "0.1.0"; the numbers go to the pointers
+ * that are not NULL. Compare with MOERUN_VERSION_* (moerun/version.h), the headers' version.
+ */
+const char  *moe_version(int *major_p, int *minor_p, int *patch_p);
 
 /* Run totals, identical on every rank after moe_engine_finish. */
 typedef struct moe_summary {
@@ -32,8 +40,8 @@ typedef struct moe_summary {
     double      elapsed_s;       /* wall time of the steps */
     double      tokens_per_s;    /* global tokens per second through all layers, over the
                                     steps after warm-up (all steps if none came after it) */
-    double      phase_s[16];     /* per phase (telemetry.h moe_phase_t; room for more),
-                                    summed over steps and layers, mean over ranks */
+    double      phase_s[16];     /* per phase (names: moe_summary_phase_name; room for more
+                                    columns), summed over steps and layers, mean over ranks */
     double      phase_max_s[16]; /* same, max over ranks */
     int64_t     routed, processed, dropped; /* (token, expert) pairs, all steps and layers */
     double      drop_rate;       /* dropped / routed */
@@ -52,7 +60,7 @@ typedef struct moe_summary {
     long        warmup_steps;    /* first steps left out of tokens_per_s and the percentiles */
     double      step_p50_s, step_p99_s; /* per-step wall time after warm-up, percentile on
                                            each rank (last 2^20 steps), max over ranks */
-    const void *events;          /* moe_event_t[n_events] (runtime/telemetry.h), first ones */
+    const moe_event_t *events;   /* [n_events] the first events raised (moerun/event.h) */
     int         n_events;
 } moe_summary_t;
 
@@ -88,6 +96,9 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
 void         moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *out);
 moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t *s,
                                     const char *json_path);
+
+/* Name of column i of moe_summary_t.phase_s ("gate", "counts", ...); NULL past the last. */
+const char  *moe_summary_phase_name(int phase);
 
 /* Last layer output of the last step: this rank's T x d floats. */
 const float *moe_engine_output(const moe_engine_t *eng);

@@ -274,7 +274,7 @@ def bad(exe, work, full_path):
 
     newer = os.path.join(work, "newer.h5")
     fixture.write(newer, "newer")
-    expect(newer, "newer schema", "schema_version 2 not supported")
+    expect(newer, "newer schema", "schema_version 3 not supported")
     bc = os.path.join(work, "badcols.h5")
     fixture.write(bc, "badcols")
     expect(bc, "inconsistent columns", "steps/traffic has 4 columns but its columns attribute names 6")

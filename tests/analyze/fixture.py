@@ -10,7 +10,7 @@ Shape: S=4 steps, L=2 layers, E=4 experts, top_k 2, P=2 ranks on 2 nodes, 4 toke
   layer 1 routes 4, 4, 4, 4 (even), drops 0.
 Variants: "full", "collapse" (16 steps; layer 1 even until step 5, then 8, 6, 1, 1 pairs:
 collapse from step 6), "empty" (0 steps), "minimal" (only steps/step, steps/routed and the
-required attributes), "newer" (schema_version 2), "badcols" (traffic columns attribute
+required attributes), "newer" (schema_version 3), "badcols" (traffic columns attribute
 names 6 columns for 4).
 """
 import sys
@@ -69,7 +69,7 @@ def dset(f, path, data, units="", desc="", maxshape=True):
 def write(path, variant="full"):
     steps = 0 if variant == "empty" else 16 if variant == "collapse" else S
     with h5py.File(path, "w") as f:
-        f.attrs["schema_version"] = np.int64(2 if variant == "newer" else 1)
+        f.attrs["schema_version"] = np.int64(3 if variant == "newer" else 1)
         for k, v in (("experts", E), ("top_k", K), ("layers", L), ("nranks", P), ("nnodes", 2),
                      ("steps_completed", steps)):
             f.attrs[k] = np.int64(v)

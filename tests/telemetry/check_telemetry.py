@@ -22,7 +22,12 @@ Checks (exit 1 with one message per failed check):
     stage columns are within their phase (dispatch_inter <= dispatch, combine_inter <= combine),
     and so are the wait columns (counts_wait <= counts, combine_wait <= combine);
   - routes: experts in 0..E-1, kept in {0, 1}, step values are steps in the file;
-  - events: kind within kind_names;
+  - self-description (schema_version 2): every dataset has the documented dimension labels
+    (h5py: dset.dims[i].label), a description, and units: a string, or on steps/router,
+    steps/phase_time and steps/traffic a list with one unit per column (s for phases, bytes
+    or messages for traffic counters, nat or 1 for router statistics);
+  - events: kind within kind_names; (schema 2) kind_name equals the name of kind, and the
+    kind member is an enum whose names match kind_names;
   - --summary: the JSON keys routed, processed, dropped, steps_completed equal the file's totals,
     and inter_node_bytes / intra_node_bytes equal the sums of bytes_inter / bytes_intra;
   - --same-as: the other file holds the same data (for comparing the two writer modes).
@@ -31,7 +36,8 @@ that attribute: only steps/step and steps/routed and the root attributes the imp
 are required; every other dataset is checked if present, with the same relations. Extra
 import checks: coselect's diagonal sums to the routed pairs of its layer; routes hold
 distinct experts per (token, layer); import/step_value is strictly increasing, one per step;
-the import/labels tables are consistent with steps/routed.
+the import/labels tables are consistent with steps/routed; (schema 2) the import/ datasets
+carry dimension labels.
 Exit 2 for usage errors or an unreadable file.
 """
 import json
@@ -56,6 +62,37 @@ PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_
 TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv", "bytes_intra", "bytes_inter",
            "msgs_intra", "msgs_inter"]
 RSTAT_COUNT = 11
+SCHEMA_VERSIONS = (1, 2)  # 1: before dimension labels, per-column units and kind_name
+# Dimension labels and units of schema 2, written down here independently of the C header.
+LABELS = {
+    "steps/step": ("step",), "steps/routed": ("step", "layer", "expert"),
+    "steps/processed": ("step", "layer", "expert"), "steps/dropped": ("step", "layer", "expert"),
+    "steps/dropped_capacity": ("step", "layer", "expert"), "steps/capacity": ("step", "layer"),
+    "steps/router": ("step", "layer", "stat"), "steps/phase_time": ("step", "layer", "rank", "phase"),
+    "steps/traffic": ("step", "layer", "rank", "counter"), "routes/step": ("route",),
+    "routes/token": ("route",), "routes/expert": ("route", "layer", "slot"),
+    "routes/weight": ("route", "layer", "slot"), "routes/kept": ("route", "layer", "slot"),
+    "events": ("event",), "accumulated/coselect": ("layer", "expert", "expert_j"),
+    "accumulated/traffic_matrix": ("rank", "peer"), "topology/hostname": ("rank",),
+    "topology/node": ("rank",), "topology/local_rank": ("rank",), "topology/cpuset": ("rank",),
+    "topology/numa_node": ("rank",), "placement/expert_owner": ("expert",),
+}
+UNITS = {
+    "steps/step": "step", "steps/routed": "pairs", "steps/processed": "pairs",
+    "steps/dropped": "pairs", "steps/dropped_capacity": "pairs", "steps/capacity": "pairs",
+    "routes/step": "step", "routes/token": "token", "routes/expert": "expert", "routes/weight": "1",
+    "routes/kept": "bool", "accumulated/coselect": "tokens", "accumulated/traffic_matrix": "bytes",
+    "topology/node": "node", "topology/local_rank": "rank", "topology/numa_node": "NUMA node",
+    "placement/expert_owner": "rank",
+}
+
+
+def column_unit(path, name):
+    if path == "steps/phase_time":
+        return "s"
+    if path == "steps/traffic":
+        return "bytes" if name.startswith("bytes") else "messages"
+    return "nat" if name in ("gate_entropy", "load_entropy") else "1"
 IMPORT_INT = ["schema_version", "experts", "layers", "steps_completed"]
 IMPORT_STR = ["moerun_version", "hdf5_version", "source", "start_time", "status"]
 IMPORT_REQUIRED = {"steps/step", "steps/routed"}
@@ -101,7 +138,8 @@ def schema(c, f):
         c.expect(k in a, f"root attribute {k} missing")
     if c.errors:
         return None
-    c.expect(int(a["schema_version"]) == 1, f"schema_version {a['schema_version']} != 1")
+    c.expect(int(a["schema_version"]) in SCHEMA_VERSIONS,
+             f"schema_version {a['schema_version']} not in {SCHEMA_VERSIONS}")
     # absent in an imported file: -1, and the datasets sized by it must be absent too
     L, E, k, P = (int(a[x]) if x in a else -1 for x in ("layers", "experts", "top_k", "nranks"))
     c.expect(as_str(a["status"]) in ("running", "complete", "interrupted", "error"),
@@ -152,18 +190,47 @@ def schema(c, f):
     if "steps/router" in f:
         c.expect(len(f["steps/router"].attrs.get("columns", [])) == RSTAT_COUNT,
                  "steps/router: columns attribute missing or wrong length")
-    if "steps/phase_time" in f:
+    v2 = int(a["schema_version"]) >= 2
+    if "steps/phase_time" in f and not v2:
         c.expect(as_str(f["steps/phase_time"].attrs.get("units", "")) == "s",
                  "steps/phase_time: units is not 's'")
+    if v2:
+        self_description(c, f, want)
     if "events" in f:
         c.expect("kind_names" in f["events"].attrs, "events: kind_names attribute missing")
         names = f["events"].dtype.names or ()
-        for m in ("step", "layer", "expert", "kind", "value", "threshold", "message"):
+        for m in ("step", "layer", "expert", "kind", "value", "threshold", "message") + \
+                (("kind_name",) if v2 else ()):
             c.expect(m in names, f"events: member {m} missing")
+        enum = h5py.check_enum_dtype(f["events"].dtype["kind"]) if "kind" in names else None
+        if c.expect(enum is not None, "events: kind is not an HDF5 enum"):
+            kn = [as_str(x) for x in f["events"].attrs.get("kind_names", [])]
+            c.expect(sorted(enum.items(), key=lambda x: x[1]) == [(n, i) for i, n in enumerate(kn)],
+                     f"events: the kind enum {enum} does not match kind_names {kn}")
     for g in ("steps", "routes"):
         rows = {f[p].shape[0] for p in want if p.startswith(g + "/") and p in f}
         c.expect(len(rows) <= 1, f"{g}/*: datasets disagree on their row count {sorted(rows)}")
     return dict(L=L, E=E, k=k, P=P, imported=imp)
+
+
+def self_description(c, f, want):
+    """Schema 2: dimension labels, description and units (one per column) on every dataset."""
+    for path in want:
+        if path not in f:
+            continue
+        d = f[path]
+        labels = tuple(dim.label for dim in d.dims)
+        c.expect(labels == LABELS[path], f"{path}: dimension labels {labels} != {LABELS[path]}")
+        c.expect(as_str(d.attrs.get("description", "")) != "", f"{path}: no description")
+        if "columns" in d.attrs:
+            cols = [as_str(x) for x in d.attrs["columns"]]
+            units = d.attrs.get("units")
+            units = [as_str(x) for x in units] if units is not None and np.ndim(units) == 1 else None
+            wantu = [column_unit(path, x) for x in cols]
+            c.expect(units == wantu, f"{path}: units {units} != one per column {wantu}")
+        elif path in UNITS:
+            c.expect(as_str(d.attrs.get("units", "")) == UNITS[path],
+                     f"{path}: units {as_str(d.attrs.get('units', ''))!r} != {UNITS[path]!r}")
 
 
 def have(f, *paths):
@@ -304,6 +371,11 @@ def contents(c, f, dims, summary):
         nk = len(f["events"].attrs["kind_names"])
         kinds = ev["kind"].astype(np.int64)
         c.expect(((kinds >= 0) & (kinds < nk)).all(), "events: kind outside kind_names")
+        if "kind_name" in (ev.dtype.names or ()):
+            kn = [as_str(x) for x in f["events"].attrs["kind_names"]]
+            got = [as_str(x) for x in ev["kind_name"]]
+            c.expect(got == [kn[k] if 0 <= k < nk else "?" for k in kinds],
+                     f"events: kind_name {got} does not name kind {list(kinds)}")
     if summary is not None:
         want = {"routed": tot["routed"], "processed": tot["processed"], "dropped": tot["dropped"],
                 "steps_completed": done}
@@ -325,6 +397,16 @@ def import_checks(c, f, n, nr, routed_le):
         return
     sv = f["import/step_value"][()]
     c.expect(len(sv) == n, f"import: {len(sv)} step values for {n} steps")
+    if int(f.attrs["schema_version"]) >= 2:  # the import/ datasets are labelled too
+        labels = {"values": ("value",), "rows": ("value",), "routed": ("value", "layer", "expert"),
+                  "route_value": ("route",)}
+        got = tuple(d.label for d in f["import/step_value"].dims)
+        c.expect(got == ("step",), f"import/step_value: dimension labels {got}")
+        for name, g in (f["import/labels"].items() if "import/labels" in f else []):
+            for ds, want in labels.items():
+                if ds in g:
+                    got = tuple(d.label for d in g[ds].dims)
+                    c.expect(got == want, f"import/labels/{name}/{ds}: dimension labels {got} != {want}")
     c.expect(len(sv) < 2 or (np.diff(sv) > 0).all(), "import: step_value not strictly increasing")
     if "import/labels" not in f:
         return

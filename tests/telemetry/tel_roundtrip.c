@@ -9,7 +9,8 @@
  *  - 3 blocks of 3, 1 and 4 steps; routes with per-rank counts that include zero; events
  *    from rank 0 only (other ranks pass junk counts that must be ignored); accumulated
  *    matrices rewritten at each flush (the file holds the last);
- *  - root attributes, topology, placement, columns and kind names;
+ *  - root attributes, topology, placement, columns with their units and kind names;
+ *  - a value that differs is named: dataset, index, expected and got (EXPECT_VALUE_*);
  *  - a create on a path whose directory is a regular file fails on every rank with the path
  *    in the message, and leaves nothing behind;
  *  - a write that runs out of file size (RLIMIT_FSIZE) returns an error on every rank, later
@@ -370,10 +371,10 @@ static void rt_check_attrs(moe_tel_reader_t *r, const char *mode, const char *su
         {"config", rt_config_ini},
     };
     char  *s = NULL, **cols = NULL;
-    int    n = 0;
+    int    n = 0, d;
     size_t i;
 
-    ASSERT_EQ_INT(in->schema_version, 1);
+    ASSERT_EQ_INT(in->schema_version, MOE_TEL_SCHEMA_VERSION);
     ASSERT_EQ_INT(in->experts, RT_E);
     ASSERT_EQ_INT(in->top_k, RT_K);
     ASSERT_EQ_INT(in->layers, RT_L);
@@ -387,13 +388,12 @@ static void rt_check_attrs(moe_tel_reader_t *r, const char *mode, const char *su
     ASSERT_EQ_INT(in->nevents, 0 + 1 + 2);
     ASSERT_EQ_INT(in->accumulated_steps, RT_STEPS);
     ASSERT_EQ_INT(in->closed, 1);
-    ASSERT_NEAR(in->capacity_factor, 1.25, 0);
+    ASSERT_EQ_DBL(in->capacity_factor, 1.25, 0);
     for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         ASSERT_EQ_INT(moe_tel_reader_attr_str(r, "/", strs[i].name, &s), MOE_OK);
-        if (s && strcmp(s, strs[i].want) != 0) {
-            fprintf(stderr, "attribute %s: '%s' != '%s'\n", strs[i].name, s, strs[i].want);
-            moe_test_failures++;
-        }
+        if (s && strcmp(s, strs[i].want) != 0)
+            fprintf(stderr, "root attribute %s:\n", strs[i].name);
+        ASSERT_EQ_STR(s, strs[i].want);
         free(s);
         s = NULL;
     }
@@ -410,21 +410,29 @@ static void rt_check_attrs(moe_tel_reader_t *r, const char *mode, const char *su
     ASSERT_TRUE(s && strlen(s) == 20);
     free(s);
     ASSERT_EQ_INT(moe_tel_reader_attr_str(r, "/", "no_such_attribute", &s), MOE_ERR_NOT_FOUND);
-    ASSERT_EQ_INT(moe_tel_reader_attr_strlist(r, MOE_TEL_PHASE, "columns", &cols, &n), MOE_OK);
-    ASSERT_EQ_INT(n, MOE_PHASE_COUNT);
-    for (i = 0; cols && i < (size_t)n; i++)
-        ASSERT_STR_CONTAINS(cols[i], moe_phase_names[i]);
-    moe_tel_reader_strlist_free(cols, n);
-    ASSERT_EQ_INT(moe_tel_reader_attr_strlist(r, MOE_TEL_ROUTER, "columns", &cols, &n), MOE_OK);
-    ASSERT_EQ_INT(n, MOE_RSTAT_COUNT);
-    for (i = 0; cols && i < (size_t)n; i++)
-        ASSERT_STR_CONTAINS(cols[i], moe_rstat_names[i]);
-    moe_tel_reader_strlist_free(cols, n);
-    ASSERT_EQ_INT(moe_tel_reader_attr_strlist(r, MOE_TEL_TRAFFIC, "columns", &cols, &n), MOE_OK);
-    ASSERT_EQ_INT(n, MOE_TRAFFIC_COUNT);
-    for (i = 0; cols && i < (size_t)n; i++)
-        ASSERT_STR_CONTAINS(cols[i], moe_traffic_names[i]);
-    moe_tel_reader_strlist_free(cols, n);
+    /* the column datasets: names and one unit per column, as the schema says */
+    for (d = 0; d < MOE_TEL_DS_COUNT; d++) {
+        const moe_tel_dset_t   *def = moe_tel_dset(d);
+        const moe_tel_column_t *c;
+        int                     nc = moe_tel_dim_columns(moe_tel_dset_column_dim(def), &c);
+        char                  **units = NULL;
+        int                     nu = 0;
+        if (nc == 0)
+            continue;
+        ASSERT_EQ_INT(moe_tel_reader_attr_strlist(r, def->path, "columns", &cols, &n), MOE_OK);
+        ASSERT_EQ_INT(moe_tel_reader_attr_strlist(r, def->path, "units", &units, &nu), MOE_OK);
+        ASSERT_EQ_INT(n, nc);
+        ASSERT_EQ_INT(nu, nc);
+        for (i = 0; cols && units && i < (size_t)n && i < (size_t)nu && i < (size_t)nc; i++) {
+            ASSERT_EQ_STR(cols[i], c[i].name);
+            ASSERT_EQ_STR(units[i], c[i].unit);
+        }
+        moe_tel_reader_strlist_free(cols, n);
+        moe_tel_reader_strlist_free(units, nu);
+    }
+    ASSERT_EQ_STR(moe_phase_names[MOE_PHASE_TOTAL], "total");
+    ASSERT_EQ_STR(moe_traffic_names[MOE_TRAFFIC_BYTES_INTER], "bytes_inter");
+    ASSERT_EQ_STR(moe_rstat_names[MOE_RSTAT_Z_LOSS], "z_loss");
 }
 
 static void rt_check_topology(moe_tel_reader_t *r, const rt_meta_t *m, int P)
@@ -442,8 +450,8 @@ static void rt_check_topology(moe_tel_reader_t *r, const rt_meta_t *m, int P)
     ASSERT_EQ_INT(moe_tel_reader_strings(r, MOE_TEL_CPUSET, P, MOE_CPUSET_MAX, &cpus[0][0]),
                   MOE_OK);
     for (i = 0; i < P; i++) {
-        ASSERT_TRUE(strcmp(host[i], m->host[i]) == 0);
-        ASSERT_TRUE(strcmp(cpus[i], m->cpus[i]) == 0);
+        ASSERT_EQ_STR(host[i], m->host[i]);
+        ASSERT_EQ_STR(cpus[i], m->cpus[i]);
     }
     ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_NODE, MOE_TEL_I32, 0, P, iv), MOE_OK);
     for (i = 0; i < P; i++)
@@ -476,40 +484,48 @@ static void rt_check_steps(moe_tel_reader_t *r, int P)
     ASSERT_TRUE(ph && tr);
     for (s = 0; s < RT_STEPS && ph && tr; s++) {
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_STEP, MOE_TEL_I64, s, 1, &stepv), MOE_OK);
-        ASSERT_EQ_INT(stepv, s);
+        EXPECT_VALUE_INT(bad, s, stepv, "%s[%ld]", MOE_TEL_STEP, s);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_ROUTED, MOE_TEL_I64, s, 1, i64), MOE_OK);
         for (l = 0; l < RT_L; l++)
             for (e = 0; e < RT_E; e++)
-                bad += i64[l * RT_E + e] != rt_routed(s, l, e);
+                EXPECT_VALUE_INT(bad, rt_routed(s, l, e), i64[l * RT_E + e], "%s[%ld][%d][%d]",
+                                 MOE_TEL_ROUTED, s, l, e);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_PROCESSED, MOE_TEL_I64, s, 1, i64), MOE_OK);
         for (l = 0; l < RT_L; l++)
             for (e = 0; e < RT_E; e++)
-                bad += i64[l * RT_E + e] != rt_routed(s, l, e) - rt_dropped(s, l, e);
+                EXPECT_VALUE_INT(bad, rt_routed(s, l, e) - rt_dropped(s, l, e), i64[l * RT_E + e],
+                                 "%s[%ld][%d][%d]", MOE_TEL_PROCESSED, s, l, e);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_DROPPED, MOE_TEL_I64, s, 1, i64), MOE_OK);
         for (l = 0; l < RT_L; l++)
             for (e = 0; e < RT_E; e++)
-                bad += i64[l * RT_E + e] != rt_dropped(s, l, e);
+                EXPECT_VALUE_INT(bad, rt_dropped(s, l, e), i64[l * RT_E + e], "%s[%ld][%d][%d]",
+                                 MOE_TEL_DROPPED, s, l, e);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_DROPPED_CAPACITY, MOE_TEL_I64, s, 1, i64),
                       MOE_OK);
         for (l = 0; l < RT_L; l++)
             for (e = 0; e < RT_E; e++)
-                bad += i64[l * RT_E + e] != rt_dropped(s, l, e);
+                EXPECT_VALUE_INT(bad, rt_dropped(s, l, e), i64[l * RT_E + e], "%s[%ld][%d][%d]",
+                                 MOE_TEL_DROPPED_CAPACITY, s, l, e);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_CAPACITY, MOE_TEL_I64, s, 1, cap), MOE_OK);
         for (l = 0; l < RT_L; l++)
-            bad += cap[l] != rt_capacity(s, l);
+            EXPECT_VALUE_INT(bad, rt_capacity(s, l), cap[l], "%s[%ld][%d]", MOE_TEL_CAPACITY, s, l);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_ROUTER, MOE_TEL_F64, s, 1, rs), MOE_OK);
         for (l = 0; l < RT_L; l++)
             for (c = 0; c < MOE_RSTAT_COUNT; c++)
-                bad += rs[l * MOE_RSTAT_COUNT + c] != rt_router(s, l, c);
+                EXPECT_VALUE_DBL(bad, rt_router(s, l, c), rs[l * MOE_RSTAT_COUNT + c], 0,
+                                 "%s[%ld][%d][%d]", MOE_TEL_ROUTER, s, l, c);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_PHASE, MOE_TEL_F64, s, 1, ph), MOE_OK);
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s, 1, tr), MOE_OK);
         for (l = 0; l < RT_L; l++)
             for (rk = 0; rk < P; rk++) {
                 for (c = 0; c < MOE_PHASE_COUNT; c++)
-                    bad += ph[((size_t)l * P + rk) * MOE_PHASE_COUNT + c] != rt_phase(s, l, rk, c);
+                    EXPECT_VALUE_DBL(bad, rt_phase(s, l, rk, c),
+                                     ph[((size_t)l * P + rk) * MOE_PHASE_COUNT + c], 0,
+                                     "%s[%ld][%d][%d][%d]", MOE_TEL_PHASE, s, l, rk, c);
                 for (c = 0; c < MOE_TRAFFIC_COUNT; c++)
-                    bad += tr[((size_t)l * P + rk) * MOE_TRAFFIC_COUNT + c] !=
-                           rt_traffic(s, l, rk, c);
+                    EXPECT_VALUE_INT(bad, rt_traffic(s, l, rk, c),
+                                     tr[((size_t)l * P + rk) * MOE_TRAFFIC_COUNT + c],
+                                     "%s[%ld][%d][%d][%d]", MOE_TEL_TRAFFIC, s, l, rk, c);
             }
     }
     ASSERT_EQ_INT(bad, 0);
@@ -552,9 +568,16 @@ static void rt_check_routes(moe_tel_reader_t *r, int P)
                                                   fw), MOE_OK);
                 ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_ROUTE_KEPT, MOE_TEL_U8, row, 1, fk),
                               MOE_OK);
-                bad += fst != st || ftok != tok;
-                for (j = 0; j < RT_L * RT_K; j++)
-                    bad += fex[j] != ex[j] || fw[j] != w[j] || fk[j] != k[j];
+                EXPECT_VALUE_INT(bad, st, fst, "%s[%lld]", MOE_TEL_ROUTE_STEP, (long long)row);
+                EXPECT_VALUE_INT(bad, tok, ftok, "%s[%lld]", MOE_TEL_ROUTE_TOKEN, (long long)row);
+                for (j = 0; j < RT_L * RT_K; j++) {
+                    EXPECT_VALUE_INT(bad, ex[j], fex[j], "%s[%lld][%d][%d]", MOE_TEL_ROUTE_EXPERT,
+                                     (long long)row, j / RT_K, j % RT_K);
+                    EXPECT_VALUE_DBL(bad, w[j], fw[j], 0, "%s[%lld][%d][%d]", MOE_TEL_ROUTE_WEIGHT,
+                                     (long long)row, j / RT_K, j % RT_K);
+                    EXPECT_VALUE_INT(bad, k[j], fk[j], "%s[%lld][%d][%d]", MOE_TEL_ROUTE_KEPT,
+                                     (long long)row, j / RT_K, j % RT_K);
+                }
             }
         step0 += rt_block_steps[b];
     }
@@ -571,14 +594,16 @@ static void rt_check_accumulated(moe_tel_reader_t *r, int P)
     for (l = 0; l < RT_L; l++)
         for (i = 0; i < RT_E; i++)
             for (j = 0; j < RT_E; j++)
-                bad += cs[(l * RT_E + i) * RT_E + j] != rt_coselect(last, l, i, j);
+                EXPECT_VALUE_INT(bad, rt_coselect(last, l, i, j), cs[(l * RT_E + i) * RT_E + j],
+                                 "%s[%d][%d][%d]", MOE_TEL_COSELECT, l, i, j);
     ASSERT_TRUE(tm != NULL);
     if (tm) {
         ASSERT_EQ_INT(moe_tel_reader_read(r, MOE_TEL_TRAFFIC_MATRIX, MOE_TEL_I64, 0, P, tm),
                       MOE_OK);
         for (i = 0; i < P; i++)
             for (j = 0; j < P; j++)
-                bad += tm[i * P + j] != rt_tmatrix(last, i, j, P);
+                EXPECT_VALUE_INT(bad, rt_tmatrix(last, i, j, P), tm[i * P + j], "%s[%d][%d]",
+                                 MOE_TEL_TRAFFIC_MATRIX, i, j);
     }
     ASSERT_EQ_INT(bad, 0);
     free(tm);
@@ -599,10 +624,10 @@ static void rt_check_events(moe_tel_reader_t *r)
             ASSERT_EQ_INT(got[row].layer, want.layer);
             ASSERT_EQ_INT(got[row].expert, want.expert);
             ASSERT_EQ_INT(got[row].kind, want.kind);
-            ASSERT_STR_CONTAINS(got[row].kind_name, moe_event_names[want.kind]);
-            ASSERT_NEAR(got[row].value, want.value, 0);
-            ASSERT_NEAR(got[row].threshold, want.threshold, 0);
-            ASSERT_TRUE(strcmp(got[row].message, want.message) == 0);
+            ASSERT_EQ_STR(got[row].kind_name, moe_event_names[want.kind]);
+            ASSERT_EQ_DBL(got[row].value, want.value, 0);
+            ASSERT_EQ_DBL(got[row].threshold, want.threshold, 0);
+            ASSERT_EQ_STR(got[row].message, want.message);
         }
         step0 += rt_block_steps[b];
     }

@@ -1,6 +1,6 @@
 /*
  * tools/import/import.c — the importer behind `moerun-import`: routing logs recorded from real models (JSON lines,
- * CSV, per-expert counts) into a moerun telemetry file (schema 1, docs/telemetry.md), so
+ * CSV, per-expert counts) into a moerun telemetry file (docs/telemetry.md), so
  * moerun-analyze reads it like a run's file. Formats, options and the mapping: docs/import.md.
  *
  * What always holds:
@@ -16,8 +16,9 @@
  *     root attribute source = "import:<format>".
  *  4. Serial HDF5 (sec2), no MPI: the runtime writer needs a run (config, topology, per-rank
  *     phases and traffic) and always writes every dataset; an import has none of that.
- *     Dataset paths come from tools/reader/telemetry_reader.h, router columns from the
- *     MOE_RSTAT_MAP of runtime/telemetry.h, so the layout cannot drift from the writer's.
+ *     Every telemetry dataset is created from its row of the schema
+ *     (moerun/telemetry_schema.h: path, type, dimension labels, units, router columns), as
+ *     the runtime writer does, so the layout cannot drift from the writer's.
  *
  * Exit codes: 0 written, 1 bad input or I/O error (nothing written), 2 usage error.
  */
@@ -35,13 +36,12 @@
 
 #include <hdf5.h>
 
+#include "moerun/base/h5tel.h"
 #include "moerun/base/log.h"
+#include "moerun/telemetry_schema.h"
 #include "import.h"
 #include "routing_log.h"
-#include "telemetry.h"         /* MOE_RSTAT_MAP: router column names and order */
-#include "telemetry_reader.h"  /* dataset paths of schema 1 */
 
-#define IMP_SCHEMA_VERSION  1
 #define IMP_KEYS_MAX        8        /* label keys kept per file */
 #define IMP_VALUES_MAX      4096     /* distinct values kept per label key */
 #define IMP_LABEL_TABLE_MAX 256      /* keys with at most this many values get [V][L][E] counts */
@@ -57,11 +57,6 @@
 
 typedef enum { IMP_PROBS_NORMALIZED = 0, IMP_PROBS_SOFTMAX = 1 } imp_probs_t;
 static const char *const imp_format_names[] = {"jsonl", "csv", "counts"};
-static const char *const imp_rstat_names[MOE_RSTAT_COUNT] = {
-#define IMP__NAME(name, str) str,
-    MOE_RSTAT_MAP(IMP__NAME)
-#undef IMP__NAME
-};
 
 typedef struct imp_opts {
     const char *input, *output;
@@ -1019,25 +1014,14 @@ typedef struct imp_h5 {
     int        failed;
 } imp_h5_t;
 
-static herr_t imp_errwalk_cb(unsigned n, const H5E_error2_t *err, void *data)
-{
-    char *text = data;
-
-    (void)n;
-    if (text[0] == '\0' && err->desc && err->desc[0])
-        snprintf(text, 200, "%s", err->desc);
-    return 0;
-}
-
 /* Records the first HDF5 failure with its innermost message. */
 static void imp_h5_fail(imp_h5_t *w, const char *what, const char *path)
 {
-    char text[200] = "";
+    char text[400];
 
     if (w->failed)
         return;
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, imp_errwalk_cb, text);
-    H5Eclear2(H5E_DEFAULT);
+    moe_h5_error_text(text, sizeof(text));
     (void)MOE_ERROR_SET(&w->c->log, MOE_ERR_HDF5, "%s: %s %s%s%s", w->c->opt.output, what, path,
                   text[0] ? ": " : "", text);
     w->failed = 1;
@@ -1074,16 +1058,8 @@ static void imp_attr_f64(imp_h5_t *w, hid_t loc, const char *name, double v)
 static void imp_attr_str(imp_h5_t *w, hid_t loc, const char *name, const char *const *s,
                          hsize_t n)
 {
-    hid_t ty = H5Tcopy(H5T_C_S1);
-
-    if (ty < 0) {
-        imp_h5_fail(w, "cannot create a string type for", name);
-        return;
-    }
-    H5Tset_size(ty, H5T_VARIABLE);
-    H5Tset_cset(ty, H5T_CSET_UTF8);
-    imp_attr(w, loc, name, ty, ty, n, s);
-    H5Tclose(ty);
+    if (!w->failed && moe_h5_attr_strings(loc, name, s, n) < 0)
+        imp_h5_fail(w, "cannot write attribute", name);
 }
 
 static void imp_attr_s(imp_h5_t *w, hid_t loc, const char *name, const char *s)
@@ -1094,11 +1070,11 @@ static void imp_attr_s(imp_h5_t *w, hid_t loc, const char *name, const char *s)
 /*
  * Creates dataset `path` with dims[nd] and writes buf. appended: first dimension unlimited
  * and chunked (as the runtime writer's appended datasets); else contiguous. Returns the
- * dataset (the caller closes it) or -1.
+ * dataset (the caller closes it) or -1. Its attributes are the caller's (imp_dset_schema:
+ * the schema's; imp_dset_put: units, description and dimension labels given).
  */
 static hid_t imp_dset(imp_h5_t *w, const char *path, hid_t ftype, hid_t mtype, int nd,
-                      const hsize_t *dims, int appended, const char *units, const char *desc,
-                      const void *buf)
+                      const hsize_t *dims, int appended, const void *buf)
 {
     hsize_t maxd[4], chunk[4], row = H5Tget_size(ftype), nelem = 1;
     hid_t   sp = -1, dcpl = H5P_DEFAULT, d = -1;
@@ -1135,10 +1111,6 @@ static hid_t imp_dset(imp_h5_t *w, const char *path, hid_t ftype, hid_t mtype, i
         imp_h5_fail(w, "cannot write dataset", path);
         goto out;
     }
-    if (units)
-        imp_attr_s(w, d, "units", units);
-    if (desc)
-        imp_attr_s(w, d, "description", desc);
 out:
     if (dcpl != H5P_DEFAULT && dcpl >= 0)
         H5Pclose(dcpl);
@@ -1151,13 +1123,50 @@ out:
     return d;
 }
 
+/* An import-only dataset (import/...): contiguous, with units, description and labels. */
 static void imp_dset_put(imp_h5_t *w, const char *path, hid_t ftype, hid_t mtype, int nd,
-                         const hsize_t *dims, int appended, const char *units, const char *desc,
-                         const void *buf)
+                         const hsize_t *dims, const char *units, const char *desc,
+                         const char *const *labels, const void *buf)
 {
-    hid_t d = imp_dset(w, path, ftype, mtype, nd, dims, appended, units, desc, buf);
+    hid_t d = imp_dset(w, path, ftype, mtype, nd, dims, 0, buf);
+    int   i;
+
+    if (d < 0)
+        return;
+    if (units)
+        imp_attr_s(w, d, "units", units);
+    if (desc)
+        imp_attr_s(w, d, "description", desc);
+    for (i = 0; i < nd && !w->failed; i++)
+        if (H5DSset_label(d, (unsigned)i, labels[i]) < 0)
+            imp_h5_fail(w, "cannot label a dimension of", path);
+    H5Dclose(d);
+}
+
+/*
+ * Schema dataset `id` (moerun/telemetry_schema.h) with dims[] and buf: its path, types,
+ * appended or fixed, labels, units and description, followed by `note` (what the import
+ * assumed or could not know; NULL: none).
+ */
+static void imp_dset_schema(imp_h5_t *w, int id, const hsize_t *dims, const void *buf,
+                            const char *note)
+{
+    const moe_tel_dset_t *def = moe_tel_dset(id);
+    hid_t                 ft = moe_h5_elem_type(def->elem, 1), mt = moe_h5_elem_type(def->elem, 0);
+    hid_t                 d = -1;
+
+    if (ft < 0 || mt < 0)
+        imp_h5_fail(w, "cannot create the type of", def->path);
+    else
+        d = imp_dset(w, def->path, ft, mt, def->rank, dims, moe_tel_dset_appended(def), buf);
+    if (d >= 0 && !w->failed && moe_h5_describe(d, def, note) < 0)
+        imp_h5_fail(w, "cannot describe", def->path);
     if (d >= 0)
         H5Dclose(d);
+    if (ft >= 0)
+        H5Tclose(ft);
+    if (mt >= 0)
+        H5Tclose(mt);
 }
 
 static void imp_group(imp_h5_t *w, const char *path)
@@ -1192,7 +1201,7 @@ static void imp_write_root(imp_h5_t *w, const char *start_time)
     imp_now(now, sizeof(now));
     H5get_libversion(&maj, &min, &rel);
     snprintf(ver, sizeof(ver), "%u.%u.%u", maj, min, rel);
-    imp_attr_i64(w, w->file, "schema_version", IMP_SCHEMA_VERSION);
+    imp_attr_i64(w, w->file, "schema_version", MOE_TEL_SCHEMA_VERSION);
     imp_attr_s(w, w->file, "moerun_version", MOERUN_VERSION);
     imp_attr_s(w, w->file, "hdf5_version", ver);
     imp_attr_s(w, w->file, "source", src);
@@ -1229,7 +1238,6 @@ static void imp_write_steps(imp_h5_t *w)
     size_t           SLE = (size_t)(o->S * o->L * o->E), i;
     int64_t         *steps = malloc((size_t)o->S * sizeof(int64_t));
     int64_t         *zero = NULL, *cap = NULL;
-    hid_t            d;
 
     if (steps == NULL) {
         (void)MOE_ERROR_SET(&c->log, MOE_ERR_NOMEM, "out of memory");
@@ -1239,17 +1247,9 @@ static void imp_write_steps(imp_h5_t *w)
     for (i = 0; i < (size_t)o->S; i++)
         steps[i] = (int64_t)i;
     imp_group(w, "steps");
-    imp_dset_put(w, MOE_TEL_STEP, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, d3, 1, "step",
-                 "step index of each row", steps);
-    imp_dset_put(w, MOE_TEL_ROUTED, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1, "pairs",
-                 "(token, expert) pairs routed to the expert", o->routed);
-    d = imp_dset(w, MOE_TEL_ROUTER, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3, dr, 1, "see columns",
-                 "router statistics over the tokens of the step; NaN: not derivable from the log",
-                 o->router);
-    if (d >= 0) {
-        imp_attr_str(w, d, "columns", imp_rstat_names, MOE_RSTAT_COUNT);
-        H5Dclose(d);
-    }
+    imp_dset_schema(w, MOE_TEL_DS_STEP, d3, steps, NULL);
+    imp_dset_schema(w, MOE_TEL_DS_ROUTED, d3, o->routed, NULL);
+    imp_dset_schema(w, MOE_TEL_DS_ROUTER, dr, o->router, "NaN: not derivable from the log");
     if (c->opt.assume_dropless) {
         zero = calloc(SLE ? SLE : 1, sizeof(int64_t));
         cap = malloc((size_t)(o->S * o->L > 0 ? o->S * o->L : 1) * sizeof(int64_t));
@@ -1259,15 +1259,10 @@ static void imp_write_steps(imp_h5_t *w)
         } else {
             for (i = 0; i < (size_t)(o->S * o->L); i++)
                 cap[i] = -1;
-            imp_dset_put(w, MOE_TEL_PROCESSED, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1,
-                         "pairs", "pairs computed by the expert (assumed: all, dropless)",
-                         o->routed);
-            imp_dset_put(w, MOE_TEL_DROPPED, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1, "pairs",
-                         "pairs dropped (assumed: none, dropless)", zero);
-            imp_dset_put(w, MOE_TEL_DROPPED_CAPACITY, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, d3, 1,
-                         "pairs", "pairs dropped over capacity (assumed: none)", zero);
-            imp_dset_put(w, MOE_TEL_CAPACITY, H5T_STD_I64LE, H5T_NATIVE_INT64, 2, d3, 1, "pairs",
-                         "per-expert capacity, -1 = dropless (assumed)", cap);
+            imp_dset_schema(w, MOE_TEL_DS_PROCESSED, d3, o->routed, "assumed: all, dropless");
+            imp_dset_schema(w, MOE_TEL_DS_DROPPED, d3, zero, "assumed: none, dropless");
+            imp_dset_schema(w, MOE_TEL_DS_DROPPED_CAPACITY, d3, zero, "assumed: none");
+            imp_dset_schema(w, MOE_TEL_DS_CAPACITY, d3, cap, "assumed: dropless");
         }
     }
     free(zero);
@@ -1286,15 +1281,10 @@ static void imp_write_routes(imp_h5_t *w)
     if (o->r_step == NULL)
         return;
     imp_group(w, "routes");
-    imp_dset_put(w, MOE_TEL_ROUTE_STEP, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 1, "step",
-                 "step of the token", o->r_step);
-    imp_dset_put(w, MOE_TEL_ROUTE_TOKEN, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 1, "token",
-                 "token_idx of the log", o->r_token);
-    imp_dset_put(w, MOE_TEL_ROUTE_EXPERT, H5T_STD_I32LE, H5T_NATIVE_INT32, 3, dims, 1, "expert",
-                 "selected experts per layer, best first", o->r_expert);
-    imp_dset_put(w, MOE_TEL_ROUTE_WEIGHT, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 3, dims, 1, "1",
-                 "normalised gate weights of the selected experts; NaN: not in the log",
-                 o->r_weight);
+    imp_dset_schema(w, MOE_TEL_DS_ROUTE_STEP, dims, o->r_step, NULL);
+    imp_dset_schema(w, MOE_TEL_DS_ROUTE_TOKEN, dims, o->r_token, "here: token_idx of the log");
+    imp_dset_schema(w, MOE_TEL_DS_ROUTE_EXPERT, dims, o->r_expert, NULL);
+    imp_dset_schema(w, MOE_TEL_DS_ROUTE_WEIGHT, dims, o->r_weight, "NaN: not in the log");
     if (!c->opt.assume_dropless)
         return;
     if ((kept = malloc(n ? n : 1)) == NULL) {
@@ -1304,8 +1294,7 @@ static void imp_write_routes(imp_h5_t *w)
     }
     for (i = 0; i < n; i++)
         kept[i] = 1;
-    imp_dset_put(w, MOE_TEL_ROUTE_KEPT, H5T_STD_U8LE, H5T_NATIVE_UINT8, 3, dims, 1, "bool",
-                 "1 = processed (assumed: dropless)", kept);
+    imp_dset_schema(w, MOE_TEL_DS_ROUTE_KEPT, dims, kept, "assumed: dropless");
     free(kept);
 }
 
@@ -1334,6 +1323,12 @@ static void imp_label_group(const imp_data_t *d, int q, char *out, size_t n)
         snprintf(out, n, "import/labels/%s", name);
 }
 
+/* Dimension labels of the import-only datasets. */
+static const char *const imp_lab_step[] = {"step"};
+static const char *const imp_lab_value[] = {"value"};
+static const char *const imp_lab_value_layer_expert[] = {"value", "layer", "expert"};
+static const char *const imp_lab_route[] = {"route"};
+
 static void imp_write_import(imp_h5_t *w)
 {
     imp_ctx_t       *c = w->c;
@@ -1346,8 +1341,8 @@ static void imp_write_import(imp_h5_t *w)
 
     imp_group(w, "import");
     dims[0] = (hsize_t)o->S;
-    imp_dset_put(w, "import/step_value", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 0, "step",
-                 "the log's step value of each file step", o->step_value);
+    imp_dset_put(w, "import/step_value", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, "step",
+                 "the log's step value of each file step", imp_lab_step, o->step_value);
     imp_group(w, "import/labels");
     for (q = 0; q < d->nkeys && !w->failed; q++) {
         const imp_key_t *k = &d->keys[q];
@@ -1385,19 +1380,20 @@ static void imp_write_import(imp_h5_t *w)
         H5Tset_strpad(st, H5T_STR_NULLPAD);
         dims[0] = (hsize_t)k->nvalues;
         snprintf(p, sizeof(p), "%s/values", g);
-        imp_dset_put(w, p, st, st, 1, dims, 0, NULL, "distinct values of the label", s);
+        imp_dset_put(w, p, st, st, 1, dims, NULL, "distinct values of the label", imp_lab_value,
+                     s);
         H5Tclose(st);
         free(s);
         snprintf(p, sizeof(p), "%s/rows", g);
-        imp_dset_put(w, p, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, 0, "rows",
-                     "rows of the log with each value", k->rows);
+        imp_dset_put(w, p, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, "rows",
+                     "rows of the log with each value", imp_lab_value, k->rows);
         if (o->label_routed[q]) {
             dims[1] = (hsize_t)o->L;
             dims[2] = (hsize_t)o->E;
             snprintf(p, sizeof(p), "%s/routed", g);
-            imp_dset_put(w, p, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, dims, 0, "pairs",
+            imp_dset_put(w, p, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, dims, "pairs",
                          "pairs routed to each expert by rows with each value, all steps",
-                         o->label_routed[q]);
+                         imp_lab_value_layer_expert, o->label_routed[q]);
         }
         if (o->r_label != NULL) {
             rv = malloc((size_t)(o->nroutes ? o->nroutes : 1) * sizeof(int32_t));
@@ -1410,8 +1406,9 @@ static void imp_write_import(imp_h5_t *w)
                 rv[i] = o->r_label[i * IMP_KEYS_MAX + q];
             dims[0] = (hsize_t)o->nroutes;
             snprintf(p, sizeof(p), "%s/route_value", g);
-            imp_dset_put(w, p, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, 0, "index",
-                         "value index of each routes/ row (its layer-0 row), -1 = absent", rv);
+            imp_dset_put(w, p, H5T_STD_I32LE, H5T_NATIVE_INT32, 1, dims, "index",
+                         "value index of each routes/ row (its layer-0 row), -1 = absent",
+                         imp_lab_route, rv);
             free(rv);
         }
     }
@@ -1443,9 +1440,7 @@ static int imp_write(imp_ctx_t *c, const char *start_time)
         dims[0] = (hsize_t)c->o.L;
         dims[1] = dims[2] = (hsize_t)c->o.E;
         imp_group(&w, "accumulated");
-        imp_dset_put(&w, MOE_TEL_COSELECT, H5T_STD_I64LE, H5T_NATIVE_INT64, 3, dims, 0, "tokens",
-                     "tokens that selected both i and j (diagonal: tokens that selected i)",
-                     c->o.coselect);
+        imp_dset_schema(&w, MOE_TEL_DS_COSELECT, dims, c->o.coselect, NULL);
         if (!w.failed && (g = H5Gopen2(w.file, "accumulated", H5P_DEFAULT)) >= 0) {
             imp_attr_i64(&w, g, "steps", c->o.S);
             H5Gclose(g);

@@ -23,6 +23,7 @@
 
 #include <hdf5.h>
 
+#include "moerun/base/h5tel.h"
 #include "telemetry_reader.h"
 
 /* Upper bounds that keep a malformed file from asking for absurd buffers. */
@@ -37,91 +38,24 @@ struct moe_tel_reader {
     char         **kind_names;
     int            nkinds;
     hid_t          dapl;          /* dataset access: no chunk cache (see moe_tel_reader_open) */
-    unsigned char  present[32];   /* per tr_dsets entry: 1 if the dataset exists */
-    char         **cols[32];      /* per tr_dsets entry: its "columns" attribute, if any */
-    int            ncols[32];
+    unsigned char  present[MOE_TEL_DS_COUNT]; /* per schema dataset: 1 if it exists */
+    char         **cols[MOE_TEL_DS_COUNT];    /* per schema dataset: its "columns", if any */
+    int            ncols[MOE_TEL_DS_COUNT];
 };
 
-/* Inner-dimension codes of the validation table. */
-typedef enum { TR_L, TR_E, TR_P, TR_K, TR_RSTAT, TR_PHASE, TR_TRAF, TR_NONE } tr_dim_t;
-/* Which row count a dataset's first dimension must equal. */
-typedef enum { TR_ROWS_STEPS, TR_ROWS_ROUTES, TR_ROWS_EVENTS, TR_ROWS_FIXED } tr_rows_t;
-
-typedef struct tr_dset {
-    const char *path;
-    int         ndims;
-    tr_rows_t   rows;
-    tr_dim_t    dim[4]; /* for TR_ROWS_FIXED: all dims; otherwise dims 1.. */
-    int         required; /* 0: may be absent (moe_tel_reader_has says so) */
-} tr_dset_t;
-
-/* Counts of the columns in schema 1 (they are the header's enums). A file whose dataset has a
- * "columns" attribute may have more or fewer columns (e.g. steps/traffic gaining
- * bytes_intra/bytes_inter): the inner dimension must then equal the attribute's length, and
- * tools find columns by name (moe_tel_reader_column). */
-#define TR_RSTAT_COUNT 11
-#define TR_PHASE_COUNT 6
-#define TR_TRAF_COUNT  4
-#define TR_NDSETS      ((int)(sizeof(tr_dsets) / sizeof(tr_dsets[0])))
-
-static const tr_dset_t tr_dsets[] = {
-    {MOE_TEL_STEP, 1, TR_ROWS_STEPS, {TR_NONE}, 1},
-    {MOE_TEL_ROUTED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 1},
-    {MOE_TEL_PROCESSED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
-    {MOE_TEL_DROPPED, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
-    {MOE_TEL_DROPPED_CAPACITY, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_E}, 0},
-    {MOE_TEL_CAPACITY, 2, TR_ROWS_STEPS, {TR_NONE, TR_L}, 0},
-    {MOE_TEL_ROUTER, 3, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_RSTAT}, 0},
-    {MOE_TEL_PHASE, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_PHASE}, 0},
-    {MOE_TEL_TRAFFIC, 4, TR_ROWS_STEPS, {TR_NONE, TR_L, TR_P, TR_TRAF}, 0},
-    {MOE_TEL_ROUTE_STEP, 1, TR_ROWS_ROUTES, {TR_NONE}, 0},
-    {MOE_TEL_ROUTE_TOKEN, 1, TR_ROWS_ROUTES, {TR_NONE}, 0},
-    {MOE_TEL_ROUTE_EXPERT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 0},
-    {MOE_TEL_ROUTE_WEIGHT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 0},
-    {MOE_TEL_ROUTE_KEPT, 3, TR_ROWS_ROUTES, {TR_NONE, TR_L, TR_K}, 0},
-    {MOE_TEL_EVENTS, 1, TR_ROWS_EVENTS, {TR_NONE}, 0},
-    {MOE_TEL_COSELECT, 3, TR_ROWS_FIXED, {TR_L, TR_E, TR_E}, 0},
-    {MOE_TEL_TRAFFIC_MATRIX, 2, TR_ROWS_FIXED, {TR_P, TR_P}, 0},
-    {MOE_TEL_HOSTNAME, 1, TR_ROWS_FIXED, {TR_P}, 0},
-    {MOE_TEL_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
-    {MOE_TEL_LOCAL_RANK, 1, TR_ROWS_FIXED, {TR_P}, 0},
-    {MOE_TEL_CPUSET, 1, TR_ROWS_FIXED, {TR_P}, 0},
-    {MOE_TEL_NUMA_NODE, 1, TR_ROWS_FIXED, {TR_P}, 0},
-    {MOE_TEL_EXPERT_OWNER, 1, TR_ROWS_FIXED, {TR_E}, 0},
-};
-
-_Static_assert(sizeof(tr_dsets) / sizeof(tr_dsets[0]) <= 32, "present[]/cols[] too small");
+/* The row counts the appended datasets must agree on, by their first dimension. */
+enum { TR_ROWS_STEPS, TR_ROWS_ROUTES, TR_ROWS_EVENTS, TR_ROWS_COUNT };
 
 /* ---------------------------------------------------------------- errors -------------- */
 
-typedef struct tr_errwalk {
-    char text[200];
-    int  found;
-} tr_errwalk_t;
-
-static herr_t tr_errwalk_cb(unsigned n, const H5E_error2_t *err, void *data)
-{
-    tr_errwalk_t *w = data;
-
-    (void)n;
-    if (!w->found && err->desc && err->desc[0]) {
-        snprintf(w->text, sizeof(w->text), "%s", err->desc);
-        w->found = 1;
-    }
-    return 0;
-}
-
-/* Records "PATH: WHAT: <innermost HDF5 message>" and returns st. */
+/* Records "PATH: WHAT: <innermost HDF5 messages>" and returns st. */
 static moe_status_t tr_h5_fail(moe_log_t *log, const char *path, moe_status_t st,
                                const char *what)
 {
-    tr_errwalk_t w;
+    char text[400];
+    int  found = moe_h5_error_text(text, sizeof(text));
 
-    memset(&w, 0, sizeof(w));
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, tr_errwalk_cb, &w);
-    H5Eclear2(H5E_DEFAULT);
-    return MOE_ERROR_SET(log, st, "%s: %s%s%s", path, what, w.found ? ": " : "",
-                         w.found ? w.text : "");
+    return MOE_ERROR_SET(log, st, "%s: %s%s%s", path, what, found ? ": " : "", text);
 }
 
 static hid_t tr_mem_type(moe_tel_type_t t)
@@ -449,22 +383,14 @@ moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64
     return st;
 }
 
-/* The native record events are read into. */
-typedef struct tr_event_rec {
-    int64_t step;
-    int32_t layer, expert, kind;
-    double  value, threshold;
-    char    message[160];
-} tr_event_rec_t;
-
 moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
                                    moe_tel_event_t *ev)
 {
-    hid_t           d, ft = -1, kt = -1, kmem = -1, mt = -1, smem = -1;
-    tr_event_rec_t *rec = NULL;
+    hid_t                d, ft = -1, kt = -1, kmem = -1, mt = -1, smem = -1, nmem = -1;
+    moe_tel_event_rec_t *rec = NULL;
     moe_status_t    st = tr_open_dset(r, MOE_TEL_EVENTS, &d);
-    int             idx;
-    int64_t         i;
+    int                  idx, has_name;
+    int64_t              i;
 
     if (st != MOE_OK)
         return st;
@@ -483,17 +409,21 @@ moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
         st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: events dataset has a bad type", r->path);
         goto out;
     }
-    smem = H5Tcopy(H5T_C_S1);
-    H5Tset_size(smem, sizeof(rec->message));
-    H5Tset_strpad(smem, H5T_STR_NULLTERM);
-    mt = H5Tcreate(H5T_COMPOUND, sizeof(tr_event_rec_t));
-    H5Tinsert(mt, "step", offsetof(tr_event_rec_t, step), H5T_NATIVE_INT64);
-    H5Tinsert(mt, "layer", offsetof(tr_event_rec_t, layer), H5T_NATIVE_INT32);
-    H5Tinsert(mt, "expert", offsetof(tr_event_rec_t, expert), H5T_NATIVE_INT32);
-    H5Tinsert(mt, "kind", offsetof(tr_event_rec_t, kind), kmem);
-    H5Tinsert(mt, "value", offsetof(tr_event_rec_t, value), H5T_NATIVE_DOUBLE);
-    H5Tinsert(mt, "threshold", offsetof(tr_event_rec_t, threshold), H5T_NATIVE_DOUBLE);
-    H5Tinsert(mt, "message", offsetof(tr_event_rec_t, message), smem);
+    /* the kind as the file's own enum (converted by name); kind_name only if the file has
+     * it (schema 2; schema 1 names kinds in the kind_names attribute) */
+    has_name = H5Tget_member_index(ft, "kind_name") >= 0;
+    smem = moe_h5_string_type(sizeof(rec->message));
+    nmem = moe_h5_string_type(sizeof(rec->kind_name));
+    mt = H5Tcreate(H5T_COMPOUND, sizeof(moe_tel_event_rec_t));
+    H5Tinsert(mt, "step", offsetof(moe_tel_event_rec_t, step), H5T_NATIVE_INT64);
+    H5Tinsert(mt, "layer", offsetof(moe_tel_event_rec_t, layer), H5T_NATIVE_INT32);
+    H5Tinsert(mt, "expert", offsetof(moe_tel_event_rec_t, expert), H5T_NATIVE_INT32);
+    H5Tinsert(mt, "kind", offsetof(moe_tel_event_rec_t, kind), kmem);
+    if (has_name)
+        H5Tinsert(mt, "kind_name", offsetof(moe_tel_event_rec_t, kind_name), nmem);
+    H5Tinsert(mt, "value", offsetof(moe_tel_event_rec_t, value), H5T_NATIVE_DOUBLE);
+    H5Tinsert(mt, "threshold", offsetof(moe_tel_event_rec_t, threshold), H5T_NATIVE_DOUBLE);
+    H5Tinsert(mt, "message", offsetof(moe_tel_event_rec_t, message), smem);
     rec = calloc((size_t)n, sizeof(*rec));
     if (rec == NULL) {
         st = MOE_ERROR_SET(r->log, MOE_ERR_NOMEM, "out of memory");
@@ -510,7 +440,10 @@ moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
         ev[i].threshold = rec[i].threshold;
         rec[i].message[sizeof(rec[i].message) - 1] = '\0';
         snprintf(ev[i].message, sizeof(ev[i].message), "%s", rec[i].message);
-        if (ev[i].kind >= 0 && ev[i].kind < r->nkinds)
+        rec[i].kind_name[sizeof(rec[i].kind_name) - 1] = '\0';
+        if (has_name && rec[i].kind_name[0])
+            snprintf(ev[i].kind_name, sizeof(ev[i].kind_name), "%s", rec[i].kind_name);
+        else if (ev[i].kind >= 0 && ev[i].kind < r->nkinds)
             snprintf(ev[i].kind_name, sizeof(ev[i].kind_name), "%s", r->kind_names[ev[i].kind]);
         else
             snprintf(ev[i].kind_name, sizeof(ev[i].kind_name), "kind%d", (int)ev[i].kind);
@@ -522,6 +455,8 @@ out:
         H5Tclose(mt);
     if (smem >= 0)
         H5Tclose(smem);
+    if (nmem >= 0)
+        H5Tclose(nmem);
     if (kmem >= 0)
         H5Tclose(kmem);
     if (kt >= 0)
@@ -534,19 +469,64 @@ out:
 
 /* ---------------------------------------------------------------- open ---------------- */
 
-static int64_t tr_dim_value(const moe_tel_info_t *in, tr_dim_t d)
+/* The HDF5 class a schema element type has in a file. */
+static H5T_class_t tr_elem_class(moe_tel_elem_t e)
 {
-    switch (d) {
-    case TR_L: return in->layers;
-    case TR_E: return in->experts;
-    case TR_P: return in->nranks;
-    case TR_K: return in->top_k;
-    case TR_RSTAT: return TR_RSTAT_COUNT;
-    case TR_PHASE: return TR_PHASE_COUNT;
-    case TR_TRAF: return TR_TRAF_COUNT;
-    case TR_NONE: return -1;
+    switch (e) {
+    case MOE_TEL_ELEM_F64: case MOE_TEL_ELEM_F32: return H5T_FLOAT;
+    case MOE_TEL_ELEM_S64: case MOE_TEL_ELEM_S32: case MOE_TEL_ELEM_S160: return H5T_STRING;
+    case MOE_TEL_ELEM_EVENT: return H5T_COMPOUND;
+    default: return H5T_INTEGER;
     }
-    return -1;
+}
+
+/*
+ * The element class of schema dataset x, and from schema 2 its dimension labels and (on a
+ * column dataset) one unit per column.
+ */
+static moe_status_t tr_check_dset(moe_tel_reader_t *r, int x)
+{
+    const moe_tel_dset_t *def = moe_tel_dset(x);
+    hid_t                 d, ty;
+    H5T_class_t           cl;
+    moe_status_t          st = tr_open_dset(r, def->path, &d);
+    char                **units = NULL, label[64];
+    int                   i, nunits = 0;
+    ssize_t               n;
+
+    if (st != MOE_OK)
+        return st;
+    ty = H5Dget_type(d);
+    cl = ty >= 0 ? H5Tget_class(ty) : H5T_NO_CLASS;
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (cl != tr_elem_class(def->elem)) {
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has element class %d, want %s",
+                           r->path, def->path, (int)cl, moe_tel_elem_name(def->elem));
+        goto out;
+    }
+    if (r->info.schema_version < 2)
+        goto out;
+    for (i = 0; i < def->rank && st == MOE_OK; i++) {
+        n = H5DSget_label(d, (unsigned)i, label, sizeof(label));
+        if (n < 0 || strcmp(label, moe_tel_dim(def->dims[i])->label) != 0)
+            st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                               "%s: %s dimension %d is labelled '%s', want '%s'", r->path,
+                               def->path, i, n < 0 ? "" : label,
+                               moe_tel_dim(def->dims[i])->label);
+    }
+    if (st == MOE_OK && r->cols[x]) {
+        st = moe_tel_reader_attr_strlist(r, def->path, "units", &units, &nunits);
+        if (st == MOE_OK && nunits != r->ncols[x])
+            st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                               "%s: %s names %d columns but %d units", r->path, def->path,
+                               r->ncols[x], nunits);
+        moe_tel_reader_strlist_free(units, nunits);
+    }
+out:
+    H5Eclear2(H5E_DEFAULT);
+    H5Dclose(d);
+    return st;
 }
 
 /* Reads the root numbers and checks every dataset's shape against them. */
@@ -567,10 +547,11 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
         {"steps_completed", offsetof(moe_tel_info_t, steps_completed), 0},
     };
     moe_tel_info_t *in = &r->info;
+    moe_tel_sizes_t sz;
     moe_status_t    st;
-    int64_t         dims[4], rows[3] = {-1, -1, -1};
-    int             nd, i, j;
-    size_t          x;
+    int64_t         dims[4], rows[TR_ROWS_COUNT] = {-1, -1, -1}, want;
+    int             nd, i, j, x;
+    size_t          q;
     char           *source = NULL;
 
     st = moe_tel_reader_attr_i64(r, "/", "schema_version", &in->schema_version);
@@ -592,11 +573,11 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
     } else if (st != MOE_ERR_NOT_FOUND) {
         return st;
     }
-    for (x = 0; x < sizeof(ints) / sizeof(ints[0]); x++) {
-        int64_t *v = (int64_t *)((char *)in + ints[x].off);
-        st = moe_tel_reader_attr_i64(r, "/", ints[x].name, v);
+    for (q = 0; q < sizeof(ints) / sizeof(ints[0]); q++) {
+        int64_t *v = (int64_t *)((char *)in + ints[q].off);
+        st = moe_tel_reader_attr_i64(r, "/", ints[q].name, v);
         if (st == MOE_ERR_NOT_FOUND &&
-            (ints[x].optional == 1 || (ints[x].optional == 2 && in->imported))) {
+            (ints[q].optional == 1 || (ints[q].optional == 2 && in->imported))) {
             *v = -1; /* unknown (e.g. an imported routing log without model dimensions) */
             st = MOE_OK;
         }
@@ -623,20 +604,26 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                              "nranks %lld, nnodes %lld)", r->path, (long long)in->experts,
                              (long long)in->top_k, (long long)in->layers, (long long)in->nranks,
                              (long long)in->nnodes);
-    for (x = 0; x < sizeof(tr_dsets) / sizeof(tr_dsets[0]); x++) {
-        const tr_dset_t *ds = &tr_dsets[x];
-        if (!ds->required && H5Lexists(r->file, ds->path, H5P_DEFAULT) <= 0) {
+    /* appended dimensions (-1) are checked against each other, not against a size */
+    sz.steps = sz.routes = sz.events = -1;
+    sz.layers = in->layers;
+    sz.experts = in->experts;
+    sz.ranks = in->nranks;
+    sz.top_k = in->top_k;
+    for (x = 0; x < MOE_TEL_DS_COUNT; x++) {
+        const moe_tel_dset_t *ds = moe_tel_dset(x);
+        int                   app = moe_tel_dset_appended(ds);
+        if (!(ds->flags & MOE_TEL_F_REQUIRED) && H5Lexists(r->file, ds->path, H5P_DEFAULT) <= 0) {
             /* an optional dataset (or its group) is absent: tools report it as missing */
             H5Eclear2(H5E_DEFAULT);
             continue;
         }
         if ((st = moe_tel_reader_dims(r, ds->path, dims, &nd)) != MOE_OK)
             return st;
-        if (nd != ds->ndims)
+        if (nd != ds->rank)
             return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has %d dimensions, want %d",
-                                 r->path, ds->path, nd, ds->ndims);
-        if ((ds->dim[nd - 1] == TR_RSTAT || ds->dim[nd - 1] == TR_PHASE ||
-             ds->dim[nd - 1] == TR_TRAF) &&
+                                 r->path, ds->path, nd, ds->rank);
+        if (moe_tel_dset_column_dim(ds) != MOE_TEL_DIM_NONE &&
             H5Aexists_by_name(r->file, ds->path, "columns", H5P_DEFAULT) > 0) {
             /* column datasets: the inner dimension is the length of "columns" */
             if ((st = moe_tel_reader_attr_strlist(r, ds->path, "columns", &r->cols[x],
@@ -649,28 +636,35 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
                                      r->ncols[x]);
         }
         H5Eclear2(H5E_DEFAULT);
-        for (i = ds->rows == TR_ROWS_FIXED ? 0 : 1; i < nd; i++)
-            if (!(r->cols[x] && i == nd - 1) && tr_dim_value(in, ds->dim[i]) < 0)
+        for (i = app ? 1 : 0; i < nd; i++) {
+            if (r->cols[x] && i == nd - 1)
+                continue;
+            want = moe_tel_dim_size(ds->dims[i], &sz);
+            if (want < 0)
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s is present but the root attribute that sizes its "
                                      "dimension %d (top_k or nranks) is missing", r->path,
                                      ds->path, i);
-            else if (!(r->cols[x] && i == nd - 1) && dims[i] != tr_dim_value(in, ds->dim[i]))
+            if (dims[i] != want)
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s dimension %d is %lld, want %lld", r->path,
-                                     ds->path, i, (long long)dims[i],
-                                     (long long)tr_dim_value(in, ds->dim[i]));
-        if (ds->rows != TR_ROWS_FIXED) {
-            j = (int)ds->rows;
+                                     ds->path, i, (long long)dims[i], (long long)want);
+        }
+        if (app) {
+            j = ds->dims[0] == MOE_TEL_DIM_STEP    ? TR_ROWS_STEPS
+                : ds->dims[0] == MOE_TEL_DIM_ROUTE ? TR_ROWS_ROUTES
+                                                   : TR_ROWS_EVENTS;
             if (rows[j] >= 0 && rows[j] != dims[0])
                 return MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
                                      "%s: %s has %lld rows, other datasets of its group %lld",
                                      r->path, ds->path, (long long)dims[0], (long long)rows[j]);
             rows[j] = dims[0];
         }
+        if ((st = tr_check_dset(r, x)) != MOE_OK)
+            return st;
         r->present[x] = 1;
     }
-    for (j = 0; j < 3; j++)
+    for (j = 0; j < TR_ROWS_COUNT; j++)
         if (rows[j] < 0)
             rows[j] = 0;
     in->steps = rows[TR_ROWS_STEPS];
@@ -913,7 +907,7 @@ void moe_tel_reader_close(moe_tel_reader_t *r)
         H5Pclose(r->dapl);
     H5Eclear2(H5E_DEFAULT);
     moe_tel_reader_strlist_free(r->kind_names, r->nkinds);
-    for (i = 0; i < TR_NDSETS; i++)
+    for (i = 0; i < MOE_TEL_DS_COUNT; i++)
         moe_tel_reader_strlist_free(r->cols[i], r->ncols[i]);
     free(r);
 }
@@ -923,15 +917,10 @@ const moe_tel_info_t *moe_tel_reader_info(const moe_tel_reader_t *r)
     return &r->info;
 }
 
-/* Index of a dataset in tr_dsets, -1 if it is not a documented one. */
+/* Index of a dataset in the schema, -1 if it is not a documented one. */
 static int tr_dset_index(const char *path)
 {
-    int i;
-
-    for (i = 0; i < TR_NDSETS; i++)
-        if (strcmp(tr_dsets[i].path, path) == 0)
-            return i;
-    return -1;
+    return moe_tel_dset_find(path);
 }
 
 int moe_tel_reader_has(const moe_tel_reader_t *r, const char *path)

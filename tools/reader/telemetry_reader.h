@@ -2,11 +2,12 @@
  * tools/reader/telemetry_reader.h — the one module through which tools read a moerun telemetry file
  * (schema: docs/telemetry.md). Serial HDF5 (sec2 driver), no MPI needed.
  *
- * What always holds: moe_tel_reader_open() validates the file before returning a handle —
- * schema_version is supported, steps/step and steps/routed exist, every other documented
- * dataset that exists has the rank and inner shape the root attributes imply (datasets with
- * a "columns" attribute: as many columns as it names), and the per-step (routes) datasets
- * agree on their row count. Absent optional datasets (e.g. no routes, no phase times in an
+ * What always holds: moe_tel_reader_open() validates the file against the schema
+ * (moerun/telemetry_schema.h) before returning a handle — schema_version is supported, the
+ * required datasets exist, every other schema dataset that exists has the rank, element
+ * class and inner shape the root attributes imply (datasets with a "columns" attribute: as
+ * many columns as it names; from schema 2 also as many units, and the schema's dimension
+ * labels), and the per-step (routes) datasets agree on their row count. Absent optional datasets (e.g. no routes, no phase times in an
  * imported routing log) are reported by moe_tel_reader_has(); reading one is an error. After that, every read is bounds-checked against the file's shapes, so a tool
  * never reads outside a dataset and never crashes on a malformed file: it gets a status and
  * a message in log->last_error.
@@ -16,37 +17,13 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "moerun/base/log.h"
+#include "moerun/telemetry_schema.h"
 
-/* Schema versions this reader understands. */
-#define MOE_TEL_SCHEMA_MIN 1
-#define MOE_TEL_SCHEMA_MAX 1
-
-/* Dataset paths of schema 1. */
-#define MOE_TEL_STEP             "steps/step"
-#define MOE_TEL_ROUTED           "steps/routed"
-#define MOE_TEL_PROCESSED        "steps/processed"
-#define MOE_TEL_DROPPED          "steps/dropped"
-#define MOE_TEL_DROPPED_CAPACITY "steps/dropped_capacity"
-#define MOE_TEL_CAPACITY         "steps/capacity"
-#define MOE_TEL_ROUTER           "steps/router"
-#define MOE_TEL_PHASE            "steps/phase_time"
-#define MOE_TEL_TRAFFIC          "steps/traffic"
-#define MOE_TEL_ROUTE_STEP       "routes/step"
-#define MOE_TEL_ROUTE_TOKEN      "routes/token"
-#define MOE_TEL_ROUTE_EXPERT     "routes/expert"
-#define MOE_TEL_ROUTE_WEIGHT     "routes/weight"
-#define MOE_TEL_ROUTE_KEPT       "routes/kept"
-#define MOE_TEL_EVENTS           "events"
-#define MOE_TEL_COSELECT         "accumulated/coselect"
-#define MOE_TEL_TRAFFIC_MATRIX   "accumulated/traffic_matrix"
-#define MOE_TEL_HOSTNAME         "topology/hostname"
-#define MOE_TEL_NODE             "topology/node"
-#define MOE_TEL_LOCAL_RANK       "topology/local_rank"
-#define MOE_TEL_CPUSET           "topology/cpuset"
-#define MOE_TEL_NUMA_NODE        "topology/numa_node"
-#define MOE_TEL_EXPERT_OWNER     "placement/expert_owner"
+/* The layout, the schema versions this reader understands (MOE_TEL_SCHEMA_MIN..MAX) and the
+ * dataset paths (MOE_TEL_*): moerun/telemetry_schema.h. */
 
 /* Element types a dataset can be read into (HDF5 converts). */
 typedef enum {
@@ -80,8 +57,8 @@ typedef struct moe_tel_event {
     int64_t step;
     int32_t layer, expert, kind;
     double  value, threshold;
-    char    kind_name[32];
-    char    message[160];
+    char    kind_name[MOE_TEL_KIND_NAME_MAX];
+    char    message[MOE_TEL_MESSAGE_MAX];
 } moe_tel_event_t;
 
 typedef struct moe_tel_reader moe_tel_reader_t;
@@ -158,8 +135,16 @@ moe_status_t moe_tel_reader_read(moe_tel_reader_t *r, const char *path, moe_tel_
 moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64_t n,
                                     size_t width, char *buf);
 
-/* Reads events [row0, row0 + n) into ev (kind_name from the kind_names attribute). */
+/* Reads events [row0, row0 + n) into ev (kind_name from the member kind_name, or in a
+ * schema-1 file from the kind_names attribute). */
 moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
                                    moe_tel_event_t *ev);
+
+/*
+ * Prints the schema's tables (dimensions, datasets, columns with units, event members and
+ * kinds) as the Markdown block of docs/telemetry.md, markers included
+ * (telemetry_schema_doc.c).
+ */
+void moe_tel_schema_markdown(FILE *out);
 
 #endif /* MOERUN_TOOLS_TELEMETRY_READER_H */
