@@ -26,6 +26,7 @@
 #include <mpi.h>
 
 #include "a2a.h"
+#include "bench_start.h"
 #include "bench_util.h"
 #include "gate.h"
 #include "placement.h"
@@ -126,18 +127,16 @@ int main(int argc, char **argv)
     FILE           *js = NULL;
     int             first_json = 1;
 
-    MPI_Init(&argc, &argv);
-    MPI_Comm_size(MPI_COMM_WORLD, &P);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    openblas_set_num_threads(1);
+    bench_init(&argc, &argv, &rank, &P);
     moe_log_init(&log, rank, MOE_LOG_WARN);
-    if (parse(argc, argv, &o) != 0) {
+    if (bench_help_requested(argc, argv) || parse(argc, argv, &o) != 0) {
+        int help = bench_help_requested(argc, argv);
         if (rank == 0)
-            fprintf(stderr, "usage: a2a-bench [--experts E] [--top-k K] [--d-model D] [--tokens T1,T2] "
+            fprintf(help ? stdout : stderr, "usage: a2a-bench [--experts E] [--top-k K] [--d-model D] [--tokens T1,T2] "
                             "[--workloads W1,W2] [--exchanges X1,X2] [--ranks-per-node N] [--iters N] "
                             "[--warmup N] [--link-gbit R] [--json FILE]\n");
         MPI_Finalize();
-        return 2;
+        return help ? 0 : 2;
     }
     if (moe_topo_discover(MPI_COMM_WORLD, o.rpn, &log, &topo) != MOE_OK ||
         moe_placement_init(&pl, MOE_PLACE_CONTIGUOUS, o.E, P) != MOE_OK)

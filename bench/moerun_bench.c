@@ -27,6 +27,7 @@
 #include <mpi.h>
 
 #include "moerun/moerun.h"
+#include "bench_start.h"
 #include "bench_util.h"
 #include "telemetry.h"
 
@@ -91,25 +92,19 @@ int main(int argc, char **argv)
                                      "--experts", "8", "--top-k", "2", "--capacity-factor",
                                      "1.25", "--layers", "1", "--steps", "30", "--telemetry",
                                      "none", "--quiet", "--route-samples", "0"};
-    int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 1;
-    char              **args = calloc((size_t)argc + (size_t)nd + 1, sizeof(char *));
+    int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
+    char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL, *telfile = NULL;
     int                 warmup = 3, hc;
     moe_config_t        cfg, wcfg, tcfg;
-    moe_config_action_t action;
-    char                err[512];
     bench_run_t         run, trun, wrun;
     moe_summary_t       s;
     double              peak[3], mcp[3], tps, flop_tok, limit, eg, exp_flops, ph[MOE_PHASE_COUNT][3];
     double              tel_over = 0, tel_with = 0, tel_without = 0, x, pmed[3];
 
-    MPI_Init(&argc, &argv);
-    MPI_Comm_size(MPI_COMM_WORLD, &P);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    openblas_set_num_threads(1);
-    args[0] = argv[0];
-    for (i = 0; i < nd; i++)
-        args[nargs++] = (char *)defaults[i];
+    bench_init(&argc, &argv, &rank, &P);
+    if (!args)
+        MPI_Abort(MPI_COMM_WORLD, 1);
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
             json = argv[++i];
@@ -121,20 +116,16 @@ int main(int argc, char **argv)
         else
             args[nargs++] = argv[i];
     }
-    if (moe_config_load(&cfg, nargs, args, environ, &action, err, sizeof(err)) != MOE_OK ||
-        moe_config_validate(&cfg, P, err, sizeof(err)) != MOE_OK) {
-        if (rank == 0)
-            fprintf(stderr, "moerun-bench: error: %s\n", err);
+    i = bench_config("moerun-bench",
+                     "Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] "
+                     "[--telemetry FILE] [--json FILE]\n"
+                     "  --telemetry FILE  also run with telemetry into FILE (alternating with runs "
+                     "without) and report its overhead\n",
+                     argv[0], defaults, nd, args, nargs, rank, P, &cfg);
+    free(args);
+    if (i >= 0) {
         MPI_Finalize();
-        return 2;
-    }
-    if (action == MOE_CONFIG_HELP) {
-        if (rank == 0)
-            printf("Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] "
-                   "[--telemetry FILE] [--json FILE]\n"
-                   "  --telemetry FILE  also run with telemetry into FILE and report its overhead\n");
-        MPI_Finalize();
-        return 0;
+        return i;
     }
     hc = cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1);
 
@@ -252,7 +243,6 @@ int main(int argc, char **argv)
             fclose(f);
         }
     }
-    free(args);
     MPI_Finalize();
     return 0;
 }

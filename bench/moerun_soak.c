@@ -27,6 +27,7 @@
 
 #include "moerun/config.h"
 #include "moerun/moerun.h"
+#include "bench_start.h"
 #include "telemetry.h"
 
 extern char **environ;
@@ -83,31 +84,23 @@ int main(int argc, char **argv)
                                       "--experts", "4", "--top-k", "2", "--layers", "2",
                                       "--steps", "100000", "--flush-interval", "100",
                                       "--telemetry", "moerun-soak.h5", "--quiet"};
-    int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 1;
-    char              **args = calloc((size_t)argc + (size_t)nd + 1, sizeof(char *));
+    int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
+    char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL;
     long                every = 0, s, warm_idx = -1;
     int                 ns = 0;
     moe_config_t        cfg;
-    moe_config_action_t action;
-    char                err[512];
     moe_engine_t       *eng = NULL;
     moe_summary_t       sum;
     moe_status_t        st;
     soak_sample_t      *smp = calloc(SOAK_MAX_SAMPLES, sizeof(*smp));
     double              t0, slope = 0, icpt = 0, maxdev = 0, growth = 0, expect;
 
-    MPI_Init(&argc, &argv);
-    MPI_Comm_size(MPI_COMM_WORLD, &P);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    openblas_set_num_threads(1);
+    bench_init(&argc, &argv, &rank, &P);
     if (!args || !smp) {
         fprintf(stderr, "moerun-soak: out of memory\n");
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    args[0] = argv[0];
-    for (i = 0; i < nd; i++)
-        args[nargs++] = (char *)defaults[i];
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
             json = argv[++i];
@@ -116,20 +109,15 @@ int main(int argc, char **argv)
         else
             args[nargs++] = argv[i];
     }
-    if (moe_config_load(&cfg, nargs, args, environ, &action, err, sizeof(err)) != MOE_OK ||
-        moe_config_validate(&cfg, P, err, sizeof(err)) != MOE_OK) {
-        if (rank == 0)
-            fprintf(stderr, "moerun-soak: error: %s\n", err);
+    i = bench_config("moerun-soak",
+                     "Usage: mpirun -np N moerun-soak [moerun options] [--sample-every N] "
+                     "[--json FILE]\nDefaults: 100000 steps of small tensors, telemetry to "
+                     "moerun-soak.h5; prints RSS and file size over the run.\n",
+                     argv[0], defaults, nd, args, nargs, rank, P, &cfg);
+    free(args);
+    if (i >= 0) {
         MPI_Finalize();
-        return 2;
-    }
-    if (action == MOE_CONFIG_HELP) {
-        if (rank == 0)
-            printf("Usage: mpirun -np N moerun-soak [moerun options] [--sample-every N] "
-                   "[--json FILE]\nDefaults: 100000 steps of small tensors, telemetry to "
-                   "moerun-soak.h5; prints RSS and file size over the run.\n");
-        MPI_Finalize();
-        return 0;
+        return i;
     }
     if (every <= 0)
         every = cfg.steps / 20 > 0 ? cfg.steps / 20 : 1;
@@ -219,7 +207,6 @@ int main(int argc, char **argv)
         }
     }
     moe_engine_destroy(eng);
-    free(args);
     free(smp);
     MPI_Finalize();
     return st == MOE_OK ? 0 : 1;

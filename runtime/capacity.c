@@ -32,10 +32,7 @@ typedef struct {
 int64_t moe_capacity_compute(double capacity_factor, int top_k, int64_t global_tokens,
                              int experts)
 {
-    if (!(capacity_factor > 0))
-        return -1;
-    return (int64_t)ceil(capacity_factor * (double)top_k * (double)global_tokens /
-                         (double)experts - 1e-9);
+    return moe_capacity(capacity_factor, top_k, global_tokens, experts);
 }
 
 moe_status_t moe_capacity_ws_init(moe_capacity_ws_t *ws, int experts, int nranks)

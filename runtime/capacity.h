@@ -1,7 +1,8 @@
 /*
  * runtime/capacity.h — expert capacity and which (token, expert) pairs are dropped.
  *
- * Capacity per expert and step, over the whole expert-parallel group:
+ * Capacity per expert and step, over the whole expert-parallel group (the one formula,
+ * moe_capacity() of moerun/capacity.h, which the analyser's what-if uses too):
  *     C = ceil(cf * k * G / E),   G = global tokens in the step (ranks x tokens per rank)
  * cf <= 0 means dropless (C = -1). C is a global number, not a per-rank share, so the drop
  * decisions do not depend on how tokens are split over ranks: a P-rank run drops exactly
@@ -20,10 +21,11 @@
 #include <stdint.h>
 
 #include "moerun/base/log.h"
+#include "moerun/capacity.h"
 #include "moerun/config.h"
 #include "placement.h"
 
-/* Capacity for one step; -1 when dropless (cf <= 0). */
+/* Capacity for one step; -1 when dropless (cf <= 0). moe_capacity() of moerun/capacity.h. */
 int64_t moe_capacity_compute(double capacity_factor, int top_k, int64_t global_tokens,
                              int experts);
 

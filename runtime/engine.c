@@ -72,17 +72,10 @@ static void engine_assert_delivered(moe_engine_t *e, const moe_a2a_plan_t *plan,
 }
 #endif
 
-/* Collective agreement: the worst status of all ranks (statuses are <= 0). */
+/* Collective agreement: the worst status of all ranks (base/mpicheck.h). */
 static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
 {
-    int v = (int)st;
-
-    if (MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MIN, e->comm) != MPI_SUCCESS)
-        return MOE_ERR_MPI;
-    if (v != MOE_OK && st == MOE_OK)
-        moe_log_set_error(&e->log, __FILE__, __LINE__, "another rank failed (%s)",
-                          moe_status_str((moe_status_t)v));
-    return (moe_status_t)v;
+    return moe_mpi_agree(e->comm, st, &e->log, "engine");
 }
 
 /* Step times kept for the summary's percentiles: the last this many measured steps. */

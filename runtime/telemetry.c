@@ -137,15 +137,10 @@ static void tel_close_id(hid_t *id, herr_t (*fn)(hid_t))
  */
 static moe_status_t tel_agree(moe_telemetry_t *t, moe_status_t st)
 {
-    int mine = (int)st, worst = mine;
+    char what[MOE_PATH_MAX + 16];
 
-    if (MPI_Allreduce(&mine, &worst, 1, MPI_INT, MPI_MIN, t->comm) != MPI_SUCCESS)
-        worst = MOE_ERR_MPI;
-    if (worst != MOE_OK && mine == MOE_OK)
-        moe_log_set_error(t->log, __FILE__, __LINE__,
-                          "telemetry: '%s': failed on another rank (%s)", t->path,
-                          moe_status_str((moe_status_t)worst));
-    return (moe_status_t)worst;
+    snprintf(what, sizeof(what), "telemetry: '%s'", t->path);
+    return moe_mpi_agree(t->comm, st, t->log, what);
 }
 
 /* Broadcasts rank 0's string; *out_p is malloc'd on every rank, the caller frees it. */

@@ -74,7 +74,7 @@ int main(int argc, char **argv)
             printf("%s%s", i ? "," : "", moe_summary_phase_name(i));
         printf("\nn_events=%d\n", sum.n_events);
         if (sum.n_events > 0)
-            printf("first_event=%s\n", moe_event_kind_name(sum.events[0].kind));
+            printf("first_event=%s\n", moe_tel_event_kind_name(sum.events[0].kind));
     }
     moe_engine_destroy(eng);
     MPI_Finalize();

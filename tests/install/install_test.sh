@@ -25,12 +25,22 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-install.XXXXXX")
 fail=0
 installed_deb=0
 cleanup() {
-    if [ "$installed_deb" = 1 ]; then dpkg -P moerun >/dev/null 2>&1; fi
+    if [ "$installed_deb" = 1 ]; then dpkg_do -P moerun >/dev/null 2>&1; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 
 bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# dpkg_do ARGS: dpkg, retried for up to a minute while another dpkg/apt holds its lock
+dpkg_do() {
+    local i out rc
+    for i in $(seq 30); do
+        out=$(dpkg "$@" 2>&1); rc=$?
+        if [ $rc -eq 0 ] || ! grep -q "lock" <<<"$out"; then printf '%s\n' "$out"; return $rc; fi
+        sleep 2
+    done
+    printf '%s\n' "$out (gave up after $i tries)"; return $rc
+}
 np=2
 keys=(experts=4 top_k=2 d_model=16 d_ffn=32 tokens=48 layers=2 steps=3 capacity_factor=1.0
       workload=zipf:1.5 seed=7 telemetry=none quiet=1)
@@ -191,6 +201,10 @@ prefix)
     build_clients "$p" all "$p/bin/moerun"
     ;;
 deb)
+    # One package test on the machine at a time (other build trees, other ctest runs): the
+    # package database is the machine's. dpkg itself may be busy (apt): dpkg_do retries.
+    exec 9>"${TMPDIR:-/tmp}/moerun-install-deb.lock"
+    flock -w 600 9 || { bad "another install.deb held the lock for 10 minutes"; exit 1; }
     if dpkg-query -W -f='${Status}' moerun 2>/dev/null | grep -q "install ok installed"; then
         echo "SKIP: a moerun package is installed already; not touching it"; exit 77
     fi
@@ -204,7 +218,7 @@ deb)
     [ "$(dpkg-deb -f "$deb" Version)" = "$VERSION" ] || bad "package version $(dpkg-deb -f "$deb" Version), want $VERSION"
     dpkg-deb -f "$deb" Depends | grep -q libhdf5-openmpi || bad "Depends lacks the HDF5 library"
     installed_deb=1
-    dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { bad "dpkg -i failed"; cat "$work/dpkg.log"; exit 1; }
+    dpkg_do -i "$deb" >"$work/dpkg.log" 2>&1 || { bad "dpkg -i failed"; cat "$work/dpkg.log"; exit 1; }
     echo "dpkg -i (${SECONDS}s)"
     for f in /usr/bin/moerun /usr/bin/moerun-analyze /usr/lib/libmoerun.so /usr/include/moerun/moerun.h \
              /usr/lib/pkgconfig/moerun.pc /usr/lib/cmake/moerun/moerunConfig.cmake \
@@ -215,7 +229,7 @@ deb)
     build_clients /usr pkg-config /usr/bin/moerun
     files=$(dpkg -L moerun | grep -v '^/usr$\|^/usr/[a-z]*$\|^/usr/share/[a-z]*$\|^/usr/lib/[a-z]*$' | grep -v '^/\.$')
     # -P (remove and purge): dpkg keeps no record of the package, as before the test
-    dpkg -P moerun >"$work/dpkg-r.log" 2>&1 || bad "dpkg -P failed: $(cat "$work/dpkg-r.log")"
+    dpkg_do -P moerun >"$work/dpkg-r.log" 2>&1 || bad "dpkg -P failed: $(cat "$work/dpkg-r.log")"
     installed_deb=0
     st=$(dpkg-query -W -f='${Status}' moerun 2>/dev/null) && [ "$st" != "unknown ok not-installed" ] &&
         bad "dpkg still knows moerun after dpkg -P: '$st'"

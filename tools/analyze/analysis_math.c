@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "analysis_math.h"
+#include "moerun/capacity.h"
 
 #define AM_XLOGX_TABLE 65536
 
@@ -145,9 +146,7 @@ double am_percentile(double *v, size_t n, double p)
 
 int64_t am_capacity(double cf, int64_t pairs, int64_t experts)
 {
-    if (!(cf > 0) || experts < 1)
-        return -1;
-    return (int64_t)ceil(cf * (double)pairs / (double)experts - 1e-9);
+    return moe_capacity(cf, 1, pairs, experts); /* pairs = k * G: the runtime's formula */
 }
 
 int64_t am_drops(const int64_t *x, size_t n, int64_t c)

@@ -43,7 +43,7 @@ double am_percentile(double *v, size_t n, double p);
 /*
  * Capacity per expert for capacity factor cf when `pairs` (token, expert) pairs are routed
  * over `experts` experts: ceil(cf * pairs / experts); -1 (dropless) when cf <= 0. Same
- * formula as runtime/capacity.c with pairs = top_k * global_tokens.
+ * formula as the runtime: moe_capacity() of moerun/capacity.h with pairs = top_k * global_tokens.
  */
 int64_t am_capacity(double cf, int64_t pairs, int64_t experts);
 
