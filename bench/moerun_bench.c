@@ -168,9 +168,11 @@ int main(int argc, char **argv)
 
     /* FLOPs per processed pair: two GEMMs (three matrices for swiglu) */
     flop_tok = 2.0 * cfg.d_model * cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
-    exp_flops = flop_tok * (double)s.processed;
+    /* shared experts: every token once more per shared expert, on its own rank */
+    exp_flops = flop_tok * ((double)s.processed + (double)cfg.shared_experts * cfg.tokens * P *
+                                                      (double)s.steps * cfg.layers);
     tps = s.tokens_per_s;
-    limit = P * peak[1] * 1e9 / (flop_tok * cfg.top_k);
+    limit = P * peak[1] * 1e9 / (flop_tok * (cfg.top_k + cfg.shared_experts));
     for (i = 0; i < MOE_PHASE_COUNT; i++) {
         ph[i][1] = s.phase_s[i];
         ph[i][2] = s.phase_max_s[i];

@@ -83,7 +83,7 @@ int main(int argc, char **argv)
     static const char  *defaults[] = {"--tokens", "64", "--d-model", "16", "--d-ffn", "24",
                                       "--experts", "4", "--top-k", "2", "--layers", "2",
                                       "--steps", "100000", "--flush-interval", "100",
-                                      "--telemetry", "moerun-soak.h5", "--quiet"};
+                                      "--telemetry", "moerun-soak.h5", "--overwrite", "--quiet"};
     int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
     char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL;

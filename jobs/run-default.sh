@@ -13,7 +13,7 @@ mpi_env=(OPENBLAS_NUM_THREADS=1 OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi
 if [ "$(id -u)" -eq 0 ]; then
     mpi_env+=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
 fi
-env "${mpi_env[@]}" mpirun -np 4 "$build/moerun" --telemetry moerun.h5 \
+env "${mpi_env[@]}" mpirun -np 4 "$build/moerun" --telemetry moerun.h5 --overwrite \
     --summary-json moerun-summary.json "$@"
 echo
 "$build/moerun-analyze" moerun.h5

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test-fuzz.sh — build the libFuzzer targets with clang (-DMOERUN_FUZZ=ON, into
-# ./build-fuzz or $MOERUN_FUZZ_BUILD_DIR) and run each for FUZZ_SECONDS (default 60):
+# ./build-fuzz or $MOERUN_FUZZ_BUILD_DIR) and run each for FUZZ_SECONDS (default 60; half for
+# fuzz_analyze and fuzz_import):
 # first the regression inputs of tests/fuzz/regressions/<target>/ (each must pass), then
 # fuzzing from the seeds in tests/fuzz/corpus/<target>/ with a fixed seed. A crash, a
 # sanitizer report or a leak in moerun's code fails the run; the input is kept in
@@ -11,7 +12,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${MOERUN_FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
 CC=clang cmake -S "$root" -B "$build" -DMOERUN_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-targets=(fuzz_config fuzz_telemetry_reader fuzz_routing_log)
+targets=(fuzz_config fuzz_telemetry_reader fuzz_routing_log fuzz_analyze fuzz_import)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}"
 # leaks Open MPI and HDF5 keep are not the targets' (same suppressions as the ASan run)
 export LSAN_OPTIONS="suppressions=$root/tests/sanitize/lsan.supp:print_suppressions=0"
@@ -26,8 +27,10 @@ for t in "${targets[@]}"; do
         echo "test-fuzz: $t: regression inputs"
         "$build/tests/fuzz/$t" -runs=0 -timeout=30 "$root/tests/fuzz/regressions/$name"/*
     fi
-    echo "test-fuzz: $t: fuzzing for $secs s"
-    "$build/tests/fuzz/$t" -seed=1 -max_total_time="$secs" -max_len=65536 -timeout=20 \
+    tsecs=$secs
+    case "$t" in fuzz_analyze | fuzz_import) tsecs=$(( (secs + 1) / 2 )) ;; esac
+    echo "test-fuzz: $t: fuzzing for $tsecs s"
+    "$build/tests/fuzz/$t" -seed=1 -max_total_time="$tsecs" -max_len=65536 -timeout=20 \
         -rss_limit_mb=4096 -artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 \
         "$corpus" 2>&1 | grep -E "^(#[0-9]+ +(INITED|DONE)|Done|stat::number_of_executed_units|==[0-9]+==ERROR|SUMMARY)" || true
     # grep above only filters the log; the fuzzer's own status decides

@@ -34,7 +34,9 @@
 #include <ini.h>
 
 #include "a2a.h"
+#include "router.h"
 #include "moerun/config.h"
+#include "moerun/base/fileio.h"
 #include "workload.h"
 
 #ifndef MOERUN_VERSION
@@ -155,12 +157,28 @@ static const opt_t opt_table[] = {
           "expert capacity = ceil(factor * top_k * global tokens / experts) per layer and step"),
     OPT_E(R, drop_policy, "--drop-policy", "MOERUN_DROP_POLICY", "position", opt_drop_names,
           "which pairs a full expert drops: the latest tokens, or the lowest gate probabilities"),
-    OPT_D(R, temperature, "--temperature", "MOERUN_TEMPERATURE", "1.0", 0, 1000,
-          OPT_MIN_EXCLUSIVE, NULL, "router softmax temperature"),
+    OPT_D(R, temperature, "--temperature", "MOERUN_TEMPERATURE", "1.0", 1e-6, 1000, 0,
+          "below 1e-6 the z-loss overflows", "router softmax temperature"),
+    OPT_S(R, router, "--router", "MOERUN_ROUTER", "softmax", "NAME",
+          sizeof(((moe_config_t *)0)->router) - 1, 0, NULL, moe_router_names,
+          "router: which experts a token goes to, with which weights (docs/routers.md)"),
+    OPT_D(R, routed_scaling, "--routed-scaling", "MOERUN_ROUTED_SCALING", "1", 0, 1e6,
+          OPT_MIN_EXCLUSIVE, NULL, "sigmoid router: combine weights are multiplied by this"),
+    OPT_I(R, route_groups, "--route-groups", "MOERUN_ROUTE_GROUPS", "1", 1, 65536,
+          "group-limited router: experts form this many contiguous groups (divides experts)"),
+    OPT_I(R, route_max_nodes, "--route-max-nodes", "MOERUN_ROUTE_MAX_NODES", "0", 0, 65536,
+          "group-limited / node-limited router: groups or nodes a token may touch; 0: all"),
+    OPT_D(R, balance_bias, "--balance-bias", "MOERUN_BALANCE_BIAS", "0", 0, 1e6, 0, "0: off",
+          "aux-loss-free balancing: per-expert selection bias += RATE * sign(mean - load) per step"),
+    OPT_I(M, shared_experts, "--shared-experts", "MOERUN_SHARED_EXPERTS", "0", 0, 64,
+          "shared experts: every token also passes through these on its own rank, no exchange"),
     OPT_U(R, seed, "--seed", "MOERUN_SEED", "42", "seed of the weights and the tokens"),
     OPT_S(R, workload, "--workload", "MOERUN_WORKLOAD", "uniform", "SPEC", MOE_SPEC_MAX - 1, 0,
           NULL, opt_workload_forms,
           "synthetic token distribution, shaped through the real gate"),
+    OPT_I(R, vocab_size, "--vocab-size", "MOERUN_VOCAB_SIZE", "32000", 1, 16777216,
+          "token ids come from a vocabulary of this many ids with Zipfian frequency (hash router, "
+          "routes/token_id)"),
     OPT_E(R, placement, "--placement", "MOERUN_PLACEMENT", "contiguous", opt_placement_names,
           "which rank holds which expert: contiguous blocks or round-robin"),
     OPT_S(R, exchange, "--exchange", "MOERUN_EXCHANGE", "flat", "NAME",
@@ -186,6 +204,17 @@ static const opt_t opt_table[] = {
     OPT_S(O, output_dump, "--output-dump", "MOERUN_OUTPUT_DUMP", "", "PATH", OPT_STR_MAX, 0,
           "\"\": none", NULL,
           "file for the last layer's output of the last step (raw float32, global token order)"),
+    OPT_B(O, overwrite, "--overwrite", "MOERUN_OVERWRITE", "false",
+          "replace an existing telemetry file (without it the run refuses to start)"),
+    OPT_B(O, follow_symlinks, "--follow-symlinks", "MOERUN_FOLLOW_SYMLINKS", "false",
+          "an output path that is a symbolic link writes the file it names (else refused)"),
+    OPT_L(R, max_memory, "--max-memory", "MOERUN_MAX_MEMORY", "0", 0, 1e9,
+          "MiB one rank may use (estimated before any allocation); 0: the node's available "
+          "memory shared by its ranks"),
+    OPT_S(O, metrics_file, "--metrics-file", "MOERUN_METRICS_FILE", "", "PATH", OPT_STR_MAX, 0,
+          "\"\": none", NULL, "live metrics of rank 0 in the Prometheus text format (docs/metrics.md)"),
+    OPT_D(O, metrics_interval, "--metrics-interval", "MOERUN_METRICS_INTERVAL", "5", 0, 86400,
+          0, "0 means every step", "seconds between metrics file writes"),
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
@@ -950,6 +979,36 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 opt_quote(cfg->exchange, text, 80), moe_a2a_names());
         return MOE_ERR_INVALID;
     }
+    if (moe_router_find(cfg->router) == NULL) {
+        opt_say(err, errlen, "router: \"%s\" is not a known router; allowed %s",
+                opt_quote(cfg->router, text, 80), moe_router_names());
+        return MOE_ERR_INVALID;
+    }
+    if (strcmp(cfg->router, "switch") == 0 && cfg->top_k != 1) {
+        opt_say(err, errlen, "top_k: %d with router switch; allowed 1 (switch routes top-1)",
+                cfg->top_k);
+        return MOE_ERR_INVALID;
+    }
+    if (strcmp(cfg->router, "group-limited") == 0) {
+        int gs = cfg->experts / cfg->route_groups, m = cfg->route_max_nodes;
+        if (cfg->experts % cfg->route_groups != 0) {
+            opt_say(err, errlen, "route_groups: %d does not divide experts (%d); allowed a "
+                    "divisor of experts", cfg->route_groups, cfg->experts);
+            return MOE_ERR_INVALID;
+        }
+        if (m > 0 && m < cfg->route_groups && (long long)gs * m < k) {
+            opt_say(err, errlen, "route_max_nodes: %d groups of %d experts hold fewer than "
+                    "top_k (%lld); allowed %lld..%d or 0 (all)", m, gs, k,
+                    (k + gs - 1) / gs, cfg->route_groups);
+            return MOE_ERR_INVALID;
+        }
+    }
+    if (strcmp(cfg->router, "expert-choice") == 0 && !(cfg->capacity_factor > 0)) {
+        opt_say(err, errlen, "capacity_factor: %g with router expert-choice; allowed > 0 (each "
+                "expert takes ceil(factor * top_k * global tokens / experts) tokens)",
+                cfg->capacity_factor);
+        return MOE_ERR_INVALID;
+    }
     if (t * d > INT_MAX) {
         opt_say(err, errlen,
                 "tokens: %lld tokens x d_model %lld = %lld floats exceeds %d (MPI int counts); "
@@ -957,10 +1016,12 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 t, d, t * d, INT_MAX);
         return MOE_ERR_INVALID;
     }
+    if (strcmp(cfg->router, "expert-choice") == 0)
+        k = cfg->experts; /* one candidate slot per expert */
     if (t * k * d > INT_MAX) {
         opt_say(err, errlen,
                 "tokens: %lld tokens x top_k %lld x d_model %lld = %lld floats exceeds %d "
-                "(MPI int counts); lower tokens or d_model",
+                "(MPI int counts; expert-choice: experts slots); lower tokens or d_model",
                 t, k, d, t * k * d, INT_MAX);
         return MOE_ERR_INVALID;
     }
@@ -970,6 +1031,104 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
                 "tokens",
                 nranks, t, (long long)nranks * t, INT_MAX);
         return MOE_ERR_INVALID;
+    }
+    return MOE_OK;
+}
+
+/*
+ * The output paths, checked on one rank before any work (include/moerun/base/fileio.h):
+ * each can be written (directory exists and is writable; not a device, FIFO or directory;
+ * not a symbolic link unless follow_symlinks; an existing telemetry file only with
+ * overwrite, and not while another run holds its lock), no two outputs name the same file,
+ * and no output names the configuration file read.
+ */
+void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *est)
+{
+    double P = nranks > 0 ? nranks : 1, L = cfg->layers, E = cfg->experts, k = cfg->top_k;
+    double d = cfg->d_model, f = cfg->d_ffn, T = cfg->tokens, B = cfg->flush_interval;
+    double hc = cfg->activation == MOE_ACT_SWIGLU ? 2 * f : f; /* w1 columns */
+    double nloc = ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
+    double Sl = ceil(S / P), W = cfg->monitor_window, blk;
+
+    memset(est, 0, sizeof(*est));
+    /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
+    est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
+    /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
+     * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
+    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
+                   4 * 1024 * hc + 8 * 8 * E + 8 * 8 * P;
+    /* one block: 5 [B][L][E] int64 counters, per-layer rows, sampled routes; rank 0 gathers
+     * the rank columns (x P in gather mode); the [L][E][E] and [P][P] matrices (twice) */
+    blk = 8 * (5 * B * L * E + B * L * (1 + 11 + 6 + 6)) + B * Sl * (16 + L * k * 9);
+    est->telemetry = cfg->telemetry[0] ? blk * (cfg->telemetry_mode == MOE_TEL_GATHER ? P : 2) +
+                                             8 * (2 * L * E * E + 2 * P * P)
+                                       : blk + 8 * 2 * L * E * E;
+    /* the monitor's ring of W windows, the open window, event flags */
+    est->monitor = 8 * (W * L * E + L * E + L) + L * (E + 1) * 6;
+    est->total = est->weights + est->buffers + est->telemetry + est->monitor;
+}
+
+void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len)
+{
+    const double M = 1024.0 * 1024.0;
+
+    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts/ranks x d_model x "
+             "d_ffn), buffers %.1f (tokens x top_k x d_model), telemetry %.1f (flush_interval "
+             "x layers x experts, experts^2), monitor %.1f (monitor_window x layers x experts)",
+             est->total / M, est->weights / M, est->buffers / M, est->telemetry / M,
+             est->monitor / M);
+}
+
+const char *moe_config_file(int argc, char **argv, char **envp)
+{
+    const char *ini = NULL;
+    opt_arg_t   a;
+    int         i;
+
+    for (i = 1; i < argc;)
+        if (opt_cli_next(argc, argv, &i, &a, NULL, 0) == MOE_OK && a.special &&
+            a.special->action == MOE_CONFIG_RUN)
+            ini = a.value;
+    return ini ? ini : opt_env_config(envp);
+}
+
+moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_file, char *err,
+                                    size_t errlen)
+{
+    const struct { const char *key, *path; unsigned flags; } out[] = {
+        {"telemetry", cfg->telemetry, cfg->overwrite ? MOE_OUT_OVERWRITE : 0u},
+        {"summary_json", cfg->summary_json, MOE_OUT_OVERWRITE},
+        {"output_dump", cfg->output_dump, MOE_OUT_OVERWRITE},
+        {"metrics_file", cfg->metrics_file, MOE_OUT_OVERWRITE},
+    };
+    char   why[MOE_PATH_MAX + 256], other[256];
+    size_t i, j, n = sizeof(out) / sizeof(out[0]);
+
+    for (i = 0; i < n; i++) {
+        unsigned fl = out[i].flags | (cfg->follow_symlinks ? MOE_OUT_FOLLOW : 0u);
+        if (out[i].path[0] == '\0')
+            continue;
+        if (i == 0 && moe_out_locked(out[i].path, other, sizeof(other))) {
+            opt_say(err, errlen, "telemetry: '%s' is in use by another run (%s)", out[i].path,
+                    other[0] ? other : "unknown process");
+            return MOE_ERR_INVALID;
+        }
+        if (moe_out_check(out[i].path, fl, why, sizeof(why)) != 0) {
+            opt_say(err, errlen, "%s: %s", out[i].key, why);
+            return MOE_ERR_INVALID;
+        }
+        if (moe_path_same(out[i].path, config_file)) {
+            opt_say(err, errlen, "%s: '%s' is the configuration file being read", out[i].key,
+                    out[i].path);
+            return MOE_ERR_INVALID;
+        }
+        for (j = 0; j < i; j++) {
+            if (out[j].path[0] && moe_path_same(out[i].path, out[j].path)) {
+                opt_say(err, errlen, "%s: '%s' is the same file as %s '%s'; give each output "
+                        "its own file", out[i].key, out[i].path, out[j].key, out[j].path);
+                return MOE_ERR_INVALID;
+            }
+        }
     }
     return MOE_OK;
 }

@@ -31,12 +31,15 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "metrics.h"
 #include "moerun/base/assert.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
                "moe_summary_t.phase_s holds every phase column");
+
+static moe_status_t engine_metrics(moe_engine_t *e, const char *status, const moe_summary_t *sum);
 
 #if MOE_ASSERTS_ENABLED
 /*
@@ -86,6 +89,7 @@ static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
 static moe_status_t engine_alloc(moe_engine_t *e)
 {
     size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d;
+    size_t K = (size_t)e->S;
     size_t T = (size_t)e->T, B = (size_t)e->B, P = (size_t)e->nranks;
     size_t S = (size_t)e->n_route_local;
     int    ok = 1;
@@ -98,12 +102,20 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->xout, T * d);
     ok &= ENG_ALLOC(e->logits, T * E);
     ok &= ENG_ALLOC(e->pscratch, E);
-    ok &= ENG_ALLOC(e->gate.expert, T * k);
-    ok &= ENG_ALLOC(e->gate.prob, T * k);
-    ok &= ENG_ALLOC(e->gate.weight, T * k);
-    ok &= ENG_ALLOC(e->keep, T * k);
-    ok &= ENG_ALLOC(e->dest_rank, T * k);
-    ok &= ENG_ALLOC(e->dest_expert, T * k);
+    ok &= ENG_ALLOC(e->gate.expert, T * K);
+    ok &= ENG_ALLOC(e->gate.prob, T * K);
+    ok &= ENG_ALLOC(e->gate.weight, T * K);
+    ok &= ENG_ALLOC(e->keep, T * K);
+    ok &= ENG_ALLOC(e->dest_rank, T * K);
+    ok &= ENG_ALLOC(e->dest_expert, T * K);
+    ok &= ENG_ALLOC(e->rscratch, MOE_ROUTER_SCRATCH(E));
+    ok &= ENG_ALLOC(e->router_group, E);
+    ok &= ENG_ALLOC(e->token_id, T);
+    ok &= ENG_ALLOC(e->ec_scratch, 3 * E);
+    ok &= ENG_ALLOC(e->bias, L * E);
+    ok &= ENG_ALLOC(e->b_bias, B * L * E);
+    ok &= ENG_ALLOC(e->shared, L * (size_t)e->cfg.shared_experts);
+    ok &= ENG_ALLOC(e->shared_y, e->cfg.shared_experts > 0 ? 2 * T * d : 0);
     ok &= ENG_ALLOC(e->gsum, MOE_GSUM_LEN(E));
     ok &= ENG_ALLOC(e->local_count, E);
     ok &= ENG_ALLOC(e->routed_global, E);
@@ -113,11 +125,13 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->b_processed_g, B * L * E);
     ok &= ENG_ALLOC(e->b_dropped_g, B * L * E);
     ok &= ENG_ALLOC(e->b_capacity, B * L);
+    ok &= ENG_ALLOC(e->b_unrouted, B * L);
     ok &= ENG_ALLOC(e->b_router, B * L * MOE_RSTAT_COUNT);
     ok &= ENG_ALLOC(e->b_phase, B * L * MOE_PHASE_COUNT);
     ok &= ENG_ALLOC(e->b_traffic, B * L * MOE_TRAFFIC_COUNT);
     ok &= ENG_ALLOC(e->b_route_step, B * S);
     ok &= ENG_ALLOC(e->b_route_token, B * S);
+    ok &= ENG_ALLOC(e->b_route_token_id, B * S);
     ok &= ENG_ALLOC(e->b_route_expert, B * S * L * k);
     ok &= ENG_ALLOC(e->b_route_weight, B * S * L * k);
     ok &= ENG_ALLOC(e->b_route_kept, B * S * L * k);
@@ -150,6 +164,39 @@ static moe_status_t engine_routes_init(moe_engine_t *e)
     return MOE_OK;
 }
 
+/* The router of the run; group/node-limited get their expert -> group map here. */
+static moe_status_t engine_router_init(moe_engine_t *e)
+{
+    moe_router_t *r = &e->router;
+    char          err[256];
+    int           x, M = e->cfg.route_max_nodes;
+
+    memset(r, 0, sizeof(*r));
+    r->ops = moe_router_find(e->cfg.router);
+    r->E = e->E;
+    r->k = e->S;
+    r->temperature = e->cfg.temperature;
+    r->routed_scaling = e->cfg.routed_scaling;
+    if (r->ops == &moe_router_group_ops) {
+        r->ngroups = e->cfg.route_groups;
+        for (x = 0; x < e->E; x++)
+            e->router_group[x] = x / (e->E / r->ngroups);
+    } else if (r->ops == &moe_router_node_ops) {
+        r->ngroups = e->topo.nnodes;
+        for (x = 0; x < e->E; x++)
+            e->router_group[x] = e->topo.node[e->place.owner[x]];
+    }
+    /* expert-choice and hash select without scores: the bias would change nothing */
+    e->use_bias = e->cfg.balance_bias > 0 && !r->ops->global && r->ops != &moe_router_hash_ops;
+    if (r->ngroups > 0) {
+        r->group_of = e->router_group;
+        r->max_groups = M > 0 && M < r->ngroups ? M : r->ngroups;
+        if (moe_router_check_groups(r, err, sizeof(err)) != MOE_OK)
+            return MOE_ERROR_SET(&e->log, MOE_ERR_INVALID, "%s", err);
+    }
+    return MOE_OK;
+}
+
 static moe_status_t engine_model_init(moe_engine_t *e)
 {
     int          l, i;
@@ -167,6 +214,16 @@ static moe_status_t engine_model_init(moe_engine_t *e)
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for expert weights");
             hc = (size_t)moe_ffn_hidden_cols(&e->ffn[0]);
+        }
+    /* shared experts: ids E, E+1, ... so their weights differ from every routed expert's */
+    for (l = 0; l < e->L; l++)
+        for (i = 0; i < e->cfg.shared_experts; i++) {
+            st = moe_ffn_init(&e->shared[(size_t)l * e->cfg.shared_experts + i], e->d,
+                              e->cfg.d_ffn,
+                              e->cfg.activation == MOE_ACT_SWIGLU ? MOE_FFN_SWIGLU : MOE_FFN_GELU,
+                              e->cfg.seed, l, e->E + i);
+            if (st != MOE_OK)
+                return MOE_ERROR_SET(&e->log, st, "engine: out of memory for shared experts");
         }
     if (hc == 0)
         hc = (size_t)(e->cfg.activation == MOE_ACT_SWIGLU ? 2 : 1) * e->cfg.d_ffn;
@@ -252,6 +309,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     e->g0 = (int64_t)e->rank * e->T;
     e->capacity = moe_capacity_compute(cfg->capacity_factor, e->k, e->G, e->E);
     e->a2a = moe_a2a_find(cfg->exchange);
+    e->S = moe_router_find(cfg->router)->global ? e->E : e->k;
 
     st = moe_topo_discover(e->comm, cfg->ranks_per_node, &e->log, &e->topo);
     if (st == MOE_OK && moe_placement_init(&e->place, cfg->placement, e->E, e->nranks) != MOE_OK)
@@ -262,8 +320,11 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     st = engine_routes_init(e);
     if (st == MOE_OK)
         st = engine_alloc(e);
-    if (st == MOE_OK && moe_workload_init(&e->wl, &spec, cfg->seed, e->d, e->E) != MOE_OK)
+    if (st == MOE_OK && (moe_workload_init(&e->wl, &spec, cfg->seed, e->d, e->E) != MOE_OK ||
+                         moe_workload_vocab_init(&e->wl, cfg->vocab_size) != MOE_OK))
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (st == MOE_OK)
+        st = engine_router_init(e);
     if (st == MOE_OK)
         st = engine_model_init(e);
     if (st == MOE_OK && moe_capacity_ws_init(&e->capws, e->E, e->nranks) != MOE_OK)
@@ -277,7 +338,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.comm = e->comm;
     prm.d_model = e->d;
     prm.max_tokens = e->T;
-    prm.top_k = e->k;
+    prm.top_k = e->S;
     prm.local_experts = e->place.local_count;
     prm.node_of_rank = e->topo.node;
     prm.log = &e->log;
@@ -285,8 +346,16 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
-    /* the telemetry file comes last: a failure before it leaves no file behind */
-    return engine_telemetry_open(e);
+    /* the metrics file is checked by a first write ("starting") before the telemetry file,
+     * which comes last: a failure before it leaves no file behind */
+    if (e->rank == 0 && cfg->metrics_file[0])
+        st = engine_metrics(e, "starting", NULL);
+    if ((st = engine_agree(e, st)) != MOE_OK)
+        return st;
+    st = engine_telemetry_open(e);
+    if (st != MOE_OK && e->rank == 0 && cfg->metrics_file[0])
+        unlink(cfg->metrics_file);
+    return st;
 }
 
 /* Router statistics of one layer from the globally summed gate sums. */
@@ -294,9 +363,14 @@ static void engine_router_stats(const moe_engine_t *e, const double *gs, double 
                                 double *rs)
 {
     int    E = e->E, i;
-    double n = gs[MOE_GSUM_TOKENS], pairs = n * e->k, lnE = log((double)E), h = 0, aux = 0;
+    double n = gs[MOE_GSUM_TOKENS], pairs = 0, lnE = log((double)E), h = 0, aux = 0;
     double mean = gs[MOE_GSUM_LOGIT] / (n * E);
     double var = gs[MOE_GSUM_LOGIT2] / (n * E) - mean * mean;
+
+    for (i = 0; i < E; i++) /* n * k for the per-token routers */
+        pairs += gs[MOE_GSUM_FIXED + E + i];
+    if (pairs <= 0)
+        pairs = 1;
 
     for (i = 0; i < E; i++) {
         double f = gs[MOE_GSUM_FIXED + E + i] / pairs;   /* share of routed pairs */
@@ -336,6 +410,108 @@ static void engine_expert(void *varg, int local_expert, const float *x, int64_t 
     a->processed[g] += rows;
 }
 
+/*
+ * Expert-choice (router_expert_choice.c): the global choice over the candidate slots the gate
+ * filled, then the routed counts, co-selection and the unrouted tokens of this rank (into
+ * gsum, summed over ranks with the rest). keep[] holds the choice; nothing is dropped.
+ */
+static moe_status_t engine_expert_choice(moe_engine_t *e, int l)
+{
+    int          E = e->E, T = e->T, t, i, j;
+    int64_t     *cos = e->coselect + (size_t)l * E * E;
+    moe_status_t st;
+
+    st = moe_router_expert_choice_decide(e->comm, &e->log, &e->place, e->capacity, T, e->g0,
+                                         e->G, e->gate.expert, e->gate.prob, e->ec_scratch,
+                                         e->ec_scratch + E, e->ec_scratch + 2 * E, e->keep,
+                                         &e->capws);
+    if (st != MOE_OK)
+        return st;
+    e->gsum[MOE_GSUM_FIXED + E + E] = 0; /* unrouted tokens, after the E counts */
+    for (t = 0; t < T; t++) {
+        const uint8_t *c = e->keep + (size_t)t * E;
+        int            n = 0;
+        for (i = 0; i < E; i++) {
+            if (!c[i])
+                continue;
+            n++;
+            e->gsum[MOE_GSUM_FIXED + E + i] += 1;
+            for (j = 0; j < E; j++)
+                cos[(size_t)i * E + j] += c[j];
+        }
+        e->gsum[MOE_GSUM_FIXED + 2 * E] += n == 0;
+    }
+    return MOE_OK;
+}
+
+/*
+ * A sampled route of an expert-choice token: its chosen experts by p, best first (kept 1),
+ * then the unchosen ones by p (kept 0), as many as top_k slots hold.
+ */
+static void engine_ec_route_record(moe_engine_t *e, size_t t, size_t row)
+{
+    int            E = e->E, kr = e->k, j, x;
+    const uint8_t *c = e->keep + t * E;
+    const float   *p = e->gate.prob + t * E;
+    int32_t       *ex = e->b_route_expert + row * kr;
+
+    for (j = 0; j < kr; j++) {
+        int best = -1;
+        for (x = 0; x < E; x++) {
+            int taken = 0, i;
+            for (i = 0; i < j; i++)
+                taken |= ex[i] == x;
+            if (taken)
+                continue;
+            if (best < 0 || c[x] > c[best] || (c[x] == c[best] && p[x] > p[best]))
+                best = x;
+        }
+        ex[j] = best;
+        e->b_route_weight[row * kr + j] = c[best] ? p[best] : 0.0f;
+        e->b_route_kept[row * kr + j] = c[best];
+    }
+}
+
+/*
+ * Aux-loss-free balancing (DeepSeek-V3): after layer l's global counts are known, every
+ * expert's bias moves by rate towards the mean load: bias += rate * sign(mean - load). The
+ * counts are global, so every rank makes the same update; the next step selects with it.
+ */
+static void engine_balance_update(moe_engine_t *e, int l)
+{
+    int     E = e->E, i;
+    double  mean = 0, rate = e->cfg.balance_bias;
+    float  *bias = e->bias + (size_t)l * E;
+
+    for (i = 0; i < E; i++)
+        mean += (double)e->routed_global[i];
+    mean /= E;
+    for (i = 0; i < E; i++) {
+        double load = (double)e->routed_global[i];
+        bias[i] += (float)(load < mean ? rate : load > mean ? -rate : 0.0);
+    }
+}
+
+/*
+ * Shared experts of layer l: every local token through each of them, on this rank, no
+ * exchange; their outputs summed (in shared-expert order) into the second half of
+ * shared_y, added to the layer output after combine. Timed in the expert phase.
+ */
+static void engine_shared_experts(moe_engine_t *e, int l, const float *x)
+{
+    int    N = e->cfg.shared_experts, j;
+    size_t n = (size_t)e->T * e->d, q;
+    float *y = e->shared_y, *acc = e->shared_y + n;
+
+    for (j = 0; j < N; j++) {
+        moe_ffn_forward(&e->shared[(size_t)l * N + j], x, e->T, j == 0 ? acc : y,
+                        e->ffn_scratch);
+        if (j > 0)
+            for (q = 0; q < n; q++)
+                acc[q] += y[q];
+    }
+}
+
 /* One layer: x -> out (out may equal x only when both are caller buffers of the last layer). */
 static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *out)
 {
@@ -347,7 +523,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
     double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5, tw, tb;
-    int                E = e->E, k = e->k, T = e->T, i, p, s, j;
+    int                E = e->E, k = e->S, kr = e->k, T = e->T, i, p, s, j;
     moe_a2a_stats_t    ast;
     moe_a2a_plan_t     plan;
     moe_expert_batch_t batch;
@@ -355,9 +531,19 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     t0 = MPI_Wtime();
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
-    moe_gate_route(x, e->wg + (size_t)l * e->d * E, T, e->d, E, k, e->cfg.temperature,
-                   e->logits, e->pscratch, &e->gate, e->gsum, &lmax,
-                   e->coselect + (size_t)l * E * E);
+    if (e->use_bias) {
+        e->router.bias = e->bias + (size_t)l * E;
+        for (i = 0; i < E; i++)
+            e->b_bias[(b * e->L + l) * E + i] = e->bias[(size_t)l * E + i];
+    }
+    moe_gate_route_with(&e->router, e->token_id, x, e->wg + (size_t)l * e->d * E, T, e->d,
+                        e->logits, e->pscratch, e->rscratch, &e->gate, e->gsum, &lmax,
+                        e->coselect + (size_t)l * E * E);
+    if (e->router.ops->global) {
+        st = engine_expert_choice(e, l);
+        if (st != MOE_OK)
+            return st;
+    }
     for (i = 0; i < E; i++)
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
     t1 = MPI_Wtime();
@@ -374,12 +560,28 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->routed_tot[(size_t)l * E + i] += routed[i];
     }
     engine_router_stats(e, e->gsum, lmax, rs);
+    /* A non-finite value in this layer's input or gate reaches the globally summed gate
+     * statistics, identical on every rank: all ranks stop here together, naming it. */
+    for (i = 0; i < MOE_RSTAT_COUNT + 1; i++) {
+        double v = i < MOE_RSTAT_COUNT ? rs[i] : lmax;
+        if (!isfinite(v))
+            return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
+                                 "step %ld layer %d: router statistic %s is %g: a non-finite "
+                                 "value in the layer's input or gate (run stopped; the "
+                                 "telemetry holds the steps before it)", e->step, l,
+                                 i < MOE_RSTAT_COUNT ? moe_rstat_names[i] : "logit_max", v);
+    }
     e->b_capacity[b * e->L + l] = e->capacity;
-    st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity, T, k,
-                             e->g0, e->gate.expert, e->gate.prob, e->local_count,
-                             e->routed_global, e->keep, dropped, &e->capws);
-    if (st != MOE_OK)
-        return st;
+    if (e->use_bias)
+        engine_balance_update(e, l);
+    e->b_unrouted[b * e->L + l] = (int64_t)e->gsum[MOE_GSUM_FIXED + 2 * E];
+    if (!e->router.ops->global) { /* expert-choice decided above: nothing over capacity */
+        st = moe_capacity_decide(e->comm, &e->log, &e->place, e->cfg.drop_policy, e->capacity,
+                                 T, k, e->g0, e->gate.expert, e->gate.prob, e->local_count,
+                                 e->routed_global, e->keep, dropped, &e->capws);
+        if (st != MOE_OK)
+            return st;
+    }
     for (p = 0; p < T * k; p++) {
         int ex = e->gate.expert[p];
         e->dest_rank[p] = e->keep[p] ? e->place.owner[ex] : -1;
@@ -397,16 +599,27 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     if (e->cfg.overlap && e->a2a->forward) {
         /* exchange overlapped with the experts: one call, phases from the backend */
         engine_expert_arg_t ea = {e, l, processed};
+        double              tsh = MPI_Wtime();
+        engine_shared_experts(e, l, x); /* local only: before the exchange starts */
+        tsh = MPI_Wtime() - tsh;
         if (out != x)
             memcpy(out, x, (size_t)T * e->d * sizeof(float));
         st = e->a2a->forward(e->a2a_ctx, &plan, x, engine_expert, &ea, out, &ast);
         if (st != MOE_OK)
             return st;
+        if (e->cfg.shared_experts > 0) { /* out = x + routed + shared, as below */
+            const float *acc = e->shared_y + (size_t)T * e->d;
+            size_t       n = (size_t)T * e->d, q;
+            for (q = 0; q < n; q++)
+                out[q] += acc[q];
+        }
         t5 = MPI_Wtime();
-        /* phase boundaries from the backend's times; what it did not attribute (call
-         * overhead) goes to dispatch, so the phases still add up to the total */
-        t3 = t5 - ast.t_combine - ast.t_expert;
+        MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
+                   ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
+        /* phase boundaries from the backend's times (shared experts count as expert); what
+         * it did not attribute (call overhead) goes to dispatch, so phases add up */
         t4 = t5 - ast.t_combine;
+        t3 = t4 - ast.t_expert - tsh;
         goto record;
     }
     st = e->a2a->dispatch(e->a2a_ctx, &plan, x, &batch, &ast);
@@ -425,6 +638,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
                         rows, batch.y + batch.offset[i] * e->d, e->ffn_scratch);
         processed[g] += rows;
     }
+    engine_shared_experts(e, l, x);
     t4 = MPI_Wtime();
 
     if (out != x)
@@ -437,6 +651,12 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
     if (st != MOE_OK)
         return st;
+    if (e->cfg.shared_experts > 0) { /* out = x + routed + shared */
+        const float *acc = e->shared_y + (size_t)T * e->d;
+        size_t       n = (size_t)T * e->d, q;
+        for (q = 0; q < n; q++)
+            out[q] += acc[q];
+    }
     t5 = MPI_Wtime();
     MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
                ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
@@ -469,10 +689,14 @@ record:
     /* sampled routes */
     for (s = 0; s < e->n_route_local; s++) {
         size_t row = (b * e->n_route_local + s) * e->L + l, t = (size_t)e->route_t[s];
-        for (j = 0; j < k; j++) {
-            e->b_route_expert[row * k + j] = e->gate.expert[t * k + j];
-            e->b_route_weight[row * k + j] = e->gate.weight[t * k + j];
-            e->b_route_kept[row * k + j] = e->keep[t * k + j];
+        if (e->router.ops->global) {
+            engine_ec_route_record(e, t, row);
+            continue;
+        }
+        for (j = 0; j < kr; j++) {
+            e->b_route_expert[row * kr + j] = e->gate.expert[t * k + j];
+            e->b_route_weight[row * kr + j] = e->gate.weight[t * k + j];
+            e->b_route_kept[row * kr + j] = e->keep[t * k + j];
         }
     }
     return MOE_OK;
@@ -497,7 +721,9 @@ static moe_status_t engine_flush(moe_engine_t *e)
         int64_t r = e->b_routed[i], pr = e->b_processed_g[i], dr = e->b_dropped_g[i];
         int64_t cap = e->b_capacity[i / e->E];
         int64_t want_drop = cap >= 0 && r > cap ? r - cap : 0;
-        if (r != pr + dr || dr != want_drop) {
+        /* expert-choice: every expert takes exactly min(C, G) tokens */
+        int     ec_bad = e->router.ops->global && r != (cap < e->G ? cap : e->G);
+        if (r != pr + dr || dr != want_drop || ec_bad) {
             size_t s = i / ((size_t)e->L * e->E), l = (i / e->E) % e->L, x = i % e->E;
             return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
                                  "invariant violated at step %ld layer %zu expert %zu: routed %lld, "
@@ -507,7 +733,10 @@ static moe_status_t engine_flush(moe_engine_t *e)
         }
         e->processed_tot += pr;
         e->dropped_tot += dr;
+        e->routed_flushed += r;
     }
+    for (i = 0; i < (size_t)e->nblk * e->L; i++)
+        e->unrouted_tot += e->b_unrouted[i];
     if (e->tel) {
         memset(&blk, 0, sizeof(blk));
         blk.step0 = e->blk_step0;
@@ -518,11 +747,14 @@ static moe_status_t engine_flush(moe_engine_t *e)
         blk.dropped_capacity = e->b_dropped_g;
         blk.capacity = e->b_capacity;
         blk.router = e->b_router;
+        blk.unrouted = e->b_unrouted;
+        blk.expert_bias = e->b_bias;
         blk.phase = e->b_phase;
         blk.traffic = e->b_traffic;
         blk.nroutes = e->nblk * e->n_route_local;
         blk.route_step = e->b_route_step;
         blk.route_token = e->b_route_token;
+        blk.route_token_id = e->b_route_token_id;
         blk.route_expert = e->b_route_expert;
         blk.route_weight = e->b_route_weight;
         blk.route_kept = e->b_route_kept;
@@ -552,6 +784,7 @@ static moe_status_t engine_record_step(moe_engine_t *e)
     for (s = 0; s < e->n_route_local; s++) {
         e->b_route_step[b * e->n_route_local + s] = e->step;
         e->b_route_token[b * e->n_route_local + s] = e->g0 + e->route_t[s];
+        e->b_route_token_id[b * e->n_route_local + s] = e->token_id[e->route_t[s]];
     }
     for (l = 0; l < e->L; l++) {
         const double *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
@@ -617,7 +850,70 @@ moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
 moe_status_t moe_engine_step(moe_engine_t *eng)
 {
     moe_workload_tokens(&eng->wl, eng->step, eng->g0, eng->T, eng->xin);
+    moe_workload_token_ids(&eng->wl, eng->step, eng->g0, eng->T, eng->token_id);
     return moe_engine_forward(eng, eng->xin, eng->xout);
+}
+
+/*
+ * Rank 0: writes the live metrics file (runtime/metrics.h) from this rank's state; with
+ * `sum` (end of run) the global numbers come from the summary. No MPI call.
+ */
+static moe_status_t engine_metrics(moe_engine_t *e, const char *status, const moe_summary_t *sum)
+{
+    moe_metrics_snap_t m;
+    char               err[512];
+    int                l, i;
+
+    memset(&m, 0, sizeof(m));
+    m.status = status;
+    m.exchange = e->cfg.exchange;
+    m.placement = moe_placement_name(e->cfg.placement);
+    m.workload = e->cfg.workload;
+    m.ranks = e->nranks;
+    m.nodes = e->topo.nnodes;
+    m.steps_done = e->step;
+    m.steps_requested = e->cfg.steps;
+    m.steps_flushed = e->step - e->nblk;
+    m.tokens_per_s = e->elapsed > 0 ? (double)e->G * e->step / e->elapsed : 0;
+    m.routed = e->routed_flushed;
+    m.processed = e->processed_tot;
+    m.dropped = e->dropped_tot;
+    m.drop_rate = m.routed ? (double)m.dropped / m.routed : 0;
+    for (l = 0; l < e->L; l++) {
+        int64_t mx = 0, tot = 0;
+        for (i = 0; i < e->E; i++) {
+            int64_t v = e->routed_tot[(size_t)l * e->E + i];
+            tot += v;
+            mx = v > mx ? v : mx;
+        }
+        if (tot > 0 && (double)mx * e->E / tot > m.max_mean_load)
+            m.max_mean_load = (double)mx * e->E / tot;
+    }
+    if (e->n_stat > 0) {
+        m.load_entropy_norm = e->sum_load_ent / e->n_stat;
+        m.gate_entropy_norm = e->sum_gate_ent / e->n_stat;
+        m.top1_prob = e->sum_top1 / e->n_stat;
+        m.aux_loss = e->sum_aux / e->n_stat;
+    }
+    m.alerts = e->alerts;
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        m.phase_s[i] = e->phase_tot[i];
+    m.bytes_sent = e->bytes_sent_tot;
+    m.bytes_intra = e->bytes_intra_tot;
+    m.bytes_inter = e->bytes_inter_tot;
+    if (sum) {
+        m.tokens_per_s = sum->tokens_per_s;
+        m.routed = sum->routed;
+        m.processed = sum->processed;
+        m.dropped = sum->dropped;
+        m.drop_rate = sum->drop_rate;
+        m.max_mean_load = sum->max_mean_load;
+        m.alerts = sum->alerts;
+    }
+    e->metrics_last = MPI_Wtime();
+    if (moe_metrics_write(e->cfg.metrics_file, &m, err, sizeof(err)) != MOE_OK)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_IO, "%s", err);
+    return MOE_OK;
 }
 
 static void engine_progress(moe_engine_t *e, double t_start, long first, int final)
@@ -640,6 +936,7 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
     int          flag;
     moe_status_t st = MOE_OK;
     int          speak = eng->rank == 0 && !eng->cfg.quiet;
+    int          metrics_warned = 0;
 
     while (eng->step < eng->cfg.steps) {
         flag = stop ? (int)*stop : 0;
@@ -650,6 +947,13 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
         st = moe_engine_step(eng);
         if (st != MOE_OK)
             return st;
+        if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
+            MPI_Wtime() - eng->metrics_last >= eng->cfg.metrics_interval &&
+            engine_metrics(eng, "running", NULL) != MOE_OK && !metrics_warned) {
+            MOE_WARN(&eng->log, "%s (the run goes on; retried at the next interval)",
+                     eng->log.last_error);
+            metrics_warned = 1;
+        }
         if (speak && (MPI_Wtime() - last >= eng->cfg.progress_interval ||
                       eng->step == eng->cfg.steps)) {
             engine_progress(eng, t_start, first, eng->step == eng->cfg.steps);
@@ -663,8 +967,6 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
 {
     size_t       n = (size_t)e->T * e->d;
     float       *all = NULL;
-    char         tmp[MOE_PATH_MAX + 16];
-    FILE        *f;
     int          ok = 1;
     moe_status_t st = MOE_OK;
 
@@ -679,17 +981,17 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
     MOE_MPI_CHECK(&e->log, MPI_Gather(e->last_out, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, 0,
                                       e->comm));
     if (e->rank == 0) {
-        snprintf(tmp, sizeof(tmp), "%s.tmp", e->cfg.output_dump);
-        f = moe_fopen_nowo(tmp, "wb");
-        ok = f && fwrite(all, sizeof(float), n * e->nranks, f) == n * e->nranks;
-        if (f && fclose(f) != 0)
-            ok = 0;
-        if (ok && rename(tmp, e->cfg.output_dump) != 0)
-            ok = 0;
-        if (!ok) {
-            unlink(tmp);
-            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: cannot write %s",
-                               e->cfg.output_dump);
+        moe_out_t out;
+        char      err[MOE_PATH_MAX + 256];
+        if (moe_out_open(&out, e->cfg.output_dump, e->cfg.follow_symlinks ? MOE_OUT_FOLLOW : 0u,
+                         err, sizeof(err)) != 0) {
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: %s", err);
+        } else if (fwrite(all, sizeof(float), n * e->nranks, out.f) != n * e->nranks) {
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: cannot write '%s': %s",
+                               e->cfg.output_dump, strerror(errno ? errno : EIO));
+            moe_out_abort(&out);
+        } else if (moe_out_commit(&out, err, sizeof(err)) != 0) {
+            st = MOE_ERROR_SET(&e->log, MOE_ERR_IO, "output_dump: %s", err);
         }
         free(all);
     }
@@ -758,6 +1060,7 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     sum.processed = eng->processed_tot;
     sum.dropped = eng->dropped_tot;
     sum.drop_rate = sum.routed ? (double)sum.dropped / sum.routed : 0;
+    sum.unrouted = eng->unrouted_tot;
     for (l = 0; l < eng->L; l++) {
         int64_t mx = -1, tot = 0;
         int     me = 0;
@@ -807,6 +1110,9 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     }
     sum.events = eng->events;
     sum.n_events = eng->rank == 0 ? eng->n_events : 0;
+    if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
+        engine_metrics(eng, st == MOE_OK ? status : "error", &sum) != MOE_OK)
+        MOE_WARN(&eng->log, "%s", eng->log.last_error);
 
     if (st == MOE_OK && eng->cfg.output_dump[0] && eng->last_out)
         st = engine_dump_output(eng);
@@ -862,6 +1168,17 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->keep);
     free(e->dest_rank);
     free(e->dest_expert);
+    free(e->rscratch);
+    free(e->router_group);
+    free(e->token_id);
+    free(e->ec_scratch);
+    free(e->bias);
+    free(e->b_bias);
+    if (e->shared)
+        for (i = 0; i < e->L * e->cfg.shared_experts; i++)
+            moe_ffn_cleanup(&e->shared[i]);
+    free(e->shared);
+    free(e->shared_y);
     free(e->gsum);
     free(e->local_count);
     free(e->routed_global);
@@ -872,6 +1189,8 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->b_processed_g);
     free(e->b_dropped_g);
     free(e->b_capacity);
+    free(e->b_unrouted);
+    free(e->b_route_token_id);
     free(e->b_router);
     free(e->b_phase);
     free(e->b_traffic);

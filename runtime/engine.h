@@ -13,6 +13,8 @@
 #include "moerun/base/log.h"
 #include "moerun/moerun.h"
 #include "placement.h"
+#include "router.h"
+#include "router_expert_choice.h"
 #include "telemetry.h"
 #include "topo.h"
 #include "workload.h"
@@ -32,6 +34,17 @@ struct moe_engine {
     int                  L, E, k, d, T, n_local;
     int64_t              G, g0;        /* global tokens per step, this rank's first token */
     int64_t              capacity;     /* per expert per step, -1 dropless */
+    moe_router_t         router;       /* the configured router (router.h) */
+    int                  S;            /* slots per token: k, or E for expert-choice */
+    int                 *router_group; /* [E] group of each expert (group/node-limited) */
+    double              *rscratch;     /* [MOE_ROUTER_SCRATCH(E)] */
+    int64_t             *token_id;     /* [T] vocabulary ids of the step's tokens */
+    int64_t             *ec_scratch;   /* [3E] expert-choice counts */
+    float               *bias;         /* [L][E] aux-loss-free balancing bias (selection only) */
+    int                  use_bias;     /* balance_bias > 0 and the router scores (not EC/hash) */
+    double              *b_bias;       /* [B][L][E] the bias each step selected with */
+    moe_ffn_t           *shared;       /* [L][shared_experts] shared experts */
+    float               *shared_y;     /* [T][d] output of one shared expert */
 
     /* model */
     float               *wg;           /* [L][d][E] router weights */
@@ -41,9 +54,9 @@ struct moe_engine {
     float               *xin, *xa, *xb, *xout; /* [T][d] */
     float               *logits;       /* [T][E] */
     double              *pscratch;     /* [E] */
-    moe_gate_out_t       gate;         /* [T][k] */
-    uint8_t             *keep;         /* [T][k] */
-    int32_t             *dest_rank, *dest_expert; /* [T][k] */
+    moe_gate_out_t       gate;         /* [T][S] */
+    uint8_t             *keep;         /* [T][S] */
+    int32_t             *dest_rank, *dest_expert; /* [T][S] */
     double              *gsum;         /* [MOE_GSUM_LEN(E)] */
     int64_t             *local_count, *routed_global; /* [E] */
     float               *ffn_scratch;  /* [MOE_FFN_BLOCK][hidden cols] */
@@ -55,12 +68,14 @@ struct moe_engine {
     long                 blk_step0;
     int64_t             *b_routed, *b_processed, *b_dropped, *b_processed_g, *b_dropped_g;
     int64_t             *b_capacity;   /* [B][L] */
+    int64_t             *b_unrouted;   /* [B][L] tokens routed to no expert (global) */
     double              *b_router;     /* [B][L][MOE_RSTAT_COUNT] */
     double              *b_phase;      /* [B][L][MOE_PHASE_COUNT] */
     int64_t             *b_traffic;    /* [B][L][MOE_TRAFFIC_COUNT] */
     int                  n_route_local;/* sampled tokens held by this rank */
     int                 *route_t;      /* [n_route_local] local token index */
     int64_t             *b_route_step, *b_route_token;  /* [B * n_route_local] */
+    int64_t             *b_route_token_id;              /* [B * n_route_local] */
     int32_t             *b_route_expert;                /* [B * n_route_local][L][k] */
     float               *b_route_weight;
     uint8_t             *b_route_kept;
@@ -80,7 +95,9 @@ struct moe_engine {
     long                 n_step_s, cap_step_s; /* measured steps seen; ring size */
     double               phase_tot[MOE_PHASE_COUNT];
     int64_t             *routed_tot;   /* [L][E] global */
-    int64_t              processed_tot, dropped_tot;
+    int64_t              processed_tot, dropped_tot, unrouted_tot;
+    int64_t              routed_flushed;  /* routed pairs of the flushed steps (metrics) */
+    double               metrics_last;    /* MPI_Wtime of the last metrics write (rank 0) */
     double               sum_load_ent, sum_gate_ent, sum_top1, sum_aux;
     long                 n_stat;
     int64_t              bytes_sent_tot, bytes_inter_tot, bytes_intra_tot;

@@ -32,8 +32,29 @@ moe_status_t moe_monitor_init(moe_monitor_t *mon, const moe_config_t *cfg, int64
     return MOE_OK;
 }
 
+/*
+ * The log speaks once per kind per window of monitor_window steps: the first event of a kind
+ * in full, then (at the window's end, or at cleanup) one line with how many more there were;
+ * every event is still in the telemetry. So a run with thousands of experts starving does
+ * not print thousands of lines.
+ */
+static void mon_say_summary(moe_monitor_t *mon)
+{
+    int k;
+
+    for (k = 0; k < MOE_EVENT_COUNT; k++) {
+        if (mon->speak && mon->said[k] > 1)
+            MOE_WARN(mon->log, "alerts at steps %ld-%ld: %s raised %ld more time%s (every event "
+                     "is in the telemetry's events dataset)", mon->said_from, mon->said_to,
+                     moe_event_names[k], mon->said[k] - 1, mon->said[k] == 2 ? "" : "s");
+        mon->said[k] = 0;
+    }
+}
+
 void moe_monitor_cleanup(moe_monitor_t *mon)
 {
+    if (mon->log)
+        mon_say_summary(mon);
     free(mon->ring);
     free(mon->window);
     free(mon->active);
@@ -83,8 +104,9 @@ static moe_status_t mon_set(moe_monitor_t *mon, int on, long step, int layer, in
     vsnprintf(ev->message, sizeof(ev->message), fmt, ap);
     va_end(ap);
     mon->raised++;
-    if (mon->speak)
+    if (mon->speak && mon->said[kind] == 0)
         MOE_WARN(mon->log, "alert at step %ld: %s: %s", step, moe_event_names[kind], ev->message);
+    mon->said[kind]++;
     return MOE_OK;
 }
 
@@ -173,6 +195,11 @@ moe_status_t moe_monitor_observe(moe_monitor_t *mon, long step, const int64_t *r
     }
     if (mon->base_steps < W)
         mon->base_steps++;
+    mon->said_to = step;
+    if (step + 1 - mon->said_from >= W) {
+        mon_say_summary(mon);
+        mon->said_from = step + 1;
+    }
     return st;
 }
 

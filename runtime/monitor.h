@@ -35,6 +35,8 @@ typedef struct moe_monitor {
     moe_event_t        *pending;
     int                 npending, cap_pending;
     long                raised;      /* events raised in the whole run */
+    long                said[MOE_EVENT_COUNT]; /* events of each kind in the open log window */
+    long                said_from, said_to;    /* steps of the open log window */
 } moe_monitor_t;
 
 /* Caller-owned struct; freed by moe_monitor_cleanup. */

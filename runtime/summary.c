@@ -4,6 +4,7 @@
  * JSON keys (documented in docs/summary.md): see moe_summary_to_json. Numbers are totals
  * over all steps, layers and ranks unless the key says otherwise.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddStringToObject(root, "drop_policy", moe_drop_policy_name(c->drop_policy));
     cJSON_AddStringToObject(root, "workload", c->workload);
     cJSON_AddStringToObject(root, "exchange", c->exchange);
+    cJSON_AddStringToObject(root, "router", c->router);
     cJSON_AddStringToObject(root, "placement", moe_placement_name(c->placement));
     cJSON_AddNumberToObject(root, "elapsed_s", s->elapsed_s);
     cJSON_AddNumberToObject(root, "tokens_per_s", s->tokens_per_s);
@@ -56,6 +58,7 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddNumberToObject(root, "processed", (double)s->processed);
     cJSON_AddNumberToObject(root, "dropped", (double)s->dropped);
     cJSON_AddNumberToObject(root, "drop_rate", s->drop_rate);
+    cJSON_AddNumberToObject(root, "unrouted", (double)s->unrouted);
     cJSON_AddNumberToObject(root, "max_mean_load", s->max_mean_load);
     cJSON_AddNumberToObject(root, "hottest_layer", s->hottest_layer);
     cJSON_AddNumberToObject(root, "hottest_expert", s->hottest_expert);
@@ -103,13 +106,13 @@ char *moe_summary_to_json(const moe_engine_t *eng, const moe_summary_t *s)
     return txt;
 }
 
-moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t *s,
+moe_status_t moe_summary_write_json(moe_engine_t *eng, const moe_summary_t *s,
                                     const char *path)
 {
-    cJSON *root;
-    char  *txt, tmp[MOE_PATH_MAX + 16];
-    FILE  *f;
-    int    ok;
+    cJSON    *root;
+    char     *txt, err[MOE_PATH_MAX + 256];
+    moe_out_t out;
+    int       ok;
 
     if (path == NULL || path[0] == '\0')
         return MOE_OK;
@@ -117,17 +120,21 @@ moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t
     txt = root ? cJSON_Print(root) : NULL;
     cJSON_Delete(root);
     if (txt == NULL)
-        return MOE_ERR_NOMEM;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    f = moe_fopen_nowo(tmp, "w");
-    ok = f && fputs(txt, f) >= 0 && fputc('\n', f) != EOF;
-    if (f && fclose(f) != 0)
-        ok = 0;
-    free(txt);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return MOE_ERR_IO;
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_NOMEM, "out of memory building the summary");
+    if (moe_out_open(&out, path, eng->cfg.follow_symlinks ? MOE_OUT_FOLLOW : 0u, err,
+                     sizeof(err)) != 0) {
+        free(txt);
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_IO, "%s", err);
     }
+    ok = fputs(txt, out.f) >= 0 && fputc('\n', out.f) != EOF;
+    free(txt);
+    if (!ok) {
+        moe_out_abort(&out);
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_IO, "cannot write '%s': %s", path,
+                             strerror(errno ? errno : EIO));
+    }
+    if (moe_out_commit(&out, err, sizeof(err)) != 0)
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_IO, "%s", err);
     return MOE_OK;
 }
 
@@ -174,9 +181,10 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             s->phase_s[MOE_PHASE_COMBINE] > 0
                 ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_WAIT] / s->phase_s[MOE_PHASE_COMBINE]
                 : 0.0);
-    fprintf(out, "routing    %lld pairs routed, %lld processed, %lld dropped (%.3f%%)\n",
-            (long long)s->routed, (long long)s->processed, (long long)s->dropped,
-            100.0 * s->drop_rate);
+    fprintf(out, "routing    router %s: %lld pairs routed, %lld processed, %lld dropped "
+                 "(%.3f%%), %lld tokens unrouted\n",
+            c->router, (long long)s->routed, (long long)s->processed, (long long)s->dropped,
+            100.0 * s->drop_rate, (long long)s->unrouted);
     fprintf(out, "balance    max/mean expert load %.2f (layer %d expert %d), "
                  "load entropy %.3f of max, aux loss %.3f\n",
             s->max_mean_load, s->hottest_layer, s->hottest_expert, s->load_entropy_norm,

@@ -27,7 +27,11 @@
  *  5. Memory held is bounded by one block (gather buffers on rank 0, of the block's size)
  *     plus the [L][E][E] and [nranks][nranks] matrices; nothing grows with the step count.
  *  6. On a failed create no file is left: a file that was created is removed by rank 0
- *     (regular files only).
+ *     (regular files only, and only the one this run made).
+ *  7. The file is claimed before HDF5 opens it (tel_claim_path): never through a symbolic
+ *     link unless follow_symlinks, never a device or FIFO, an existing file only with
+ *     overwrite, and PATH.lock (flock) held by rank 0 from create to close, so a second run
+ *     on the same path fails at once naming the first (host, pid).
  * Debug builds check 1 (rows written inside the dataset, the rank column inside its
  * dimension, fixed datasets never extended), 2 (the extents all io ranks set agree: one
  * MPI_Allreduce per appended dataset in parallel mode) and the events' kinds (MOE_ASSERT).
@@ -45,6 +49,7 @@
 #include <hdf5.h>
 
 #include "moerun/base/assert.h"
+#include "moerun/base/fileio.h"
 #include "moerun/base/h5tel.h"
 #include "moerun/base/mpicheck.h"
 #include "telemetry.h"
@@ -93,6 +98,7 @@ struct moe_telemetry {
     ino_t          ino;
     off_t          last_size;     /* rank 0: file size after the last block */
     off_t          last_growth;   /* rank 0: bytes the last block added */
+    int            lock_fd;       /* rank 0: PATH.lock held for the run (fileio.h), or -1 */
 };
 
 /* ---------------------------------------------------------------- HDF5 errors --------- */
@@ -553,14 +559,13 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
     *created_p = 1;
     if (t->rank == 0) {
         struct stat sb;
-        if (stat(t->path, &sb) == 0) {
-            t->dev = sb.st_dev;
-            t->ino = sb.st_ino;
-            t->last_size = sb.st_size;
-            /* created 0666 & ~umask; never world-writable, whatever the umask */
-            if (sb.st_mode & S_IWOTH)
-                (void)chmod(t->path, sb.st_mode & 07775);
+        /* HDF5 opened the file by name: it must be the one tel_claim_path made */
+        if (lstat(t->path, &sb) != 0 || sb.st_dev != t->dev || sb.st_ino != t->ino) {
+            st = MOE_ERROR_SET(t->log, MOE_ERR_IO,
+                               "telemetry: '%s' was replaced while it was being created", t->path);
+            goto out;
         }
+        t->last_size = sb.st_size;
     }
     if ((st = tel_write_root_attrs(t, n, s)) != MOE_OK ||
         (st = tel_create_datasets(t, n)) != MOE_OK ||
@@ -596,6 +601,7 @@ static void tel_free(moe_telemetry_t *t)
 {
     if (t == NULL)
         return;
+    moe_out_unlock(t->path, &t->lock_fd);
     if (t->comm != MPI_COMM_NULL)
         MPI_Comm_free(&t->comm);
     free(t);
@@ -643,28 +649,56 @@ static void tel_dirname(const char *path, char *dir, size_t len)
 }
 
 /*
- * Rank 0: the directory of `path` must exist and be writable; says why not in plain words
- * (the MPI-IO driver's own message is often "known error not in list").
+ * Rank 0: the file the run will write (include/moerun/base/fileio.h). The path must not be
+ * a device, FIFO or directory, nor a symbolic link unless follow_symlinks (then the file it
+ * names is written, and t->path becomes that file); an existing file is replaced only with
+ * overwrite; the directory must exist and be writable. Then PATH.lock is taken for the run
+ * (a second run on the same path fails here, naming this one), and a new empty file is made
+ * at the path by this process: O_CREAT|O_EXCL|O_NOFOLLOW, or with overwrite an exclusively
+ * created temporary file renamed over the old one. HDF5 then opens that file by name and
+ * the device and inode are checked against it (tel_create_file).
  */
-static moe_status_t tel_check_dir(moe_telemetry_t *t)
+static moe_status_t tel_claim_path(moe_telemetry_t *t, const moe_config_t *c, int *created_p)
 {
-    char        dir[MOE_PATH_MAX];
+    unsigned    fl = (c->follow_symlinks ? MOE_OUT_FOLLOW : 0u) |
+                     (c->overwrite ? MOE_OUT_OVERWRITE : 0u);
+    char        real[MOE_OUT_PATH_MAX], why[MOE_PATH_MAX + 256], host[256] = "?", who[320];
+    moe_out_t   tmp;
     struct stat sb;
+    int         exists = 0, fd;
 
     if (t->rank != 0)
         return MOE_OK;
-    tel_dirname(t->path, dir, sizeof(dir));
-    if (stat(dir, &sb) != 0)
-        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot create '%s': directory '%s': %s",
-                             t->path, dir, strerror(errno));
-    if (!S_ISDIR(sb.st_mode))
-        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
-                             "telemetry: cannot create '%s': '%s' is not a directory", t->path,
-                             dir);
-    if (access(dir, W_OK | X_OK) != 0)
-        return MOE_ERROR_SET(t->log, MOE_ERR_IO,
-                             "telemetry: cannot create '%s': directory '%s' is not writable: %s",
-                             t->path, dir, strerror(errno));
+    if (moe__out_target(t->path, fl, real, &exists, why, sizeof(why)) != 0 ||
+        moe__out_dir(t->path, real, why, sizeof(why)) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: %s", why);
+    if (strlen(real) >= sizeof(t->path))
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: '%s': path too long", real);
+    snprintf(t->path, sizeof(t->path), "%s", real);
+    gethostname(host, sizeof(host) - 1);
+    snprintf(who, sizeof(who), "host %s pid %ld", host, (long)getpid());
+    if (moe_out_lock(t->path, who, &t->lock_fd, why, sizeof(why)) != 0)
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: %s", why);
+    if (!exists) {
+        fd = open(t->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0664);
+        if (fd < 0)
+            return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot create '%s': %s%s",
+                                 t->path, strerror(errno),
+                                 errno == EEXIST ? " (it appeared after the check)" : "");
+        close(fd);
+    } else if (moe_out_create(&tmp, t->path, fl, why, sizeof(why)) != 0) {
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: %s", why);
+    } else if (rename(tmp.tmp, t->path) != 0) {
+        moe_out_abort(&tmp);
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: cannot replace '%s': %s", t->path,
+                             strerror(errno));
+    }
+    *created_p = 1;
+    if (lstat(t->path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return MOE_ERROR_SET(t->log, MOE_ERR_IO, "telemetry: '%s' changed while it was created",
+                             t->path);
+    t->dev = sb.st_dev;
+    t->ino = sb.st_ino;
     return MOE_OK;
 }
 
@@ -673,7 +707,9 @@ static void tel_remove(const moe_telemetry_t *t)
 {
     struct stat sb;
 
-    if (t->rank == 0 && stat(t->path, &sb) == 0 && S_ISREG(sb.st_mode))
+    /* only the file this run made (never one put in its place) */
+    if (t->rank == 0 && lstat(t->path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+        (t->ino == 0 || (sb.st_dev == t->dev && sb.st_ino == t->ino)))
         unlink(t->path);
 }
 
@@ -695,6 +731,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
     if (t == NULL)
         return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "telemetry: out of memory");
     t->comm = MPI_COMM_NULL;
+    t->lock_fd = -1;
     t->log = log;
     t->mode = mode;
     t->file = t->dxpl = t->accum = -1;
@@ -712,9 +749,14 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
 
     st = tel_check_meta(t, path, meta);
     if (st == MOE_OK)
-        st = tel_check_dir(t);
+        st = tel_claim_path(t, meta->cfg, &created);
     st = tel_agree(t, st);
+    if (st == MOE_OK && MPI_Bcast(t->path, (int)sizeof(t->path), MPI_CHAR, 0, t->comm) !=
+                        MPI_SUCCESS)
+        st = MOE_ERROR_SET(log, MOE_ERR_MPI, "telemetry: MPI_Bcast of the path failed");
     if (st != MOE_OK) {
+        if (created)
+            tel_remove(t);
         tel_free(t);
         return st;
     }
@@ -770,7 +812,7 @@ moe_status_t moe_telemetry_create(const char *path, moe_tel_mode_t mode, MPI_Com
 
 /* Indices of the buffers a gather-mode rank 0 owns for one block. */
 enum { OWN_PHASE, OWN_TRAFFIC, OWN_RSTEP, OWN_RTOKEN, OWN_REXPERT, OWN_RWEIGHT, OWN_RKEPT,
-       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_COUNT };
+       OWN_MATRIX, OWN_SCRATCH, OWN_COUNTS, OWN_DISPL, OWN_RTOKEN_ID, OWN_COUNT };
 
 /* What this rank writes of one block, after the gathers (gather mode) or as given. */
 typedef struct tel_io_block {
@@ -780,7 +822,7 @@ typedef struct tel_io_block {
     const int64_t *traffic;
     /* routes: rows [r0, r0 + rn) of a total of rtotal */
     hsize_t        r0, rn, rtotal;
-    const int64_t *r_step, *r_token;
+    const int64_t *r_step, *r_token, *r_token_id;
     const int32_t *r_expert;
     const float   *r_weight;
     const uint8_t *r_kept;
@@ -852,7 +894,7 @@ static moe_status_t tel_gather_alloc(moe_telemetry_t *t, size_t n, long nroutes,
     sizes[OWN_TRAFFIC] = cols * MOE_TRAFFIC_COUNT * sizeof(int64_t);
     sizes[OWN_SCRATCH] = sizes[OWN_PHASE] > sizes[OWN_TRAFFIC] ? sizes[OWN_PHASE]
                                                                 : sizes[OWN_TRAFFIC];
-    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = R * sizeof(int64_t);
+    sizes[OWN_RSTEP] = sizes[OWN_RTOKEN] = sizes[OWN_RTOKEN_ID] = R * sizeof(int64_t);
     sizes[OWN_REXPERT] = R * Lk * sizeof(int32_t);
     sizes[OWN_RWEIGHT] = R * Lk * sizeof(float);
     sizes[OWN_RKEPT] = R * Lk;
@@ -930,6 +972,7 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
         io->rn = (hsize_t)b->nroutes;
         io->r_step = b->route_step;
         io->r_token = b->route_token;
+        io->r_token_id = b->route_token_id;
         io->r_expert = b->route_expert;
         io->r_weight = b->route_weight;
         io->r_kept = b->route_kept;
@@ -955,6 +998,8 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
                           io->own[OWN_RSTEP])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_token, cnt, 1, MPI_INT64_T, rc, dsp,
                           io->own[OWN_RTOKEN])) != MOE_OK ||
+        (st = tel_gatherv(t, b->route_token_id, cnt, 1, MPI_INT64_T, rc, dsp,
+                          io->own[OWN_RTOKEN_ID])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_expert, cnt, (int)Lk, MPI_INT32_T, rc, dsp,
                           io->own[OWN_REXPERT])) != MOE_OK ||
         (st = tel_gatherv(t, b->route_weight, cnt, (int)Lk, MPI_FLOAT, rc, dsp,
@@ -969,6 +1014,7 @@ static moe_status_t tel_prepare(moe_telemetry_t *t, const moe_tel_block_t *b, te
     io->traffic = io->own[OWN_TRAFFIC];
     io->r_step = io->own[OWN_RSTEP];
     io->r_token = io->own[OWN_RTOKEN];
+    io->r_token_id = io->own[OWN_RTOKEN_ID];
     io->r_expert = io->own[OWN_REXPERT];
     io->r_weight = io->own[OWN_RWEIGHT];
     io->r_kept = io->own[OWN_RKEPT];
@@ -1001,6 +1047,12 @@ static moe_status_t tel_write(moe_telemetry_t *t, const moe_tel_block_t *b,
                               b->dropped_capacity)) != MOE_OK ||
         (st = tel_dset_append(t, MOE_TEL_DS_CAPACITY, S, t->steps, g, 0, 0, 0, b->capacity)) != MOE_OK ||
         (st = tel_dset_append(t, MOE_TEL_DS_ROUTER, S, t->steps, g, 0, 0, 0, b->router)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_UNROUTED, S, t->steps, g, 0, 0, 0, b->unrouted)) !=
+            MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_EXPERT_BIAS, S, t->steps, g, 0, 0, 0,
+                              b->expert_bias)) != MOE_OK ||
+        (st = tel_dset_append(t, MOE_TEL_DS_ROUTE_TOKEN_ID, io->rtotal, io->r0, io->rn, 0, 0, 0,
+                              io->r_token_id)) != MOE_OK ||
         /* rank-local columns: dimension 2 is the rank */
         (st = tel_dset_append(t, MOE_TEL_DS_PHASE, S, t->steps, io->ncol ? n : 0, 2, io->col0,
                               io->ncol, io->phase)) != MOE_OK ||
@@ -1087,11 +1139,47 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     return MOE_OK;
 }
 
+/* A copy of blk whose NULL optional arrays point into *mem (one malloc'd buffer, freed by
+ * the caller): steps/unrouted and steps/expert_bias zeros, routes/token_id -1. */
+static moe_status_t tel_block_defaults(moe_telemetry_t *t, const moe_tel_block_t *blk,
+                                       moe_tel_block_t *full, void **mem)
+{
+    size_t   rows = (size_t)blk->nsteps * (size_t)t->L, nu = 0, nb = 0, ni = 0, i;
+    int64_t *p;
+
+    *full = *blk;
+    *mem = NULL;
+    if (blk->unrouted == NULL)
+        nu = rows;
+    if (blk->expert_bias == NULL)
+        nb = rows * (size_t)t->E;
+    if (blk->route_token_id == NULL)
+        ni = (size_t)blk->nroutes;
+    if (nu + nb + ni == 0)
+        return MOE_OK;
+    *mem = calloc(nu + nb + ni, 8); /* int64 and double zeros share the size */
+    if (*mem == NULL)
+        return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+    p = *mem;
+    if (nu)
+        full->unrouted = p;
+    if (nb)
+        full->expert_bias = (const double *)(p + nu);
+    if (ni) {
+        for (i = 0; i < ni; i++)
+            p[nu + nb + i] = -1;
+        full->route_token_id = p + nu + nb;
+    }
+    return MOE_OK;
+}
+
 moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block_t *blk)
 {
-    tel_io_block_t io;
-    moe_status_t   st = MOE_OK;
-    int            ok[2], all[2];
+    tel_io_block_t  io;
+    moe_tel_block_t full;
+    void           *dflt = NULL;
+    moe_status_t    st = MOE_OK;
+    int             ok[2], all[2];
 
     if (tel == NULL)
         return MOE_ERR_INVALID;
@@ -1110,12 +1198,20 @@ moe_status_t moe_telemetry_write_block(moe_telemetry_t *tel, const moe_tel_block
                                        tel->path, all[0], -all[1]));
     if ((st = tel_agree(tel, tel_check_room(tel, blk))) != MOE_OK)
         return tel->failed = st;
+    /* optional arrays a caller left NULL: zeros (unrouted, expert_bias), -1 (token ids) */
+    st = tel_agree(tel, tel_block_defaults(tel, blk, &full, &dflt));
+    if (st != MOE_OK) {
+        free(dflt);
+        return tel->failed = st;
+    }
+    blk = &full;
     /* HDF5 metadata calls must match on all io ranks: agree on the preparation first */
     st = tel_agree(tel, tel_prepare(tel, blk, &io));
     if (st == MOE_OK && tel->io)
         st = tel_write(tel, blk, &io);
     st = tel_agree(tel, st);
     tel_io_block_free(&io);
+    free(dflt);
     if (st != MOE_OK) {
         tel->failed = st;
         return st;

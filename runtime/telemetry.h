@@ -69,6 +69,8 @@ typedef struct moe_tel_block {
     const int64_t *dropped_capacity; /* [nsteps][L][E] pairs dropped over capacity */
     const int64_t *capacity;     /* [nsteps][L] per-expert capacity; -1 = dropless */
     const double  *router;       /* [nsteps][L][MOE_RSTAT_COUNT] */
+    const int64_t *unrouted;     /* [nsteps][L] tokens routed to no expert (expert-choice) */
+    const double  *expert_bias;  /* [nsteps][L][E] balancing bias used (zeros when off) */
     /* rank-local: this rank's values */
     const double  *phase;        /* [nsteps][L][MOE_PHASE_COUNT] seconds */
     const int64_t *traffic;      /* [nsteps][L][MOE_TRAFFIC_COUNT] */
@@ -76,6 +78,7 @@ typedef struct moe_tel_block {
     int            nroutes;
     const int64_t *route_step;   /* [nroutes] */
     const int64_t *route_token;  /* [nroutes] global token index */
+    const int64_t *route_token_id; /* [nroutes] vocabulary id of the token */
     const int32_t *route_expert; /* [nroutes][L][k] selected experts, best first */
     const float   *route_weight; /* [nroutes][L][k] normalised gate weights */
     const uint8_t *route_kept;   /* [nroutes][L][k] 1 = processed, 0 = dropped */

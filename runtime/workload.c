@@ -11,6 +11,9 @@
  *                sigma = max(0.5, E / 16): the popular experts move R experts per step;
  *   domains:N    tokens come in documents of 64; a document's domain is drawn from the
  *                seed; domain n prefers features [n E / N, (n + 1) E / N) uniformly.
+ * Token ids (moe_workload_token_ids): Zipf(1) over a vocabulary of `vocab` ids by inverse CDF
+ * (binary search), from their own stream; domains:N shifts domain j's ids by j * vocab / N.
+ * The ids do not shape the hidden state (the routing of the gate is unchanged by them).
  * Everything is a function of (seed, step, global token index): never of the rank.
  */
 #include <errno.h>
@@ -27,7 +30,7 @@
 #define WL_DOC_TOKENS 64       /* tokens per document for domains:N */
 
 enum { WL_STREAM_FEATURE = 1, WL_STREAM_ROUTER, WL_STREAM_PERM, WL_STREAM_TOKEN,
-       WL_STREAM_PREF, WL_STREAM_DOMAIN };
+       WL_STREAM_PREF, WL_STREAM_DOMAIN, WL_STREAM_VOCAB };
 
 static const struct {
     const char         *name;
@@ -130,6 +133,7 @@ void moe_workload_cleanup(moe_workload_t *wl)
 {
     free(wl->features);
     free(wl->cdf);
+    free(wl->vocab_cdf);
     memset(wl, 0, sizeof(*wl));
 }
 
@@ -187,6 +191,68 @@ static void wl_build_cdf(moe_workload_t *wl, long step)
     wl->cdf_step = step;
 }
 
+moe_status_t moe_workload_vocab_init(moe_workload_t *wl, int64_t vocab)
+{
+    double  acc = 0;
+    int64_t r;
+
+    free(wl->vocab_cdf);
+    wl->vocab = 0;
+    wl->vocab_cdf = malloc((size_t)(vocab > 0 ? vocab : 1) * sizeof(double));
+    if (wl->vocab_cdf == NULL)
+        return MOE_ERR_NOMEM;
+    for (r = 0; r < vocab; r++) {
+        acc += 1.0 / (double)(r + 1);
+        wl->vocab_cdf[r] = acc;
+    }
+    for (r = 0; r < vocab; r++)
+        wl->vocab_cdf[r] /= acc;
+    wl->vocab = vocab;
+    return MOE_OK;
+}
+
+/* The domain of global token g's document (domains:N workloads). */
+static int wl_domain(const moe_workload_t *wl, long step, int64_t g)
+{
+    moe_rng_t rng;
+
+    moe_rng_seed(&rng, moe_rng_key(wl->seed, WL_STREAM_DOMAIN, (uint64_t)step,
+                                   (uint64_t)(g / WL_DOC_TOKENS)));
+    return (int)(moe_rng_next(&rng) % (uint64_t)(int)wl->spec.param);
+}
+
+void moe_workload_token_ids(const moe_workload_t *wl, long step, int64_t g0, int n,
+                            int64_t *ids)
+{
+    moe_rng_t rng;
+    int       t;
+
+    for (t = 0; t < n; t++) {
+        int64_t lo = 0, hi = wl->vocab - 1, r;
+        double  u;
+        if (wl->vocab <= 0) {
+            ids[t] = -1;
+            continue;
+        }
+        moe_rng_seed(&rng, moe_rng_key(wl->seed, WL_STREAM_VOCAB, (uint64_t)step,
+                                       (uint64_t)(g0 + t)));
+        u = moe_rng_uniform(&rng);
+        while (lo < hi) { /* first rank whose CDF exceeds u */
+            int64_t mid = lo + (hi - lo) / 2;
+            if (wl->vocab_cdf[mid] > u)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        r = lo;
+        if (wl->spec.kind == MOE_WL_DOMAINS) {
+            int nd = (int)wl->spec.param;
+            r = (r + (int64_t)wl_domain(wl, step, g0 + t) * (wl->vocab / nd)) % wl->vocab;
+        }
+        ids[t] = r;
+    }
+}
+
 int moe_workload_preference(moe_workload_t *wl, long step, int64_t g)
 {
     moe_rng_t rng;
@@ -210,9 +276,7 @@ int moe_workload_preference(moe_workload_t *wl, long step, int64_t g)
         return j;
     case MOE_WL_DOMAINS:
         n = (int)wl->spec.param;
-        moe_rng_seed(&rng, moe_rng_key(wl->seed, WL_STREAM_DOMAIN, (uint64_t)step,
-                                       (uint64_t)(g / WL_DOC_TOKENS)));
-        j = (int)(moe_rng_next(&rng) % (uint64_t)n); /* the document's domain */
+        j = wl_domain(wl, step, g); /* the document's domain */
         lo = (int)((long long)j * E / n);
         hi = (int)((long long)(j + 1) * E / n);
         return lo + (int)(u * (hi - lo));

@@ -51,6 +51,8 @@ typedef struct moe_workload {
     float              *features; /* [E][d] unit vectors */
     double             *cdf;      /* [E] preference CDF of the current step */
     long                cdf_step; /* step the CDF was built for (drift changes per step) */
+    int64_t             vocab;     /* vocabulary size of the token ids; 0: no ids */
+    double             *vocab_cdf; /* [vocab] Zipf(1) CDF over id ranks */
 } moe_workload_t;
 
 /* Initialises caller-owned state; freed by moe_workload_cleanup. */
@@ -64,6 +66,18 @@ void moe_workload_router(const moe_workload_t *wl, int layer, float *wg);
 /* Hidden states of global tokens [g0, g0 + n) at `step`, [n][d]: a function of
  * (seed, step, global index) only. */
 void moe_workload_tokens(moe_workload_t *wl, long step, int64_t g0, int n, float *x);
+
+/*
+ * Token ids: a vocabulary of `vocab` ids with Zipfian frequency (exponent 1: the id of rank r
+ * has probability ~ 1 / (r + 1)). Plain workloads use rank r = id; domains:N workloads give
+ * a document of domain j the ids (r + j * vocab / N) mod vocab, so every domain has its own
+ * frequent ids. Allocates the CDF (freed by moe_workload_cleanup).
+ */
+moe_status_t moe_workload_vocab_init(moe_workload_t *wl, int64_t vocab);
+
+/* Vocabulary ids of global tokens [g0, g0 + n) at `step`: a function of (seed, step, g). */
+void moe_workload_token_ids(const moe_workload_t *wl, long step, int64_t g0, int n,
+                            int64_t *ids);
 
 /* The feature a token prefers, or -1 for none (exposed for tests). */
 int moe_workload_preference(moe_workload_t *wl, long step, int64_t g);

@@ -7,6 +7,7 @@
  * 128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early (telemetry
  * flushed and closed, summary printed, marked "interrupted").
  */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,6 +39,75 @@ static void moerun_install_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
+/* Everything printed must have reached stdout (a full disk or /dev/full is an error). */
+static int moerun_stdout_check(void)
+{
+    int bad = fflush(stdout) != 0 || ferror(stdout);
+
+    if (bad)
+        fprintf(stderr, "moerun: error: cannot write to standard output: %s\n",
+                strerror(errno ? errno : EIO));
+    return bad ? -1 : 0;
+}
+
+/* MemAvailable of this node in bytes (/proc/meminfo), or -1 if unknown. */
+static double moerun_mem_available(void)
+{
+    FILE  *f = fopen("/proc/meminfo", "r");
+    char   line[256];
+    double kb = -1;
+
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "MemAvailable: %lf kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb < 0 ? -1 : kb * 1024;
+}
+
+/*
+ * Before any allocation: what a rank needs (moe_config_memory) against --max-memory, or else
+ * the node's available memory shared by the ranks on it. The same answer on every rank
+ * (MPI_Allreduce of the smallest budget); one message from rank 0. Returns 0 or 2.
+ */
+static int moerun_check_memory(const moe_config_t *cfg, int rank, int nranks)
+{
+    moe_mem_estimate_t est;
+    MPI_Comm           node;
+    int                nlocal = 1;
+    double             avail = -1, budget, min_budget;
+    char               text[512];
+
+    moe_config_memory(cfg, nranks, &est);
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(node, &nlocal);
+        MPI_Comm_free(&node);
+    }
+    if (cfg->max_memory > 0) {
+        budget = (double)cfg->max_memory * 1024 * 1024;
+    } else {
+        avail = moerun_mem_available();
+        budget = avail < 0 ? 1e300 : avail / nlocal;
+    }
+    MPI_Allreduce(&budget, &min_budget, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+    if (est.total <= min_budget)
+        return 0;
+    if (rank == 0) {
+        moe_config_memory_text(&est, text, sizeof(text));
+        if (cfg->max_memory > 0)
+            fprintf(stderr, "moerun: error: max_memory: the run needs about %s; over the budget "
+                    "of %ld MiB per rank (--max-memory); lower the options named\n", text,
+                    cfg->max_memory);
+        else
+            fprintf(stderr, "moerun: error: memory: the run needs about %s; only %.1f MiB per "
+                    "rank are available (MemAvailable shared by the ranks of a node); lower the "
+                    "options named, use more nodes, or set --max-memory\n", text,
+                    min_budget / (1024.0 * 1024.0));
+    }
+    return 2;
+}
+
 static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_config_t *cfg)
 {
     moe_config_action_t action = MOE_CONFIG_RUN;
@@ -47,6 +117,15 @@ static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_con
     st = moe_config_load(cfg, argc, argv, environ, &action, err, sizeof(err));
     if (st == MOE_OK && action == MOE_CONFIG_RUN)
         st = moe_config_validate(cfg, nranks, err, sizeof(err));
+    if (st == MOE_OK && action == MOE_CONFIG_RUN) {
+        /* the output paths, on rank 0 only (one file system view, one answer for all) */
+        int code = 0;
+        if (rank == 0)
+            code = (int)moe_config_check_paths(cfg, moe_config_file(argc, argv, environ), err,
+                                               sizeof(err));
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        st = (moe_status_t)code;
+    }
     if (st != MOE_OK) {
         if (rank == 0)
             fprintf(stderr, "moerun: error: %s\n", err);
@@ -55,12 +134,23 @@ static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_con
     if (rank == 0) {
         if (action == MOE_CONFIG_HELP)
             moe_config_help(stdout, argv[0]);
-        else if (action == MOE_CONFIG_PRINT)
+        else if (action == MOE_CONFIG_PRINT) {
+            moe_mem_estimate_t est;
+            char               text[512];
             moe_config_print(cfg, stdout);
+            moe_config_memory(cfg, nranks, &est);
+            moe_config_memory_text(&est, text, sizeof(text));
+            printf("\n# estimated memory with %d rank%s: %s\n", nranks, nranks == 1 ? "" : "s",
+                   text);
+        }
         else if (action == MOE_CONFIG_VERSION)
             printf("moerun %s\n", MOERUN_VERSION);
+        if (action != MOE_CONFIG_RUN && moerun_stdout_check() != 0)
+            return 1;
     }
-    return action == MOE_CONFIG_RUN ? -1 : 0;
+    if (action == MOE_CONFIG_RUN)
+        return moerun_check_memory(cfg, rank, nranks) ? 2 : -1;
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -113,11 +203,12 @@ int main(int argc, char **argv)
             printf("run cut short by signal %d after %ld of %ld steps; telemetry is complete up "
                    "to that step\n", (int)moerun_stop_signal, sum.steps, cfg.steps);
         if (cfg.summary_json[0] && moe_summary_write_json(eng, &sum, cfg.summary_json) != MOE_OK) {
-            fprintf(stderr, "moerun: error: summary_json: cannot write %s\n", cfg.summary_json);
+            fprintf(stderr, "moerun: error: summary_json: %s\n", moe_engine_last_error(eng));
             if (st == MOE_OK)
                 st = MOE_ERR_IO;
         }
-        fflush(stdout);
+        if (moerun_stdout_check() != 0 && st == MOE_OK)
+            st = MOE_ERR_IO;
     }
     moe_engine_destroy(eng);
     MPI_Finalize();

@@ -40,8 +40,15 @@ typedef struct moe_config {
     double               capacity_factor;  /* <= 0: dropless; finite */
     moe_drop_policy_t    drop_policy;
     double               temperature;      /* router temperature, > 0 */
+    char                 router[32];       /* router name (runtime/router.h) */
+    double               routed_scaling;   /* sigmoid router: weights times this, > 0 */
+    int                  route_groups;     /* group-limited: groups of experts, divides experts */
+    int                  route_max_nodes;  /* group/node-limited: groups or nodes a token may touch; 0: all */
+    double               balance_bias;     /* aux-loss-free balancing bias step per step; 0: off */
+    int                  shared_experts;   /* experts every token passes through on its own rank */
     uint64_t             seed;
     char                 workload[MOE_SPEC_MAX]; /* uniform | zipf:S | collapse:P | drift:R | domains:N */
+    int                  vocab_size;       /* token ids drawn from this many (Zipf), >= 1 */
     moe_placement_kind_t placement;
     char                 exchange[32];     /* token exchange backend name: flat | hier */
     int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
@@ -53,6 +60,11 @@ typedef struct moe_config {
     int                  route_samples;    /* tokens per step whose routes are recorded, >= 0 */
     char                 summary_json[MOE_PATH_MAX]; /* empty: none */
     char                 output_dump[MOE_PATH_MAX];  /* last layer output of the last step, raw float32 in global token order; empty: none */
+    int                  overwrite;        /* an existing telemetry file may be replaced */
+    int                  follow_symlinks;  /* an output path that is a symbolic link writes the file it names */
+    long                 max_memory;       /* MiB a rank may use; 0: the node's available memory shared by its ranks */
+    char                 metrics_file[MOE_PATH_MAX]; /* live Prometheus text metrics, rank 0; empty: none */
+    double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
     int                  log_level;        /* 0 error .. 3 debug */
@@ -100,6 +112,34 @@ moe_status_t moe_config_set(moe_config_t *cfg, const char *key, const char *valu
  * exchange backend exists, nranks (> 0) can be served. Same message style as load.
  */
 moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err, size_t errlen);
+
+/*
+ * Checks the output paths (telemetry, summary_json, output_dump) before any work: writable
+ * directory, no device/FIFO/directory, no symbolic link unless follow_symlinks, an existing
+ * telemetry file only with overwrite and not in use by another run, no two outputs on one
+ * file, no output on config_file (may be NULL). Touches no file. MOE_ERR_INVALID with one line
+ * in err naming the option and the path.
+ */
+moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_file, char *err,
+                                    size_t errlen);
+
+/* What one rank of a run needs, in bytes (moe_config_memory): the model weights (router and
+ * local experts of every layer), token buffers (activations, gate, exchange and expert
+ * scratch), one telemetry block (plus rank 0's gather buffers) with the accumulated
+ * matrices, and the monitor's windows. An estimate from the configuration alone, made before
+ * anything is allocated; the allocations follow the same formulas (runtime/engine.c). */
+typedef struct moe_mem_estimate {
+    double weights, buffers, telemetry, monitor, total;
+} moe_mem_estimate_t;
+
+void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *est);
+
+/* Writes the estimate as one line ("... MiB per rank: weights ..., ...") into buf. */
+void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len);
+
+/* The INI file moe_config_load reads for these arguments (--config, else MOERUN_CONFIG), or
+ * NULL. Points into argv or envp. */
+const char *moe_config_file(int argc, char **argv, char **envp);
 
 /* Writes the effective configuration as an INI file that moe_config_load_ini reads back. */
 void moe_config_print(const moe_config_t *cfg, FILE *out);

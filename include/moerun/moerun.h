@@ -45,6 +45,7 @@ typedef struct moe_summary {
     double      phase_max_s[16]; /* same, max over ranks */
     int64_t     routed, processed, dropped; /* (token, expert) pairs, all steps and layers */
     double      drop_rate;       /* dropped / routed */
+    int64_t     unrouted;        /* tokens routed to no expert (expert-choice), steps x layers */
     double      max_mean_load;   /* max over layers of max/mean routed per expert, whole run */
     int         hottest_layer, hottest_expert;
     double      load_entropy_norm; /* mean over steps and layers */
@@ -94,7 +95,7 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
 
 /* Writes the summary as text (rank 0 calls it) and as JSON to `json_path` (may be NULL). */
 void         moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *out);
-moe_status_t moe_summary_write_json(const moe_engine_t *eng, const moe_summary_t *s,
+moe_status_t moe_summary_write_json(moe_engine_t *eng, const moe_summary_t *s,
                                     const char *json_path);
 
 /* Name of column i of moe_summary_t.phase_s ("gate", "counts", ...); NULL past the last. */

@@ -308,6 +308,9 @@ typedef struct moe_tel_event_rec {
 #define MOE_TEL_CPUSET           "topology/cpuset"
 #define MOE_TEL_NUMA_NODE        "topology/numa_node"
 #define MOE_TEL_EXPERT_OWNER     "placement/expert_owner"
+#define MOE_TEL_UNROUTED         "steps/unrouted"
+#define MOE_TEL_EXPERT_BIAS      "steps/expert_bias"
+#define MOE_TEL_ROUTE_TOKEN_ID   "routes/token_id"
 
 /* Flags of a dataset. */
 #define MOE_TEL_F_REQUIRED 1u /* in every file (imported ones too); others may be absent */
@@ -366,7 +369,13 @@ typedef struct moe_tel_event_rec {
     X(MOE_TEL_DS_NUMA_NODE, MOE_TEL_NUMA_NODE, "topology", I32, RANK, NONE, NONE, NONE, "NUMA node", 0, \
       "NUMA node of the binding, -1 unknown")                                                          \
     X(MOE_TEL_DS_EXPERT_OWNER, MOE_TEL_EXPERT_OWNER, "placement", I32, EXPERT, NONE, NONE, NONE,       \
-      "rank", 0, "rank that holds each expert")
+      "rank", 0, "rank that holds each expert")                                                        \
+    X(MOE_TEL_DS_UNROUTED, MOE_TEL_UNROUTED, "steps", I64, STEP, LAYER, NONE, NONE, "tokens", 0,        \
+      "tokens routed to no expert (expert-choice router; 0 otherwise)")                                \
+    X(MOE_TEL_DS_EXPERT_BIAS, MOE_TEL_EXPERT_BIAS, "steps", F64, STEP, LAYER, EXPERT, NONE, "score", 0, \
+      "aux-loss-free balancing bias each expert was selected with (zeros without --balance-bias)")     \
+    X(MOE_TEL_DS_ROUTE_TOKEN_ID, MOE_TEL_ROUTE_TOKEN_ID, "routes", I64, ROUTE, NONE, NONE, NONE, "id", \
+      MOE_TEL_F_PER_RANK, "vocabulary id of the sampled token (--vocab-size)")
 
 #define MOE__TEL_DS_ENUM(id, ...) id,
 typedef enum { MOE_TEL_DATASET_MAP(MOE__TEL_DS_ENUM) MOE_TEL_DS_COUNT } moe_tel_dset_id_t;

@@ -170,7 +170,7 @@ def full(exe, work):
     # Markdown: same numbers, escaped vocabulary
     m = open(md).read()
     for s in ("### Utilisation", "| 0 | 64 | 2.000 | 0.707 | 0.375 |", "### Capacity and dropping",
-              "| 2.00 | 0 | 0.0000% |", "\\<b\\>&amp", "raise capacity factor to 2.00"):
+              "| 2.00 | 0 | 0.0000% |", "\\<b\\>\\&amp", "raise capacity factor to 2.00"):
         check(s in m, f"markdown lacks {s!r}")
     return path
 

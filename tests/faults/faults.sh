@@ -4,7 +4,7 @@
 # (readable, closed or not, consistent: check_telemetry.py) after each.
 #
 # Usage: faults.sh CASE   (usr1-mpirun | term-mpirun | term-ranks | int-ranks | kill-rank |
-#                          disk-full | vanish | umask)
+#                          disk-full | vanish | umask | lock | full-stdout)
 # Env: MOERUN, ANALYZE, MPIEXEC, PYTHON, CHECK_TELEMETRY. disk-full needs root (tmpfs).
 # What Open MPI 4.1 does with signals (measured; docs/signals.md):
 #   SIGUSR1/SIGUSR2 to mpirun: forwarded to every rank at once; mpirun exits with the
@@ -148,6 +148,46 @@ umask)
         done
         echo "faults[$case]: umask $m -> mode $mode"
     done ;;
+lock)
+    # a second run on the telemetry path of a running one fails at once naming it, and
+    # the first run's file is complete; the lock file goes away with the first run
+    start "$work/t.h5" --steps 1000000
+    wait_steps 20
+    [ -s "$work/t.h5.lock" ] || fail "no lock file next to the telemetry of a running run"
+    holder=$(cat "$work/t.h5.lock")
+    t0=$(date +%s)
+    for extra in "" "--overwrite"; do
+        # shellcheck disable=SC2086 # $extra is one optional flag
+        "$MPIEXEC" -np 2 "$MOERUN" "${small[@]}" --quiet --steps 2 --telemetry "$work/t.h5" \
+            $extra </dev/null >/dev/null 2>"$work/err2"; rc2=$?
+        [ "$rc2" -ne 0 ] || fail "a second run on a telemetry file in use exited 0 ($extra)"
+        grep -q "is in use by another run ($holder)" "$work/err2" \
+            || fail "second run ($extra) did not name the first ($holder): $(head -n1 "$work/err2")"
+    done
+    [ $(( $(date +%s) - t0 )) -le 30 ] || fail "the second runs took over 30 s to fail"
+    kill -USR1 "$pid"
+    finish
+    [ "$rc" -eq 138 ] || fail "first run: mpirun exit $rc, want 138"
+    check_file "$work/t.h5" interrupted
+    [ ! -e "$work/t.h5.lock" ] || fail "lock file left after the run closed"
+    echo "faults[$case]: second runs refused: $(head -n1 "$work/err2")" ;;
+full-stdout)
+    # a full standard output is an error, not a silent loss: every tool exits non-zero.
+    # moerun as a singleton (under mpirun the ranks write to a pipe to mpirun, and Open MPI
+    # 4.1.4 drops what it cannot write: docs/signals.md)
+    "$MOERUN" "${small[@]}" --steps 2 --telemetry "$work/t.h5" \
+        </dev/null >/dev/full 2>"$work/err"; rc=$?
+    [ "$rc" -ne 0 ] || fail "moerun with stdout on /dev/full exited 0"
+    grep -q "cannot write to standard output" "$work/err" || fail "moerun: no message for the full stdout"
+    check_file "$work/t.h5" complete
+    "$ANALYZE" "$work/t.h5" >/dev/full 2>"$work/err"; rc=$?
+    [ "$rc" -eq 1 ] && grep -q "cannot write to standard output" "$work/err" \
+        || fail "moerun-analyze with stdout on /dev/full: exit $rc, $(cat "$work/err")"
+    "$ANALYZE" "$work/t.h5" --json - >/dev/full 2>"$work/err"; rc=$?
+    [ "$rc" -eq 1 ] || fail "moerun-analyze --json - on /dev/full: exit $rc"
+    "$MOERUN" --print-config >/dev/full 2>"$work/err"; rc=$?
+    [ "$rc" -ne 0 ] || fail "moerun --print-config on /dev/full exited 0"
+    echo "faults[$case]: ok for moerun, moerun-analyze (text and --json -), --print-config" ;;
 *) echo "faults: unknown case '$case'"; exit 2 ;;
 esac
 echo "faults[$case]: ok"

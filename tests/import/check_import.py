@@ -382,7 +382,7 @@ def case_no_partial_output(ctx):
         check(fh.read() == b"previous contents", "failed import changed an existing output")
     check(glob.glob(out + ".tmp.*") == [], "failed import left a temporary file")
     p = run([ctx["imp"], os.path.join(fx, "small.jsonl"), "-o", os.path.join(w, "nodir", "x.h5"),
-             "--experts", "4"], expect=1)
+             "--experts", "4"], expect=2)
     check("nodir" in p.stderr and "No such file" in p.stderr, f"missing directory: {p.stderr!r}")
     p = run([ctx["imp"], os.path.join(fx, "small.jsonl"), "-o", os.path.join(fx, "small.jsonl"),
              "--experts", "4"], expect=2)

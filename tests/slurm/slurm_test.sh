@@ -2,7 +2,8 @@
 # slurm_test.sh — a real single-node Slurm, started and stopped by this test, running the
 # moerun batch scripts of jobs/slurm/.
 #
-# Usage: slurm_test.sh CASE    (srun | mpirun | array | timelimit)
+# Usage: slurm_test.sh CASE    (srun | mpirun | array | timelimit); array also runs a
+# jobs/moerun-sweep --slurm job array.
 # Env: SRC (the source tree), MOERUN, PYTHON, CHECK_TELEMETRY.
 # Starts munged (own key, socket, state in a temp dir), slurmctld and slurmd (generated
 # slurm.conf: SlurmUser=root, proctrack/linuxproc, task/none, ports on 127.0.0.1 chosen per
@@ -140,6 +141,45 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+# jobs/moerun-sweep --slurm: a 2-point job array, each task runs its point with srun; then
+# --collect writes the table; every point's telemetry checked against its summary (run in
+# the array case, on the same Slurm).
+sweep_array() {
+    # jobs/moerun-sweep --slurm: a 2-point job array of 2-rank tasks (both fit the 4-CPU node at
+    # once), each task runs its point with srun;
+    # then --collect writes the table; every point's telemetry checked against its summary
+    sw="$work/submit/sweep"
+    # shellcheck disable=SC2086  # $small: moerun arguments, split on purpose
+    "$PYTHON" "$SRC/jobs/moerun-sweep" "$sw" exchange=flat,hier --np 2 --slurm \
+        --moerun "$MOERUN" -- ${small/--steps 20/--steps 4} >"$work/submit/sweep.out" 2>&1 \
+        || fail "moerun-sweep --slurm: $(cat "$work/submit/sweep.out")"
+    job=$(cd "$work/submit" && env "${env_common[@]}" timeout 300 sbatch --parsable --wait \
+          "$sw/sweep.sbatch" 2>"$work/submit/sbatch.err")
+    jrc=$?
+    job=${job%%;*}
+    echo "slurm_test[$case]: job $job (moerun-sweep array) exit $jrc"
+    [ "$jrc" -eq 0 ] || { cat "$sw"/slurm-*.out "$sw"/*/moerun.log 2>/dev/null | tail -20;
+                          fail "sbatch --wait exit $jrc: $(cat "$work/submit/sbatch.err")"; }
+    "$PYTHON" "$SRC/jobs/moerun-sweep" --collect "$sw" || fail "moerun-sweep --collect: not every point finished"
+    for ex in flat hier; do
+        "$PYTHON" "$CHECK_TELEMETRY" "$sw/exchange-$ex/run.h5" --summary "$sw/exchange-$ex/summary.json" \
+            || fail "check_telemetry failed on point exchange-$ex"
+    done
+    "$PYTHON" - "$sw" "$job" <<'EOF' || fail "sweep table or Slurm attributes do not match"
+import csv, json, sys
+import h5py
+rows = list(csv.DictReader(open(sys.argv[1] + "/sweep.csv")))
+assert [r["exchange"] for r in rows] == ["flat", "hier"] and all(r["status"] == "complete" for r in rows), rows
+for i, r in enumerate(rows):
+    s = json.load(open(f"{sys.argv[1]}/{r['point']}/summary.json"))
+    assert int(r["routed"]) == s["routed"] and int(r["ranks"]) == 2 and r["exchange"] == s["exchange"], (r, s)
+    a = {k: (v.decode() if isinstance(v, bytes) else v)
+         for k, v in h5py.File(f"{sys.argv[1]}/{r['point']}/run.h5", "r").attrs.items()}
+    assert a["slurm_array_job_id"] == sys.argv[2] and a["slurm_array_task_id"] == str(i), a
+print("slurm_test: sweep table ok:", [(r["exchange"], r["routed"]) for r in rows])
+EOF
+}
+
 case "$case" in
 srun | mpirun)
     submit "$case" "$SRC/jobs/slurm/one-node.sbatch"
@@ -150,7 +190,8 @@ array)
     [ "$jrc" -eq 0 ] || fail "sbatch --wait exit $jrc: $(cat "$work/submit/sbatch.err")"
     for i in 0 1; do check_file "$out/moerun-${job}_$i.h5" "$job" "$i"; done
     grep -q '"exchange":[[:space:]]*"hier"' "$out/moerun-${job}_1.json" \
-        || fail "array task 1 did not run line 2 of the sweep table (exchange hier)" ;;
+        || fail "array task 1 did not run line 2 of the sweep table (exchange hier)"
+    sweep_array ;;
 timelimit)
     # a run far longer than its 1-minute limit; Slurm sends SIGUSR1 to the batch shell
     # ~30 s before the limit, the job forwards it, the ranks stop and close the file

@@ -277,6 +277,7 @@ static int rt_meta_init(rt_meta_t *m, int P)
     m->cfg.layers = RT_L;
     m->cfg.tokens = 7;
     m->cfg.steps = RT_STEPS;
+    m->cfg.overwrite = 1; /* the test is run again on the same build directory */
     m->cfg.capacity_factor = 1.25;
     m->cfg.drop_policy = MOE_DROP_PROBS;
     m->cfg.temperature = 1.0;

@@ -88,6 +88,9 @@ static void test_capacity_formula(void)
     ASSERT_EQ_INT(moe_capacity_compute(1.0, 2, 100, 8), 25);
     ASSERT_EQ_INT(moe_capacity_compute(1.0, 1, 10, 3), 4);
     ASSERT_EQ_INT(moe_capacity_compute(0.01, 1, 10, 3), 1);
+    /* a product under the 1e-9 guard must still give ceil's 1, never 0 (issue 15) */
+    ASSERT_EQ_INT(moe_capacity_compute(1e-12, 1, 8, 8), 1);
+    ASSERT_EQ_INT(moe_capacity_compute(1e-6, 1, 1, 65536), 1);
     ASSERT_EQ_INT(moe_capacity_compute(0.0, 2, 1024, 8), -1);
     ASSERT_EQ_INT(moe_capacity_compute(-1.0, 2, 1024, 8), -1);
 }

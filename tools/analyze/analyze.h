@@ -37,10 +37,28 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
 /* Adds the comparison table of all runs to the report root (rows = runs). */
 void an_compare(cJSON *root);
 
+/*
+ * Adds "differences" to the report root (analyze_compare.c): with two runs or more, the
+ * columns (configuration and key numbers) whose value differs from run 0's, with each run's
+ * value, delta and delta_pct against run 0. Rendered by the two functions below.
+ */
+void an_compare_diff(cJSON *root);
+void an_render_diff_terminal(const cJSON *root, FILE *out);
+void an_render_diff_markdown(const cJSON *root, FILE *out);
+void an_render_diff_html(const cJSON *root, FILE *out);
+
 /* Renderers of the report root {"runs": [...], "comparison": {...}}. */
 void an_render_terminal(const cJSON *root, FILE *out);
 int  an_render_markdown(const cJSON *root, FILE *out);
 int  an_render_html(const cJSON *root, FILE *out);
+
+/*
+ * Writes the per-rank phase timeline of telemetry file `tel_path` to `out_path` in the Chrome
+ * trace-event format (analyze_trace.c), through a temporary file renamed into place. Errors
+ * (unreadable file, no phase times, unwritable output) leave nothing and put the reason in
+ * log->last_error.
+ */
+moe_status_t an_trace_write(const char *tel_path, const char *out_path, moe_log_t *log);
 
 /* Helpers shared by the renderers: a number or NAN, a string or "-". */
 double      an_num(const cJSON *o, const char *key);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "analyze.h"
+#include "moerun/base/escape.h"
 
 #define AR_TERM_FINDINGS 8
 #define AR_MAX_PANELS    8    /* load histograms drawn per run (layers) */
@@ -52,7 +53,27 @@ static const char *ar_f(const cJSON *o, const char *key, const char *fmt)
 
 /* ---------------------------------------------------------------- terminal ------------ */
 
+static void ar_terminal(const cJSON *root, FILE *out);
+
+/* The terminal summary: rendered to memory, then written with every terminal control
+ * escaped (moe_esc_term): strings from the file cannot act on the terminal. */
 void an_render_terminal(const cJSON *root, FILE *out)
+{
+    char  *buf = NULL;
+    size_t len = 0;
+    FILE  *m = open_memstream(&buf, &len);
+
+    if (m == NULL) {
+        fprintf(out, "(out of memory rendering the summary)\n");
+        return;
+    }
+    ar_terminal(root, m);
+    if (fclose(m) == 0)
+        moe_esc_term(out, buf);
+    free(buf);
+}
+
+static void ar_terminal(const cJSON *root, FILE *out)
 {
     const cJSON *run, *x, *y;
 
@@ -66,9 +87,10 @@ void an_render_terminal(const cJSON *root, FILE *out)
         fprintf(out, "model             experts %s, top_k %s, layers %s, d_model %s, d_ffn %s\n",
                 ar_f(cfg, "experts", "%g"), ar_f(cfg, "top_k", "%g"), ar_f(cfg, "layers", "%g"),
                 ar_f(cfg, "d_model", "%g"), ar_f(cfg, "d_ffn", "%g"));
-        fprintf(out, "run               capacity factor %s, workload %s, exchange %s, placement %s\n",
-                ar_f(cfg, "capacity_factor", "%g"), an_str(cfg, "workload"), an_str(cfg, "exchange"),
-                an_str(cfg, "placement"));
+        fprintf(out, "run               router %s, capacity factor %s, workload %s, exchange %s, "
+                     "placement %s\n",
+                an_str(cfg, "router"), ar_f(cfg, "capacity_factor", "%g"), an_str(cfg, "workload"),
+                an_str(cfg, "exchange"), an_str(cfg, "placement"));
         if (cJSON_IsTrue(ar_get(run, "imported")))
             fprintf(out, "source            %s (imported routing log: absent data is reported missing)\n",
                     an_str(run, "source"));
@@ -127,6 +149,10 @@ void an_render_terminal(const cJSON *root, FILE *out)
             fprintf(out, "  %s: %s %.4g -> %.4g (%+.1f%%) [%s]\n", an_str(x, "title"),
                     an_str(im, "metric"), an_num(im, "current"), an_num(im, "projected"),
                     an_num(im, "change_pct"), an_str(x, "complexity"));
+            if (ar_get(x, "measured"))
+                fprintf(out, "    measured with the real router (%s): %.4g\n",
+                        an_str(ar_get(x, "measured"), "file"),
+                        an_num(ar_get(x, "measured"), "inter_node_copies_per_token"));
         }
         if (cJSON_GetArraySize(ar_get(run, "recommendations")) == 0)
             fprintf(out, "  none (no change with a replayed gain)\n");
@@ -155,14 +181,42 @@ void an_render_terminal(const cJSON *root, FILE *out)
 
 /* ---------------------------------------------------------------- markdown ------------ */
 
-/* Writes s with Markdown table/inline specials escaped. */
+/* The Markdown escaper: s with table/inline/HTML specials backslash-escaped, newlines as
+ * spaces, other control characters (ESC, ...) as U+FFFD. Every string that may come from a
+ * file goes through it (ar_md to a stream, ar_mds into a rotating buffer for printf). */
 static void ar_md(FILE *o, const char *s)
 {
-    for (; *s; s++) {
-        if (strchr("|\\`*_[]<>", *s))
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+
+    for (; *p; p++) {
+        if (*p && strchr("|\\`*_[]<>#&!()~", *p))
             fputc('\\', o);
-        fputc(*s == '\n' ? ' ' : *s, o);
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            fputc(' ', o);
+        else if (*p < 0x20 || *p == 0x7f)
+            fputs("\xef\xbf\xbd", o);
+        else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+            fputs("\xef\xbf\xbd", o), p++;
+        else
+            fputc(*p, o);
     }
+}
+
+static const char *ar_mds(const char *s)
+{
+    static char buf[8][1024];
+    static int  k;
+    FILE       *m;
+
+    k = (k + 1) % 8;
+    buf[k][0] = '\0';
+    if ((m = fmemopen(buf[k], sizeof(buf[k]), "w")) != NULL) {
+        ar_md(m, s);
+        fputc('\0', m);
+        fclose(m);
+        buf[k][sizeof(buf[k]) - 1] = '\0';
+    }
+    return buf[k];
 }
 
 static void ar_md_num(FILE *o, double v)
@@ -191,14 +245,15 @@ static void ar_md_run(FILE *o, const cJSON *run)
 
     fprintf(o, "## Run: ");
     ar_md(o, an_str(run, "file"));
-    fprintf(o, "\n\nstatus %s, %.0f steps in the file, %s experts, top-k %s, %s layers, %s ranks on %s node(s), "
-               "capacity factor ", an_str(run, "status"), an_num(run, "steps_in_file"),
+    fprintf(o, "\n\nstatus %s, router %s, %.0f steps in the file, %s experts, top-k %s, %s layers, %s ranks on %s node(s), "
+               "capacity factor ", ar_mds(an_str(run, "status")), ar_mds(an_str(ar_get(run, "config"), "router")),
+            an_num(run, "steps_in_file"),
             ar_f(ar_get(run, "config"), "experts", "%g"), ar_f(ar_get(run, "config"), "top_k", "%g"),
             ar_f(ar_get(run, "config"), "layers", "%g"), ar_f(run, "ranks", "%g"), ar_f(run, "nodes", "%g"));
     ar_md_num(o, an_num(ar_get(run, "config"), "capacity_factor"));
     fprintf(o, ".\n\n### Findings\n\n| severity | analysis | finding |\n|---|---|---|\n");
     cJSON_ArrayForEach(x, ar_get(run, "findings")) {
-        fprintf(o, "| %s | %s | ", an_str(x, "severity"), an_str(x, "analysis"));
+        fprintf(o, "| %s | %s | ", ar_mds(an_str(x, "severity")), ar_mds(an_str(x, "analysis")));
         ar_md(o, an_str(x, "title"));
         fprintf(o, " |\n");
     }
@@ -247,7 +302,7 @@ static void ar_md_run(FILE *o, const cJSON *run)
         }
         fprintf(o, "\nAcross layers:\n\n| metric | min | p50 | p90 | p95 | max |\n|---|---|---|---|---|---|\n");
         cJSON_ArrayForEach(x, ar_get(s, "across_layers"))
-            fprintf(o, "| %s | %.4g | %.4g | %.4g | %.4g | %.4g |\n", x->string, an_num(x, "min"),
+            fprintf(o, "| %s | %.4g | %.4g | %.4g | %.4g | %.4g |\n", ar_mds(x->string), an_num(x, "min"),
                     an_num(x, "p50"), an_num(x, "p90"), an_num(x, "p95"), an_num(x, "max"));
         fprintf(o, "\n");
     }
@@ -286,7 +341,7 @@ static void ar_md_run(FILE *o, const cJSON *run)
             if (!cJSON_IsObject(x))
                 continue;
             snprintf(key, sizeof(key), "%s_mean", x->string);
-            fprintf(o, "| %s | %.4g | %.4g | %.4g | %+.4g |\n", x->string, an_num(s, key),
+            fprintf(o, "| %s | %.4g | %.4g | %.4g | %+.4g |\n", ar_mds(x->string), an_num(s, key),
                     an_num(x, "first"), an_num(x, "last"), an_num(x, "change"));
         }
         fprintf(o, "\nSaturation: %s.\n\n", cJSON_IsTrue(ar_get(s, "saturation")) ? "yes" : "no");
@@ -326,25 +381,25 @@ static void ar_md_run(FILE *o, const cJSON *run)
     if (!ar_md_missing(o, s)) {
         const cJSON *by = ar_get(s, "bytes"), *mx = ar_get(s, "matrix"), *v;
         if (ar_get(s, "phases_missing"))
-            fprintf(o, "missing: %s\n\n", an_str(s, "phases_missing"));
+            fprintf(o, "missing: %s\n\n", ar_mds(an_str(s, "phases_missing")));
         else
             fprintf(o, "Exchange (counts + dispatch + combine) %.1f%% of step time, expert compute %.1f%%.\n\n",
                     100 * an_num(s, "exchange_share"), 100 * an_num(s, "expert_share"));
         fprintf(o, "| phase | seconds (mean over ranks) | share |\n|---|---|---|\n");
         cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
-            fprintf(o, "| %s | %.6f | %.3f |\n", x->string, an_num(x, "mean_over_ranks_s"),
+            fprintf(o, "| %s | %.6f | %.3f |\n", ar_mds(x->string), an_num(x, "mean_over_ranks_s"),
                     an_num(x, "share_of_total"));
         fprintf(o, "\nBytes (steps/traffic): ");
         cJSON_ArrayForEach(v, by)
             if (cJSON_IsNumber(v))
-                fprintf(o, "%s %.0f; ", v->string, v->valuedouble);
+                fprintf(o, "%s %.0f; ", ar_mds(v->string), v->valuedouble);
         fprintf(o, "missing: ");
         i = 0;
         cJSON_ArrayForEach(v, ar_get(by, "missing"))
-            fprintf(o, "%s%s", i++ ? ", " : "", v->valuestring);
+            fprintf(o, "%s%s", i++ ? ", " : "", ar_mds(v->valuestring));
         fprintf(o, "%s.\n\n", i ? "" : "none");
         if (ar_get(mx, "missing")) {
-            fprintf(o, "Traffic matrix: missing: %s.\n\n", an_str(mx, "missing"));
+            fprintf(o, "Traffic matrix: missing: %s.\n\n", ar_mds(an_str(mx, "missing")));
         } else {
             fprintf(o, "Traffic matrix (payload): intra-node %.0f bytes, inter-node %.0f bytes. Hotspot pairs: ",
                     an_num(mx, "intra_node_bytes"), an_num(mx, "inter_node_bytes"));
@@ -363,14 +418,14 @@ static void ar_md_run(FILE *o, const cJSON *run)
         fprintf(o, "%.4g FLOPs per processed pair, %.4g expert FLOPs in total. ", an_num(s, "flops_per_pair"),
                 an_num(s, "expert_flops"));
         if (ar_get(s, "utilisation_missing"))
-            fprintf(o, "FLOPs utilisation: %s. ", an_str(s, "utilisation_missing"));
+            fprintf(o, "FLOPs utilisation: %s. ", ar_mds(an_str(s, "utilisation_missing")));
         else
             fprintf(o, "Achieved %.3f GFLOP/s per rank in the expert phase, %.1f%% of %.3f GFLOP/s (%s). ",
                     an_num(s, "achieved_gflops_per_rank"), 100 * an_num(s, "flops_utilisation"),
-                    an_num(s, "peak_gflops_per_rank"), an_str(s, "peak_source"));
+                    an_num(s, "peak_gflops_per_rank"), ar_mds(an_str(s, "peak_source")));
         fprintf(o, "Memory per expert: weights %.0f bytes (float32)", an_num(m, "weight_bytes"));
         if (ar_get(m, "capacity_missing"))
-            fprintf(o, "; capacity buffers: missing: %s.\n\n", an_str(m, "capacity_missing"));
+            fprintf(o, "; capacity buffers: missing: %s.\n\n", ar_mds(an_str(m, "capacity_missing")));
         else
             fprintf(o, ", activations at capacity %.0f bytes (mean capacity %.1f pairs), capacity fill %.3f.\n\n",
                     an_num(m, "activation_bytes_at_capacity"), an_num(m, "capacity_pairs_mean"),
@@ -386,7 +441,7 @@ static void ar_md_run(FILE *o, const cJSON *run)
             fprintf(o, "%s%g (%.2fx)", i++ ? ", " : "", an_num(x, "expert"), an_num(x, "share_over_fair"));
         fprintf(o, "%s.\n\n", i ? "" : "none");
         if (ar_get(s, "ranks_missing")) {
-            fprintf(o, "Ranks: missing: %s.\n\n", an_str(s, "ranks_missing"));
+            fprintf(o, "Ranks: missing: %s.\n\n", ar_mds(an_str(s, "ranks_missing")));
         } else {
             fprintf(o, "| rank | experts | load / mean rank load |\n|---|---|---|\n");
             i = 0;
@@ -401,7 +456,7 @@ static void ar_md_run(FILE *o, const cJSON *run)
             fprintf(o, ".\n\n");
         }
         if (ar_get(s, "coselect_missing")) {
-            fprintf(o, "Co-selection: missing: %s.\n\n", an_str(s, "coselect_missing"));
+            fprintf(o, "Co-selection: missing: %s.\n\n", ar_mds(an_str(s, "coselect_missing")));
         } else {
             fprintf(o, "Co-selection (pairs chosen together more than chance, lift = P(a,b) / P(a)P(b)):\n\n");
             cJSON_ArrayForEach(x, ar_get(s, "coselect")) {
@@ -454,7 +509,7 @@ static void ar_md_run(FILE *o, const cJSON *run)
                     an_num(xo, "node_limited1_inter_node_copies_per_token"),
                     100 * an_num(xo, "node_limited1_rerouted_gate_mass"), an_num(xo, "flat_remote_pairs_per_token"));
         else
-            fprintf(o, "Exchange what-if: missing: %s.\n\n", an_str(s, "exchange_what_if_missing"));
+            fprintf(o, "Exchange what-if: missing: %s.\n\n", ar_mds(an_str(s, "exchange_what_if_missing")));
     }
 
     fprintf(o, "### Monitor events\n\n");
@@ -463,7 +518,7 @@ static void ar_md_run(FILE *o, const cJSON *run)
         if (i++ >= 50)
             break;
         fprintf(o, "- step %g layer %g expert %g %s: ", an_num(x, "step"), an_num(x, "layer"),
-                an_num(x, "expert"), an_str(x, "kind"));
+                an_num(x, "expert"), ar_mds(an_str(x, "kind")));
         ar_md(o, an_str(x, "message"));
         fprintf(o, "\n");
     }
@@ -482,7 +537,7 @@ int an_render_markdown(const cJSON *root, FILE *o)
         fprintf(o, "## Comparison\n\n|");
         cn = ar_get(ar_get(root, "comparison"), "columns");
         cJSON_ArrayForEach(v, cn)
-            fprintf(o, " %s |", v->valuestring);
+            fprintf(o, " %s |", ar_mds(v->valuestring));
         fprintf(o, "\n|");
         cJSON_ArrayForEach(v, cn)
             fprintf(o, "---|");
@@ -514,7 +569,15 @@ static void an_html_esc(FILE *o, const char *s)
         case '>': fputs("&gt;", o); break;
         case '"': fputs("&quot;", o); break;
         case '\'': fputs("&#39;", o); break;
-        default: fputc(*s, o);
+        case '\n': case '\t': fputc(' ', o); break;
+        default:
+            if ((unsigned char)*s < 0x20 || *s == 0x7f)
+                fputs("&#xfffd;", o); /* control characters are not allowed in XML */
+            else if ((unsigned char)*s == 0xc2 && (unsigned char)s[1] >= 0x80 &&
+                     (unsigned char)s[1] <= 0x9f)
+                fputs("&#xfffd;", o), s++;
+            else
+                fputc(*s, o);
         }
     }
 }
@@ -861,9 +924,10 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
             if (c != tot_col && cJSON_IsNumber(v)) {
                 double bh = h * v->valuedouble / mx;
                 ar_cat(c, nc, col, sizeof(col));
-                fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>rank %d %s %.4g s</title></rect>",
-                        x0 + w * p / P + 1, y0 + h - acc - bh, fmax(w / P - 2, 0.5), bh, col, p,
-                        cJSON_GetArrayItem(cn, c)->valuestring, v->valuedouble);
+                fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>rank %d ",
+                        x0 + w * p / P + 1, y0 + h - acc - bh, fmax(w / P - 2, 0.5), bh, col, p);
+                an_html_esc(o, cJSON_GetArrayItem(cn, c)->valuestring);
+                fprintf(o, " %.4g s</title></rect>", v->valuedouble);
                 acc += bh;
             }
             c++;
@@ -1080,6 +1144,7 @@ int an_render_html(const cJSON *root, FILE *o)
         }
         fprintf(o, "</table>\n");
     }
+    an_render_diff_html(root, o);
     fprintf(o, "</body></html>\n");
     return ferror(o) ? -1 : 0;
 }

@@ -84,6 +84,8 @@ typedef struct an_st {
     int64_t *traffic_rank;
     int      ntc;
     int64_t  routed, processed, dropped;
+    int64_t  checked_routed, checked_traffic; /* running totals of an_check_block */
+    const char *path;                         /* the file, for messages */
     /* which columns exist (-1 absent) */
     int      rc[RC_COUNT];
     int      has_dropped, has_processed, has_capacity, has_router, has_phase, has_traffic;
@@ -413,15 +415,64 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         am_corr_add(&a->corr_aux, rcv[RC_AUX], imb);
         am_corr_add(&a->corr_z, rcv[RC_Z], rcv[RC_LMAX]);
         if (isfinite(rcv[RC_TOP1])) {
-            int h = (int)floor(rcv[RC_TOP1] * AN_HIST_BINS);
+            int h = (int)fmin(fmax(floor(rcv[RC_TOP1] * AN_HIST_BINS), -1), AN_HIST_BINS);
             a->hist_top1[h < 0 ? 0 : h >= AN_HIST_BINS ? AN_HIST_BINS - 1 : h]++;
             a->hist_n++;
         }
         if (isfinite(rcv[RC_MARGIN])) {
-            int h = (int)floor(rcv[RC_MARGIN] * AN_HIST_BINS);
+            int h = (int)fmin(fmax(floor(rcv[RC_MARGIN] * AN_HIST_BINS), -1), AN_HIST_BINS);
             a->hist_margin[h < 0 ? 0 : h >= AN_HIST_BINS ? AN_HIST_BINS - 1 : h]++;
         }
     }
+}
+
+/*
+ * The counts of one block, before any of them is summed: every routed and dropped count in
+ * 0..AN_COUNT_MAX (2^40) with dropped <= routed, capacities >= -1, traffic in
+ * 0..AN_COUNT_MAX, and
+ * the file's running total of routed pairs (and of traffic) still representable
+ * (checked additions): every later sum is bounded by these totals, so none can overflow.
+ * A violation is "damaged file: ..." naming the dataset, the step and the value.
+ */
+#define AN_COUNT_MAX (INT64_C(1) << 40) /* per cell and step; a run has at most 2^31 */
+static moe_status_t an_check_block(an_st_t *a, moe_log_t *log, const char *path, int64_t s0,
+                                   int64_t n, const int64_t *x, const int64_t *d,
+                                   const int64_t *cap, const int64_t *tr)
+{
+    int64_t LE = a->L * a->E, i, m = n * LE;
+
+    for (i = 0; i < m; i++) {
+        if (x[i] < 0 || x[i] > AN_COUNT_MAX)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld, "
+                                 "layer %lld, expert %lld is %lld (allowed 0..2^40)", path,
+                                 MOE_TEL_ROUTED, (long long)(s0 + i / LE),
+                                 (long long)(i % LE / a->E), (long long)(i % a->E),
+                                 (long long)x[i]);
+        if (d && (d[i] < 0 || d[i] > x[i]))
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld, "
+                                 "layer %lld, expert %lld is %lld (allowed 0..routed %lld)",
+                                 path, MOE_TEL_DROPPED, (long long)(s0 + i / LE),
+                                 (long long)(i % LE / a->E), (long long)(i % a->E),
+                                 (long long)d[i], (long long)x[i]);
+        if (__builtin_add_overflow(a->checked_routed, x[i], &a->checked_routed) ||
+            a->checked_routed > INT64_MAX / 4)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: routed pairs sum "
+                                 "past 2^61 by step row %lld", path, (long long)(s0 + i / LE));
+    }
+    for (i = 0; cap && i < n * a->L; i++)
+        if (cap[i] < -1 || cap[i] > AN_COUNT_MAX)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld "
+                                 "is %lld (allowed -1..2^40)", path, MOE_TEL_CAPACITY,
+                                 (long long)(s0 + i / a->L), (long long)cap[i]);
+    for (i = 0; tr && i < n * a->L * a->P * a->ntc; i++)
+        if (tr[i] < 0 || tr[i] > AN_COUNT_MAX ||
+            __builtin_add_overflow(a->checked_traffic, tr[i], &a->checked_traffic) ||
+            a->checked_traffic > INT64_MAX / 4)
+            return MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s at step row %lld "
+                                 "is %lld (allowed 0..2^40, sum below 2^61)", path,
+                                 MOE_TEL_TRAFFIC,
+                                 (long long)(s0 + i / (a->L * a->P * a->ntc)), (long long)tr[i]);
+    return MOE_OK;
 }
 
 /* Streams every per-step dataset in blocks of rows. */
@@ -458,7 +509,8 @@ static moe_status_t an_stream(moe_tel_reader_t *r, moe_log_t *log, an_st_t *a)
             (cap && (st = moe_tel_reader_read(r, MOE_TEL_CAPACITY, MOE_TEL_I64, s0, n, cap))) ||
             (rs && (st = moe_tel_reader_read(r, MOE_TEL_ROUTER, MOE_TEL_F64, s0, n, rs))) ||
             (ph && (st = moe_tel_reader_read(r, MOE_TEL_PHASE, MOE_TEL_F64, s0, n, ph))) ||
-            (tr && (st = moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s0, n, tr))))
+            (tr && (st = moe_tel_reader_read(r, MOE_TEL_TRAFFIC, MOE_TEL_I64, s0, n, tr))) ||
+            (st = an_check_block(a, log, a->path, s0, n, x, d, cap, tr)) != MOE_OK)
             goto out;
         for (s = 0; s < n; s++) {
             for (l = 0; l < L; l++) {
@@ -498,6 +550,31 @@ out:
 
 /* ---------------------------------------------------------------- legacy summary ------ */
 
+/*
+ * The router of the run: the "router = NAME" line of the stored configuration (root attribute
+ * "config"); a run file without one predates the router option and used softmax; an imported
+ * log's router is unknown (null).
+ */
+static void an_router_name(moe_tel_reader_t *r, cJSON *cfg, int imported)
+{
+    char *ini = NULL, *p, name[40] = "";
+
+    if (moe_tel_reader_attr_str(r, "/", "config", &ini) == MOE_OK && ini) {
+        for (p = ini; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+            if (strncmp(p, "router", 6) == 0 && sscanf(p, "router = %39[^\n ]", name) == 1)
+                break;
+            name[0] = '\0';
+        }
+    }
+    free(ini);
+    if (name[0])
+        cJSON_AddStringToObject(cfg, "router", name);
+    else if (imported)
+        cJSON_AddNullToObject(cfg, "router");
+    else
+        cJSON_AddStringToObject(cfg, "router", "softmax");
+}
+
 static void an_legacy(moe_tel_reader_t *r, cJSON *root, const an_st_t *a, const char *path)
 {
     const moe_tel_info_t *in = moe_tel_reader_info(r);
@@ -524,11 +601,23 @@ static void an_legacy(moe_tel_reader_t *r, cJSON *root, const an_st_t *a, const 
     an_add_num(cfg, "capacity_factor", in->capacity_factor);
     for (i = 0; i < sizeof(cfg_strs) / sizeof(cfg_strs[0]); i++)
         an_add_str_attr(r, cfg, cfg_strs[i]);
+    an_router_name(r, cfg, in->imported);
     an_add_count(root, "ranks", in->nranks);
     an_add_count(root, "nodes", in->nnodes);
     /* where the file came from: "" for a run, "import:<format>" for moerun-import */
     cJSON_AddStringToObject(root, "source", in->source[0] ? in->source : "run");
     cJSON_AddBoolToObject(root, "imported", in->imported);
+    /* throughput as the run measured it: the summary attribute written at close */
+    {
+        char  *sj = NULL;
+        cJSON *sum = NULL;
+        if (moe_tel_reader_attr_str(r, "/", "summary", &sj) == MOE_OK)
+            sum = cJSON_Parse(sj);
+        an_add_num(root, "tokens_per_s", an_num(sum, "tokens_per_s"));
+        an_add_num(root, "elapsed_s", an_num(sum, "elapsed_s"));
+        cJSON_Delete(sum);
+        free(sj);
+    }
 }
 
 static void an_hosts(moe_tel_reader_t *r, cJSON *root, int64_t P)
@@ -549,6 +638,7 @@ static void an_hosts(moe_tel_reader_t *r, cJSON *root, int64_t P)
     free(host);
 }
 
+#define AN_EVENTS_MAX 100000 /* events kept in the report (about 100 MB of JSON tree) */
 static moe_status_t an_events(moe_tel_reader_t *r, cJSON *root, int64_t nevents)
 {
     moe_tel_event_t *ev = malloc(AN_EVENT_CHUNK * sizeof(*ev));
@@ -558,6 +648,11 @@ static moe_status_t an_events(moe_tel_reader_t *r, cJSON *root, int64_t nevents)
 
     if (ev == NULL)
         return MOE_ERR_NOMEM;
+    /* memory bound: the report keeps the first AN_EVENTS_MAX events and counts the rest */
+    if (nevents > AN_EVENTS_MAX) {
+        cJSON_AddNumberToObject(root, "events_omitted", (double)(nevents - AN_EVENTS_MAX));
+        nevents = AN_EVENTS_MAX;
+    }
     for (i0 = 0; i0 < nevents && st == MOE_OK; i0 += AN_EVENT_CHUNK) {
         n = nevents - i0 < AN_EVENT_CHUNK ? nevents - i0 : AN_EVENT_CHUNK;
         st = moe_tel_reader_events(r, i0, n, ev);
@@ -890,6 +985,77 @@ static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
             cJSON_AddItemToObject(h, "top1_top2_margin", an_i64_array(a->hist_margin, AN_HIST_BINS));
         cJSON_AddStringToObject(h, "unit", "step x layer samples");
     }
+}
+
+/*
+ * Aux-loss-free balancing bias (steps/expert_bias, --balance-bias RATE): over the last
+ * window W = clamp(S / 4, 2, 1000) steps, the step size RATE is the largest change of any
+ * expert's bias between two steps, and a layer has converged when no expert's bias moved by
+ * more than a quarter of what W - 1 steps in one direction would give: max_e |b_end - b_start|
+ * <= 0.25 * RATE * (W - 1) (a settled bias oscillates around its value). max/mean load over
+ * the window is reported next to it.
+ */
+static void an_balance_bias(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a)
+{
+    int64_t  L = a->L, E = a->E, S = a->S, W, s0, s, l, e, not_conv = 0;
+    double  *b = NULL, rate = 0;
+    int64_t *ld = NULL;
+    cJSON   *sec, *arr;
+
+    if (!moe_tel_reader_has(r, MOE_TEL_EXPERT_BIAS) || S < 2) {
+        an_section(an, "balance_bias", S < 2 ? "fewer than 2 steps" : "steps/expert_bias absent");
+        return;
+    }
+    W = S / 4 < 2 ? 2 : S / 4 > 1000 ? 1000 : S / 4;
+    s0 = S - W;
+    b = malloc((size_t)(W * L * E) * sizeof(double));
+    ld = malloc((size_t)(W * L * E) * sizeof(int64_t));
+    if (!b || !ld || moe_tel_reader_read(r, MOE_TEL_EXPERT_BIAS, MOE_TEL_F64, s0, W, b) != MOE_OK ||
+        moe_tel_reader_read(r, MOE_TEL_ROUTED, MOE_TEL_I64, s0, W, ld) != MOE_OK) {
+        an_section(an, "balance_bias", "steps/expert_bias unreadable");
+        goto out;
+    }
+    for (s = 1; s < W; s++)
+        for (e = 0; e < L * E; e++)
+            rate = fmax(rate, fabs(b[s * L * E + e] - b[(s - 1) * L * E + e]));
+    if (rate == 0) {
+        an_section(an, "balance_bias", "balancing bias off (constant bias)");
+        goto out;
+    }
+    sec = an_section(an, "balance_bias", NULL);
+    cJSON_AddNumberToObject(sec, "rate", rate);
+    cJSON_AddNumberToObject(sec, "window_steps", (double)W);
+    arr = cJSON_AddArrayToObject(sec, "layers");
+    for (l = 0; l < L; l++) {
+        double drift = 0, mm = 0;
+        cJSON *o = cJSON_CreateObject();
+        for (e = 0; e < E; e++)
+            drift = fmax(drift, fabs(b[((W - 1) * L + l) * E + e] - b[l * E + e]));
+        for (s = 0; s < W; s++) {
+            double mx = 0, tot = 0;
+            for (e = 0; e < E; e++) {
+                double v = (double)ld[(s * L + l) * E + e];
+                mx = fmax(mx, v);
+                tot += v;
+            }
+            mm += tot > 0 ? mx * E / tot : 0;
+        }
+        cJSON_AddNumberToObject(o, "layer", (double)l);
+        cJSON_AddNumberToObject(o, "drift", drift);
+        cJSON_AddBoolToObject(o, "converged", drift <= 0.25 * rate * (double)(W - 1));
+        cJSON_AddNumberToObject(o, "max_mean_load", mm / W);
+        not_conv += drift > 0.25 * rate * (double)(W - 1);
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddBoolToObject(sec, "converged", not_conv == 0);
+    if (not_conv > 0)
+        an_finding(fnd, "balance_bias_drifting", "info", "balance_bias", (double)not_conv, 0,
+                   "balancing bias still drifting in %lld of %lld layers over the last %lld "
+                   "steps (rate %.3g): the run ended before it converged",
+                   (long long)not_conv, (long long)L, (long long)W, rate);
+out:
+    free(b);
+    free(ld);
 }
 
 static void an_balance_loss(cJSON *an, cJSON *fnd, const an_st_t *a)
@@ -1534,17 +1700,22 @@ static int an_cmp_i64(const void *x, const void *y)
 }
 
 /* Sampled routes: routing map, specialisation, top-k and node what-ifs. */
-static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
-                      const an_opts_t *opt, const int32_t *own, const int32_t *node)
+static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
+                              const an_opts_t *opt, const int32_t *own, const int32_t *node,
+                              moe_log_t *log)
 {
+    moe_status_t          st = MOE_OK;
+    const char           *path = a->path;
     const moe_tel_info_t *in = moe_tel_reader_info(r);
     int64_t               N = in->nroutes < AN_ROUTES_MAX ? in->nroutes : AN_ROUTES_MAX;
     int64_t               L = a->L, K = a->K, E = a->E, P = a->P, i0, n, i, l, k, nkeys = 0;
     int32_t              *ex = NULL;
     float                *wt = NULL;
-    int64_t              *tok = NULL, *keys = NULL;
+    int64_t              *tok = NULL, *keys = NULL, *tid = NULL;
     int                   has_w = moe_tel_reader_has(r, MOE_TEL_ROUTE_WEIGHT);
     int                   has_t = moe_tel_reader_has(r, MOE_TEL_ROUTE_TOKEN);
+    /* specialisation keys on the vocabulary id when the run recorded one, else the index */
+    int                   has_id = moe_tel_reader_has(r, MOE_TEL_ROUTE_TOKEN_ID);
     double                wk_sum = 0, w_n = 0, flat_remote = 0, flat_inter = 0, hier_inter = 0;
     double                nl_inter = 0, nl_mass = 0, tl_n = 0;
     cJSON                *map = NULL, *mtok = NULL, *mexp = NULL, *sp;
@@ -1554,14 +1725,15 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
                                           ? "routes/ absent" : "no sampled routes (route_samples 0)");
         an_section(an, "specialisation", !moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT)
                                              ? "routes/ absent" : "no sampled routes (route_samples 0)");
-        return;
+        return MOE_OK;
     }
     ex = malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4);
     wt = has_w ? malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4) : NULL;
     tok = malloc((size_t)AN_ROUTE_BLOCK * 8);
+    tid = has_id ? malloc((size_t)AN_ROUTE_BLOCK * 8) : NULL;
     /* key = (layer * E + expert) << 40 | token: needs L * E < 2^22 and token < 2^40 */
-    keys = has_t && L * E < (1LL << 22) ? malloc((size_t)(N * L) * 8) : NULL;
-    if (!ex || (has_w && !wt) || !tok)
+    keys = (has_t || has_id) && L * E < (1LL << 22) ? malloc((size_t)(N * L) * 8) : NULL;
+    if (!ex || (has_w && !wt) || !tok || (has_id && !tid))
         goto out;
     map = an_section(an, "routing_map", NULL);
     cJSON_AddStringToObject(map, "description", "top-1 expert of the first sampled tokens, per layer");
@@ -1571,8 +1743,19 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
         n = N - i0 < AN_ROUTE_BLOCK ? N - i0 : AN_ROUTE_BLOCK;
         if (moe_tel_reader_read(r, MOE_TEL_ROUTE_EXPERT, MOE_TEL_I32, i0, n, ex) != MOE_OK ||
             (wt && moe_tel_reader_read(r, MOE_TEL_ROUTE_WEIGHT, MOE_TEL_F32, i0, n, wt) != MOE_OK) ||
-            (has_t && moe_tel_reader_read(r, MOE_TEL_ROUTE_TOKEN, MOE_TEL_I64, i0, n, tok) != MOE_OK))
+            (has_t && moe_tel_reader_read(r, MOE_TEL_ROUTE_TOKEN, MOE_TEL_I64, i0, n, tok) != MOE_OK) ||
+            (tid && moe_tel_reader_read(r, MOE_TEL_ROUTE_TOKEN_ID, MOE_TEL_I64, i0, n, tid) != MOE_OK))
             goto out;
+        for (i = 0; i < n * L * K; i++) {
+            /* an expert id is in [0, E) (-1: none); anything else is damage, not data */
+            if (ex[i] < -1 || ex[i] >= E) {
+                st = MOE_ERROR_SET(log, MOE_ERR_INVALID, "%s: damaged file: %s row %lld holds "
+                                    "expert %d (allowed 0..%lld, or -1)", path,
+                                    MOE_TEL_ROUTE_EXPERT, (long long)(i0 + i / (L * K)),
+                                    (int)ex[i], (long long)(E - 1));
+                goto out;
+            }
+        }
         for (i = 0; i < n; i++) {
             int64_t src = -1;
             if (has_t && in->tokens_per_rank > 0 && tok[i] >= 0 &&
@@ -1590,8 +1773,11 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
                 const float   *ww = wt ? wt + (i * L + l) * K : NULL;
                 if (x[0] < 0 || x[0] >= E)
                     continue;
-                if (keys && tok[i] >= 0 && tok[i] < (1LL << 40))
-                    keys[nkeys++] = ((l * E + x[0]) << 40) | tok[i];
+                {
+                    int64_t key_tok = tid ? tid[i] : has_t ? tok[i] : -1;
+                    if (keys && key_tok >= 0 && key_tok < (1LL << 40))
+                        keys[nkeys++] = ((l * E + x[0]) << 40) | key_tok;
+                }
                 if (ww && K >= 2) {
                     wk_sum += ww[K - 1];
                     w_n += 1;
@@ -1656,6 +1842,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
         cJSON_AddStringToObject(sp, "description",
                                 "most frequent token ids among the tokens whose top-1 expert it is");
         cJSON_AddBoolToObject(sp, "decoded", opt->vocab != NULL);
+        cJSON_AddStringToObject(sp, "id_source", tid ? "routes/token_id" : "routes/token");
         arr = cJSON_AddArrayToObject(sp, "experts");
         qsort(keys, (size_t)nkeys, 8, an_cmp_i64);
         for (i = 0; i < nkeys;) {
@@ -1697,7 +1884,7 @@ static void an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t 
         }
     } else {
         an_section(an, "specialisation",
-                   !has_t ? "routes/token absent"
+                   !has_t && !has_id ? "routes/token absent"
                           : L * E >= (1LL << 22) ? "more than 2^22 layer x expert pairs"
                                                   : "no sampled token id in range");
     }
@@ -1762,7 +1949,9 @@ out:
     free(ex);
     free(wt);
     free(tok);
+    free(tid);
     free(keys);
+    return st;
 }
 
 /* Orders findings: critical, warning, info (stable). */
@@ -1803,6 +1992,7 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     if ((st = moe_tel_reader_open(path, log, &r)) != MOE_OK)
         return st;
     in = moe_tel_reader_info(r);
+    a.path = path;
     a.L = in->layers;
     a.E = in->experts;
     /* -1: an imported file does not know them (the datasets they size are then absent) */
@@ -1862,11 +2052,13 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     an_entropy(an, fnd, &a);
     an_gating(an, fnd, &a);
     an_balance_loss(an, fnd, &a);
+    an_balance_bias(r, an, fnd, &a);
     an_capacity(an, fnd, rec, &a, in->capacity_factor);
     an_communication(r, an, root, fnd, &a, node);
     an_compute(r, an, fnd, &a, opt, own);
     an_hotspots(r, an, fnd, rec, &a, own, node);
-    an_routes(r, an, rec, &a, opt, own, node);
+    if ((st = an_routes(r, an, rec, &a, opt, own, node, log)) != MOE_OK)
+        goto out;
     if (moe_tel_reader_has(r, MOE_TEL_EVENTS)) {
         if ((st = an_events(r, root, in->nevents)) != MOE_OK)
             goto out;
@@ -1889,6 +2081,66 @@ out:
 
 /* ---------------------------------------------------------------- comparison ---------- */
 
+/*
+ * A node_limited recommendation (projected from replayed routes) next to what a run with the
+ * real node-limited router measured, when such a run is among the files: its node-deduplicated
+ * inter-node copies per token from its own sampled routes, its drop rate and its worst
+ * max/mean load. Added as "measured" and appended to the evidence.
+ */
+static void an_node_limited_measured(cJSON *root)
+{
+    cJSON       *run, *nl = NULL;
+    const cJSON *x;
+
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        const char *rt = an_str(cJSON_GetObjectItemCaseSensitive(run, "config"), "router");
+        if (strcmp(rt, "node-limited") == 0 && nl == NULL)
+            nl = run;
+    }
+    if (nl == NULL)
+        return;
+    x = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(nl, "analyses"), "routing_map"),
+            "exchange_what_if"),
+        "hier_inter_node_copies_per_token");
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        cJSON *rc;
+        if (run == nl)
+            continue;
+        cJSON_ArrayForEach(rc, cJSON_GetObjectItemCaseSensitive(run, "recommendations")) {
+            cJSON      *m, *ev;
+            char        buf[700];
+            double      copies = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+            double      mm = an_num(cJSON_GetObjectItemCaseSensitive(
+                                   cJSON_GetObjectItemCaseSensitive(
+                                       cJSON_GetObjectItemCaseSensitive(
+                                           cJSON_GetObjectItemCaseSensitive(nl, "analyses"),
+                                           "utilisation"),
+                                       "across_layers"),
+                                   "max_mean"),
+                               "max");
+            if (strcmp(an_str(rc, "id"), "node_limited") != 0)
+                continue;
+            m = cJSON_AddObjectToObject(rc, "measured");
+            cJSON_AddStringToObject(m, "file", an_str(nl, "file"));
+            cJSON_AddStringToObject(m, "router", "node-limited");
+            an_add_num(m, "inter_node_copies_per_token", copies);
+            an_add_num(m, "drop_rate", an_num(nl, "drop_rate"));
+            an_add_num(m, "worst_max_mean", mm);
+            snprintf(buf, sizeof(buf),
+                     "%s; measured with --router node-limited (%s): inter-node copies %.3f per "
+                     "token, drop rate %.2f%%, worst max/mean load %.2f",
+                     an_str(rc, "evidence"), an_str(nl, "file"), copies,
+                     100 * an_num(nl, "drop_rate"), mm);
+            ev = cJSON_CreateString(buf);
+            if (ev)
+                cJSON_ReplaceItemInObjectCaseSensitive(rc, "evidence", ev);
+        }
+    }
+}
+
 void an_compare(cJSON *root)
 {
     static const struct { const char *name; const char *section; const char *key; } cols[] = {
@@ -1909,6 +2161,7 @@ void an_compare(cJSON *root)
     const cJSON *run;
     size_t       i;
 
+    an_node_limited_measured(root);
     cn = cJSON_AddArrayToObject(cmp, "columns");
     cJSON_AddItemToArray(cn, cJSON_CreateString("file"));
     for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)

@@ -36,6 +36,8 @@
 
 #include <hdf5.h>
 
+#include "moerun/base/escape.h"
+#include "moerun/base/fileio.h"
 #include "moerun/base/h5tel.h"
 #include "moerun/base/log.h"
 #include "moerun/telemetry_schema.h"
@@ -50,6 +52,8 @@
 #define IMP_COSELECT_MAX    ((int64_t)1 << 26) /* L*E*E entries above which coselect is skipped */
 #define IMP_CHUNK_BYTES     (1u << 20)
 #define IMP_WARN_MAX        10       /* bad rows listed with --skip-bad */
+#define IMP_LINE_MAX        (1 << 20) /* bytes of one line (or quoted CSV record) */
+#define IMP_SUM_MAX         ((int64_t)1 << 62) /* a step/layer/expert's summed count */
 #define IMP_DEFAULT_TOL     1e-3
 
 /* Records the error text in c->log and evaluates to -1. */
@@ -62,7 +66,7 @@ typedef struct imp_opts {
     const char *input, *output;
     int         format;           /* moe_rlog_format_t, -1: from the extension / header */
     int64_t     experts, top_k, layers, tokens_per_step, route_samples; /* -1: not given */
-    int         skip_bad, quiet, assume_dropless;
+    int         skip_bad, quiet, assume_dropless, follow;
     imp_probs_t probs;
     double      prob_tol;
 } imp_opts_t;
@@ -157,6 +161,8 @@ static void imp_usage(FILE *out)
         "  --assume-dropless     write processed = routed, dropped = 0, capacity = -1 (dropless)\n"
         "  --skip-bad            skip malformed rows, report how many (default: stop at the first)\n"
         "  --quiet               no warnings and no summary line\n"
+        "  --follow-symlinks     an output path that is a symbolic link writes the file it names\n"
+        "                        (otherwise refused, as are devices, FIFOs and the input file)\n"
         "  --help                this text\n"
         "Exit status: 0 written, 1 bad input or I/O error (no output written), 2 usage error.\n");
 }
@@ -184,7 +190,7 @@ static int imp_option_kind(const char *name)
                                              "--top-k", "--layers", "--tokens-per-step",
                                              "--route-samples", "--probs", "--prob-tol"};
     static const char *const switches[] = {"-h", "--help", "--skip-bad", "--quiet",
-                                           "--assume-dropless"};
+                                           "--assume-dropless", "--follow-symlinks"};
     size_t i;
 
     for (i = 0; i < sizeof(with_value) / sizeof(with_value[0]); i++)
@@ -239,6 +245,8 @@ static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
             return 1;
         } else if (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0) {
             o->output = val;
+        } else if (strcmp(name, "--follow-symlinks") == 0) {
+            o->follow = 1;
         } else if (strcmp(name, "--format") == 0) {
             for (o->format = 0; o->format < 3; o->format++)
                 if (strcmp(val, imp_format_names[o->format]) == 0)
@@ -554,9 +562,15 @@ static int imp_bad(imp_ctx_t *c, int64_t line, const char *msg)
     if (c->d.skipped == 0)
         snprintf(c->d.first_bad, sizeof(c->d.first_bad), "%s:%lld: %s", c->opt.input,
                  (long long)line, msg);
-    if (c->d.skipped < IMP_WARN_MAX && !c->opt.quiet)
-        fprintf(stderr, "moerun-import: warning: skipped %s:%lld: %s\n", c->opt.input,
-                (long long)line, msg);
+    if (c->d.skipped < IMP_WARN_MAX && !c->opt.quiet) {
+        char where[64];
+        snprintf(where, sizeof(where), ":%lld: ", (long long)line);
+        fputs("moerun-import: warning: skipped ", stderr);
+        moe_esc_term_line(stderr, c->opt.input);
+        fputs(where, stderr);
+        moe_esc_term_line(stderr, msg);
+        fputc('\n', stderr);
+    }
     c->d.skipped++;
     return 0;
 }
@@ -647,15 +661,29 @@ static int imp_read(imp_ctx_t *c)
     c->d.max_layer = -1;
     if (row == NULL)
         return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory");
+    if (strcmp(c->opt.input, "-") != 0 && stat(c->opt.input, &(struct stat){0}) == 0 &&
+        moe_in_check(c->opt.input, err, sizeof(err)) != 0) {
+        /* a regular file, or a FIFO read to its end with bounded lines; never a device */
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s", err);
+        free(row);
+        return -1;
+    }
     fp = strcmp(c->opt.input, "-") == 0 ? stdin : fopen(c->opt.input, "r");
     if (fp == NULL) {
         (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: cannot open: %s", c->opt.input, strerror(errno));
         free(row);
         return -1;
     }
-    while ((got = getline(&line, &lcap, fp)) >= 0) {
+    while ((got = moe_getline_max(&line, &lcap, IMP_LINE_MAX, fp)) != -1) {
         size_t n = (size_t)got;
         lineno++;
+        if (got == -2 || (rlen > 0 && rlen + n > IMP_LINE_MAX)) {
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s:%lld: %s longer than %d bytes "
+                                "(not a routing log?)", c->opt.input,
+                                (long long)(rlen > 0 ? rec_line : lineno),
+                                rlen > 0 ? "record" : "line", IMP_LINE_MAX);
+            goto out;
+        }
         if (n > 0 && line[n - 1] == '\n')
             line[--n] = '\0';
         if (lineno == 1 && n >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
@@ -889,7 +917,17 @@ static int imp_aggregate(imp_ctx_t *c)
         s = imp_step_index(o, d->step[i]);
         l = (size_t)d->layer[i];
         for (j = 0; j < (size_t)d->k; j++) {
-            o->routed[(s * o->L + l) * o->E + ex[j]] += d->count[i];
+            int64_t *cell = &o->routed[(s * o->L + l) * o->E + ex[j]];
+            /* checked: counts are < 2^53 each, but their sums could pass 2^63; a label's
+             * sum is a part of the cell's, so checking the cell covers it */
+            if (__builtin_add_overflow(*cell, d->count[i], cell) || *cell > IMP_SUM_MAX) {
+                free(ntok);
+                free(top1);
+                free(margin);
+                return IMP_FAIL(c, MOE_ERR_INVALID, "%s:%lld: field 'count': the counts of "
+                                "step %lld layer %zu expert %d sum past 2^62", c->opt.input,
+                                (long long)d->line[i], (long long)d->step[i], l, (int)ex[j]);
+            }
             for (q = 0; q < (size_t)d->nkeys; q++) {
                 int32_t v = d->label[i * IMP_KEYS_MAX + q];
                 if (v >= 0 && o->label_routed[q])
@@ -1417,16 +1455,15 @@ static void imp_write_import(imp_h5_t *w)
 /* Writes the whole file at c->opt.output through a temporary name. */
 static int imp_write(imp_ctx_t *c, const char *start_time)
 {
-    imp_h5_t w = {c, -1, 0};
-    int      fd;
-    hsize_t  dims[3];
+    imp_h5_t  w = {c, -1, 0};
+    moe_out_t out;
+    char      err[MOE_OUT_PATH_MAX + 256];
+    hsize_t   dims[3];
 
-    snprintf(imp_tmp_path, sizeof(imp_tmp_path), "%s.tmp.XXXXXX", c->opt.output);
-    fd = mkstemp(imp_tmp_path);
-    if (fd < 0)
-        return IMP_FAIL(c, MOE_ERR_IO, "%s: cannot create a file next to it: %s",
-                             c->opt.output, strerror(errno));
-    close(fd);
+    if (moe_out_create(&out, c->opt.output, c->opt.follow ? MOE_OUT_FOLLOW : 0u, err,
+                       sizeof(err)) != 0)
+        return IMP_FAIL(c, MOE_ERR_IO, "%s", err);
+    snprintf(imp_tmp_path, sizeof(imp_tmp_path), "%s", out.tmp);
     imp_tmp_live = 1;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     w.file = H5Fcreate(imp_tmp_path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
@@ -1449,13 +1486,12 @@ static int imp_write(imp_ctx_t *c, const char *start_time)
     imp_write_import(&w);
     if (w.file >= 0 && H5Fclose(w.file) < 0)
         imp_h5_fail(&w, "cannot close", imp_tmp_path);
-    if (!w.failed && rename(imp_tmp_path, c->opt.output) != 0) {
-        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s: cannot rename %s to it: %s", c->opt.output,
-                      imp_tmp_path, strerror(errno));
+    if (!w.failed && moe_out_commit(&out, err, sizeof(err)) != 0) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_IO, "%s", err);
         w.failed = 1;
     }
     if (w.failed)
-        unlink(imp_tmp_path);
+        moe_out_abort(&out);
     imp_tmp_live = 0;
     return w.failed ? -1 : 0;
 }
@@ -1495,13 +1531,6 @@ static void imp_free(imp_ctx_t *c)
 }
 
 /* Refuses an output that is the input (the rename would destroy the log). */
-static int imp_same_file(const char *a, const char *b)
-{
-    struct stat x, y;
-
-    return stat(a, &x) == 0 && stat(b, &y) == 0 && x.st_dev == y.st_dev && x.st_ino == y.st_ino;
-}
-
 /* Reads, derives and writes; returns 0 or -1 with the message in c->log. */
 static int imp_run(imp_ctx_t *c)
 {
@@ -1582,30 +1611,53 @@ int moe_import_main(int argc, char **argv)
         c->opt.format = f == MOE_RLOG_CSV ? -1 : f;
     }
     c->fmt_name = c->opt.format >= 0 ? imp_format_names[c->opt.format] : "csv";
-    if (imp_same_file(c->opt.input, c->opt.output)) {
-        fprintf(stderr, "moerun-import: the output %s is the input file\n", c->opt.output);
-        free(c);
-        return 2;
+    {
+        /* the output, before anything is read (include/moerun/base/fileio.h) */
+        char err[MOE_OUT_PATH_MAX + 256];
+        if (moe_out_check(c->opt.output, MOE_OUT_OVERWRITE | (c->opt.follow ? MOE_OUT_FOLLOW : 0u),
+                          err, sizeof(err)) != 0) {
+            fprintf(stderr, "moerun-import: --output: %s\n", err);
+            free(c);
+            return 2;
+        }
+        if (strcmp(c->opt.input, "-") != 0 && moe_path_same(c->opt.input, c->opt.output)) {
+            fprintf(stderr, "moerun-import: --output: '%s' is the input file; refusing to "
+                    "overwrite it\n", c->opt.output);
+            free(c);
+            return 2;
+        }
     }
     moe_log_init(&c->log, 0, MOE_LOG_ERROR);
     signal(SIGINT, imp_on_signal);
     signal(SIGTERM, imp_on_signal);
     if (imp_run(c)) {
-        fprintf(stderr, "moerun-import: %s\n",
-                c->log.last_error[0] ? c->log.last_error : "import failed");
+        /* the message may quote the log's own text: no terminal controls */
+        fputs("moerun-import: ", stderr);
+        moe_esc_term_line(stderr, c->log.last_error[0] ? c->log.last_error : "import failed");
+        fputc('\n', stderr);
         imp_free(c);
         free(c);
         return 1;
     }
     if (!c->opt.quiet) {
-        if (c->d.skipped > 0)
-            fprintf(stderr, "moerun-import: skipped %lld bad rows (first: %s)\n",
-                    (long long)c->d.skipped, c->d.first_bad);
+        if (c->d.skipped > 0) {
+            fprintf(stderr, "moerun-import: skipped %lld bad rows (first: ", (long long)c->d.skipped);
+            moe_esc_term_line(stderr, c->d.first_bad);
+            fputs(")\n", stderr);
+        }
         printf("moerun-import: %s (%s): %lld rows, %lld skipped; %lld steps, %lld layers, "
                "%lld experts, top-k %lld; %lld routes -> %s\n",
                c->opt.input, c->fmt_name, (long long)c->d.live, (long long)c->d.skipped, (long long)c->o.S,
                (long long)c->o.L, (long long)c->o.E, (long long)c->o.k,
                (long long)c->o.nroutes, c->opt.output);
+        if (fflush(stdout) != 0 || ferror(stdout)) {
+            /* the file is written; the summary line is lost: say so */
+            fprintf(stderr, "moerun-import: cannot write to standard output: %s\n",
+                    strerror(errno ? errno : EIO));
+            imp_free(c);
+            free(c);
+            return 1;
+        }
     }
     imp_free(c);
     free(c);

@@ -29,6 +29,8 @@
 /* Upper bounds that keep a malformed file from asking for absurd buffers. */
 #define TR_MAX_DIM      (1LL << 24)
 #define TR_MAX_KINDS    64
+#define TR_MAX_EXPAND   1100        /* bytes declared per byte of file, filtered datasets */
+#define TR_UNWRITTEN_MAX (64 << 20) /* declared bytes of a dataset never written (fill) */
 
 struct moe_tel_reader {
     hid_t          file;
@@ -529,6 +531,65 @@ out:
     return st;
 }
 
+/*
+ * A dataset's declared size against what the file really holds: without filters, the
+ * declared elements must fit in the bytes allocated for it (chunks are allocated whole, so
+ * the last one may be partly used) and those bytes in the file itself. So a small file
+ * cannot declare 10^12 steps (hours of reading fill values) or events (gigabytes).
+ * With a filter (compression), the declared size is held against TR_MAX_EXPAND times the
+ * file size instead. A dataset with no storage at all (created, never written) may declare
+ * up to TR_UNWRITTEN_MAX bytes. "damaged file: ..." with MOE_ERR_INVALID.
+ */
+static moe_status_t tr_check_extent(moe_tel_reader_t *r, const char *path, const int64_t *dims,
+                                    int nd, off_t file_size)
+{
+    hid_t        d = -1, dcpl = -1, ty = -1;
+    hsize_t      chunk[H5S_MAX_RANK], storage, elems = 1, decl, chunk_bytes = 0, tsz;
+    int          i, nf = 0, cnd;
+    moe_status_t st = MOE_OK;
+
+    if ((st = tr_open_dset(r, path, &d)) != MOE_OK)
+        return st;
+    ty = H5Dget_type(d);
+    dcpl = H5Dget_create_plist(d);
+    tsz = ty >= 0 ? (hsize_t)H5Tget_size(ty) : 0;
+    storage = H5Dget_storage_size(d);
+    for (i = 0; i < nd; i++)
+        if (__builtin_mul_overflow(elems, (hsize_t)dims[i], &elems))
+            elems = (hsize_t)-1;
+    if (__builtin_mul_overflow(elems, tsz, &decl))
+        decl = (hsize_t)-1;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        nf = H5Pget_nfilters(dcpl);
+        cnd = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk);
+        chunk_bytes = tsz;
+        for (i = 0; i < cnd; i++)
+            if (__builtin_mul_overflow(chunk_bytes, chunk[i], &chunk_bytes))
+                chunk_bytes = (hsize_t)-1;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    if (storage == 0 && decl <= TR_UNWRITTEN_MAX)
+        ; /* created, never written (a run killed before its first flush): reads as fill */
+    else if (decl > 0 && nf == 0 &&
+             (decl > storage + chunk_bytes || storage > (hsize_t)file_size + chunk_bytes))
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                           "%s: damaged file: %s declares %llu bytes (%lld rows) but %llu bytes "
+                           "are stored for it in a file of %lld bytes", r->path, path,
+                           (unsigned long long)decl, (long long)dims[0],
+                           (unsigned long long)storage, (long long)file_size);
+    else if (nf > 0 && decl / TR_MAX_EXPAND > (hsize_t)file_size)
+        st = MOE_ERROR_SET(r->log, MOE_ERR_INVALID,
+                           "%s: damaged file: %s declares %llu bytes (%lld rows), over %d times "
+                           "the file's %lld bytes", r->path, path, (unsigned long long)decl,
+                           (long long)dims[0], TR_MAX_EXPAND, (long long)file_size);
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    H5Dclose(d);
+    return st;
+}
+
 /* Reads the root numbers and checks every dataset's shape against them. */
 static moe_status_t tr_validate(moe_tel_reader_t *r)
 {
@@ -553,6 +614,8 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
     int             nd, i, j, x;
     size_t          q;
     char           *source = NULL;
+    struct stat     sb;
+    off_t           file_size = stat(r->path, &sb) == 0 ? sb.st_size : 0;
 
     st = moe_tel_reader_attr_i64(r, "/", "schema_version", &in->schema_version);
     if (st != MOE_OK)
@@ -618,7 +681,8 @@ static moe_status_t tr_validate(moe_tel_reader_t *r)
             H5Eclear2(H5E_DEFAULT);
             continue;
         }
-        if ((st = moe_tel_reader_dims(r, ds->path, dims, &nd)) != MOE_OK)
+        if ((st = moe_tel_reader_dims(r, ds->path, dims, &nd)) != MOE_OK ||
+            (st = tr_check_extent(r, ds->path, dims, nd, file_size)) != MOE_OK)
             return st;
         if (nd != ds->rank)
             return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s has %d dimensions, want %d",
