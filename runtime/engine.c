@@ -411,6 +411,40 @@ static void engine_expert(void *varg, int local_expert, const float *x, int64_t 
 }
 
 /*
+ * Replay: the gate's outputs for this rank's T_act tokens from the log (tokens rp_first ..
+ * rp_first + T_act - 1, modulo the log's length when tiled), and the gate sums the rest of
+ * the layer reads: tokens and routed counts. Probability and logit sums stay 0; the router
+ * statistics they feed are set to NaN (engine_layer). Co-selection counted as the gate does.
+ */
+static void engine_replay_gate(moe_engine_t *e, int l)
+{
+    const moe_replay_routes_t *rp = e->rp;
+    int                        E = e->E, k = e->k, t, j, i;
+    int64_t                   *cos = e->coselect + (size_t)l * E * E;
+
+    for (t = 0; t < e->T_act; t++) {
+        int64_t        n = (e->rp_first + t) % rp->ntokens;
+        const int32_t *ex = rp->expert + ((size_t)n * rp->layers + (size_t)l) * (size_t)k;
+        const float   *w = rp->weight + ((size_t)n * rp->layers + (size_t)l) * (size_t)k;
+        for (j = 0; j < k; j++) {
+            e->gate.expert[t * k + j] = ex[j];
+            e->gate.weight[t * k + j] = w[j];
+            e->gate.prob[t * k + j] = w[j]; /* --drop-policy probs ranks by the log's weight */
+            e->gsum[MOE_GSUM_FIXED + E + ex[j]] += 1;
+            for (i = 0; i < k; i++)
+                cos[(size_t)ex[j] * E + ex[i]]++;
+        }
+    }
+    for (t = e->T_act * k; t < e->T * k; t++) { /* tokens beyond the log: no route */
+        e->gate.expert[t] = -1;
+        e->gate.weight[t] = 0;
+        e->gate.prob[t] = 0;
+        e->keep[t] = 0;
+    }
+    e->gsum[MOE_GSUM_TOKENS] = e->T_act;
+}
+
+/*
  * Expert-choice (router_expert_choice.c): the global choice over the candidate slots the gate
  * filled, then the routed counts, co-selection and the unrouted tokens of this rank (into
  * gsum, summed over ranks with the rest). keep[] holds the choice; nothing is dropped.
@@ -523,7 +557,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
     double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5, tw, tb;
-    int                E = e->E, k = e->S, kr = e->k, T = e->T, i, p, s, j;
+    int                E = e->E, k = e->S, kr = e->k, T = e->rp ? e->T_act : e->T, i, p, s, j;
     moe_a2a_stats_t    ast;
     moe_a2a_plan_t     plan;
     moe_expert_batch_t batch;
@@ -531,18 +565,22 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     t0 = MPI_Wtime();
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
-    if (e->use_bias) {
-        e->router.bias = e->bias + (size_t)l * E;
-        for (i = 0; i < E; i++)
-            e->b_bias[(b * e->L + l) * E + i] = e->bias[(size_t)l * E + i];
-    }
-    moe_gate_route_with(&e->router, e->token_id, x, e->wg + (size_t)l * e->d * E, T, e->d,
-                        e->logits, e->pscratch, e->rscratch, &e->gate, e->gsum, &lmax,
-                        e->coselect + (size_t)l * E * E);
-    if (e->router.ops->global) {
-        st = engine_expert_choice(e, l);
-        if (st != MOE_OK)
-            return st;
+    if (e->rp != NULL) {
+        engine_replay_gate(e, l);
+    } else {
+        if (e->use_bias) {
+            e->router.bias = e->bias + (size_t)l * E;
+            for (i = 0; i < E; i++)
+                e->b_bias[(b * e->L + l) * E + i] = e->bias[(size_t)l * E + i];
+        }
+        moe_gate_route_with(&e->router, e->token_id, x, e->wg + (size_t)l * e->d * E, T, e->d,
+                            e->logits, e->pscratch, e->rscratch, &e->gate, e->gsum, &lmax,
+                            e->coselect + (size_t)l * E * E);
+        if (e->router.ops->global) {
+            st = engine_expert_choice(e, l);
+            if (st != MOE_OK)
+                return st;
+        }
     }
     for (i = 0; i < E; i++)
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
@@ -560,16 +598,23 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->routed_tot[(size_t)l * E + i] += routed[i];
     }
     engine_router_stats(e, e->gsum, lmax, rs);
-    /* A non-finite value in this layer's input or gate reaches the globally summed gate
-     * statistics, identical on every rank: all ranks stop here together, naming it. */
-    for (i = 0; i < MOE_RSTAT_COUNT + 1; i++) {
-        double v = i < MOE_RSTAT_COUNT ? rs[i] : lmax;
-        if (!isfinite(v))
-            return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
-                                 "step %ld layer %d: router statistic %s is %g: a non-finite "
-                                 "value in the layer's input or gate (run stopped; the "
-                                 "telemetry holds the steps before it)", e->step, l,
-                                 i < MOE_RSTAT_COUNT ? moe_rstat_names[i] : "logit_max", v);
+    if (e->rp != NULL) { /* a replay knows the log's choices, not the router's distribution */
+        for (i = 0; i < MOE_RSTAT_COUNT; i++)
+            if (i != MOE_RSTAT_LOAD_ENTROPY && i != MOE_RSTAT_LOAD_ENTROPY_NORM)
+                rs[i] = NAN;
+    } else {
+        /* A non-finite value in this layer's input or gate reaches the globally summed gate
+         * statistics, identical on every rank: all ranks stop here together, naming it. */
+        for (i = 0; i < MOE_RSTAT_COUNT + 1; i++) {
+            double v = i < MOE_RSTAT_COUNT ? rs[i] : lmax;
+            if (!isfinite(v))
+                return MOE_ERROR_SET(&e->log, MOE_ERR_INVARIANT,
+                                     "step %ld layer %d: router statistic %s is %g: a "
+                                     "non-finite value in the layer's input or gate (run "
+                                     "stopped; the telemetry holds the steps before it)",
+                                     e->step, l,
+                                     i < MOE_RSTAT_COUNT ? moe_rstat_names[i] : "logit_max", v);
+        }
     }
     e->b_capacity[b * e->L + l] = e->capacity;
     if (e->use_bias)
@@ -602,8 +647,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         double              tsh = MPI_Wtime();
         engine_shared_experts(e, l, x); /* local only: before the exchange starts */
         tsh = MPI_Wtime() - tsh;
-        if (out != x)
-            memcpy(out, x, (size_t)T * e->d * sizeof(float));
+        if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
+            memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
         st = e->a2a->forward(e->a2a_ctx, &plan, x, engine_expert, &ea, out, &ast);
         if (st != MOE_OK)
             return st;
@@ -641,8 +686,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     engine_shared_experts(e, l, x);
     t4 = MPI_Wtime();
 
-    if (out != x)
-        memcpy(out, x, (size_t)T * e->d * sizeof(float));
+    if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
+        memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
     /* combine_wait: the wait for the slowest rank's experts, made explicit by a barrier so
      * that the exchange after it times only moving and summing */
     tb = MPI_Wtime();
@@ -847,8 +892,51 @@ moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
     return engine_record_step(eng);
 }
 
+moe_status_t moe_engine_set_replay(moe_engine_t *eng, const struct moe_replay_routes *routes)
+{
+    if (routes != NULL && eng->S != eng->k)
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_INVALID,
+                             "replay: the log's routes replace the router; --router %s gives "
+                             "%d slots per token, a replay needs top-k routing (the default router)",
+                             eng->cfg.router, eng->S);
+    if (routes != NULL && (routes->layers != eng->L || routes->top_k != eng->k ||
+                           routes->experts > eng->E || routes->ntokens < 1))
+        return MOE_ERROR_SET(&eng->log, MOE_ERR_INVALID,
+                             "replay: routes of %d layers, top-%d, %d experts do not fit this "
+                             "engine (%d, %d, %d): check them with moe_replay_check",
+                             routes->layers, routes->top_k, routes->experts, eng->L, eng->k,
+                             eng->E);
+    eng->rp = routes;
+    return MOE_OK;
+}
+
+/*
+ * Replay order: step s, rank r routes the log's tokens from (s P + r) T on, T per rank per
+ * step; once through the log (the last step may be partial, ranks past the end route none),
+ * or, with --replay-tokens, tiled (indices modulo the log's length).
+ */
+static void engine_replay_window(moe_engine_t *e)
+{
+    int64_t first = ((int64_t)e->step * e->nranks + e->rank) * e->T, left;
+
+    if (e->cfg.replay_tokens > 0) {
+        e->rp_first = first % e->rp->ntokens;
+        e->T_act = e->T;
+        return;
+    }
+    left = e->rp->ntokens - first;
+    e->rp_first = first;
+    e->T_act = left <= 0 ? 0 : left < e->T ? (int)left : e->T;
+    /* capacity from the tokens this step really routes (the last step may be partial) */
+    left = e->rp->ntokens - (int64_t)e->step * e->nranks * e->T;
+    e->capacity = moe_capacity_compute(e->cfg.capacity_factor, e->k, left < e->G ? left : e->G,
+                                       e->E);
+}
+
 moe_status_t moe_engine_step(moe_engine_t *eng)
 {
+    if (eng->rp != NULL)
+        engine_replay_window(eng);
     moe_workload_tokens(&eng->wl, eng->step, eng->g0, eng->T, eng->xin);
     moe_workload_token_ids(&eng->wl, eng->step, eng->g0, eng->T, eng->token_id);
     return moe_engine_forward(eng, eng->xin, eng->xout);
@@ -1037,14 +1125,21 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &elapsed, 1, MPI_DOUBLE, MPI_MAX,
                                            eng->comm));
     sum.elapsed_s = elapsed;
-    sum.tokens_per_s = elapsed > 0 ? (double)eng->G * eng->step / elapsed : 0;
-    /* throughput and percentiles over the steps after warm-up, when there are some */
+    {
+        /* a replay of the whole log routes its tokens, not P x T in the partial last step */
+        double ntok = (double)eng->G * eng->step;
+        if (eng->rp != NULL && eng->cfg.replay_tokens == 0 && ntok > (double)eng->rp->ntokens)
+            ntok = (double)eng->rp->ntokens;
+        sum.tokens_per_s = elapsed > 0 ? ntok / elapsed : 0;
+    }
+    /* with --warmup, throughput and percentiles over the steps after it (when there are
+     * some) */
     engine_step_percentiles(eng, &measured[1], &measured[2]);
     measured[0] = eng->elapsed - eng->elapsed_warm;
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, measured, 3, MPI_DOUBLE, MPI_MAX,
                                            eng->comm));
     sum.warmup_steps = eng->step < eng->cfg.warmup ? eng->step : eng->cfg.warmup;
-    if (nmeas > 0 && measured[0] > 0)
+    if (eng->cfg.warmup > 0 && nmeas > 0 && measured[0] > 0)
         sum.tokens_per_s = (double)eng->G * nmeas / measured[0];
     sum.step_p50_s = measured[1];
     sum.step_p99_s = measured[2];

@@ -12,6 +12,7 @@
 #include "monitor.h"
 #include "moerun/base/log.h"
 #include "moerun/moerun.h"
+#include "moerun/replay.h"
 #include "placement.h"
 #include "router.h"
 #include "router_expert_choice.h"
@@ -34,6 +35,9 @@ struct moe_engine {
     int                  L, E, k, d, T, n_local;
     int64_t              G, g0;        /* global tokens per step, this rank's first token */
     int64_t              capacity;     /* per expert per step, -1 dropless */
+    const moe_replay_routes_t *rp;     /* replayed routes instead of the gate, or NULL */
+    int                  T_act;        /* tokens this rank routes this step (replay: <= T) */
+    int64_t              rp_first;     /* replay: log index of this rank's first token this step */
     moe_router_t         router;       /* the configured router (router.h) */
     int                  S;            /* slots per token: k, or E for expert-choice */
     int                 *router_group; /* [E] group of each expert (group/node-limited) */

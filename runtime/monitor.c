@@ -175,8 +175,11 @@ moe_status_t moe_monitor_observe(moe_monitor_t *mon, long step, const int64_t *r
                      "layer %d: normalised load entropy %.3f (threshold %.3f)", l, vt[0], vt[1]);
         if (st != MOE_OK)
             break;
+        /* with top-k of E every expert sees k/E of the tokens when balanced (top-2 of 3:
+         * 2/3 each), so the threshold moves from the configured share toward 1 as k/E
+         * grows: s + (1 - s) k / E (moe_monitor_collapse_threshold) */
         vt[0] = maxv / G;
-        vt[1] = cfg->monitor_collapse_share;
+        vt[1] = moe_monitor_collapse_threshold(cfg->monitor_collapse_share, mon->top_k, E);
         st = mon_set(mon, E > 1 && vt[0] > vt[1], step, l, maxe, MOE_EVENT_COLLAPSE, vt,
                      "layer %d expert %d: routed %.1f%% of tokens (threshold %.1f%%)", l, maxe,
                      100 * vt[0], 100 * vt[1]);
@@ -201,6 +204,15 @@ moe_status_t moe_monitor_observe(moe_monitor_t *mon, long step, const int64_t *r
         mon->said_from = step + 1;
     }
     return st;
+}
+
+double moe_monitor_collapse_threshold(double share, int top_k, int experts)
+{
+    double fair = experts > 0 ? (double)top_k / (double)experts : 1.0;
+
+    if (fair > 1)
+        fair = 1;
+    return share + (1.0 - share) * fair;
 }
 
 const moe_event_t *moe_monitor_take(moe_monitor_t *mon, int *n_p)

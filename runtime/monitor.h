@@ -7,7 +7,8 @@
  *                                 0 / under starved_share x its fair share (k G / E a step);
  *   drop_rate                     dropped / routed of a layer over drop_rate in a step;
  *   low_entropy                   normalised load entropy of a layer under entropy_min;
- *   collapse                      one expert routed more than collapse_share of the tokens;
+ *   collapse                      one expert routed more than s + (1 - s) k/E of the tokens,
+ *                                 s = collapse_share (balanced top-k of E gives each k/E);
  *   logit_saturation              logit std over factor x its mean over the first window.
  * Events are kept until taken with moe_monitor_take and, when `speak` is set, logged once.
  */
@@ -47,6 +48,9 @@ void         moe_monitor_cleanup(moe_monitor_t *mon);
 /* routed [L][E], capacity [L] (-1 dropless), router [L][MOE_RSTAT_COUNT]: global values. */
 moe_status_t moe_monitor_observe(moe_monitor_t *mon, long step, const int64_t *routed,
                                  const int64_t *capacity, const double *router);
+
+/* The collapse threshold: share + (1 - share) * min(1, top_k / experts). */
+double moe_monitor_collapse_threshold(double share, int top_k, int experts);
 
 /* Events raised since the last take; valid until the next observe. */
 const moe_event_t *moe_monitor_take(moe_monitor_t *mon, int *n_p);

@@ -5,6 +5,7 @@
  * over all steps, layers and ranks unless the key says otherwise.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,12 +139,23 @@ moe_status_t moe_summary_write_json(moe_engine_t *eng, const moe_summary_t *s,
     return MOE_OK;
 }
 
+/* "%.3f", or "missing" for a value the run does not have (NaN: a replay's router statistics). */
+static const char *sum_num(double v, char *buf, size_t n)
+{
+    if (isfinite(v))
+        snprintf(buf, n, "%.3f", v);
+    else
+        snprintf(buf, n, "missing");
+    return buf;
+}
+
 void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *out)
 {
     const moe_config_t *c = &eng->cfg;
     const moe_event_t  *ev = s->events;
     double              tot = s->phase_s[MOE_PHASE_TOTAL];
     int                 i;
+    char                a[32], b[32], g[32];
 
     fprintf(out, "== moerun summary (%s) ==\n", s->status);
     fprintf(out, "run        %ld/%ld steps, %d ranks on %d node%s, E=%d top-%d, %d layer%s, "
@@ -151,8 +163,9 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             s->steps, c->steps, s->nranks, s->nnodes, s->nnodes == 1 ? "" : "s", c->experts,
             c->top_k, c->layers, c->layers == 1 ? "" : "s", c->tokens, c->d_model, c->d_ffn,
             moe_activation_name(c->activation));
-    fprintf(out, "workload   %s, exchange %s, placement %s, capacity factor %g (%s)\n",
-            c->workload, c->exchange, moe_placement_name(c->placement), c->capacity_factor,
+    fprintf(out, "%s %s, exchange %s, placement %s, capacity factor %g (%s)\n",
+            c->replay[0] ? "replay    " : "workload  ", c->replay[0] ? c->replay : c->workload,
+            c->exchange, moe_placement_name(c->placement), c->capacity_factor,
             eng->capacity < 0 ? "dropless" : moe_drop_policy_name(c->drop_policy));
     fprintf(out, "throughput %.0f tokens/s (%.3f s in steps", s->tokens_per_s, s->elapsed_s);
     if (s->warmup_steps > 0)
@@ -186,11 +199,12 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             c->router, (long long)s->routed, (long long)s->processed, (long long)s->dropped,
             100.0 * s->drop_rate, (long long)s->unrouted);
     fprintf(out, "balance    max/mean expert load %.2f (layer %d expert %d), "
-                 "load entropy %.3f of max, aux loss %.3f\n",
+                 "load entropy %.3f of max, aux loss %s\n",
             s->max_mean_load, s->hottest_layer, s->hottest_expert, s->load_entropy_norm,
-            s->aux_loss);
-    fprintf(out, "gate       mean top-1 probability %.3f, gate entropy %.3f of max\n",
-            s->top1_prob, s->gate_entropy_norm);
+            sum_num(s->aux_loss, a, sizeof(a)));
+    /* a replay routes by the log's choices: the router's distribution is missing */
+    fprintf(out, "gate       mean top-1 probability %s, gate entropy %s of max\n",
+            sum_num(s->top1_prob, b, sizeof(b)), sum_num(s->gate_entropy_norm, g, sizeof(g)));
     fprintf(out, "traffic    %.3f MB sent between ranks: %.3f MB across nodes, %.3f MB inside nodes\n",
             s->bytes_sent / 1e6, s->inter_node_bytes / 1e6, s->intra_node_bytes / 1e6);
     if (s->alerts == 0) {

@@ -16,7 +16,9 @@
 #include <cblas.h>
 #include <mpi.h>
 
+#include "import.h"           /* moe_import_load_routes: the log of --replay */
 #include "moerun/moerun.h"
+#include "moerun/replay.h"
 
 extern char **environ;
 
@@ -153,9 +155,51 @@ static int moerun_configure(int argc, char **argv, int rank, int nranks, moe_con
     return 0;
 }
 
+/*
+ * --replay FILE: rank 0 reads the log (tools/import) and checks it against the configuration;
+ * every rank gets the routes and the step count. Returns -1 to go on, or 2 after one message
+ * from rank 0 (unreadable log, more experts, other layers or top-k than configured), before
+ * any compute and before the telemetry file exists.
+ */
+static int moerun_replay_load(moe_config_t *cfg, int rank, int nranks, moe_replay_routes_t *rt)
+{
+    char  err[800] = "";
+    int   bad = 0;
+    long  steps = 0;
+
+    if (cfg->replay_tokens > 0)
+        cfg->tokens = cfg->replay_tokens;
+    if (rank == 0) {
+        if (moe_import_load_routes(cfg->replay, NULL, rt, err, sizeof(err)) != 0)
+            bad = 1;
+        else if (moe_replay_check(rt, cfg, nranks, &steps, err, sizeof(err)) != MOE_OK)
+            bad = 1;
+        if (bad)
+            fprintf(stderr, "moerun: error: %s\n", err);
+    }
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (bad)
+        return 2;
+    MPI_Bcast(&steps, 1, MPI_LONG, 0, MPI_COMM_WORLD);
+    if (moe_replay_routes_bcast(MPI_COMM_WORLD, 0, rt) != MOE_OK) {
+        if (rank == 0)
+            fprintf(stderr, "moerun: error: replay: cannot share the routes (out of memory)\n");
+        return 1;
+    }
+    cfg->steps = steps;
+    if (rank == 0 && !cfg->quiet)
+        printf("replay     %s: %lld tokens x %d layers, top-%d, %s; %ld steps of %d ranks x %d "
+               "tokens%s%s\n", cfg->replay, (long long)rt->ntokens, rt->layers, rt->top_k,
+               rt->has_weights ? "weights from the log" : "no probabilities in the log: weights 1/k",
+               steps, nranks, cfg->tokens, cfg->replay_tokens > 0 ? " (tiled)" : " (the log once)",
+               rt->incomplete > 0 ? "; tokens without every layer left out" : "");
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
     moe_config_t  cfg;
+    moe_replay_routes_t rt;
     moe_engine_t *eng = NULL;
     moe_summary_t sum;
     moe_status_t  st;
@@ -172,12 +216,21 @@ int main(int argc, char **argv)
     }
     openblas_set_num_threads(1);
     moerun_install_signals();
+    memset(&rt, 0, sizeof(rt));
+    if (cfg.replay[0] != '\0' && (rc = moerun_replay_load(&cfg, rank, nranks, &rt)) >= 0) {
+        moe_replay_routes_free(&rt);
+        MPI_Finalize();
+        return rc;
+    }
 
     st = moe_engine_create(&cfg, MPI_COMM_WORLD, &eng);
+    if (st == MOE_OK && cfg.replay[0] != '\0')
+        st = moe_engine_set_replay(eng, &rt);
     if (st != MOE_OK) {
         if (rank == 0)
             fprintf(stderr, "moerun: error: %s\n", moe_engine_last_error(eng));
         moe_engine_destroy(eng);
+        moe_replay_routes_free(&rt);
         MPI_Finalize();
         return st == MOE_ERR_INVALID ? 2 : 1;
     }
@@ -211,6 +264,7 @@ int main(int argc, char **argv)
             st = MOE_ERR_IO;
     }
     moe_engine_destroy(eng);
+    moe_replay_routes_free(&rt);
     MPI_Finalize();
     if (st == MOE_ERR_INTERRUPTED)
         return 128 + (int)moerun_stop_signal;

@@ -79,6 +79,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "  --vocab FILE        token texts, one per line (line i = token id i)\n"
             "  --dead-window N     steps of zero load that make an expert dead (1..1e9, default %d)\n"
             "  --follow-symlinks   an output path that is a symbolic link writes the file it names\n"
+            "  --ranks P           placement what-if for files without a placement (imported logs):\n"
+            "                      P ranks, experts in contiguous blocks (default: min(experts, 8))\n"
             "  --trace FILE.json   per-rank phase timeline (Chrome trace events: Perfetto,\n"
             "                      chrome://tracing) of the one RUN.h5 given\n"
             "  --help              this text\n"
@@ -378,6 +380,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             opt.dead_window = n;
+        } else if (strcmp(a, "--ranks") == 0) {
+            long long n;
+            if ((v = ma_value(argc, argv, &i)) == NULL)
+                return 2;
+            errno = 0;
+            n = strtoll(v, &end, 10);
+            if (errno || *end || end == v || n < 1 || n > 65536) {
+                fprintf(stderr, "moerun-analyze: --ranks '%s': want an integer in 1..65536\n", v);
+                return 2;
+            }
+            opt.ranks = n;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "moerun-analyze: unknown option '%s'\n", a);
             ma_usage(stderr, argv[0]);
@@ -492,7 +505,18 @@ int main(int argc, char **argv)
         } else if (!(js && strcmp(js, "-") == 0)) {
             errno = 0;
             an_render_terminal(root, stdout);
-            an_render_diff_terminal(root, stdout);
+            {
+                /* the comparison quotes file names: terminal controls escaped too */
+                char  *buf = NULL;
+                size_t len = 0;
+                FILE  *m = open_memstream(&buf, &len);
+                if (m != NULL) {
+                    an_render_diff_terminal(root, m);
+                    if (fclose(m) == 0)
+                        moe_esc_term(stdout, buf);
+                    free(buf);
+                }
+            }
             if (fflush(stdout) != 0 || ferror(stdout)) {
                 fprintf(stderr, "moerun-analyze: cannot write to standard output: %s\n",
                         strerror(errno ? errno : EIO));

@@ -53,6 +53,8 @@ typedef struct moe_config {
     char                 exchange[32];     /* token exchange backend name: flat | hier */
     int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
+    char                 replay[MOE_PATH_MAX]; /* routing log replayed instead of the gate; empty: none */
+    int                  replay_tokens;    /* 0: the whole log once; N: tiled to N tokens per rank per step */
     /* output */
     char                 telemetry[MOE_PATH_MAX];    /* HDF5 file; empty: no telemetry */
     moe_tel_mode_t       telemetry_mode;   /* parallel: collective MPI-IO; gather: rank 0 writes serially */

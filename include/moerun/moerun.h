@@ -107,6 +107,14 @@ const float *moe_engine_output(const moe_engine_t *eng);
 /* Text of the last error on this rank ("" if none). */
 const char  *moe_engine_last_error(const moe_engine_t *eng);
 
+/*
+ * Replaces the gate by the routes of a recorded log (include/moerun/replay.h) from the next
+ * step on. `routes` must have passed moe_replay_check() for this configuration and must
+ * outlive the engine. Local call (every rank makes it with the same routes).
+ */
+struct moe_replay_routes;
+moe_status_t moe_engine_set_replay(moe_engine_t *eng, const struct moe_replay_routes *routes);
+
 void         moe_engine_destroy(moe_engine_t *eng);
 
 #endif /* MOERUN_MOERUN_H */

@@ -347,7 +347,7 @@ typedef struct moe_tel_event_rec {
     X(MOE_TEL_DS_ROUTE_TOKEN, MOE_TEL_ROUTE_TOKEN, "routes", I64, ROUTE, NONE, NONE, NONE, "token",    \
       MOE_TEL_F_PER_RANK, "global token index (rank x tokens_per_rank + local index)")                 \
     X(MOE_TEL_DS_ROUTE_EXPERT, MOE_TEL_ROUTE_EXPERT, "routes", I32, ROUTE, LAYER, SLOT, NONE, "expert", \
-      MOE_TEL_F_PER_RANK, "selected experts per layer, best first")                                    \
+      MOE_TEL_F_PER_RANK, "selected experts per layer, best first; a (token, layer) row of -1: an empty slot (replay past its log's end, docs/replay.md)") \
     X(MOE_TEL_DS_ROUTE_WEIGHT, MOE_TEL_ROUTE_WEIGHT, "routes", F32, ROUTE, LAYER, SLOT, NONE, "1",     \
       MOE_TEL_F_PER_RANK, "normalised gate weights of the selected experts")                           \
     X(MOE_TEL_DS_ROUTE_KEPT, MOE_TEL_ROUTE_KEPT, "routes", U8, ROUTE, LAYER, SLOT, NONE, "bool",       \

@@ -80,8 +80,15 @@ def full(exe, work):
     dead = e["dead_experts"]
     check(len(dead) == 1 and dead[0]["layer"] == 0 and dead[0]["expert"] == 3
           and dead[0]["since_step"] == 0 and dead[0]["dead_at_end"], f"dead experts {dead}")
-    # top-2 share of layer 0 = 12/16 = 0.75 < 0.8: no collapse
-    check(e["collapse"] == [], "no collapse")
+    # collapse thresholds scale with the balanced values (docs/analysis.md): top-2 pair share
+    # 0.8 + 0.2 * 2/4 = 0.9, top expert's token share 0.5 + 0.5 * 2/4 = 0.75. Layer 0: top-2
+    # 12/16 = 0.75 < 0.9, but expert 0 is chosen by 2*8/16 = all tokens >= 0.75, and the other
+    # experts (4, 4, 0 pairs) are not evenly used (normalised entropy log(2)/log(3) = 0.63 <
+    # 0.9): a collapse from step 0, not an always-on expert. Layer 1 (even) does not.
+    check(e["collapse_share"] == 0.9 and e["collapse_token_share"] == 0.75, "collapse thresholds")
+    check([(c["layer"], c["began_step"], c["expert"]) for c in e["collapse"]] == [(0, 0, 0)]
+          and near(e["collapse"][0]["rest_entropy_norm"], np.log(2) / np.log(3))
+          and e["always_on"] == [], f"collapse {e['collapse']} always-on {e['always_on']}")
     check(all(near(x, 0.875) for x in e["series_entropy_norm"]), "entropy series (0.75+1)/2")
     g = a["gating"]
     # top1_prob 0.5 + 0.1 s over s = 0..3 -> mean 0.65; first 10% = step 0, last = step 3
@@ -132,11 +139,15 @@ def full(exe, work):
     check(near(h["ranks"][0]["load_over_mean"], 1.25), "rank 0 load")
     check(h["rebalance_max_rank_load_current"] == 80 and h["rebalance_max_rank_load_projected"] == 64,
           "placement what-if 80 -> 64")
-    # layer 0 co-selection: diag 3,3,2,0, N = 4; lift(0,1) = 2*4/(3*3)
+    # co-selection lift against chance for k = 2 distinct experts (docs/analysis.md):
+    # expected = (k-1)/2 (n_i q_j / (1 - q_i) + n_j q_i / (1 - q_j)), q = n / (k N).
+    # layer 0: diag 3,3,2,0, N = 4, C01 = 2: q = 3/8 -> expected 1.8, lift 10/9
     cs0 = h["coselect"][0]["pairs"][0]
-    check((cs0["a"], cs0["b"]) == (0, 1) and near(cs0["lift"], 8 / 9), f"coselect layer 0 {cs0}")
+    check((cs0["a"], cs0["b"]) == (0, 1) and near(cs0["lift"], 10 / 9) and near(cs0["expected"], 1.8),
+          f"coselect layer 0 {cs0}")
+    # layer 1: diag 2,1,2,3, C13 = 1: 0.5 (1 (3/8)/(7/8) + 3 (1/8)/(5/8)) = 18/35 -> lift 35/18
     cs1 = h["coselect"][1]["pairs"][0]
-    check((cs1["a"], cs1["b"]) == (1, 3) and near(cs1["lift"], 4 / 3), f"coselect layer 1 {cs1}")
+    check((cs1["a"], cs1["b"]) == (1, 3) and near(cs1["lift"], 35 / 18), f"coselect layer 1 {cs1}")
     rm = a["routing_map"]
     check(rm["tokens"] == [0, 1, 4, 5] and rm["experts"] == [[0, 0], [0, 1], [0, 2], [1, 3]],
           "routing map")
@@ -155,7 +166,13 @@ def full(exe, work):
           "vocabulary decoding")
     rec = {x["id"]: x for x in r["recommendations"]}
     check(set(rec) == {"capacity_factor", "balance_routing", "placement", "top_k", "hier_exchange",
-                       "node_limited"}, f"recommendations {sorted(rec)}")
+                       "node_limited", "replicate_hot_expert"}, f"recommendations {sorted(rec)}")
+    # replicate the hottest expert (0: 48 of 128 pairs) on the other rank, half its load
+    # each: rank 0 80 - 24 = 56, rank 1 48 + 24 = 72 -> max rank load 80 -> 72
+    check(rec["replicate_hot_expert"]["impact"]["current"] == 80 and
+          rec["replicate_hot_expert"]["impact"]["projected"] == 72 and
+          h["replicate_expert"] == 0 and h["replicate_to_rank"] == 1,
+          f"replication what-if {rec['replicate_hot_expert']}")
     check(rec["capacity_factor"]["impact"]["projected"] == 0 and "2.00" in rec["capacity_factor"]["title"],
           "capacity recommendation: cf 2 -> 0 drops")
     for x in r["recommendations"]:
@@ -184,13 +201,12 @@ def collapse(exe, work):
     r = json.load(open(js))["runs"][0]
     col = r["analyses"]["entropy"]["collapse"]
     # layer 1 routes 8, 6, 1, 1 from step 6 on: top-2 share 14/16, top expert chosen by
-    # 2*8/16 = all tokens, for 10 steps (6..15); layer 0 (top-2 12/16, token share 1 < 4*2/4)
-    # does not collapse
-    check(len(col) == 1 and col[0]["layer"] == 1 and col[0]["began_step"] == 6 and
-          near(col[0]["top2_share"], 0.875) and near(col[0]["top1_token_share"], 1.0),
+    # 2*8/16 = all tokens, for 10 steps (6..15); layer 0 collapses from step 0 (see full())
+    check(len(col) == 2 and col[1]["layer"] == 1 and col[1]["began_step"] == 6 and
+          near(col[1]["top2_share"], 0.875) and near(col[1]["top1_token_share"], 1.0),
           f"collapse {col}")
     fc = [f for f in r["findings"] if f["id"] == "collapse"]
-    check(len(fc) == 1 and fc[0]["severity"] == "critical" and "from step 6" in fc[0]["title"],
+    check(len(fc) == 1 and fc[0]["severity"] == "critical" and "2 layer(s)" in fc[0]["title"],
           f"collapse finding {fc}")
     check("collapse" in out, "terminal summary names the collapse")
     # the layer 1 load in the collapsed steps drops 4 + 2 per step over capacity 4
@@ -251,7 +267,14 @@ def empty_and_minimal(exe, work):
     r = json.load(open(js))["runs"][0]
     check(r["analyses"]["utilisation"]["status"] == "ok" and
           r["analyses"]["utilisation"]["layers"][0]["tokens"] == [32, 16, 16, 0], "minimal: utilisation")
-    for sec, why in (("gating", "steps/router absent"), ("capacity", "steps/dropped absent"),
+    # capacity what-if needs only loads: layer 0 (8, 4, 4, 0 pairs per step) over capacity
+    # ceil(cf * 16 / 4): cf 1 -> 4 drops per step x 4 steps = 16; cf 2 (capacity 8) -> 0
+    c = r["analyses"]["capacity"]
+    wi = {x["capacity_factor"]: x["dropped"] for x in c.get("what_if", [])}
+    check(c["status"] == "ok" and "steps/dropped absent" in c.get("recorded_missing", "")
+          and wi.get(1.0) == 16 and wi.get(2.0) == 0 and c.get("capacity_factor_for_target") == 2
+          and "drop_rate" not in c, f"minimal: capacity what-if from loads {c}")
+    for sec, why in (("gating", "steps/router absent"),
                      ("compute", "d_model / d_ffn attributes absent"), ("routing_map", "routes/ absent"),
                      ("communication", "steps/phase_time, steps/traffic")):
         check(r["analyses"][sec]["status"] == "missing" and why in r["analyses"][sec]["missing"],

@@ -110,6 +110,9 @@ def write(path, variant="full"):
         n = 0 if variant == "empty" else len(ROUTE_TOKENS)
         dset(f, "routes/step", np.zeros(n, dtype=np.int64))
         dset(f, "routes/token", np.array(ROUTE_TOKENS[:n], dtype=np.int64))
+        # the fixture declares its route tokens vocabulary ids (docs/analysis.md), so --vocab
+        # decodes them; a run's own routes/token is a position and is never decoded
+        f.attrs["token_ids"] = "vocabulary"
         dset(f, "routes/expert", np.array(ROUTE_EXPERTS[:n], dtype=np.int32).reshape(n, L, K))
         dset(f, "routes/weight", np.tile(np.array(ROUTE_WEIGHTS, dtype=np.float32),
                                          (n, L, 1)).reshape(n, L, K))

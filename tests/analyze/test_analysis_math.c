@@ -149,8 +149,25 @@ static void test_rebalance(void)
     }
 }
 
+static void test_coselect_expected(void)
+{
+    /* uniform: E = 4, k = 2, 600 tokens, every expert picked by 300: chance count of a pair
+     * is N k(k-1) / (E(E-1)) = 600 * 2 / 12 = 100 (sampling without replacement), not the
+     * independent product N (k/E)^2 = 150 */
+    ASSERT_NEAR(am_coselect_expected(300, 300, 600, 2), 100, 1e-9);
+    /* top-2 of 3, uniform: every pair by 1/3 of the tokens: 300 tokens -> 100 */
+    ASSERT_NEAR(am_coselect_expected(200, 200, 300, 2), 100, 1e-9);
+    /* top-3 of 8, uniform: N k(k-1)/(E(E-1)) = 560 * 6 / 56 = 60 */
+    ASSERT_NEAR(am_coselect_expected(210, 210, 560, 3), 60, 1e-9);
+    /* non-uniform by hand: n = 3 and 1 of N = 4, k = 2: q = 3/8, 1/8:
+     * 0.5 (3 (1/8)/(5/8) + 1 (3/8)/(7/8)) = 0.5 (3/5 + 3/7) = 18/35 */
+    ASSERT_NEAR(am_coselect_expected(3, 1, 4, 2), 18.0 / 35.0, 1e-12);
+    ASSERT_TRUE(isnan(am_coselect_expected(3, 1, 4, 1)));
+}
+
 int main(void)
 {
+    RUN_TEST(test_coselect_expected);
     RUN_TEST(test_balance_skewed);
     RUN_TEST(test_balance_even_and_empty);
     RUN_TEST(test_entropy_large_counts);

@@ -270,9 +270,18 @@ def case_softmax(ctx):
         check(abs(float(f["routes/weight"][1, 0, 0]) - 4 / 7) < 1e-6, "softmax: normalised weight")
     j = analyze(ctx, out)
     check(abs((j.get("top1_prob_mean") or 0) - 0.4375) < 1e-12, f"softmax: analyze top1 {j.get('top1_prob_mean')}")
-    p = run([ctx["imp"], src, "-o", os.path.join(w, "sm_norm.h5"), "--experts", "4"], expect=1)
+    p = run([ctx["imp"], src, "-o", os.path.join(w, "sm_norm.h5"), "--experts", "4",
+             "--probs", "normalized"], expect=1)
     check("softmax.jsonl:1:" in p.stderr and "gating_probs" in p.stderr,
-          f"softmax without --probs softmax: message {p.stderr!r}")
+          f"softmax with --probs normalized: message {p.stderr!r}")
+    # --probs auto (the default): sums below 1 -> softmax, same numbers
+    auto = os.path.join(w, "sm_auto.h5")
+    p = run([ctx["imp"], src, "-o", auto, "--experts", "4"], expect=0)
+    check("softmax probabilities" in p.stderr, f"auto: not reported as softmax: {p.stderr!r}")
+    with h5py.File(auto, "r") as f:
+        check(f.attrs["import_probs"] == "softmax", f"auto: import_probs {f.attrs['import_probs']}")
+        cols = [c.decode() if isinstance(c, bytes) else c for c in f["steps/router"].attrs["columns"]]
+        check(abs(f["steps/router"][0, 0][cols.index("top1_prob")] - 0.4375) < 1e-12, "auto: top1_prob")
 
 
 def case_counts(ctx):
@@ -312,12 +321,21 @@ def case_bad_rows(ctx):
     fx, w = ctx["fx"], ctx["work"]
     for name, line, text, kept in BAD:
         src, out = os.path.join(fx, name), os.path.join(w, name + ".h5")
-        p = run([ctx["imp"], src, "-o", out, "--experts", "4"], expect=1)
+        # --probs normalized: bad_probs.jsonl's line 3 (sum 0.7) is bad only for normalised
+        # weights (--probs auto would take the file as softmax probabilities)
+        p = run([ctx["imp"], src, "-o", out, "--experts", "4", "--probs", "normalized"], expect=1)
         check(f"{name}:{line}: " in p.stderr and text in p.stderr,
               f"{name}: message {p.stderr.strip()!r} lacks '{name}:{line}: ... {text}'")
         check(not os.path.exists(out), f"{name}: output written after an error")
-        p = run([ctx["imp"], src, "-o", out, "--experts", "4", "--skip-bad"], expect=0)
-        check("skipped" in p.stderr, f"{name}: --skip-bad does not report the skipped rows")
+        # these fixtures are 1/4 to 1/2 bad: above the default --max-skip 0.01, refused
+        p = run([ctx["imp"], src, "-o", out, "--experts", "4", "--probs", "normalized",
+                 "--skip-bad"], expect=1)
+        check("rows are bad" in p.stderr and "--max-skip" in p.stderr and not os.path.exists(out),
+              f"{name}: --skip-bad over the share limit: {p.stderr.strip()!r}")
+        p = run([ctx["imp"], src, "-o", out, "--experts", "4", "--probs", "normalized",
+                 "--skip-bad", "--max-skip", "1"], expect=0)
+        check(re.search(r"skipped \d+ of \d+ rows \(\d+\.\d+%", p.stderr),
+              f"{name}: --skip-bad does not report the skipped share: {p.stderr!r}")
         if p.returncode != 0:
             continue
         with h5py.File(out, "r") as f:
@@ -434,7 +452,235 @@ def case_generated(ctx):
     compare_analyze(ctx, out, routed)
 
 
-CASES = {"formats": case_formats, "softmax": case_softmax, "counts": case_counts,
+def write_seq_log(path, seq_key, E, L, k, nseq, rng, renorm=True):
+    """A per-token log as real traces come: token_idx restarts in every sequence; sequences of
+    unequal length; renormalised top-k weights (sum 1) or raw softmax probabilities."""
+    rows = []
+    with open(path, "w") as fh:
+        for q in range(nseq):
+            for t in range(3 + 5 * q):  # unequal sequence lengths: 3, 8, 13, ...
+                for l in range(L):
+                    w8 = [rng.random() ** 3 for _ in range(E)]
+                    tot = sum(w8)
+                    ex = sorted(range(E), key=lambda e: -w8[e])[:k]
+                    s = sum(w8[e] for e in ex) if renorm else tot
+                    d = {seq_key: f"p{q:03d}", "token_idx": t, "layer": l, "experts": ex,
+                         "gating_probs": [w8[e] / s for e in ex]}
+                    rows.append(d)
+                    fh.write(json.dumps(d) + "\n")
+    return rows
+
+
+def case_sequences(ctx):
+    """token_idx restarting per prompt: auto-detected sequence field, one step per sequence;
+    the duplicate error says what to do; --probs auto finds renormalised weights."""
+    w = ctx["work"]
+    rng = random.Random(7)
+    E, L, k, nseq = 6, 2, 2, 4
+    src = os.path.join(w, "seq.jsonl")
+    rows = write_seq_log(src, "problem_id", E, L, k, nseq, rng)
+    out = os.path.join(w, "seq.h5")
+    p = import_ok(ctx, src, out, "--experts", str(E))
+    if p.returncode != 0:
+        return
+    check("sequence field 'problem_id' (detected" in p.stderr, f"seq: detection not reported: {p.stderr!r}")
+    check("renormalised top-k" in p.stderr, f"seq: renormalised probs not reported: {p.stderr!r}")
+    routed = np.zeros((nseq, L, E), dtype=np.int64)
+    top1 = []
+    for d in rows:
+        q = int(d["problem_id"][1:])
+        for e in d["experts"]:
+            routed[q, d["layer"], e] += 1
+        top1.append(max(d["gating_probs"]) / sum(d["gating_probs"]))
+    with h5py.File(out, "r") as f:
+        check(np.array_equal(f["steps/routed"][()], routed), "seq: steps/routed != independent recount")
+        check(f.attrs["import_sequence_field"] == "problem_id" and int(f.attrs["import_sequences"]) == nseq,
+              "seq: sequence attributes")
+        check(f.attrs["import_probs"] == "normalized", f"seq: import_probs {f.attrs['import_probs']}")
+        check(abs(float(f.attrs["import_top1_weight_mean"]) - float(np.mean(top1))) < 1e-9,
+              f"seq: top-1 weight {f.attrs['import_top1_weight_mean']} != {np.mean(top1)}")
+        check(f["routes/expert"].shape[0] == sum(3 + 5 * q for q in range(nseq)),
+              f"seq: routes {f['routes/expert'].shape[0]} (every token of every sequence)")
+        check(f.attrs["import_token_ids"] == "position", "seq: token ids are positions")
+    j = analyze(ctx, out)
+    g = j.get("analyses", {}).get("gating", {})
+    check(g.get("probs") == "renormalised top-k" and abs((g.get("top1_weight_mean") or 0) - np.mean(top1)) < 1e-9,
+          f"seq: analyze gating {g}")
+    sp = j.get("analyses", {}).get("specialisation", {})
+    check(sp.get("id_kind") == "position", f"seq: specialisation id kind {sp.get('id_kind')}")
+    # another name, given explicitly; without it the duplicate row error names the remedy
+    src2 = os.path.join(w, "seq2.jsonl")
+    write_seq_log(src2, "conv", E, L, k, 3, random.Random(8))
+    p = run([ctx["imp"], src2, "-o", os.path.join(w, "x.h5"), "--experts", str(E)], expect=1)
+    check("duplicate row for step 0, token_idx 0, layer 0" in p.stderr and "--sequence-field NAME" in p.stderr
+          and "conv" in p.stderr, f"seq: duplicate message {p.stderr!r}")
+    p = run([ctx["imp"], src2, "-o", os.path.join(w, "x.h5"), "--experts", str(E), "--skip-bad"], expect=1)
+    check("rows are bad" in p.stderr, f"seq: --skip-bad keeps the first sequence silently: {p.stderr!r}")
+    import_ok(ctx, src2, os.path.join(w, "x.h5"), "--experts", str(E), "--sequence-field", "conv")
+    p = run([ctx["imp"], src, "-o", os.path.join(w, "y.h5"), "--experts", str(E), "--sequence-field", "none"], expect=1)
+    check("duplicate row" in p.stderr, f"seq: --sequence-field none: {p.stderr!r}")
+    p = run([ctx["imp"], src, "-o", os.path.join(w, "y.h5"), "--experts", str(E), "--tokens-per-step", "4"], expect=1)
+    check("--tokens-per-step cannot split" in p.stderr, f"seq: tokens-per-step: {p.stderr!r}")
+
+
+def case_sparse_layers(ctx):
+    """A counts table of layers 0, 9 and 20: three layers labelled with their ids, no empty
+    layer in between, no dead experts, no nan in any report."""
+    w = ctx["work"]
+    src = os.path.join(w, "sparse.csv")
+    E = 4
+    table = {0: [10, 20, 30, 40], 9: [5, 0, 5, 10], 20: [1, 1, 1, 97]}
+    with open(src, "w") as fh:
+        fh.write("layer,expert,count\n")
+        for l, v in table.items():
+            for e, c in enumerate(v):
+                fh.write(f"{l},{e},{c}\n")
+    out = os.path.join(w, "sparse.h5")
+    if import_ok(ctx, src, out, "--experts", str(E), "--top-k", "2").returncode != 0:
+        return
+    with h5py.File(out, "r") as f:
+        check(f["steps/routed"].shape == (1, 3, E), f"sparse: shape {f['steps/routed'].shape}")
+        check(f["import/layer_id"][()].tolist() == [0, 9, 20], f"sparse: layer ids {f['import/layer_id'][()]}")
+        check(f["steps/routed"][0].tolist() == list(table.values()), "sparse: counts")
+    j = analyze(ctx, out)
+    lay = j.get("analyses", {}).get("utilisation", {}).get("layers", [])
+    check([x.get("layer") for x in lay] == [0, 9, 20], f"sparse: analyse layers {[x.get('layer') for x in lay]}")
+    dead = j.get("analyses", {}).get("entropy", {}).get("dead_experts", [])
+    # layer 9 expert 1 really has no tokens over the whole (one-step) log: the only dead one
+    check([(d["layer"], d["expert"]) for d in dead] == [(9, 1)], f"sparse: dead experts {dead}")
+    cap = j.get("analyses", {}).get("capacity", {})
+    check(cap.get("status") == "ok" and len(cap.get("what_if", [])) > 0,
+          f"sparse: capacity what-if needs only loads: {cap}")
+    # capacity from the loads alone: cf 4 is the smallest what-if factor with <= 0.1 % drops
+    # (layer 20's 97 pairs need ceil(cf * 100 / 4) >= 97); cf 3 drops 97 - 75 = 22 of 440
+    check(cap.get("capacity_factor_for_target") == 4 and
+          {x["capacity_factor"]: x["dropped"] for x in cap.get("what_if", [])}.get(3) == 22,
+          f"sparse: capacity what-if {cap.get('what_if')}")
+    check(any(f["id"] == "capacity_needed" and f["value"] == 4 for f in j.get("findings", [])),
+          "sparse: no capacity_needed finding")
+    # placement what-if on an assumed placement (no placement in a log): min(E, 8) = 4 ranks,
+    # one expert each; expert 3 carries 40 + 10 + 97 = 147 of 220 pairs; a copy on the least
+    # loaded rank (0: 16 pairs) takes half: max rank load 147 -> 16 + 73.5 = 89.5
+    h = j.get("analyses", {}).get("hotspots", {})
+    rec = {r["id"]: r for r in j.get("recommendations", [])}
+    check(h.get("assumed_ranks") == 4 and h.get("replicate_expert") == 3 and
+          "replicate_hot_expert" in rec and rec["replicate_hot_expert"]["impact"]["current"] == 147
+          and rec["replicate_hot_expert"]["impact"]["projected"] == 89.5
+          and "assumed" in rec["replicate_hot_expert"]["evidence"],
+          f"sparse: replication what-if {h} {rec.get('replicate_hot_expert')}")
+    for fmt in ("--markdown", "--html"):
+        p = run([ctx["ana"], out, fmt, "-"], expect=0)
+        check(re.search(r"\bnan\b|cf 0\.00", p.stdout, re.I) is None, f"sparse {fmt}: nan or cf 0.00 in report")
+    t = run([ctx["ana"], out], expect=0).stdout
+    check("cf 0.00" not in t and "layer 20" in t, f"sparse terminal: {t}")
+    # with --layers 21 the empty layers stay, but are never dead experts
+    out2 = os.path.join(w, "sparse21.h5")
+    if import_ok(ctx, src, out2, "--experts", str(E), "--layers", "21").returncode == 0:
+        j = analyze(ctx, out2)
+        dead = j.get("analyses", {}).get("entropy", {}).get("dead_experts", [])
+        check([(d["layer"], d["expert"]) for d in dead] == [(9, 1)], f"sparse --layers 21: dead {dead}")
+
+
+def case_numbers(ctx):
+    """One definition per number: token-weighted means on steps of unequal sizes; pooled load
+    entropy; a balanced top-2-of-3 log raises no collapse."""
+    w = ctx["work"]
+    rng = random.Random(11)
+    E, k, L = 4, 2, 2
+    src = os.path.join(w, "uneq.jsonl")
+    top1, loads = [], np.zeros((L, E), dtype=np.int64)
+    with open(src, "w") as fh:
+        for step, ntok in enumerate([1, 40, 2, 25, 3]):  # unequal step sizes
+            for t in range(ntok):
+                for l in range(L):
+                    # small steps are confident, large ones are not: the unweighted mean of
+                    # per-step means differs from the token-weighted mean
+                    p = [rng.random() for _ in range(E)]
+                    if ntok < 5:
+                        p[0] += 20
+                    tot = sum(p)
+                    ex = sorted(range(E), key=lambda e: -p[e])[:k]
+                    fh.write(json.dumps({"step": step, "token_idx": t, "layer": l, "experts": ex,
+                                         "gating_probs": [p[e] / tot for e in ex]}) + "\n")
+                    top1.append(p[ex[0]] / tot)
+                    for e in ex:
+                        loads[l, e] += 1
+    out = os.path.join(w, "uneq.h5")
+    if import_ok(ctx, src, out, "--experts", str(E)).returncode != 0:
+        return
+    j = analyze(ctx, out)
+    want = float(np.mean(top1))
+    check(abs((j.get("top1_prob_mean") or 0) - want) < 1e-9,
+          f"numbers: top1_prob_mean {j.get('top1_prob_mean')} != token-weighted {want}")
+    g = j.get("analyses", {}).get("gating", {})
+    check(abs((g.get("top1_prob_mean") or 0) - want) < 1e-9, f"numbers: gating top1 {g.get('top1_prob_mean')}")
+    sat = [f for f in j.get("findings", []) if f["id"] == "saturation"]
+    check(sat and f"{want:.3f}" in sat[0]["title"] and "last 10%" in sat[0]["title"],
+          f"numbers: the finding states the headline mean and labels the window: {sat}")
+    # pooled load entropy: each layer's loads over all steps, pair-weighted over layers
+    ent = [(-sum(x / v.sum() * np.log(x / v.sum()) for x in v if x > 0)) / np.log(E) for v in loads]
+    pooled = float(np.average(ent, weights=loads.sum(axis=1)))
+    check(abs((j.get("load_entropy_norm_mean") or 0) - pooled) < 1e-9,
+          f"numbers: load entropy {j.get('load_entropy_norm_mean')} != pooled {pooled}")
+    check(j.get("load_entropy_norm_per_step_mean") is not None, "numbers: per-step entropy labelled")
+    md = run([ctx["ana"], out, "--markdown", "-"], expect=0).stdout
+    check(f"{want:.4f}" in md, f"numbers: Markdown lacks the headline top-1 {want:.4f}")
+    # top-2 of 3 experts, balanced: every expert is chosen by 2/3 of the tokens by construction
+    src = os.path.join(w, "bal3.jsonl")
+    with open(src, "w") as fh:
+        for step in range(12):
+            for t in range(30):
+                fh.write(json.dumps({"step": step, "token_idx": t, "layer": 0,
+                                     "experts": [[0, 1], [0, 2], [1, 2]][t % 3]}) + "\n")
+    out = os.path.join(w, "bal3.h5")
+    if import_ok(ctx, src, out, "--experts", "3").returncode == 0:
+        j = analyze(ctx, out)
+        e = j.get("analyses", {}).get("entropy", {})
+        check(e.get("collapse") == [] and e.get("always_on") == [],
+              f"numbers: balanced top-2 of 3 raises collapse {e.get('collapse')} / always-on {e.get('always_on')}")
+        cs = j.get("analyses", {}).get("hotspots", {}).get("coselect", [])
+        lifts = [p["lift"] for c in cs for p in c["pairs"]]
+        check(lifts and all(abs(x - 1) < 1e-9 for x in lifts), f"numbers: balanced lift is not 1: {lifts}")
+
+
+def case_deep_html(ctx):
+    """A 12-layer counts table whose worst layer is the last: the HTML load chart and the
+    heatmap show it (per layer, never experts summed over layers); axis ticks are round."""
+    w = ctx["work"]
+    src = os.path.join(w, "deep.csv")
+    E, L = 4, 12
+    table = {l: [25, 25, 25, 25] for l in range(L)}
+    table[11] = [91, 3, 3, 3]       # max/mean 3.64: the worst
+    table[10] = [40, 20, 20, 20]    # 1.6
+    with open(src, "w") as fh:
+        fh.write("step,layer,expert,count\n")
+        for s_ in (0, 1):
+            for l, v in table.items():
+                for e, c in enumerate(v):
+                    fh.write(f"{s_},{l},{e},{c}\n")
+    out = os.path.join(w, "deep.h5")
+    if import_ok(ctx, src, out, "--experts", str(E), "--top-k", "1").returncode != 0:
+        return
+    j = analyze(ctx, out)
+    hm = j.get("analyses", {}).get("utilisation", {}).get("heatmap", {})
+    lay = hm.get("layers", [])
+    check(lay and lay[0]["layer"] == 11 and lay[1]["layer"] == 10 and
+          [row[0] for row in lay[0]["values"]] == table[11] and hm.get("max") == 91,
+          f"deep: heatmap per layer, worst first: {[(x['layer'], x['values']) for x in lay][:2]}")
+    html = run([ctx["ana"], out, "--html", "-"], expect=0).stdout
+    m = re.search(r'<svg[^>]*id="load-hist[^"]*".*?</svg>', html, re.S)
+    check(m is not None and "layer 11:" in m.group(0) and "layer 10:" in m.group(0),
+          "deep: the load chart lacks the worst layers 11 and 10")
+    # layer 11's share axis: max share 0.91 -> round max 100% -> ticks 0, 25, 50, 75, 100 %
+    ticks = re.findall(r'text-anchor="end"[^>]*>(\d+\.\d)%<', m.group(0)) if m else []
+    check({"0.0", "25.0", "50.0", "75.0", "100.0"} <= set(ticks), f"deep: round ticks {sorted(set(ticks))}")
+    h = re.search(r'<svg[^>]*id="expert-step-heatmap[^"]*".*?</figure>', html, re.S)
+    check(h is not None and "layer 11" in h.group(0) and "one colour scale" in h.group(0),
+          "deep: heatmap panels per layer")
+
+
+CASES = {"sequences": case_sequences, "numbers": case_numbers, "deep_html": case_deep_html, "sparse_layers": case_sparse_layers,
+         "formats": case_formats, "softmax": case_softmax, "counts": case_counts,
          "bad_rows": case_bad_rows, "no_partial_output": case_no_partial_output,
          "usage": case_usage, "generated": case_generated}
 

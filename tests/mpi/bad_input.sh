@@ -16,15 +16,15 @@ printf '%s\n%s\n' "$good" '{"layer": 0, "experts": [1,' > "$work/bad-json.jsonl"
 # hostile output paths: a file a link points to, an existing telemetry file, a FIFO, a
 # valid INI file; each must be left exactly as it was (checked at the end)
 printf 'victim: must not change\n' > "$work/victim"
-ln -s victim "$work/link.h5"
-printf 'an earlier run\n' > "$work/exists.h5"
+ln -s victim "$work/link.out"
+printf 'an earlier run\n' > "$work/exists.tel"
 mkfifo "$work/fifo"
 printf '[moerun]\nexperts = 8\n' > "$work/ok.ini"
 # untrusted inputs: a 2 MB line, counts whose sum passes 2^62
 { head -c 2000000 /dev/zero | tr '\0' 'a'; echo; } > "$work/long.jsonl"
 { echo 'step,layer,expert,count'; for _ in $(seq 520); do echo '0,0,1,9007199254740991'; done; } \
     > "$work/sum.csv"
-before=$(cd "$work" && md5sum victim exists.h5 ok.ini bad-json.jsonl text.h5 long.jsonl sum.csv)
+before=$(cd "$work" && md5sum victim exists.tel ok.ini bad-json.jsonl text.h5 long.jsonl sum.csv)
 
 trim() { local s=$1; s=${s#"${s%%[![:space:]]*}"}; s=${s%"${s##*[![:space:]]}"}; s=${s#\`}; s=${s%\`}; printf '%s' "$s"; }
 
@@ -73,8 +73,8 @@ while IFS='|' read -r _ prog args code needle _; do
     run_case "$prog" "$code" "$needle" $args
 done < <(sed -n '/<!-- catalogue:begin -->/,/<!-- catalogue:end -->/p' "$CATALOGUE" | grep '^|')
 
-after=$(cd "$work" && md5sum victim exists.h5 ok.ini bad-json.jsonl text.h5 long.jsonl sum.csv)
-if [ "$before" != "$after" ] || [ ! -L "$work/link.h5" ] || [ ! -p "$work/fifo" ] \
+after=$(cd "$work" && md5sum victim exists.tel ok.ini bad-json.jsonl text.h5 long.jsonl sum.csv)
+if [ "$before" != "$after" ] || [ ! -L "$work/link.out" ] || [ ! -p "$work/fifo" ] \
    || [ ! -c /dev/null ] || ls "$work"/*.tmp.* >/dev/null 2>&1; then
     echo "FAIL: a file the catalogue attacks was changed or a temporary file was left:"
     diff <(echo "$before") <(echo "$after"); ls -la "$work"; fail=$((fail + 1))

@@ -355,7 +355,12 @@ def contents(c, f, dims, summary):
         sl = slice(r0, min(nr, r0 + 4096))
         if "routes/expert" in f:
             ex = f["routes/expert"][sl]
-            c.expect(((ex >= 0) & (ex < E)).all(), "routes/expert outside 0..experts-1")
+            # -1: no token in the slot (a replay's last step past the end of its log,
+            # docs/replay.md): a whole (token, layer) row of -1, weight 0, never kept
+            empty = (ex == -1).all(axis=2)
+            c.expect(((ex >= 0) & (ex < E) | empty[:, :, None]).all(), "routes/expert outside 0..experts-1")
+            if empty.any() and "routes/kept" in f:
+                c.expect((f["routes/kept"][sl][empty] == 0).all(), "routes/kept set for an empty slot")
             if dims["imported"]:
                 srt = np.sort(ex, axis=2)
                 c.expect(not (srt[:, :, 1:] == srt[:, :, :-1]).any(),

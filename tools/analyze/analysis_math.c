@@ -249,3 +249,16 @@ double am_bin_max(const double *w, size_t n, const int *owner, int bins)
     free(load);
     return mx;
 }
+
+double am_coselect_expected(double n_i, double n_j, double ntok, int64_t k)
+{
+    double qi, qj;
+
+    if (k < 2 || !(ntok > 0))
+        return NAN;
+    qi = n_i / ((double)k * ntok);
+    qj = n_j / ((double)k * ntok);
+    if (!(qi < 1) || !(qj < 1))
+        return NAN;
+    return 0.5 * (double)(k - 1) * (n_i * qj / (1 - qi) + n_j * qi / (1 - qj));
+}

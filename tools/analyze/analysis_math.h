@@ -69,6 +69,18 @@ double am_rebalance_lpt(const double *w, size_t n, int bins, int per_bin, int *o
 /* Largest bin weight of an existing assignment (owner[i] in [0, bins)). */
 double am_bin_max(const double *w, size_t n, const int *owner, int bins);
 
+/*
+ * Tokens expected to select both experts i and j by chance when each of `ntok` tokens picks
+ * k distinct experts, expert i being picked by n_i tokens and j by n_j (docs/analysis.md,
+ * "Co-selection"). The picks are made without replacement: given that a token picked i, its
+ * other k-1 picks fall on j with probability (k-1) q_j / (1 - q_i), q = n / (k ntok) being
+ * the share of pairs. Symmetrised over i and j:
+ *   expected = (k-1)/2 * (n_i q_j / (1 - q_i) + n_j q_i / (1 - q_j)).
+ * For uniform loads (n = k ntok / E) this is ntok k(k-1) / (E(E-1)), the exact chance count.
+ * NAN if k < 2 or ntok <= 0.
+ */
+double am_coselect_expected(double n_i, double n_j, double ntok, int64_t k);
+
 /* x * log2(x) for x >= 0 (0 at 0), with a table for small integers (thread-unsafe init). */
 double am_xlog2x(int64_t x);
 

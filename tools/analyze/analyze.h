@@ -24,6 +24,7 @@ typedef struct an_opts {
     int64_t dead_window;   /* steps of zero load that make an expert dead */
     char  **vocab;         /* token id -> text (NULL: no vocabulary) */
     int64_t nvocab;
+    int64_t ranks;         /* placement what-if without a placement: assumed ranks (<= 0: min(E, 8)) */
 } an_opts_t;
 
 /*

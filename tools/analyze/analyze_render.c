@@ -20,6 +20,7 @@
 #define AR_TERM_FINDINGS 8
 #define AR_MAX_PANELS    8    /* load histograms drawn per run (layers) */
 #define AR_MAX_RANKS     64   /* ranks drawn in the traffic heatmap and phase bars */
+#define AR_MAX_PHASES    32   /* phase columns drawn */
 
 static const cJSON *ar_get(const cJSON *o, const char *k)
 {
@@ -112,10 +113,19 @@ static void ar_terminal(const cJSON *root, FILE *out)
         fprintf(out, "router            load entropy (norm.) %s, top-1 prob %s, aux loss %s\n",
                 ar_f(run, "load_entropy_norm_mean", "%.4f"), ar_f(run, "top1_prob_mean", "%.4f"),
                 ar_f(run, "aux_loss_mean", "%.4f"));
-        fprintf(out, "# phase      seconds (mean over ranks)  share of total\n");
-        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
-            fprintf(out, "  %-10s %12.6f  %12.3f\n", x->string, an_num(x, "mean_over_ranks_s"),
-                    an_num(x, "share_of_total"));
+        fprintf(out, "# phase      seconds (mean over ranks)  share of total (sub-phases: of their phase)\n");
+        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds")) {
+            if (ar_get(x, "parent") != NULL)
+                continue;
+            fprintf(out, "  %-10s %12.6f  %12s\n", x->string, an_num(x, "mean_over_ranks_s"),
+                    ar_f(x, "share_of_total", "%.3f"));
+            cJSON_ArrayForEach(y, ar_get(run, "phase_seconds"))
+                if (strcmp(an_str(y, "parent"), x->string) == 0)
+                    fprintf(out, "    %-14s %10.6f  %9s of %s\n", y->string,
+                            an_num(y, "mean_over_ranks_s"), ar_f(y, "share_of_parent", "%.3f"),
+                            x->string);
+        }
+        y = NULL;
         fprintf(out, "bytes sent        %s (all ranks, self excluded)\n", ar_f(run, "bytes_sent", "%.0f"));
         y = ar_get(run, "traffic_matrix_bytes");
         if (y && cJSON_GetArraySize(y) <= 16) {
@@ -359,12 +369,22 @@ static void ar_md_run(FILE *o, const cJSON *run)
     s = ar_sec(run, "capacity");
     if (!ar_md_missing(o, s)) {
         const cJSON *rp = ar_get(s, "replay_check");
-        fprintf(o, "Drop rate %.4f%%; capacity fill ", 100 * an_num(s, "drop_rate"));
-        ar_md_num(o, an_num(s, "capacity_fill"));
-        fprintf(o, "; %d expert(s) reached capacity at least once. Replay at the recorded capacity "
-                   "gives %.0f drops, recorded %.0f (%s).\n\n",
-                cJSON_GetArraySize(ar_get(s, "experts_at_capacity")), an_num(rp, "replayed_dropped"),
-                an_num(rp, "recorded_dropped"), cJSON_IsTrue(ar_get(rp, "match")) ? "match" : "differ");
+        fprintf(o, "Capacity factor of the file: %s. ", an_str(s, "capacity_factor_text"));
+        if (ar_get(s, "recorded_missing")) {
+            fprintf(o, "Recorded drops: missing (");
+            ar_md(o, an_str(s, "recorded_missing"));
+            fprintf(o, ").\n\n");
+        } else {
+            fprintf(o, "Drop rate %.4f%%; capacity fill ", 100 * an_num(s, "drop_rate"));
+            ar_md_num(o, an_num(s, "capacity_fill"));
+            fprintf(o, "; %d expert(s) reached capacity at least once. Replay at the recorded "
+                       "capacity gives %.0f drops, recorded %.0f (%s).\n\n",
+                    cJSON_GetArraySize(ar_get(s, "experts_at_capacity")),
+                    an_num(rp, "replayed_dropped"), an_num(rp, "recorded_dropped"),
+                    cJSON_IsTrue(ar_get(rp, "match")) ? "match" : "differ");
+        }
+        fprintf(o, "Smallest capacity factor with drops <= %g%% (replayed loads): %s.\n\n",
+                100 * an_num(s, "target_drop_rate"), ar_f(s, "capacity_factor_for_target", "%.2f"));
         fprintf(o, "| capacity factor (what-if) | dropped pairs | drop rate | slots per step x layer |\n|---|---|---|---|\n");
         cJSON_ArrayForEach(x, ar_get(s, "what_if"))
             fprintf(o, "| %.2f | %.0f | %.4f%% | %.1f |\n", an_num(x, "capacity_factor"),
@@ -385,10 +405,24 @@ static void ar_md_run(FILE *o, const cJSON *run)
         else
             fprintf(o, "Exchange (counts + dispatch + combine) %.1f%% of step time, expert compute %.1f%%.\n\n",
                     100 * an_num(s, "exchange_share"), 100 * an_num(s, "expert_share"));
-        fprintf(o, "| phase | seconds (mean over ranks) | share |\n|---|---|---|\n");
+        fprintf(o, "| phase | seconds (mean over ranks) | share of total |\n|---|---|---|\n");
+        cJSON_ArrayForEach(x, ar_get(run, "phase_seconds")) {
+            const cJSON *sub;
+            if (ar_get(x, "parent") != NULL || strcmp(x->string, "total") == 0)
+                continue;
+            fprintf(o, "| %s | %.6f | %s |\n", ar_mds(x->string), an_num(x, "mean_over_ranks_s"),
+                    ar_f(x, "share_of_total", "%.3f"));
+            /* sub-phases inside their phase: their share is of the phase, not of the total */
+            cJSON_ArrayForEach(sub, ar_get(run, "phase_seconds"))
+                if (strcmp(an_str(sub, "parent"), x->string) == 0)
+                    fprintf(o, "| &nbsp;&nbsp;of which %s | %.6f | %s of %s |\n", ar_mds(sub->string),
+                            an_num(sub, "mean_over_ranks_s"), ar_f(sub, "share_of_parent", "%.3f"),
+                            ar_mds(x->string));
+        }
         cJSON_ArrayForEach(x, ar_get(run, "phase_seconds"))
-            fprintf(o, "| %s | %.6f | %.3f |\n", ar_mds(x->string), an_num(x, "mean_over_ranks_s"),
-                    an_num(x, "share_of_total"));
+            if (strcmp(x->string, "total") == 0)
+                fprintf(o, "| total (phases + time outside them) | %.6f | 1 |\n",
+                        an_num(x, "mean_over_ranks_s"));
         fprintf(o, "\nBytes (steps/traffic): ");
         cJSON_ArrayForEach(v, by)
             if (cJSON_IsNumber(v))
@@ -635,6 +669,26 @@ static void ar_text(FILE *o, double x, double y, const char *anchor, const char 
 }
 
 /* Axes of a panel at (x, y, w, h): y ticks 0..ymax (5), labels. */
+/*
+ * A round axis maximum >= v with 4 equal round ticks: 4 x step, step one of 1, 2, 2.5, 5
+ * times a power of ten (0.4 -> 0.4, 0.37 -> 0.4, 5.2 -> 6, 113 -> 200). 1 for v <= 0.
+ */
+static double ar_nice_max(double v)
+{
+    static const double m[4] = {1, 2, 2.5, 5};
+    double              raw, p;
+    int                 i;
+
+    if (!(v > 0) || !isfinite(v))
+        return 1;
+    raw = v / 4;
+    p = pow(10, floor(log10(raw)));
+    for (i = 0; i < 4; i++)
+        if (m[i] * p >= raw * (1 - 1e-12))
+            return 4 * m[i] * p;
+    return 40 * p;
+}
+
 static void ar_axes(FILE *o, double x, double y, double w, double h, double ymax,
                     const char *yfmt, const char *ylabel, const char *xlabel)
 {
@@ -687,25 +741,45 @@ static void ar_xticks(FILE *o, double x, double y, double w, int n, double base,
 static void ar_chart_load(FILE *o, const cJSON *run, int ri)
 {
     const cJSON *s = ar_sec(run, "utilisation"), *ly;
-    int          nl, i = 0, E, W = 600, PH = 170;
+    int          nl, nall, i = 0, E, W = 600, PH = 170, q, pick[AR_MAX_PANELS];
     double       fair;
+    char         cap[200];
 
     if (!ar_ok(s)) {
         ar_svg_missing(o, "load-hist", ri, "expert load per layer", an_str(s, "missing"));
         return;
     }
-    nl = cJSON_GetArraySize(ar_get(s, "layers"));
-    if (nl > AR_MAX_PANELS)
-        nl = AR_MAX_PANELS;
+    nall = cJSON_GetArraySize(ar_get(s, "layers"));
+    nl = nall > AR_MAX_PANELS ? AR_MAX_PANELS : nall;
+    /* deep models: the AR_MAX_PANELS layers with the highest max/mean, in layer order */
+    for (q = 0; q < nl; q++)
+        pick[q] = -1;
+    for (q = 0; q < nl; q++) {
+        int j, best = -1;
+        for (j = 0; j < nall; j++) {
+            int z, taken = 0;
+            for (z = 0; z < q; z++)
+                taken |= pick[z] == j;
+            if (!taken && (best < 0 || an_num(cJSON_GetArrayItem(ar_get(s, "layers"), j), "max_mean") >
+                                           an_num(cJSON_GetArrayItem(ar_get(s, "layers"), best), "max_mean")))
+                best = j;
+        }
+        pick[q] = best;
+    }
     fair = an_num(s, "fair_share");
     ar_svg_open(o, "load-hist", ri, W, 30 + nl * (PH + 50), "expert load per layer");
+    q = -1;
     cJSON_ArrayForEach(ly, ar_get(s, "layers")) {
         const cJSON *sh = ar_get(ly, "share"), *v;
-        double       ymax = fmax(ar_arr_max(sh), fair) * 1.1, x0 = 70, y0 = 30 + i * (PH + 50), w = W - 100;
-        int          e = 0;
+        double       ymax = ar_nice_max(fmax(ar_arr_max(sh), fair) * 1.05), x0 = 70,
+                     y0 = 30 + i * (PH + 50), w = W - 100;
+        int          e = 0, z, shown = 0;
         char         t[96];
-        if (i >= nl)
-            break;
+        q++;
+        for (z = 0; z < nl; z++)
+            shown |= pick[z] == q;
+        if (!shown)
+            continue;
         E = cJSON_GetArraySize(sh);
         snprintf(t, sizeof(t), "layer %g: share of pairs per expert (max/mean %.2f)", an_num(ly, "layer"),
                  an_num(ly, "max_mean"));
@@ -723,7 +797,13 @@ static void ar_chart_load(FILE *o, const cJSON *run, int ri)
         ar_text(o, x0 + w, y0 + PH - PH * fair / ymax - 4, "end", " fill=\"#d62728\"", "fair share");
         i++;
     }
-    ar_svg_close(o, "Share of (token, expert) pairs per expert, all steps; dashed line: fair share 1/E.");
+    if (nall > nl)
+        snprintf(cap, sizeof(cap), "Share of (token, expert) pairs per expert, all steps; dashed line: "
+                 "fair share 1/E. The %d of %d layers with the highest max/mean.", nl, nall);
+    else
+        snprintf(cap, sizeof(cap), "Share of (token, expert) pairs per expert, all steps; dashed line: "
+                 "fair share 1/E.");
+    ar_svg_close(o, cap);
 }
 
 static void ar_legend_seq(FILE *o, double x, double y, const char *lo, const char *hi)
@@ -742,52 +822,61 @@ static void ar_legend_seq(FILE *o, double x, double y, const char *lo, const cha
 
 static void ar_chart_heatmap(FILE *o, const cJSON *run, int ri)
 {
-    const cJSON *s = ar_sec(run, "utilisation"), *hm, *rows, *row, *v, *bs;
-    int          E, nb, e = 0, b, W = 760, H = 360;
-    double       mx = 0, x0 = 70, y0 = 20, w = W - 100, h = H - 90;
-    char         c[8], lo[32], hi[48];
+    const cJSON *s = ar_sec(run, "utilisation"), *hm, *rows, *row, *v, *bs, *ly;
+    int          E, nb, e, b, W = 760, PH = 200, np, i = 0, H;
+    double       mx, x0 = 70, w = W - 100;
+    char         c[8], lo[32], hi[64], t[96];
 
     if (!ar_ok(s)) {
         ar_svg_missing(o, "expert-step-heatmap", ri, "expert x step heatmap", an_str(s, "missing"));
         return;
     }
     hm = ar_get(s, "heatmap");
-    rows = ar_get(hm, "values");
     bs = ar_get(hm, "bin_start_step");
-    E = cJSON_GetArraySize(rows);
     nb = cJSON_GetArraySize(bs);
-    cJSON_ArrayForEach(row, rows) {
-        double m = ar_arr_max(row);
-        if (m > mx)
-            mx = m;
+    np = cJSON_GetArraySize(ar_get(hm, "layers"));
+    mx = an_num(hm, "max");
+    if (np == 0 || nb == 0) {
+        ar_svg_missing(o, "expert-step-heatmap", ri, "expert x step heatmap", "no layer with pairs");
+        return;
     }
+    H = 30 + np * (PH + 50) + 30;
     ar_svg_open(o, "expert-step-heatmap", ri, W, H, "expert x step heatmap");
-    cJSON_ArrayForEach(row, rows) {
-        b = 0;
-        cJSON_ArrayForEach(v, row) {
-            ar_seq(mx > 0 && cJSON_IsNumber(v) ? v->valuedouble / mx : 0, c);
-            fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>",
-                    x0 + w * b / nb, y0 + h * e / E, w / nb + 0.3, h / E + 0.3, c);
-            b++;
+    cJSON_ArrayForEach(ly, ar_get(hm, "layers")) {
+        double y0 = 30 + i * (PH + 50), h = PH;
+        rows = ar_get(ly, "values");
+        E = cJSON_GetArraySize(rows);
+        snprintf(t, sizeof(t), "layer %g", an_num(ly, "layer"));
+        ar_text(o, x0, y0 - 8, "start", " class=\"ttl\"", t);
+        e = 0;
+        cJSON_ArrayForEach(row, rows) {
+            b = 0;
+            cJSON_ArrayForEach(v, row) {
+                ar_seq(mx > 0 && cJSON_IsNumber(v) ? v->valuedouble / mx : 0, c);
+                fprintf(o, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"/>",
+                        x0 + w * b / nb, y0 + h * e / E, w / nb + 0.3, h / E + 0.3, c);
+                b++;
+            }
+            e++;
         }
-        e++;
+        fprintf(o, "<g class=\"ax\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\"/></g>", x0, y0, w, h);
+        for (e = 0; e < E; e += (E > 8 ? (E + 7) / 8 : 1)) {
+            snprintf(lo, sizeof(lo), "%d", e);
+            ar_text(o, x0 - 5, y0 + h * (e + 0.5) / E + 4, "end", NULL, lo);
+        }
+        for (b = 0; b < nb; b += (nb > 8 ? (nb + 7) / 8 : 1))
+            if (cJSON_IsNumber(cJSON_GetArrayItem(bs, b))) {
+                snprintf(lo, sizeof(lo), "%.0f", cJSON_GetArrayItem(bs, b)->valuedouble);
+                ar_text(o, x0 + w * b / nb, y0 + h + 14, "middle", NULL, lo);
+            }
+        fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">expert</text>", x0 - 40, y0 + h / 2);
+        i++;
     }
-    fprintf(o, "<g class=\"ax\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\"/></g>", x0, y0, w, h);
-    for (e = 0; e < E; e += (E > 16 ? (E + 15) / 16 : 1)) {
-        snprintf(lo, sizeof(lo), "%d", e);
-        ar_text(o, x0 - 5, y0 + h * (e + 0.5) / E + 4, "end", NULL, lo);
-    }
-    for (b = 0; b < nb; b += (nb > 8 ? (nb + 7) / 8 : 1)) {
-        snprintf(lo, sizeof(lo), "%.0f", an_num(cJSON_GetArrayItem(bs, b), NULL) );
-        if (cJSON_IsNumber(cJSON_GetArrayItem(bs, b)))
-            snprintf(lo, sizeof(lo), "%.0f", cJSON_GetArrayItem(bs, b)->valuedouble);
-        ar_text(o, x0 + w * b / nb, y0 + h + 14, "middle", NULL, lo);
-    }
-    fprintf(o, "<text transform=\"translate(%.1f,%.1f) rotate(-90)\" text-anchor=\"middle\">expert</text>", x0 - 40, y0 + h / 2);
-    ar_text(o, x0 + w / 2, y0 + h + 32, "middle", NULL, "step (start of bin)");
+    ar_text(o, x0 + w / 2, H - 40, "middle", NULL, "step (start of bin)");
     snprintf(hi, sizeof(hi), "%.4g pairs per step", mx);
     ar_legend_seq(o, x0 + 20, H - 22, "0", hi);
-    ar_svg_close(o, "Mean pairs per step routed to each expert (rows) in each step bin (columns), summed over layers.");
+    ar_svg_close(o, "Mean pairs per step routed to each expert (rows) in each step bin (columns), one "
+                    "panel per layer (the layers with the highest max/mean), one colour scale for all panels.");
 }
 
 static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
@@ -819,7 +908,8 @@ static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
         t++;
     }
     for (l = 0; l < L; l++) {
-        snprintf(buf, sizeof(buf), "%d", l);
+        const cJSON *id = cJSON_GetArrayItem(ar_get(s, "layer_ids"), l);
+        snprintf(buf, sizeof(buf), "%.0f", cJSON_IsNumber(id) ? id->valuedouble : (double)l);
         ar_text(o, x0 - 5, y0 + 18.0 * l + 13, "end", NULL, buf);
     }
     ar_xticks(o, x0, y0 + h, w, n, 0, 1);
@@ -833,7 +923,8 @@ static void ar_chart_routing_map(FILE *o, const cJSON *run, int ri)
     ar_text(o, x0 + 15, y0 + h + 57, "end", NULL, "expert 0");
     snprintf(buf, sizeof(buf), "expert %d", (E < 64 ? E : 64) - 1);
     ar_text(o, x0 + 425, y0 + h + 57, "start", NULL, buf);
-    ar_svg_close(o, "Top-1 expert (colour) of each sampled token (columns) in each layer (rows).");
+    ar_svg_close(o, "Top-1 expert (colour) of each sampled token (columns) in each layer (rows, by "
+                    "layer id); one colour per expert id, the same in every layer.");
 }
 
 static void ar_chart_traffic(FILE *o, const cJSON *run, int ri)
@@ -886,7 +977,7 @@ static void ar_chart_traffic(FILE *o, const cJSON *run, int ri)
 static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
 {
     const cJSON *s = ar_sec(run, "communication"), *pr, *cn, *row, *v;
-    int          P, nc, p = 0, c, tot_col = -1, W = 760, H = 330;
+    int          P, nc, p = 0, c, tot_col = -1, W = 760, H = 330, parent[AR_MAX_PHASES];
     double       mx = 0, x0 = 80, y0 = 20, w = 560, h = 230;
     char         col[40];
 
@@ -903,32 +994,61 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
     for (c = 0; c < nc; c++)
         if (strcmp(cJSON_GetArrayItem(cn, c)->valuestring, "total") == 0)
             tot_col = c;
+    /* sub-phases ("<phase>_<part>": dispatch_inter inside dispatch) are drawn inside their
+     * phase's segment, never stacked on top of it */
+    for (c = 0; c < nc && c < AR_MAX_PHASES; c++) {
+        const char *nm = cJSON_GetArrayItem(cn, c)->valuestring;
+        int         q;
+        parent[c] = -1;
+        for (q = 0; q < nc; q++) {
+            const char *pn = cJSON_GetArrayItem(cn, q)->valuestring;
+            size_t      n = strlen(pn);
+            if (q != c && strncmp(nm, pn, n) == 0 && nm[n] == '_')
+                parent[c] = q;
+        }
+    }
     cJSON_ArrayForEach(row, pr) {
         double sum = 0;
         c = 0;
         cJSON_ArrayForEach(v, row) {
-            if (c++ != tot_col && cJSON_IsNumber(v))
+            if (c != tot_col && c < AR_MAX_PHASES && parent[c] < 0 && cJSON_IsNumber(v))
                 sum += v->valuedouble;
+            c++;
         }
         mx = fmax(mx, sum);
     }
-    mx = mx > 0 ? mx * 1.05 : 1;
+    mx = ar_nice_max(mx * 1.02);
     ar_svg_open(o, "phase-breakdown", ri, W, H, "phase time per rank");
     ar_axes(o, x0, y0, w, h, mx, "%.3g", "seconds (sum over steps, layers)", "rank");
     cJSON_ArrayForEach(row, pr) {
-        double acc = 0;
+        double acc = 0, base[AR_MAX_PHASES];
         if (p >= P)
             break;
         c = 0;
         cJSON_ArrayForEach(v, row) {
-            if (c != tot_col && cJSON_IsNumber(v)) {
+            if (c < AR_MAX_PHASES && c != tot_col && parent[c] < 0 && cJSON_IsNumber(v)) {
                 double bh = h * v->valuedouble / mx;
                 ar_cat(c, nc, col, sizeof(col));
                 fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"><title>rank %d ",
                         x0 + w * p / P + 1, y0 + h - acc - bh, fmax(w / P - 2, 0.5), bh, col, p);
                 an_html_esc(o, cJSON_GetArrayItem(cn, c)->valuestring);
                 fprintf(o, " %.4g s</title></rect>", v->valuedouble);
+                base[c] = acc;
                 acc += bh;
+            }
+            c++;
+        }
+        /* sub-phases: a narrower bar at the bottom of their phase's segment */
+        c = 0;
+        cJSON_ArrayForEach(v, row) {
+            if (c < AR_MAX_PHASES && parent[c] >= 0 && parent[c] != tot_col && cJSON_IsNumber(v)) {
+                double bh = h * v->valuedouble / mx;
+                ar_cat(c, nc, col, sizeof(col));
+                fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\" stroke=\"#000\" stroke-width=\"0.5\"><title>rank %d %s %.4g s (part of %s)</title></rect>",
+                        x0 + w * p / P + 1 + fmax(w / P - 2, 0.5) / 4, y0 + h - base[parent[c]] - bh,
+                        fmax(w / P - 2, 0.5) / 2, bh, col, p,
+                        cJSON_GetArrayItem(cn, c)->valuestring, v->valuedouble,
+                        cJSON_GetArrayItem(cn, parent[c])->valuestring);
             }
             c++;
         }
@@ -942,7 +1062,8 @@ static void ar_chart_phases(FILE *o, const cJSON *run, int ri)
         fprintf(o, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>", x0 + w + 20, y0 + 20.0 * c, col);
         ar_text(o, x0 + w + 37, y0 + 20.0 * c + 10, "start", NULL, cJSON_GetArrayItem(cn, c)->valuestring);
     }
-    ar_svg_close(o, "Wall time per phase on each rank, stacked (the total column is their sum plus overhead).");
+    ar_svg_close(o, "Wall time per phase on each rank, stacked (the total column is their sum plus "
+                    "overhead); a sub-phase (e.g. dispatch_inter) is the narrow bar inside its phase.");
 }
 
 /* A line of series values over [0, n) into a panel with y range [0, ymax]. */
@@ -981,7 +1102,7 @@ static void ar_chart_drop_entropy(FILE *o, const cJSON *run, int ri)
     ds = ar_get(cap, "series_drop_rate");
     if (ar_ok(cap) && ds) {
         mx = ar_arr_max(ds) * 100;
-        mx = mx > 0 ? mx * 1.1 : 1;
+        mx = ar_nice_max(mx * 1.02);
         ar_text(o, x0, 22, "start", " class=\"ttl\"", "drop rate (% of pairs)");
         ar_axes(o, x0, 30, w, h, mx, "%.2g%%", "drop rate", NULL);
         ar_line(o, ds, x0, 30, w, h, mx, 100, "#d62728");
@@ -1011,7 +1132,7 @@ static void ar_hist(FILE *o, const cJSON *counts, double x0, double y0, double w
     double       mx = ar_arr_max(counts);
     char         buf[16];
 
-    mx = mx > 0 ? mx * 1.1 : 1;
+    mx = ar_nice_max(mx * 1.02);
     ar_text(o, x0, y0 - 8, "start", " class=\"ttl\"", title);
     ar_axes(o, x0, y0, w, h, mx, "%.0f", "step x layer samples", NULL);
     cJSON_ArrayForEach(v, counts) {

@@ -34,9 +34,15 @@
 #define AN_MATRIX_MAX_RANKS 64        /* traffic matrix copied into the report up to this */
 #define AN_COLLAPSE_SHARE  0.8        /* top-2 experts' share of a layer's pairs = collapse */
 #define AN_COLLAPSE_TOKENS 0.5        /* ... or one expert selected by this share of tokens */
-#define AN_COLLAPSE_FAIR   4.0        /* ... and by this many times its fair token share */
+/* Both shares scale with the balanced value b (2/E for the top two's pair share, k/E for one
+ * expert's token share): threshold = s + (1 - s) b, as the monitor's (runtime/monitor.c) */
+#define AN_ALWAYS_ON_REST  0.9        /* collapse vs always-on: the other experts' normalised
+                                       * entropy at or above this = one always-on expert */
 #define AN_COLLAPSE_STEPS  10         /* ... for this many consecutive steps */
 #define AN_NCF             10
+#define AN_ASSUMED_RANKS   8          /* placement what-if of a file without placement */
+#define AN_HEAT_CELLS      (1 << 22)  /* heatmap counts kept: bins x layers x experts */
+#define AN_HEAT_LAYERS     4          /* layers in the report's heatmap (highest max/mean) */
 static const double an_cfs[AN_NCF] = {0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0};
 
 /* Severity thresholds (docs/analysis.md, "Severities"). */
@@ -65,19 +71,27 @@ typedef struct an_st {
     int64_t *routed_le, *dropped_le, *processed_le, *atcap_le, *zrun_le, *zstart_le, *dead_le;
     /* per layer */
     int64_t *crun_l, *cstart_l, *cbegan_l;
-    double  *cshare_l, *ctok_l;
+    double  *cshare_l, *ctok_l, *crest_l; /* at the step the collapse window completed */
+    int64_t *ctop_l;
     /* per bin */
     double  *b_routed, *b_dropped, *b_ent, *b_imb, *b_n, *b_rc, *b_rcn;
-    int64_t *heat;
+    int64_t *heat;          /* [hb][L][E] pairs per heatmap bin, layer, expert */
+    int64_t  hb;            /* heatmap bins: <= nb, hb * L * E <= AN_HEAT_CELLS */
     /* what-if and replay */
     int64_t  wi_drops[AN_NCF], replay_drops, cap_rows;
+    double   max_slots;     /* sum over step x layer of E x the largest expert load */
     double   wi_cap[AN_NCF];
     double   fill_proc, fill_cap;
     am_corr_t corr_aux, corr_z;
     int64_t  hist_top1[AN_HIST_BINS], hist_margin[AN_HIST_BINS], hist_n;
     double   dec_first[RC_COUNT], dec_last[RC_COUNT], n_first, n_last;
     double   rc_sum[RC_COUNT], rc_n;
-    double   rc_cnt[RC_COUNT]; /* finite values per column (imports hold NaN where unknown) */
+    double   rc_cnt[RC_COUNT]; /* pairs behind the finite values per column (imports hold NaN
+                                 * where unknown): rc_sum / rc_cnt is the token-weighted mean */
+    double   dec_first_n[RC_COUNT], dec_last_n[RC_COUNT]; /* the same weights per window */
+    double   cthr_pairs, cthr_tokens; /* collapse thresholds (AN_COLLAPSE_*, scaled by 2/E, k/E) */
+    int64_t *lid;           /* [L] layer id of each file layer (import/layer_id, else 0..L-1) */
+    int64_t  empty_layers;  /* layers that routed no pair in the whole file */
     /* phases and traffic per rank */
     double  *phase_rank;
     int      nph;
@@ -226,6 +240,8 @@ static void an_st_free(an_st_t *a)
     free(a->cbegan_l);
     free(a->cshare_l);
     free(a->ctok_l);
+    free(a->crest_l);
+    free(a->ctop_l);
     free(a->b_routed);
     free(a->b_dropped);
     free(a->b_ent);
@@ -237,6 +253,7 @@ static void an_st_free(an_st_t *a)
     free(a->phase_rank);
     free(a->traffic_rank);
     free(a->imb_sl_layer);
+    free(a->lid);
 }
 
 static int an_st_alloc(an_st_t *a)
@@ -256,6 +273,8 @@ static int an_st_alloc(an_st_t *a)
     a->cbegan_l = malloc(L * 8);
     a->cshare_l = calloc(L, 8);
     a->ctok_l = calloc(L, 8);
+    a->crest_l = calloc(L, 8);
+    a->ctop_l = calloc(L, 8);
     a->b_routed = calloc(nb + 1, 8);
     a->b_dropped = calloc(nb + 1, 8);
     a->b_ent = calloc(nb + 1, 8);
@@ -263,11 +282,16 @@ static int an_st_alloc(an_st_t *a)
     a->b_n = calloc(nb + 1, 8);
     a->b_rc = calloc((nb + 1) * RC_COUNT, 8);
     a->b_rcn = calloc((nb + 1) * RC_COUNT, 8);
-    a->heat = calloc((nb + 1) * (size_t)a->E, 8);
+    a->hb = (int64_t)nb;
+    if (a->hb * a->L * a->E > AN_HEAT_CELLS)
+        a->hb = AN_HEAT_CELLS / (a->L * a->E > 0 ? a->L * a->E : 1);
+    if (a->hb < 1)
+        a->hb = 1;
+    a->heat = calloc((size_t)(a->hb + 1) * LE, 8);
     a->imb_sl_layer = calloc(L, 8);
     if (!a->routed_le || !a->dropped_le || !a->processed_le || !a->atcap_le || !a->zrun_le ||
         !a->zstart_le || !a->dead_le || !a->crun_l || !a->cstart_l || !a->cbegan_l ||
-        !a->cshare_l || !a->ctok_l || !a->b_routed || !a->b_dropped || !a->b_ent || !a->b_imb || !a->b_n ||
+        !a->cshare_l || !a->ctok_l || !a->crest_l || !a->ctop_l || !a->b_routed || !a->b_dropped || !a->b_ent || !a->b_imb || !a->b_n ||
         !a->b_rc || !a->b_rcn || !a->heat || !a->imb_sl_layer)
         return -1;
     for (i = 0; i < LE; i++)
@@ -279,6 +303,25 @@ static int an_st_alloc(an_st_t *a)
 
 /* ---------------------------------------------------------------- streaming ----------- */
 
+/* Normalised entropy of the loads x[0..E) without expert `skip` (NAN with fewer than 2 left). */
+static double an_rest_entropy(const int64_t *x, int64_t E, int64_t skip)
+{
+    double  tot = 0, h = 0;
+    int64_t e;
+
+    if (E < 3)
+        return NAN;
+    for (e = 0; e < E; e++)
+        if (e != skip)
+            tot += (double)x[e];
+    if (!(tot > 0))
+        return NAN;
+    for (e = 0; e < E; e++)
+        if (e != skip && x[e] > 0)
+            h -= ((double)x[e] / tot) * log2((double)x[e] / tot);
+    return h / log2((double)(E - 1));
+}
+
 /* Accumulates one step s of one layer l. x: routed[E], d: dropped[E] or NULL, cap: -2 absent. */
 static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, const int64_t *d,
                           int64_t cap, const double *rcv)
@@ -288,7 +331,7 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
     int64_t      *rl = a->routed_le + l * E, *zr = a->zrun_le + l * E, *zs = a->zstart_le + l * E;
     int64_t      *dl = a->dropped_le + l * E, *pl = a->processed_le + l * E;
     int64_t      *ac = a->atcap_le + l * E, *dead = a->dead_le + l * E;
-    int64_t      *heat = a->heat + b * E, rep = 0;
+    int64_t      *heat = a->heat + ((s * a->hb / a->S) * a->L + l) * E, rep = 0, e1 = 0;
     double        slog = 0, ent, imb = NAN;
     const double *xl = am_xlog2x_table(&xl_n);
     int           c;
@@ -303,10 +346,18 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         if (v > m1) {
             m2 = m1;
             m1 = v;
+            e1 = e;
         } else if (v > m2) {
             m2 = v;
         }
         slog += v < xl_n ? xl[v] : am_xlog2x(v);
+    }
+    /* a layer that routed nothing in this step (a sparse imported log) has no data for it:
+     * its experts' zero-load runs neither grow nor end */
+    for (e = 0; e < E; e++) {
+        int64_t v = x[e];
+        if (tot == 0)
+            break;
         if (v == 0) {
             if (zr[e] == 0)
                 zs[e] = s;
@@ -336,20 +387,22 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         imb = (double)m1 * (double)E / (double)tot;
         a->b_ent[b] += ent;
         a->b_imb[b] += imb;
+        a->max_slots += (double)m1 * (double)E;
         a->b_n[b] += 1;
         a->imb_sl_layer[l] += imb;
         /* collapse: the top two experts take AN_COLLAPSE_SHARE of the layer's pairs, or one
          * expert is selected by AN_COLLAPSE_TOKENS of the tokens (token share k*m1/tot) and
          * by AN_COLLAPSE_FAIR times its fair token share k/E */
-        if (E >= 4 && ((double)(m1 + m2) >= AN_COLLAPSE_SHARE * (double)tot ||
-                       (double)(a->K * m1) >= (double)tot * fmax(AN_COLLAPSE_TOKENS,
-                                                                 AN_COLLAPSE_FAIR * (double)a->K / (double)E))) {
+        if ((E > 2 && (double)(m1 + m2) >= a->cthr_pairs * (double)tot) ||
+            (a->K > 0 && (double)(a->K * m1) >= a->cthr_tokens * (double)tot)) {
             if (a->crun_l[l] == 0)
                 a->cstart_l[l] = s;
             if (++a->crun_l[l] == a->CW && a->cbegan_l[l] < 0) {
                 a->cbegan_l[l] = a->cstart_l[l];
                 a->cshare_l[l] = (double)(m1 + m2) / (double)tot;
                 a->ctok_l[l] = (double)(a->K * m1) / (double)tot;
+                a->ctop_l[l] = e1;
+                a->crest_l[l] = an_rest_entropy(x, E, e1);
             }
         } else {
             a->crun_l[l] = 0;
@@ -394,18 +447,25 @@ static void an_step_layer(an_st_t *a, int64_t s, int64_t l, const int64_t *x, co
         }
     }
     if (rcv != NULL) {
+        /* router statistics are means over the step's tokens: weighting each step x layer
+         * value by its pairs (= tokens x k) gives token-weighted (pooled) means */
+        const double wt = (double)tot;
         for (c = 0; c < RC_COUNT; c++) {
             double v = rcv[c];
-            if (!isfinite(v))
+            if (!isfinite(v) || tot == 0)
                 continue;
-            a->b_rc[b * RC_COUNT + c] += v;
-            a->b_rcn[b * RC_COUNT + c] += 1;
-            a->rc_sum[c] += v;
-            a->rc_cnt[c] += 1;
-            if (s < (a->S + 9) / 10)
-                a->dec_first[c] += v;
-            if (s >= a->S - (a->S + 9) / 10)
-                a->dec_last[c] += v;
+            a->b_rc[b * RC_COUNT + c] += v * wt;
+            a->b_rcn[b * RC_COUNT + c] += wt;
+            a->rc_sum[c] += v * wt;
+            a->rc_cnt[c] += wt;
+            if (s < (a->S + 9) / 10) {
+                a->dec_first[c] += v * wt;
+                a->dec_first_n[c] += wt;
+            }
+            if (s >= a->S - (a->S + 9) / 10) {
+                a->dec_last[c] += v * wt;
+                a->dec_last_n[c] += wt;
+            }
         }
         if (s < (a->S + 9) / 10)
             a->n_first += 1;
@@ -548,6 +608,42 @@ out:
     return st;
 }
 
+/* a->lid: the layer id of each file layer (an imported log keeps its own ids, e.g. 0, 9, 20). */
+static int an_layer_ids(moe_tel_reader_t *r, an_st_t *a)
+{
+    int64_t l;
+
+    if ((a->lid = malloc((size_t)(a->L > 0 ? a->L : 1) * 8)) == NULL)
+        return -1;
+    if (moe_tel_reader_layer_ids(r, a->lid) == MOE_OK)
+        return 0;
+    for (l = 0; l < a->L; l++)
+        a->lid[l] = l;
+    return 0;
+}
+
+/* Pair-weighted mean over the layers of each layer's pooled normalised load entropy. */
+static double an_pooled_entropy(an_st_t *a)
+{
+    double  num = 0, den = 0;
+    int64_t l;
+
+    a->empty_layers = 0;
+    for (l = 0; l < a->L; l++) {
+        am_balance_t bb;
+        am_balance(a->routed_le + l * a->E, (size_t)a->E, &bb);
+        if (!(bb.total > 0)) {
+            a->empty_layers++;
+            continue;
+        }
+        if (!isfinite(bb.entropy_norm))
+            continue;
+        num += bb.total * bb.entropy_norm;
+        den += bb.total;
+    }
+    return den > 0 ? num / den : NAN;
+}
+
 /* ---------------------------------------------------------------- legacy summary ------ */
 
 /*
@@ -682,7 +778,8 @@ static int an_cmp_desc_share(const void *x, const void *y)
 
 static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
 {
-    cJSON  *sec, *layers, *legacy, *bal;
+    cJSON  *sec, *layers, *legacy, *bal, *empty;
+    int64_t nl = 0;
     double *mm, *cvv, *gv, worst = 0;
     int64_t l, e, L = a->L, E = a->E, worst_l = 0, worst_e = 0, b;
     static const double pct[3] = {50, 90, 95};
@@ -703,22 +800,31 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
     cvv = mm + L;
     gv = mm + 2 * L;
     cJSON_AddNumberToObject(sec, "fair_share", 1.0 / (double)E);
+    empty = cJSON_AddArrayToObject(sec, "empty_layers");
     for (l = 0; l < L; l++) {
         const int64_t *x = a->routed_le + l * E;
         am_balance_t   bb;
-        cJSON         *o = cJSON_CreateObject(), *g, *under, *over, *m;
-        double        *sh = malloc((size_t)E * 8);
+        cJSON         *o, *g, *under, *over, *m;
+        double        *sh;
 
         am_balance(x, (size_t)E, &bb);
-        mm[l] = bb.max_mean;
-        cvv[l] = bb.cv;
-        gv[l] = bb.gini;
+        if (!(bb.total > 0)) {
+            /* no rows for this layer (a sparse log): missing data, not dead experts */
+            cJSON_AddItemToArray(empty, cJSON_CreateNumber((double)a->lid[l]));
+            continue;
+        }
+        o = cJSON_CreateObject();
+        sh = malloc((size_t)E * 8);
+        mm[nl] = bb.max_mean;
+        cvv[nl] = bb.cv;
+        gv[nl] = bb.gini;
+        nl++;
         if (isfinite(bb.max_mean) && bb.max_mean > worst) {
             worst = bb.max_mean;
             worst_l = l;
             worst_e = bb.argmax;
         }
-        cJSON_AddNumberToObject(o, "layer", (double)l);
+        cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
         cJSON_AddItemToObject(o, "tokens", an_i64_array(x, E));
         for (e = 0; sh && e < E; e++)
             sh[e] = bb.total > 0 ? (double)x[e] / bb.total : NAN;
@@ -752,7 +858,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
         cJSON_AddItemToArray(layers, o);
         /* legacy per-layer summary (first --json format) */
         m = cJSON_CreateObject();
-        cJSON_AddNumberToObject(m, "layer", (double)l);
+        cJSON_AddNumberToObject(m, "layer", (double)a->lid[l]);
         cJSON_AddNumberToObject(m, "routed", bb.total);
         an_add_num(m, "max_mean_load", bb.max_mean);
         g = cJSON_AddObjectToObject(m, "most_loaded");
@@ -773,7 +879,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
         for (k = 0; k < 3; k++) {
             cJSON *o = cJSON_AddObjectToObject(bal, names[k]);
             double mn = INFINITY, mx = -INFINITY;
-            for (l = 0; l < L; l++)
+            for (l = 0; l < nl; l++)
                 if (isfinite(vv[k][l])) {
                     mn = fmin(mn, vv[k][l]);
                     mx = fmax(mx, vv[k][l]);
@@ -781,34 +887,65 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
             an_add_num(o, "min", mn);
             an_add_num(o, "max", mx);
             for (q = 0; q < 3; q++)
-                an_add_num(o, pname[q], am_percentile(vv[k], (size_t)L, pct[q]));
+                an_add_num(o, pname[q], am_percentile(vv[k], (size_t)nl, pct[q]));
         }
     }
-    /* heatmap: expert x step bin, pairs summed over layers */
+    /* heatmap: expert x step bin per layer (summing expert e of different layers means
+     * nothing), for the AN_HEAT_LAYERS layers with the highest max/mean, one scale (max) */
     {
-        cJSON *hm = cJSON_AddObjectToObject(sec, "heatmap"), *rows, *starts;
-        double *st = malloc((size_t)a->nb * 8);
+        cJSON  *hm = cJSON_AddObjectToObject(sec, "heatmap"), *starts, *hl;
+        int64_t hb = a->hb, pick[AN_HEAT_LAYERS], np = 0, q, z;
+        double *st = malloc((size_t)hb * 8), mxv = 0;
         cJSON_AddStringToObject(hm, "description",
-                                "mean pairs per step, per expert (rows) and step bin (columns), all layers");
+                                "mean pairs per step, per expert (rows) and step bin (columns), one "
+                                "panel per layer: the layers with the highest max/mean");
         starts = cJSON_AddArrayToObject(hm, "bin_start_step");
-        for (b = 0; b < a->nb; b++)
-            cJSON_AddItemToArray(starts, cJSON_CreateNumber((double)((b * a->S + a->nb - 1) / a->nb)));
-        rows = cJSON_AddArrayToObject(hm, "values");
-        for (e = 0; st && e < E; e++) {
-            for (b = 0; b < a->nb; b++) {
-                /* bin b holds steps s with s * nb / S == b: [ceil(b S/nb), ceil((b+1) S/nb)) */
-                int64_t n = ((b + 1) * a->S + a->nb - 1) / a->nb - (b * a->S + a->nb - 1) / a->nb;
-                st[b] = n > 0 ? (double)a->heat[b * E + e] / (double)n : NAN;
+        for (b = 0; b < hb; b++)
+            cJSON_AddItemToArray(starts, cJSON_CreateNumber((double)((b * a->S + hb - 1) / hb)));
+        for (q = 0; q < AN_HEAT_LAYERS; q++) {
+            int64_t best = -1;
+            double  bv = -1;
+            for (l = 0; l < L; l++) {
+                am_balance_t bb;
+                int          taken = 0;
+                for (z = 0; z < np; z++)
+                    taken |= pick[z] == l;
+                am_balance(a->routed_le + l * E, (size_t)E, &bb);
+                if (!taken && bb.total > 0 && isfinite(bb.max_mean) && bb.max_mean > bv) {
+                    bv = bb.max_mean;
+                    best = l;
+                }
             }
-            cJSON_AddItemToArray(rows, an_num_array(st, a->nb));
+            if (best < 0)
+                break;
+            pick[np++] = best;
         }
+        hl = cJSON_AddArrayToObject(hm, "layers");
+        for (q = 0; st && q < np; q++) {
+            cJSON *lo = cJSON_CreateObject(), *rows;
+            l = pick[q];
+            cJSON_AddNumberToObject(lo, "layer", (double)a->lid[l]);
+            rows = cJSON_AddArrayToObject(lo, "values");
+            for (e = 0; e < E; e++) {
+                for (b = 0; b < hb; b++) {
+                    /* bin b holds steps s with s * hb / S == b: [ceil(b S/hb), ceil((b+1) S/hb)) */
+                    int64_t n = ((b + 1) * a->S + hb - 1) / hb - (b * a->S + hb - 1) / hb;
+                    st[b] = n > 0 ? (double)a->heat[(b * L + l) * E + e] / (double)n : NAN;
+                    if (isfinite(st[b]) && st[b] > mxv)
+                        mxv = st[b];
+                }
+                cJSON_AddItemToArray(rows, an_num_array(st, hb));
+            }
+            cJSON_AddItemToArray(hl, lo);
+        }
+        cJSON_AddNumberToObject(hm, "max", mxv);
         free(st);
     }
     if (worst >= AN_IMB_WARN)
         an_finding(fnd, "imbalance", worst >= AN_IMB_CRIT ? "critical" : "warning",
                    "utilisation", worst, worst >= AN_IMB_CRIT ? AN_IMB_CRIT : AN_IMB_WARN,
                    "expert load imbalance: layer %lld max/mean %.2f (expert %lld takes %.1f%%)",
-                   (long long)worst_l, worst, (long long)worst_e, 100.0 * worst / (double)E);
+                   (long long)a->lid[worst_l], worst, (long long)worst_e, 100.0 * worst / (double)E);
     else
         an_finding(fnd, "imbalance", "info", "utilisation", worst, AN_IMB_WARN,
                    "expert load is balanced: worst layer max/mean %.2f", worst);
@@ -817,7 +954,7 @@ static void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a)
 
 static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
 {
-    cJSON  *sec, *arr, *dead, *col;
+    cJSON  *sec, *arr, *dead, *col, *aon;
     int64_t l, e, L = a->L, E = a->E, ndead = 0, worst_dead = 0;
     double  worst = 1.0, *ser;
     int64_t b;
@@ -831,9 +968,12 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
     arr = cJSON_AddArrayToObject(sec, "layers");
     for (l = 0; l < L; l++) {
         am_balance_t bb;
-        cJSON       *o = cJSON_CreateObject();
+        cJSON       *o;
         am_balance(a->routed_le + l * E, (size_t)E, &bb);
-        cJSON_AddNumberToObject(o, "layer", (double)l);
+        if (!(bb.total > 0))
+            continue; /* empty layer: listed under utilisation.empty_layers */
+        o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
         an_add_num(o, "entropy_bits", bb.entropy);
         an_add_num(o, "entropy_norm", bb.entropy_norm);
         an_add_num(o, "effective_experts", bb.eff_experts);
@@ -852,7 +992,7 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
                 continue;
             o = cJSON_CreateObject();
             nl++;
-            cJSON_AddNumberToObject(o, "layer", (double)l);
+            cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
             cJSON_AddNumberToObject(o, "expert", (double)e);
             cJSON_AddNumberToObject(o, "since_step", (double)a->dead_le[i]);
             cJSON_AddBoolToObject(o, "dead_at_end", a->zrun_le[i] >= a->W);
@@ -863,19 +1003,35 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
         if (nl > worst_dead)
             worst_dead = nl;
     }
-    cJSON_AddNumberToObject(sec, "collapse_share", AN_COLLAPSE_SHARE);
-    cJSON_AddNumberToObject(sec, "collapse_token_share",
-                            fmax(AN_COLLAPSE_TOKENS, AN_COLLAPSE_FAIR * (double)a->K / (double)E));
+    cJSON_AddNumberToObject(sec, "collapse_share", a->cthr_pairs);
+    cJSON_AddNumberToObject(sec, "collapse_token_share", a->cthr_tokens);
     cJSON_AddNumberToObject(sec, "collapse_window_steps", (double)a->CW);
+    cJSON_AddNumberToObject(sec, "always_on_rest_entropy", AN_ALWAYS_ON_REST);
     col = cJSON_AddArrayToObject(sec, "collapse");
+    aon = cJSON_AddArrayToObject(sec, "always_on");
     for (l = 0; l < L; l++)
         if (a->cbegan_l[l] >= 0) {
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "layer", (double)l);
+            /* collapse or always-on: at the step the condition had held for the whole
+             * window, does the rest of the layer's load spread evenly over the other E - 1
+             * experts (normalised entropy >= AN_ALWAYS_ON_REST)? Then one expert is always
+             * on (a shared-expert pattern), not a collapse of routing onto few experts */
+            const int64_t *x = a->routed_le + l * E;
+            int64_t        top = a->ctop_l[l], q;
+            double         hrest = a->crest_l[l], tot = 0;
+            cJSON         *o = cJSON_CreateObject();
+            for (e = 0; e < E; e++)
+                tot += (double)x[e];
+            q = isfinite(hrest) && hrest >= AN_ALWAYS_ON_REST;
+            cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
             cJSON_AddNumberToObject(o, "began_step", (double)a->cbegan_l[l]);
             cJSON_AddNumberToObject(o, "top2_share", a->cshare_l[l]);
             cJSON_AddNumberToObject(o, "top1_token_share", a->ctok_l[l]);
-            cJSON_AddItemToArray(col, o);
+            cJSON_AddNumberToObject(o, "expert", (double)top);
+            an_add_num(o, "expert_token_share",
+                       tot > 0 && a->K > 0 ? (double)a->K * (double)x[top] / tot : NAN);
+            an_add_num(o, "expert_pair_share", tot > 0 ? (double)x[top] / tot : NAN);
+            an_add_num(o, "rest_entropy_norm", hrest);
+            cJSON_AddItemToArray(q ? aon : col, o);
         }
     ser = malloc((size_t)a->nb * 8);
     if (ser) {
@@ -896,6 +1052,20 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
         an_finding(fnd, "dead_experts", 4 * worst_dead >= E ? "critical" : "warning", "entropy",
                    (double)ndead, 0, "%lld dead expert(s) (no tokens for %lld consecutive steps)",
                    (long long)ndead, (long long)a->W);
+    if (cJSON_GetArraySize(aon) > 0) {
+        const cJSON *c0 = cJSON_GetArrayItem(aon, 0);
+        double       ts = an_num(c0, "expert_token_share");
+        an_finding(fnd, "always_on", "warning", "entropy", isfinite(ts) ? ts : an_num(c0, "expert_pair_share"),
+                   isfinite(ts) ? a->cthr_tokens : a->cthr_pairs,
+                   "always-on expert in %d layer(s): layer %g expert %g %s %.0f%% of %s while "
+                   "the other %lld experts stay evenly used (normalised entropy %.2f): a "
+                   "shared-expert pattern, not a collapse",
+                   cJSON_GetArraySize(aon), an_num(c0, "layer"), an_num(c0, "expert"),
+                   isfinite(ts) ? "is chosen by" : "takes",
+                   100 * (isfinite(ts) ? ts : an_num(c0, "expert_pair_share")),
+                   isfinite(ts) ? "tokens" : "pairs", (long long)(E - 1),
+                   an_num(c0, "rest_entropy_norm"));
+    }
     if (cJSON_GetArraySize(col) > 0) {
         const cJSON *c0 = cJSON_GetArrayItem(col, 0);
         an_finding(fnd, "collapse", "critical", "entropy", an_num(c0, "top2_share"), AN_COLLAPSE_SHARE,
@@ -906,13 +1076,55 @@ static void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
     }
 }
 
-static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
+/* Token-weighted mean of router column c over the first (w = 0) / last (w = 1) 10% of steps. */
+static double an_window_mean(const an_st_t *a, int c, int w)
+{
+    double n = w ? a->dec_last_n[c] : a->dec_first_n[c];
+    return a->rc[c] >= 0 && n > 0 ? (w ? a->dec_last[c] : a->dec_first[c]) / n : NAN;
+}
+
+/*
+ * Gate confidence of an imported log whose gating_probs are renormalised top-k weights (they
+ * sum to 1): the router's top-1 probability is unknown, the top-1 weight is reported instead.
+ */
+static int an_gating_normalised(moe_tel_reader_t *r, cJSON *an, cJSON *fnd)
+{
+    char  *probs = NULL;
+    double w1;
+    cJSON *sec;
+    int    is_norm;
+
+    if (moe_tel_reader_attr_str(r, "/", "import_probs", &probs) != MOE_OK)
+        return 0;
+    is_norm = strcmp(probs, "normalized") == 0;
+    free(probs);
+    if (!is_norm || moe_tel_reader_attr_f64(r, "/", "import_top1_weight_mean", &w1) != MOE_OK)
+        return 0;
+    sec = an_section(an, "gating", NULL);
+    cJSON_AddStringToObject(sec, "probs", "renormalised top-k");
+    cJSON_AddStringToObject(sec, "description",
+                            "the log's gating_probs sum to 1 per token: they are the selected "
+                            "experts' renormalised weights, not the router's probabilities");
+    an_add_num(sec, "top1_weight_mean", w1);
+    cJSON_AddNullToObject(sec, "top1_prob_mean");
+    cJSON_AddStringToObject(sec, "top1_prob_missing",
+                            "missing: renormalised weights do not give the router's top-1 probability");
+    an_finding(fnd, "saturation", "info", "gating", w1, AN_TOP1_SAT,
+               "gate weights are renormalised top-k (sum 1): mean top-1 weight %.3f over all "
+               "(token, layer) rows; the router's top-1 probability is not in the log", w1);
+    return 1;
+}
+
+static void an_gating(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a)
 {
     cJSON  *sec, *dr, *h;
     int     c;
     int64_t b, i;
-    double *ser, first_top1, last_top1;
+    double *ser, first_top1, last_top1, mean_top1;
 
+    if ((!a->has_router || a->rc[RC_TOP1] < 0 || a->rc_cnt[RC_TOP1] == 0) &&
+        an_gating_normalised(r, an, fnd))
+        return;
     if (!a->has_router || a->rc[RC_TOP1] < 0) {
         an_section(an, "gating", !a->has_router ? "steps/router absent"
                                                 : "steps/router has no top1_prob column");
@@ -923,7 +1135,7 @@ static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
         return;
     }
     if (a->rc_cnt[RC_TOP1] == 0) {
-        an_section(an, "gating", "steps/router top1_prob holds no values (NaN: not in the log)");
+        an_section(an, "gating", "steps/router top1_prob holds no values (not in the log)");
         return;
     }
     sec = an_section(an, "gating", NULL);
@@ -932,36 +1144,39 @@ static void an_gating(cJSON *an, cJSON *fnd, const an_st_t *a)
         snprintf(key, sizeof(key), "%s_mean", an_rc_names[c]);
         an_add_num(sec, key, a->rc[c] >= 0 && a->rc_cnt[c] > 0 ? a->rc_sum[c] / a->rc_cnt[c] : NAN);
     }
+    cJSON_AddStringToObject(sec, "means", "token-weighted over all steps and layers");
     dr = cJSON_AddObjectToObject(sec, "drift");
-    cJSON_AddStringToObject(dr, "description", "mean over the first and last 10% of steps");
+    cJSON_AddStringToObject(dr, "description",
+                            "window means: token-weighted over the first and last 10% of steps");
     for (c = 0; c < RC_COUNT; c++) {
         cJSON *o;
         if (a->rc[c] < 0 || a->rc_cnt[c] == 0)
             continue;
         o = cJSON_AddObjectToObject(dr, an_rc_names[c]);
-        an_add_num(o, "first", a->n_first > 0 ? a->dec_first[c] / a->n_first : NAN);
-        an_add_num(o, "last", a->n_last > 0 ? a->dec_last[c] / a->n_last : NAN);
-        an_add_num(o, "change", a->n_first > 0 && a->n_last > 0
-                                    ? a->dec_last[c] / a->n_last - a->dec_first[c] / a->n_first
-                                    : NAN);
+        an_add_num(o, "first", an_window_mean(a, c, 0));
+        an_add_num(o, "last", an_window_mean(a, c, 1));
+        an_add_num(o, "change", an_window_mean(a, c, 1) - an_window_mean(a, c, 0));
     }
-    first_top1 = a->n_first > 0 ? a->dec_first[RC_TOP1] / a->n_first : NAN;
-    last_top1 = a->n_last > 0 ? a->dec_last[RC_TOP1] / a->n_last : NAN;
+    first_top1 = an_window_mean(a, RC_TOP1, 0);
+    last_top1 = an_window_mean(a, RC_TOP1, 1);
+    mean_top1 = a->rc_sum[RC_TOP1] / a->rc_cnt[RC_TOP1];
     {
-        double ls0 = a->rc[RC_LSTD] >= 0 && a->n_first > 0 ? a->dec_first[RC_LSTD] / a->n_first : NAN;
-        double ls1 = a->rc[RC_LSTD] >= 0 && a->n_last > 0 ? a->dec_last[RC_LSTD] / a->n_last : NAN;
+        double ls0 = an_window_mean(a, RC_LSTD, 0), ls1 = an_window_mean(a, RC_LSTD, 1);
+        char   lstd[96] = "";
         int    sat = (isfinite(last_top1) && last_top1 >= AN_TOP1_SAT) ||
                   (isfinite(ls0) && isfinite(ls1) && ls0 > 0 && ls1 >= 2 * ls0);
+        if (isfinite(ls0) && isfinite(ls1))
+            snprintf(lstd, sizeof(lstd), ", logit std %.3g -> %.3g (first -> last 10%%)", ls0, ls1);
         cJSON_AddBoolToObject(sec, "saturation", sat);
         if (sat)
             an_finding(fnd, "saturation", "warning", "gating", last_top1, AN_TOP1_SAT,
-                       "gate saturation: top-1 probability %.3f in the last 10%% of steps "
-                       "(first 10%%: %.3f), logit std %.3g -> %.3g",
-                       last_top1, first_top1, ls0, ls1);
+                       "gate saturation: mean top-1 probability %.3f (all tokens); %.3f in the "
+                       "last 10%% of steps, %.3f in the first 10%%%s",
+                       mean_top1, last_top1, first_top1, lstd);
         else
-            an_finding(fnd, "saturation", "info", "gating", last_top1, AN_TOP1_SAT,
-                       "gate confidence: top-1 probability %.3f (first 10%% of steps %.3f)",
-                       last_top1, first_top1);
+            an_finding(fnd, "saturation", "info", "gating", mean_top1, AN_TOP1_SAT,
+                       "gate confidence: mean top-1 probability %.3f (all tokens); last 10%% of "
+                       "steps %.3f, first 10%% %.3f", mean_top1, last_top1, first_top1);
     }
     ser = malloc((size_t)a->nb * 8);
     for (c = 0; ser && c < RC_COUNT; c++) {
@@ -1073,7 +1288,7 @@ static void an_balance_loss(cJSON *an, cJSON *fnd, const an_st_t *a)
         return;
     }
     if (a->rc_cnt[RC_AUX] == 0) {
-        an_section(an, "balance_loss", "steps/router aux_loss holds no values (NaN: not in the log)");
+        an_section(an, "balance_loss", "steps/router aux_loss holds no values (not in the log)");
         return;
     }
     sec = an_section(an, "balance_loss", NULL);
@@ -1095,24 +1310,100 @@ static void an_balance_loss(cJSON *an, cJSON *fnd, const an_st_t *a)
                    "aux loss vs per-step imbalance: r = %.2f (mean max/mean %.2f)", r, imb);
 }
 
+/* "1.25", "dropless" (cf <= 0) or "unknown" (not in the file): never "cf 0.00". */
+static void an_cf_text(double cf, char *buf, size_t n)
+{
+    if (!isfinite(cf))
+        snprintf(buf, n, "unknown");
+    else if (cf <= 0)
+        snprintf(buf, n, "dropless");
+    else
+        snprintf(buf, n, "%.2f", cf);
+}
+
+/*
+ * Capacity on a log without drops (dropless, or drops not recorded): the replayed loads tell
+ * the capacity factor that keeps drops <= AN_DROP_TARGET, and what it saves against buffers
+ * sized for the largest expert load of each step (what a dropless run must hold).
+ */
+static void an_capacity_loads_only(cJSON *sec, cJSON *fnd, cJSON *rec, const an_st_t *a,
+                                   double cf, int best)
+{
+    char   ev[400], t[160], cfs[32];
+    double slots = a->max_slots / (double)(a->S * a->L), proj;
+
+    an_cf_text(cf, cfs, sizeof(cfs));
+    if (sec != NULL)
+        cJSON_AddStringToObject(sec, "recorded_missing",
+                                "steps/dropped absent: the log does not say which pairs were "
+                                "dropped; the what-if replays its loads");
+    if (best < 0) {
+        an_finding(fnd, "capacity_needed", "info", "capacity", NAN, AN_DROP_TARGET,
+                   "replaying the loads: no capacity factor up to %.0f keeps drops <= %.1f%% "
+                   "(cf %.0f drops %.2f%%)", an_cfs[AN_NCF - 1], 100 * AN_DROP_TARGET,
+                   an_cfs[AN_NCF - 1], 100.0 * (double)a->wi_drops[AN_NCF - 1] / (double)a->routed);
+        return;
+    }
+    proj = a->wi_cap[best] / (double)(a->S * a->L);
+    an_finding(fnd, "capacity_needed", "info", "capacity", an_cfs[best], AN_DROP_TARGET,
+               "replaying the loads: capacity factor %.2f keeps drops <= %.1f%% (%lld of %lld "
+               "pairs); cf 1.00 would drop %.2f%%", an_cfs[best], 100 * AN_DROP_TARGET,
+               (long long)a->wi_drops[best], (long long)a->routed,
+               100.0 * (double)a->wi_drops[2] / (double)a->routed);
+    if (proj < 0.95 * slots) {
+        snprintf(ev, sizeof(ev),
+                 "replay of the recorded per-expert loads (%lld step x layer rows, cf %s): "
+                 "buffers sized for each step's largest expert load need %.1f slots per step "
+                 "and layer; cf %.2f needs %.1f and drops %lld of %lld pairs (%.3f%%)",
+                 (long long)(a->S * a->L), cfs, slots, an_cfs[best], proj,
+                 (long long)a->wi_drops[best], (long long)a->routed,
+                 100.0 * (double)a->wi_drops[best] / (double)a->routed);
+        snprintf(t, sizeof(t), "cap expert buffers with --capacity-factor %.2f (drops stay <= %.1f%%)",
+                 an_cfs[best], 100 * AN_DROP_TARGET);
+        an_recommend(rec, "capacity_factor", t, "expert slots per step and layer", slots, proj,
+                     "pairs", "low (one option)", ev);
+    }
+}
+
 static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, double cf)
 {
     cJSON  *sec, *pl, *wi, *hit, *rp;
     int64_t l, e, b, L = a->L, E = a->E;
     int     c, best = -1;
     double *ser, dr;
-    char    ev[300];
+    char    ev[300], cfs[32];
 
-    if (!a->has_dropped || a->S == 0 || a->routed == 0) {
-        an_section(an, "capacity", !a->has_dropped ? "steps/dropped absent"
-                                  : a->S == 0 ? "no steps in the file (empty run)"
-                                              : "no (token, expert) pairs were routed");
+    if (a->S == 0 || a->routed == 0) {
+        an_section(an, "capacity", a->S == 0 ? "no steps in the file (empty run)"
+                                             : "no (token, expert) pairs were routed");
         return;
     }
     sec = an_section(an, "capacity", NULL);
+    an_cf_text(cf, cfs, sizeof(cfs));
+    an_add_num(sec, "capacity_factor", cf);
+    cJSON_AddStringToObject(sec, "capacity_factor_text", cfs);
+    /* the what-if replays the recorded loads only: it needs no drop data */
+    wi = cJSON_AddArrayToObject(sec, "what_if");
+    for (c = 0; c < AN_NCF; c++) {
+        cJSON *o = cJSON_CreateObject();
+        double r = (double)a->wi_drops[c] / (double)a->routed;
+        cJSON_AddNumberToObject(o, "capacity_factor", an_cfs[c]);
+        cJSON_AddNumberToObject(o, "dropped", (double)a->wi_drops[c]);
+        cJSON_AddNumberToObject(o, "drop_rate", r);
+        cJSON_AddNumberToObject(o, "slots_per_step_layer", a->wi_cap[c] / (double)(a->S * L));
+        cJSON_AddItemToArray(wi, o);
+        if (best < 0 && r <= AN_DROP_TARGET)
+            best = c;
+    }
+    an_add_num(sec, "capacity_factor_for_target", best >= 0 ? an_cfs[best] : NAN);
+    cJSON_AddNumberToObject(sec, "target_drop_rate", AN_DROP_TARGET);
+    an_add_num(sec, "dropless_slots_per_step_layer", a->max_slots / (double)(a->S * L));
+    if (!a->has_dropped) {
+        an_capacity_loads_only(sec, fnd, rec, a, cf, best);
+        return;
+    }
     dr = (double)a->dropped / (double)a->routed;
     an_add_num(sec, "drop_rate", dr);
-    an_add_num(sec, "capacity_factor", cf);
     pl = cJSON_AddArrayToObject(sec, "layers");
     for (l = 0; l < L; l++) {
         int64_t rr = 0, dd = 0;
@@ -1121,7 +1412,7 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
             rr += a->routed_le[l * E + e];
             dd += a->dropped_le[l * E + e];
         }
-        cJSON_AddNumberToObject(o, "layer", (double)l);
+        cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
         cJSON_AddNumberToObject(o, "dropped", (double)dd);
         an_add_num(o, "drop_rate", rr > 0 ? (double)dd / (double)rr : NAN);
         cJSON_AddItemToArray(pl, o);
@@ -1138,25 +1429,13 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
         for (e = 0; e < E; e++)
             if (a->atcap_le[l * E + e] > 0) {
                 cJSON *o = cJSON_CreateObject();
-                cJSON_AddNumberToObject(o, "layer", (double)l);
+                cJSON_AddNumberToObject(o, "layer", (double)a->lid[l]);
                 cJSON_AddNumberToObject(o, "expert", (double)e);
                 cJSON_AddNumberToObject(o, "steps_at_capacity", (double)a->atcap_le[l * E + e]);
                 cJSON_AddNumberToObject(o, "dropped", (double)a->dropped_le[l * E + e]);
                 cJSON_AddItemToArray(hit, o);
             }
     an_add_num(sec, "capacity_fill", a->fill_cap > 0 ? a->fill_proc / a->fill_cap : NAN);
-    wi = cJSON_AddArrayToObject(sec, "what_if");
-    for (c = 0; c < AN_NCF; c++) {
-        cJSON *o = cJSON_CreateObject();
-        double r = (double)a->wi_drops[c] / (double)a->routed;
-        cJSON_AddNumberToObject(o, "capacity_factor", an_cfs[c]);
-        cJSON_AddNumberToObject(o, "dropped", (double)a->wi_drops[c]);
-        cJSON_AddNumberToObject(o, "drop_rate", r);
-        cJSON_AddNumberToObject(o, "slots_per_step_layer", a->wi_cap[c] / (double)(a->S * L));
-        cJSON_AddItemToArray(wi, o);
-        if (best < 0 && r <= AN_DROP_TARGET)
-            best = c;
-    }
     rp = cJSON_AddObjectToObject(sec, "replay_check");
     cJSON_AddNumberToObject(rp, "rows_with_capacity", (double)a->cap_rows);
     cJSON_AddNumberToObject(rp, "replayed_dropped", (double)a->replay_drops);
@@ -1165,11 +1444,15 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
     if (dr > AN_DROP_WARN)
         an_finding(fnd, "drops", dr > AN_DROP_CRIT ? "critical" : "warning", "capacity", dr,
                    dr > AN_DROP_CRIT ? AN_DROP_CRIT : AN_DROP_WARN,
-                   "%.2f%% of (token, expert) pairs dropped over capacity (cf %.2f); %d expert(s) hit capacity",
-                   100 * dr, cf, cJSON_GetArraySize(hit));
+                   "%.2f%% of (token, expert) pairs dropped over capacity (cf %s); %d expert(s) hit capacity",
+                   100 * dr, cfs, cJSON_GetArraySize(hit));
     else
         an_finding(fnd, "drops", "info", "capacity", dr, AN_DROP_WARN,
-                   "drop rate %.4f%% (cf %.2f)", 100 * dr, cf);
+                   "drop rate %.4f%% (cf %s)", 100 * dr, cfs);
+    if (!(cf > 0)) {
+        an_capacity_loads_only(NULL, fnd, rec, a, cf, best);
+        return;
+    }
     /* recommendation: the smallest replayed cf that meets the drop target */
     if (best < 0 && dr > AN_DROP_TARGET &&
         (double)a->wi_drops[AN_NCF - 1] < 0.8 * (double)a->dropped && an_cfs[AN_NCF - 1] > cf)
@@ -1177,9 +1460,9 @@ static void an_capacity(cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a, dou
     if (best >= 0 && dr > AN_DROP_TARGET && (!(cf > 0) || an_cfs[best] > cf)) {
         snprintf(ev, sizeof(ev),
                  "replay of recorded per-expert loads (%lld step x layer rows): cf %.2f drops "
-                 "%lld of %lld pairs; recorded cf %.2f dropped %lld",
+                 "%lld of %lld pairs; recorded cf %s dropped %lld",
                  (long long)(a->S * L), an_cfs[best], (long long)a->wi_drops[best],
-                 (long long)a->routed, cf, (long long)a->dropped);
+                 (long long)a->routed, cfs, (long long)a->dropped);
         {
             char t[160];
             snprintf(t, sizeof(t), "raise capacity factor to %.2f (expert buffers x%.2f)",
@@ -1296,11 +1579,28 @@ static void an_communication(moe_tel_reader_t *r, cJSON *an, cJSON *root, cJSON 
                 break;
             }
             x = cJSON_AddObjectToObject(ph, cols[i]);
-            moe_tel_reader_strlist_free(cols, nc);
             for (p = 0; p < P; p++)
                 mean += a->phase_rank[p * a->nph + i] / (double)P;
             cJSON_AddNumberToObject(x, "mean_over_ranks_s", mean);
             an_add_num(x, "share_of_total", tot > 0 ? mean / tot : NAN);
+            /* a column "<phase>_<part>" (dispatch_inter, combine_inter) is part of the time
+             * of column "<phase>": a sub-phase, shown inside it, never added to the others */
+            {
+                int    j;
+                size_t n;
+                for (j = 0; j < nc; j++) {
+                    n = strlen(cols[j]);
+                    if (j != i && strncmp(cols[i], cols[j], n) == 0 && cols[i][n] == '_') {
+                        double pm = 0;
+                        for (p = 0; p < P; p++)
+                            pm += a->phase_rank[p * a->nph + j] / (double)P;
+                        cJSON_AddStringToObject(x, "parent", cols[j]);
+                        an_add_num(x, "share_of_parent", pm > 0 ? mean / pm : NAN);
+                        break;
+                    }
+                }
+            }
+            moe_tel_reader_strlist_free(cols, nc);
         }
         pr = cJSON_AddArrayToObject(sec, "phase_per_rank");
         for (p = 0; p < P && p < 1024; p++)
@@ -1516,8 +1816,84 @@ static void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t
     }
 }
 
+/*
+ * Placement what-ifs on the per-expert loads w[E] (all layers, all steps) over P ranks with
+ * the placement own[E] (assumed = 1: not the file's, contiguous blocks over --ranks):
+ *  - rebalance: greedy largest-first (LPT) with at most ceil(E/P) experts per rank;
+ *  - replicate the hottest expert: a second copy on the least-loaded other rank, its load
+ *    split half and half (the split an even router between two copies gives).
+ * Both report the max rank load before and after; a recommendation when it drops >= 5 %.
+ * (A simple documented greedy, to be replaced by the placement planner's.)
+ */
+static void an_place_whatif(cJSON *sec, cJSON *rec, const double *w, int64_t E,
+                            const int32_t *own, int64_t P, int assumed, int64_t L)
+{
+    int     per = (int)((E + P - 1) / P), *o32 = malloc((size_t)E * sizeof(int));
+    int    *newown = malloc((size_t)E * sizeof(int));
+    double *rl = calloc((size_t)P, sizeof(double)), cur, nw, rep, tot = 0, mean;
+    int64_t e, p, hot = 0, q = -1;
+    char    evd[400], shape[160], t[160];
+
+    if (!o32 || !newown || !rl)
+        goto out;
+    for (e = 0; e < E; e++) {
+        o32[e] = own[e];
+        rl[own[e]] += w[e];
+        tot += w[e];
+        if (w[e] > w[hot])
+            hot = e;
+    }
+    mean = tot / (double)P;
+    snprintf(shape, sizeof(shape), "%s%lld ranks%s", assumed ? "an assumed placement: " : "",
+             (long long)P, assumed ? " with contiguous expert blocks (--ranks; the log has no placement)" : "");
+    cur = am_bin_max(w, (size_t)E, o32, (int)P);
+    nw = am_rebalance_lpt(w, (size_t)E, (int)P, per, newown);
+    if (assumed) {
+        cJSON_AddNumberToObject(sec, "assumed_ranks", (double)P);
+        cJSON_AddStringToObject(sec, "assumed_placement", "contiguous");
+    }
+    cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_current", cur);
+    cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_projected", nw);
+    if (isfinite(cur) && isfinite(nw) && nw < 0.95 * cur) {
+        snprintf(evd, sizeof(evd),
+                 "replay of recorded per-expert loads (all steps, %lld layers) over %s, at most "
+                 "%d experts per rank (greedy largest-first): max/mean rank load %.2f -> %.2f",
+                 (long long)L, shape, per, cur / mean, nw / mean);
+        an_recommend(rec, "placement", "rebalance expert placement by measured load",
+                     "max rank load (pairs)", cur, nw, "pairs", "low (placement file)", evd);
+    }
+    /* replication of the hottest expert */
+    for (p = 0; p < P; p++)
+        if (p != own[hot] && (q < 0 || rl[p] < rl[q]))
+            q = p;
+    if (q >= 0) {
+        rl[own[hot]] -= w[hot] / 2;
+        rl[q] += w[hot] / 2;
+        for (p = 0, rep = 0; p < P; p++)
+            rep = fmax(rep, rl[p]);
+        cJSON_AddNumberToObject(sec, "replicate_expert", (double)hot);
+        cJSON_AddNumberToObject(sec, "replicate_to_rank", (double)q);
+        cJSON_AddNumberToObject(sec, "replicate_max_rank_load_projected", rep);
+        if (rep < 0.95 * cur) {
+            snprintf(evd, sizeof(evd),
+                     "replay of recorded per-expert loads over %s: expert %lld carries %.1f%% of "
+                     "all pairs; a second copy on rank %lld taking half its tokens gives max/mean "
+                     "rank load %.2f -> %.2f", shape, (long long)hot, 100 * w[hot] / tot,
+                     (long long)q, cur / mean, rep / mean);
+            snprintf(t, sizeof(t), "replicate hot expert %lld on a second rank", (long long)hot);
+            an_recommend(rec, "replicate_hot_expert", t, "max rank load (pairs)", cur, rep,
+                         "pairs", "medium (needs expert replication, EPLB-style)", evd);
+        }
+    }
+out:
+    free(o32);
+    free(newown);
+    free(rl);
+}
+
 static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
-                        const an_st_t *a, const int32_t *own, const int32_t *node)
+                        const an_st_t *a, const int32_t *own, const int32_t *node,
+                        const an_opts_t *opt)
 {
     const moe_tel_info_t *in = moe_tel_reader_info(r);
     cJSON                *sec, *ex, *rk, *nd, *cs;
@@ -1565,7 +1941,16 @@ static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         free(lst);
     }
     if (own == NULL) {
+        /* no placement in the file (an imported log): the what-if on an assumed one */
+        int64_t Pa = opt->ranks > 0 ? opt->ranks : (E < AN_ASSUMED_RANKS ? E : AN_ASSUMED_RANKS);
+        int32_t *ao = malloc((size_t)E * sizeof(int32_t));
         cJSON_AddStringToObject(sec, "ranks_missing", "placement/expert_owner absent");
+        if (ao != NULL && Pa > 1) {
+            for (e = 0; e < E; e++)
+                ao[e] = (int32_t)(e * Pa / E); /* contiguous blocks */
+            an_place_whatif(sec, rec, w, E, ao, Pa, 1, L);
+        }
+        free(ao);
         goto coselect;
     }
     for (e = 0; e < E; e++) {
@@ -1606,28 +1991,8 @@ static void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         }
         free(nl);
     }
-    /* placement what-if: LPT rebalancing with the same experts per rank */
-    if (P > 1) {
-        int    per = (int)((E + P - 1) / P);
-        int   *o32 = malloc((size_t)E * sizeof(int));
-        double cur, nw, mean = tot / (double)P;
-        char   evd[300];
-        for (e = 0; o32 && e < E; e++)
-            o32[e] = own[e];
-        cur = o32 ? am_bin_max(w, (size_t)E, o32, (int)P) : NAN;
-        nw = am_rebalance_lpt(w, (size_t)E, (int)P, per, newown);
-        free(o32);
-        cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_current", cur);
-        cJSON_AddNumberToObject(sec, "rebalance_max_rank_load_projected", nw);
-        if (isfinite(cur) && isfinite(nw) && nw < 0.95 * cur) {
-            snprintf(evd, sizeof(evd),
-                     "replay of recorded per-expert loads (all steps, %lld layers) over %lld ranks, "
-                     "at most %d experts per rank (greedy largest-first): max/mean rank load "
-                     "%.2f -> %.2f", (long long)L, (long long)P, per, cur / mean, nw / mean);
-            an_recommend(rec, "placement", "rebalance expert placement by measured load",
-                         "max rank load (pairs)", cur, nw, "pairs", "low (placement file)", evd);
-        }
-    }
+    if (P > 1)
+        an_place_whatif(sec, rec, w, E, own, P, 0, L);
 coselect:
     cs = cJSON_AddArrayToObject(sec, "coselect");
     if (moe_tel_reader_has(r, MOE_TEL_COSELECT) && a->K >= 2) {
@@ -1646,15 +2011,18 @@ coselect:
             if (ntok <= 0)
                 continue;
             lo = cJSON_CreateObject();
-            cJSON_AddNumberToObject(lo, "layer", (double)l);
+            cJSON_AddNumberToObject(lo, "layer", (double)a->lid[l]);
             pairs = cJSON_AddArrayToObject(lo, "pairs");
-            /* lift = P(i and j) / (P(i) P(j)); pairs with at least 0.1% of tokens */
+            /* lift = tokens that chose both i and j / the count expected by chance for k
+             * distinct experts (am_coselect_expected: sampling without replacement; 1 =
+             * chance); pairs with at least 0.1% of tokens */
             for (i = 0; i < E; i++)
                 for (j = i + 1; j < E; j++) {
                     double c = (double)m[i * E + j], lift;
                     if (c < fmax(1.0, 0.001 * ntok) || m[i * E + i] == 0 || m[j * E + j] == 0)
                         continue;
-                    lift = c * ntok / ((double)m[i * E + i] * (double)m[j * E + j]);
+                    lift = c / am_coselect_expected((double)m[i * E + i], (double)m[j * E + j],
+                                                    ntok, a->K);
                     for (k = 0; k < nt && tl[k] >= lift; k++)
                         ;
                     if (k >= 5)
@@ -1675,6 +2043,10 @@ coselect:
                 cJSON_AddNumberToObject(o, "a", (double)top[k][0]);
                 cJSON_AddNumberToObject(o, "b", (double)top[k][1]);
                 cJSON_AddNumberToObject(o, "tokens", (double)m[top[k][0] * E + top[k][1]]);
+                cJSON_AddNumberToObject(o, "expected",
+                                        am_coselect_expected((double)m[top[k][0] * E + top[k][0]],
+                                                             (double)m[top[k][1] * E + top[k][1]],
+                                                             ntok, a->K));
                 cJSON_AddNumberToObject(o, "lift", tl[k]);
                 cJSON_AddItemToArray(pairs, o);
             }
@@ -1718,6 +2090,7 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
     int                   has_id = moe_tel_reader_has(r, MOE_TEL_ROUTE_TOKEN_ID);
     double                wk_sum = 0, w_n = 0, flat_remote = 0, flat_inter = 0, hier_inter = 0;
     double                nl_inter = 0, nl_mass = 0, tl_n = 0;
+    int                   vocab_ids = 0;
     cJSON                *map = NULL, *mtok = NULL, *mexp = NULL, *sp;
 
     if (!moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT) || in->nroutes == 0) {
@@ -1739,6 +2112,7 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
     cJSON_AddStringToObject(map, "description", "top-1 expert of the first sampled tokens, per layer");
     mtok = cJSON_AddArrayToObject(map, "tokens");
     mexp = cJSON_AddArrayToObject(map, "experts"); /* [token][layer] */
+    cJSON_AddItemToObject(map, "layer_ids", an_i64_array(a->lid, L));
     for (i0 = 0; i0 < N; i0 += AN_ROUTE_BLOCK) {
         n = N - i0 < AN_ROUTE_BLOCK ? N - i0 : AN_ROUTE_BLOCK;
         if (moe_tel_reader_read(r, MOE_TEL_ROUTE_EXPERT, MOE_TEL_I32, i0, n, ex) != MOE_OK ||
@@ -1838,10 +2212,25 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
     if (keys && nkeys > 0) {
         cJSON  *arr;
         int64_t j;
+        char *kind = NULL;
         sp = an_section(an, "specialisation", NULL);
+        /* routes/token is a position (a run's global token index, an imported log's
+         * token_idx), not a vocabulary id; routes/token_id (when written) is one, and a file
+         * may declare its routes/token vocabulary ids (token_ids = "vocabulary") */
+        if (tid != NULL || (moe_tel_reader_attr_str(r, "/", "token_ids", &kind) == MOE_OK &&
+                            strcmp(kind, "vocabulary") == 0))
+            vocab_ids = 1; /* routes/token_id: the run's vocabulary ids (docs/routers.md) */
+        free(kind);
+        cJSON_AddStringToObject(sp, "id_kind", vocab_ids ? "vocabulary" : "position");
         cJSON_AddStringToObject(sp, "description",
-                                "most frequent token ids among the tokens whose top-1 expert it is");
-        cJSON_AddBoolToObject(sp, "decoded", opt->vocab != NULL);
+                                vocab_ids ? "most frequent token ids among the tokens whose top-1 expert it is"
+                                          : "most frequent token positions (routes/token: a run's global "
+                                            "token index, an imported log's token_idx; not vocabulary "
+                                            "ids) among the tokens whose top-1 expert it is");
+        cJSON_AddBoolToObject(sp, "decoded", opt->vocab != NULL && vocab_ids);
+        if (opt->vocab != NULL && !vocab_ids)
+            cJSON_AddStringToObject(sp, "decode_missing",
+                                    "--vocab not applied: the ids are positions, not vocabulary ids");
         cJSON_AddStringToObject(sp, "id_source", tid ? "routes/token_id" : "routes/token");
         arr = cJSON_AddArrayToObject(sp, "experts");
         qsort(keys, (size_t)nkeys, 8, an_cmp_i64);
@@ -1868,7 +2257,7 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
             }
             i = j;
             o = cJSON_CreateObject();
-            cJSON_AddNumberToObject(o, "layer", (double)(grp / E));
+            cJSON_AddNumberToObject(o, "layer", (double)a->lid[grp / E]);
             cJSON_AddNumberToObject(o, "expert", (double)(grp % E));
             cJSON_AddNumberToObject(o, "samples", (double)gtot);
             tl = cJSON_AddArrayToObject(o, "top_tokens");
@@ -1876,7 +2265,7 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
                 cJSON *t = cJSON_CreateObject();
                 cJSON_AddNumberToObject(t, "id", (double)top_t[k]);
                 cJSON_AddNumberToObject(t, "count", (double)top_c[k]);
-                if (opt->vocab && top_t[k] < opt->nvocab)
+                if (opt->vocab && vocab_ids && top_t[k] < opt->nvocab)
                     cJSON_AddStringToObject(t, "text", opt->vocab[top_t[k]]);
                 cJSON_AddItemToArray(tl, t);
             }
@@ -1922,7 +2311,9 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
                      "%.0f sampled (token, layer) routes with source rank known: inter-node "
                      "copies per token flat %.3f, node-deduplicated %.3f (exchange in this run: %s)",
                      tl_n, flat_inter / tl_n, hier_inter / tl_n, exch);
-            if (hier_inter < 0.95 * flat_inter && strcmp(exch, "hier") != 0)
+            /* hier, ucx (hier over UCX) and 2dh already send a token once per node */
+            if (hier_inter < 0.95 * flat_inter && strcmp(exch, "hier") != 0 &&
+                strcmp(exch, "ucx") != 0 && strcmp(exch, "2dh") != 0)
                 an_recommend(rec, "hier_exchange",
                              "use the node-deduplicated hierarchical exchange (--exchange hier)",
                              "inter-node payload copies per token", flat_inter / tl_n,
@@ -1940,7 +2331,12 @@ static moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const 
             free(xs);
         }
     } else if (own == NULL) {
-        cJSON_AddStringToObject(map, "exchange_what_if_missing", "placement/expert_owner absent");
+        cJSON_AddStringToObject(map, "exchange_what_if_missing",
+                                in->imported
+                                    ? "placement/expert_owner absent (an imported log has no cluster "
+                                      "shape): replay it with moerun --replay at your ranks and nodes "
+                                      "and analyse that telemetry for the hier and node-limited what-ifs"
+                                    : "placement/expert_owner absent");
     } else {
         cJSON_AddStringToObject(map, "exchange_what_if_missing",
                                 "source rank of sampled tokens unknown (routes/token or tokens_per_rank absent)");
@@ -2004,6 +2400,8 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     if (a.W < 1)
         a.W = 1;
     a.CW = AN_COLLAPSE_STEPS < a.S ? AN_COLLAPSE_STEPS : (a.S > 0 ? a.S : 1);
+    a.cthr_pairs = AN_COLLAPSE_SHARE + (1 - AN_COLLAPSE_SHARE) * fmin(1.0, 2.0 / (double)(a.E > 0 ? a.E : 1));
+    a.cthr_tokens = AN_COLLAPSE_TOKENS + (1 - AN_COLLAPSE_TOKENS) * fmin(1.0, (double)a.K / (double)(a.E > 0 ? a.E : 1));
     a.has_dropped = moe_tel_reader_has(r, MOE_TEL_DROPPED);
     a.has_processed = moe_tel_reader_has(r, MOE_TEL_PROCESSED);
     a.has_capacity = moe_tel_reader_has(r, MOE_TEL_CAPACITY);
@@ -2020,7 +2418,8 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     root = cJSON_CreateObject();
     a.phase_rank = calloc((size_t)a.P * (size_t)(a.nph + 1), 8);
     a.traffic_rank = calloc((size_t)a.P * (size_t)(a.ntc + 1), 8);
-    if (root == NULL || !a.phase_rank || !a.traffic_rank || an_st_alloc(&a) != 0) {
+    if (root == NULL || !a.phase_rank || !a.traffic_rank || an_st_alloc(&a) != 0 ||
+        an_layer_ids(r, &a) != 0) {
         st = MOE_ERROR_SET(log, MOE_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -2039,7 +2438,11 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
         cJSON_AddNullToObject(root, "dropped");
         cJSON_AddNullToObject(root, "drop_rate");
     }
-    an_add_num(root, "load_entropy_norm_mean", a.rc[RC_ENT] >= 0 && a.rc_cnt[RC_ENT] > 0 ? a.rc_sum[RC_ENT] / a.rc_cnt[RC_ENT] : NAN);
+    /* headline: the pooled load entropy (each layer's loads summed over all steps),
+     * pair-weighted over layers; the mean of per-step values is labelled as such */
+    an_add_num(root, "load_entropy_norm_mean", an_pooled_entropy(&a));
+    an_add_num(root, "load_entropy_norm_per_step_mean",
+               a.rc[RC_ENT] >= 0 && a.rc_cnt[RC_ENT] > 0 ? a.rc_sum[RC_ENT] / a.rc_cnt[RC_ENT] : NAN);
     an_add_num(root, "top1_prob_mean", a.rc[RC_TOP1] >= 0 && a.rc_cnt[RC_TOP1] > 0 ? a.rc_sum[RC_TOP1] / a.rc_cnt[RC_TOP1] : NAN);
     an_add_num(root, "aux_loss_mean", a.rc[RC_AUX] >= 0 && a.rc_cnt[RC_AUX] > 0 ? a.rc_sum[RC_AUX] / a.rc_cnt[RC_AUX] : NAN);
     an_owner_node(r, a.E, a.P, &own, &node);
@@ -2050,13 +2453,13 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
         an_finding(fnd, "empty", "warning", "run", 0, 1, "the file holds no steps (empty run)");
     an_utilisation(an, root, fnd, &a);
     an_entropy(an, fnd, &a);
-    an_gating(an, fnd, &a);
+    an_gating(r, an, fnd, &a);
     an_balance_loss(an, fnd, &a);
     an_balance_bias(r, an, fnd, &a);
     an_capacity(an, fnd, rec, &a, in->capacity_factor);
     an_communication(r, an, root, fnd, &a, node);
     an_compute(r, an, fnd, &a, opt, own);
-    an_hotspots(r, an, fnd, rec, &a, own, node);
+    an_hotspots(r, an, fnd, rec, &a, own, node, opt);
     if ((st = an_routes(r, an, rec, &a, opt, own, node, log)) != MOE_OK)
         goto out;
     if (moe_tel_reader_has(r, MOE_TEL_EVENTS)) {

@@ -24,7 +24,8 @@
  *     the "columns" attribute, so files with more or fewer phase columns are traced too;
  *     a column that is neither a top-level phase, "total" nor an "_inter" part becomes an
  *     argument of the layer slice.
- *  3. The output is written to FILE.tmp.<pid> and renamed into place only when complete.
+ *  3. The output is written through include/moerun/base/fileio.h (exclusive temporary
+ *     name, fsync, rename) only when complete.
  */
 #include <errno.h>
 #include <math.h>
@@ -327,31 +328,26 @@ moe_status_t an_trace_write(const char *tel_path, const char *out_path, moe_log_
 {
     moe_tel_reader_t *r = NULL;
     moe_status_t      st;
-    char              tmp[4096];
-    FILE             *f;
-    int               bad;
+    moe_out_t         out;
+    char              err[MOE_OUT_PATH_MAX + 256];
 
     if ((st = moe_tel_reader_open(tel_path, log, &r)) != MOE_OK)
         return st;
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", out_path, (long)getpid());
-    if ((f = moe_fopen_nowo(tmp, "w")) == NULL) {
-        moe_log_set_error(log, __FILE__, __LINE__, "cannot write %s: %s", out_path, strerror(errno));
+    /* moerun-analyze checked the path (no link unless --follow-symlinks): follow here */
+    if (moe_out_open(&out, out_path, MOE_OUT_FOLLOW, err, sizeof(err)) != 0) {
+        moe_log_set_error(log, __FILE__, __LINE__, "%s", err);
         moe_tel_reader_close(r);
         return MOE_ERR_IO;
     }
-    st = trace_emit(r, tel_path, f, log);
+    st = trace_emit(r, tel_path, out.f, log);
     moe_tel_reader_close(r);
-    bad = ferror(f);
-    bad |= fclose(f);
-    if (bad != 0 && st == MOE_OK) {
-        moe_log_set_error(log, __FILE__, __LINE__, "cannot write %s: %s", out_path, strerror(errno));
-        st = MOE_ERR_IO;
+    if (st != MOE_OK) {
+        moe_out_abort(&out);
+        return st;
     }
-    if (st == MOE_OK && rename(tmp, out_path) != 0) {
-        moe_log_set_error(log, __FILE__, __LINE__, "cannot write %s: %s", out_path, strerror(errno));
-        st = MOE_ERR_IO;
+    if (moe_out_commit(&out, err, sizeof(err)) != 0) {
+        moe_log_set_error(log, __FILE__, __LINE__, "%s", err);
+        return MOE_ERR_IO;
     }
-    if (st != MOE_OK)
-        unlink(tmp);
-    return st;
+    return MOE_OK;
 }

@@ -43,6 +43,7 @@
 #include "moerun/telemetry_schema.h"
 #include "import.h"
 #include "routing_log.h"
+#include "telemetry_reader.h"  /* moe_import_load_routes: routes/ of a telemetry file */
 
 #define IMP_KEYS_MAX        8        /* label keys kept per file */
 #define IMP_VALUES_MAX      4096     /* distinct values kept per label key */
@@ -55,11 +56,18 @@
 #define IMP_LINE_MAX        (1 << 20) /* bytes of one line (or quoted CSV record) */
 #define IMP_SUM_MAX         ((int64_t)1 << 62) /* a step/layer/expert's summed count */
 #define IMP_DEFAULT_TOL     1e-3
+#define IMP_DEFAULT_MAX_SKIP 0.01    /* --skip-bad refuses to drop more than this share of rows */
+#define IMP_SEQ_NONE        "none"
+
+/* Field names taken as the sequence (prompt, document) field when --sequence-field is not
+ * given, in this order of preference: the first one present in the first data row wins. */
+static const char *const imp_seq_auto[] = {"problem_id", "doc_id", "sample", "sample_id",
+                                           "seq_id", "sequence_id", "request_id", "prompt_id"};
 
 /* Records the error text in c->log and evaluates to -1. */
 #define IMP_FAIL(c, st, ...) ((void)MOE_ERROR_SET(&(c)->log, (st), __VA_ARGS__), -1)
 
-typedef enum { IMP_PROBS_NORMALIZED = 0, IMP_PROBS_SOFTMAX = 1 } imp_probs_t;
+typedef enum { IMP_PROBS_NORMALIZED = 0, IMP_PROBS_SOFTMAX = 1, IMP_PROBS_AUTO = 2 } imp_probs_t;
 static const char *const imp_format_names[] = {"jsonl", "csv", "counts"};
 
 typedef struct imp_opts {
@@ -67,8 +75,9 @@ typedef struct imp_opts {
     int         format;           /* moe_rlog_format_t, -1: from the extension / header */
     int64_t     experts, top_k, layers, tokens_per_step, route_samples; /* -1: not given */
     int         skip_bad, quiet, assume_dropless, follow;
-    imp_probs_t probs;
-    double      prob_tol;
+    imp_probs_t probs;            /* IMP_PROBS_AUTO until the rows decide (imp_probs_decide) */
+    double      prob_tol, max_skip;
+    const char *sequence_field;   /* NULL: auto-detect (imp_seq_auto), "none": no sequence */
 } imp_opts_t;
 
 /* Distinct values of one label key. */
@@ -80,6 +89,7 @@ typedef struct imp_key {
     int32_t *hash;          /* open addressing, value index or -1 */
     size_t   hcap;
     int      other;         /* index of IMP_OTHER_VALUE once the value cap is hit, else -1 */
+    int      nocap;         /* 1: no value cap (the sequence table) */
 } imp_key_t;
 
 /* All accepted rows (structure of arrays); row i's experts at expert[i*k..]. */
@@ -89,6 +99,7 @@ typedef struct imp_data {
     unsigned   has;         /* MOE_RLOG_HAS_* bits of the first row; all rows agree */
     int        first;       /* no row accepted yet */
     int64_t   *step, *token, *count, *line;
+    int64_t   *seq;         /* sequence index (order of first appearance), -1 = no sequence field */
     int32_t   *layer, *expert, *label;   /* label: [n][IMP_KEYS_MAX], -1 = absent */
     double    *prob;
     uint8_t   *dead;        /* dropped after reading (duplicates under --skip-bad) */
@@ -97,6 +108,10 @@ typedef struct imp_data {
     int        nkeys;
     int64_t    skipped, labels_dropped, keys_dropped;
     int64_t    live;        /* rows accepted and not dropped as duplicates */
+    char       seq_field[MOE_RLOG_KEY_MAX]; /* the sequence field in use, "" = none */
+    int        seq_auto;    /* 1: seq_field was auto-detected */
+    imp_key_t  seqs;        /* distinct sequence values */
+    double     prob_min_sum, prob_max_sum; /* over rows with probabilities */
     char       first_bad[MOE_ERRMSG_MAX];
 } imp_data_t;
 
@@ -114,6 +129,9 @@ typedef struct imp_out {
     int32_t *r_label;           /* [N][IMP_KEYS_MAX] */
     int64_t *label_routed[IMP_KEYS_MAX]; /* [V][L][E] or NULL */
     int64_t  incomplete_tokens; /* tokens without a row for every layer (not in routes) */
+    int64_t *layer_id;          /* [L] the log's layer id of each file layer */
+    int32_t *layer_index;       /* [max layer id + 1] file layer of a log layer id, -1 = absent */
+    double   top1_weight_sum, top1_weight_n; /* largest normalised weight per (token, layer) */
 } imp_out_t;
 
 typedef struct imp_ctx {
@@ -152,11 +170,18 @@ static void imp_usage(FILE *out)
         "  --top-k K             experts per row (default: the first row's; rows must agree)\n"
         "  --layers L            number of layers (default: largest layer + 1; larger ids are errors)\n"
         "  --tokens-per-step T   step = token_idx / T for rows without a 'step' field\n"
-        "  --probs P             normalized (default): gating_probs are the renormalised weights of\n"
-        "                        the selected experts and sum to 1; softmax: the router's softmax\n"
+        "  --sequence-field NAME the field naming the sequence (prompt, document) of a row:\n"
+        "                        token_idx restarts in every sequence. Default: the first of\n"
+        "                        problem_id, doc_id, sample, sample_id, seq_id, sequence_id,\n"
+        "                        request_id, prompt_id in the first row; 'none': no sequence\n"
+        "  --probs P             auto (default): normalized if every row's gating_probs sum to\n"
+        "                        1 +- tol, else softmax; normalized: the renormalised weights of\n"
+        "                        the selected experts; softmax: the router's softmax\n"
         "                        probabilities of the selected experts (sum <= 1), which also give\n"
         "                        top1_prob and top1_top2_margin\n"
         "  --prob-tol X          tolerance of those sums (default 1e-3)\n"
+        "  --max-skip X          with --skip-bad: refuse if more than this share of the rows is\n"
+        "                        bad (default 0.01; 1 keeps whatever is good)\n"
         "  --route-samples N     tokens per step kept in routes/ (default: all; 0: none)\n"
         "  --assume-dropless     write processed = routed, dropped = 0, capacity = -1 (dropless)\n"
         "  --skip-bad            skip malformed rows, report how many (default: stop at the first)\n"
@@ -188,7 +213,8 @@ static int imp_option_kind(const char *name)
 {
     static const char *const with_value[] = {"-o", "--output", "--format", "--experts",
                                              "--top-k", "--layers", "--tokens-per-step",
-                                             "--route-samples", "--probs", "--prob-tol"};
+                                             "--route-samples", "--probs", "--prob-tol",
+                                             "--sequence-field", "--max-skip"};
     static const char *const switches[] = {"-h", "--help", "--skip-bad", "--quiet",
                                            "--assume-dropless", "--follow-symlinks"};
     size_t i;
@@ -211,6 +237,8 @@ static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
     o->format = -1;
     o->experts = o->top_k = o->layers = o->tokens_per_step = o->route_samples = -1;
     o->prob_tol = IMP_DEFAULT_TOL;
+    o->max_skip = IMP_DEFAULT_MAX_SKIP;
+    o->probs = IMP_PROBS_AUTO;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *val = NULL, *eq;
         char        name[64];
@@ -276,9 +304,11 @@ static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
                 o->probs = IMP_PROBS_NORMALIZED;
             else if (strcmp(val, "softmax") == 0)
                 o->probs = IMP_PROBS_SOFTMAX;
+            else if (strcmp(val, "auto") == 0)
+                o->probs = IMP_PROBS_AUTO;
             else {
-                fprintf(stderr, "moerun-import: --probs: '%s' is not one of normalized, softmax\n",
-                        val);
+                fprintf(stderr, "moerun-import: --probs: '%s' is not one of auto, normalized, "
+                        "softmax\n", val);
                 return -1;
             }
         } else if (strcmp(name, "--prob-tol") == 0) {
@@ -289,6 +319,21 @@ static int imp_parse_args(int argc, char **argv, imp_opts_t *o)
                         val);
                 return -1;
             }
+        } else if (strcmp(name, "--max-skip") == 0) {
+            char *end;
+            o->max_skip = strtod(val, &end);
+            if (*end != '\0' || !(o->max_skip >= 0 && o->max_skip <= 1)) {
+                fprintf(stderr, "moerun-import: --max-skip: '%s' is not a number in [0, 1]\n",
+                        val);
+                return -1;
+            }
+        } else if (strcmp(name, "--sequence-field") == 0) {
+            if (val[0] == '\0' || strlen(val) >= MOE_RLOG_KEY_MAX) {
+                fprintf(stderr, "moerun-import: --sequence-field: a field name of 1..%d bytes, "
+                        "or 'none'\n", MOE_RLOG_KEY_MAX - 1);
+                return -1;
+            }
+            o->sequence_field = val;
         } else if (strcmp(name, "--skip-bad") == 0) {
             o->skip_bad = 1;
         } else if (strcmp(name, "--quiet") == 0) {
@@ -381,7 +426,7 @@ static int imp_key_value(imp_key_t *k, const char *value)
             return k->hash[j];
         j = (j + 1) & (k->hcap - 1);
     }
-    if (k->nvalues >= IMP_VALUES_MAX) {
+    if (k->nvalues >= IMP_VALUES_MAX && !k->nocap) {
         if (k->other < 0) {
             k->other = -2; /* guard against recursion */
             k->other = imp_key_value(k, IMP_OTHER_VALUE);
@@ -459,6 +504,7 @@ static int imp_data_grow(imp_data_t *d)
     IMP_GROW(d->token, 1);
     IMP_GROW(d->count, 1);
     IMP_GROW(d->line, 1);
+    IMP_GROW(d->seq, 1);
     IMP_GROW(d->layer, 1);
     IMP_GROW(d->dead, 1);
     IMP_GROW(d->expert, k);
@@ -467,6 +513,41 @@ static int imp_data_grow(imp_data_t *d)
 #undef IMP_GROW
     d->cap = ncap;
     return 0;
+}
+
+/* The value of label `key` of a row, or NULL. */
+static const char *imp_row_label(const moe_rlog_row_t *row, const char *key)
+{
+    int j;
+
+    for (j = 0; j < row->nlabels; j++)
+        if (strcmp(row->label[j].key, key) == 0)
+            return row->label[j].value;
+    return NULL;
+}
+
+/*
+ * Chooses the sequence field from the first data row: --sequence-field NAME as given,
+ * "none" for no sequence, else the first name of imp_seq_auto that the row carries.
+ */
+static void imp_seq_detect(imp_ctx_t *c, const moe_rlog_row_t *row)
+{
+    imp_data_t *d = &c->d;
+    size_t      i;
+
+    d->seq_field[0] = '\0';
+    d->seq_auto = 0;
+    if (c->opt.sequence_field != NULL) {
+        if (strcmp(c->opt.sequence_field, IMP_SEQ_NONE) != 0)
+            snprintf(d->seq_field, sizeof(d->seq_field), "%s", c->opt.sequence_field);
+        return;
+    }
+    for (i = 0; i < sizeof(imp_seq_auto) / sizeof(imp_seq_auto[0]); i++)
+        if (imp_row_label(row, imp_seq_auto[i]) != NULL) {
+            snprintf(d->seq_field, sizeof(d->seq_field), "%s", imp_seq_auto[i]);
+            d->seq_auto = 1;
+            return;
+        }
 }
 
 /*
@@ -511,6 +592,23 @@ static int imp_row_check(imp_ctx_t *c, const moe_rlog_row_t *row, char *msg, siz
             return -1;
         }
     }
+    if (o->format != MOE_RLOG_COUNTS && d->first)
+        imp_seq_detect(c, row);
+    if (d->seq_field[0] != '\0') {
+        if (imp_row_label(row, d->seq_field) == NULL) {
+            snprintf(msg, n, "field '%s' missing (the sequence field%s; all rows must have it)",
+                     d->seq_field, d->seq_auto ? ", detected from the first row: give "
+                     "--sequence-field none if token_idx does not restart per sequence" : "");
+            return -1;
+        }
+        if (o->tokens_per_step > 0) {
+            snprintf(msg, n, "--tokens-per-step cannot split a log with a sequence field ('%s'%s): "
+                     "token_idx restarts in every sequence; give 'step' in the log, or "
+                     "--sequence-field none if token_idx counts across the whole log",
+                     d->seq_field, d->seq_auto ? ", detected" : "");
+            return -1;
+        }
+    }
     if (o->tokens_per_step > 0) {
         if (row->has & MOE_RLOG_HAS_STEP) {
             snprintf(msg, n, "field 'step' present and --tokens-per-step given: use one of them");
@@ -542,9 +640,10 @@ static int imp_row_check(imp_ctx_t *c, const moe_rlog_row_t *row, char *msg, siz
                      o->prob_tol);
             return -1;
         }
-        if (o->probs == IMP_PROBS_SOFTMAX && sum > 1 + o->prob_tol) {
-            snprintf(msg, n, "field 'gating_probs': sum %.6g is above 1 + %g (--probs softmax: "
-                     "probabilities of one softmax)", sum, o->prob_tol);
+        if (o->probs != IMP_PROBS_NORMALIZED && sum > 1 + o->prob_tol) {
+            snprintf(msg, n, "field 'gating_probs': sum %.6g is above 1 + %g (--probs %s: "
+                     "probabilities of one softmax sum to at most 1)", sum, o->prob_tol,
+                     o->probs == IMP_PROBS_SOFTMAX ? "softmax" : "auto");
             return -1;
         }
     }
@@ -604,10 +703,30 @@ static int imp_store(imp_ctx_t *c, const moe_rlog_row_t *row, int64_t line)
     }
     d->layer[i] = (int32_t)row->layer;
     d->token[i] = (row->has & MOE_RLOG_HAS_TOKEN) ? row->token : -1;
+    d->seq[i] = -1;
+    if (d->seq_field[0] != '\0') {
+        int v = imp_key_value(&d->seqs, imp_row_label(row, d->seq_field));
+        if (v < 0)
+            return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory in the sequence table");
+        d->seq[i] = v;
+    }
+    if (row->has & MOE_RLOG_HAS_PROBS) {
+        double sum = 0;
+        for (j = 0; j < (size_t)row->k; j++)
+            sum += row->prob[j];
+        if (d->n == 0 || sum < d->prob_min_sum)
+            d->prob_min_sum = sum;
+        if (d->n == 0 || sum > d->prob_max_sum)
+            d->prob_max_sum = sum;
+    }
+    /* step: the log's field, else token_idx / T, else the sequence (one step per sequence,
+     * in order of first appearance), else 0 */
     if (row->has & MOE_RLOG_HAS_STEP)
         d->step[i] = row->step;
     else if (c->opt.tokens_per_step > 0)
         d->step[i] = row->token / c->opt.tokens_per_step;
+    else if (d->seq[i] >= 0)
+        d->step[i] = d->seq[i];
     else
         d->step[i] = 0;
     d->count[i] = row->count;
@@ -659,6 +778,8 @@ static int imp_read(imp_ctx_t *c)
 
     c->d.first = 1;
     c->d.max_layer = -1;
+    c->d.seqs.other = -1;
+    c->d.seqs.nocap = 1;
     if (row == NULL)
         return IMP_FAIL(c, MOE_ERR_NOMEM, "out of memory");
     if (strcmp(c->opt.input, "-") != 0 && stat(c->opt.input, &(struct stat){0}) == 0 &&
@@ -789,7 +910,7 @@ out:
 
 static const imp_data_t *imp_sort_data;
 
-/* Orders rows by (step, token, layer, line). */
+/* Orders rows by (step, sequence, token, layer, line). */
 static int imp_cmp_rows(const void *a, const void *b)
 {
     const imp_data_t *d = imp_sort_data;
@@ -797,6 +918,7 @@ static int imp_cmp_rows(const void *a, const void *b)
 
 #define IMP_CMP(x, y) if ((x) != (y)) return (x) < (y) ? -1 : 1
     IMP_CMP(d->step[i], d->step[j]);
+    IMP_CMP(d->seq[i], d->seq[j]);
     IMP_CMP(d->token[i], d->token[j]);
     IMP_CMP(d->layer[i], d->layer[j]);
     IMP_CMP(d->line[i], d->line[j]);
@@ -810,7 +932,34 @@ static int imp_cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* Rows with a token index, sorted; duplicates of (step, token, layer) are bad rows. */
+/*
+ * The message for a second row b with the key of row a: which key, where the first was, and
+ * what to do (a log whose token_idx restarts per prompt needs a sequence field).
+ */
+static void imp_dup_message(const imp_ctx_t *c, size_t a, size_t b, char *msg, size_t n)
+{
+    const imp_data_t *d = &c->d;
+    char              keys[200] = "";
+    size_t            off = 0;
+    int               q;
+
+    for (q = 0; q < d->nkeys && off + 8 < sizeof(keys); q++)
+        off += (size_t)snprintf(keys + off, sizeof(keys) - off, "%s%s", q ? ", " : "",
+                                d->keys[q].name);
+    if (d->seq_field[0] != '\0')
+        snprintf(msg, n, "duplicate row for step %lld, %s '%s', token_idx %lld, layer %d "
+                 "(first at line %lld): the same token of the same sequence twice",
+                 (long long)d->step[b], d->seq_field, d->seqs.values[d->seq[b]],
+                 (long long)d->token[b], d->layer[b], (long long)d->line[a]);
+    else
+        snprintf(msg, n, "duplicate row for step %lld, token_idx %lld, layer %d (first at line "
+                 "%lld): if token_idx restarts for every prompt or document, name the field "
+                 "that tells them apart with --sequence-field NAME (other fields in this log: "
+                 "%s)", (long long)d->step[b], (long long)d->token[b], d->layer[b],
+                 (long long)d->line[a], keys[0] ? keys : "none");
+}
+
+/* Rows with a token index, sorted; duplicates of (step, sequence, token, layer) are bad rows. */
 static int imp_dedup(imp_ctx_t *c, size_t **order_p, size_t *n_p)
 {
     imp_data_t *d = &c->d;
@@ -828,11 +977,9 @@ static int imp_dedup(imp_ctx_t *c, size_t **order_p, size_t *n_p)
     qsort(ord, n, sizeof(size_t), imp_cmp_rows);
     for (i = 1; i < n; i++) {
         size_t a = ord[i - 1], b = ord[i];
-        if (d->step[a] == d->step[b] && d->token[a] == d->token[b] && d->layer[a] == d->layer[b]) {
-            snprintf(msg, sizeof(msg),
-                     "duplicate row for step %lld, token_idx %lld, layer %d (first at line %lld)",
-                     (long long)d->step[b], (long long)d->token[b], d->layer[b],
-                     (long long)d->line[a]);
+        if (d->step[a] == d->step[b] && d->seq[a] == d->seq[b] && d->token[a] == d->token[b] &&
+            d->layer[a] == d->layer[b]) {
+            imp_dup_message(c, a, b, msg, sizeof(msg));
             if (imp_bad(c, d->line[b], msg)) {
                 free(ord);
                 return -1;
@@ -865,6 +1012,46 @@ static size_t imp_step_index(const imp_out_t *o, int64_t v)
     return lo;
 }
 
+/*
+ * The file's layers: with --layers L, ids 0..L-1 (layers without rows stay, empty); without
+ * it, only the layer ids that have rows, in increasing order (a counts table of layers 0, 9
+ * and 20 gives 3 layers). import/layer_id keeps the log's id of each file layer.
+ */
+static int imp_layers(imp_ctx_t *c)
+{
+    imp_data_t *d = &c->d;
+    imp_out_t  *o = &c->o;
+    size_t      i, nid = (size_t)(c->opt.layers > 0 ? c->opt.layers : d->max_layer + 1);
+    int64_t     l;
+
+    o->layer_index = malloc((nid ? nid : 1) * sizeof(int32_t));
+    o->layer_id = malloc((nid ? nid : 1) * sizeof(int64_t));
+    if (o->layer_index == NULL || o->layer_id == NULL)
+        return -1;
+    for (i = 0; i < nid; i++)
+        o->layer_index[i] = c->opt.layers > 0 ? (int32_t)i : -1;
+    if (c->opt.layers <= 0)
+        for (i = 0; i < d->n; i++)
+            if (!d->dead[i])
+                o->layer_index[d->layer[i]] = 0;
+    for (i = 0, l = 0; i < nid; i++)
+        if (o->layer_index[i] >= 0) {
+            o->layer_index[i] = (int32_t)l;
+            o->layer_id[l++] = (int64_t)i;
+        }
+    o->L = l;
+    return 0;
+}
+
+/* --probs auto: normalized if every row's probabilities sum to 1 within the tolerance. */
+static void imp_probs_decide(imp_ctx_t *c)
+{
+    if (c->opt.probs != IMP_PROBS_AUTO || !(c->d.has & MOE_RLOG_HAS_PROBS))
+        return;
+    c->opt.probs = c->d.prob_max_sum <= 1 + c->opt.prob_tol && c->d.prob_min_sum >= 1 - c->opt.prob_tol
+                       ? IMP_PROBS_NORMALIZED : IMP_PROBS_SOFTMAX;
+}
+
 /* Counts, router statistics, co-selection and label tables from the live rows. */
 static int imp_aggregate(imp_ctx_t *c)
 {
@@ -886,7 +1073,8 @@ static int imp_aggregate(imp_ctx_t *c)
         if (i == 0 || vals[i] != vals[i - 1])
             vals[o->S++] = vals[i];
     o->step_value = vals;
-    o->L = c->opt.layers > 0 ? c->opt.layers : d->max_layer + 1;
+    if (imp_layers(c))
+        goto nomem;
     o->E = c->opt.experts;
     o->k = counts ? (c->opt.top_k > 0 ? c->opt.top_k : 0) : d->k;
     SL = (size_t)(o->S * o->L);
@@ -915,7 +1103,7 @@ static int imp_aggregate(imp_ctx_t *c)
         if (d->dead[i])
             continue;
         s = imp_step_index(o, d->step[i]);
-        l = (size_t)d->layer[i];
+        l = (size_t)o->layer_index[d->layer[i]];
         for (j = 0; j < (size_t)d->k; j++) {
             int64_t *cell = &o->routed[(s * o->L + l) * o->E + ex[j]];
             /* checked: counts are < 2^53 each, but their sums could pass 2^63; a label's
@@ -938,6 +1126,15 @@ static int imp_aggregate(imp_ctx_t *c)
                     o->coselect[(l * o->E + ex[j]) * o->E + ex[e]]++;
         }
         ntok[s * o->L + l] += 1;
+        if (d->has & MOE_RLOG_HAS_PROBS) {
+            double sum = 0;
+            for (j = 0; j < (size_t)d->k; j++)
+                sum += pr[j];
+            if (sum > 0) {
+                o->top1_weight_sum += pr[0] / sum; /* best first */
+                o->top1_weight_n += 1;
+            }
+        }
         if (softmax) {
             top1[s * o->L + l] += pr[0]; /* best first */
             if (d->k >= 2)
@@ -995,7 +1192,7 @@ static int imp_routes(imp_ctx_t *c, const size_t *ord, size_t n)
         for (a = 0; a < n; a = b) {
             size_t r0 = ord[a];
             for (b = a + 1; b < n && d->step[ord[b]] == d->step[r0] &&
-                            d->token[ord[b]] == d->token[r0]; b++)
+                            d->seq[ord[b]] == d->seq[r0] && d->token[ord[b]] == d->token[r0]; b++)
                 ;
             if (b - a != L) { /* rows are distinct layers below L: L rows = all layers */
                 o->incomplete_tokens++;
@@ -1014,7 +1211,7 @@ static int imp_routes(imp_ctx_t *c, const size_t *ord, size_t n)
                 for (j = 0; j < (size_t)IMP_KEYS_MAX; j++)
                     o->r_label[N * IMP_KEYS_MAX + j] = d->label[r0 * IMP_KEYS_MAX + j];
                 for (i = a; i < b; i++) {
-                    size_t         r = ord[i], l = (size_t)d->layer[r];
+                    size_t         r = ord[i], l = (size_t)o->layer_index[d->layer[r]];
                     const double  *pr = d->prob + r * k;
                     double         sum = 0;
                     for (j = 0; j < k; j++)
@@ -1248,6 +1445,13 @@ static void imp_write_root(imp_h5_t *w, const char *start_time)
                !(c->d.has & MOE_RLOG_HAS_PROBS) ? "none"
                : c->opt.probs == IMP_PROBS_SOFTMAX ? "softmax" : "normalized");
     imp_attr_i64(w, w->file, "import_rows", c->d.live);
+    if (c->d.seq_field[0] != '\0') {
+        imp_attr_s(w, w->file, "import_sequence_field", c->d.seq_field);
+        imp_attr_i64(w, w->file, "import_sequences", c->d.seqs.nvalues);
+    }
+    if (o->top1_weight_n > 0)
+        imp_attr_f64(w, w->file, "import_top1_weight_mean", o->top1_weight_sum / o->top1_weight_n);
+    imp_attr_s(w, w->file, "import_token_ids", "position"); /* routes/token is token_idx */
     imp_attr_i64(w, w->file, "import_skipped", c->d.skipped);
     imp_attr_i64(w, w->file, "import_incomplete_tokens", o->incomplete_tokens);
     imp_attr_i64(w, w->file, "import_assume_dropless", c->opt.assume_dropless);
@@ -1363,6 +1567,7 @@ static void imp_label_group(const imp_data_t *d, int q, char *out, size_t n)
 
 /* Dimension labels of the import-only datasets. */
 static const char *const imp_lab_step[] = {"step"};
+static const char *const imp_lab_layer[] = {"layer"};
 static const char *const imp_lab_value[] = {"value"};
 static const char *const imp_lab_value_layer_expert[] = {"value", "layer", "expert"};
 static const char *const imp_lab_route[] = {"route"};
@@ -1381,6 +1586,9 @@ static void imp_write_import(imp_h5_t *w)
     dims[0] = (hsize_t)o->S;
     imp_dset_put(w, "import/step_value", H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, "step",
                  "the log's step value of each file step", imp_lab_step, o->step_value);
+    dims[0] = (hsize_t)o->L;
+    imp_dset_put(w, MOE_TEL_LAYER_ID, H5T_STD_I64LE, H5T_NATIVE_INT64, 1, dims, "layer",
+                 "the log's layer id of each file layer", imp_lab_layer, o->layer_id);
     imp_group(w, "import/labels");
     for (q = 0; q < d->nkeys && !w->failed; q++) {
         const imp_key_t *k = &d->keys[q];
@@ -1511,6 +1719,14 @@ static void imp_free(imp_ctx_t *c)
     free(c->d.prob);
     free(c->d.label);
     free(c->d.dead);
+    free(c->d.seq);
+    for (v = 0; v < c->d.seqs.nvalues; v++)
+        free(c->d.seqs.values[v]);
+    free(c->d.seqs.values);
+    free(c->d.seqs.rows);
+    free(c->d.seqs.hash);
+    free(c->o.layer_id);
+    free(c->o.layer_index);
     for (q = 0; q < c->d.nkeys; q++) {
         for (v = 0; v < c->d.keys[q].nvalues; v++)
             free(c->d.keys[q].values[v]);
@@ -1528,6 +1744,177 @@ static void imp_free(imp_ctx_t *c)
     free(c->o.r_expert);
     free(c->o.r_weight);
     free(c->o.r_label);
+}
+
+/* Routes of a telemetry file's routes/ (see moe_import_load_routes). */
+static int imp_load_h5_routes(const char *path, moe_replay_routes_t *out, char *err, size_t errlen)
+{
+    moe_log_t         log;
+    moe_tel_reader_t *r = NULL;
+    int64_t           dims[4], n, i, l, j, N, L, K, E, keep = 0;
+    int               nd = 0, rv = -1;
+    int32_t          *ex = NULL;
+    float            *wt = NULL;
+
+    moe_log_init(&log, 0, MOE_LOG_ERROR);
+    if (moe_tel_reader_open(path, &log, &r) != MOE_OK) {
+        snprintf(err, errlen, "%s", log.last_error);
+        return -1;
+    }
+    if (!moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT) ||
+        moe_tel_reader_dims(r, MOE_TEL_ROUTE_EXPERT, dims, &nd) != MOE_OK || nd != 3) {
+        snprintf(err, errlen, "%s: no routes/expert: a telemetry file needs per-token routes to "
+                 "be replayed (an imported log, or a run with --route-samples)", path);
+        goto out;
+    }
+    N = dims[0];
+    L = dims[1];
+    K = dims[2];
+    E = moe_tel_reader_info(r)->experts;
+    ex = malloc((size_t)(N * L * K > 0 ? N * L * K : 1) * sizeof(int32_t));
+    wt = malloc((size_t)(N * L * K > 0 ? N * L * K : 1) * sizeof(float));
+    memset(out, 0, sizeof(*out));
+    out->layer_id = malloc((size_t)(L > 0 ? L : 1) * sizeof(int64_t));
+    if (!ex || !wt || !out->layer_id) {
+        snprintf(err, errlen, "%s: out of memory for %lld routes", path, (long long)N);
+        goto out;
+    }
+    out->has_weights = moe_tel_reader_has(r, MOE_TEL_ROUTE_WEIGHT);
+    if ((N > 0 && moe_tel_reader_read(r, MOE_TEL_ROUTE_EXPERT, MOE_TEL_I32, 0, N, ex) != MOE_OK) ||
+        (N > 0 && out->has_weights &&
+         moe_tel_reader_read(r, MOE_TEL_ROUTE_WEIGHT, MOE_TEL_F32, 0, N, wt) != MOE_OK)) {
+        snprintf(err, errlen, "%s", log.last_error);
+        goto out;
+    }
+    if (moe_tel_reader_layer_ids(r, out->layer_id) != MOE_OK)
+        for (l = 0; l < L; l++)
+            out->layer_id[l] = l;
+    /* keep the tokens whose every expert id is in range; weights NaN (not in the log) -> 1/k */
+    for (n = 0; n < N; n++) {
+        const int32_t *x = ex + n * L * K;
+        float         *w = wt + n * L * K;
+        int            ok = 1;
+        for (i = 0; i < L * K; i++)
+            ok &= x[i] >= 0 && x[i] < E;
+        if (!ok) {
+            out->incomplete++;
+            continue;
+        }
+        for (l = 0; l < L; l++) {
+            double sum = 0;
+            for (j = 0; j < K; j++)
+                sum += out->has_weights && isfinite(w[l * K + j]) ? w[l * K + j] : 0;
+            for (j = 0; j < K; j++)
+                w[l * K + j] = sum > 0 ? (float)(isfinite(w[l * K + j]) ? w[l * K + j] / sum : 0)
+                                       : (float)(1.0 / (double)K);
+        }
+        memmove(ex + keep * L * K, x, (size_t)(L * K) * sizeof(int32_t));
+        memmove(wt + keep * L * K, w, (size_t)(L * K) * sizeof(float));
+        keep++;
+    }
+    out->ntokens = keep;
+    out->layers = (int)L;
+    out->top_k = (int)K;
+    for (i = 0; i < keep * L * K; i++)
+        if (ex[i] + 1 > out->experts)
+            out->experts = ex[i] + 1;
+    out->expert = ex;
+    out->weight = wt;
+    ex = NULL;
+    wt = NULL;
+    rv = 0;
+out:
+    free(ex);
+    free(wt);
+    if (rv != 0)
+        moe_replay_routes_free(out);
+    moe_tel_reader_close(r);
+    return rv;
+}
+
+int moe_import_load_routes(const char *path, const char *sequence_field,
+                           moe_replay_routes_t *out, char *err, size_t errlen)
+{
+    imp_ctx_t *c;
+    size_t    *ord = NULL, nord = 0, i, n;
+    int        f, rv = -1;
+    int64_t    maxe = -1;
+    const char *dot = strrchr(path, '.');
+
+    memset(out, 0, sizeof(*out));
+    if (dot != NULL && (strcmp(dot, ".h5") == 0 || strcmp(dot, ".hdf5") == 0))
+        return imp_load_h5_routes(path, out, err, errlen);
+    f = imp_format_from_name(path);
+    if (f < 0) {
+        snprintf(err, errlen, "%s: cannot tell the format from the name (.jsonl, .ndjson, .json, "
+                 ".csv, or a telemetry file .h5)", path);
+        return -1;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    c->opt.input = path;
+    c->opt.format = f == MOE_RLOG_CSV ? -1 : f;
+    c->fmt_name = c->opt.format >= 0 ? imp_format_names[c->opt.format] : "csv";
+    c->opt.experts = IMP_DIM_MAX; /* the replay checks the ids against --experts itself */
+    c->opt.top_k = c->opt.layers = c->opt.tokens_per_step = c->opt.route_samples = -1;
+    c->opt.prob_tol = IMP_DEFAULT_TOL;
+    c->opt.max_skip = IMP_DEFAULT_MAX_SKIP;
+    c->opt.probs = IMP_PROBS_AUTO;
+    c->opt.sequence_field = sequence_field;
+    c->opt.quiet = 1;
+    moe_log_init(&c->log, 0, MOE_LOG_ERROR);
+    if (imp_read(c))
+        goto out;
+    if (c->opt.format == MOE_RLOG_COUNTS) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: a counts table has no per-token routes: "
+                            "replay needs JSON lines or CSV with token_idx (or a telemetry file "
+                            "with routes/)", path);
+        goto out;
+    }
+    if (c->d.n == 0) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: empty input (no data rows)", path);
+        goto out;
+    }
+    if (!(c->d.has & MOE_RLOG_HAS_TOKEN)) {
+        (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: field 'token_idx' missing: replay "
+                            "needs it to gather a token's rows of every layer", path);
+        goto out;
+    }
+    if (imp_dedup(c, &ord, &nord))
+        goto out;
+    imp_probs_decide(c);
+    n = c->d.n * (size_t)c->d.k;
+    for (i = 0; i < n; i++)
+        if (c->d.expert[i] > maxe)
+            maxe = c->d.expert[i];
+    c->opt.experts = maxe + 1;
+    if (imp_aggregate(c) || imp_routes(c, ord, nord))
+        goto out;
+    out->ntokens = c->o.nroutes;
+    out->layers = (int)c->o.L;
+    out->top_k = c->d.k;
+    out->experts = (int)(maxe + 1);
+    out->incomplete = c->o.incomplete_tokens;
+    out->has_weights = (c->d.has & MOE_RLOG_HAS_PROBS) != 0;
+    out->expert = c->o.r_expert;
+    out->weight = c->o.r_weight;
+    out->layer_id = c->o.layer_id;
+    c->o.r_expert = NULL;
+    c->o.r_weight = NULL;
+    c->o.layer_id = NULL;
+    if (!out->has_weights)
+        for (i = 0; i < (size_t)out->ntokens * (size_t)out->layers * (size_t)out->top_k; i++)
+            out->weight[i] = (float)(1.0 / out->top_k);
+    rv = 0;
+out:
+    if (rv != 0)
+        snprintf(err, errlen, "%s", c->log.last_error[0] ? c->log.last_error : "cannot read the log");
+    free(ord);
+    imp_free(c);
+    free(c);
+    return rv;
 }
 
 /* Refuses an output that is the input (the rename would destroy the log). */
@@ -1551,7 +1938,22 @@ static int imp_run(imp_ctx_t *c)
                           c->opt.input);
         return -1;
     }
-    if (imp_dedup(c, &ord, &nord) || imp_aggregate(c))
+    if (imp_dedup(c, &ord, &nord))
+        goto out;
+    if (c->d.skipped > 0) {
+        double share = (double)c->d.skipped / (double)(c->d.skipped + c->d.live);
+        if (share > c->opt.max_skip) {
+            (void)MOE_ERROR_SET(&c->log, MOE_ERR_INVALID, "%s: %lld of %lld rows are bad (%.1f%%), "
+                                "above --max-skip %g: not written. First: %s. Fix the log or "
+                                "the options; --max-skip 1 keeps the good rows anyway",
+                                c->opt.input, (long long)c->d.skipped,
+                                (long long)(c->d.skipped + c->d.live), 100 * share,
+                                c->opt.max_skip, c->d.first_bad);
+            goto out;
+        }
+    }
+    imp_probs_decide(c);
+    if (imp_aggregate(c))
         goto out;
     if (c->opt.format != MOE_RLOG_COUNTS && (c->d.has & MOE_RLOG_HAS_TOKEN) &&
         c->opt.route_samples != 0 && imp_routes(c, ord, nord))
@@ -1561,7 +1963,7 @@ static int imp_run(imp_ctx_t *c)
         size_t   i;
         for (i = 0; seen && i < c->d.n; i++)
             if (!c->d.dead[i])
-                seen[c->d.layer[i]]++;
+                seen[c->o.layer_index[c->d.layer[i]]]++;
         for (l = 0; seen && l < c->o.L; l++)
             if (seen[l] == 0)
                 fprintf(stderr, "moerun-import: warning: layer %lld has no rows\n", (long long)l);
@@ -1641,10 +2043,27 @@ int moe_import_main(int argc, char **argv)
     }
     if (!c->opt.quiet) {
         if (c->d.skipped > 0) {
-            fprintf(stderr, "moerun-import: skipped %lld bad rows (first: ", (long long)c->d.skipped);
+            fprintf(stderr, "moerun-import: skipped %lld of %lld rows (%.2f%%, limit --max-skip "
+                    "%g; first: ", (long long)c->d.skipped,
+                    (long long)(c->d.skipped + c->d.live),
+                    100.0 * (double)c->d.skipped / (double)(c->d.skipped + c->d.live),
+                    c->opt.max_skip);
             moe_esc_term_line(stderr, c->d.first_bad);
             fputs(")\n", stderr);
         }
+        if (c->d.seq_field[0] != '\0') {
+            fputs("moerun-import: sequence field '", stderr);
+            moe_esc_term_line(stderr, c->d.seq_field);
+            fprintf(stderr, "'%s: %d sequences%s\n",
+                    c->d.seq_auto ? " (detected; --sequence-field none to turn off)" : "",
+                    c->d.seqs.nvalues, (c->d.has & MOE_RLOG_HAS_STEP) ? "" : ", one step each");
+        }
+        if (c->d.has & MOE_RLOG_HAS_PROBS)
+            fprintf(stderr, "moerun-import: gating_probs are %s (row sums %.4g..%.4g)\n",
+                    c->opt.probs == IMP_PROBS_SOFTMAX ? "softmax probabilities of the selected "
+                    "experts (top1_prob, margin derived)" : "renormalised top-k weights (sum to 1: "
+                    "top-1 weight reported, not the router's top-1 probability)",
+                    c->d.prob_min_sum, c->d.prob_max_sum);
         printf("moerun-import: %s (%s): %lld rows, %lld skipped; %lld steps, %lld layers, "
                "%lld experts, top-k %lld; %lld routes -> %s\n",
                c->opt.input, c->fmt_name, (long long)c->d.live, (long long)c->d.skipped, (long long)c->o.S,

@@ -13,4 +13,17 @@
  */
 int moe_import_main(int argc, char **argv);
 
+/*
+ * Reads the per-token routes of a routing log for `moerun --replay` (docs/replay.md) into
+ * *out (moe_replay_routes_free frees it): any format moerun-import reads (JSON lines or CSV
+ * with token_idx, read with the importer's rules: sequence field, --probs auto, duplicates
+ * are errors; `sequence_field` as --sequence-field, NULL = auto-detect), or a telemetry file
+ * (.h5) with routes/ (an imported log, or a run's sampled routes). Tokens without a row for
+ * every layer are left out and counted in out->incomplete. Returns 0, or -1 with one message
+ * in err naming the file, line and field.
+ */
+#include "moerun/replay.h"
+int moe_import_load_routes(const char *path, const char *sequence_field,
+                           moe_replay_routes_t *out, char *err, size_t errlen);
+
 #endif /* MOERUN_TOOLS_IMPORT_H */

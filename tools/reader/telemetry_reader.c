@@ -385,6 +385,30 @@ moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64
     return st;
 }
 
+moe_status_t moe_tel_reader_layer_ids(moe_tel_reader_t *r, int64_t *ids)
+{
+    hid_t   d, sp = -1;
+    hsize_t n = 0;
+    int     ok, l;
+
+    if (!r->info.imported || H5Lexists(r->file, "import", H5P_DEFAULT) <= 0 ||
+        H5Lexists(r->file, MOE_TEL_LAYER_ID, H5P_DEFAULT) <= 0)
+        return MOE_ERR_NOT_FOUND;
+    if ((d = H5Dopen2(r->file, MOE_TEL_LAYER_ID, H5P_DEFAULT)) < 0)
+        return MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: cannot open %s", r->path, MOE_TEL_LAYER_ID);
+    ok = (sp = H5Dget_space(d)) >= 0 && H5Sget_simple_extent_ndims(sp) == 1 &&
+         H5Sget_simple_extent_dims(sp, &n, NULL) == 1 && (int64_t)n == r->info.layers &&
+         H5Dread(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, ids) >= 0;
+    for (l = 0; ok && l < r->info.layers; l++) /* increasing ids >= 0 */
+        ok = ids[l] >= 0 && (l == 0 || ids[l] > ids[l - 1]);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Dclose(d);
+    return ok ? MOE_OK
+              : MOE_ERROR_SET(r->log, MOE_ERR_INVALID, "%s: %s is not %lld increasing layer ids",
+                              r->path, MOE_TEL_LAYER_ID, (long long)r->info.layers);
+}
+
 moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
                                    moe_tel_event_t *ev)
 {

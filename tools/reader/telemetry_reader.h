@@ -137,6 +137,12 @@ moe_status_t moe_tel_reader_strings(moe_tel_reader_t *r, const char *path, int64
 
 /* Reads events [row0, row0 + n) into ev (kind_name from the member kind_name, or in a
  * schema-1 file from the kind_names attribute). */
+/* An imported file's layer id of each layer (dataset import/layer_id, docs/import.md: a log
+ * of layers 0, 9, 20 has 3 layers) into ids[layers]. MOE_ERR_NOT_FOUND if the file has none
+ * (a run's layers are 0..L-1); MOE_ERR_INVALID if it is not L increasing ids >= 0. */
+#define MOE_TEL_LAYER_ID "import/layer_id"
+moe_status_t moe_tel_reader_layer_ids(moe_tel_reader_t *r, int64_t *ids);
+
 moe_status_t moe_tel_reader_events(moe_tel_reader_t *r, int64_t row0, int64_t n,
                                    moe_tel_event_t *ev);
 
