@@ -1,5 +1,6 @@
 /*
- * comm/a2a.c — the table of token-exchange backends.
+ * comm/a2a.c — the table of token-exchange backends. Builds under SimGrid SMPI
+ * (MOERUN_SMPI) leave out ucx: UCX cannot run inside a simulation.
  */
 #include <string.h>
 
@@ -9,7 +10,9 @@ static const moe_a2a_ops_t *const a2a_backends[] = {
     &moe_a2a_flat_ops,
     &moe_a2a_hier_ops,
     &moe_a2a_2dh_ops,
+#ifndef MOERUN_SMPI
     &moe_a2a_ucx_ops,
+#endif
 };
 
 const moe_a2a_ops_t *moe_a2a_find(const char *name)
@@ -24,5 +27,9 @@ const moe_a2a_ops_t *moe_a2a_find(const char *name)
 
 const char *moe_a2a_names(void)
 {
+#ifdef MOERUN_SMPI
+    return "flat|hier|2dh";
+#else
     return "flat|hier|2dh|ucx";
+#endif
 }

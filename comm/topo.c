@@ -19,6 +19,12 @@ static void topo_binding(char *cpuset, size_t len, int *numa)
 
     cpuset[0] = '\0';
     *numa = -1;
+#ifdef MOERUN_SMPI
+    /* simulated ranks have no binding of their own: the machine running the simulation is
+     * not the simulated one (and loading its topology 1024 times costs minutes) */
+    (void)len, (void)t, (void)set, (void)nodes;
+    return;
+#endif
     if (hwloc_topology_init(&t) != 0)
         return;
     if (hwloc_topology_load(t) == 0) {
@@ -63,7 +69,15 @@ moe_status_t moe_topo_discover(MPI_Comm comm, int ranks_per_node, moe_log_t *log
         st = MOE_ERROR_SET(log, MOE_ERR_NOMEM, "topology: out of memory");
         goto out;
     }
-    gethostname(host, sizeof(host) - 1);
+    {
+        /* the MPI library's name of this host: the real one under Open MPI, the simulated
+         * host's under SimGrid SMPI */
+        char pname[MPI_MAX_PROCESSOR_NAME + 1] = "";
+        int  plen = 0;
+        if (MPI_Get_processor_name(pname, &plen) != MPI_SUCCESS || pname[0] == '\0')
+            gethostname(pname, sizeof(pname) - 1);
+        snprintf(host, sizeof(host), "%s", pname);
+    }
     topo_binding(cpus, sizeof(cpus), &numa);
     if (ranks_per_node > 0)
         MOE_MPI_CHECK_GOTO(log, MPI_Comm_split(comm, topo->rank / ranks_per_node, topo->rank,

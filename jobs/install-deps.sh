@@ -15,13 +15,14 @@ if [ "${1:-}" = "--test" ]; then
     # emulated multi-host test bed of the system tests (jobs/cluster/emulate.sh); slurm-wlm
     # and munge: the Slurm tests (tests/slurm); clang and its runtime: libFuzzer targets; shellcheck: tests/lint;
     # chromium: the HTML report check (tests/analyze); libudev-dev: hwloc.pc names -ludev for
-    # the pkg-config --static client build of tests/install
+    # the pkg-config --static client build of tests/install; libsimgrid-dev (smpicc, smpirun)
+    # and libhdf5-dev (serial HDF5 beside the openmpi flavour): the SMPI build (tests/smpi)
     # prometheus-node-exporter: the live-metrics test reads moerun's file through it (tests/tools);
     # python3-pandas, python3-xarray: the moerun Python package's tests (python/, tests/tools);
     # python3-pip, python3-setuptools: its offline `pip install` check
     pkgs+=(python3-h5py python3-numpy valgrind iproute2 procps slurm-wlm munge
            clang libclang-rt-14-dev shellcheck
-           chromium libudev-dev)
+           chromium libudev-dev libsimgrid-dev libhdf5-dev)
     pkgs+=(prometheus-node-exporter)
     pkgs+=(python3-pandas python3-xarray python3-pip python3-setuptools)
 fi

@@ -105,6 +105,7 @@ static const char *const opt_activation_names[] = {"gelu", "swiglu", NULL};
 static const char *const opt_drop_names[] = {"position", "probs", NULL};
 static const char *const opt_placement_names[] = {"contiguous", "round-robin", NULL};
 static const char *const opt_tel_mode_names[] = {"parallel", "gather", NULL};
+static const char *const opt_sim_compute_names[] = {"model", "real", NULL};
 static const char *const opt_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 
 /* Enum fields are written as int; the enums must have int's size. */
@@ -112,6 +113,14 @@ _Static_assert(sizeof(moe_activation_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(moe_drop_policy_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(moe_placement_kind_t) == sizeof(int), "enum size");
 _Static_assert(sizeof(moe_tel_mode_t) == sizeof(int), "enum size");
+_Static_assert(sizeof(moe_sim_compute_t) == sizeof(int), "enum size");
+
+/* SMPI has no MPI-IO: simulated runs gather telemetry to rank 0 (docs/simulation.md). */
+#ifdef MOERUN_SMPI
+#define MOE__TEL_MODE_DEFAULT "gather"
+#else
+#define MOE__TEL_MODE_DEFAULT "parallel"
+#endif
 
 #define OPT_FIELD(f) offsetof(moe_config_t, f), sizeof(((moe_config_t *)0)->f)
 
@@ -194,10 +203,18 @@ static const opt_t opt_table[] = {
           "routing log (a moerun-import format or telemetry with routes/) replayed instead of the gate (docs/replay.md)"),
     OPT_I(R, replay_tokens, "--replay-tokens", "MOERUN_REPLAY_TOKENS", "0", 0, 16777216,
           "with --replay: 0 runs the whole log once (--tokens per rank per step); N tiles it to N tokens per rank per step for --steps steps"),
+    OPT_E(R, sim_compute, "--sim-compute", "MOERUN_SIM_COMPUTE", "model", opt_sim_compute_names,
+          "SMPI builds only (docs/simulation.md): model charges expert FLOPs as simulated time "
+          "without computing them; real computes them too"),
+    OPT_D(R, sim_gflops, "--sim-gflops", "MOERUN_SIM_GFLOPS", "100", 0, 1e6, OPT_MIN_EXCLUSIVE,
+          NULL, "SMPI builds only: GFLOP/s per rank charged for gate and expert GEMMs"),
+    OPT_D(R, sim_copy_gbs, "--sim-copy-gbs", "MOERUN_SIM_COPY_GBS", "10", 0, 1e5,
+          OPT_MIN_EXCLUSIVE, NULL,
+          "SMPI builds only: GB/s charged for packing and unpacking exchange payload"),
 
     OPT_S(O, telemetry, "--telemetry", "MOERUN_TELEMETRY", "moerun.h5", "PATH", OPT_STR_MAX,
           OPT_NONE_IS_EMPTY, "\"\" or none: no telemetry", NULL, "HDF5 telemetry file"),
-    OPT_E(O, telemetry_mode, "--telemetry-mode", "MOERUN_TELEMETRY_MODE", "parallel",
+    OPT_E(O, telemetry_mode, "--telemetry-mode", "MOERUN_TELEMETRY_MODE", MOE__TEL_MODE_DEFAULT,
           opt_tel_mode_names,
           "parallel: every rank writes through collective MPI-IO; gather: rank 0 writes"),
     OPT_I(O, flush_interval, "--flush-interval", "MOERUN_FLUSH_INTERVAL", "10", 1, 1000000,
@@ -278,6 +295,7 @@ static const char *const opt_env_ignored[] = {
     "MOERUN_BUILD_DIR",      /* read by the scripts in jobs/ */
     "MOERUN_ASAN_BUILD_DIR", /* jobs/test-sanitize.sh */
     "MOERUN_FUZZ_BUILD_DIR", /* jobs/test-fuzz.sh */
+    "MOERUN_SMPI_BUILD_DIR", /* jobs/smpi/build.sh and run.sh */
     "MOERUN_READER_PROBE",   /* read by the telemetry reader of the tools */
 };
 
@@ -631,6 +649,11 @@ const char *moe_tel_mode_name(moe_tel_mode_t m)
     return (unsigned)m < 2 ? opt_tel_mode_names[m] : "unknown";
 }
 
+const char *moe_sim_compute_name(moe_sim_compute_t m)
+{
+    return (unsigned)m < 2 ? opt_sim_compute_names[m] : "unknown";
+}
+
 /* ---- INI files ------------------------------------------------------------------------------ */
 
 typedef struct opt_ini {
@@ -979,6 +1002,13 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
     st = moe_workload_parse(cfg->workload, cfg->experts, &wl, err, errlen);
     if (st != MOE_OK)
         return st;
+#ifdef MOERUN_SMPI
+    if (cfg->telemetry_mode == MOE_TEL_PARALLEL) {
+        opt_say(err, errlen, "telemetry_mode: parallel needs MPI-IO, which a SimGrid SMPI "
+                             "build does not have; allowed gather");
+        return MOE_ERR_INVALID;
+    }
+#endif
     if (moe_a2a_find(cfg->exchange) == NULL) {
         opt_say(err, errlen, "exchange: \"%s\" is not a known backend; allowed %s",
                 opt_quote(cfg->exchange, text, 80), moe_a2a_names());

@@ -35,6 +35,7 @@
 #include "moerun/base/assert.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
+#include "sim.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
                "moe_summary_t.phase_s holds every phase column");
@@ -96,7 +97,13 @@ static moe_status_t engine_alloc(moe_engine_t *e)
 
     ok &= ENG_ALLOC(e->wg, L * d * E);
     ok &= ENG_ALLOC(e->ffn, L * (size_t)e->n_local);
+#ifdef MOERUN_SMPI
+    /* (calloc): not SimGrid's shared-malloc interception — the gate reads these tokens in
+     * every layer, across MPI calls, so they must stay private to the simulated rank */
+    ok &= (e->xin = (calloc)(T * d + 1, sizeof(float))) != NULL;
+#else
     ok &= ENG_ALLOC(e->xin, T * d);
+#endif
     ok &= ENG_ALLOC(e->xa, T * d);
     ok &= ENG_ALLOC(e->xb, T * d);
     ok &= ENG_ALLOC(e->xout, T * d);
@@ -205,7 +212,7 @@ static moe_status_t engine_model_init(moe_engine_t *e)
 
     for (l = 0; l < e->L; l++)
         moe_workload_router(&e->wl, l, e->wg + (size_t)l * e->d * e->E);
-    for (l = 0; l < e->L; l++)
+    for (l = 0; l < e->L && !moe_sim_model(&e->cfg); l++)
         for (i = 0; i < e->n_local; i++) {
             int g = e->place.global_of[e->place.first_local[e->rank] + i];
             st = moe_ffn_init(&e->ffn[(size_t)l * e->n_local + i], e->d, e->cfg.d_ffn,
@@ -216,7 +223,7 @@ static moe_status_t engine_model_init(moe_engine_t *e)
             hc = (size_t)moe_ffn_hidden_cols(&e->ffn[0]);
         }
     /* shared experts: ids E, E+1, ... so their weights differ from every routed expert's */
-    for (l = 0; l < e->L; l++)
+    for (l = 0; l < e->L && !moe_sim_model(&e->cfg); l++)
         for (i = 0; i < e->cfg.shared_experts; i++) {
             st = moe_ffn_init(&e->shared[(size_t)l * e->cfg.shared_experts + i], e->d,
                               e->cfg.d_ffn,
@@ -405,8 +412,11 @@ static void engine_expert(void *varg, int local_expert, const float *x, int64_t 
     moe_engine_t        *e = a->e;
     int                  g = e->place.global_of[e->place.first_local[e->rank] + local_expert];
 
-    moe_ffn_forward(&e->ffn[(size_t)a->layer * e->n_local + local_expert], x, rows, y,
-                    e->ffn_scratch);
+    if (!moe_sim_model(&e->cfg)) /* as the non-overlapped path: sim.h */
+        moe_ffn_forward(&e->ffn[(size_t)a->layer * e->n_local + local_expert], x, rows, y,
+                        e->ffn_scratch);
+    moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
+                               e->d * e->cfg.d_ffn);
     a->processed[g] += rows;
 }
 
@@ -538,6 +548,10 @@ static void engine_shared_experts(moe_engine_t *e, int l, const float *x)
     float *y = e->shared_y, *acc = e->shared_y + n;
 
     for (j = 0; j < N; j++) {
+        moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)e->T *
+                                   e->d * e->cfg.d_ffn);
+        if (moe_sim_model(&e->cfg)) /* not computed: sim.h */
+            continue;
         moe_ffn_forward(&e->shared[(size_t)l * N + j], x, e->T, j == 0 ? acc : y,
                         e->ffn_scratch);
         if (j > 0)
@@ -573,8 +587,11 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
             for (i = 0; i < E; i++)
                 e->b_bias[(b * e->L + l) * E + i] = e->bias[(size_t)l * E + i];
         }
-        moe_gate_route_with(&e->router, e->token_id, x, e->wg + (size_t)l * e->d * E, T, e->d,
-                            e->logits, e->pscratch, e->rscratch, &e->gate, e->gsum, &lmax,
+        /* modelled compute (sim.h): expert outputs are not computed, so every layer
+         * is gated on the step's tokens, which the residual stream would carry forward */
+        moe_gate_route_with(&e->router, e->token_id, moe_sim_model(&e->cfg) ? e->xin : x,
+                            e->wg + (size_t)l * e->d * E, T, e->d, e->logits, e->pscratch,
+                            e->rscratch, &e->gate, e->gsum, &lmax,
                             e->coselect + (size_t)l * E * E);
         if (e->router.ops->global) {
             st = engine_expert_choice(e, l);
@@ -584,6 +601,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     }
     for (i = 0; i < E; i++)
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
+    moe_sim_flops(&e->cfg, 2.0 * T * e->d * E);
     t1 = MPI_Wtime();
 
     /* the first collective after the gate: a few hundred bytes, so its time is the wait for
@@ -670,6 +688,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     st = e->a2a->dispatch(e->a2a_ctx, &plan, x, &batch, &ast);
     if (st != MOE_OK)
         return st;
+    moe_sim_copy(&e->cfg, (double)(ast.bytes_sent + ast.bytes_recv));
     t3 = MPI_Wtime();
 #if MOE_ASSERTS_ENABLED
     engine_assert_delivered(e, &plan, &batch, &ast);
@@ -679,8 +698,12 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     for (i = 0; i < batch.n_local; i++) {
         int64_t rows = batch.offset[i + 1] - batch.offset[i];
         int     g = e->place.global_of[e->place.first_local[e->rank] + i];
-        moe_ffn_forward(&e->ffn[(size_t)l * e->n_local + i], batch.x + batch.offset[i] * e->d,
-                        rows, batch.y + batch.offset[i] * e->d, e->ffn_scratch);
+        if (!moe_sim_model(&e->cfg))
+            moe_ffn_forward(&e->ffn[(size_t)l * e->n_local + i],
+                            batch.x + batch.offset[i] * e->d, rows,
+                            batch.y + batch.offset[i] * e->d, e->ffn_scratch);
+        moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
+                                   e->d * e->cfg.d_ffn);
         processed[g] += rows;
     }
     engine_shared_experts(e, l, x);
@@ -693,9 +716,13 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     tb = MPI_Wtime();
     MOE_MPI_CHECK(&e->log, MPI_Barrier(e->comm));
     ast.t_combine_wait += MPI_Wtime() - tb;
-    st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
-    if (st != MOE_OK)
-        return st;
+    {
+        int64_t sent0 = ast.bytes_sent, recv0 = ast.bytes_recv;
+        st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
+        if (st != MOE_OK)
+            return st;
+        moe_sim_copy(&e->cfg, (double)(ast.bytes_sent - sent0 + ast.bytes_recv - recv0));
+    }
     if (e->cfg.shared_experts > 0) { /* out = x + routed + shared */
         const float *acc = e->shared_y + (size_t)T * e->d;
         size_t       n = (size_t)T * e->d, q;
@@ -1251,7 +1278,11 @@ void moe_engine_destroy(moe_engine_t *e)
             moe_ffn_cleanup(&e->ffn[i]);
     free(e->ffn);
     free(e->wg);
+#ifdef MOERUN_SMPI
+    (free)(e->xin);
+#else
     free(e->xin);
+#endif
     free(e->xa);
     free(e->xb);
     free(e->xout);

@@ -75,6 +75,8 @@ typedef struct tel_nums {
     int64_t experts, top_k, layers, d_model, d_ffn, tokens_per_rank, nranks, nnodes;
     int64_t flush_interval, route_samples, steps_requested, seed;
     double  capacity_factor, temperature;
+    int     sim_compute;        /* SMPI builds only */
+    double  sim_gflops, sim_copy_gbs;
 } tel_nums_t;
 
 struct moe_telemetry {
@@ -413,6 +415,9 @@ static void tel_nums_fill(tel_nums_t *n, const moe_tel_meta_t *meta)
     n->seed = (int64_t)c->seed;
     n->capacity_factor = c->capacity_factor;
     n->temperature = c->temperature;
+    n->sim_compute = (int)c->sim_compute;
+    n->sim_gflops = c->sim_gflops;
+    n->sim_copy_gbs = c->sim_copy_gbs;
 }
 
 /* Root attributes: versions, configuration, the main numbers, and the running state. */
@@ -462,6 +467,14 @@ static moe_status_t tel_write_root_attrs(moe_telemetry_t *t, const tel_nums_t *n
     if ((st = tel_attr_f64(t, root, "capacity_factor", n->capacity_factor)) != MOE_OK ||
         (st = tel_attr_f64(t, root, "temperature", n->temperature)) != MOE_OK)
         return st;
+#ifdef MOERUN_SMPI
+    /* A simulated run (docs/simulation.md): times are SimGrid's model, counts are real. */
+    if ((st = tel_attr_str(t, root, "simulated", "smpi")) != MOE_OK ||
+        (st = tel_attr_str(t, root, "sim_compute", moe_sim_compute_name(n->sim_compute))) != MOE_OK ||
+        (st = tel_attr_f64(t, root, "sim_gflops", n->sim_gflops)) != MOE_OK ||
+        (st = tel_attr_f64(t, root, "sim_copy_gbs", n->sim_copy_gbs)) != MOE_OK)
+        return st;
+#endif
     return MOE_OK;
 }
 
@@ -528,9 +541,16 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
     TEL_H5(t, fapl = H5Pcreate(H5P_FILE_ACCESS), "creating", st, out);
     TEL_H5(t, t->dxpl = H5Pcreate(H5P_DATASET_XFER), "creating", st, out);
     if (t->mode == MOE_TEL_PARALLEL) {
+#ifdef H5_HAVE_PARALLEL
         TEL_H5(t, H5Pset_fapl_mpio(fapl, t->comm, MPI_INFO_NULL), "setting MPI-IO for", st, out);
         TEL_H5(t, H5Pset_dxpl_mpio(t->dxpl, H5FD_MPIO_COLLECTIVE), "setting MPI-IO for", st,
                out);
+#else
+        /* serial HDF5 (SimGrid SMPI builds): only the gather mode exists */
+        st = MOE_ERROR_SET(t->log, MOE_ERR_INVALID, "telemetry: the parallel mode needs "
+                           "parallel HDF5; use --telemetry-mode gather");
+        goto out;
+#endif
     }
     /* Every chunk is written once, whole, and never read back: no raw-data chunk cache, so
      * memory does not grow with the number of chunks written (1 MB per dataset otherwise). */

@@ -24,6 +24,7 @@ typedef enum { MOE_ACT_GELU = 0, MOE_ACT_SWIGLU = 1 } moe_activation_t;
 typedef enum { MOE_DROP_POSITION = 0, MOE_DROP_PROBS = 1 } moe_drop_policy_t;
 typedef enum { MOE_PLACE_CONTIGUOUS = 0, MOE_PLACE_ROUND_ROBIN = 1 } moe_placement_kind_t;
 typedef enum { MOE_TEL_PARALLEL = 0, MOE_TEL_GATHER = 1 } moe_tel_mode_t;
+typedef enum { MOE_SIM_MODEL = 0, MOE_SIM_REAL = 1 } moe_sim_compute_t;
 
 typedef struct moe_config {
     /* model */
@@ -55,6 +56,9 @@ typedef struct moe_config {
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     char                 replay[MOE_PATH_MAX]; /* routing log replayed instead of the gate; empty: none */
     int                  replay_tokens;    /* 0: the whole log once; N: tiled to N tokens per rank per step */
+    moe_sim_compute_t    sim_compute;      /* SMPI builds: model (charge, do not compute) or real */
+    double               sim_gflops;       /* SMPI builds: GFLOP/s per rank charged for GEMMs, > 0 */
+    double               sim_copy_gbs;     /* SMPI builds: GB/s charged for payload copies, > 0 */
     /* output */
     char                 telemetry[MOE_PATH_MAX];    /* HDF5 file; empty: no telemetry */
     moe_tel_mode_t       telemetry_mode;   /* parallel: collective MPI-IO; gather: rank 0 writes serially */
@@ -160,5 +164,6 @@ const char *moe_activation_name(moe_activation_t a);
 const char *moe_drop_policy_name(moe_drop_policy_t p);
 const char *moe_placement_name(moe_placement_kind_t p);
 const char *moe_tel_mode_name(moe_tel_mode_t m);
+const char *moe_sim_compute_name(moe_sim_compute_t m);
 
 #endif /* MOERUN_CONFIG_H */

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# smpi_validate.sh — simulated against measured on the emulated hosts (docs/simulation.md).
+# Not a test: run it on a quiet machine, as root (network namespaces).
+#
+#  1. stands up HOSTS x RANKS emulated hosts (jobs/cluster/emulate.sh) with links shaped to RATE;
+#  2. calibrates the platform from the test bed itself: one-way latency = half the ping RTT
+#     between two hosts; NIC bandwidth = the inter-node bytes a host sends per second in
+#     a2a-bench's plain MPI_Alltoallv baseline (largest message size);
+#  3. for each case (top-8 of 64, top-2 of 16) and exchange (flat, hier): runs moerun for
+#     real on the test bed and simulated (--sim-compute real, same configuration) on the
+#     calibrated platform; compares dispatch + combine per step (mean over ranks and steps
+#     after the first) and the routed/processed/dropped counts (must be equal).
+# Usage: bench/smpi_validate.sh [OUTDIR]  Env: BUILD (./build), HOSTS (4), RANKS (2),
+#        RATE (1gbit), TOKENS (256), D (1024), FFN (1024), STEPS (6)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${1:-$PWD/smpi-validate}
+build=${BUILD:-$root/build}
+hosts=${HOSTS:-4} ranks=${RANKS:-2} rate=${RATE:-1gbit} tokens=${TOKENS:-256}
+d=${D:-1024} ffn=${FFN:-1024} steps=${STEPS:-6}
+np=$((hosts * ranks))
+emu="$root/jobs/cluster/emulate.sh"
+py=/usr/bin/python3
+state=$(mktemp -d "${TMPDIR:-/tmp}/moe-smpival.XXXXXX")
+mkdir -p "$out"
+cleanup() { "$emu" --state "$state/tb" down >/dev/null 2>&1 || true; rm -rf "$state"; }
+trap cleanup EXIT
+"$emu" --state "$state/tb" up --hosts "$hosts" --slots "$ranks" --rate "$rate" >/dev/null
+
+rtt=$("$emu" --state "$state/tb" exec h0 -- ping -c 20 -i 0.05 -q 10.251.0.11 | sed -n 's|.*= [0-9.]*/\([0-9.]*\)/.*|\1|p')
+lat_us=$(awk -v r="$rtt" 'BEGIN { printf "%.1f", r * 1000 / 2 }')
+"$emu" --state "$state/tb" run --timeout 900 -- mpirun -np "$np" "$build/a2a-bench" --experts 64 \
+    --top-k 8 --d-model "$d" --tokens "$tokens" --workloads uniform --exchanges flat --iters 5 \
+    --warmup 1 --json "$out/calib.json" >"$out/calib.txt"
+nic_gbit=$($py - "$out/calib.json" "$hosts" "$ranks" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1])); hosts, ranks = int(sys.argv[2]), int(sys.argv[3])
+a = [r for r in rows if r["exchange"] == "alltoallv"][-1]
+f = [r for r in rows if r["exchange"] == "flat"][-1]
+# bytes a host sends to other hosts per exchange (dispatch + combine): flat's inter-node bytes / hosts
+per_host = f["inter_node_bytes"] / hosts
+print("%.4f" % (per_host * 8 / (a["time_us"]["max"] * 1e-6) / 1e9))
+PY
+)
+echo "calibrated: one-way latency $lat_us us (ping RTT $rtt ms), NIC $nic_gbit Gbit/s" | tee "$out/calibration.txt"
+"$root/jobs/smpi/platform.py" --nodes "$hosts" --ranks-per-node "$ranks" --preset testbed \
+    --nic-gbit "$nic_gbit" --nic-lat-us "$lat_us" --out "$out/platform" >/dev/null
+
+printf '%-12s %-5s %12s %12s %8s %s\n' case exchange measured_ms simulated_ms ratio counts | tee "$out/table.txt"
+for ek in 64:8 16:2; do
+    E=${ek%:*} k=${ek#*:}
+    for ex in flat hier; do
+        tag="top${k}of${E}-$ex"
+        args=(--experts "$E" --top-k "$k" --tokens "$tokens" --d-model "$d" --d-ffn "$ffn"
+              --layers 1 --steps "$steps" --exchange "$ex" --quiet --route-samples 0)
+        rm -f "$out/$tag-real.h5" "$out/$tag-sim.h5"
+        "$emu" --state "$state/tb" run --timeout 900 -- mpirun -np "$np" "$build/moerun" "${args[@]}" \
+            --telemetry "$out/$tag-real.h5" >/dev/null
+        "$root/jobs/smpi/run.sh" --platform-dir "$out/platform" -- "${args[@]}" --sim-compute real \
+            --telemetry "$out/$tag-sim.h5" >/dev/null 2>&1
+        $py - "$out/$tag-real.h5" "$out/$tag-sim.h5" "$tag" <<'PY' | tee -a "$out/table.txt"
+import sys, h5py, numpy as np
+def comm(p):
+    f = h5py.File(p, "r")
+    c = [x.decode() if isinstance(x, bytes) else x for x in f["steps/phase_time"].attrs["columns"]]
+    ph = f["steps/phase_time"][()][1:]
+    t = (ph[:, :, :, c.index("dispatch")] + ph[:, :, :, c.index("combine")]).sum(axis=1)
+    return t.mean(), f
+m, fr = comm(sys.argv[1]); s, fs = comm(sys.argv[2])
+same = all(np.array_equal(fr["steps/" + k][()], fs["steps/" + k][()]) for k in ("routed", "processed", "dropped"))
+print("%-12s %-5s %12.3f %12.3f %8.2f %s" % (sys.argv[3].rsplit("-", 1)[0], sys.argv[3].rsplit("-", 1)[1],
+      m * 1e3, s * 1e3, s / m, "equal" if same else "DIFFER"))
+PY
+    done
+done

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# jobs/smpi/run.sh — run the SMPI build of moerun on a simulated cluster (docs/simulation.md).
+#
+#   jobs/smpi/run.sh [--nodes N] [--ranks-per-node R] [--preset ib100|eth25|testbed]
+#                    [--topology T] [--platform-dir DIR] [--shared-malloc BYTES] -- MOERUN ARGS...
+#
+# Generates the platform (jobs/smpi/platform.py) unless --platform-dir names one already made,
+# then runs smpirun with N*R ranks and the settings moerun's model needs:
+#   smpi/simulate-computation:no   compute is charged by moerun itself (runtime/sim.h)
+#   smpi/bw-factor, lat-factor 0:1 no SimGrid correction factors: the platform's numbers hold
+#   smpi/alltoallv:pair            pairwise MPI_Alltoallv (bounded concurrency: ~P flows,
+#                                  not P^2, so 1024 ranks finish in seconds)
+#   smpi/alltoall:bruck, allgather:bruck, allgatherv:mpich, allreduce:rdb, reduce:binomial,
+#   bcast:binomial_tree, gather:ompi_binomial   O(P log P) messages for the small collectives
+#                                  (SimGrid's defaults post O(P^2) at once)
+#   maxmin/precision:1e-3
+#   --shared-malloc BYTES          with --sim-compute model (the default): allocations of at
+#                                  least BYTES are shared by all simulated ranks (contents
+#                                  garbage, never read by the model) so 1024 ranks fit in
+#                                  memory; 0 (the default) keeps every allocation private.
+# Environment: MOERUN_SMPI_BUILD_DIR (default ./build-smpi), SMPIRUN (default smpirun).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build=${MOERUN_SMPI_BUILD_DIR:-$root/build-smpi}
+nodes=4 rpn=2 preset=ib100 topology=flat pdir="" shared=0
+usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --nodes) nodes=$2; shift 2 ;;
+        --ranks-per-node) rpn=$2; shift 2 ;;
+        --preset) preset=$2; shift 2 ;;
+        --topology) topology=$2; shift 2 ;;
+        --platform-dir) pdir=$2; shift 2 ;;
+        --shared-malloc) shared=$2; shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        --) shift; break ;;
+        *) echo "smpi/run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
+    esac
+done
+case $nodes$rpn$shared in *[!0-9]*|"") echo "smpi/run.sh: --nodes, --ranks-per-node, --shared-malloc take integers" >&2; exit 2 ;; esac
+[ -x "$build/moerun" ] || { echo "smpi/run.sh: $build/moerun not built (jobs/smpi/build.sh)" >&2; exit 1; }
+tmp=""
+if [ -z "$pdir" ]; then
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/moerun-smpi.XXXXXX")
+    trap 'rm -rf "$tmp"' EXIT
+    pdir=$tmp
+    "$root/jobs/smpi/platform.py" --nodes "$nodes" --ranks-per-node "$rpn" --preset "$preset" \
+        --topology "$topology" --out "$pdir" >/dev/null
+fi
+np=$(wc -l <"$pdir/hostfile")
+if [ "$shared" -gt 0 ]; then
+    # hier and 2dh keep unit headers inside their payload buffers: shared (garbage) contents
+    # would corrupt them. Only flat's payload is pure rows (docs/simulation.md).
+    prev=""
+    for a in "$@"; do
+        case "$prev=$a" in --exchange=hier|--exchange=2dh|*=--exchange=hier|*=--exchange=2dh)
+            echo "smpi/run.sh: --shared-malloc works with --exchange flat only (hier and 2dh carry headers in their payload buffers)" >&2; exit 2 ;;
+        esac
+        prev=$a
+    done
+fi
+cfg=(--cfg=smpi/simulate-computation:no --cfg=smpi/bw-factor:0:1 --cfg=smpi/lat-factor:0:1
+     --cfg=smpi/alltoallv:pair --cfg=smpi/alltoall:bruck --cfg=smpi/allgather:bruck
+     --cfg=smpi/allgatherv:mpich --cfg=smpi/allreduce:rdb --cfg=smpi/reduce:binomial
+     --cfg=smpi/bcast:binomial_tree --cfg=smpi/gather:ompi_binomial --cfg=maxmin/precision:1e-3
+     --cfg=smpi/privatization:dlopen)
+if [ "$shared" -gt 0 ]; then
+    cfg+=(--cfg=smpi/auto-shared-malloc-thresh:"$shared" --cfg=smpi/shared-malloc-blocksize:67108864)
+fi
+exec "${SMPIRUN:-smpirun}" -np "$np" -platform "$pdir/platform.xml" -hostfile "$pdir/hostfile" \
+    "${cfg[@]}" --log=root.thres:warning --log=smpi_config.thres:error "$build/moerun" "$@"

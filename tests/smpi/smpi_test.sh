@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# smpi_test.sh — the SimGrid SMPI build of moerun (docs/simulation.md), end to end:
+#  1. builds it (jobs/smpi/build.sh) into the test's build tree;
+#  2. 8 simulated ranks (4 nodes x 2) with --sim-compute real, for flat, hier and 2dh, and the
+#     same configuration under real mpirun: routed/processed/dropped per step, layer and
+#     expert equal exactly (check_smpi.py counts), and moerun-analyze reads the simulated file;
+#  3. 64 simulated ranks (32 nodes x 2, E 64, top-8, flat, modelled compute, shared malloc):
+#     conservation, expert phase = charged FLOPs on every rank, inter-node bytes
+#     (check_smpi.py model).
+# Env: MOERUN (MPI build), ANALYZE, MPIEXEC, PYTHON, SMPI_BUILD_DIR.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+check="${PYTHON:-/usr/bin/python3} $root/tests/smpi/check_smpi.py"
+work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-smpi-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+export MOERUN_SMPI_BUILD_DIR=$SMPI_BUILD_DIR
+"$root/jobs/smpi/build.sh" >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
+
+cfg=(--experts 16 --top-k 2 --d-model 32 --d-ffn 48 --layers 2 --steps 4 --tokens 64
+     --capacity-factor 1.0 --workload zipf:1.2 --seed 11 --quiet)
+for ex in flat hier 2dh; do
+    "$root/jobs/smpi/run.sh" --nodes 4 --ranks-per-node 2 -- "${cfg[@]}" --exchange "$ex" \
+        --sim-compute real --telemetry "$work/sim-$ex.h5" >"$work/sim-$ex.out" 2>&1 \
+        || { echo "smpi[$ex]: simulated run failed"; cat "$work/sim-$ex.out"; exit 1; }
+    "$MPIEXEC" -np 8 "$MOERUN" "${cfg[@]}" --exchange "$ex" --ranks-per-node 2 \
+        --telemetry "$work/real-$ex.h5" >"$work/real-$ex.out" 2>&1 \
+        || { echo "smpi[$ex]: real run failed"; cat "$work/real-$ex.out"; exit 1; }
+    $check counts "$work/sim-$ex.h5" "$work/real-$ex.h5"
+done
+"$ANALYZE" "$work/sim-hier.h5" --json "$work/a.json" >"$work/a.out" \
+    || { echo "smpi: moerun-analyze failed on a simulated file"; cat "$work/a.out"; exit 1; }
+grep -q '"routed"' "$work/a.json" || { echo "smpi: no routed count in the analysis"; exit 1; }
+
+"$root/jobs/smpi/run.sh" --nodes 32 --ranks-per-node 2 --shared-malloc 65536 -- \
+    --experts 64 --top-k 8 --d-model 64 --d-ffn 128 --layers 2 --steps 3 --tokens 64 \
+    --exchange flat --quiet --telemetry "$work/m64.h5" >"$work/m64.out" 2>&1 \
+    || { echo "smpi: 64-rank simulated run failed"; cat "$work/m64.out"; exit 1; }
+$check model "$work/m64.h5"
+echo "smpi: ok"
