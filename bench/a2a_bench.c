@@ -7,8 +7,9 @@
  *
  * Routing comes from the real gate on the chosen workload (dropless), the placement is
  * contiguous, the expert is the identity (y = x) so only the exchange is timed. For every
- * (workload, tokens, exchange) row it prints, over ranks, min/avg/max time per
- * dispatch+combine, the payload bytes per rank (rows moved, both directions), algbw =
+ * (workload, tokens, exchange) row it prints the time per dispatch+combine as min/median/max
+ * over iterations (each iteration's time is its slowest rank's) and min/max over ranks of
+ * each rank's median, the payload bytes per rank (rows moved, both directions), algbw =
  * bytes / time, busbw = algbw * (P-1)/P, inter-node bytes (all ranks), the imbalance (max
  * rank bytes / mean), the lower bound (bytes over the busiest host link / link rate, when
  * --link-gbit is given) and #wrong: output elements that differ from the flat exchange
@@ -26,6 +27,7 @@
 
 #include "a2a.h"
 #include "bench_start.h"
+#include "bench_util.h"
 #include "gate.h"
 #include "placement.h"
 #include "topo.h"
@@ -86,7 +88,8 @@ static int parse(int argc, char **argv, bench_opts_t *o)
 }
 
 typedef struct {
-    double  t[3];              /* min avg max seconds per iteration */
+    bench_stats_t it;          /* over iterations, of the slowest rank's time of each */
+    double  rk[3];             /* over ranks (min avg max), of each rank's median time */
     double  bytes_rank_avg, imbalance, inter_bytes, bound_s;
     long    wrong;
 } row_t;
@@ -141,11 +144,13 @@ int main(int argc, char **argv)
     if (rank == 0) {
         printf("# a2a-bench: %d ranks on %d nodes, E=%d top-%d, d=%d (float32), dropless, identity experts, "
                "%d iters after %d warm-up\n", P, topo.nnodes, o.E, o.k, o.d, o.iters, o.warmup);
-        printf("# time: us per dispatch+combine (min/avg/max over ranks); bytes: payload per rank, both "
-               "directions; algbw, busbw: GB/s; inter: inter-node MB per step, all ranks\n");
-        printf("#%-12s %6s %-9s %11s %9s %9s %9s %8s %8s %9s %6s %9s %6s\n", "workload", "tokens",
-               "exchange", "bytes", "min", "avg", "max", "algbw", "busbw", "inter", "imbal",
-               "bound/t", "#wrong");
+        printf("# time: us per dispatch+combine: min/median/max over iterations (each iteration's "
+               "slowest rank), then min/max over ranks of each rank's median; bytes: payload per "
+               "rank, both directions; algbw, busbw: GB/s at the median; inter: inter-node MB per "
+               "step, all ranks; bound/t: lower bound / median\n");
+        printf("#%-12s %6s %-9s %11s %9s %9s %9s %9s %9s %8s %8s %9s %6s %9s %6s\n", "workload",
+               "tokens", "exchange", "bytes", "it-min", "it-med", "it-max", "rk-min", "rk-max",
+               "algbw", "busbw", "inter", "imbal", "bound/t", "#wrong");
         if (o.json)
             js = fopen(o.json, "w");
         if (js)
@@ -181,19 +186,21 @@ int main(int argc, char **argv)
             }
             for (xi = -1; xi < o.nex; xi++) { /* -1: flat reference + alltoallv baseline */
                 const moe_a2a_ops_t *ops = moe_a2a_find(xi < 0 ? "flat" : o.ex[xi]);
-                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log};
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0};
                 void                *ctx = NULL;
                 moe_expert_batch_t   b;
                 moe_a2a_stats_t      st;
                 int64_t             *trow = calloc((size_t)P, sizeof(int64_t));
-                double               tsum = 0, tmin = 1e30, tmax = 0, v[3], bytes = 0, b3[3];
+                double              *ts = calloc((size_t)o.iters, sizeof(double));
+                double              *tg = calloc((size_t)o.iters, sizeof(double));
+                double               bytes = 0, b3[3];
                 row_t                rw;
                 const char          *name = xi < 0 ? "alltoallv" : o.ex[xi];
 
                 if (ops == NULL || ops->create(&prm, &ctx) != MOE_OK) {
                     if (rank == 0)
                         fprintf(stderr, "a2a-bench: exchange %s unavailable: %s\n", name, log.last_error);
-                    free(trow);
+                    free(trow), free(ts), free(tg);
                     continue;
                 }
                 memset(&rw, 0, sizeof(rw));
@@ -210,8 +217,7 @@ int main(int argc, char **argv)
                     if (ops->combine(ctx, &plan, &b, out, &st) != MOE_OK)
                         MPI_Abort(MPI_COMM_WORLD, 1);
                     if (it >= o.warmup) {
-                        double t = MPI_Wtime() - t0;
-                        tsum += t, tmin = t < tmin ? t : tmin, tmax = t > tmax ? t : tmax;
+                        ts[it - o.warmup] = MPI_Wtime() - t0;
                         if (it == o.warmup) {
                             rw.inter_bytes = (double)st.bytes_inter;
                             bytes = (double)(st.bytes_sent + st.bytes_recv) / 2;
@@ -235,17 +241,14 @@ int main(int argc, char **argv)
                         }
                         sb = calloc((size_t)T * k * d + 1, 4);
                         rb = calloc((size_t)tot + 1, 4);
-                        tsum = 0, tmin = 1e30, tmax = 0;
                         for (it = 0; it < o.warmup + o.iters; it++) {
                             double t0;
                             MPI_Barrier(MPI_COMM_WORLD);
                             t0 = MPI_Wtime();
                             MPI_Alltoallv(sb, sc, sd, MPI_FLOAT, rb, rc, rd, MPI_FLOAT, MPI_COMM_WORLD);
                             MPI_Alltoallv(rb, rc, rd, MPI_FLOAT, sb, sc, sd, MPI_FLOAT, MPI_COMM_WORLD);
-                            if (it >= o.warmup) {
-                                double t = MPI_Wtime() - t0;
-                                tsum += t, tmin = t < tmin ? t : tmin, tmax = t > tmax ? t : tmax;
-                            }
+                            if (it >= o.warmup)
+                                ts[it - o.warmup] = MPI_Wtime() - t0;
                         }
                         free(sc), free(sd), free(rc), free(rd), free(sb), free(rb);
                     }
@@ -254,11 +257,10 @@ int main(int argc, char **argv)
                         rw.wrong += fabs(out[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i]));
                     ops->destroy(ctx);
                 }
-                MPI_Allreduce(&tmin, &v[0], 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
-                tsum /= o.iters;
-                MPI_Allreduce(&tsum, &v[1], 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-                MPI_Allreduce(&tmax, &v[2], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-                v[1] /= P;
+                MPI_Allreduce(ts, tg, o.iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+                rw.it = bench_stats(tg, o.iters);
+                bench_over_ranks(bench_stats(ts, o.iters).med, rw.rk, MPI_COMM_WORLD);
+                free(ts), free(tg);
                 b3[0] = bytes, b3[1] = bytes, b3[2] = rw.inter_bytes;
                 MPI_Allreduce(MPI_IN_PLACE, &b3[0], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
                 MPI_Allreduce(MPI_IN_PLACE, &b3[1], 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
@@ -269,19 +271,23 @@ int main(int argc, char **argv)
                 rw.bound_s = o.link_gbit > 0 ? busiest_link_bytes(trow, &topo, P) * 8 / (o.link_gbit * 1e9) : 0;
                 free(trow);
                 if (rank == 0) {
-                    double alg = rw.bytes_rank_avg / v[1] / 1e9;
-                    printf(" %-12s %6d %-9s %11.0f %9.1f %9.1f %9.1f %8.3f %8.3f %9.3f %6.2f %9.3f %6ld\n",
-                           o.wl[wi], T, name, rw.bytes_rank_avg, v[0] * 1e6, v[1] * 1e6, v[2] * 1e6, alg,
-                           alg * (P - 1) / P, rw.inter_bytes / 1e6, rw.imbalance,
-                           rw.bound_s > 0 ? rw.bound_s / v[1] : 0, xi < 0 ? 0 : rw.wrong);
+                    double alg = rw.bytes_rank_avg / rw.it.med / 1e9;
+                    printf(" %-12s %6d %-9s %11.0f %9.1f %9.1f %9.1f %9.1f %9.1f %8.3f %8.3f %9.3f %6.2f "
+                           "%9.3f %6ld\n",
+                           o.wl[wi], T, name, rw.bytes_rank_avg, rw.it.min * 1e6, rw.it.med * 1e6,
+                           rw.it.max * 1e6, rw.rk[0] * 1e6, rw.rk[2] * 1e6, alg, alg * (P - 1) / P,
+                           rw.inter_bytes / 1e6, rw.imbalance,
+                           rw.bound_s > 0 ? rw.bound_s / rw.it.med : 0, xi < 0 ? 0 : rw.wrong);
                     if (js) {
                         fprintf(js, "%s\n {\"workload\": \"%s\", \"tokens\": %d, \"exchange\": \"%s\", "
                                     "\"ranks\": %d, \"nodes\": %d, \"experts\": %d, \"top_k\": %d, \"d_model\": %d, "
-                                    "\"bytes_per_rank\": %.0f, \"time_us\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
+                                    "\"bytes_per_rank\": %.0f, \"time_us\": {\"min\": %.2f, \"median\": %.2f, \"max\": %.2f}, "
+                                    "\"rank_median_us\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
                                     "\"algbw_gbs\": %.4f, \"busbw_gbs\": %.4f, \"inter_node_bytes\": %.0f, "
                                     "\"imbalance\": %.3f, \"bound_us\": %.2f, \"wrong\": %ld}",
                                 first_json ? "" : ",", o.wl[wi], T, name, P, topo.nnodes, o.E, o.k, o.d,
-                                rw.bytes_rank_avg, v[0] * 1e6, v[1] * 1e6, v[2] * 1e6, alg, alg * (P - 1) / P,
+                                rw.bytes_rank_avg, rw.it.min * 1e6, rw.it.med * 1e6, rw.it.max * 1e6,
+                                rw.rk[0] * 1e6, rw.rk[1] * 1e6, rw.rk[2] * 1e6, alg, alg * (P - 1) / P,
                                 xi < 0 ? -1.0 : rw.inter_bytes, rw.imbalance, rw.bound_s * 1e6,
                                 xi < 0 ? 0 : rw.wrong);
                         first_json = 0;

@@ -2,13 +2,19 @@
  * bench/moerun_bench.c — throughput of one MoE layer stack, with the machine's own
  * baselines measured in the same run.
  *
- *   mpirun -np 2 moerun-bench [moerun options] [--warmup N] [--json FILE]
+ *   mpirun -np 2 moerun-bench [moerun options] [--warmup N] [--telemetry FILE] [--json FILE]
  *
  * Defaults are the standard configuration: 1024 tokens/rank, d 512, ffn 1024, E 8, top-2,
  * cf 1.25, 1 layer, 30 steps after 3 warm-up steps, no telemetry. Printed (rank 0), in
  * nccl-tests style, with min/avg/max over ranks where it applies:
  *   - baselines: OpenBLAS sgemm GFLOP/s on the expert's GEMM shape (one thread, all ranks
- *     at once, as in the run) and memcpy GB/s (64 MiB);
+ *     at once, as in the run) and memcpy GB/s (64 MiB); both read back and check what they
+ *     wrote (so no compiler can drop them) and a value above what one core can do is
+ *     refused as a measuring bug (bench_util.h), exit 3;
+ *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
+ *     (each rank's median);
+ *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
+ *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time;
  *   - the run: tokens/s, per-phase time, expert-phase GFLOP/s and its ratio to the sgemm
  *     peak, and the GEMM-bound limit P * peak / (FLOPs per token) with the run's ratio to it.
  * Not a test: nothing is asserted, figures go to the issue notes.
@@ -22,76 +28,62 @@
 
 #include "moerun/moerun.h"
 #include "bench_start.h"
+#include "bench_util.h"
 #include "telemetry.h"
 
 extern char **environ;
 
-static double bench_sgemm(int m, int n, int k, double seconds)
+/* --telemetry: runs with and without telemetry, alternating, this many each. */
+#define BENCH_TEL_ROUNDS 3
+
+/* One measured run: per-step wall times (max over ranks per step, then min/median/max over
+ * steps; and each rank's median, min/avg/max over ranks) and the engine's summary. */
+typedef struct bench_run {
+    moe_summary_t s;
+    bench_stats_t iter;     /* over steps, of the slowest rank's time of each step */
+    double        rank[3];  /* over ranks, of each rank's median step time */
+} bench_run_t;
+
+static void run_engine(const moe_config_t *cfg, bench_run_t *out)
 {
-    float *a = malloc((size_t)m * k * 4), *b = malloc((size_t)k * n * 4), *c = malloc((size_t)m * n * 4);
-    double t0, t, best = 0;
-    long   i, reps = 0;
+    moe_engine_t *eng = NULL;
+    moe_status_t  st = moe_engine_create(cfg, MPI_COMM_WORLD, &eng);
+    double       *t = calloc((size_t)cfg->steps + 1, sizeof(double));
+    double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
+    long          i;
 
-    for (i = 0; i < (long)m * k; i++)
-        a[i] = (float)(i % 7) * 0.1f;
-    for (i = 0; i < (long)k * n; i++)
-        b[i] = (float)(i % 5) * 0.1f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
-    t0 = MPI_Wtime();
-    do { /* best of short bursts */
-        double s = MPI_Wtime();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1, a, k, b, n, 0, c, n);
-        t = MPI_Wtime() - s;
-        if (t > 0 && 2.0 * m * n * k / t > best)
-            best = 2.0 * m * n * k / t;
-        reps++;
-    } while (MPI_Wtime() - t0 < seconds || reps < 5);
-    free(a), free(b), free(c);
-    return best / 1e9;
-}
-
-static double bench_memcpy(size_t bytes, double seconds)
-{
-    char  *a = malloc(bytes), *b = malloc(bytes);
-    double t0, best = 0;
-    int    reps = 0;
-
-    memset(a, 1, bytes);
-    memset(b, 2, bytes);
-    t0 = MPI_Wtime();
-    do {
-        double s = MPI_Wtime(), t;
-        memcpy(b, a, bytes);
-        t = MPI_Wtime() - s;
-        if (t > 0 && bytes / t > best)
-            best = bytes / t;
-        a[reps % bytes] = (char)reps;
-        reps++;
-    } while (MPI_Wtime() - t0 < seconds || reps < 3);
-    free(a), free(b);
-    return best / 1e9;
-}
-
-/* min/avg/max of x over ranks, on every rank */
-static void mam(double x, double out[3], int P)
-{
-    MPI_Allreduce(&x, &out[0], 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
-    MPI_Allreduce(&x, &out[1], 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(&x, &out[2], 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    out[1] /= P;
-}
-
-static int run_engine(const moe_config_t *cfg, moe_summary_t *s, moe_engine_t **eng_p)
-{
-    moe_status_t st = moe_engine_create(cfg, MPI_COMM_WORLD, eng_p);
-
+    if (st == MOE_OK && (t == NULL || tmax == NULL))
+        st = MOE_ERR_NOMEM;
+    for (i = 0; st == MOE_OK && i < cfg->steps; i++) {
+        double t0 = MPI_Wtime();
+        st = moe_engine_step(eng);
+        t[i] = MPI_Wtime() - t0;
+    }
     if (st == MOE_OK)
-        st = moe_engine_run(*eng_p, NULL);
-    if (st == MOE_OK)
-        st = moe_engine_finish(*eng_p, "complete", s);
-    if (st != MOE_OK)
-        fprintf(stderr, "moerun-bench: %s\n", moe_engine_last_error(*eng_p));
-    return st == MOE_OK ? 0 : 1;
+        st = moe_engine_finish(eng, "complete", &out->s);
+    if (st != MOE_OK) {
+        fprintf(stderr, "moerun-bench: %s\n", moe_engine_last_error(eng));
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    MPI_Allreduce(t, tmax, (int)cfg->steps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    out->iter = bench_stats(tmax, (int)cfg->steps);
+    bench_over_ranks(bench_stats(t, (int)cfg->steps).med, out->rank, MPI_COMM_WORLD);
+    moe_engine_destroy(eng);
+    free(t), free(tmax);
+}
+
+/* Refuses an implausible or failed baseline: prints why on rank 0 and stops every rank. */
+static void bench_check_baseline(const char *what, const double v[3], double ceiling, int rank)
+{
+    if (v[0] >= 0 && v[2] <= ceiling)
+        return;
+    if (rank == 0)
+        fprintf(stderr, "moerun-bench: error: %s baseline %s (min %.2f, max %.2f; ceiling %.0f): "
+                        "a measuring bug (dead code eliminated or a wrong result); refusing to "
+                        "print it\n", what, v[0] < 0 ? "failed its read-back check" :
+                        "is above what one core can do", v[0], v[2], ceiling);
+    MPI_Finalize();
+    exit(3);
 }
 
 int main(int argc, char **argv)
@@ -102,12 +94,13 @@ int main(int argc, char **argv)
                                      "none", "--quiet", "--route-samples", "0"};
     int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
     char              **args = calloc((size_t)argc + 1, sizeof(char *));
-    const char         *json = NULL;
-    int                 warmup = 3;
-    moe_config_t        cfg, wcfg;
-    moe_summary_t       s, ws;
-    moe_engine_t       *eng = NULL, *weng = NULL;
-    double              peak[3], mcp[3], tps, flop_tok, limit, eg[3], exp_flops, ph[MOE_PHASE_COUNT][3];
+    const char         *json = NULL, *telfile = NULL;
+    int                 warmup = 3, hc;
+    moe_config_t        cfg, wcfg, tcfg;
+    bench_run_t         run, trun, wrun;
+    moe_summary_t       s;
+    double              peak[3], mcp[3], tps, flop_tok, limit, eg, exp_flops, ph[MOE_PHASE_COUNT][3];
+    double              tel_over = 0, tel_with = 0, tel_without = 0, x, pmed[3];
 
     bench_init(&argc, &argv, &rank, &P);
     if (!args)
@@ -117,35 +110,61 @@ int main(int argc, char **argv)
             json = argv[++i];
         else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
             warmup = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--telemetry") == 0 && i + 1 < argc &&
+                 strcmp(argv[i + 1], "none") != 0 && argv[i + 1][0] != '\0')
+            telfile = argv[++i];
         else
             args[nargs++] = argv[i];
     }
     i = bench_config("moerun-bench",
-                     "Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] [--json FILE]\n",
+                     "Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] "
+                     "[--telemetry FILE] [--json FILE]\n"
+                     "  --telemetry FILE  also run with telemetry into FILE (alternating with runs "
+                     "without) and report its overhead\n",
                      argv[0], defaults, nd, args, nargs, rank, P, &cfg);
     free(args);
     if (i >= 0) {
         MPI_Finalize();
         return i;
     }
+    hc = cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1);
 
     /* baselines, all ranks at once (as the run loads every core) */
     MPI_Barrier(MPI_COMM_WORLD);
-    mam(bench_sgemm(256, cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1), cfg.d_model, 1.0),
-        peak, P);
+    bench_over_ranks(bench_sgemm_gflops(256, hc, cfg.d_model, 1.0, &x), peak, MPI_COMM_WORLD);
+    bench_over_ranks(x, pmed, MPI_COMM_WORLD);
+    bench_check_baseline("sgemm GFLOP/s", peak, BENCH_SGEMM_MAX_GFLOPS, rank);
     MPI_Barrier(MPI_COMM_WORLD);
-    mam(bench_memcpy((size_t)64 << 20, 0.5), mcp, P);
+    bench_over_ranks(bench_memcpy_gbs((size_t)64 << 20, 0.5), mcp, MPI_COMM_WORLD);
+    bench_check_baseline("memcpy GB/s", mcp, BENCH_MEMCPY_MAX_GBS, rank);
 
-    /* warm-up run, then the measured run */
+    /* warm-up run, then the measured run (and the same with telemetry) */
     wcfg = cfg;
     wcfg.steps = warmup > 0 ? warmup : 1;
-    if (run_engine(&wcfg, &ws, &weng)) {
-        MPI_Abort(MPI_COMM_WORLD, 1);
-    }
-    moe_engine_destroy(weng);
+    run_engine(&wcfg, &wrun);
     MPI_Barrier(MPI_COMM_WORLD);
-    if (run_engine(&cfg, &s, &eng))
-        MPI_Abort(MPI_COMM_WORLD, 1);
+    run_engine(&cfg, &run);
+    s = run.s;
+    if (telfile) { /* alternate with and without, so drifting load hits both alike */
+        bench_run_t  nrun;
+        double       with[BENCH_TEL_ROUNDS], without[BENCH_TEL_ROUNDS];
+        tcfg = cfg;
+        snprintf(tcfg.telemetry, sizeof(tcfg.telemetry), "%s", telfile);
+        tcfg.route_samples = 8; /* moerun's default */
+        without[0] = run.iter.med;
+        for (i = 0; i < BENCH_TEL_ROUNDS; i++) {
+            MPI_Barrier(MPI_COMM_WORLD);
+            run_engine(&tcfg, &trun);
+            with[i] = trun.iter.med;
+            if (i + 1 < BENCH_TEL_ROUNDS) {
+                run_engine(&cfg, &nrun);
+                without[i + 1] = nrun.iter.med;
+            }
+        }
+        tel_with = bench_stats(with, BENCH_TEL_ROUNDS).med;
+        tel_without = bench_stats(without, BENCH_TEL_ROUNDS).med;
+        tel_over = (tel_with - tel_without) / tel_without;
+    }
 
     /* FLOPs per processed pair: two GEMMs (three matrices for swiglu) */
     flop_tok = 2.0 * cfg.d_model * cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
@@ -158,7 +177,7 @@ int main(int argc, char **argv)
         ph[i][1] = s.phase_s[i];
         ph[i][2] = s.phase_max_s[i];
     }
-    eg[1] = s.phase_s[MOE_PHASE_EXPERT] > 0 ? exp_flops / P / s.phase_s[MOE_PHASE_EXPERT] / 1e9 : 0;
+    eg = s.phase_s[MOE_PHASE_EXPERT] > 0 ? exp_flops / P / s.phase_s[MOE_PHASE_EXPERT] / 1e9 : 0;
     if (rank == 0) {
         double per_step = 1e6 / (double)cfg.steps / cfg.layers;
         printf("# moerun-bench: %d ranks, E=%d top-%d, d=%d ffn=%d %s, %d tokens/rank, %d layer(s), "
@@ -166,21 +185,38 @@ int main(int argc, char **argv)
                P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, moe_activation_name(cfg.activation),
                cfg.tokens, cfg.layers, cfg.steps, warmup, cfg.capacity_factor, cfg.exchange);
         printf("#\n# baselines (same run, every rank at once)         min        avg        max\n");
-        printf("  sgemm %4dx%4dx%4d  GFLOP/s               %9.2f  %9.2f  %9.2f\n", 256,
-               cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1), cfg.d_model, peak[0], peak[1], peak[2]);
-        printf("  memcpy 64 MiB        GB/s                  %9.2f  %9.2f  %9.2f\n", mcp[0], mcp[1], mcp[2]);
-        printf("#\n# phase        time/layer-step (us)   avg rank    max rank   share\n");
+        printf("  sgemm %4dx%4dx%4d  GFLOP/s               %9.2f  %9.2f  %9.2f\n", 256, hc,
+               cfg.d_model, peak[0], peak[1], peak[2]);
+        printf("  sgemm (median burst) GFLOP/s               %9.2f  %9.2f  %9.2f\n", pmed[0],
+               pmed[1], pmed[2]);
+        printf("  memcpy 64 MiB        GB/s                  %9.2f  %9.2f  %9.2f\n", mcp[0], mcp[1],
+               mcp[2]);
+        printf("#\n# step time (ms)                                   min     median        max\n");
+        printf("  over steps (slowest rank of each step)     %9.3f  %9.3f  %9.3f\n",
+               1e3 * run.iter.min, 1e3 * run.iter.med, 1e3 * run.iter.max);
+        printf("  over ranks (each rank's median; min avg max)%8.3f  %9.3f  %9.3f\n",
+               1e3 * run.rank[0], 1e3 * run.rank[1], 1e3 * run.rank[2]);
+        printf("#\n# phase              time/layer-step (us)   avg rank    max rank   share\n");
         for (i = 0; i < MOE_PHASE_COUNT; i++)
-            printf("  %-10s                         %9.1f   %9.1f   %5.1f%%\n", moe_phase_names[i],
+            printf("  %-16s                   %9.1f   %9.1f   %5.1f%%\n", moe_phase_names[i],
                    ph[i][1] * per_step, ph[i][2] * per_step,
                    100 * ph[i][1] / (ph[MOE_PHASE_TOTAL][1] > 0 ? ph[MOE_PHASE_TOTAL][1] : 1));
         printf("#\n# result\n");
         printf("  tokens/s (all layers, all ranks)          %12.0f\n", tps);
-        printf("  GEMM-bound limit tokens/s (P*peak/flops)  %12.0f   ratio %.3f\n", limit, tps / limit * cfg.layers);
-        printf("  expert phase GFLOP/s per rank             %12.2f   ratio to sgemm peak %.3f\n", eg[1],
-               eg[1] / peak[1]);
+        printf("  GEMM-bound limit tokens/s (P*peak/flops)  %12.0f   ratio %.3f\n", limit,
+               tps / limit * cfg.layers);
+        printf("  GEMM-bound limit at the median burst      %12.0f   ratio %.3f (same load)\n",
+               limit * pmed[1] / peak[1], tps / (limit * pmed[1] / peak[1]) * cfg.layers);
+        printf("  expert phase GFLOP/s per rank             %12.2f   ratio to sgemm peak %.3f, "
+               "to the median burst %.3f\n", eg, eg / peak[1], eg / pmed[1]);
         printf("  drop rate                                 %12.4f\n", s.drop_rate);
-        printf("  bytes sent between ranks per step         %12.0f\n", (double)s.bytes_sent / cfg.steps);
+        printf("  bytes sent between ranks per step         %12.0f\n",
+               (double)s.bytes_sent / cfg.steps);
+        if (telfile)
+            printf("  telemetry overhead (flush every %d steps)  %+.2f%% of step time (median "
+                   "step, median of %d alternating runs each: %.3f ms with, %.3f ms without)\n",
+                   cfg.flush_interval, 100 * tel_over, BENCH_TEL_ROUNDS, 1e3 * tel_with,
+                   1e3 * tel_without);
     }
     if (rank == 0 && json) {
         FILE *f = fopen(json, "w");
@@ -188,20 +224,27 @@ int main(int argc, char **argv)
             fprintf(f, "{\"ranks\": %d, \"experts\": %d, \"top_k\": %d, \"d_model\": %d, \"d_ffn\": %d, "
                        "\"tokens_per_rank\": %d, \"layers\": %d, \"steps\": %ld, \"exchange\": \"%s\", "
                        "\"sgemm_gflops\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
+                       "\"sgemm_median_gflops\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
                        "\"memcpy_gbs\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
-                       "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, \"ratio_to_limit\": %.4f, "
-                       "\"expert_gflops_per_rank\": %.3f, \"expert_ratio_to_peak\": %.4f, \"phase_seconds\": {",
-                    P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers, cfg.steps,
-                    cfg.exchange, peak[0], peak[1], peak[2], mcp[0], mcp[1], mcp[2], tps, limit,
-                    tps / limit * cfg.layers, eg[1], eg[1] / peak[1]);
+                       "\"step_s_over_steps\": {\"min\": %.6f, \"median\": %.6f, \"max\": %.6f}, "
+                       "\"step_s_median_over_ranks\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
+                       "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, "
+                       "\"ratio_to_limit\": %.4f, \"expert_gflops_per_rank\": %.3f, "
+                       "\"expert_ratio_to_peak\": %.4f, ",
+                    P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
+                    cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
+                    run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
+                    run.rank[2], tps, limit, tps / limit * cfg.layers, eg, eg / peak[1]);
+            if (telfile)
+                fprintf(f, "\"telemetry_overhead\": %.5f, ", tel_over);
+            fprintf(f, "\"phase_seconds\": {");
             for (i = 0; i < MOE_PHASE_COUNT; i++)
-                fprintf(f, "%s\"%s\": {\"avg\": %.6f, \"max\": %.6f}", i ? ", " : "", moe_phase_names[i],
-                        ph[i][1], ph[i][2]);
+                fprintf(f, "%s\"%s\": {\"avg\": %.6f, \"max\": %.6f}", i ? ", " : "",
+                        moe_phase_names[i], ph[i][1], ph[i][2]);
             fprintf(f, "}, \"drop_rate\": %.6f}\n", s.drop_rate);
             fclose(f);
         }
     }
-    moe_engine_destroy(eng);
     MPI_Finalize();
     return 0;
 }

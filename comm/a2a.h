@@ -53,12 +53,21 @@ typedef struct moe_a2a_stats {
     double   t_dispatch_inter; /* of t_dispatch: seconds in the stage that carries inter-node
                                 * payload (flat: its one MPI_Alltoallv; hier: the inter stage) */
     double   t_combine_inter;  /* of t_combine: the same for combine */
+    double   t_expert;         /* forward only: seconds in expert compute */
+    double   t_combine_wait;   /* of t_combine: waiting for other ranks' expert outputs, not
+                                * moving them (a backend that overlaps combine with compute
+                                * fills it; otherwise the caller times a barrier before it) */
     int64_t  bytes_sent, bytes_recv;   /* payload and count bytes, self excluded */
     int64_t  msgs_sent, msgs_recv;     /* non-empty point-to-point transfers, self excluded */
     int64_t  bytes_inter, msgs_inter;  /* of bytes_sent / msgs_sent: to ranks on other nodes */
     int64_t  bytes_intra, msgs_intra;  /* of bytes_sent / msgs_sent: to other ranks on this node */
     int64_t *bytes_to_rank; /* [nranks] payload bytes sent to each rank (self included); may be NULL */
 } moe_a2a_stats_t;
+
+/* Expert compute handed to an overlapping backend: y [rows][d] = expert(local_expert)(x).
+ * Called from the thread that calls forward, never concurrently. */
+typedef void (*moe_a2a_expert_fn)(void *arg, int local_expert, const float *x, int64_t rows,
+                                  float *y);
 
 typedef struct moe_a2a_params {
     MPI_Comm   comm;         /* duplicated by create */
@@ -68,6 +77,8 @@ typedef struct moe_a2a_params {
     const int *local_experts;/* [nranks] experts held by each rank */
     const int *node_of_rank; /* [nranks] node id of each rank (for hierarchical backends) */
     moe_log_t *log;          /* error text goes here */
+    int        expert_block; /* forward: the expert callback may be called on pieces of this
+                              * many rows without changing any result (0: whole experts) */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {
@@ -81,6 +92,12 @@ typedef struct moe_a2a_ops {
     /* Returns batch->y to the token owners; out[t] += weight * y in slot order. */
     moe_status_t (*combine)(void *ctx, const moe_a2a_plan_t *plan,
                             const moe_expert_batch_t *batch, float *out, moe_a2a_stats_t *st);
+    /* Optional (NULL if the backend has none): dispatch, experts and combine in one call,
+     * the exchange overlapped with expert compute; out[t] += weight * y in slot order, the
+     * same sums in the same order as dispatch + experts + combine. Fills t_counts,
+     * t_dispatch, t_expert, t_combine (and their parts) in st. */
+    moe_status_t (*forward)(void *ctx, const moe_a2a_plan_t *plan, const float *x,
+                            moe_a2a_expert_fn expert, void *arg, float *out, moe_a2a_stats_t *st);
     void (*destroy)(void *ctx);
 } moe_a2a_ops_t;
 

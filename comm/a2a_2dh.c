@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "a2a.h"
+#include "a2a_common.h"
 #include "moerun/base/mpicheck.h"
 
 typedef struct dh_hdr {
@@ -50,6 +50,7 @@ typedef struct a2a_2dh {
     int        P, rank, d, k, max_tokens, n_local, nnodes;
     size_t     pk;           /* packet bytes: header + d floats */
     int       *node;         /* [P] */
+    moe__a2a_peers_t peers;  /* (P, rank, node) for traffic accounting */
     int       *relay;        /* [P] relay on my node for destination q */
     int       *s1cnt, *s1dsp, *r1cnt, *r1dsp; /* [P] stage 1, in packets then bytes */
     int       *s2cnt, *s2dsp, *r2cnt, *r2dsp; /* [P] stage 2 */
@@ -161,6 +162,9 @@ static moe_status_t dh_create(const moe_a2a_params_t *prm, void **ctx_p)
             goto err;
         }
     }
+    c->peers.nranks = P;
+    c->peers.rank = c->rank;
+    c->peers.node = c->node;
     /* local indices and members of each node, in rank order */
     for (r = 0; r < P; r++) {
         li[r] = size[c->node[r]]++;
@@ -190,46 +194,16 @@ err:
     return st;
 }
 
-/* Traffic of one alltoallv-shaped exchange (counts in elements of `elem` bytes). */
-static void dh_traffic(const a2a_2dh_t *c, const int *scnt, const int *rcnt, size_t elem,
-                       moe_a2a_stats_t *st, int payload)
-{
-    int r;
-
-    for (r = 0; r < c->P; r++) {
-        if (payload && st->bytes_to_rank)
-            st->bytes_to_rank[r] += (int64_t)scnt[r] * (int64_t)elem;
-        if (r == c->rank)
-            continue;
-        st->bytes_sent += (int64_t)scnt[r] * (int64_t)elem;
-        st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
-        st->msgs_sent += scnt[r] > 0;
-        st->msgs_recv += rcnt[r] > 0;
-        if (c->node[r] == c->node[c->rank]) {
-            st->bytes_intra += (int64_t)scnt[r] * (int64_t)elem;
-            st->msgs_intra += scnt[r] > 0;
-        } else {
-            st->bytes_inter += (int64_t)scnt[r] * (int64_t)elem;
-            st->msgs_inter += scnt[r] > 0;
-        }
-    }
-}
-
 /* Exchanges packet counts (scnt -> rcnt), makes displacements, returns packets to receive. */
 static moe_status_t dh_counts(a2a_2dh_t *c, int *scnt, int *sdsp, int *rcnt, int *rdsp,
                               int64_t *nrecv, moe_a2a_stats_t *st)
 {
-    double  t0 = MPI_Wtime();
-    int64_t acc = 0;
-    int     r;
+    double t0 = MPI_Wtime();
 
     MOE_MPI_CHECK(c->log, MPI_Alltoall(scnt, 1, MPI_INT, rcnt, 1, MPI_INT, c->comm));
-    dh_traffic(c, scnt, rcnt, 0, st, 0); /* messages only: counts are not payload */
-    for (r = 0, acc = 0; r < c->P; r++)
-        sdsp[r] = (int)acc, acc += scnt[r];
-    for (r = 0, acc = 0; r < c->P; r++)
-        rdsp[r] = (int)acc, acc += rcnt[r];
-    *nrecv = acc;
+    moe__a2a_traffic(&c->peers, scnt, rcnt, 0, 0, st); /* messages only */
+    moe__a2a_displs(c->P, scnt, sdsp);
+    *nrecv = moe__a2a_displs(c->P, rcnt, rdsp);
     st->t_counts += MPI_Wtime() - t0;
     return MOE_OK;
 }
@@ -341,7 +315,7 @@ static moe_status_t dh_dispatch(void *vctx, const moe_a2a_plan_t *plan, const fl
     dh_to_bytes(c, c->r1cnt, c->r1dsp);
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->s1.p, c->s1cnt, c->s1dsp, MPI_BYTE, c->r1.p,
                                         c->r1cnt, c->r1dsp, MPI_BYTE, c->comm));
-    dh_traffic(c, c->s1cnt, c->r1cnt, 1, st, 1);
+    moe__a2a_traffic(&c->peers, c->s1cnt, c->r1cnt, 1, 1, st);
     dh_to_packets(c, c->s1cnt, c->s1dsp);
     dh_to_packets(c, c->r1cnt, c->r1dsp);
 
@@ -381,7 +355,7 @@ static moe_status_t dh_dispatch(void *vctx, const moe_a2a_plan_t *plan, const fl
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->s2.p, c->s2cnt, c->s2dsp, MPI_BYTE, c->r2.p,
                                         c->r2cnt, c->r2dsp, MPI_BYTE, c->comm));
     st->t_dispatch_inter += MPI_Wtime() - tx;
-    dh_traffic(c, c->s2cnt, c->r2cnt, 1, st, 1);
+    moe__a2a_traffic(&c->peers, c->s2cnt, c->r2cnt, 1, 1, st);
     dh_to_packets(c, c->s2cnt, c->s2dsp);
     dh_to_packets(c, c->r2cnt, c->r2dsp);
 
@@ -462,7 +436,7 @@ static moe_status_t dh_combine(void *vctx, const moe_a2a_plan_t *plan,
         MOE_MPI_CHECK(c->log, MPI_Alltoallv(s, c->vcnt_s, c->vdsp_s, MPI_FLOAT, ret2,
                                             c->vcnt_r, c->vdsp_r, MPI_FLOAT, c->comm));
         st->t_combine_inter += MPI_Wtime() - tx;
-        dh_traffic(c, c->vcnt_s, c->vcnt_r, sizeof(float), st, 1);
+        moe__a2a_traffic(&c->peers, c->vcnt_s, c->vcnt_r, sizeof(float), 1, st);
     }
     /* stage 1 backwards: the relay returns rows in stage-1 receive order */
     for (i = 0; i < c->n_r1; i++) {
@@ -475,7 +449,7 @@ static moe_status_t dh_combine(void *vctx, const moe_a2a_plan_t *plan,
     }
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(r1s, c->vcnt_s, c->vdsp_s, MPI_FLOAT, r1r, c->vcnt_r,
                                         c->vdsp_r, MPI_FLOAT, c->comm));
-    dh_traffic(c, c->vcnt_s, c->vcnt_r, sizeof(float), st, 1);
+    moe__a2a_traffic(&c->peers, c->vcnt_s, c->vcnt_r, sizeof(float), 1, st);
     /* source: weighted sum in slot order */
     for (t = 0; t < plan->tokens; t++) {
         float *o = out + (size_t)t * d;

@@ -15,12 +15,22 @@
  * exactly one expert's batch, and combine returns as many rows as dispatch received (checked
  * with MOE_ASSERT in debug builds).
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "a2a.h"
+#include "a2a_common.h"
 #include "moerun/base/assert.h"
 #include "moerun/base/mpicheck.h"
+
+/* Overlapped forward: four lanes of point-to-point transfers, each with at most
+ * FLAT_WINDOW requests in flight (so a rank never has more than 4 x FLAT_WINDOW messages
+ * posted, whatever P), and expert compute in chunks of at most FLAT_CHUNK rows with a
+ * progress call (MPI_Testsome) between chunks. */
+enum { FLAT_ROWS_RECV, FLAT_ROWS_SEND, FLAT_OUT_RECV, FLAT_OUT_SEND, FLAT_LANES };
+enum { FLAT_TAG_ROWS = 1, FLAT_TAG_OUT = 2 };
+#define FLAT_WINDOW 8
+#define FLAT_CHUNK  256
 
 typedef struct a2a_flat {
     MPI_Comm   comm;
@@ -28,6 +38,7 @@ typedef struct a2a_flat {
     int        nranks, rank, d, top_k, max_tokens;
     int       *local_experts;  /* [P] */
     int       *node;           /* [P] node of each rank */
+    moe__a2a_peers_t peers;    /* (P, rank, node) for traffic accounting */
     int       *cnt_off;        /* [P+1] offset of rank r's experts in send count vector */
     int        n_local;
     int       *send_cnt;       /* [sum local_experts] pairs per (dest, local expert) */
@@ -42,6 +53,16 @@ typedef struct a2a_flat {
     float     *bx, *by;        /* batch inputs and outputs, grow */
     size_t     recv_rows_cap, bx_rows_cap, by_rows_cap;
     int64_t    recv_rows;      /* rows received in the current dispatch */
+    /* overlapped forward (flat_forward) */
+    float       *retbuf;       /* [max_tokens * k][d] outputs coming back, send layout */
+    MPI_Request *req;          /* [FLAT_LANES * FLAT_WINDOW] */
+    int         *req_peer;     /* [FLAT_LANES * FLAT_WINDOW] peer of each request */
+    int         *queue;        /* [FLAT_LANES][P] peers of each lane, in posting order */
+    int          qcap;         /* items one lane's queue holds */
+    int          expert_block; /* rows per expert call piece (params), 0: whole expert */
+    int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
+    int         *missing;      /* [n_local] row segments of each local expert not arrived */
+    int         *done_idx;     /* [FLAT_LANES * FLAT_WINDOW] Testsome/Waitsome output */
 } a2a_flat_t;
 
 static void flat_destroy(void *vctx)
@@ -72,7 +93,31 @@ static void flat_destroy(void *vctx)
     free(c->recvbuf);
     free(c->bx);
     free(c->by);
+    free(c->retbuf);
+    free(c->req);
+    free(c->req_peer);
+    free(c->queue);
+    free(c->rseg);
+    free(c->missing);
+    free(c->done_idx);
     free(c);
+}
+
+/* Grows *buf to hold rows x d floats. */
+static int flat_grow(float **buf, size_t *cap_rows, int64_t rows, int d)
+{
+    float *p;
+    size_t want = (size_t)rows;
+
+    if (want <= *cap_rows && *buf != NULL)
+        return 0;
+    want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
+    p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
+    if (p == NULL)
+        return -1;
+    *buf = p;
+    *cap_rows = want;
+    return 0;
 }
 
 static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
@@ -92,6 +137,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->d = prm->d_model;
     c->top_k = prm->top_k;
     c->max_tokens = prm->max_tokens;
+    c->expert_block = prm->expert_block;
     c->local_experts = malloc((size_t)P * sizeof(int));
     c->cnt_off = malloc(((size_t)P + 1) * sizeof(int));
     c->node = calloc((size_t)P, sizeof(int));
@@ -100,6 +146,9 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     memcpy(c->local_experts, prm->local_experts, (size_t)P * sizeof(int));
     if (prm->node_of_rank)
         memcpy(c->node, prm->node_of_rank, (size_t)P * sizeof(int));
+    c->peers.nranks = P;
+    c->peers.rank = c->rank;
+    c->peers.node = c->node;
     for (r = 0, c->cnt_off[0] = 0; r < P; r++)
         c->cnt_off[r + 1] = c->cnt_off[r] + c->local_experts[r];
     total = c->cnt_off[P];
@@ -118,6 +167,29 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->pos = malloc((size_t)c->max_tokens * c->top_k * sizeof(int64_t) + 1);
     c->offset = calloc((size_t)c->n_local + 1, sizeof(int64_t));
     c->sendbuf = malloc((size_t)c->max_tokens * c->top_k * c->d * sizeof(float) + 1);
+    c->retbuf = calloc((size_t)c->max_tokens * c->top_k * c->d + 1, sizeof(float));
+    c->req = malloc(FLAT_LANES * FLAT_WINDOW * sizeof(MPI_Request));
+    c->req_peer = calloc(FLAT_LANES * FLAT_WINDOW, sizeof(int));
+    c->done_idx = calloc(FLAT_LANES * FLAT_WINDOW, sizeof(int));
+    c->qcap = total > P * c->n_local ? total : P * c->n_local;
+    c->queue = calloc((size_t)FLAT_LANES * c->qcap + 1, sizeof(int));
+    c->rseg = calloc((size_t)P * c->n_local + 1, sizeof(int64_t));
+    c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
+    for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
+        c->req[r] = MPI_REQUEST_NULL;
+    /* receive-side buffers sized for a balanced step (T * k rows) and touched now, so the
+     * first steps neither allocate nor page-fault; they grow only past that */
+    if (flat_grow(&c->recvbuf, &c->recv_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
+        flat_grow(&c->bx, &c->bx_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
+        flat_grow(&c->by, &c->by_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d))
+        goto err_nomem;
+    memset(c->recvbuf, 0, (c->recv_rows_cap + 1) * (size_t)c->d * sizeof(float));
+    memset(c->bx, 0, (c->bx_rows_cap + 1) * (size_t)c->d * sizeof(float));
+    memset(c->by, 0, (c->by_rows_cap + 1) * (size_t)c->d * sizeof(float));
+    memset(c->sendbuf, 0, (size_t)c->max_tokens * c->top_k * c->d * sizeof(float) + 1);
+    if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
+        !c->missing)
+        goto err_nomem;
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
         !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->pos ||
         !c->offset || !c->sendbuf)
@@ -139,52 +211,16 @@ err:
     return st;
 }
 
-/* Grows *buf to hold rows x d floats. */
-static int flat_grow(float **buf, size_t *cap_rows, int64_t rows, int d)
+
+/* Steps 1 and 2 of dispatch (shared with the overlapped forward): the count exchange, the
+ * packed send buffer, pos[], and both layouts (scnt/sdsp, rcnt/rdsp in floats). Grows
+ * recvbuf, bx and by to the rows received. */
+static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, const float *x,
+                                 moe_a2a_stats_t *st)
 {
-    float *p;
-    size_t want = (size_t)rows;
-
-    if (want <= *cap_rows && *buf != NULL)
-        return 0;
-    want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
-    p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
-    if (p == NULL)
-        return -1;
-    *buf = p;
-    *cap_rows = want;
-    return 0;
-}
-
-static void flat_count_traffic(const a2a_flat_t *c, const int *scnt, const int *rcnt,
-                               size_t elem, moe_a2a_stats_t *st)
-{
-    int r;
-
-    for (r = 0; r < c->nranks; r++) {
-        if (r == c->rank)
-            continue;
-        st->bytes_sent += (int64_t)scnt[r] * (int64_t)elem;
-        st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
-        st->msgs_sent += scnt[r] > 0;
-        st->msgs_recv += rcnt[r] > 0;
-        if (c->node[r] == c->node[c->rank]) {
-            st->bytes_intra += (int64_t)scnt[r] * (int64_t)elem;
-            st->msgs_intra += scnt[r] > 0;
-        } else {
-            st->bytes_inter += (int64_t)scnt[r] * (int64_t)elem;
-            st->msgs_inter += scnt[r] > 0;
-        }
-    }
-}
-
-static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
-                                  moe_expert_batch_t *batch, moe_a2a_stats_t *st)
-{
-    a2a_flat_t *c = vctx;
-    int         P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
-    int64_t     rows = 0, acc, kept = 0;
-    double      t0 = MPI_Wtime(), t1, tx;
+    int     P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
+    int64_t rows = 0, acc, kept = 0;
+    double  t0 = MPI_Wtime(), t1;
 
     /* 1. counts per (dest, local expert), exchanged before the payload */
     memset(c->send_cnt, 0, (size_t)c->cnt_off[P] * sizeof(int));
@@ -197,7 +233,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
         }
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->send_cnt, c->icnt_s, c->idsp_s, MPI_INT, c->recv_cnt,
                                         c->icnt_r, c->idsp_r, MPI_INT, c->comm));
-    flat_count_traffic(c, c->icnt_s, c->icnt_r, sizeof(int), st);
+    moe__a2a_traffic(&c->peers, c->icnt_s, c->icnt_r, sizeof(int), 0, st);
     t1 = MPI_Wtime();
     st->t_counts += t1 - t0;
 
@@ -209,9 +245,6 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
             n += c->send_cnt[c->cnt_off[r] + e];
         }
         c->scnt[r] = (int)(n * d);
-        c->sdsp[r] = (int)(acc * d);
-        if (st->bytes_to_rank)
-            st->bytes_to_rank[r] += n * d * (int64_t)sizeof(float);
         acc += n;
     }
     MOE_ASSERT(acc == kept); /* every kept pair has one send row */
@@ -230,21 +263,37 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
         for (e = 0; e < c->n_local; e++)
             n += c->recv_cnt[r * c->n_local + e];
         c->rcnt[r] = (int)(n * d);
-        c->rdsp[r] = (int)(rows * d);
-        rows += n;
     }
+    moe__a2a_displs(P, c->scnt, c->sdsp);
+    rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
     c->recv_rows = rows;
     if (flat_grow(&c->recvbuf, &c->recv_rows_cap, rows, d) ||
         flat_grow(&c->bx, &c->bx_rows_cap, rows, d) || flat_grow(&c->by, &c->by_rows_cap, rows, d))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "flat exchange: out of memory for %lld rows",
                              (long long)rows);
+    st->t_dispatch += MPI_Wtime() - t1;
+    return MOE_OK;
+}
+
+static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
+                                  moe_expert_batch_t *batch, moe_a2a_stats_t *st)
+{
+    a2a_flat_t  *c = vctx;
+    int          P = c->nranks, d = c->d, r, e;
+    int64_t      acc;
+    double       t1, tx;
+    moe_status_t s;
+
+    if ((s = flat_prepare(c, plan, x, st)) != MOE_OK)
+        return s;
+    t1 = MPI_Wtime();
 
     /* 3. payload */
     tx = MPI_Wtime();
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->sendbuf, c->scnt, c->sdsp, MPI_FLOAT, c->recvbuf,
                                         c->rcnt, c->rdsp, MPI_FLOAT, c->comm));
     st->t_dispatch_inter += MPI_Wtime() - tx;
-    flat_count_traffic(c, c->scnt, c->rcnt, sizeof(float), st);
+    moe__a2a_traffic(&c->peers, c->scnt, c->rcnt, sizeof(float), 1, st);
 
     /* 4. regroup per local expert */
     for (e = 0, acc = 0; e < c->n_local; e++) {
@@ -266,7 +315,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                 c->cursor[e] += n;
                 src += n;
             }
-        MOE_ASSERT(src == rows && acc == rows); /* every received row placed once */
+        MOE_ASSERT(src == c->recv_rows && acc == c->recv_rows); /* every row placed once */
         for (e = 0; e < c->n_local; e++)
             MOE_ASSERT(c->cursor[e] == c->offset[e + 1]);
     }
@@ -303,10 +352,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->recvbuf, c->rcnt, c->rdsp, MPI_FLOAT, c->sendbuf,
                                         c->scnt, c->sdsp, MPI_FLOAT, c->comm));
     st->t_combine_inter += MPI_Wtime() - tx;
-    flat_count_traffic(c, c->rcnt, c->scnt, sizeof(float), st);
-    if (st->bytes_to_rank)
-        for (r = 0; r < P; r++)
-            st->bytes_to_rank[r] += (int64_t)c->rcnt[r] * (int64_t)sizeof(float);
+    moe__a2a_traffic(&c->peers, c->rcnt, c->scnt, sizeof(float), 1, st);
     /* weighted sum in slot order */
     for (t = 0; t < plan->tokens; t++) {
         float *o = out + (size_t)t * d;
@@ -326,11 +372,225 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
     return MOE_OK;
 }
 
+/* One overlapped forward in progress: per lane, the segments queued (c->queue, each
+ * item = local expert * P + peer), the next to post and the requests in flight. */
+typedef struct flat_ovl {
+    int    n[FLAT_LANES], next[FLAT_LANES], active[FLAT_LANES];
+    int    outstanding;         /* requests in flight, all lanes */
+    int    ecomputed;           /* local experts computed so far (in order 0, 1, ...) */
+    double t_blocked_rows;      /* in Waitsome with experts still to compute */
+    double t_blocked_out;       /* in Waitsome after the last expert */
+    double t_expert;            /* in the expert callback */
+} flat_ovl_t;
+
+/* Rows of the (peer, expert) segment of a lane, and where it lives. Sends and receives of
+ * rows: sendbuf (dest-major, then the dest's local expert) and bx (my expert, then source);
+ * outputs: by (as bx) back into retbuf (as sendbuf). */
+static float *flat_seg(a2a_flat_t *c, int lane, int peer, int e, int64_t *rows_p)
+{
+    if (lane == FLAT_ROWS_SEND || lane == FLAT_OUT_RECV) {
+        int64_t n = c->send_cnt[c->cnt_off[peer] + e];
+        *rows_p = n;
+        return (lane == FLAT_ROWS_SEND ? c->sendbuf : c->retbuf) +
+               (c->cursor[c->cnt_off[peer] + e] - n) * c->d; /* cursor: end after packing */
+    }
+    *rows_p = c->recv_cnt[peer * c->n_local + e];
+    return (lane == FLAT_ROWS_RECV ? c->bx : c->by) + c->rseg[peer * c->n_local + e] * c->d;
+}
+
+/* Posts the lane's next transfers while its window has room. Every lane walks its segments
+ * by (local expert of the receiving side, ring distance), the same key on both ends of
+ * every transfer, so the smallest pending key can always complete (no deadlock with
+ * bounded windows); outputs of an expert are posted once it is computed. */
+static moe_status_t flat_post(a2a_flat_t *c, flat_ovl_t *o, int lane)
+{
+    const int *q = c->queue + (size_t)lane * c->qcap;
+
+    while (o->active[lane] < FLAT_WINDOW && o->next[lane] < o->n[lane]) {
+        int          item = q[o->next[lane]], peer = item % c->nranks, e = item / c->nranks;
+        int          slot = lane * FLAT_WINDOW, tag;
+        int64_t      rows;
+        float       *buf = flat_seg(c, lane, peer, e, &rows);
+        MPI_Request *rq;
+        if (lane == FLAT_OUT_SEND && e >= o->ecomputed)
+            break;
+        while (c->req[slot] != MPI_REQUEST_NULL)
+            slot++;
+        rq = &c->req[slot];
+        c->req_peer[slot] = item;
+        o->next[lane]++;
+        tag = lane == FLAT_ROWS_RECV || lane == FLAT_ROWS_SEND ? FLAT_TAG_ROWS : FLAT_TAG_OUT;
+        if (lane == FLAT_ROWS_RECV || lane == FLAT_OUT_RECV)
+            MOE_MPI_CHECK(c->log, MPI_Irecv(buf, (int)(rows * c->d), MPI_FLOAT, peer, tag,
+                                            c->comm, rq));
+        else
+            MOE_MPI_CHECK(c->log, MPI_Isend(buf, (int)(rows * c->d), MPI_FLOAT, peer, tag,
+                                            c->comm, rq));
+        o->active[lane]++;
+        o->outstanding++;
+    }
+    return MOE_OK;
+}
+
+/* Tests (wait = 0) or waits for (wait = 1, time into *blocked) completions; arrived rows
+ * count down their expert's missing segments; every lane with room posts more. */
+static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double *blocked)
+{
+    int          n = 0, i, lane;
+    double       t0 = MPI_Wtime();
+    moe_status_t s;
+
+    if (o->outstanding == 0)
+        return MOE_OK;
+    if (wait) {
+        MOE_MPI_CHECK(c->log, MPI_Waitsome(FLAT_LANES * FLAT_WINDOW, c->req, &n, c->done_idx,
+                                           MPI_STATUSES_IGNORE));
+        *blocked += MPI_Wtime() - t0;
+    } else {
+        MOE_MPI_CHECK(c->log, MPI_Testsome(FLAT_LANES * FLAT_WINDOW, c->req, &n, c->done_idx,
+                                           MPI_STATUSES_IGNORE));
+    }
+    for (i = 0; n != MPI_UNDEFINED && i < n; i++) {
+        int slot = c->done_idx[i];
+        lane = slot / FLAT_WINDOW;
+        o->active[lane]--;
+        o->outstanding--;
+        if (lane == FLAT_ROWS_RECV)
+            c->missing[c->req_peer[slot] / c->nranks]--;
+    }
+    for (lane = 0; lane < FLAT_LANES; lane++)
+        if ((s = flat_post(c, o, lane)) != MOE_OK)
+            return s;
+    return MOE_OK;
+}
+
+/*
+ * dispatch + experts + combine with the exchange overlapped (moe_a2a_ops_t.forward).
+ * Counts and packing as in dispatch; then every (peer, local expert) segment of rows is
+ * posted point to point straight into the expert-grouped batch (bounded windows); this
+ * rank's own segments are copied in. Local expert e runs as soon as all its segments have
+ * arrived, on exactly the rows and in exactly the blocks of the non-overlapped path (the
+ * same expert calls: BLAS results depend on the row count of a call, so nothing is split
+ * differently), with progress calls between pieces of params->expert_block rows (the
+ * block the experts split into anyway); its outputs go back
+ * at once, segment by segment, to where flat_combine's MPI_Alltoallv would put them. The
+ * weighted sum in slot order is then the same arithmetic on the same values: the output
+ * is bitwise that of dispatch + experts + combine.
+ */
+static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const float *x,
+                                 moe_a2a_expert_fn fn, void *arg, float *out,
+                                 moe_a2a_stats_t *st)
+{
+    a2a_flat_t  *c = vctx;
+    int          P = c->nranks, me = c->rank, d = c->d, k = plan->top_k, i, r, t, j, e, lane;
+    int          maxl = 0;
+    int64_t      acc, blk = c->expert_block > 0 ? c->expert_block : INT64_MAX;
+    flat_ovl_t   o;
+    double       t0, tc;
+    moe_status_t s;
+
+    if ((s = flat_prepare(c, plan, x, st)) != MOE_OK)
+        return s;
+    t0 = MPI_Wtime();
+    memset(&o, 0, sizeof(o));
+    /* batch layout (expert-major, source order inside) and where each segment lands */
+    for (e = 0, acc = 0; e < c->n_local; e++) {
+        c->offset[e] = acc;
+        c->missing[e] = 0;
+        for (r = 0; r < P; r++) {
+            c->rseg[r * c->n_local + e] = acc;
+            acc += c->recv_cnt[r * c->n_local + e];
+        }
+    }
+    c->offset[c->n_local] = acc;
+    for (r = 0; r < P; r++)
+        maxl = c->local_experts[r] > maxl ? c->local_experts[r] : maxl;
+    for (e = 0; e < maxl; e++)
+        for (i = 1; i < P; i++) {
+            int from = (me - i + P) % P, to = (me + i) % P;
+            int *q = c->queue;
+            if (e < c->n_local && c->recv_cnt[from * c->n_local + e] > 0) {
+                q[FLAT_ROWS_RECV * c->qcap + o.n[FLAT_ROWS_RECV]++] = e * P + from;
+                q[FLAT_OUT_SEND * c->qcap + o.n[FLAT_OUT_SEND]++] = e * P + from;
+                c->missing[e]++;
+            }
+            if (e < c->local_experts[to] && c->send_cnt[c->cnt_off[to] + e] > 0) {
+                q[FLAT_ROWS_SEND * c->qcap + o.n[FLAT_ROWS_SEND]++] = e * P + to;
+                q[FLAT_OUT_RECV * c->qcap + o.n[FLAT_OUT_RECV]++] = e * P + to;
+            }
+        }
+    for (lane = 0; lane < FLAT_LANES; lane++)
+        if ((s = flat_post(c, &o, lane)) != MOE_OK)
+            return s;
+    for (e = 0; e < c->n_local; e++) { /* own rows */
+        int64_t n;
+        float  *src = flat_seg(c, FLAT_ROWS_SEND, me, e, &n);
+        memcpy(flat_seg(c, FLAT_ROWS_RECV, me, e, &n), src, (size_t)n * d * sizeof(float));
+    }
+    st->t_dispatch += MPI_Wtime() - t0;
+    t0 = MPI_Wtime();
+
+    for (e = 0; e < c->n_local; e++) {
+        int64_t n = c->offset[e + 1] - c->offset[e], r0, rows;
+        while (c->missing[e] > 0)
+            if ((s = flat_progress(c, &o, 1, &o.t_blocked_rows)) != MOE_OK)
+                return s;
+        for (r0 = 0; r0 < n; r0 += blk) {
+            rows = n - r0 < blk ? n - r0 : blk;
+            tc = MPI_Wtime();
+            fn(arg, e, c->bx + (c->offset[e] + r0) * d, rows, c->by + (c->offset[e] + r0) * d);
+            o.t_expert += MPI_Wtime() - tc;
+            if ((s = flat_progress(c, &o, 0, NULL)) != MOE_OK)
+                return s;
+        }
+        o.ecomputed = e + 1;
+        {
+            int64_t nself;
+            float  *ys = flat_seg(c, FLAT_OUT_SEND, me, e, &nself);
+            memcpy(flat_seg(c, FLAT_OUT_RECV, me, e, &nself), ys, (size_t)nself * d * sizeof(float));
+        }
+        if ((s = flat_post(c, &o, FLAT_OUT_SEND)) != MOE_OK)
+            return s;
+    }
+    while (o.outstanding > 0)
+        if ((s = flat_progress(c, &o, 1, &o.t_blocked_out)) != MOE_OK)
+            return s;
+
+    /* weighted sum in slot order (as flat_combine) */
+    for (t = 0; t < plan->tokens; t++) {
+        float *ot = out + (size_t)t * d;
+        for (j = 0; j < k; j++) {
+            int          p = t * k + j;
+            const float *y;
+            float        w;
+            if (c->pos[p] < 0)
+                continue;
+            y = c->retbuf + c->pos[p] * d;
+            w = plan->weight[p];
+            for (i = 0; i < d; i++)
+                ot[i] += w * y[i];
+        }
+    }
+    moe__a2a_traffic(&c->peers, c->scnt, c->rcnt, sizeof(float), 1, st);
+    moe__a2a_traffic(&c->peers, c->rcnt, c->scnt, sizeof(float), 1, st);
+    /* phases: waiting for rows is dispatch's wire; compute is expert; the rest (progress,
+     * returns, waiting for outputs, the sum) is combine, of which the blocked wait for
+     * outputs is both its wire stage and its wait for other ranks */
+    st->t_dispatch += o.t_blocked_rows;
+    st->t_dispatch_inter += o.t_blocked_rows;
+    st->t_expert += o.t_expert;
+    st->t_combine += (MPI_Wtime() - t0) - o.t_blocked_rows - o.t_expert;
+    st->t_combine_inter += o.t_blocked_out;
+    st->t_combine_wait += o.t_blocked_out;
+    return MOE_OK;
+}
+
 const moe_a2a_ops_t moe_a2a_flat_ops = {
     .name = "flat",
     .doc = "MPI_Alltoallv of counts, then of rows, straight to each expert's rank",
     .create = flat_create,
     .dispatch = flat_dispatch,
     .combine = flat_combine,
+    .forward = flat_forward,
     .destroy = flat_destroy,
 };

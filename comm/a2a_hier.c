@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "a2a_common.h"
 #include "a2a_hier.h"
 #include "moerun/base/mpicheck.h"
 
@@ -55,6 +56,7 @@ typedef struct a2a_hier {
     void      *tp;           /* its state */
     int        P, rank, d, k, T, nnodes, mynode, n_local;
     int       *node;         /* [P] */
+    moe__a2a_peers_t peers;  /* (P, rank, node) for traffic accounting */
     int       *peer;         /* [nnodes] my forwarder on each node */
     size_t     ub;           /* unit bytes */
     int       *a_scnt, *a_rcnt, *a_sdsp, *a_rdsp; /* [P] units, then bytes */
@@ -153,6 +155,9 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
             c->nnodes = c->node[r] + 1;
     }
     c->mynode = c->node[c->rank];
+    c->peers.nranks = P;
+    c->peers.rank = c->rank;
+    c->peers.node = c->node;
     /* local index of each rank = its position among the ranks of its node */
     size = calloc((size_t)c->nnodes, sizeof(int));
     first_li = malloc((size_t)c->nnodes * sizeof(int));
@@ -197,44 +202,6 @@ err:
     free(first_li);
     moe__a2a_hier_destroy(c);
     return st;
-}
-
-static void hier_traffic(const a2a_hier_t *c, const int *scnt, const int *rcnt, size_t elem,
-                         moe_a2a_stats_t *st)
-{
-    int r;
-
-    for (r = 0; r < c->P; r++) {
-        int64_t sb = (int64_t)scnt[r] * (int64_t)elem;
-        if (st->bytes_to_rank)
-            st->bytes_to_rank[r] += sb;
-        if (r == c->rank)
-            continue;
-        st->bytes_sent += sb;
-        st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
-        st->msgs_sent += scnt[r] > 0;
-        st->msgs_recv += rcnt[r] > 0;
-        if (c->node[r] == c->mynode) {
-            st->bytes_intra += sb;
-            st->msgs_intra += scnt[r] > 0;
-        } else {
-            st->bytes_inter += sb;
-            st->msgs_inter += scnt[r] > 0;
-        }
-    }
-}
-
-/* counts[] in units -> byte (or float) counts and displacements; returns the total units */
-static int hier_layout(const int *units, int P, size_t elem, int *cnt, int *dsp)
-{
-    int r, tot = 0;
-
-    for (r = 0; r < P; r++) {
-        cnt[r] = (int)((size_t)units[r] * elem);
-        dsp[r] = (int)((size_t)tot * elem);
-        tot += units[r];
-    }
-    return tot;
 }
 
 /* One alltoallv-shaped transfer over MPI into rbuf (grown as needed). */
@@ -301,10 +268,10 @@ static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sb
     moe_status_t     s;
 
     MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
-    hier_traffic(c, c->ucnt_s, c->ucnt_r, 0, st); /* message counts only */
+    moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, 0, 0, st); /* message counts only */
     *t_counts += MPI_Wtime() - t0;
-    hier_layout(c->ucnt_s, c->P, c->ub, scnt, sdsp);
-    *nrecv = hier_layout(c->ucnt_r, c->P, c->ub, rcnt, rdsp);
+    moe__a2a_layout(c->P, c->ucnt_s, c->ub, scnt, sdsp);
+    *nrecv = (int)moe__a2a_layout(c->P, c->ucnt_r, c->ub, rcnt, rdsp);
     xf.sbuf = sbuf;
     xf.scnt = scnt;
     xf.sdsp = sdsp;
@@ -321,7 +288,7 @@ static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sb
     if (inter)
         st->t_dispatch_inter += MPI_Wtime() - t0;
     *rdata_p = rdata;
-    hier_traffic(c, scnt, rcnt, 1, st);
+    moe__a2a_traffic(&c->peers, scnt, rcnt, 1, 1, st);
     return MOE_OK;
 }
 
@@ -540,7 +507,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     }
     MOE_MPI_CHECK(c->log, MPI_Alltoallv(vb, c->v_scnt, c->v_sdsp, MPI_FLOAT, vret, c->v_rcnt,
                                         c->v_rdsp, MPI_FLOAT, c->comm));
-    hier_traffic(c, c->v_scnt, c->v_rcnt, sizeof(float), st);
+    moe__a2a_traffic(&c->peers, c->v_scnt, c->v_rcnt, sizeof(float), 1, st);
 
     /* 2. forwarder: node partial per A-unit, destination ranks in increasing order */
     memset(np_, 0, (size_t)U * d * sizeof(float));
@@ -571,7 +538,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
         return s;
     st->t_combine_inter += MPI_Wtime() - tx;
     aret = rdata;
-    hier_traffic(c, c->v_scnt, c->v_rcnt, sizeof(float), st);
+    moe__a2a_traffic(&c->peers, c->v_scnt, c->v_rcnt, sizeof(float), 1, st);
 
     /* 3. origin: node partials of each token in increasing node order */
     for (t = 0; t < plan->tokens; t++) {

@@ -46,6 +46,7 @@
 
 #include <ucp/api/ucp.h>
 
+#include "a2a_common.h"
 #include "a2a_hier.h"
 #include "moerun/base/mpicheck.h"
 
@@ -242,10 +243,7 @@ static moe_status_t ucx_region_map(a2a_ucx_t *t, ucx_region_t *rg, size_t size, 
                                              MPI_UINT64_T, t->comm), st, err);
     MOE_MPI_CHECK_GOTO(t->log, MPI_Allgather(&mylen, 1, MPI_INT, len, 1, MPI_INT, t->comm),
                        st, err);
-    for (r = 0, tot = 0; r < t->P; r++) {
-        dsp[r] = tot;
-        tot += len[r];
-    }
+    tot = (int)moe__a2a_displs(t->P, len, dsp);
     all = malloc((size_t)tot + 1);
     if (all == NULL) {
         st = MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "ucx exchange: out of memory");
@@ -335,10 +333,7 @@ static moe_status_t ucx_eps_create(a2a_ucx_t *t, const int *node)
     mylen = (int)alen;
     MOE_MPI_CHECK_GOTO(t->log, MPI_Allgather(&mylen, 1, MPI_INT, len, 1, MPI_INT, t->comm),
                        st, out);
-    for (r = 0, tot = 0; r < t->P; r++) {
-        dsp[r] = tot;
-        tot += len[r];
-    }
+    tot = (int)moe__a2a_displs(t->P, len, dsp);
     all = malloc((size_t)tot + 1);
     if (all == NULL) {
         st = MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "ucx exchange: out of memory");

@@ -167,6 +167,8 @@ static const opt_t opt_table[] = {
 
     OPT_I(R, tokens, "--tokens", "MOERUN_TOKENS", "256", 1, 16777216, "tokens per rank per step"),
     OPT_L(R, steps, "--steps", "MOERUN_STEPS", "20", 1, 1e12, "steps to run"),
+    OPT_L(R, warmup, "--warmup", "MOERUN_WARMUP", "0", 0, 1e12,
+          "first steps left out of the summary's throughput and step-time percentiles (< steps)"),
     OPT_D(R, capacity_factor, "--capacity-factor", "MOERUN_CAPACITY_FACTOR", "1.25", -1e6, 1e6,
           0, "<= 0 means dropless",
           "expert capacity = ceil(factor * top_k * global tokens / experts) per layer and step"),
@@ -201,6 +203,9 @@ static const opt_t opt_table[] = {
     OPT_S(R, exchange, "--exchange", "MOERUN_EXCHANGE", "flat", "NAME",
           sizeof(((moe_config_t *)0)->exchange) - 1, 0, NULL, moe_a2a_names,
           "token exchange backend (see docs/exchange.md)"),
+    OPT_I(R, overlap, "--overlap", "MOERUN_OVERLAP", "1", 0, 1,
+          "1: overlap the exchange with expert compute where the backend can (flat); 0: "
+          "exchange, then compute, then exchange back. The output is bitwise the same"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
     OPT_E(R, bind, "--bind", "MOERUN_BIND", "auto", opt_bind_names,
@@ -999,6 +1004,11 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
     }
     if (nranks < 1) {
         opt_say(err, errlen, "nranks: %d is out of range; allowed >= 1", nranks);
+        return MOE_ERR_INVALID;
+    }
+    if (cfg->warmup >= cfg->steps) {
+        opt_say(err, errlen, "warmup: %ld is out of range; allowed 0..%ld (steps - 1)",
+                cfg->warmup, cfg->steps - 1);
         return MOE_ERR_INVALID;
     }
     if (cfg->top_k > cfg->experts) {

@@ -87,6 +87,9 @@ static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
     return moe_mpi_agree(e->comm, st, &e->log, "engine");
 }
 
+/* Step times kept for the summary's percentiles: the last this many measured steps. */
+#define ENG_STEP_TIMES_MAX (1L << 20)
+
 #define ENG_ALLOC(ptr, n) ((ptr) = calloc((size_t)(n) + 1, sizeof(*(ptr))), (ptr) != NULL)
 
 static moe_status_t engine_alloc(moe_engine_t *e)
@@ -148,6 +151,10 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->coselect_g, L * E * E);
     ok &= ENG_ALLOC(e->traffic_row, P);
     ok &= ENG_ALLOC(e->routed_tot, L * E);
+    e->cap_step_s = e->cfg.steps - e->cfg.warmup;
+    if (e->cap_step_s > ENG_STEP_TIMES_MAX || e->cap_step_s < 1)
+        e->cap_step_s = ENG_STEP_TIMES_MAX;
+    ok &= ENG_ALLOC(e->step_s, e->cap_step_s);
     return ok ? MOE_OK : MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
 }
 
@@ -245,6 +252,7 @@ static moe_status_t engine_model_init(moe_engine_t *e)
     e->ffn_scratch = malloc(MOE_FFN_BLOCK * hc * sizeof(float));
     if (e->ffn_scratch == NULL)
         return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    memset(e->ffn_scratch, 0, MOE_FFN_BLOCK * hc * sizeof(float)); /* touched once, here */
     return MOE_OK;
 }
 
@@ -382,6 +390,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.local_experts = e->place.local_count;
     prm.node_of_rank = e->topo.node;
     prm.log = &e->log;
+    prm.expert_block = MOE_FFN_BLOCK;
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
@@ -429,6 +438,27 @@ static void engine_router_stats(const moe_engine_t *e, const double *gs, double 
     rs[MOE_RSTAT_LOGIT_MAX] = logit_max;
     rs[MOE_RSTAT_AUX_LOSS] = E * aux;
     rs[MOE_RSTAT_Z_LOSS] = gs[MOE_GSUM_LSE2] / n;
+}
+
+/* What the overlapping backends call for expert compute: one local expert of one layer. */
+typedef struct engine_expert_arg {
+    moe_engine_t *e;
+    int           layer;
+    int64_t      *processed; /* [E] this step and layer */
+} engine_expert_arg_t;
+
+static void engine_expert(void *varg, int local_expert, const float *x, int64_t rows, float *y)
+{
+    engine_expert_arg_t *a = varg;
+    moe_engine_t        *e = a->e;
+    int                  g = e->place.global_of[e->place.first_local[e->rank] + local_expert];
+
+    if (!moe_sim_model(&e->cfg)) /* as the non-overlapped path: sim.h */
+        moe_ffn_forward(&e->ffn[(size_t)a->layer * e->n_local + local_expert], x, rows, y,
+                        e->ffn_scratch);
+    moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
+                               e->d * e->cfg.d_ffn);
+    a->processed[g] += rows;
 }
 
 /*
@@ -581,7 +611,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     double            *phase = e->b_phase + (b * e->L + l) * MOE_PHASE_COUNT;
     int64_t           *traffic = e->b_traffic + (b * e->L + l) * MOE_TRAFFIC_COUNT;
     double            *rs = e->b_router + (b * e->L + l) * MOE_RSTAT_COUNT;
-    double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5;
+    double             lmax = -HUGE_VAL, t0, t1, t2, t3, t4, t5, tw, tb;
     int                E = e->E, k = e->S, kr = e->k, T = e->rp ? e->T_act : e->T, i, p, s, j;
     int64_t            rows_in = 0;
     moe_a2a_stats_t    ast;
@@ -616,8 +646,11 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     moe_sim_flops(&e->cfg, 2.0 * T * e->d * E);
     t1 = MPI_Wtime();
 
+    /* the first collective after the gate: a few hundred bytes, so its time is the wait for
+     * the slowest rank's gate (plus one small-message latency): counts_wait */
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(MPI_IN_PLACE, e->gsum, MOE_GSUM_LEN(E), MPI_DOUBLE,
                                          MPI_SUM, e->comm));
+    tw = MPI_Wtime() - t1;
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(MPI_IN_PLACE, &lmax, 1, MPI_DOUBLE, MPI_MAX, e->comm));
     for (i = 0; i < E; i++) {
         e->routed_global[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
@@ -671,6 +704,32 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     memset(&ast, 0, sizeof(ast));
     ast.bytes_to_rank = e->traffic_row;
+    if (e->cfg.overlap && e->a2a->forward) {
+        /* exchange overlapped with the experts: one call, phases from the backend */
+        engine_expert_arg_t ea = {e, l, processed};
+        double              tsh = MPI_Wtime();
+        engine_shared_experts(e, l, x); /* local only: before the exchange starts */
+        tsh = MPI_Wtime() - tsh;
+        if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
+            memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
+        st = e->a2a->forward(e->a2a_ctx, &plan, x, engine_expert, &ea, out, &ast);
+        if (st != MOE_OK)
+            return st;
+        if (e->cfg.shared_experts > 0) { /* out = x + routed + shared, as below */
+            const float *acc = e->shared_y + (size_t)T * e->d;
+            size_t       n = (size_t)T * e->d, q;
+            for (q = 0; q < n; q++)
+                out[q] += acc[q];
+        }
+        t5 = MPI_Wtime();
+        MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
+                   ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
+        /* phase boundaries from the backend's times (shared experts count as expert); what
+         * it did not attribute (call overhead) goes to dispatch, so phases add up */
+        t4 = t5 - ast.t_combine;
+        t3 = t4 - ast.t_expert - tsh;
+        goto record;
+    }
     st = e->a2a->dispatch(e->a2a_ctx, &plan, x, &batch, &ast);
     if (st != MOE_OK)
         return st;
@@ -700,6 +759,11 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
 
     if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
         memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
+    /* combine_wait: the wait for the slowest rank's experts, made explicit by a barrier so
+     * that the exchange after it times only moving and summing */
+    tb = MPI_Wtime();
+    MOE_MPI_CHECK(&e->log, MPI_Barrier(e->comm));
+    ast.t_combine_wait += MPI_Wtime() - tb;
     {
         int64_t sent0 = ast.bytes_sent, recv0 = ast.bytes_recv;
         st = e->a2a->combine(e->a2a_ctx, &plan, &batch, out, &ast);
@@ -717,6 +781,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
                ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
 
+record:
     phase[MOE_PHASE_GATE] = t1 - t0;
     phase[MOE_PHASE_COUNTS] = (t2 - t1) + ast.t_counts;
     phase[MOE_PHASE_DISPATCH] = (t3 - t2) - ast.t_counts;
@@ -725,6 +790,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     phase[MOE_PHASE_TOTAL] = t5 - t0;
     phase[MOE_PHASE_DISPATCH_INTER] = ast.t_dispatch_inter;
     phase[MOE_PHASE_COMBINE_INTER] = ast.t_combine_inter;
+    phase[MOE_PHASE_COUNTS_WAIT] = tw;
+    phase[MOE_PHASE_COMBINE_WAIT] = ast.t_combine_wait;
     for (i = 0; i < MOE_PHASE_COUNT; i++)
         e->phase_tot[i] += phase[i];
     traffic[MOE_TRAFFIC_BYTES_SENT] = ast.bytes_sent;
@@ -892,7 +959,12 @@ moe_status_t moe_engine_forward(moe_engine_t *eng, const float *x, float *out)
         cur = nxt;
     }
     eng->last_out = out;
-    eng->elapsed += MPI_Wtime() - t0;
+    t0 = MPI_Wtime() - t0;
+    eng->elapsed += t0;
+    if (eng->step < eng->cfg.warmup)
+        eng->elapsed_warm += t0;
+    else
+        eng->step_s[eng->n_step_s++ % eng->cap_step_s] = t0;
     return engine_record_step(eng);
 }
 
@@ -1090,11 +1162,33 @@ static moe_status_t engine_dump_output(moe_engine_t *e)
     return engine_agree(e, st);
 }
 
+static int engine_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+/* Nearest-rank p50 and p99 of this rank's measured step times (sorts the ring: called once,
+ * at finish). 0 when no step was measured. */
+static void engine_step_percentiles(moe_engine_t *e, double *p50, double *p99)
+{
+    long n = e->n_step_s < e->cap_step_s ? e->n_step_s : e->cap_step_s;
+
+    *p50 = *p99 = 0;
+    if (n == 0)
+        return;
+    qsort(e->step_s, (size_t)n, sizeof(double), engine_cmp_double);
+    *p50 = e->step_s[(n * 50 + 99) / 100 - 1];
+    *p99 = e->step_s[(n * 99 + 99) / 100 - 1];
+}
+
 moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summary_t *s)
 {
     moe_summary_t sum;
     moe_status_t  st, st2;
-    double        buf[5], elapsed = eng->elapsed;
+    double        buf[5], elapsed = eng->elapsed, measured[3];
+    long          nmeas = eng->step > eng->cfg.warmup ? eng->step - eng->cfg.warmup : 0;
     int           l, i;
     size_t        n;
 
@@ -1114,6 +1208,17 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
             ntok = (double)eng->rp->ntokens;
         sum.tokens_per_s = elapsed > 0 ? ntok / elapsed : 0;
     }
+    /* with --warmup, throughput and percentiles over the steps after it (when there are
+     * some) */
+    engine_step_percentiles(eng, &measured[1], &measured[2]);
+    measured[0] = eng->elapsed - eng->elapsed_warm;
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, measured, 3, MPI_DOUBLE, MPI_MAX,
+                                           eng->comm));
+    sum.warmup_steps = eng->step < eng->cfg.warmup ? eng->step : eng->cfg.warmup;
+    if (eng->cfg.warmup > 0 && nmeas > 0 && measured[0] > 0)
+        sum.tokens_per_s = (double)eng->G * nmeas / measured[0];
+    sum.step_p50_s = measured[1];
+    sum.step_p99_s = measured[2];
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_s, MOE_PHASE_COUNT,
                                            MPI_DOUBLE, MPI_SUM, eng->comm));
     MOE_MPI_CHECK(&eng->log, MPI_Allreduce(eng->phase_tot, sum.phase_max_s, MOE_PHASE_COUNT,
@@ -1274,6 +1379,7 @@ void moe_engine_destroy(moe_engine_t *e)
     free(e->coselect_g);
     free(e->traffic_row);
     free(e->routed_tot);
+    free(e->step_s);
     free(e->b_events);
     moe_capacity_ws_cleanup(&e->capws);
     moe_monitor_cleanup(&e->mon);

@@ -93,6 +93,10 @@ struct moe_engine {
     /* run totals */
     long                 step;         /* next step index */
     double               elapsed;      /* seconds spent in steps */
+    double               elapsed_warm; /* of elapsed: in the first cfg.warmup steps */
+    double              *step_s;       /* [cap_step_s] wall time of each measured step, a ring
+                                        * holding the last cap_step_s of them */
+    long                 n_step_s, cap_step_s; /* measured steps seen; ring size */
     double               phase_tot[MOE_PHASE_COUNT];
     int64_t             *routed_tot;   /* [L][E] global */
     int64_t              processed_tot, dropped_tot, unrouted_tot;

@@ -46,6 +46,9 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddStringToObject(root, "placement", c->placement);
     cJSON_AddNumberToObject(root, "elapsed_s", s->elapsed_s);
     cJSON_AddNumberToObject(root, "tokens_per_s", s->tokens_per_s);
+    cJSON_AddNumberToObject(root, "warmup_steps", (double)s->warmup_steps);
+    cJSON_AddNumberToObject(root, "step_time_p50_s", s->step_p50_s);
+    cJSON_AddNumberToObject(root, "step_time_p99_s", s->step_p99_s);
     o = cJSON_AddObjectToObject(root, "phase_seconds_mean");
     for (i = 0; i < MOE_PHASE_COUNT && o; i++)
         cJSON_AddNumberToObject(o, moe_phase_names[i], s->phase_s[i]);
@@ -164,7 +167,13 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             c->replay[0] ? "replay    " : "workload  ", c->replay[0] ? c->replay : c->workload,
             c->exchange, c->placement, c->capacity_factor,
             eng->capacity < 0 ? "dropless" : moe_drop_policy_name(c->drop_policy));
-    fprintf(out, "throughput %.0f tokens/s (%.3f s in steps)\n", s->tokens_per_s, s->elapsed_s);
+    fprintf(out, "throughput %.0f tokens/s (%.3f s in steps", s->tokens_per_s, s->elapsed_s);
+    if (s->warmup_steps > 0)
+        fprintf(out, "; the first %ld warm-up step%s not counted", s->warmup_steps,
+                s->warmup_steps == 1 ? "" : "s");
+    fprintf(out, ")\n");
+    fprintf(out, "step time  p50 %.3f ms, p99 %.3f ms (slowest rank)\n", 1e3 * s->step_p50_s,
+            1e3 * s->step_p99_s);
     fprintf(out, "phases     ");
     for (i = 0; i < MOE_PHASE_TOTAL; i++)
         fprintf(out, "%s %.1f%%%s", moe_phase_names[i],
@@ -176,6 +185,14 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
                 : 0.0,
             s->phase_s[MOE_PHASE_COMBINE] > 0
                 ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_INTER] / s->phase_s[MOE_PHASE_COMBINE]
+                : 0.0);
+    fprintf(out, "waiting    for other ranks: %.1f%% of counts (slowest gate), %.1f%% of combine "
+                 "(slowest experts)\n",
+            s->phase_s[MOE_PHASE_COUNTS] > 0
+                ? 100.0 * s->phase_s[MOE_PHASE_COUNTS_WAIT] / s->phase_s[MOE_PHASE_COUNTS]
+                : 0.0,
+            s->phase_s[MOE_PHASE_COMBINE] > 0
+                ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_WAIT] / s->phase_s[MOE_PHASE_COMBINE]
                 : 0.0);
     fprintf(out, "routing    router %s: %lld pairs routed, %lld processed, %lld dropped "
                  "(%.3f%%), %lld tokens unrouted\n",

@@ -37,6 +37,7 @@ typedef struct moe_config {
     /* run */
     int                  tokens;           /* tokens per rank per step, >= 1 */
     long                 steps;            /* >= 1 */
+    long                 warmup;           /* first steps left out of throughput, 0..steps-1 */
     double               capacity_factor;  /* <= 0: dropless; finite */
     moe_drop_policy_t    drop_policy;
     double               temperature;      /* router temperature, > 0 */
@@ -51,6 +52,7 @@ typedef struct moe_config {
     int                  vocab_size;       /* token ids drawn from this many (Zipf), >= 1 */
     char                 placement[MOE_PATH_MAX]; /* contiguous | round-robin | file:PATH (docs/placement.md) */
     char                 exchange[32];     /* token exchange backend name: flat | hier */
+    int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     int                  bind;             /* CPU/memory binding: 0 auto, 1 none, 2 core, 3 numa (comm/bind.h) */
     int                  report_bindings;  /* one line per rank: host, node, local rank, cpuset, NUMA node, NIC */

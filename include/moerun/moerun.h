@@ -38,10 +38,11 @@ typedef struct moe_summary {
     long        steps;           /* steps completed */
     int         nranks, nnodes;
     double      elapsed_s;       /* wall time of the steps */
-    double      tokens_per_s;    /* global tokens per second through all layers */
-    double      phase_s[8];      /* per phase (names: moe_summary_phase_name), summed over
-                                    steps and layers, mean over ranks */
-    double      phase_max_s[8];  /* same, max over ranks */
+    double      tokens_per_s;    /* global tokens per second through all layers, over the
+                                    steps after warm-up (all steps if none came after it) */
+    double      phase_s[16];     /* per phase (names: moe_summary_phase_name; room for more
+                                    columns), summed over steps and layers, mean over ranks */
+    double      phase_max_s[16]; /* same, max over ranks */
     int64_t     routed, processed, dropped; /* (token, expert) pairs, all steps and layers */
     double      drop_rate;       /* dropped / routed */
     int64_t     unrouted;        /* tokens routed to no expert (expert-choice), steps x layers */
@@ -57,6 +58,9 @@ typedef struct moe_summary {
     double      out_sum, out_sumsq; /* last layer output of the last step, all tokens */
     int64_t     out_count;       /* floats in that tensor */
     long        alerts;          /* monitor events raised */
+    long        warmup_steps;    /* first steps left out of tokens_per_s and the percentiles */
+    double      step_p50_s, step_p99_s; /* per-step wall time after warm-up, percentile on
+                                           each rank (last 2^20 steps), max over ranks */
     const moe_event_t *events;   /* [n_events] the first events raised (moerun/event.h) */
     int         n_events;
 } moe_summary_t;

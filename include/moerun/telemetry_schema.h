@@ -44,9 +44,10 @@
 #define MOE__ARG1(a, ...)    a
 #define MOE__ARG2(a, b, ...) b
 
-/* Phases timed per step x layer x rank, seconds. gate..combine add up to total; the two
- * stage columns after total are "of which" parts of dispatch and combine (the stage that
- * carries inter-node payload), not further phases. */
+/* Phases timed per step x layer x rank, seconds. gate..combine add up to total; the
+ * columns after total are "of which" parts, not further phases: of dispatch and combine
+ * the stage that carries inter-node payload; of counts and combine the wait for other
+ * ranks. */
 #define MOE_PHASE_MAP(X)                               \
     X(MOE_PHASE_GATE, "gate", "s")                     \
     X(MOE_PHASE_COUNTS, "counts", "s")                 \
@@ -55,7 +56,9 @@
     X(MOE_PHASE_COMBINE, "combine", "s")               \
     X(MOE_PHASE_TOTAL, "total", "s")                   \
     X(MOE_PHASE_DISPATCH_INTER, "dispatch_inter", "s") \
-    X(MOE_PHASE_COMBINE_INTER, "combine_inter", "s")
+    X(MOE_PHASE_COMBINE_INTER, "combine_inter", "s")   \
+    X(MOE_PHASE_COUNTS_WAIT, "counts_wait", "s")       \
+    X(MOE_PHASE_COMBINE_WAIT, "combine_wait", "s")
 
 /* Traffic counters per step x layer x rank (dispatch + combine payload and count messages).
  * The intra/inter columns split bytes_sent and msgs_sent by whether the peer is on this

@@ -116,7 +116,7 @@ def good_file(exe, path):
             check(got[key] == val, f"event {key}: {got[key]!r} != {val!r}")
     ph = j["phase_seconds"]
     check(list(ph) == ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_inter",
-                       "combine_inter"], "phase names")
+                       "combine_inter", "counts_wait", "combine_wait"], "phase names")
     check(abs(ph["total"]["share_of_total"] - 1.0) < 1e-12, "total share")
 
 

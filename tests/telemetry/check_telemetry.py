@@ -19,7 +19,8 @@ Checks (exit 1 with one message per failed check):
     relations are skipped for a file whose writer was killed, status "running": the in-place
     matrices may then be one block ahead of the per-step rows);
   - phases: gate + counts + dispatch + expert + combine == total (1e-9 s), and the inter-node
-    stage columns are within their phase (dispatch_inter <= dispatch, combine_inter <= combine);
+    stage columns are within their phase (dispatch_inter <= dispatch, combine_inter <= combine),
+    and so are the wait columns (counts_wait <= counts, combine_wait <= combine);
   - routes: experts in 0..E-1, kept in {0, 1}, step values are steps in the file;
   - self-description (schema_version 2): every dataset has the documented dimension labels
     (h5py: dset.dims[i].label), a description, and units: a string, or on steps/router,
@@ -57,7 +58,7 @@ ROOT_STR = ["moerun_version", "mpi_version", "hdf5_version", "hwloc_version", "c
             "start_time", "slurm_job_id", "drop_policy", "workload", "exchange", "placement",
             "activation", "telemetry_mode", "status"]
 PHASES = ["gate", "counts", "dispatch", "expert", "combine", "total", "dispatch_inter",
-          "combine_inter"]
+          "combine_inter", "counts_wait", "combine_wait"]
 TRAFFIC = ["bytes_sent", "bytes_recv", "msgs_sent", "msgs_recv", "bytes_intra", "bytes_inter",
            "msgs_intra", "msgs_inter", "rows_in"]
 RSTAT_COUNT = 11
@@ -314,7 +315,8 @@ def contents(c, f, dims, summary):
             parts = sum(pi[x] for x in ("gate", "counts", "dispatch", "expert", "combine"))
             c.expect(np.allclose(parts, pi["total"], rtol=0, atol=1e-9),
                      "steps/phase_time: gate + counts + dispatch + expert + combine != total")
-            for stage, phase in (("dispatch_inter", "dispatch"), ("combine_inter", "combine")):
+            for stage, phase in (("dispatch_inter", "dispatch"), ("combine_inter", "combine"),
+                                 ("counts_wait", "counts"), ("combine_wait", "combine")):
                 c.expect((pi[stage] <= pi[phase] + 1e-9).all(),
                          f"steps/phase_time: {stage} exceeds {phase}")
     m = None

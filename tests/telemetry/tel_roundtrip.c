@@ -60,7 +60,7 @@ static double rt_router(long s, int l, int c)
 }
 
 /* Phase times consistent with the schema: the five phases add up to total, and the
- * inter-node stage columns are half of their phase. */
+ * inter-node stage columns are half of their phase, the wait columns a quarter. */
 static double rt_phase(long s, int l, int r, int c)
 {
     double v = 0;
@@ -73,6 +73,8 @@ static double rt_phase(long s, int l, int r, int c)
         return v;
     case MOE_PHASE_DISPATCH_INTER: return 0.5 * rt_phase(s, l, r, MOE_PHASE_DISPATCH);
     case MOE_PHASE_COMBINE_INTER: return 0.5 * rt_phase(s, l, r, MOE_PHASE_COMBINE);
+    case MOE_PHASE_COUNTS_WAIT: return 0.25 * rt_phase(s, l, r, MOE_PHASE_COUNTS);
+    case MOE_PHASE_COMBINE_WAIT: return 0.25 * rt_phase(s, l, r, MOE_PHASE_COMBINE);
     default: return 1e-3 * (double)(s + 1) + 1e-4 * l + 1e-5 * r + 1e-6 * c;
     }
 }

@@ -1,0 +1,55 @@
+/*
+ * comm/a2a_common.c — counts to displacements and traffic accounting, shared by every
+ * exchange backend (see a2a_common.h).
+ */
+#include "a2a_common.h"
+
+int64_t moe__a2a_displs(int P, const int *cnt, int *dsp)
+{
+    int64_t acc = 0;
+    int     r;
+
+    for (r = 0; r < P; r++) {
+        dsp[r] = (int)acc;
+        acc += cnt[r];
+    }
+    return acc;
+}
+
+int64_t moe__a2a_layout(int P, const int *units, size_t elem, int *cnt, int *dsp)
+{
+    int64_t tot = 0;
+    int     r;
+
+    for (r = 0; r < P; r++) {
+        cnt[r] = (int)((size_t)units[r] * elem);
+        dsp[r] = (int)((size_t)tot * elem);
+        tot += units[r];
+    }
+    return tot;
+}
+
+void moe__a2a_traffic(const moe__a2a_peers_t *me, const int *scnt, const int *rcnt,
+                      size_t elem, int payload, moe_a2a_stats_t *st)
+{
+    int r, mynode = me->node[me->rank];
+
+    for (r = 0; r < me->nranks; r++) {
+        int64_t sb = (int64_t)scnt[r] * (int64_t)elem;
+        if (payload && st->bytes_to_rank)
+            st->bytes_to_rank[r] += sb;
+        if (r == me->rank)
+            continue;
+        st->bytes_sent += sb;
+        st->bytes_recv += (int64_t)rcnt[r] * (int64_t)elem;
+        st->msgs_sent += scnt[r] > 0;
+        st->msgs_recv += rcnt[r] > 0;
+        if (me->node[r] == mynode) {
+            st->bytes_intra += sb;
+            st->msgs_intra += scnt[r] > 0;
+        } else {
+            st->bytes_inter += sb;
+            st->msgs_inter += scnt[r] > 0;
+        }
+    }
+}
