@@ -445,14 +445,18 @@ typedef struct engine_expert_arg {
     moe_engine_t *e;
     int           layer;
     int64_t      *processed; /* [E] this step and layer */
+    int64_t      *rows_in;   /* rows this rank's experts computed (steps/traffic rows_in) */
 } engine_expert_arg_t;
 
 static void engine_expert(void *varg, int local_expert, const float *x, int64_t rows, float *y)
 {
     engine_expert_arg_t *a = varg;
     moe_engine_t        *e = a->e;
-    int                  g = e->place.global_of[e->place.first_local[e->rank] + local_expert];
+    int                  g = engine_slot_expert(e, a->layer, local_expert);
 
+    if (g < 0 || rows == 0) /* an empty slot of this layer's map gets no rows */
+        return;
+    *a->rows_in += rows;
     if (!moe_sim_model(&e->cfg)) /* as the non-overlapped path: sim.h */
         moe_ffn_forward(&e->ffn[(size_t)a->layer * e->n_local + local_expert], x, rows, y,
                         e->ffn_scratch);
@@ -706,7 +710,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     ast.bytes_to_rank = e->traffic_row;
     if (e->cfg.overlap && e->a2a->forward) {
         /* exchange overlapped with the experts: one call, phases from the backend */
-        engine_expert_arg_t ea = {e, l, processed};
+        engine_expert_arg_t ea = {e, l, processed, &rows_in};
         double              tsh = MPI_Wtime();
         engine_shared_experts(e, l, x); /* local only: before the exchange starts */
         tsh = MPI_Wtime() - tsh;
