@@ -58,8 +58,20 @@ def run(exe, *args):
 def expected():
     tot_r = sum(routed(s, l, e) for s in range(STEPS) for l in range(L) for e in range(E))
     tot_d = sum(dropped(s, l, e) for s in range(STEPS) for l in range(L) for e in range(E))
-    mean = {k: np.mean([router(s, l, c) for s in range(STEPS) for l in range(L)])
-            for k, c in RSTAT.items()}
+    # headline means are token-weighted over (step, layer) (docs/analysis.md "One definition
+    # per number"): weight n[s][l] = pairs routed in that step and layer
+    n = {(s, l): sum(routed(s, l, e) for e in range(E)) for s in range(STEPS) for l in range(L)}
+    mean = {k: sum(router(s, l, c) * n[(s, l)] for s in range(STEPS) for l in range(L))
+               / sum(n.values()) for k, c in RSTAT.items()}
+    # the headline load entropy is pooled: each layer's loads summed over the steps, its
+    # normalised entropy, averaged over the layers weighted by their pairs
+    ent, wsum = 0.0, 0
+    for l in range(L):
+        x = np.array([sum(routed(s, l, e) for s in range(STEPS)) for e in range(E)], float)
+        p = x[x > 0] / x.sum()
+        ent += float(-(p * np.log(p)).sum() / np.log(E)) * x.sum()
+        wsum += x.sum()
+    mean["load_entropy_pooled"] = ent / wsum
     bytes_sent = sum(1000 * s + 100 * l + 10 * r for s in range(STEPS) for l in range(L)
                      for r in range(P))
     matrix = [[3 * (r * P + c) * 8 for c in range(P)] for r in range(P)]
@@ -100,8 +112,11 @@ def good_file(exe, path):
           "config numbers")
     check(j["config"]["workload"] == "zipf:1.2" and j["config"]["drop_policy"] == "probs",
           "config strings")
-    for k, key in (("load_entropy_norm", "load_entropy_norm_mean"), ("top1_prob", "top1_prob_mean"),
-                   ("aux_loss", "aux_loss_mean")):
+    check(abs(j["load_entropy_norm_per_step_mean"] - mean["load_entropy_norm"]) < 1e-9,
+          f"load_entropy_norm_per_step_mean {j['load_entropy_norm_per_step_mean']} != "
+          f"{mean['load_entropy_norm']}")
+    for k, key in (("load_entropy_pooled", "load_entropy_norm_mean"),
+                   ("top1_prob", "top1_prob_mean"), ("aux_loss", "aux_loss_mean")):
         check(abs(j[key] - mean[k]) < 1e-9, f"{key} {j[key]} != {mean[k]}")
     for l, lay in enumerate(j["layers_load"]):
         loads = [sum(routed(s, l, e) for s in range(STEPS)) for e in range(E)]

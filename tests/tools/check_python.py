@@ -80,7 +80,8 @@ with moerun.open(h5) as t:
         checks += 1
     tr = t.traffic()
     for c in tr.columns:
-        assert tr.attrs["units"][c] == ("bytes" if c.startswith("bytes") else "messages"), c
+        want_unit = "bytes" if c.startswith("bytes") else "rows" if c.startswith("rows") else "messages"
+        assert tr.attrs["units"][c] == want_unit, (c, tr.attrs["units"][c], want_unit)
     assert int(tr.bytes_inter.sum()) == summ["inter_node_bytes"]
     assert int(tr.bytes_intra.sum()) == summ["intra_node_bytes"]
     assert int(tr.bytes_sent.sum()) == summ["bytes_sent"]

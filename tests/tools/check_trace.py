@@ -8,7 +8,7 @@ Writes the Chrome trace of RUN.h5 and checks, reading RUN.h5 independently with 
   - for each rank and each phase column, the X slices of that name add up to the sum of
     steps/phase_time[:, :, rank, column] (microseconds, to 1e-3 us per slice);
   - there is one layer slice per step x layer x rank lasting the "total" column, one step slice
-    per step x rank; "_inter" parts lie inside their parent phase's slice;
+    per step x rank; "_inter" and "_wait" parts lie inside their parent phase's slice;
   - the byte counters equal steps/traffic bytes_sent/bytes_inter summed per rank;
   - bad uses fail cleanly: --trace with two files (exit 2), a missing telemetry file
     (exit 1) leave no trace file behind.
@@ -71,7 +71,8 @@ for p in range(P):
     assert len(steps) == S, (p, len(steps))
     assert abs(sum(e["dur"] for e in steps) - ph[:, :, p, cols.index("total")].sum() * 1e6) <= tol
     # nesting: each part lies within its parent (same step, layer), starting at its start
-    for part, parent in (("dispatch_inter", "dispatch"), ("combine_inter", "combine")):
+    for part, parent in (("dispatch_inter", "dispatch"), ("combine_inter", "combine"),
+                         ("counts_wait", "counts"), ("combine_wait", "combine")):
         if part not in cols:
             continue
         par = {(e["args"]["step"], e["args"]["layer"]): e for e in mine if e["name"] == parent}

@@ -7,9 +7,9 @@
  * "rank R (host)"). The file records durations, not start times, so each rank's slices are
  * laid end to end from t = 0 in file order: for every step a "step N" slice, inside it a
  * "layer L" slice per layer, inside that one complete ("X") slice per phase (gate, counts,
- * dispatch, expert, combine, in the engine's order). A phase column named "P_inter" whose
- * "P" is a phase (dispatch_inter, combine_inter) is an "of which" part of P and is nested
- * at the start of P's slice. Bytes are counters ("C", one series per rank: "bytes rank R"
+ * dispatch, expert, combine, in the engine's order). A phase column named "P_inter" or
+ * "P_wait" whose "P" is a phase (dispatch_inter, combine_inter, counts_wait, combine_wait) is
+ * an "of which" part of P and is nested at the start of P's slice. Bytes are counters ("C", one series per rank: "bytes rank R"
  * with sent/recv/intra/inter) at the start of each layer slice; monitor events are global
  * instant events on rank 0's track at the start of their step.
  *
@@ -22,7 +22,7 @@
  *     phases), lengthened to the sum of its phases when rounding makes that a few ns
  *     longer, so children never overrun it; a step slice lasts the sum of its layers. Columns are found by name through
  *     the "columns" attribute, so files with more or fewer phase columns are traced too;
- *     a column that is neither a top-level phase, "total" nor an "_inter" part becomes an
+ *     a column that is neither a top-level phase, "total" nor an "_inter"/"_wait" part becomes an
  *     argument of the layer slice.
  *  3. The output is written through include/moerun/base/fileio.h (exclusive temporary
  *     name, fsync, rename) only when complete.
@@ -50,7 +50,7 @@ typedef struct trace_cols {
     char **names;
     int   top[TRACE_NTOP]; /* column of each top-level phase, -1 if absent */
     int   total;           /* column "total", -1 if absent */
-    int  *parent;          /* [nc]: for an "_inter" column the top index it nests in, else -1 */
+    int  *parent;          /* [nc]: for an "_inter"/"_wait" column the top index it nests in, else -1 */
     int  *extra;           /* [nc]: 1 if the column goes to the layer slice's args */
 } trace_cols_t;
 
@@ -117,8 +117,8 @@ static moe_status_t trace_cols_init(moe_tel_reader_t *r, trace_cols_t *c, moe_lo
             continue;
         for (j = 0; j < TRACE_NTOP; j++) {
             size_t k = strlen(trace_top[j]);
-            if (c->top[j] >= 0 && n == k + 6 && strncmp(c->names[i], trace_top[j], k) == 0 &&
-                strcmp(c->names[i] + k, "_inter") == 0)
+            if (c->top[j] >= 0 && n > k && strncmp(c->names[i], trace_top[j], k) == 0 &&
+                (strcmp(c->names[i] + k, "_inter") == 0 || strcmp(c->names[i] + k, "_wait") == 0))
                 c->parent[i] = j;
         }
         c->extra[i] = c->parent[i] < 0;
