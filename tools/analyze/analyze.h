@@ -3,8 +3,8 @@
  *
  * One analysis, several renderings: an_run_analyse() reads one telemetry file through
  * tools/reader/telemetry_reader and builds one cJSON object (the per-run part of the JSON report);
- * the renderers (analyze_render.c) print Markdown, HTML and the terminal summary from the
- * same tree, never from the file.
+ * the renderers (render_term.c, render_md.c, render_html.c) print the terminal summary,
+ * Markdown and HTML from the same tree, never from the file.
  */
 #ifndef MOERUN_TOOLS_ANALYZE_H
 #define MOERUN_TOOLS_ANALYZE_H
