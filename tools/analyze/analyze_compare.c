@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "analyze.h"
+#include "analyze_int.h"
 
 /* A column: where it lives in a run's tree (up to three keys deep) and whether it is text. */
 typedef struct cmp_col {
@@ -270,4 +270,113 @@ void an_render_diff_html(const cJSON *root, FILE *out)
         fprintf(out, "</tr>\n");
     }
     fprintf(out, "</table>\n");
+}
+
+/*
+ * A node_limited recommendation (projected from replayed routes) next to what a run with the
+ * real node-limited router measured, when such a run is among the files: its node-deduplicated
+ * inter-node copies per token from its own sampled routes, its drop rate and its worst
+ * max/mean load. Added as "measured" and appended to the evidence.
+ */
+static void an_node_limited_measured(cJSON *root)
+{
+    cJSON       *run, *nl = NULL;
+    const cJSON *x;
+
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        const char *rt = an_str(cJSON_GetObjectItemCaseSensitive(run, "config"), "router");
+        if (strcmp(rt, "node-limited") == 0 && nl == NULL)
+            nl = run;
+    }
+    if (nl == NULL)
+        return;
+    x = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(nl, "analyses"), "routing_map"),
+            "exchange_what_if"),
+        "hier_inter_node_copies_per_token");
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        cJSON *rc;
+        if (run == nl)
+            continue;
+        cJSON_ArrayForEach(rc, cJSON_GetObjectItemCaseSensitive(run, "recommendations")) {
+            cJSON      *m, *ev;
+            char        buf[700];
+            double      copies = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+            double      mm = an_num(cJSON_GetObjectItemCaseSensitive(
+                                   cJSON_GetObjectItemCaseSensitive(
+                                       cJSON_GetObjectItemCaseSensitive(
+                                           cJSON_GetObjectItemCaseSensitive(nl, "analyses"),
+                                           "utilisation"),
+                                       "across_layers"),
+                                   "max_mean"),
+                               "max");
+            if (strcmp(an_str(rc, "id"), "node_limited") != 0)
+                continue;
+            m = cJSON_AddObjectToObject(rc, "measured");
+            cJSON_AddStringToObject(m, "file", an_str(nl, "file"));
+            cJSON_AddStringToObject(m, "router", "node-limited");
+            an_add_num(m, "inter_node_copies_per_token", copies);
+            an_add_num(m, "drop_rate", an_num(nl, "drop_rate"));
+            an_add_num(m, "worst_max_mean", mm);
+            snprintf(buf, sizeof(buf),
+                     "%s; measured with --router node-limited (%s): inter-node copies %.3f per "
+                     "token, drop rate %.2f%%, worst max/mean load %.2f",
+                     an_str(rc, "evidence"), an_str(nl, "file"), copies,
+                     100 * an_num(nl, "drop_rate"), mm);
+            ev = cJSON_CreateString(buf);
+            if (ev)
+                cJSON_ReplaceItemInObjectCaseSensitive(rc, "evidence", ev);
+        }
+    }
+}
+
+void an_compare(cJSON *root)
+{
+    static const struct { const char *name; const char *section; const char *key; } cols[] = {
+        {"steps", NULL, "steps_in_file"},
+        {"routed", NULL, "routed"},
+        {"drop_rate", NULL, "drop_rate"},
+        {"load_entropy_norm", NULL, "load_entropy_norm_mean"},
+        {"top1_prob", NULL, "top1_prob_mean"},
+        {"aux_loss", NULL, "aux_loss_mean"},
+        {"worst_max_mean", "utilisation", "max_mean"},
+        {"worst_cv", "utilisation", "cv"},
+        {"worst_gini", "utilisation", "gini"},
+        {"exchange_share", "communication", "exchange_share"},
+        {"expert_share", "communication", "expert_share"},
+        {"achieved_gflops_per_rank", "compute", "achieved_gflops_per_rank"},
+    };
+    cJSON       *cmp = cJSON_AddObjectToObject(root, "comparison"), *cn, *rows;
+    const cJSON *run;
+    size_t       i;
+
+    an_node_limited_measured(root);
+    cn = cJSON_AddArrayToObject(cmp, "columns");
+    cJSON_AddItemToArray(cn, cJSON_CreateString("file"));
+    for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        cJSON_AddItemToArray(cn, cJSON_CreateString(cols[i].name));
+    rows = cJSON_AddArrayToObject(cmp, "rows");
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        cJSON       *row = cJSON_CreateArray();
+        const cJSON *an = cJSON_GetObjectItemCaseSensitive(run, "analyses");
+        cJSON_AddItemToArray(row, cJSON_CreateString(an_str(run, "file")));
+        for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+            double v;
+            if (cols[i].section == NULL) {
+                v = an_num(run, cols[i].key);
+            } else if (strcmp(cols[i].section, "utilisation") == 0) {
+                const cJSON *al = cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(an, "utilisation"), "across_layers"),
+                    cols[i].key);
+                v = an_num(al, "max");
+            } else {
+                v = an_num(cJSON_GetObjectItemCaseSensitive(an, cols[i].section), cols[i].key);
+            }
+            cJSON_AddItemToArray(row, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        }
+        cJSON_AddItemToArray(rows, row);
+    }
 }
