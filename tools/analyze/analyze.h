@@ -36,7 +36,7 @@ typedef struct an_opts {
 moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *log,
                             cJSON **run_p);
 
-/* Adds the comparison table of all runs to the report root (rows = runs). */
+/* Adds the comparison table of all runs to the report root (rows = runs; analyze_compare.c). */
 void an_compare(cJSON *root);
 
 /*

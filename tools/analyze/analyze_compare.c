@@ -1,11 +1,14 @@
 /*
- * tools/analyze/analyze_compare.c — what differs between runs, with deltas against the first
- * (docs/analysis.md): the report root's "differences" object and its terminal, Markdown and
- * HTML renderings.
+ * tools/analyze/analyze_compare.c — the analyses across runs (docs/analysis.md): the report
+ * root's "comparison" table (an_compare: key numbers per run, with a node_limited
+ * recommendation set next to what a node-limited run measured) and what differs between
+ * runs, with deltas against the first: the "differences" object and its terminal, Markdown
+ * and HTML renderings.
  *
  * What always holds:
- *  1. Only columns whose value differs from run 0's in at least one run are listed (strings
- *     compared exactly, numbers by value; a value one run lacks and another has differs).
+ *  1. In "differences" only columns whose value differs from run 0's in at least one run are
+ *     listed (strings compared exactly, numbers by value; a value one run lacks and another
+ *     has differs).
  *  2. For numbers, delta = value - run 0's value and delta_pct = 100 * delta / |run 0's|
  *     (null when run 0's is 0 or either is missing); run 0's own deltas are 0.
  *  3. Values are taken from the per-run JSON tree (never the files), so every rendering
