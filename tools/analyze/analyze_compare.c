@@ -226,21 +226,6 @@ void an_render_diff_markdown(const cJSON *root, FILE *out)
     }
 }
 
-/* Text with the five HTML specials escaped. */
-static void cmp_html(FILE *o, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", o); break;
-        case '<': fputs("&lt;", o); break;
-        case '>': fputs("&gt;", o); break;
-        case '"': fputs("&quot;", o); break;
-        case '\'': fputs("&#39;", o); break;
-        default: fputc(*s, o);
-        }
-    }
-}
-
 void an_render_diff_html(const cJSON *root, FILE *out)
 {
     const cJSON *diff = cJSON_GetObjectItemCaseSensitive(root, "differences"), *col, *f;
@@ -253,7 +238,7 @@ void an_render_diff_html(const cJSON *root, FILE *out)
     fprintf(out, "<h2>Differences against run 0</h2>\n<ol start=\"0\">");
     cJSON_ArrayForEach(f, files) {
         fprintf(out, "<li>");
-        cmp_html(out, cJSON_IsString(f) ? f->valuestring : "-");
+        an__html_esc(out, cJSON_IsString(f) ? f->valuestring : "-");
         fprintf(out, "</li>");
     }
     fprintf(out, "</ol>\n<table id=\"differences\"><tr><th>column</th>");
@@ -262,12 +247,12 @@ void an_render_diff_html(const cJSON *root, FILE *out)
     fprintf(out, "</tr>\n");
     cJSON_ArrayForEach(col, cJSON_GetObjectItemCaseSensitive(diff, "columns")) {
         fprintf(out, "<tr><td>");
-        cmp_html(out, an_str(col, "column"));
+        an__html_esc(out, an_str(col, "column"));
         fprintf(out, "</td>");
         for (i = 0; i < n; i++) {
             cmp_cell(cell, sizeof(cell), col, i);
             fprintf(out, "<td>");
-            cmp_html(out, cell);
+            an__html_esc(out, cell);
             fprintf(out, "</td>");
         }
         fprintf(out, "</tr>\n");
