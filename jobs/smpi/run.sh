@@ -14,11 +14,15 @@
 #   bcast:binomial_tree, gather:ompi_binomial   O(P log P) messages for the small collectives
 #                                  (SimGrid's defaults post O(P^2) at once)
 #   maxmin/precision:1e-3
+#   smpi/test, smpi/iprobe 1e-9   SimGrid charges 100 us of simulated time per MPI_Test* call
+#                                  by default; flat's overlap polls with MPI_Testsome, which
+#                                  then looked 10x slower than it is
 #   --shared-malloc BYTES          with --sim-compute model (the default): allocations of at
 #                                  least BYTES are shared by all simulated ranks (contents
 #                                  garbage, never read by the model) so 1024 ranks fit in
 #                                  memory; 0 (the default) keeps every allocation private.
-# Environment: MOERUN_SMPI_BUILD_DIR (default ./build-smpi), SMPIRUN (default smpirun).
+# Environment: MOERUN_SMPI_BUILD_DIR (default ./build-smpi), SMPIRUN (default smpirun),
+# SMPI_EXTRA_CFG (more --cfg=... words for smpirun, space-separated).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${MOERUN_SMPI_BUILD_DIR:-$root/build-smpi}
@@ -63,7 +67,10 @@ cfg=(--cfg=smpi/simulate-computation:no --cfg=smpi/bw-factor:0:1 --cfg=smpi/lat-
      --cfg=smpi/alltoallv:pair --cfg=smpi/alltoall:bruck --cfg=smpi/allgather:bruck
      --cfg=smpi/allgatherv:mpich --cfg=smpi/allreduce:rdb --cfg=smpi/reduce:binomial
      --cfg=smpi/bcast:binomial_tree --cfg=smpi/gather:ompi_binomial --cfg=maxmin/precision:1e-3
+     --cfg=smpi/test:1e-9 --cfg=smpi/iprobe:1e-9
      --cfg=smpi/privatization:dlopen)
+# shellcheck disable=SC2206 # words on purpose
+[ -n "${SMPI_EXTRA_CFG:-}" ] && cfg+=($SMPI_EXTRA_CFG)
 if [ "$shared" -gt 0 ]; then
     cfg+=(--cfg=smpi/auto-shared-malloc-thresh:"$shared" --cfg=smpi/shared-malloc-blocksize:67108864)
 fi
