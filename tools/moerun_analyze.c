@@ -4,7 +4,7 @@
  *
  * What always holds:
  *  1. Each file is analysed once into a cJSON tree (analyze_run.c); the terminal summary,
- *     Markdown, JSON and HTML are renderings of that one tree (analyze_render.c).
+ *     Markdown, JSON and HTML are renderings of that one tree (render_*.c).
  *  2. Outputs are written through include/moerun/base/fileio.h (an exclusively created
  *     FILE.tmp.<random>, fsync, rename) only when complete: a failure leaves no half-written
  *     report. Before any file is read, an output that is a device, FIFO, directory or

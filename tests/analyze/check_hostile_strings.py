@@ -5,7 +5,8 @@ is escaped in every output format (issue 15).
 A fixture (fixture.py) gets markup, Markdown table breakers and terminal escape sequences
 injected into every string it holds: root attributes, dataset attributes (units,
 description, and in a second file the column and event-kind names), host names, cpusets,
-event messages, and the --vocab lines. moerun-analyze then writes Markdown, HTML, JSON and
+event messages, the --vocab lines, and (two runs together) a file name in the HTML
+differences table. moerun-analyze then writes Markdown, HTML, JSON and
 the terminal summary, and each must carry the text inertly:
   HTML      no '<script', no control character (illegal in XML/SVG);
   Markdown  no unescaped '<script' or '|PIPE|', no control character;
@@ -16,6 +17,7 @@ Usage: check_hostile_strings.py MOERUN_ANALYZE WORKDIR
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -99,6 +101,25 @@ for tag, names_too in (("attrs", False), ("names", True)):
     if status != payload("root.status"):
         fails.append(f"{tag}: JSON status is {status!r}, want the injected text exactly")
     print(f"{tag}: terminal: {out.count('PIPE')} injected strings shown, no control character")
+
+# Two runs, one whose file name carries markup and control characters: the HTML differences
+# table (analyze_compare.c) lists the file names, through the same escaper as the rest.
+odd = os.path.join(work, "hostile-\x1b[31m<script>x\x07\u009b.h5")
+shutil.copyfile(os.path.join(work, "hostile-attrs.h5"), odd)
+html = os.path.join(work, "hostile-two.html")
+r = subprocess.run([analyze, odd, os.path.join(work, "hostile-names.h5"), "--html", html],
+                   capture_output=True)
+if r.returncode != 0:
+    fails.append(f"two runs: exit {r.returncode}: {r.stderr.decode('utf-8', 'replace')}")
+else:
+    text = open(html, encoding="utf-8").read()
+    k = text.find("<h2>Differences against run 0</h2>")
+    diff = text[k:] if k >= 0 else ""
+    if "&lt;script&gt;x" not in diff:
+        fails.append("two runs: the HTML differences table does not show the file name")
+    if "<script" in text or ctrl.search(text.replace("\n", "").replace("\t", "")):
+        fails.append("two runs: HTML carries '<script' raw or a control character")
+    print("two runs: html: differences table shows the hostile file name escaped")
 
 for f in fails:
     print("FAIL:", f)

@@ -3,8 +3,8 @@
  *
  * One analysis, several renderings: an_run_analyse() reads one telemetry file through
  * tools/reader/telemetry_reader and builds one cJSON object (the per-run part of the JSON report);
- * the renderers (analyze_render.c) print Markdown, HTML and the terminal summary from the
- * same tree, never from the file.
+ * the renderers (render_term.c, render_md.c, render_html.c) print the terminal summary,
+ * Markdown and HTML from the same tree, never from the file.
  */
 #ifndef MOERUN_TOOLS_ANALYZE_H
 #define MOERUN_TOOLS_ANALYZE_H
@@ -36,7 +36,7 @@ typedef struct an_opts {
 moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *log,
                             cJSON **run_p);
 
-/* Adds the comparison table of all runs to the report root (rows = runs). */
+/* Adds the comparison table of all runs to the report root (rows = runs; analyze_compare.c). */
 void an_compare(cJSON *root);
 
 /*

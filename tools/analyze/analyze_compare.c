@@ -1,11 +1,14 @@
 /*
- * tools/analyze/analyze_compare.c — what differs between runs, with deltas against the first
- * (docs/analysis.md): the report root's "differences" object and its terminal, Markdown and
- * HTML renderings.
+ * tools/analyze/analyze_compare.c — the analyses across runs (docs/analysis.md): the report
+ * root's "comparison" table (an_compare: key numbers per run, with a node_limited
+ * recommendation set next to what a node-limited run measured) and what differs between
+ * runs, with deltas against the first: the "differences" object and its terminal, Markdown
+ * and HTML renderings.
  *
  * What always holds:
- *  1. Only columns whose value differs from run 0's in at least one run are listed (strings
- *     compared exactly, numbers by value; a value one run lacks and another has differs).
+ *  1. In "differences" only columns whose value differs from run 0's in at least one run are
+ *     listed (strings compared exactly, numbers by value; a value one run lacks and another
+ *     has differs).
  *  2. For numbers, delta = value - run 0's value and delta_pct = 100 * delta / |run 0's|
  *     (null when run 0's is 0 or either is missing); run 0's own deltas are 0.
  *  3. Values are taken from the per-run JSON tree (never the files), so every rendering
@@ -15,7 +18,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "analyze.h"
+#include "analyze_int.h"
 
 /* A column: where it lives in a run's tree (up to three keys deep) and whether it is text. */
 typedef struct cmp_col {
@@ -223,21 +226,6 @@ void an_render_diff_markdown(const cJSON *root, FILE *out)
     }
 }
 
-/* Text with the five HTML specials escaped. */
-static void cmp_html(FILE *o, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", o); break;
-        case '<': fputs("&lt;", o); break;
-        case '>': fputs("&gt;", o); break;
-        case '"': fputs("&quot;", o); break;
-        case '\'': fputs("&#39;", o); break;
-        default: fputc(*s, o);
-        }
-    }
-}
-
 void an_render_diff_html(const cJSON *root, FILE *out)
 {
     const cJSON *diff = cJSON_GetObjectItemCaseSensitive(root, "differences"), *col, *f;
@@ -250,7 +238,7 @@ void an_render_diff_html(const cJSON *root, FILE *out)
     fprintf(out, "<h2>Differences against run 0</h2>\n<ol start=\"0\">");
     cJSON_ArrayForEach(f, files) {
         fprintf(out, "<li>");
-        cmp_html(out, cJSON_IsString(f) ? f->valuestring : "-");
+        an__html_esc(out, cJSON_IsString(f) ? f->valuestring : "-");
         fprintf(out, "</li>");
     }
     fprintf(out, "</ol>\n<table id=\"differences\"><tr><th>column</th>");
@@ -259,15 +247,124 @@ void an_render_diff_html(const cJSON *root, FILE *out)
     fprintf(out, "</tr>\n");
     cJSON_ArrayForEach(col, cJSON_GetObjectItemCaseSensitive(diff, "columns")) {
         fprintf(out, "<tr><td>");
-        cmp_html(out, an_str(col, "column"));
+        an__html_esc(out, an_str(col, "column"));
         fprintf(out, "</td>");
         for (i = 0; i < n; i++) {
             cmp_cell(cell, sizeof(cell), col, i);
             fprintf(out, "<td>");
-            cmp_html(out, cell);
+            an__html_esc(out, cell);
             fprintf(out, "</td>");
         }
         fprintf(out, "</tr>\n");
     }
     fprintf(out, "</table>\n");
+}
+
+/*
+ * A node_limited recommendation (projected from replayed routes) next to what a run with the
+ * real node-limited router measured, when such a run is among the files: its node-deduplicated
+ * inter-node copies per token from its own sampled routes, its drop rate and its worst
+ * max/mean load. Added as "measured" and appended to the evidence.
+ */
+static void an_node_limited_measured(cJSON *root)
+{
+    cJSON       *run, *nl = NULL;
+    const cJSON *x;
+
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        const char *rt = an_str(cJSON_GetObjectItemCaseSensitive(run, "config"), "router");
+        if (strcmp(rt, "node-limited") == 0 && nl == NULL)
+            nl = run;
+    }
+    if (nl == NULL)
+        return;
+    x = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(nl, "analyses"), "routing_map"),
+            "exchange_what_if"),
+        "hier_inter_node_copies_per_token");
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        cJSON *rc;
+        if (run == nl)
+            continue;
+        cJSON_ArrayForEach(rc, cJSON_GetObjectItemCaseSensitive(run, "recommendations")) {
+            cJSON      *m, *ev;
+            char        buf[700];
+            double      copies = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+            double      mm = an_num(cJSON_GetObjectItemCaseSensitive(
+                                   cJSON_GetObjectItemCaseSensitive(
+                                       cJSON_GetObjectItemCaseSensitive(
+                                           cJSON_GetObjectItemCaseSensitive(nl, "analyses"),
+                                           "utilisation"),
+                                       "across_layers"),
+                                   "max_mean"),
+                               "max");
+            if (strcmp(an_str(rc, "id"), "node_limited") != 0)
+                continue;
+            m = cJSON_AddObjectToObject(rc, "measured");
+            cJSON_AddStringToObject(m, "file", an_str(nl, "file"));
+            cJSON_AddStringToObject(m, "router", "node-limited");
+            an_add_num(m, "inter_node_copies_per_token", copies);
+            an_add_num(m, "drop_rate", an_num(nl, "drop_rate"));
+            an_add_num(m, "worst_max_mean", mm);
+            snprintf(buf, sizeof(buf),
+                     "%s; measured with --router node-limited (%s): inter-node copies %.3f per "
+                     "token, drop rate %.2f%%, worst max/mean load %.2f",
+                     an_str(rc, "evidence"), an_str(nl, "file"), copies,
+                     100 * an_num(nl, "drop_rate"), mm);
+            ev = cJSON_CreateString(buf);
+            if (ev)
+                cJSON_ReplaceItemInObjectCaseSensitive(rc, "evidence", ev);
+        }
+    }
+}
+
+void an_compare(cJSON *root)
+{
+    static const struct { const char *name; const char *section; const char *key; } cols[] = {
+        {"steps", NULL, "steps_in_file"},
+        {"routed", NULL, "routed"},
+        {"drop_rate", NULL, "drop_rate"},
+        {"load_entropy_norm", NULL, "load_entropy_norm_mean"},
+        {"top1_prob", NULL, "top1_prob_mean"},
+        {"aux_loss", NULL, "aux_loss_mean"},
+        {"worst_max_mean", "utilisation", "max_mean"},
+        {"worst_cv", "utilisation", "cv"},
+        {"worst_gini", "utilisation", "gini"},
+        {"exchange_share", "communication", "exchange_share"},
+        {"expert_share", "communication", "expert_share"},
+        {"achieved_gflops_per_rank", "compute", "achieved_gflops_per_rank"},
+    };
+    cJSON       *cmp = cJSON_AddObjectToObject(root, "comparison"), *cn, *rows;
+    const cJSON *run;
+    size_t       i;
+
+    an_node_limited_measured(root);
+    cn = cJSON_AddArrayToObject(cmp, "columns");
+    cJSON_AddItemToArray(cn, cJSON_CreateString("file"));
+    for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++)
+        cJSON_AddItemToArray(cn, cJSON_CreateString(cols[i].name));
+    rows = cJSON_AddArrayToObject(cmp, "rows");
+    cJSON_ArrayForEach(run, cJSON_GetObjectItemCaseSensitive(root, "runs")) {
+        cJSON       *row = cJSON_CreateArray();
+        const cJSON *an = cJSON_GetObjectItemCaseSensitive(run, "analyses");
+        cJSON_AddItemToArray(row, cJSON_CreateString(an_str(run, "file")));
+        for (i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+            double v;
+            if (cols[i].section == NULL) {
+                v = an_num(run, cols[i].key);
+            } else if (strcmp(cols[i].section, "utilisation") == 0) {
+                const cJSON *al = cJSON_GetObjectItemCaseSensitive(
+                    cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(an, "utilisation"), "across_layers"),
+                    cols[i].key);
+                v = an_num(al, "max");
+            } else {
+                v = an_num(cJSON_GetObjectItemCaseSensitive(an, cols[i].section), cols[i].key);
+            }
+            cJSON_AddItemToArray(row, isfinite(v) ? cJSON_CreateNumber(v) : cJSON_CreateNull());
+        }
+        cJSON_AddItemToArray(rows, row);
+    }
 }

@@ -1,7 +1,7 @@
 /*
  * include/moerun/base/escape.h — text from files (attributes, log fields, paths) written to
  * a terminal (header-only). Terminal is one of the three output formats of the tools; the
- * HTML and Markdown escapers live with their renderer (tools/analyze/analyze_render.c).
+ * HTML and Markdown escapers live with their renderer (tools/analyze/render_html.c, render_md.c).
  *
  * What always holds: moe_esc_term writes every byte of s except those a terminal would act
  * on: C0 controls other than newline and tab, DEL, and the UTF-8 encoding of the C1
