@@ -3,7 +3,8 @@
 #
 # Usage: router_equiv.sh   (env: MOERUN, DUMPCMP, MPIEXEC, CHECK_TELEMETRY, PYTHON)
 # For each router, with drops (capacity factor 1.0, skewed workload) and sigmoid also
-# dropless: the runs at np 2 (flat, 1 rank per node) and np 4 (hier, 2 ranks per node) must
+# dropless: the runs at np 2 (flat, 1 rank per node), np 4 (hier, 2 ranks per node) and, for
+# switch, dropless sigmoid and expert-choice, np 8 (hier, 4 ranks per node) must
 # give the np 1 run's routed, processed, dropped and unrouted totals exactly and its last
 # layer output within 1e-5 (dumpcmp). Some np 4 files pass check_telemetry.py (routed =
 # processed + dropped per step, layer and expert, and the file against the summary); every
@@ -66,6 +67,10 @@ check_router() { # check_router NAME CF NPS TELCHECK [router options]
     fi
     run "$name.np4" 4 hier 2 --capacity-factor "$cf" "$@"
     same "$name.np1" "$name.np4"
+    if [[ $nps == *8* ]]; then # 8 ranks on 2 nodes, one expert per rank
+        run "$name.np8" 8 hier 4 --capacity-factor "$cf" "$@"
+        same "$name.np1" "$name.np8"
+    fi
     [ "$tc" = yes ] && telcheck "$name.np4"
     if [ "$cf" != 0 ] && [ "$name" != expert-choice ] && [ "$(field "$work/$name.np1.json" dropped)" = 0 ]; then
         echo "requiv: $name: expected drops at capacity factor $cf, got none"; exit 1
@@ -73,13 +78,13 @@ check_router() { # check_router NAME CF NPS TELCHECK [router options]
 }
 
 # softmax (the default) is covered by equiv.sh and exchange_equiv.sh
-check_router switch 1.0 "2 4" no --router switch --top-k 1
+check_router switch 1.0 "2 4 8" no --router switch --top-k 1
 check_router sigmoid 1.0 "2 4" no --router sigmoid --routed-scaling 1.5
-check_router sigmoid-dropless 0 "4" no --router sigmoid
+check_router sigmoid-dropless 0 "4 8" no --router sigmoid
 check_router group-limited 1.0 "2 4" yes --router group-limited --route-groups 4 --route-max-nodes 2 \
     --balance-bias 0.01 --shared-experts 1
 check_router hash 1.0 "2 4" no --router hash --vocab-size 50
-check_router expert-choice 0.5 "2 4" yes --router expert-choice
+check_router expert-choice 0.5 "2 4 8" yes --router expert-choice
 
 # expert-choice: each expert takes exactly min(C, G) tokens, C = ceil(0.5 * 2 * 128 / 8) = 16
 want=$((3 * 2 * 8 * 16))
