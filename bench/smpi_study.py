@@ -79,6 +79,15 @@ def read_point(path):
         }
 
 
+def write_csv(rows, out):
+    tmp = os.path.join(out, "study.csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, os.path.join(out, "study.csv"))
+
+
 def svg(rows, path, title):
     series = {}
     for r in rows:
@@ -251,11 +260,7 @@ def main():
                               (tag, row["comm_s_mean"] * 1e3, row["comm_s_max"] * 1e3,
                                row["bytes_inter_per_step"] / 1e6, wall), flush=True)
                         os.unlink(h5)
-    keys = list(rows[0].keys())
-    with open(os.path.join(a.out, "study.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+                        write_csv(rows, a.out)  # after every point: an interrupted study keeps its rows
     note = ("MODEL results from SimGrid SMPI (docs/simulation.md), not measurements: on-node "
             "transfers go through each host's loopback link without memory contention; NIC "
             "message rates, packet effects, OS noise and MPI progress costs are not modelled; "
