@@ -33,6 +33,7 @@
 
 #include <ini.h>
 
+#include "moerun/base/log.h"
 #include "a2a.h"
 #include "router.h"
 #include "moerun/config.h"
@@ -318,18 +319,6 @@ static const char *const opt_env_ignored[] = {
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4)))
-static void opt_say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* A value as it may appear in a one-line message: control characters become '?', and
  * long values are cut with "...". */
 static const char *opt_quote(const char *text, char *buf, size_t n)
@@ -445,7 +434,7 @@ static moe_status_t opt_reject(const opt_t *o, const char *text, const char *pro
 {
     char q[80], allowed[256];
 
-    opt_say(err, errlen, "%s: \"%s\" %s%s%s%s; allowed %s", o->key,
+    moe_say(err, errlen, "%s: \"%s\" %s%s%s%s; allowed %s", o->key,
             opt_quote(text, q, sizeof(q)), problem, src ? " (from " : "", src ? src : "",
             src ? ")" : "", opt_allowed(o, allowed, sizeof(allowed)));
     return MOE_ERR_INVALID;
@@ -639,7 +628,7 @@ moe_status_t moe_config_set(moe_config_t *cfg, const char *key, const char *valu
     char         q[80];
 
     if (o == NULL) {
-        opt_say(err, errlen, "unknown key \"%s\"; see --help",
+        moe_say(err, errlen, "unknown key \"%s\"; see --help",
                 opt_quote(key ? key : "(null)", q, sizeof(q)));
         return MOE_ERR_INVALID;
     }
@@ -707,7 +696,7 @@ static char *opt_ini_read(char *str, int num, void *stream)
             ;
         return str;
     }
-    opt_say(ini->err, ini->errlen, "config file %s:%d: line longer than %d characters", ini->path,
+    moe_say(ini->err, ini->errlen, "config file %s:%d: line longer than %d characters", ini->path,
             ini->lineno, OPT_INI_LINE_MAX);
     ini->st = MOE_ERR_INVALID;
     return NULL;
@@ -722,7 +711,7 @@ static int opt_ini_value(void *user, const char *section, const char *name, cons
     if (ini->st != MOE_OK)
         return 0;
     if (section[0] != '\0' && strcmp(section, OPT_SECTION) != 0) {
-        opt_say(ini->err, ini->errlen,
+        moe_say(ini->err, ini->errlen,
                 "unknown section [%s] in config file %s:%d; keys go before any section or in "
                 "[" OPT_SECTION "]",
                 opt_quote(section, q, sizeof(q)), ini->path, ini->lineno);
@@ -731,7 +720,7 @@ static int opt_ini_value(void *user, const char *section, const char *name, cons
     }
     o = opt_by_key(name);
     if (o == NULL) {
-        opt_say(ini->err, ini->errlen, "unknown key \"%s\" in config file %s:%d",
+        moe_say(ini->err, ini->errlen, "unknown key \"%s\" in config file %s:%d",
                 opt_quote(name, q, sizeof(q)), ini->path, ini->lineno);
         ini->st = MOE_ERR_INVALID;
         return 0;
@@ -750,18 +739,18 @@ moe_status_t moe_config_load_ini(moe_config_t *cfg, const char *path, char *err,
     opt_quote(path, shown, sizeof(shown));
     ini.file = fopen(path, "r");
     if (ini.file == NULL) {
-        opt_say(err, errlen, "config file %s: cannot open: %s", shown, strerror(errno));
+        moe_say(err, errlen, "config file %s: cannot open: %s", shown, strerror(errno));
         return MOE_ERR_IO;
     }
     rc = ini_parse_stream(opt_ini_read, &ini, opt_ini_value, &ini);
     if (ini.st == MOE_OK && ferror(ini.file)) {
-        opt_say(err, errlen, "config file %s: cannot read: %s", shown, strerror(errno));
+        moe_say(err, errlen, "config file %s: cannot read: %s", shown, strerror(errno));
         ini.st = MOE_ERR_IO;
     } else if (ini.st == MOE_OK && rc == -2) {
-        opt_say(err, errlen, "config file %s: out of memory", shown);
+        moe_say(err, errlen, "config file %s: out of memory", shown);
         ini.st = MOE_ERR_NOMEM;
     } else if (ini.st == MOE_OK && rc != 0) {
-        opt_say(err, errlen,
+        moe_say(err, errlen,
                 "config file %s:%d: syntax error; allowed \"key = value\", \"[" OPT_SECTION
                 "]\" or a comment starting with # or ;",
                 shown, rc);
@@ -816,7 +805,7 @@ static moe_status_t opt_env_unknown(const char *name, size_t len, char *err, siz
         }
         used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s", i ? ", " : "", env);
     }
-    opt_say(err, errlen, "%.*s: unknown environment variable; known: %s%s", (int)len, name, known,
+    moe_say(err, errlen, "%.*s: unknown environment variable; known: %s%s", (int)len, name, known,
             !cut ? "" : used ? ", ... (see --help)" : "see --help");
     return MOE_ERR_INVALID;
 }
@@ -867,7 +856,7 @@ static moe_status_t opt_cli_next(int argc, char **argv, int *i, opt_arg_t *a, ch
     (*i)++;
     memset(a, 0, sizeof(*a));
     if (arg[0] != '-' || arg[1] == '\0') {
-        opt_say(err, errlen, "unexpected argument \"%s\"; options start with --; see --help",
+        moe_say(err, errlen, "unexpected argument \"%s\"; options start with --; see --help",
                 opt_quote(arg, q, sizeof(q)));
         return MOE_ERR_INVALID;
     }
@@ -887,15 +876,15 @@ static moe_status_t opt_cli_next(int argc, char **argv, int *i, opt_arg_t *a, ch
             if (strncmp(opt_table[k].flag, arg, n) == 0)
                 matches++, guess = k;
         if (matches == 1)
-            opt_say(err, errlen, "unknown option %.*s (did you mean %s?); see --help",
+            moe_say(err, errlen, "unknown option %.*s (did you mean %s?); see --help",
                     (int)(n < 64 ? n : 64), arg, opt_table[guess].flag);
         else
-            opt_say(err, errlen, "unknown option %.*s; see --help", (int)(n < 64 ? n : 64), arg);
+            moe_say(err, errlen, "unknown option %.*s; see --help", (int)(n < 64 ? n : 64), arg);
         return MOE_ERR_INVALID;
     }
     if (a->special && a->special->meta == NULL) {
         if (eq) {
-            opt_say(err, errlen, "option %s takes no value; see --help", a->special->flag);
+            moe_say(err, errlen, "option %s takes no value; see --help", a->special->flag);
             return MOE_ERR_INVALID;
         }
         return MOE_OK;
@@ -910,10 +899,10 @@ static moe_status_t opt_cli_next(int argc, char **argv, int *i, opt_arg_t *a, ch
     }
     if (*i >= argc || (argv[*i][0] == '-' && argv[*i][1] == '-' && argv[*i][2] != '\0')) {
         if (a->opt)
-            opt_say(err, errlen, "%s: missing value after %s; allowed %s", a->opt->key,
+            moe_say(err, errlen, "%s: missing value after %s; allowed %s", a->opt->key,
                     a->opt->flag, opt_allowed(a->opt, allowed, sizeof(allowed)));
         else
-            opt_say(err, errlen, "%s: missing value; allowed %s", a->special->flag,
+            moe_say(err, errlen, "%s: missing value; allowed %s", a->special->flag,
                     a->special->meta);
         return MOE_ERR_INVALID;
     }
@@ -1003,16 +992,16 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
             return st;
     }
     if (nranks < 1) {
-        opt_say(err, errlen, "nranks: %d is out of range; allowed >= 1", nranks);
+        moe_say(err, errlen, "nranks: %d is out of range; allowed >= 1", nranks);
         return MOE_ERR_INVALID;
     }
     if (cfg->warmup >= cfg->steps) {
-        opt_say(err, errlen, "warmup: %ld is out of range; allowed 0..%ld (steps - 1)",
+        moe_say(err, errlen, "warmup: %ld is out of range; allowed 0..%ld (steps - 1)",
                 cfg->warmup, cfg->steps - 1);
         return MOE_ERR_INVALID;
     }
     if (cfg->top_k > cfg->experts) {
-        opt_say(err, errlen, "top_k: %d exceeds experts (%d); allowed 1..%d", cfg->top_k,
+        moe_say(err, errlen, "top_k: %d exceeds experts (%d); allowed 1..%d", cfg->top_k,
                 cfg->experts, cfg->experts);
         return MOE_ERR_INVALID;
     }
@@ -1023,48 +1012,48 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
         return MOE_ERR_INVALID;
 #ifdef MOERUN_SMPI
     if (cfg->telemetry_mode == MOE_TEL_PARALLEL) {
-        opt_say(err, errlen, "telemetry_mode: parallel needs MPI-IO, which a SimGrid SMPI "
+        moe_say(err, errlen, "telemetry_mode: parallel needs MPI-IO, which a SimGrid SMPI "
                              "build does not have; allowed gather");
         return MOE_ERR_INVALID;
     }
 #endif
     if (moe_a2a_find(cfg->exchange) == NULL) {
-        opt_say(err, errlen, "exchange: \"%s\" is not a known backend; allowed %s",
+        moe_say(err, errlen, "exchange: \"%s\" is not a known backend; allowed %s",
                 opt_quote(cfg->exchange, text, 80), moe_a2a_names());
         return MOE_ERR_INVALID;
     }
     if (moe_router_find(cfg->router) == NULL) {
-        opt_say(err, errlen, "router: \"%s\" is not a known router; allowed %s",
+        moe_say(err, errlen, "router: \"%s\" is not a known router; allowed %s",
                 opt_quote(cfg->router, text, 80), moe_router_names());
         return MOE_ERR_INVALID;
     }
     if (strcmp(cfg->router, "switch") == 0 && cfg->top_k != 1) {
-        opt_say(err, errlen, "top_k: %d with router switch; allowed 1 (switch routes top-1)",
+        moe_say(err, errlen, "top_k: %d with router switch; allowed 1 (switch routes top-1)",
                 cfg->top_k);
         return MOE_ERR_INVALID;
     }
     if (strcmp(cfg->router, "group-limited") == 0) {
         int gs = cfg->experts / cfg->route_groups, m = cfg->route_max_nodes;
         if (cfg->experts % cfg->route_groups != 0) {
-            opt_say(err, errlen, "route_groups: %d does not divide experts (%d); allowed a "
+            moe_say(err, errlen, "route_groups: %d does not divide experts (%d); allowed a "
                     "divisor of experts", cfg->route_groups, cfg->experts);
             return MOE_ERR_INVALID;
         }
         if (m > 0 && m < cfg->route_groups && (long long)gs * m < k) {
-            opt_say(err, errlen, "route_max_nodes: %d groups of %d experts hold fewer than "
+            moe_say(err, errlen, "route_max_nodes: %d groups of %d experts hold fewer than "
                     "top_k (%lld); allowed %lld..%d or 0 (all)", m, gs, k,
                     (k + gs - 1) / gs, cfg->route_groups);
             return MOE_ERR_INVALID;
         }
     }
     if (strcmp(cfg->router, "expert-choice") == 0 && !(cfg->capacity_factor > 0)) {
-        opt_say(err, errlen, "capacity_factor: %g with router expert-choice; allowed > 0 (each "
+        moe_say(err, errlen, "capacity_factor: %g with router expert-choice; allowed > 0 (each "
                 "expert takes ceil(factor * top_k * global tokens / experts) tokens)",
                 cfg->capacity_factor);
         return MOE_ERR_INVALID;
     }
     if (t * d > INT_MAX) {
-        opt_say(err, errlen,
+        moe_say(err, errlen,
                 "tokens: %lld tokens x d_model %lld = %lld floats exceeds %d (MPI int counts); "
                 "lower tokens or d_model",
                 t, d, t * d, INT_MAX);
@@ -1073,14 +1062,14 @@ moe_status_t moe_config_validate(const moe_config_t *cfg, int nranks, char *err,
     if (strcmp(cfg->router, "expert-choice") == 0)
         k = cfg->experts; /* one candidate slot per expert */
     if (t * k * d > INT_MAX) {
-        opt_say(err, errlen,
+        moe_say(err, errlen,
                 "tokens: %lld tokens x top_k %lld x d_model %lld = %lld floats exceeds %d "
                 "(MPI int counts; expert-choice: experts slots); lower tokens or d_model",
                 t, k, d, t * k * d, INT_MAX);
         return MOE_ERR_INVALID;
     }
     if ((long long)nranks * t > INT_MAX) {
-        opt_say(err, errlen,
+        moe_say(err, errlen,
                 "tokens: %d ranks x %lld tokens = %lld global tokens per step exceeds %d; lower "
                 "tokens",
                 nranks, t, (long long)nranks * t, INT_MAX);
@@ -1163,22 +1152,22 @@ moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_
         if (out[i].path[0] == '\0')
             continue;
         if (i == 0 && moe_out_locked(out[i].path, other, sizeof(other))) {
-            opt_say(err, errlen, "telemetry: '%s' is in use by another run (%s)", out[i].path,
+            moe_say(err, errlen, "telemetry: '%s' is in use by another run (%s)", out[i].path,
                     other[0] ? other : "unknown process");
             return MOE_ERR_INVALID;
         }
         if (moe_out_check(out[i].path, fl, why, sizeof(why)) != 0) {
-            opt_say(err, errlen, "%s: %s", out[i].key, why);
+            moe_say(err, errlen, "%s: %s", out[i].key, why);
             return MOE_ERR_INVALID;
         }
         if (moe_path_same(out[i].path, config_file)) {
-            opt_say(err, errlen, "%s: '%s' is the configuration file being read", out[i].key,
+            moe_say(err, errlen, "%s: '%s' is the configuration file being read", out[i].key,
                     out[i].path);
             return MOE_ERR_INVALID;
         }
         for (j = 0; j < i; j++) {
             if (out[j].path[0] && moe_path_same(out[i].path, out[j].path)) {
-                opt_say(err, errlen, "%s: '%s' is the same file as %s '%s'; give each output "
+                moe_say(err, errlen, "%s: '%s' is the same file as %s '%s'; give each output "
                         "its own file", out[i].key, out[i].path, out[j].key, out[j].path);
                 return MOE_ERR_INVALID;
             }

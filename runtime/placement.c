@@ -11,21 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "moerun/base/log.h"
 #include "placement.h"
 
 #define PL_FILE_MAGIC "moerun-placement"
-
-__attribute__((format(printf, 3, 4)))
-static void pl_say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void moe_placement_cleanup(moe_placement_t *pl)
 {
@@ -51,12 +40,12 @@ moe_status_t moe_placement_from_lists(moe_placement_t *pl, int experts, int laye
 
     memset(pl, 0, sizeof(*pl));
     if (E < 1 || L < 1 || P < 1 || nnodes < 1 || max_rep < 1) {
-        pl_say(err, errlen, "placement: shape experts %d, layers %d, ranks %d, nodes %d; "
+        moe_say(err, errlen, "placement: shape experts %d, layers %d, ranks %d, nodes %d; "
                "allowed >= 1 each", E, L, P, nnodes);
         return MOE_ERR_INVALID;
     }
     if (slots < 1 || slots > E) {
-        pl_say(err, errlen, "placement: slots %d is out of range; allowed 1..%d (experts)",
+        moe_say(err, errlen, "placement: slots %d is out of range; allowed 1..%d (experts)",
                slots, E);
         return MOE_ERR_INVALID;
     }
@@ -64,25 +53,25 @@ moe_status_t moe_placement_from_lists(moe_placement_t *pl, int experts, int laye
         l = (int)((size_t)i / E);
         e = i % E;
         if (nrep[i] < 1) {
-            pl_say(err, errlen, "placement: layer %d expert %d has no rank; allowed 1..%d ranks "
+            moe_say(err, errlen, "placement: layer %d expert %d has no rank; allowed 1..%d ranks "
                    "per expert", l, e, P);
             return MOE_ERR_INVALID;
         }
         if (nrep[i] > max_rep || nrep[i] > P) {
-            pl_say(err, errlen, "placement: layer %d expert %d has %d replicas; allowed 1..%d",
+            moe_say(err, errlen, "placement: layer %d expert %d has %d replicas; allowed 1..%d",
                    l, e, nrep[i], P);
             return MOE_ERR_INVALID;
         }
         for (j = 0; j < nrep[i]; j++) {
             r = ranks[(size_t)i * max_rep + j];
             if (r < 0 || r >= P) {
-                pl_say(err, errlen, "placement: layer %d expert %d: rank %d is out of range; "
+                moe_say(err, errlen, "placement: layer %d expert %d: rank %d is out of range; "
                        "allowed 0..%d", l, e, r, P - 1);
                 return MOE_ERR_INVALID;
             }
             for (int k = 0; k < j; k++)
                 if (ranks[(size_t)i * max_rep + k] == r) {
-                    pl_say(err, errlen, "placement: layer %d expert %d lists rank %d twice; "
+                    moe_say(err, errlen, "placement: layer %d expert %d lists rank %d twice; "
                            "replicas must be on distinct ranks", l, e, r);
                     return MOE_ERR_INVALID;
                 }
@@ -93,7 +82,7 @@ moe_status_t moe_placement_from_lists(moe_placement_t *pl, int experts, int laye
     if (node_of)
         for (r = 0; r < P; r++)
             if (node_of[r] < 0 || node_of[r] >= nnodes) {
-                pl_say(err, errlen, "placement: rank %d is on node %d; allowed 0..%d", r,
+                moe_say(err, errlen, "placement: rank %d is on node %d; allowed 0..%d", r,
                        node_of[r], nnodes - 1);
                 return MOE_ERR_INVALID;
             }
@@ -134,7 +123,7 @@ moe_status_t moe_placement_from_lists(moe_placement_t *pl, int experts, int laye
         }
         for (r = 0; r < P; r++) {
             if (held[r] > slots) {
-                pl_say(err, errlen, "placement: rank %d holds %d experts at layer %d, more than "
+                moe_say(err, errlen, "placement: rank %d holds %d experts at layer %d, more than "
                        "its %d slots; allowed at most slots experts per rank and layer",
                        r, held[r], l, slots);
                 free(held);
@@ -169,7 +158,7 @@ moe_status_t moe_placement_from_lists(moe_placement_t *pl, int experts, int laye
 nomem:
     free(held);
     moe_placement_cleanup(pl);
-    pl_say(err, errlen, "placement: out of memory");
+    moe_say(err, errlen, "placement: out of memory");
     return MOE_ERR_NOMEM;
 }
 
@@ -247,7 +236,7 @@ int moe_placement_spec_check(const char *spec, char *err, size_t errlen)
         return 0;
     if (strncmp(spec, "file:", 5) == 0 && spec[5] != '\0')
         return 0;
-    pl_say(err, errlen, "placement: \"%s\" is not a known value; allowed contiguous, "
+    moe_say(err, errlen, "placement: \"%s\" is not a known value; allowed contiguous, "
            "round-robin or file:PATH", spec);
     return -1;
 }
@@ -292,13 +281,13 @@ static int pl_header(pl_file_t *pf, const char *key, int *v, char *err, size_t e
     size_t n = strlen(key);
 
     if (s == NULL || strncmp(s, key, n) != 0 || !isspace((unsigned char)s[n])) {
-        pl_say(err, errlen, "placement file %s:%d: expected \"%s N\"", pf->path, pf->lineno, key);
+        moe_say(err, errlen, "placement file %s:%d: expected \"%s N\"", pf->path, pf->lineno, key);
         return -1;
     }
     errno = 0;
     x = strtol(s + n, &end, 10);
     if (errno || *end != '\0' || x < 1 || x > 1 << 24) {
-        pl_say(err, errlen, "placement file %s:%d: %s: \"%s\" is not a number in 1..%d",
+        moe_say(err, errlen, "placement file %s:%d: %s: \"%s\" is not a number in 1..%d",
                pf->path, pf->lineno, key, s + n + 1, 1 << 24);
         return -1;
     }
@@ -317,17 +306,17 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
     memset(pl, 0, sizeof(*pl));
     pf.f = fopen(path, "r");
     if (pf.f == NULL) {
-        pl_say(err, errlen, "placement file %s: cannot open: %s", path, strerror(errno));
+        moe_say(err, errlen, "placement file %s: cannot open: %s", path, strerror(errno));
         return MOE_ERR_IO;
     }
     s = pl_next(&pf);
     if (s == NULL || sscanf(s, PL_FILE_MAGIC " %d", &ver) != 1) {
-        pl_say(err, errlen, "placement file %s:%d: not a placement file; the first line must be "
+        moe_say(err, errlen, "placement file %s:%d: not a placement file; the first line must be "
                "\"" PL_FILE_MAGIC " %d\"", path, pf.lineno, MOE_PLACEMENT_FORMAT_VERSION);
         goto out;
     }
     if (ver != MOE_PLACEMENT_FORMAT_VERSION) {
-        pl_say(err, errlen, "placement file %s:%d: format version %d; allowed %d", path,
+        moe_say(err, errlen, "placement file %s:%d: format version %d; allowed %d", path,
                pf.lineno, ver, MOE_PLACEMENT_FORMAT_VERSION);
         goto out;
     }
@@ -336,7 +325,7 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
         pl_header(&pf, "slots", &S, err, errlen))
         goto out;
     if ((double)L * E * P > (double)(1 << 28)) { /* bounds the replica table below */
-        pl_say(err, errlen, "placement file %s: experts %d x layers %d x ranks %d is too large; "
+        moe_say(err, errlen, "placement file %s: experts %d x layers %d x ranks %d is too large; "
                "allowed at most 2^28", path, E, L, P);
         goto out;
     }
@@ -345,34 +334,34 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
     ranks = malloc((size_t)L * E * R * sizeof(int));
     seen = calloc((size_t)L, sizeof(int));
     if (!nrep || !ranks || !seen) {
-        pl_say(err, errlen, "placement: out of memory");
+        moe_say(err, errlen, "placement: out of memory");
         st = MOE_ERR_NOMEM;
         goto out;
     }
     while ((s = pl_next(&pf)) != NULL) {
         long ll;
         if (strncmp(s, "layer", 5) != 0 || !isspace((unsigned char)s[5])) {
-            pl_say(err, errlen, "placement file %s:%d: expected \"layer N: RANKS...\"", path,
+            moe_say(err, errlen, "placement file %s:%d: expected \"layer N: RANKS...\"", path,
                    pf.lineno);
             goto out;
         }
         errno = 0;
         ll = strtol(s + 5, &end, 10);
         if (errno || end == s + 5 || *end != ':' || ll < 0 || ll >= L) {
-            pl_say(err, errlen, "placement file %s:%d: layer number out of range; allowed 0..%d "
+            moe_say(err, errlen, "placement file %s:%d: layer number out of range; allowed 0..%d "
                    "followed by ':'", path, pf.lineno, L - 1);
             goto out;
         }
         l = (int)ll;
         if (seen[l]++) {
-            pl_say(err, errlen, "placement file %s:%d: layer %d listed twice", path, pf.lineno, l);
+            moe_say(err, errlen, "placement file %s:%d: layer %d listed twice", path, pf.lineno, l);
             goto out;
         }
         e = 0;
         for (tok = strtok_r(end + 1, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save), e++) {
             char *p = tok;
             if (e >= E) {
-                pl_say(err, errlen, "placement file %s:%d: layer %d lists more than %d experts",
+                moe_say(err, errlen, "placement file %s:%d: layer %d lists more than %d experts",
                        path, pf.lineno, l, E);
                 goto out;
             }
@@ -383,18 +372,18 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
                 errno = 0;
                 ll = strtol(p, &end, 10);
                 if (errno || end == p || (*end != ',' && *end != '\0')) {
-                    pl_say(err, errlen, "placement file %s:%d: layer %d expert %d: \"%s\" is not "
+                    moe_say(err, errlen, "placement file %s:%d: layer %d expert %d: \"%s\" is not "
                            "a rank list; allowed ranks 0..%d separated by ','", path, pf.lineno,
                            l, e, tok, P - 1);
                     goto out;
                 }
                 if (n >= R) {
-                    pl_say(err, errlen, "placement file %s:%d: layer %d expert %d has more than "
+                    moe_say(err, errlen, "placement file %s:%d: layer %d expert %d has more than "
                            "%d replicas", path, pf.lineno, l, e, R);
                     goto out;
                 }
                 if (ll < 0 || ll >= P) {
-                    pl_say(err, errlen, "placement file %s:%d: layer %d expert %d: rank %ld is out "
+                    moe_say(err, errlen, "placement file %s:%d: layer %d expert %d: rank %ld is out "
                            "of range; allowed 0..%d", path, pf.lineno, l, e, ll, P - 1);
                     goto out;
                 }
@@ -406,19 +395,19 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
             }
         }
         if (e < E) {
-            pl_say(err, errlen, "placement file %s:%d: layer %d lists %d experts; expected %d "
+            moe_say(err, errlen, "placement file %s:%d: layer %d lists %d experts; expected %d "
                    "(use - for none)", path, pf.lineno, l, e, E);
             goto out;
         }
     }
     if (ferror(pf.f)) {
-        pl_say(err, errlen, "placement file %s: cannot read: %s", path, strerror(errno));
+        moe_say(err, errlen, "placement file %s: cannot read: %s", path, strerror(errno));
         st = MOE_ERR_IO;
         goto out;
     }
     for (l = 0; l < L; l++)
         if (!seen[l]) {
-            pl_say(err, errlen, "placement file %s: layer %d is missing; every layer 0..%d needs "
+            moe_say(err, errlen, "placement file %s: layer %d is missing; every layer 0..%d needs "
                    "a line", path, l, L - 1);
             goto out;
         }
@@ -426,7 +415,7 @@ moe_status_t moe_placement_read(moe_placement_t *pl, const char *path, const int
     if (st == MOE_ERR_INVALID && err && errlen > 0) {
         char tmp[512];
         snprintf(tmp, sizeof(tmp), "%s", err);
-        pl_say(err, errlen, "placement file %s: %s", path,
+        moe_say(err, errlen, "placement file %s: %s", path,
                strncmp(tmp, "placement: ", 11) == 0 ? tmp + 11 : tmp);
     }
 out:
@@ -451,7 +440,7 @@ moe_status_t moe_placement_build(moe_placement_t *pl, const char *spec, int expe
                                                                        : MOE_PLACE_ROUND_ROBIN,
                                    experts, layers, nranks, nnodes, node_of);
         if (st != MOE_OK)
-            pl_say(err, errlen, "placement: cannot build the %s map (%s)", spec,
+            moe_say(err, errlen, "placement: cannot build the %s map (%s)", spec,
                    moe_status_str(st));
         return st;
     }
@@ -463,7 +452,7 @@ moe_status_t moe_placement_build(moe_placement_t *pl, const char *spec, int expe
         return st;
     if (pl->experts != experts || pl->layers != layers || pl->nranks != nranks ||
         pl->nnodes != nnodes) {
-        pl_say(err, errlen, "placement file %s was made for experts %d, layers %d, ranks %d, "
+        moe_say(err, errlen, "placement file %s was made for experts %d, layers %d, ranks %d, "
                "nodes %d; this run has experts %d, layers %d, ranks %d, nodes %d", path,
                pl->experts, pl->layers, pl->nranks, pl->nnodes, experts, layers, nranks, nnodes);
         moe_placement_cleanup(pl);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "moerun/base/log.h"
 #include "place.h"
 
 static const char *const plan_names[] = {"eplb", "moerun", "contiguous", "round-robin"};
@@ -33,18 +34,6 @@ int moe_plan_policy_parse(const char *name, moe_plan_policy_t *p)
             return 0;
         }
     return -1;
-}
-
-__attribute__((format(printf, 3, 4)))
-static void pp_say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 /* ---- building blocks ---------------------------------------------------------------------- */
@@ -435,7 +424,7 @@ moe_status_t moe_place_plan(const moe_place_input_t *in, const moe_place_target_
 
     memset(out, 0, sizeof(*out));
     if (N < 1 || tg->ranks_per_node < 1 || S < 1 || (long)P * S < E || S > E) {
-        pp_say(err, errlen, "target: %d nodes x %d ranks x %d slots cannot hold %d experts; "
+        moe_say(err, errlen, "target: %d nodes x %d ranks x %d slots cannot hold %d experts; "
                "allowed nodes >= 1, ranks per node >= 1, 1 <= slots <= experts, "
                "ranks x slots >= experts", N, tg->ranks_per_node, S, E);
         return MOE_ERR_INVALID;
@@ -475,7 +464,7 @@ moe_status_t moe_place_plan(const moe_place_input_t *in, const moe_place_target_
     }
     if (rc != 0) {
         free(node_of), free(nrep), free(ranks);
-        pp_say(err, errlen, "planner: out of memory");
+        moe_say(err, errlen, "planner: out of memory");
         return MOE_ERR_NOMEM;
     }
     st = moe_placement_from_lists(out, E, L, P, N, node_of, S, nrep, ranks, P, err, errlen);

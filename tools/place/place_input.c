@@ -10,20 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "moerun/base/log.h"
 #include "place.h"
 #include "telemetry_reader.h"
-
-__attribute__((format(printf, 3, 4)))
-static void pi_say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 void moe_place_input_cleanup(moe_place_input_t *in)
 {
@@ -111,7 +100,7 @@ static moe_status_t pi_read_one(moe_place_input_t *in, const char *path, int fir
     moe_log_init(&log, 0, MOE_LOG_ERROR);
     st = moe_tel_reader_open(path, &log, &r);
     if (st != MOE_OK) {
-        pi_say(err, errlen, "%s", log.last_error);
+        moe_say(err, errlen, "%s", log.last_error);
         return st;
     }
     fi = moe_tel_reader_info(r);
@@ -146,7 +135,7 @@ static moe_status_t pi_read_one(moe_place_input_t *in, const char *path, int fir
             goto out;
     } else if (E != in->experts || L != in->layers || (k > 0 && k != in->top_k) ||
                (fi->nranks > 0 && fi->nranks != in->nranks)) {
-        pi_say(err, errlen, "%s: experts %d, layers %d, top_k %d, ranks %lld differ from the "
+        moe_say(err, errlen, "%s: experts %d, layers %d, top_k %d, ranks %lld differ from the "
                "first file's %d, %d, %d, %d", path, E, L, k, (long long)fi->nranks, in->experts,
                in->layers, in->top_k, in->nranks);
         st = MOE_ERR_INVALID;
@@ -215,7 +204,7 @@ static moe_status_t pi_read_one(moe_place_input_t *in, const char *path, int fir
     }
 out:
     if (st != MOE_OK && err && err[0] == '\0')
-        pi_say(err, errlen, "%s: %s", path, log.last_error[0] ? log.last_error
+        moe_say(err, errlen, "%s: %s", path, log.last_error[0] ? log.last_error
                                                                 : moe_status_str(st));
     free(row);
     moe_tel_reader_close(r);

@@ -89,6 +89,23 @@ static inline void moe_log_set_error(moe_log_t *log, const char *file, int line,
     moe_log_write(log, MOE_LOG_DEBUG, file, line, "%s", log->last_error);
 }
 
+/* Writes one error line (printf-style) into a caller's buffer err[errlen]; nothing when err
+ * is NULL or errlen 0. The "char *err, size_t errlen" convention of the config, placement
+ * and planner APIs. */
+static inline void moe_say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static inline void moe_say(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
 #define MOE_LOG(log, lvl, ...)   moe_log_write((log), (lvl), __FILE__, __LINE__, __VA_ARGS__)
 #define MOE_ERROR(log, ...)      MOE_LOG(log, MOE_LOG_ERROR, __VA_ARGS__)
 #define MOE_WARN(log, ...)       MOE_LOG(log, MOE_LOG_WARN, __VA_ARGS__)
