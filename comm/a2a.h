@@ -79,6 +79,10 @@ typedef struct moe_a2a_params {
     moe_log_t *log;          /* error text goes here */
     int        expert_block; /* forward: the expert callback may be called on pieces of this
                               * many rows without changing any result (0: whole experts) */
+    int        rows_opaque;  /* 1: row contents are never read (simulation model, runtime/sim.h):
+                              * row buffers are left untouched (SMPI: shared between simulated
+                              * ranks), rows are neither copied nor summed; counts, layouts,
+                              * headers and messages are exactly those of 0 */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {

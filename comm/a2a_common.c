@@ -2,7 +2,60 @@
  * comm/a2a_common.c — counts to displacements and traffic accounting, shared by every
  * exchange backend (see a2a_common.h).
  */
+#include <stdlib.h>
+
 #include "a2a_common.h"
+
+float *moe__a2a_rows_alloc(size_t floats, int opaque)
+{
+    size_t bytes = (floats + 1) * sizeof(float);
+    float *p;
+
+#ifdef MOERUN_SMPI
+    if (opaque)
+        return SMPI_SHARED_MALLOC(bytes);
+#endif
+    p = malloc(bytes);
+    if (p != NULL && !opaque)
+        memset(p, 0, bytes);
+    return p;
+}
+
+void moe__a2a_rows_free(float *p, int opaque)
+{
+#ifdef MOERUN_SMPI
+    if (opaque) {
+        if (p != NULL)
+            SMPI_SHARED_FREE(p);
+        return;
+    }
+#endif
+    (void)opaque;
+    free(p);
+}
+
+int moe__a2a_rows_grow(float **buf, size_t *cap_rows, int64_t rows, int d, int opaque)
+{
+    size_t want = (size_t)rows;
+    float *p;
+
+    if (want <= *cap_rows && *buf != NULL)
+        return 0;
+    want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
+    if (opaque) { /* nothing to keep */
+        p = moe__a2a_rows_alloc(want * (size_t)d, 1);
+        if (p == NULL)
+            return -1;
+        moe__a2a_rows_free(*buf, 1);
+    } else {
+        p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
+        if (p == NULL)
+            return -1;
+    }
+    *buf = p;
+    *cap_rows = want;
+    return 0;
+}
 
 int64_t moe__a2a_displs(int P, const int *cnt, int *dsp)
 {

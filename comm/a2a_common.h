@@ -14,6 +14,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "a2a.h"
 
@@ -35,5 +36,25 @@ int64_t moe__a2a_layout(int P, const int *units, size_t elem, int *cnt, int *dsp
  * bytes sent to st->bytes_to_rank (self included) when that array is present. */
 void moe__a2a_traffic(const moe__a2a_peers_t *me, const int *scnt, const int *rcnt,
                       size_t elem, int payload, moe_a2a_stats_t *st);
+
+/*
+ * Row buffers (floats, d per row) under params.rows_opaque (a2a.h): with opaque = 0 a
+ * buffer is malloc'd and zeroed (touched once, so steps do not page-fault) and rows are
+ * copied; with opaque = 1 it is never touched (SMPI builds: SMPI_SHARED_MALLOC, one
+ * physical block shared by all simulated ranks, which SimGrid's transfers skip copying)
+ * and moe__a2a_rows_copy does nothing. Free with moe__a2a_rows_free(p, opaque).
+ */
+float *moe__a2a_rows_alloc(size_t floats, int opaque);
+void   moe__a2a_rows_free(float *p, int opaque);
+/* Grows *buf to hold `rows` rows of d floats (at least doubling); contents not kept when
+ * opaque. Returns 0, or -1 out of memory (*buf unchanged). */
+int moe__a2a_rows_grow(float **buf, size_t *cap_rows, int64_t rows, int d, int opaque);
+
+/* memcpy of row data, skipped when the rows are opaque. */
+static inline void moe__a2a_rows_copy(int opaque, void *dst, const void *src, size_t bytes)
+{
+    if (!opaque && bytes > 0)
+        memcpy(dst, src, bytes);
+}
 
 #endif /* MOERUN_COMM_A2A_COMMON_H */

@@ -41,6 +41,7 @@ typedef struct a2a_flat {
     moe__a2a_peers_t peers;    /* (P, rank, node) for traffic accounting */
     int       *cnt_off;        /* [P+1] offset of rank r's experts in send count vector */
     int        n_local;
+    int        opaque;         /* params.rows_opaque: rows never copied or summed */
     int       *send_cnt;       /* [sum local_experts] pairs per (dest, local expert) */
     int       *recv_cnt;       /* [P * n_local] pairs per (source, my local expert) */
     int       *scnt, *sdsp, *rcnt, *rdsp;   /* [P] MPI counts/displacements (ints or floats) */
@@ -89,11 +90,11 @@ static void flat_destroy(void *vctx)
     free(c->pos);
     free(c->offset);
     free(c->cursor);
-    free(c->sendbuf);
-    free(c->recvbuf);
-    free(c->bx);
-    free(c->by);
-    free(c->retbuf);
+    moe__a2a_rows_free(c->sendbuf, c->opaque);
+    moe__a2a_rows_free(c->recvbuf, c->opaque);
+    moe__a2a_rows_free(c->bx, c->opaque);
+    moe__a2a_rows_free(c->by, c->opaque);
+    moe__a2a_rows_free(c->retbuf, c->opaque);
     free(c->req);
     free(c->req_peer);
     free(c->queue);
@@ -101,23 +102,6 @@ static void flat_destroy(void *vctx)
     free(c->missing);
     free(c->done_idx);
     free(c);
-}
-
-/* Grows *buf to hold rows x d floats. */
-static int flat_grow(float **buf, size_t *cap_rows, int64_t rows, int d)
-{
-    float *p;
-    size_t want = (size_t)rows;
-
-    if (want <= *cap_rows && *buf != NULL)
-        return 0;
-    want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
-    p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
-    if (p == NULL)
-        return -1;
-    *buf = p;
-    *cap_rows = want;
-    return 0;
 }
 
 static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
@@ -138,6 +122,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->top_k = prm->top_k;
     c->max_tokens = prm->max_tokens;
     c->expert_block = prm->expert_block;
+    c->opaque = prm->rows_opaque;
     c->local_experts = malloc((size_t)P * sizeof(int));
     c->cnt_off = malloc(((size_t)P + 1) * sizeof(int));
     c->node = calloc((size_t)P, sizeof(int));
@@ -166,8 +151,8 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->idsp_r = calloc((size_t)P, sizeof(int));
     c->pos = malloc((size_t)c->max_tokens * c->top_k * sizeof(int64_t) + 1);
     c->offset = calloc((size_t)c->n_local + 1, sizeof(int64_t));
-    c->sendbuf = malloc((size_t)c->max_tokens * c->top_k * c->d * sizeof(float) + 1);
-    c->retbuf = calloc((size_t)c->max_tokens * c->top_k * c->d + 1, sizeof(float));
+    c->sendbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
+    c->retbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
     c->req = malloc(FLAT_LANES * FLAT_WINDOW * sizeof(MPI_Request));
     c->req_peer = calloc(FLAT_LANES * FLAT_WINDOW, sizeof(int));
     c->done_idx = calloc(FLAT_LANES * FLAT_WINDOW, sizeof(int));
@@ -177,16 +162,14 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
     for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
-    /* receive-side buffers sized for a balanced step (T * k rows) and touched now, so the
-     * first steps neither allocate nor page-fault; they grow only past that */
-    if (flat_grow(&c->recvbuf, &c->recv_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
-        flat_grow(&c->bx, &c->bx_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
-        flat_grow(&c->by, &c->by_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d))
+    /* receive-side buffers sized for a balanced step (T * k rows) and touched now (unless
+     * opaque), so the first steps neither allocate nor page-fault; they grow only past that */
+    c->recvbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
+    c->bx = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
+    c->by = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
+    if (!c->recvbuf || !c->bx || !c->by)
         goto err_nomem;
-    memset(c->recvbuf, 0, (c->recv_rows_cap + 1) * (size_t)c->d * sizeof(float));
-    memset(c->bx, 0, (c->bx_rows_cap + 1) * (size_t)c->d * sizeof(float));
-    memset(c->by, 0, (c->by_rows_cap + 1) * (size_t)c->d * sizeof(float));
-    memset(c->sendbuf, 0, (size_t)c->max_tokens * c->top_k * c->d * sizeof(float) + 1);
+    c->recv_rows_cap = c->bx_rows_cap = c->by_rows_cap = (size_t)c->max_tokens * c->top_k;
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
         !c->missing)
         goto err_nomem;
@@ -255,7 +238,8 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
             continue;
         }
         c->pos[p] = c->cursor[c->cnt_off[dr] + plan->dest_expert[p]]++;
-        memcpy(c->sendbuf + c->pos[p] * d, x + (size_t)(p / k) * d, (size_t)d * sizeof(float));
+        moe__a2a_rows_copy(c->opaque, c->sendbuf + c->pos[p] * d, x + (size_t)(p / k) * d,
+                           (size_t)d * sizeof(float));
     }
     /* receive layout: source-major, then my local expert */
     for (r = 0; r < P; r++) {
@@ -267,8 +251,9 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
     moe__a2a_displs(P, c->scnt, c->sdsp);
     rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
     c->recv_rows = rows;
-    if (flat_grow(&c->recvbuf, &c->recv_rows_cap, rows, d) ||
-        flat_grow(&c->bx, &c->bx_rows_cap, rows, d) || flat_grow(&c->by, &c->by_rows_cap, rows, d))
+    if (moe__a2a_rows_grow(&c->recvbuf, &c->recv_rows_cap, rows, d, c->opaque) ||
+        moe__a2a_rows_grow(&c->bx, &c->bx_rows_cap, rows, d, c->opaque) ||
+        moe__a2a_rows_grow(&c->by, &c->by_rows_cap, rows, d, c->opaque))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "flat exchange: out of memory for %lld rows",
                              (long long)rows);
     st->t_dispatch += MPI_Wtime() - t1;
@@ -310,8 +295,8 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
                 /* cursor reused per expert: rows of expert e already placed */
                 if (r == 0)
                     c->cursor[e] = c->offset[e];
-                memcpy(c->bx + c->cursor[e] * d, c->recvbuf + src * d,
-                       (size_t)n * d * sizeof(float));
+                moe__a2a_rows_copy(c->opaque, c->bx + c->cursor[e] * d, c->recvbuf + src * d,
+                                   (size_t)n * d * sizeof(float));
                 c->cursor[e] += n;
                 src += n;
             }
@@ -342,8 +327,8 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
     for (r = 0; r < P; r++)
         for (e = 0; e < c->n_local; e++) {
             int64_t n = c->recv_cnt[r * c->n_local + e];
-            memcpy(c->recvbuf + dst * d, batch->y + c->cursor[e] * d,
-                   (size_t)n * d * sizeof(float));
+            moe__a2a_rows_copy(c->opaque, c->recvbuf + dst * d, batch->y + c->cursor[e] * d,
+                               (size_t)n * d * sizeof(float));
             c->cursor[e] += n;
             dst += n;
         }
@@ -354,7 +339,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
     st->t_combine_inter += MPI_Wtime() - tx;
     moe__a2a_traffic(&c->peers, c->rcnt, c->scnt, sizeof(float), 1, st);
     /* weighted sum in slot order */
-    for (t = 0; t < plan->tokens; t++) {
+    for (t = 0; t < plan->tokens && !c->opaque; t++) {
         float *o = out + (size_t)t * d;
         for (j = 0; j < k; j++) {
             int          p = t * k + j;
@@ -525,7 +510,8 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (e = 0; e < c->n_local; e++) { /* own rows */
         int64_t n;
         float  *src = flat_seg(c, FLAT_ROWS_SEND, me, e, &n);
-        memcpy(flat_seg(c, FLAT_ROWS_RECV, me, e, &n), src, (size_t)n * d * sizeof(float));
+        moe__a2a_rows_copy(c->opaque, flat_seg(c, FLAT_ROWS_RECV, me, e, &n), src,
+                           (size_t)n * d * sizeof(float));
     }
     st->t_dispatch += MPI_Wtime() - t0;
     t0 = MPI_Wtime();
@@ -547,7 +533,8 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
         {
             int64_t nself;
             float  *ys = flat_seg(c, FLAT_OUT_SEND, me, e, &nself);
-            memcpy(flat_seg(c, FLAT_OUT_RECV, me, e, &nself), ys, (size_t)nself * d * sizeof(float));
+            moe__a2a_rows_copy(c->opaque, flat_seg(c, FLAT_OUT_RECV, me, e, &nself), ys,
+                               (size_t)nself * d * sizeof(float));
         }
         if ((s = flat_post(c, &o, FLAT_OUT_SEND)) != MOE_OK)
             return s;
@@ -557,7 +544,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
             return s;
 
     /* weighted sum in slot order (as flat_combine) */
-    for (t = 0; t < plan->tokens; t++) {
+    for (t = 0; t < plan->tokens && !c->opaque; t++) {
         float *ot = out + (size_t)t * d;
         for (j = 0; j < k; j++) {
             int          p = t * k + j;

@@ -391,6 +391,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.node_of_rank = e->topo.node;
     prm.log = &e->log;
     prm.expert_block = MOE_FFN_BLOCK;
+    prm.rows_opaque = moe_sim_model(&e->cfg); /* sim.h: no row is read under the model */
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
@@ -714,12 +715,14 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         double              tsh = MPI_Wtime();
         engine_shared_experts(e, l, x); /* local only: before the exchange starts */
         tsh = MPI_Wtime() - tsh;
-        if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
+        if (out != x && !moe_sim_model(&e->cfg)) /* all T rows: a replay's rows beyond T_act
+                                                   * pass through unchanged */
             memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
         st = e->a2a->forward(e->a2a_ctx, &plan, x, engine_expert, &ea, out, &ast);
         if (st != MOE_OK)
             return st;
-        if (e->cfg.shared_experts > 0) { /* out = x + routed + shared, as below */
+        if (e->cfg.shared_experts > 0 && !moe_sim_model(&e->cfg)) { /* out = x + routed +
+                                                                      * shared, as below */
             const float *acc = e->shared_y + (size_t)T * e->d;
             size_t       n = (size_t)T * e->d, q;
             for (q = 0; q < n; q++)
@@ -761,7 +764,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     engine_shared_experts(e, l, x);
     t4 = MPI_Wtime();
 
-    if (out != x) /* all T rows: a replay's rows beyond T_act pass through unchanged */
+    if (out != x && !moe_sim_model(&e->cfg)) /* all T rows: a replay's rows beyond T_act pass
+                                               * through unchanged; none read by the model */
         memcpy(out, x, (size_t)e->T * e->d * sizeof(float));
     /* combine_wait: the wait for the slowest rank's experts, made explicit by a barrier so
      * that the exchange after it times only moving and summing */
@@ -775,7 +779,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
             return st;
         moe_sim_copy(&e->cfg, (double)(ast.bytes_sent - sent0 + ast.bytes_recv - recv0));
     }
-    if (e->cfg.shared_experts > 0) { /* out = x + routed + shared */
+    if (e->cfg.shared_experts > 0 && !moe_sim_model(&e->cfg)) { /* out = x + routed + shared */
         const float *acc = e->shared_y + (size_t)T * e->d;
         size_t       n = (size_t)T * e->d, q;
         for (q = 0; q < n; q++)
