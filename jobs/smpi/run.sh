@@ -17,6 +17,9 @@
 #   smpi/test, smpi/iprobe 1e-9   SimGrid charges 100 us of simulated time per MPI_Test* call
 #                                  by default; flat's overlap polls with MPI_Testsome, which
 #                                  then looked 10x slower than it is
+#   smpi/shared-malloc-blocksize 64 MiB   the exchanges' row buffers under --sim-compute model
+#                                  (the default) are SMPI_SHARED_MALLOC'd (comm/a2a_common.h):
+#                                  one mapping per 64 MiB, not per 1 MiB (vm.max_map_count)
 #   --shared-malloc BYTES          with --sim-compute model (the default): allocations of at
 #                                  least BYTES are shared by all simulated ranks (contents
 #                                  garbage, never read by the model) so 1024 ranks fit in
@@ -27,7 +30,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${MOERUN_SMPI_BUILD_DIR:-$root/build-smpi}
 nodes=4 rpn=2 preset=ib100 topology=flat pdir="" shared=0
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --nodes) nodes=$2; shift 2 ;;
@@ -68,11 +71,11 @@ cfg=(--cfg=smpi/simulate-computation:no --cfg=smpi/bw-factor:0:1 --cfg=smpi/lat-
      --cfg=smpi/allgatherv:mpich --cfg=smpi/allreduce:rdb --cfg=smpi/reduce:binomial
      --cfg=smpi/bcast:binomial_tree --cfg=smpi/gather:ompi_binomial --cfg=maxmin/precision:1e-3
      --cfg=smpi/test:1e-9 --cfg=smpi/iprobe:1e-9
-     --cfg=smpi/privatization:dlopen)
+     --cfg=smpi/privatization:dlopen --cfg=smpi/shared-malloc-blocksize:67108864)
 # shellcheck disable=SC2206 # words on purpose
 [ -n "${SMPI_EXTRA_CFG:-}" ] && cfg+=($SMPI_EXTRA_CFG)
 if [ "$shared" -gt 0 ]; then
-    cfg+=(--cfg=smpi/auto-shared-malloc-thresh:"$shared" --cfg=smpi/shared-malloc-blocksize:67108864)
+    cfg+=(--cfg=smpi/auto-shared-malloc-thresh:"$shared")
 fi
 exec "${SMPIRUN:-smpirun}" -np "$np" -platform "$pdir/platform.xml" -hostfile "$pdir/hostfile" \
     "${cfg[@]}" --log=root.thres:warning --log=smpi_config.thres:error "$build/moerun" "$@"

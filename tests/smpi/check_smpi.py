@@ -1,8 +1,13 @@
 #!/usr/bin/python3
 """check_smpi.py — a simulated run's telemetry against a real run's and against the model.
 
-    check_smpi.py counts SIM.h5 REAL.h5   routed/processed/dropped per step, layer, expert
-                                           equal exactly; SIM says simulated=smpi, REAL not
+    check_smpi.py counts SIM.h5 REAL.h5 [LAYERS]
+                                           routed/processed/dropped/capacity per step, layer,
+                                           expert and the traffic (bytes, messages, rows) per
+                                           step, layer, rank equal exactly, in the first LAYERS
+                                           layers (default all: --sim-compute real; 1 for the
+                                           model, which gates every layer on the step's tokens);
+                                           SIM says simulated=smpi, REAL not
     check_smpi.py model SIM.h5            the model itself: routed = processed + dropped
                                            everywhere; every rank's expert phase equals the
                                            FLOPs of the rows it processed / sim_gflops (no MPI
@@ -26,22 +31,26 @@ def fail(msg):
     sys.exit(1)
 
 
-def counts(sim, real):
+def counts(sim, real, layers=None):
     with h5py.File(sim, "r") as s, h5py.File(real, "r") as r:
         if attr(s, "simulated") != "smpi":
             fail("%s: simulated attribute is %r, not 'smpi'" % (sim, attr(s, "simulated")))
         if "simulated" in r.attrs:
             fail("%s: a real run carries a simulated attribute" % real)
-        for ds in ("steps/routed", "steps/processed", "steps/dropped", "steps/capacity"):
+        for ds in ("steps/routed", "steps/processed", "steps/dropped", "steps/capacity",
+                   "steps/traffic"):
             a, b = s[ds][()], r[ds][()]
+            if layers is not None:  # [step][layer]...
+                a, b = a[:, :layers], b[:, :layers]
             if a.shape != b.shape:
                 fail("%s: shapes differ: simulated %s, real %s" % (ds, a.shape, b.shape))
             if not np.array_equal(a, b):
                 i = tuple(np.argwhere(a != b)[0])
                 fail("%s%s: simulated %d, real %d" % (ds, list(i), a[i], b[i]))
-        n = int(s["steps/routed"][()].sum())
-        print("check_smpi: counts of %d routed pairs equal the real run's, per step, layer and "
-              "expert" % n)
+        n = int(s["steps/routed"][()][:, :layers].sum())
+        print("check_smpi: counts of %d routed pairs (%s) equal the real run's, per step, layer "
+              "and expert, and so does the traffic per rank"
+              % (n, "all layers" if layers is None else "first %d layer(s)" % layers))
 
 
 def model(sim):
@@ -81,8 +90,8 @@ def model(sim):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "counts":
-        counts(sys.argv[2], sys.argv[3])
+    if len(sys.argv) in (4, 5) and sys.argv[1] == "counts":
+        counts(sys.argv[2], sys.argv[3], int(sys.argv[4]) if len(sys.argv) == 5 else None)
     elif len(sys.argv) == 3 and sys.argv[1] == "model":
         model(sys.argv[2])
     else:

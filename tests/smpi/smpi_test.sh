@@ -3,7 +3,9 @@
 #  1. builds it (jobs/smpi/build.sh) into the test's build tree;
 #  2. 8 simulated ranks (4 nodes x 2) with --sim-compute real, for flat, hier and 2dh, and the
 #     same configuration under real mpirun: routed/processed/dropped per step, layer and
-#     expert equal exactly (check_smpi.py counts), and moerun-analyze reads the simulated file;
+#     expert, and the traffic per rank, equal exactly (check_smpi.py counts), and
+#     moerun-analyze reads the simulated file; with --sim-compute model (flat: rows opaque,
+#     never copied; hier) the first layer's counts and traffic equal the real run's too;
 #  3. 64 simulated ranks (32 nodes x 2, E 64, top-8, flat, modelled compute, shared malloc):
 #     conservation, expert phase = charged FLOPs on every rank, inter-node bytes
 #     (check_smpi.py model).
@@ -26,6 +28,11 @@ for ex in flat hier 2dh; do
         --telemetry "$work/real-$ex.h5" >"$work/real-$ex.out" 2>&1 \
         || { echo "smpi[$ex]: real run failed"; cat "$work/real-$ex.out"; exit 1; }
     $check counts "$work/sim-$ex.h5" "$work/real-$ex.h5"
+    [ "$ex" = 2dh ] && continue
+    "$root/jobs/smpi/run.sh" --nodes 4 --ranks-per-node 2 -- "${cfg[@]}" --exchange "$ex" \
+        --sim-compute model --telemetry "$work/model-$ex.h5" >"$work/model-$ex.out" 2>&1 \
+        || { echo "smpi[$ex]: simulated run (model) failed"; cat "$work/model-$ex.out"; exit 1; }
+    $check counts "$work/model-$ex.h5" "$work/real-$ex.h5" 1
 done
 "$ANALYZE" "$work/sim-hier.h5" --json "$work/a.json" >"$work/a.out" \
     || { echo "smpi: moerun-analyze failed on a simulated file"; cat "$work/a.out"; exit 1; }
