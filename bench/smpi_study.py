@@ -3,12 +3,13 @@
 
     bench/smpi_study.py --out DIR [--ranks 64,256,1024] [--ranks-per-node 8]
         [--exchanges flat,hier,2dh] [--routers topk] [--tokens 256] [--d-model 512]
-        [--d-ffn 1024] [--experts 64] [--top-k 8] [--steps 3] [--preset ib100]
+        [--d-ffn 1024] [--experts 64 | --experts-per-rank F] [--top-k 8] [--steps 3] [--preset ib100]
         [--topology flat] [--nic-gbit G] [--sim-gflops X] [--sim-copy-gbs Y] [--route-max-nodes M]
 
 Runs moerun's own source, built with SimGrid's smpicc (jobs/smpi/build.sh), on a generated
 platform (jobs/smpi/platform.py) for every point of the grid ranks x exchange x router x
-tokens x d_model, then reads each run's telemetry (h5py) and writes:
+tokens x d_model (E fixed, or E = F x ranks with --experts-per-rank, so that every rank holds
+experts as the cluster grows), then reads each run's telemetry (h5py) and writes:
   DIR/study.csv, DIR/study.json  one row per point: simulated dispatch + combine seconds per
                                   step (mean over ranks, summed over layers), the same for the
                                   busiest rank, step time, bytes per step inside and across
@@ -184,6 +185,8 @@ def main():
     ap.add_argument("--d-model", default="512")
     ap.add_argument("--d-ffn", type=int, default=1024)
     ap.add_argument("--experts", type=int, default=64)
+    ap.add_argument("--experts-per-rank", type=float, default=0,
+                    help="E = round(F x ranks) at every point (overrides --experts)")
     ap.add_argument("--top-k", type=int, default=8)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--layers", type=int, default=1)
@@ -214,7 +217,12 @@ def main():
         fail("%s/moerun not built: run jobs/smpi/build.sh" % smpi_build, 1)
     os.makedirs(a.out, exist_ok=True)
     rows = []
+    if a.experts_per_rank < 0:
+        fail("--experts-per-rank: %g: allowed > 0 (0: use --experts)" % a.experts_per_rank)
     for p in ranks:
+        E = int(round(a.experts_per_rank * p)) if a.experts_per_rank > 0 else a.experts
+        if E < a.top_k:
+            fail("%d ranks: %d experts < --top-k %d" % (p, E, a.top_k))
         pdir = os.path.join(a.out, "platform-%d" % p)
         cmd = [os.path.join(ROOT, "jobs/smpi/platform.py"), "--nodes", str(p // rpn),
                "--ranks-per-node", str(rpn), "--preset", a.preset, "--topology", a.topology,
@@ -230,7 +238,7 @@ def main():
                         h5 = os.path.join(a.out, tag + ".h5")
                         if os.path.exists(h5):
                             os.unlink(h5)
-                        args = ["--experts", str(a.experts), "--top-k", str(a.top_k),
+                        args = ["--experts", str(E), "--top-k", str(a.top_k),
                                 "--tokens", str(t), "--d-model", str(d), "--d-ffn", str(a.d_ffn),
                                 "--layers", str(a.layers), "--steps", str(a.steps),
                                 "--exchange", ex, "--workload", a.workload, "--quiet",
@@ -238,10 +246,9 @@ def main():
                                 "--sim-copy-gbs", str(a.sim_copy_gbs), "--telemetry", h5]
                         if router == "node-limited":
                             args += ["--router", "node-limited", "--route-max-nodes", str(a.route_max_nodes)]
+                        # rows are shared between simulated ranks by the exchanges themselves
+                        # under the model (comm/a2a_common.h): no --shared-malloc needed
                         run = [os.path.join(ROOT, "jobs/smpi/run.sh"), "--platform-dir", pdir]
-                        # flat's payload buffers hold rows only: shared between simulated ranks
-                        if ex == "flat":
-                            run += ["--shared-malloc", str(1 << 20)]
                         t0 = time.time()
                         r = subprocess.run(run + ["--"] + args, stdout=subprocess.PIPE,
                                            stderr=subprocess.STDOUT, text=True)
@@ -251,7 +258,7 @@ def main():
                             fail("point %s failed (exit %d)" % (tag, r.returncode), 1)
                         row = {"ranks": p, "nodes": p // rpn, "ranks_per_node": rpn, "exchange": ex,
                                "router": router, "tokens": t, "d_model": d, "d_ffn": a.d_ffn,
-                               "experts": a.experts, "top_k": a.top_k, "preset": a.preset,
+                               "experts": E, "top_k": a.top_k, "preset": a.preset,
                                "topology": a.topology, "wall_s": round(wall, 1)}
                         row.update(read_point(h5))
                         rows.append(row)
@@ -271,7 +278,9 @@ def main():
     with open(os.path.join(a.out, "crossovers.txt"), "w") as f:
         f.write(note + "\n\n" + "\n".join(cross) + "\n")
     svg(rows, os.path.join(a.out, "study.svg"),
-        "moerun: simulated dispatch+combine, E %d top-%d, %s %s" % (a.experts, a.top_k, a.preset, a.topology))
+        "moerun: simulated dispatch+combine, E %s top-%d, %s %s"
+        % ("%g x ranks" % a.experts_per_rank if a.experts_per_rank > 0 else str(a.experts),
+           a.top_k, a.preset, a.topology))
     print(note)
     for c in cross:
         print("crossover: " + c)
