@@ -24,6 +24,7 @@ if [ "${1:-}" = "--test" ]; then
            clang libclang-rt-14-dev shellcheck
            chromium libudev-dev libsimgrid-dev libhdf5-dev)
     pkgs+=(prometheus-node-exporter)
+    pkgs+=(iputils-ping) # ping: bench/smpi_validate.sh measures the test bed's latency
     pkgs+=(python3-pandas python3-xarray python3-pip python3-setuptools)
 fi
 
