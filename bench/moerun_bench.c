@@ -14,11 +14,14 @@
  *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
  *     (each rank's median);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
- *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time;
+ *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time.
+ *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
+ *     repetition replaces the file of the one before, so FILE ends holding the last;
  *   - the run: tokens/s, per-phase time, expert-phase GFLOP/s and its ratio to the sgemm
  *     peak, and the GEMM-bound limit P * peak / (FLOPs per token) with the run's ratio to it.
  * Not a test: nothing is asserted, figures go to the issue notes.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +47,26 @@ typedef struct bench_run {
     double        rank[3];  /* over ranks, of each rank's median step time */
 } bench_run_t;
 
-static void run_engine(const moe_config_t *cfg, bench_run_t *out)
+/* Reports a failed engine call once: the lowest rank whose own call failed prints its
+ * message (the others only learnt of it, "failed on another rank"); with no such rank
+ * (an MPI failure everywhere) rank 0 prints. Collective. */
+static void bench_report_failure(moe_engine_t *eng, const char *what, int rank)
+{
+    const char *msg = moe_engine_last_error(eng);
+    int         own = strstr(msg, "failed on another rank") == NULL ? rank : INT_MAX, first;
+
+    MPI_Allreduce(&own, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (rank != (first == INT_MAX ? 0 : first))
+        return;
+    if (rank == 0)
+        fprintf(stderr, "moerun-bench: error: %s: %s\n", what, msg);
+    else
+        fprintf(stderr, "moerun-bench[%d]: error: %s: %s\n", rank, what, msg);
+}
+
+/* Runs cfg->steps steps into *out. A failure of create or finish (every rank agrees on it)
+ * is reported once and the program ends with exit 1; a failed step ends every rank. */
+static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
 {
     moe_engine_t *eng = NULL;
     moe_status_t  st = moe_engine_create(cfg, MPI_COMM_WORLD, &eng);
@@ -52,18 +74,31 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out)
     double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
     long          i;
 
-    if (st == MOE_OK && (t == NULL || tmax == NULL))
-        st = MOE_ERR_NOMEM;
-    for (i = 0; st == MOE_OK && i < cfg->steps; i++) {
+    if (st != MOE_OK) {
+        bench_report_failure(eng, "engine", rank);
+        moe_engine_destroy(eng);
+        MPI_Finalize();
+        exit(1);
+    }
+    if (t == NULL || tmax == NULL) {
+        fprintf(stderr, "moerun-bench[%d]: error: out of memory\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    for (i = 0; i < cfg->steps; i++) {
         double t0 = MPI_Wtime();
         st = moe_engine_step(eng);
         t[i] = MPI_Wtime() - t0;
+        if (st != MOE_OK) { /* the others may wait in the step's collectives */
+            fprintf(stderr, "moerun-bench[%d]: error: step %ld: %s\n", rank, i + 1,
+                    moe_engine_last_error(eng));
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
     }
-    if (st == MOE_OK)
-        st = moe_engine_finish(eng, "complete", &out->s);
-    if (st != MOE_OK) {
-        fprintf(stderr, "moerun-bench: %s\n", moe_engine_last_error(eng));
-        MPI_Abort(MPI_COMM_WORLD, 1);
+    if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
+        bench_report_failure(eng, "finish", rank);
+        moe_engine_destroy(eng);
+        MPI_Finalize();
+        exit(1);
     }
     MPI_Allreduce(t, tmax, (int)cfg->steps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     out->iter = bench_stats(tmax, (int)cfg->steps);
@@ -120,7 +155,8 @@ int main(int argc, char **argv)
                      "Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] "
                      "[--telemetry FILE] [--json FILE]\n"
                      "  --telemetry FILE  also run with telemetry into FILE (alternating with runs "
-                     "without) and report its overhead\n",
+                     "without) and report its overhead; FILE holds the last such run (an existing FILE "
+                     "is refused unless --overwrite)\n",
                      argv[0], defaults, nd, args, nargs, rank, P, &cfg);
     free(args);
     if (i >= 0) {
@@ -128,6 +164,22 @@ int main(int argc, char **argv)
         return i;
     }
     hc = cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1);
+    if (telfile) { /* FILE as it is before the bench writes it: checked now, on rank 0 */
+        char err[512] = "";
+        int  code = 0;
+        tcfg = cfg;
+        snprintf(tcfg.telemetry, sizeof(tcfg.telemetry), "%s", telfile);
+        tcfg.route_samples = 8; /* moerun's default */
+        if (rank == 0)
+            code = (int)moe_config_check_paths(&tcfg, NULL, err, sizeof(err));
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (code != 0) {
+            if (rank == 0)
+                fprintf(stderr, "moerun-bench: error: %s\n", err);
+            MPI_Finalize();
+            return 2;
+        }
+    }
 
     /* baselines, all ranks at once (as the run loads every core) */
     MPI_Barrier(MPI_COMM_WORLD);
@@ -141,23 +193,21 @@ int main(int argc, char **argv)
     /* warm-up run, then the measured run (and the same with telemetry) */
     wcfg = cfg;
     wcfg.steps = warmup > 0 ? warmup : 1;
-    run_engine(&wcfg, &wrun);
+    run_engine(&wcfg, &wrun, rank);
     MPI_Barrier(MPI_COMM_WORLD);
-    run_engine(&cfg, &run);
+    run_engine(&cfg, &run, rank);
     s = run.s;
     if (telfile) { /* alternate with and without, so drifting load hits both alike */
         bench_run_t  nrun;
         double       with[BENCH_TEL_ROUNDS], without[BENCH_TEL_ROUNDS];
-        tcfg = cfg;
-        snprintf(tcfg.telemetry, sizeof(tcfg.telemetry), "%s", telfile);
-        tcfg.route_samples = 8; /* moerun's default */
         without[0] = run.iter.med;
         for (i = 0; i < BENCH_TEL_ROUNDS; i++) {
             MPI_Barrier(MPI_COMM_WORLD);
-            run_engine(&tcfg, &trun);
+            run_engine(&tcfg, &trun, rank);
             with[i] = trun.iter.med;
+            tcfg.overwrite = 1; /* the next repetition replaces this run's own file */
             if (i + 1 < BENCH_TEL_ROUNDS) {
-                run_engine(&cfg, &nrun);
+                run_engine(&cfg, &nrun, rank);
                 without[i + 1] = nrun.iter.med;
             }
         }
