@@ -220,7 +220,7 @@ static moe_status_t engine_router_init(moe_engine_t *e)
 static moe_status_t engine_model_init(moe_engine_t *e)
 {
     int          l, i;
-    size_t       hc = 0;
+    size_t       nscr = 0; /* floats of expert scratch */
     moe_status_t st;
 
     for (l = 0; l < e->L; l++)
@@ -235,7 +235,7 @@ static moe_status_t engine_model_init(moe_engine_t *e)
                               e->cfg.seed, l, g);
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for expert weights");
-            hc = (size_t)moe_ffn_hidden_cols(&e->ffn[(size_t)l * e->n_local + i]);
+            nscr = moe_ffn_scratch_floats(&e->ffn[(size_t)l * e->n_local + i]);
         }
     /* shared experts: ids E, E+1, ... so their weights differ from every routed expert's */
     for (l = 0; l < e->L && !moe_sim_model(&e->cfg); l++)
@@ -247,12 +247,14 @@ static moe_status_t engine_model_init(moe_engine_t *e)
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for shared experts");
         }
-    if (hc == 0)
-        hc = (size_t)(e->cfg.activation == MOE_ACT_SWIGLU ? 2 : 1) * e->cfg.d_ffn;
-    e->ffn_scratch = malloc(MOE_FFN_BLOCK * hc * sizeof(float));
+    if (nscr == 0 && e->cfg.shared_experts > 0 && !moe_sim_model(&e->cfg))
+        nscr = moe_ffn_scratch_floats(&e->shared[0]);
+    if (nscr == 0)
+        nscr = 1;
+    e->ffn_scratch = malloc(nscr * sizeof(float)); /* floats moe_ffn_forward needs */
     if (e->ffn_scratch == NULL)
         return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
-    memset(e->ffn_scratch, 0, MOE_FFN_BLOCK * hc * sizeof(float)); /* touched once, here */
+    memset(e->ffn_scratch, 0, nscr * sizeof(float)); /* touched once, here */
     return MOE_OK;
 }
 
