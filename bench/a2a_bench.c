@@ -186,7 +186,7 @@ int main(int argc, char **argv)
             }
             for (xi = -1; xi < o.nex; xi++) { /* -1: flat reference + alltoallv baseline */
                 const moe_a2a_ops_t *ops = moe_a2a_find(xi < 0 ? "flat" : o.ex[xi]);
-                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0};
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0};
                 void                *ctx = NULL;
                 moe_expert_batch_t   b;
                 moe_a2a_stats_t      st;

@@ -36,6 +36,7 @@
 #include "moerun/base/assert.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
+#include "moerun/base/touch.h"
 #include "sim.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
@@ -155,7 +156,17 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     if (e->cap_step_s > ENG_STEP_TIMES_MAX || e->cap_step_s < 1)
         e->cap_step_s = ENG_STEP_TIMES_MAX;
     ok &= ENG_ALLOC(e->step_s, e->cap_step_s);
-    return ok ? MOE_OK : MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (!ok)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    /* the activation buffers (T x d each) made resident now, not page by page in the
+     * first steps (a slow first step) */
+    moe_touch(e->xin, T * d * sizeof(float));
+    moe_touch(e->xa, T * d * sizeof(float));
+    moe_touch(e->xb, T * d * sizeof(float));
+    moe_touch(e->xout, T * d * sizeof(float));
+    if (e->cfg.shared_experts > 0)
+        moe_touch(e->shared_y, 2 * T * d * sizeof(float));
+    return MOE_OK;
 }
 
 /* Global token indices sampled for route records: floor(i * G / S), i < S. */
@@ -393,6 +404,8 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.node_of_rank = e->topo.node;
     prm.log = &e->log;
     prm.expert_block = MOE_FFN_BLOCK;
+    if (e->capacity > 0)
+        prm.max_rows_in = (int64_t)e->n_local * e->capacity;
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
