@@ -10,7 +10,10 @@
  *   - baselines: OpenBLAS sgemm GFLOP/s on the expert's GEMM shape (one thread, all ranks
  *     at once, as in the run) and memcpy GB/s (64 MiB); both read back and check what they
  *     wrote (so no compiler can drop them) and a value above what one core can do is
- *     refused as a measuring bug (bench_util.h), exit 3;
+ *     refused as a measuring bug (bench_util.h), exit 3; and the expert kernel alone
+ *     (moe_ffn_forward, a balanced step's rows per expert) against sgemm, both in thread
+ *     CPU time, so their ratio holds on a loaded machine (its output row checked against
+ *     the reference);
  *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
  *     (each rank's median);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
@@ -22,9 +25,11 @@
  * Not a test: nothing is asserted, figures go to the issue notes.
  */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 #include <mpi.h>
@@ -32,6 +37,7 @@
 #include "moerun/moerun.h"
 #include "bench_start.h"
 #include "bench_util.h"
+#include "ffn.h"
 #include "telemetry.h"
 
 extern char **environ;
@@ -121,6 +127,71 @@ static void bench_check_baseline(const char *what, const double v[3], double cei
     exit(3);
 }
 
+/* This thread's CPU time (s): what a kernel costs, without the time slices other processes
+ * take from it (on a loaded machine wall time measures the load, not the kernel). */
+static double bench_cpu_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/*
+ * The expert kernel alone against sgemm, both in thread CPU time, best of bursts for
+ * `seconds` each: moe_ffn_forward on one expert of the run's shape with the rows an expert
+ * gets in a balanced step (tokens x top_k x P / experts), and cblas_sgemm 256 x hc x d (the
+ * peak's shape). GFLOP/s into kern_p and sgemm_p; -1 in *kern_p if one output row differs
+ * from moe_ffn_forward_ref by more than 1e-4 (relative).
+ */
+static void bench_kernel_cpu(const moe_config_t *cfg, int P, double seconds, double *kern_p,
+                             double *sgemm_p)
+{
+    moe_ffn_t ffn;
+    int       d = cfg->d_model, hc, rows = (int)((double)cfg->tokens * cfg->top_k * P / cfg->experts);
+    float    *x = NULL, *y = NULL, *scr = NULL, *c = NULL, yr[4096];
+    double    fl, best = 1e30, bests = 1e30, t0, t, num = 0, den = 0;
+    long      i;
+
+    *kern_p = *sgemm_p = -1;
+    rows = rows > 0 ? rows : 1;
+    if (moe_ffn_init(&ffn, d, cfg->d_ffn, cfg->activation == MOE_ACT_SWIGLU ? MOE_FFN_SWIGLU :
+                     MOE_FFN_GELU, cfg->seed, 0, 0) != MOE_OK)
+        return;
+    hc = moe_ffn_hidden_cols(&ffn);
+    x = malloc((size_t)(rows > 256 ? rows : 256) * d * sizeof(float)); /* A of both */
+    y = malloc((size_t)rows * d * sizeof(float));
+    scr = malloc(moe_ffn_scratch_floats(&ffn) * sizeof(float));
+    c = malloc((size_t)256 * hc * sizeof(float));
+    if (x && y && scr && c && d <= 4096) {
+        for (i = 0; i < (long)(rows > 256 ? rows : 256) * d; i++)
+            x[i] = (float)((i * 37) % 101) * 0.02f - 1.0f;
+        fl = 2.0 * rows * d * cfg->d_ffn * (cfg->activation == MOE_ACT_SWIGLU ? 3 : 2);
+        t0 = bench_cpu_now();
+        do { /* alternating, so a change of clock or load hits both alike */
+            t = bench_cpu_now();
+            moe_ffn_forward(&ffn, x, rows, y, scr);
+            t = bench_cpu_now() - t;
+            best = t > 0 && t < best ? t : best;
+            t = bench_cpu_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, hc, d, 1.0f, x, d,
+                        ffn.w1, hc, 0.0f, c, hc);
+            t = bench_cpu_now() - t;
+            bests = t > 0 && t < bests ? t : bests;
+        } while (bench_cpu_now() - t0 < 2 * seconds);
+        moe_ffn_forward_ref(&ffn, x + (size_t)(rows - 1) * d, 1, yr); /* read the result */
+        for (i = 0; i < d; i++) {
+            num += ((double)y[(size_t)(rows - 1) * d + i] - yr[i]) *
+                   ((double)y[(size_t)(rows - 1) * d + i] - yr[i]);
+            den += (double)yr[i] * yr[i];
+        }
+        *kern_p = sqrt(num) <= 1e-4 * sqrt(den) + 1e-30 ? fl / best / 1e9 : -1;
+        *sgemm_p = 2.0 * 256 * hc * d / bests / 1e9;
+    }
+    free(x), free(y), free(scr), free(c);
+    moe_ffn_cleanup(&ffn);
+}
+
 int main(int argc, char **argv)
 {
     static const char *defaults[] = {"--tokens", "1024", "--d-model", "512", "--d-ffn", "1024",
@@ -135,7 +206,8 @@ int main(int argc, char **argv)
     bench_run_t         run, trun, wrun;
     moe_summary_t       s;
     double              peak[3], mcp[3], tps, flop_tok, limit, eg, exp_flops, ph[MOE_PHASE_COUNT][3];
-    double              tel_over = 0, tel_with = 0, tel_without = 0, x, pmed[3];
+    double              tel_over = 0, tel_with = 0, tel_without = 0, x, y, pmed[3];
+    double              kcpu[3], scpu[3];
 
     bench_init(&argc, &argv, &rank, &P);
     if (!args)
@@ -189,6 +261,12 @@ int main(int argc, char **argv)
     MPI_Barrier(MPI_COMM_WORLD);
     bench_over_ranks(bench_memcpy_gbs((size_t)64 << 20, 0.5), mcp, MPI_COMM_WORLD);
     bench_check_baseline("memcpy GB/s", mcp, BENCH_MEMCPY_MAX_GBS, rank);
+    MPI_Barrier(MPI_COMM_WORLD);
+    bench_kernel_cpu(&cfg, P, 0.5, &x, &y);
+    bench_over_ranks(x, kcpu, MPI_COMM_WORLD);
+    bench_over_ranks(y, scpu, MPI_COMM_WORLD);
+    bench_check_baseline("expert kernel GFLOP/s (CPU time)", kcpu, BENCH_SGEMM_MAX_GFLOPS, rank);
+    bench_check_baseline("sgemm GFLOP/s (CPU time)", scpu, BENCH_SGEMM_MAX_GFLOPS, rank);
 
     /* warm-up run, then the measured run (and the same with telemetry) */
     wcfg = cfg;
@@ -241,6 +319,11 @@ int main(int argc, char **argv)
                pmed[1], pmed[2]);
         printf("  memcpy 64 MiB        GB/s                  %9.2f  %9.2f  %9.2f\n", mcp[0], mcp[1],
                mcp[2]);
+        printf("  sgemm, thread CPU time GFLOP/s             %9.2f  %9.2f  %9.2f\n", scpu[0],
+               scpu[1], scpu[2]);
+        printf("  expert kernel %4d rows, CPU time GFLOP/s   %9.2f  %9.2f  %9.2f   ratio %.3f\n",
+               (int)((double)cfg.tokens * cfg.top_k * P / cfg.experts), kcpu[0], kcpu[1],
+               kcpu[2], kcpu[1] / scpu[1]);
         printf("#\n# step time (ms)                                   min     median        max\n");
         printf("  over steps (slowest rank of each step)     %9.3f  %9.3f  %9.3f\n",
                1e3 * run.iter.min, 1e3 * run.iter.med, 1e3 * run.iter.max);
@@ -280,11 +363,13 @@ int main(int argc, char **argv)
                        "\"step_s_median_over_ranks\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
                        "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, "
                        "\"ratio_to_limit\": %.4f, \"expert_gflops_per_rank\": %.3f, "
-                       "\"expert_ratio_to_peak\": %.4f, ",
+                       "\"expert_ratio_to_peak\": %.4f, \"sgemm_cpu_gflops\": %.3f, "
+                       "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, ",
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
                     cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
-                    run.rank[2], tps, limit, tps / limit * cfg.layers, eg, eg / peak[1]);
+                    run.rank[2], tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
+                    kcpu[1], kcpu[1] / scpu[1]);
             if (telfile)
                 fprintf(f, "\"telemetry_overhead\": %.5f, ", tel_over);
             fprintf(f, "\"phase_seconds\": {");
