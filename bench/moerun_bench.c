@@ -262,7 +262,7 @@ int main(int argc, char **argv)
     bench_over_ranks(bench_memcpy_gbs((size_t)64 << 20, 0.5), mcp, MPI_COMM_WORLD);
     bench_check_baseline("memcpy GB/s", mcp, BENCH_MEMCPY_MAX_GBS, rank);
     MPI_Barrier(MPI_COMM_WORLD);
-    bench_kernel_cpu(&cfg, P, 0.5, &x, &y);
+    bench_kernel_cpu(&cfg, P, 0.25, &x, &y);
     bench_over_ranks(x, kcpu, MPI_COMM_WORLD);
     bench_over_ranks(y, scpu, MPI_COMM_WORLD);
     bench_check_baseline("expert kernel GFLOP/s (CPU time)", kcpu, BENCH_SGEMM_MAX_GFLOPS, rank);

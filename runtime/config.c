@@ -1096,10 +1096,12 @@ void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *
     memset(est, 0, sizeof(*est));
     /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
     est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
-    /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
-     * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
-    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
-                   4 * 1024 * hc + 8 * 8 * E + 8 * 8 * P;
+    /* activations (4 x T x d), logits, gate arrays, the exchange's send and return buffers
+     * (T x k x d each, float) and its three receive-side buffers (local experts x capacity
+     * ~ cf x T x k rows, at least T x k), expert scratch (1024 rows x 256 hidden columns) */
+    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k +
+                   4 * (2 + 3 * fmax(1.0, cfg->capacity_factor)) * T * k * d +
+                   4 * 1024 * fmin(f, 256) * (hc / f) + 8 * 8 * E + 8 * 8 * P;
     /* one block: 5 [B][L][E] int64 counters, per-layer rows, sampled routes; rank 0 gathers
      * the rank columns (x P in gather mode); the [L][E][E] and [P][P] matrices (twice) */
     blk = 8 * (5 * B * L * E + B * L * (1 + 11 + 6 + 6)) + B * Sl * (16 + L * k * 9);
