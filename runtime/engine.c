@@ -94,7 +94,7 @@ static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
 
 static moe_status_t engine_alloc(moe_engine_t *e)
 {
-    size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d;
+    size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d, nn;
     size_t K = (size_t)e->S;
     size_t T = (size_t)e->T, B = (size_t)e->B, P = (size_t)e->nranks;
     size_t S = (size_t)e->n_route_local;
@@ -120,7 +120,8 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->keep, T * K);
     ok &= ENG_ALLOC(e->dest_rank, T * K);
     ok &= ENG_ALLOC(e->dest_expert, T * K);
-    ok &= ENG_ALLOC(e->rscratch, MOE_ROUTER_SCRATCH(E));
+    nn = (size_t)e->topo.nnodes; /* the node-limited router's groups */
+    ok &= ENG_ALLOC(e->rscratch, MOE_ROUTER_SCRATCH(E > nn ? E : nn));
     ok &= ENG_ALLOC(e->router_group, E);
     ok &= ENG_ALLOC(e->token_id, T);
     ok &= ENG_ALLOC(e->ec_scratch, 3 * E);
@@ -202,14 +203,16 @@ static moe_status_t engine_router_init(moe_engine_t *e)
         for (x = 0; x < e->E; x++)
             e->router_group[x] = x / (e->E / r->ngroups);
     } else if (r->ops == &moe_router_node_ops) {
+        /* groups per token and layer: the node of the replica the placement's rule picks */
         r->ngroups = e->topo.nnodes;
-        for (x = 0; x < e->E; x++)
-            e->router_group[x] = e->topo.node[e->place.owner[x]];
+        r->place = &e->place;
+        r->node = e->topo.node[e->rank];
+        r->g0 = e->g0;
     }
     /* expert-choice and hash select without scores: the bias would change nothing */
     e->use_bias = e->cfg.balance_bias > 0 && !r->ops->global && r->ops != &moe_router_hash_ops;
     if (r->ngroups > 0) {
-        r->group_of = e->router_group;
+        r->group_of = r->place ? NULL : e->router_group;
         r->max_groups = M > 0 && M < r->ngroups ? M : r->ngroups;
         if (moe_router_check_groups(r, err, sizeof(err)) != MOE_OK)
             return MOE_ERROR_SET(&e->log, MOE_ERR_INVALID, "%s", err);
@@ -628,6 +631,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     if (e->rp != NULL) {
         engine_replay_gate(e, l);
     } else {
+        e->router.layer = l;
         if (e->use_bias) {
             e->router.bias = e->bias + (size_t)l * E;
             for (i = 0; i < E; i++)

@@ -41,7 +41,7 @@ struct moe_engine {
     moe_router_t         router;       /* the configured router (router.h) */
     int                  S;            /* slots per token: k, or E for expert-choice */
     int                 *router_group; /* [E] group of each expert (group/node-limited) */
-    double              *rscratch;     /* [MOE_ROUTER_SCRATCH(E)] */
+    double              *rscratch;     /* [MOE_ROUTER_SCRATCH(max(E, nodes))] */
     int64_t             *token_id;     /* [T] vocabulary ids of the step's tokens */
     int64_t             *ec_scratch;   /* [3E] expert-choice counts */
     float               *bias;         /* [L][E] aux-loss-free balancing bias (selection only) */

@@ -2,8 +2,9 @@
  * runtime/router_limited.c — group-limited and node-limited top-k (DeepSeek-V2/V3).
  *
  * Experts fall into groups (group_of[E]): for group-limited, route_groups contiguous blocks
- * of experts/route_groups experts; for node-limited, the node of the rank that holds the
- * expert. Per token:
+ * of experts/route_groups experts; for node-limited with the run's placement (r->place), per
+ * token: the node of the replica moe_placement_route picks for this token at this layer (a
+ * replica on the token's own node counts as on-node; per-layer maps differ). Per token:
  *   1. group score = sum of the two highest p (+ bias) in the group (the one p of a group of
  *      one expert);
  *   2. the max_groups groups of highest score are allowed (ties to the lower group id);
@@ -18,10 +19,19 @@
 static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
                            double *scratch, int32_t *sel, float *score, float *weight)
 {
-    int      E = r->E, G = r->ngroups, M = r->max_groups, e, g, m, j;
+    int      E = r->E, G = r->ngroups, M = r->max_groups, e, g, m, j, slot;
     double  *top1 = scratch, *top2 = scratch + G, ksum = 0;
-    uint8_t *allowed = (uint8_t *)(scratch + 2 * (size_t)G); /* E bytes inside the rest */
-    uint8_t *gsel = allowed + E;                              /* G bytes */
+    int     *group = (int *)(scratch + 2 * (size_t)G);   /* E ints inside the rest */
+    uint8_t *allowed = (uint8_t *)(group + E);            /* E bytes */
+    uint8_t *gsel = allowed + E;                          /* G bytes */
+    const int *group_of = r->group_of;
+
+    if (r->place != NULL && M < G) { /* this token's groups: where its pairs would go */
+        for (e = 0; e < E; e++)
+            group[e] = r->place->node_of[moe_placement_route(r->place, r->layer, e, r->node,
+                                                             r->g0 + tok->index, &slot)];
+        group_of = group;
+    }
 
     if (M >= G) { /* every group allowed: plain top-k */
         moe__router_topk(tok->prob, r->bias, NULL, E, r->k, sel);
@@ -33,7 +43,7 @@ static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
         }
         for (e = 0; e < E; e++) {
             double v = r->bias ? tok->prob[e] + r->bias[e] : tok->prob[e];
-            g = r->group_of[e];
+            g = group_of[e];
             if (v > top1[g]) {
                 top2[g] = top1[g];
                 top1[g] = v;
@@ -52,7 +62,7 @@ static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
                 gsel[best] = 1;
         }
         for (e = 0; e < E; e++)
-            allowed[e] = gsel[r->group_of[e]];
+            allowed[e] = gsel[group_of[e]];
         moe__router_topk(tok->prob, r->bias, allowed, E, r->k, sel);
     }
     for (j = 0; j < r->k; j++) {
@@ -71,6 +81,7 @@ const moe_router_ops_t moe_router_group_ops = {
 
 const moe_router_ops_t moe_router_node_ops = {
     "node-limited", "best route_max_nodes nodes of the placement (sum of top-2 p), then "
-                    "top-k inside: a token touches at most that many nodes",
+                    "top-k inside: a token touches at most that many nodes (per-layer map, "
+                    "a replica on the token's node counts as on-node)",
     0, limited_select,
 };
