@@ -1090,12 +1090,23 @@ void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *
     double P = nranks > 0 ? nranks : 1, L = cfg->layers, E = cfg->experts, k = cfg->top_k;
     double d = cfg->d_model, f = cfg->d_ffn, T = cfg->tokens, B = cfg->flush_interval;
     double hc = cfg->activation == MOE_ACT_SWIGLU ? 2 * f : f; /* w1 columns */
-    double nloc = ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
+    double held = L * ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
     double Sl = ceil(S / P), W = cfg->monitor_window, blk;
+    moe_placement_t pl;
+    char            err[512];
 
     memset(est, 0, sizeof(*est));
-    /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
-    est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
+    /* expert copies of the rank holding the most, over all layers: L x ceil(E/P) for the
+     * built-in maps; a placement file's own (replicas included) when it reads and fits the
+     * run (a file that does not is refused later, with its message, by the engine) */
+    if (strncmp(cfg->placement, "file:", 5) == 0 &&
+        moe_placement_read(&pl, cfg->placement + 5, NULL, err, sizeof(err)) == MOE_OK) {
+        if (pl.experts == cfg->experts && pl.layers == cfg->layers && pl.nranks == (int)P)
+            held = moe_placement_max_held(&pl);
+        moe_placement_cleanup(&pl);
+    }
+    /* router [L][d][E] and every held expert's w1 [d][hc] and w2 [f][d], float */
+    est->weights = 4 * (L * d * E + held * (d * hc + f * d));
     /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
      * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
     est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
@@ -1115,7 +1126,7 @@ void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len
 {
     const double M = 1024.0 * 1024.0;
 
-    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts/ranks x d_model x "
+    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts per rank x d_model x "
              "d_ffn), buffers %.1f (tokens x top_k x d_model), telemetry %.1f (flush_interval "
              "x layers x experts, experts^2), monitor %.1f (monitor_window x layers x experts)",
              est->total / M, est->weights / M, est->buffers / M, est->telemetry / M,
