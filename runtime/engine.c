@@ -24,6 +24,7 @@
  *  3. after create, no step allocates, except buffers that grow to a new maximum (and the
  *     debug builds' checks, which free what they take).
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,8 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
     meta.nic = (const char(*)[MOE_TEL_STRING_MAX])e->topo.nic;
     meta.bind_action = (const char(*)[MOE_TEL_STRING_MAX])e->topo.bind_action;
     meta.machine = (const char(*)[MOE_TEL_STRING_MAX])e->topo.machine;
+    meta.cache_bytes = e->topo.cache_bytes;
+    meta.cache_pus = e->topo.cache_pus;
     meta.expert_owner = e->place.owner;
     meta.expert_ranks = e->place.rep_rank;
     meta.max_replicas = e->place.max_replicas;
@@ -305,18 +308,36 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
     return st;
 }
 
+/* A cache as "SIZE/PUS" (size in KiB or MiB when whole, else bytes), "-" when absent. */
+static void engine_cache_text(int64_t bytes, int pus, char *buf, size_t n)
+{
+    if (bytes <= 0)
+        snprintf(buf, n, "-");
+    else if (bytes % (1024 * 1024) == 0)
+        snprintf(buf, n, "%" PRId64 "MiB/%d", bytes / (1024 * 1024), pus);
+    else if (bytes % 1024 == 0)
+        snprintf(buf, n, "%" PRId64 "KiB/%d", bytes / 1024, pus);
+    else
+        snprintf(buf, n, "%" PRId64 "B/%d", bytes, pus);
+}
+
 /* --report-bindings: one line per rank, from rank 0, in rank order (stderr, like mpirun's). */
 static void engine_report_bindings(const moe_engine_t *e)
 {
     const moe_topo_t *t = &e->topo;
-    int               r;
+    int               r, lv;
+    char              c[3][40];
 
-    for (r = 0; r < t->nranks; r++)
+    for (r = 0; r < t->nranks; r++) {
+        for (lv = 0; lv < 3; lv++)
+            engine_cache_text(t->cache_bytes[r * 3 + lv], t->cache_pus[r * 3 + lv], c[lv],
+                              sizeof(c[lv]));
         fprintf(stderr, "moerun: binding rank %d host %s node %d local %d cpuset %s numa %d nic %s "
-                        "(bind %s: %s; %s)\n", r, t->host[r], t->node[r], t->local_rank[r],
-                t->cpuset[r][0] ? t->cpuset[r] : "unbound", t->numa[r],
-                t->nic[r][0] ? t->nic[r] : "none", moe_bind_mode_name((moe_bind_mode_t)e->cfg.bind),
-                t->bind_action[r], t->machine[r]);
+                        "caches L1d %s L2 %s L3 %s (bind %s: %s; %s)\n", r, t->host[r], t->node[r],
+                t->local_rank[r], t->cpuset[r][0] ? t->cpuset[r] : "unbound", t->numa[r],
+                t->nic[r][0] ? t->nic[r] : "none", c[0], c[1], c[2],
+                moe_bind_mode_name((moe_bind_mode_t)e->cfg.bind), t->bind_action[r], t->machine[r]);
+    }
     fprintf(stderr, "moerun: memory on rank 0: %s\n", t->membind);
 }
 
