@@ -100,7 +100,7 @@ for pol in ("moerun", "contiguous"):
     meas[pol] = (mm, inter)
     for name, m, p in (("max/mean rank load", mm, pred["max_mean"]),
                        ("inter-node bytes per step", inter, pred_inter)):
-        print(f"place_from_import: {pol}: {name} measured {m:.4g}, predicted {p:.4g} "
+        print(f"place_from_import: {pol}: {name} measured {m:.6g}, predicted {p:.6g} "
               f"({100 * (m / p - 1):+.1f}%)")
         assert abs(m / p - 1) <= 0.10, f"{pol}: {name}: measured {m} not within 10% of {p}"
 for i, name in enumerate(("max/mean rank load", "inter-node bytes per step")):
