@@ -40,7 +40,7 @@
 #include "placement.h"
 
 /* Scratch doubles a router's select needs per call (gate.c passes this many): X is the
- * larger of E and the router's ngroups. */
+ * larger of E and the router's ngroups (group-limited: ngroups <= E; node-limited: nodes). */
 #define MOE_ROUTER_SCRATCH(X) (3 * (size_t)(X) + 2)
 
 typedef struct moe_router moe_router_t;

@@ -16,22 +16,25 @@
 
 #include "router.h"
 
+/* The group of expert e for this token: the node its pair would go to (with a placement),
+ * else the fixed map. */
+static int limited_group(const moe_router_t *r, const moe_router_token_t *tok, int e)
+{
+    int slot;
+
+    if (r->place == NULL)
+        return r->group_of[e];
+    return r->place->node_of[moe_placement_route(r->place, r->layer, e, r->node,
+                                                 r->g0 + tok->index, &slot)];
+}
+
 static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
                            double *scratch, int32_t *sel, float *score, float *weight)
 {
-    int      E = r->E, G = r->ngroups, M = r->max_groups, e, g, m, j, slot;
+    int      E = r->E, G = r->ngroups, M = r->max_groups, e, g, m, j;
     double  *top1 = scratch, *top2 = scratch + G, ksum = 0;
-    int     *group = (int *)(scratch + 2 * (size_t)G);   /* E ints inside the rest */
-    uint8_t *allowed = (uint8_t *)(group + E);            /* E bytes */
-    uint8_t *gsel = allowed + E;                          /* G bytes */
-    const int *group_of = r->group_of;
-
-    if (r->place != NULL && M < G) { /* this token's groups: where its pairs would go */
-        for (e = 0; e < E; e++)
-            group[e] = r->place->node_of[moe_placement_route(r->place, r->layer, e, r->node,
-                                                             r->g0 + tok->index, &slot)];
-        group_of = group;
-    }
+    uint8_t *allowed = (uint8_t *)(scratch + 2 * (size_t)G); /* E bytes inside the rest */
+    uint8_t *gsel = allowed + E;                              /* G bytes */
 
     if (M >= G) { /* every group allowed: plain top-k */
         moe__router_topk(tok->prob, r->bias, NULL, E, r->k, sel);
@@ -43,7 +46,7 @@ static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
         }
         for (e = 0; e < E; e++) {
             double v = r->bias ? tok->prob[e] + r->bias[e] : tok->prob[e];
-            g = group_of[e];
+            g = limited_group(r, tok, e);
             if (v > top1[g]) {
                 top2[g] = top1[g];
                 top1[g] = v;
@@ -62,7 +65,7 @@ static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
                 gsel[best] = 1;
         }
         for (e = 0; e < E; e++)
-            allowed[e] = gsel[group_of[e]];
+            allowed[e] = gsel[limited_group(r, tok, e)];
         moe__router_topk(tok->prob, r->bias, allowed, E, r->k, sel);
     }
     for (j = 0; j < r->k; j++) {
