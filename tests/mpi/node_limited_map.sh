@@ -13,7 +13,9 @@
 #    layer-1 token reach 2 nodes, and tokens use replicated experts on both nodes;
 #  - flat and hier route identically (same routes, same output within 1e-5: dumpcmp);
 #  - conservation (check_telemetry.py) and rows_in per rank by the replica rule
-#    (check_rank_loads.py).
+#    (check_rank_loads.py);
+#  - a map whose layer 1 leaves a node too few experts for top-k on M nodes is refused
+#    (exit 2, the per-layer route_max_nodes message, no telemetry file).
 set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-nlmap.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -67,4 +69,25 @@ for ex in ("flat", "hier"):
 for a, b in zip(routes["flat"], routes["hier"]):
     assert np.array_equal(a, b), "flat and hier recorded different routes"
 PY
+# refused before any compute: at layer 1 node 0 holds only expert 0 (layer 0 is contiguous,
+# which the old layer-0 rule accepted), so a token there may find 1 expert for top-k 2
+cat >"$work/thin.txt" <<'MAP'
+moerun-placement 1
+experts 8
+layers 2
+ranks 4
+nodes 2
+slots 4
+layer 0: 0 0 1 1 2 2 3 3
+layer 1: 0 2 2 2 3 3 3 3
+MAP
+rc=0
+"$MPIEXEC" -np 4 "$MOERUN" --experts 8 --top-k 2 --layers 2 --d-model 16 --d-ffn 16 \
+    --tokens 32 --steps 1 --quiet --router node-limited --route-max-nodes 1 \
+    --ranks-per-node 2 --placement "file:$work/thin.txt" --telemetry "$work/thin.h5" \
+    >"$work/thin.out" 2>&1 || rc=$?
+[ "$rc" -eq 2 ] || { cat "$work/thin.out"; fail "a map whose layer 1 leaves node 0 one expert: exit $rc, want 2"; }
+grep -q "route_max_nodes: at layer 1 a token on node 0 may find only 1 experts" "$work/thin.out" \
+    || { cat "$work/thin.out"; fail "no per-layer route_max_nodes message"; }
+[ ! -e "$work/thin.h5" ] || fail "the refused run left a telemetry file"
 echo "node_limited_map: ok"
