@@ -4,6 +4,8 @@
  *
  * Exit codes: 0 run complete; 1 runtime error (message on stderr); 2 invalid configuration
  * or usage (one message from rank 0, before any compute, no file written);
+ * 3 a step did not finish within --step-timeout (runtime/watchdog.h: the rank names itself
+ * and exits; mpirun ends the others);
  * 128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early (telemetry
  * flushed and closed, summary printed, marked "interrupted").
  */
