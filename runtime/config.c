@@ -1287,7 +1287,7 @@ void moe_config_help(FILE *out, const char *argv0)
             "Exit codes: 0 success; 1 runtime error; 2 invalid configuration or usage (one\n"
             "message naming the field, the bad value, where it came from and what is allowed);\n"
             "3 a step did not finish within --step-timeout (the watchdog ended the rank);\n"
-            "128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early.\n"
+            "128 + signal number when SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 stopped the run early.\n"
             "Reference: docs/config.md.\n");
 }
 
@@ -1343,7 +1343,8 @@ void moe_config_help_markdown(FILE *out)
             "Errors are one line naming the field, the bad value, where it came from and what is\n"
             "allowed, e.g. `experts: \"0\" is out of range (from --experts); allowed 1..65536`.\n"
             "Exit codes of `moerun`: 0 success, 1 runtime error, 2 invalid configuration or "
-            "usage.\n"
+            "usage,\n3 a step over `--step-timeout`, 128 + the signal's number when SIGINT, "
+            "SIGTERM,\nSIGUSR1 or SIGUSR2 stopped the run (docs/signals.md).\n"
             "\n"
             "## Command line only\n"
             "\n"
