@@ -9,13 +9,14 @@
 #   link-down   `ip link set eth0 down` in h1: its packets go nowhere, no FIN, no RST
 #   link-stall  tc tbf at 8 kbit/s on both directions of h1's link (a link that crawls)
 #   rank-stop   SIGSTOP to rank 3 (on h1): it holds every other rank in the next collective
-# Env: MOERUN, MPIEXEC, EMULATE, PYTHON (h5py), CHECK_TELEMETRY; STEP_TIMEOUT [3].
+# Env: MOERUN, MPIEXEC, EMULATE, PYTHON (h5py), CHECK_TELEMETRY; STEP_TIMEOUT [3]; KEEP=FILE
+#      keeps a copy of the run's stderr.
 # Checks, for each case:
 #   - mpirun ends within BOUND = STEP_TIMEOUT + 20 s of the fault (docs/signals.md);
 #   - exit status not 0 (and not emulate.sh's own timeout, 124);
 #   - stderr names the rank or host: the watchdog's "moerun[rank R on hH]: error: step S
-#     ... has not finished" from at least one rank, or Open MPI's lost-daemon message naming
-#     h1; rank-stop: rank 3 itself reports "rank 3 did not run for"; no line claims a
+#     ... has not finished" from at least one rank, or Open MPI's "Remote daemon: ... on node
+#     h1" / "Peer host: h1"; rank-stop: rank 3 itself reports "rank 3 did not run for"; no line claims a
 #     complete run;
 #   - telemetry: check_telemetry.py passes, status "running" (never closed), and it holds
 #     at least the steps flushed before the fault (a multiple of --flush-interval, > 0).
@@ -36,6 +37,7 @@ cleanup() {
     [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
     "$EMULATE" --state "$bed" down >/dev/null || echo "faults_hosts[$case]: WARNING: test bed teardown failed"
     [ -n "$pid" ] && wait "$pid" 2>/dev/null
+    [ -n "${KEEP:-}" ] && cp "$work/err" "$KEEP" 2>/dev/null
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -121,7 +123,7 @@ mark "mpirun ended"
 
 # the message naming the rank or host
 named=$(grep -E "^moerun\[rank [0-9]+ on h[01]\]: error: step [0-9]+ .*has not finished after" "$work/err" | head -n 1)
-lost=$(grep -E "lost communication|daemon.*h1|h1.*daemon|node h1|on node: *h1" "$work/err" | head -n 1)
+lost=$(grep -E "Remote daemon: .* on node h1$|Peer host: +h1$" "$work/err" | head -n 1 | sed 's/^ *//')
 [ -n "$named" ] || [ -n "$lost" ] || fail "no message naming a rank (watchdog) or host h1 (Open MPI)"
 if [ "$case" = rank-stop ]; then
     grep -qE "^moerun\[rank 3 on h1\]: warning: rank 3 did not run for" "$work/err" \
