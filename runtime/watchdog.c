@@ -33,10 +33,6 @@ struct moe_watchdog {
     pthread_t       thread;
 };
 
-#define MOE__WD_TEXT(id, text) text,
-static const char *const wd_where_text[MOE_WD_WHERE_COUNT] = {MOE_WD_WHERE_MAP(MOE__WD_TEXT)};
-#undef MOE__WD_TEXT
-
 static long long wd_now_ns(void)
 {
     struct timespec ts;
@@ -44,6 +40,11 @@ static long long wd_now_ns(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
+
+#ifndef MOERUN_SMPI /* SMPI builds start no thread (watchdog.h, 3.) */
+#define MOE__WD_TEXT(id, text) text,
+static const char *const wd_where_text[MOE_WD_WHERE_COUNT] = {MOE_WD_WHERE_MAP(MOE__WD_TEXT)};
+#undef MOE__WD_TEXT
 
 /* The one line, then the end of this process: mpirun sees a rank exit without finalising
  * and aborts the job. */
@@ -126,6 +127,7 @@ static void *wd_main(void *arg)
     pthread_mutex_unlock(&wd->mu);
     return NULL;
 }
+#endif
 
 moe_watchdog_t *moe_watchdog_create(double timeout_s, int rank, const char **err_p)
 {
