@@ -256,6 +256,9 @@ static const opt_t opt_table[] = {
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
+    OPT_D(O, step_timeout, "--step-timeout", "MOERUN_STEP_TIMEOUT", "300", 0, 86400, 0,
+          "0: no watchdog", "seconds one step (or the final flush) may take; then the rank "
+          "names itself, its host, the step and phase, and exits 3 (docs/signals.md)"),
     OPT_E(O, log_level, "--log-level", "MOERUN_LOG_LEVEL", "info", opt_log_level_names,
           "log verbosity; per-rank messages only at debug"),
 
@@ -1294,7 +1297,8 @@ void moe_config_help(FILE *out, const char *argv0)
             "\n"
             "Exit codes: 0 success; 1 runtime error; 2 invalid configuration or usage (one\n"
             "message naming the field, the bad value, where it came from and what is allowed);\n"
-            "128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early.\n"
+            "3 a step did not finish within --step-timeout (the watchdog ended the rank);\n"
+            "128 + signal number when SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 stopped the run early.\n"
             "Reference: docs/config.md.\n");
 }
 
@@ -1350,7 +1354,8 @@ void moe_config_help_markdown(FILE *out)
             "Errors are one line naming the field, the bad value, where it came from and what is\n"
             "allowed, e.g. `experts: \"0\" is out of range (from --experts); allowed 1..65536`.\n"
             "Exit codes of `moerun`: 0 success, 1 runtime error, 2 invalid configuration or "
-            "usage.\n"
+            "usage,\n3 a step over `--step-timeout`, 128 + the signal's number when SIGINT, "
+            "SIGTERM,\nSIGUSR1 or SIGUSR2 stopped the run (docs/signals.md).\n"
             "\n"
             "## Command line only\n"
             "\n"

@@ -364,6 +364,12 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     st = moe_config_validate(cfg, e->nranks, err, sizeof(err));
     if (st != MOE_OK)
         return MOE_ERROR_SET(&e->log, st, "%s", err);
+    if (cfg->step_timeout > 0) { /* armed by moe_engine_run and finish (watchdog.h) */
+        const char *werr = NULL;
+        e->wd = moe_watchdog_create(cfg->step_timeout, e->rank, &werr);
+        if (werr != NULL)
+            return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "%s", werr);
+    }
     moe_workload_parse(cfg->workload, cfg->experts, &spec, err, sizeof(err));
     e->L = cfg->layers;
     e->E = cfg->experts;
@@ -648,6 +654,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     moe_status_t       st;
 
     t0 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_GATE, l);
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
     if (e->rp != NULL) {
         engine_replay_gate(e, l);
@@ -674,6 +681,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
     moe_sim_flops(&e->cfg, 2.0 * T * e->d * E);
     t1 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_COUNTS, l);
 
     /* the first collective after the gate: a few hundred bytes, so its time is the wait for
      * the slowest rank's gate (plus one small-message latency): counts_wait */
@@ -730,6 +738,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     plan.dest_expert = e->dest_expert;
     plan.weight = e->gate.weight;
     t2 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_DISPATCH, l); /* with --overlap: experts and combine too */
 
     memset(&ast, 0, sizeof(ast));
     ast.bytes_to_rank = e->traffic_row;
@@ -764,6 +773,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         return st;
     moe_sim_copy(&e->cfg, (double)(ast.bytes_sent + ast.bytes_recv));
     t3 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_EXPERT, l);
 #if MOE_ASSERTS_ENABLED
     engine_assert_delivered(e, l, &plan, &batch, &ast);
     t3 = MPI_Wtime(); /* the check is not the exchange's time */
@@ -791,6 +801,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     /* combine_wait: the wait for the slowest rank's experts, made explicit by a barrier so
      * that the exchange after it times only moving and summing */
     tb = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_COMBINE, l);
     MOE_MPI_CHECK(&e->log, MPI_Barrier(e->comm));
     ast.t_combine_wait += MPI_Wtime() - tb;
     {
@@ -861,6 +872,7 @@ static moe_status_t engine_flush(moe_engine_t *e)
 
     if (e->nblk == 0)
         return MOE_OK;
+    moe_watchdog_mark(e->wd, MOE_WD_FLUSH, -1);
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->b_processed, e->b_processed_g, (int)n, MPI_INT64_T,
                                          MPI_SUM, e->comm));
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->b_dropped, e->b_dropped_g, (int)n, MPI_INT64_T,
@@ -1132,14 +1144,21 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
     int          metrics_warned = 0;
 
     while (eng->step < eng->cfg.steps) {
+        moe_watchdog_arm(eng->wd, eng->step);
         flag = stop ? (int)*stop : 0;
         MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX,
                                                eng->comm));
-        if (flag)
+        if (flag) { /* every rank reports the agreed signal, not only the rank that got it */
+            moe_watchdog_disarm(eng->wd);
+            if (stop)
+                *stop = (sig_atomic_t)flag;
             return MOE_ERR_INTERRUPTED;
+        }
         st = moe_engine_step(eng);
-        if (st != MOE_OK)
+        if (st != MOE_OK) {
+            moe_watchdog_disarm(eng->wd);
             return st;
+        }
         if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
             MPI_Wtime() - eng->metrics_last >= eng->cfg.metrics_interval &&
             engine_metrics(eng, "running", NULL) != MOE_OK && !metrics_warned) {
@@ -1153,6 +1172,7 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
             last = MPI_Wtime();
         }
     }
+    moe_watchdog_disarm(eng->wd);
     return st;
 }
 
@@ -1221,7 +1241,10 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     int           l, i;
     size_t        n;
 
+    moe_watchdog_arm(eng->wd, eng->step);
+    moe_watchdog_mark(eng->wd, MOE_WD_FINISH, -1);
     st = engine_flush(eng);
+    moe_watchdog_mark(eng->wd, MOE_WD_FINISH, -1);
     memset(&sum, 0, sizeof(sum));
     sum.status = status;
     sum.steps = eng->step;
@@ -1326,6 +1349,7 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
         if (st == MOE_OK)
             st = st2;
     }
+    moe_watchdog_disarm(eng->wd);
     if (s)
         *s = sum;
     return st;
@@ -1347,6 +1371,7 @@ void moe_engine_destroy(moe_engine_t *e)
 
     if (e == NULL)
         return;
+    moe_watchdog_destroy(e->wd);
     if (e->tel)
         moe_telemetry_close(e->tel, e->step, "error", NULL);
     if (e->a2a && e->a2a_ctx)

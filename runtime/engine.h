@@ -18,6 +18,7 @@
 #include "router_expert_choice.h"
 #include "telemetry.h"
 #include "topo.h"
+#include "watchdog.h"
 #include "workload.h"
 
 #define MOE_SUMMARY_EVENTS_MAX 64
@@ -89,6 +90,7 @@ struct moe_engine {
     int                  n_b_events, cap_b_events;
     moe_monitor_t        mon;
     moe_telemetry_t     *tel;
+    moe_watchdog_t      *wd;           /* --step-timeout; NULL: none (watchdog.h) */
 
     /* run totals */
     long                 step;         /* next step index */

@@ -604,6 +604,18 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
         goto out;
 #endif
     }
+#ifdef H5_HAVE_PARALLEL
+    else {
+        /* gather: rank 0 alone, through MPI-IO on MPI_COMM_SELF rather than the default sec2
+         * driver. With sec2 and the 1.10 format (superblock v3), HDF5 marks the file "open
+         * for write" until it is closed, so a file whose writer was killed (a lost host, the
+         * watchdog, SIGKILL) could not be opened by any reader, h5dump or h5py before
+         * `h5clear -s`; written through MPI-IO, it stays readable up to the last flush
+         * (tests/system/faults_hosts.sh, docs/signals.md). */
+        TEL_H5(t, H5Pset_fapl_mpio(fapl, MPI_COMM_SELF, MPI_INFO_NULL), "setting MPI-IO for",
+               st, out);
+    }
+#endif
     /* Every chunk is written once, whole, and never read back: no raw-data chunk cache, so
      * memory does not grow with the number of chunks written (1 MB per dataset otherwise). */
     TEL_H5(t, H5Pset_cache(fapl, 0, 0, 0, 1.0), "setting the chunk cache of", st, out);

@@ -75,6 +75,7 @@ typedef struct moe_config {
     double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
+    double               step_timeout;     /* seconds a step may take before the watchdog ends the rank; 0: no watchdog */
     int                  log_level;        /* 0 error .. 3 debug */
     /* monitor thresholds */
     int                  monitor_window;        /* steps per utilisation window, >= 1 */
