@@ -5,6 +5,9 @@
  *          [--tokens 128,512,2048] [--workloads uniform,zipf:1.2] [--exchanges flat,hier]
  *          [--ranks-per-node N] [--iters 10] [--warmup 2] [--link-gbit R] [--json FILE]
  *
+ * An exchange may be given as NAME:N: backend NAME with its inter-node stage in N pipelined
+ * chunks (hier, ucx: --hier-chunks of moerun), e.g. --exchanges flat,hier:1,hier:4.
+ *
  * Routing comes from the real gate on the chosen workload (dropless), the placement is
  * contiguous, the expert is the identity (y = x) so only the exchange is timed. For every
  * (workload, tokens, exchange) row it prints the time per dispatch+combine as min/median/max
@@ -185,8 +188,20 @@ int main(int argc, char **argv)
                 de[i] = pl.local_index[g.expert[i]];
             }
             for (xi = -1; xi < o.nex; xi++) { /* -1: flat reference + alltoallv baseline */
-                const moe_a2a_ops_t *ops = moe_a2a_find(xi < 0 ? "flat" : o.ex[xi]);
-                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0};
+                char                 xname[64];
+                const char          *colon;
+                int                  chunks = 0;
+                const moe_a2a_ops_t *ops;
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0};
+
+                /* NAME:N = backend NAME with N inter-node chunks (hier, ucx) */
+                snprintf(xname, sizeof(xname), "%s", xi < 0 ? "flat" : o.ex[xi]);
+                if ((colon = strchr(xname, ':')) != NULL) {
+                    chunks = atoi(colon + 1);
+                    xname[colon - xname] = '\0';
+                }
+                ops = moe_a2a_find(xname);
+                prm.inter_chunks = chunks;
                 void                *ctx = NULL;
                 moe_expert_batch_t   b;
                 moe_a2a_stats_t      st;
