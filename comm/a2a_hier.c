@@ -458,9 +458,10 @@ static int hier_first_for_rank(const hier_ent_t *e, int i)
  * The receiver keeps B-units in arrival order and sorts them into the unpipelined order
  * (forwarder rank, unit index at the forwarder) for the batch, so expert inputs are exactly
  * those of the unpipelined form.
- * combine: per step, destinations return the partials of that step's B-units; the forwarder
- * reduces a step as soon as its returns are in (destination ranks in increasing order, as
- * unpipelined) and sends piece s-1 of the A returns, while later steps are still reduced.
+ * combine: per step (1..chunks, then the own units), destinations return the partials of
+ * that step's B-units; the forwarder reduces a step as soon as its returns are in
+ * (destination ranks in increasing order, as unpipelined) and sends piece s-1 of the A
+ * returns, while later steps are still reduced.
  * The sums are therefore bitwise those of the unpipelined form. */
 
 /* Forwarded units [*lo, *hi) of step s that came from source r (r = -1: the own units). */
@@ -482,11 +483,24 @@ static int hier_step_range(const a2a_hier_t *c, int s, int r, int *lo, int *hi)
     return *hi > *lo;
 }
 
+/* Every HIER_POKE units of CPU work the pipelined form lets the inter-node transport move
+ * data: MPI over TCP (and UCX over tcp) push bytes and answer rendezvous only inside a
+ * progress call, so without these the wire would idle while the forwarder works. */
+#define HIER_POKE 16
+
+static moe_status_t hier_poke(a2a_hier_t *c, int id)
+{
+    int done;
+
+    return c->inter->test_chunk(c->tp, id, c->chunks - 1, &done);
+}
+
 /* Builds the B-units of step s (slots from *bcur on) and sends one message to every rank of
  * the node. bsend is large enough for every step (sized before the first). */
 static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, moe_a2a_stats_t *st)
 {
-    int q, r, u, i, m, lo, hi, nl = c->nl;
+    int          q, r, u, i, m, lo, hi, nl = c->nl;
+    moe_status_t e_;
 
     for (q = 0; q < nl; q++) {
         int dst = c->lrank[q], first = *bcur;
@@ -511,6 +525,8 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, moe_a2a_st
                     if (e[m].rank == dst)
                         HIER_ENT(bu)[bh->n++] = e[m];
                 memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
+                if ((*bcur - first) % HIER_POKE == 0 && (e_ = hier_poke(c, 0)) != MOE_OK)
+                    return e_;
             }
         }
         c->bs_off[s * nl + q] = first;
@@ -734,14 +750,19 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
         return e;
     ti += MPI_Wtime() - t0;
     memset(np_, 0, (size_t)U * d * sizeof(float));
-    for (s = 0; s <= C; s++) {
+    for (i = 1; i <= C + 1; i++) { /* steps 1..C first (their returns cross the network), then
+                                    * the own units (step 0); a unit is in one step only */
+        s = i % (C + 1);
         /* destination: partials of step s, one message per forwarder */
         for (q = 0; q < nl; q++) {
             int off = c->br_off[s * nl + q], n = c->br_n[s * nl + q];
             if (n == 0)
                 continue;
-            for (b = off; b < off + n; b++)
+            for (b = off; b < off + n; b++) {
                 hier_b_partial(c, batch, b, vb + (size_t)b * d);
+                if ((b - off + 1) % HIER_POKE == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                    return e;
+            }
             MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
                                             HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
             c->tr_s[c->lrank[q]] = n * d;
@@ -762,6 +783,8 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
                 const float *v = vret + (size_t)b * d;
                 for (m = 0; m < d; m++)
                     o[m] += v[m];
+                if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                    return e;
             }
         }
         moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
