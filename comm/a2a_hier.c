@@ -643,20 +643,24 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
     memset(c->next_step, 0, (size_t)nl * sizeof(int));
     left = (C + 1) * nl;
     for (s = 0; s <= C; s++) {
-        if (s > 0) /* wait for piece s-1, receiving B-units meanwhile */
+        if (s > 0) { /* wait for piece s-1, receiving B-units meanwhile; the wait is inter-node
+                      * time, the B-units received during it are not */
+            double tw = MPI_Wtime(), td;
             for (;;) {
-                t0 = MPI_Wtime();
-                e = c->inter->test_chunk(c->tp, 0, s - 1, &done);
-                ti += MPI_Wtime() - t0;
-                if (e != MOE_OK)
+                if ((e = c->inter->test_chunk(c->tp, 0, s - 1, &done)) != MOE_OK)
                     return e;
                 if (done)
                     break;
+                td = MPI_Wtime();
                 if ((e = hier_drain_b(c, &left, &got, st)) != MOE_OK)
                     return e;
-                if (!got)
+                if (got)
+                    tw += MPI_Wtime() - td;
+                else
                     sched_yield();
             }
+            ti += MPI_Wtime() - tw;
+        }
         if ((e = hier_send_b_step(c, s, &bcur, st)) != MOE_OK ||
             (e = hier_drain_b(c, &left, &got, st)) != MOE_OK)
             return e;
