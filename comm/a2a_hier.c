@@ -87,6 +87,10 @@ typedef struct a2a_hier {
     int       *next_step;    /* [nl] next step expected from each node rank */
     MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
     moe__hier_buf_t border;  /* int64 [n_brecv]: received B-units in the unpipelined order */
+    moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
+                              * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
+                              * are used in place, not sent) */
+    int        n_bphys;      /* units in brecv */
 } a2a_hier_t;
 
 int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes)
@@ -113,7 +117,7 @@ void moe__a2a_hier_destroy(void *vctx)
     a2a_hier_t *c = vctx;
     moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
-                          &c->tok_unit, &c->border};
+                          &c->tok_unit, &c->border, &c->bref};
     size_t      i;
 
     if (c == NULL)
@@ -438,6 +442,17 @@ static char *hier_fwd_unit(const a2a_hier_t *c, int u)
                         : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
 }
 
+/* Received B-unit b (pipelined: through bref). */
+static char *hier_bunit(const a2a_hier_t *c, int b)
+{
+    int64_t i;
+
+    if (c->chunks == 1)
+        return HIER_UNIT(c->brecv_p, b, c->ub);
+    i = ((const int64_t *)c->bref.p)[b];
+    return i >= 0 ? HIER_UNIT(c->brecv.p, i, c->ub) : HIER_UNIT(c->bsend.p, -i - 1, c->ub);
+}
+
 /* Whether entry i is the first of its unit for its destination rank (one B-unit per rank). */
 static int hier_first_for_rank(const hier_ent_t *e, int i)
 {
@@ -497,7 +512,8 @@ static moe_status_t hier_poke(a2a_hier_t *c, int id)
 
 /* Builds the B-units of step s (slots from *bcur on) and sends one message to every rank of
  * the node. bsend is large enough for every step (sized before the first). */
-static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, moe_a2a_stats_t *st)
+static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
+                                     moe_a2a_stats_t *st)
 {
     int          q, r, u, i, m, lo, hi, nl = c->nl;
     moe_status_t e_;
@@ -532,6 +548,21 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, moe_a2a_st
         c->bs_off[s * nl + q] = first;
         c->bs_n[s * nl + q] = *bcur - first;
         c->tr_s[dst] = (*bcur - first) * (int)c->ub;
+        if (q == c->li) { /* my own B-units: received in place */
+            int64_t *ref;
+            if (moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + *bcur - first) * sizeof(int64_t)))
+                return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+            ref = (int64_t *)c->bref.p + c->n_brecv;
+            for (u = first; u < *bcur; u++)
+                ref[u - first] = -(int64_t)u - 1;
+            c->br_off[s * nl + q] = c->n_brecv;
+            c->br_n[s * nl + q] = *bcur - first;
+            c->n_brecv += *bcur - first;
+            c->next_step[q]++;
+            (*left)--;
+            c->rq[s * nl + q] = MPI_REQUEST_NULL;
+            continue;
+        }
         MOE_MPI_CHECK(c->log, MPI_Isend(HIER_UNIT(c->bsend.p, first, c->ub), c->tr_s[dst],
                                         MPI_BYTE, dst, HIER_TAG_B + s, c->comm,
                                         &c->rq[s * nl + q]));
@@ -546,11 +577,11 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, moe_a2a_st
  * the messages still expected, *got whether any came. */
 static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_stats_t *st)
 {
-    int q, nl = c->nl;
+    int q, n, j, nl = c->nl;
 
     *got = 0;
     for (q = 0; q < nl; q++)
-        while (c->next_step[q] <= c->chunks) {
+        while (q != c->li && c->next_step[q] <= c->chunks) {
             int         s = c->next_step[q], flag = 0, bytes = 0, src = c->lrank[q];
             MPI_Message msg;
             MPI_Status  mst;
@@ -558,13 +589,18 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             if (!flag)
                 break;
             MOE_MPI_CHECK(c->log, MPI_Get_count(&mst, MPI_BYTE, &bytes));
-            if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_brecv * c->ub + (size_t)bytes))
+            n = bytes / (int)c->ub;
+            if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_bphys * c->ub + (size_t)bytes) ||
+                moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + n) * sizeof(int64_t)))
                 return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-            MOE_MPI_CHECK(c->log, MPI_Mrecv(HIER_UNIT(c->brecv.p, c->n_brecv, c->ub), bytes,
+            MOE_MPI_CHECK(c->log, MPI_Mrecv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
                                             MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+            for (j = 0; j < n; j++)
+                ((int64_t *)c->bref.p)[c->n_brecv + j] = c->n_bphys + j;
+            c->n_bphys += n;
             c->br_off[s * nl + q] = c->n_brecv;
-            c->br_n[s * nl + q] = bytes / (int)c->ub;
-            c->n_brecv += bytes / (int)c->ub;
+            c->br_n[s * nl + q] = n;
+            c->n_brecv += n;
             c->next_step[q]++;
             (*left)--;
             *got = 1;
@@ -640,6 +676,7 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
     hier_piece_traffic(c, &xf, st);
 
     c->n_brecv = 0;
+    c->n_bphys = 0;
     memset(c->next_step, 0, (size_t)nl * sizeof(int));
     left = (C + 1) * nl;
     for (s = 0; s <= C; s++) {
@@ -661,7 +698,7 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
             }
             ti += MPI_Wtime() - tw;
         }
-        if ((e = hier_send_b_step(c, s, &bcur, st)) != MOE_OK ||
+        if ((e = hier_send_b_step(c, s, &bcur, &left, st)) != MOE_OK ||
             (e = hier_drain_b(c, &left, &got, st)) != MOE_OK)
             return e;
     }
@@ -690,7 +727,7 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
             for (b = c->br_off[s * nl + q]; b < c->br_off[s * nl + q] + c->br_n[s * nl + q];
                  b++) {
                 int64_t *o = (int64_t *)c->border.p + 2 * b;
-                o[0] = ((int64_t)q << 32) | (uint32_t)((hier_hdr_t *)HIER_UNIT(c->brecv_p, b, c->ub))->t;
+                o[0] = ((int64_t)q << 32) | (uint32_t)((hier_hdr_t *)hier_bunit(c, b))->t;
                 o[1] = b;
             }
     qsort(c->border.p, (size_t)c->n_brecv, 2 * sizeof(int64_t), hier_key_cmp);
@@ -700,7 +737,7 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
 /* Weighted partial of received B-unit b (sum over its entries, in slot order). */
 static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch, int b, float *o)
 {
-    char *bu = HIER_UNIT(c->brecv_p, b, c->ub);
+    char *bu = hier_bunit(c, b);
     int   i, m, d = c->d;
 
     memset(o, 0, (size_t)d * sizeof(float));
@@ -730,7 +767,7 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
         c->rq[i] = MPI_REQUEST_NULL;
     for (s = 0; s <= C; s++) /* forwarder: the returns of every B message it sent */
         for (q = 0; q < nl; q++)
-            if (c->bs_n[s * nl + q] > 0)
+            if (c->bs_n[s * nl + q] > 0 && q != c->li)
                 MOE_MPI_CHECK(c->log, MPI_Irecv(vret + (size_t)c->bs_off[s * nl + q] * d,
                                                 c->bs_n[s * nl + q] * d, MPI_FLOAT, c->lrank[q],
                                                 HIER_TAG_BR + s, c->comm, &c->rq[s * nl + q]));
@@ -762,14 +799,18 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
             int off = c->br_off[s * nl + q], n = c->br_n[s * nl + q];
             if (n == 0)
                 continue;
-            for (b = off; b < off + n; b++) {
-                hier_b_partial(c, batch, b, vb + (size_t)b * d);
+            for (b = off; b < off + n; b++) { /* my own B-units: straight into their return slot */
+                float *o = q == c->li ? vret + (size_t)(c->bs_off[s * nl + q] + b - off) * d
+                                      : vb + (size_t)b * d;
+                hier_b_partial(c, batch, b, o);
                 if ((b - off + 1) % HIER_POKE == 0 && (e = hier_poke(c, 1)) != MOE_OK)
                     return e;
             }
+            c->tr_s[c->lrank[q]] = n * d;
+            if (q == c->li)
+                continue;
             MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
                                             HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
-            c->tr_s[c->lrank[q]] = n * d;
         }
         /* forwarder: the returns of step s, then its node partials, then its A-return piece */
         for (;;) {
@@ -953,7 +994,7 @@ batch:
      * form received the B-units in another order and lists this one in border */
     memset(c->ecnt, 0, (size_t)(c->n_local + 1) * sizeof(int64_t));
     for (b = 0; b < c->n_brecv; b++) {
-        char *bu = HIER_UNIT(c->brecv_p, b, c->ub);
+        char *bu = hier_bunit(c, b);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++)
             c->ecnt[HIER_ENT(bu)[i].expert]++;
     }
@@ -970,7 +1011,7 @@ batch:
     for (u = 0; u < c->n_brecv; u++) {
         char *bu;
         b = c->chunks > 1 ? (int)((int64_t *)c->border.p)[2 * u + 1] : u;
-        bu = HIER_UNIT(c->brecv_p, b, c->ub);
+        bu = hier_bunit(c, b);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
