@@ -207,6 +207,9 @@ static const opt_t opt_table[] = {
     OPT_I(R, overlap, "--overlap", "MOERUN_OVERLAP", "1", 0, 1,
           "1: overlap the exchange with expert compute where the backend can (flat); 0: "
           "exchange, then compute, then exchange back. The output is bitwise the same"),
+    OPT_I(R, hier_chunks, "--hier-chunks", "MOERUN_HIER_CHUNKS", "4", 1, 64,
+          "hier, ucx: pieces of the inter-node stage, pipelined with intra-node forwarding and "
+          "the node-level reductions; 1: stages one after the other. The output is bitwise the same"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
     OPT_E(R, bind, "--bind", "MOERUN_BIND", "auto", opt_bind_names,

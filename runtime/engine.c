@@ -421,6 +421,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.node_of_rank = e->topo.node;
     prm.log = &e->log;
     prm.expert_block = MOE_FFN_BLOCK;
+    prm.inter_chunks = e->cfg.hier_chunks;
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
