@@ -8,10 +8,12 @@
 #          Slurm's node list, topology/hostname (rank -> host, from each rank's gethostname
 #          in its own UTS namespace) equals Slurm's own rank -> host map (`srun -l hostname`
 #          on the same geometry), topology/node agrees with it, nodes = Slurm's node count.
-#   kill:  2 hosts x 2 tasks, a long run; once it has flushed, host h1's slurmd and job steps
-#          (every process of its namespace but the test bed's holder) are killed with
-#          SIGKILL: the job must end (srun --kill-on-bad-exit) non-zero within a bound, and
-#          the telemetry must be readable up to its last flush.
+#   kill:  2 hosts x 2 tasks, two long runs, each hit once it has flushed: (1) the ranks on
+#          h1 are killed (SIGKILL): srun --kill-on-bad-exit ends the job, FAILED, within a
+#          bound; (2) host h1 dies (SIGKILL to its slurmd, slurmstepd and ranks: every
+#          process of its namespace but the test bed's holder): slurmctld sets h1 DOWN after
+#          SlurmdTimeout (5 s here) and ends the job, NODE_FAIL, not requeued, within a bound.
+#          After each, the telemetry is readable up to its last flush.
 # Env: SRC (source tree), MOERUN, PYTHON, CHECK_TELEMETRY.
 #
 # Layout: munged in the root namespace (its socket is a path in the shared filesystem, so
@@ -52,8 +54,10 @@ t0=$(date +%s)
 elapsed() { echo $(($(date +%s) - t0)); }
 
 case "$case" in
-nodes) nhosts=4 ;;
-kill) nhosts=2 ;;
+# SlurmdTimeout: how long slurmctld waits for a silent slurmd before it sets the node DOWN and
+# ends its jobs (NODE_FAIL); short where a node is killed on purpose
+nodes) nhosts=4 slurmd_timeout=30 ;;
+kill) nhosts=2 slurmd_timeout=5 ;;
 *) echo "slurm_hosts: unknown case $case (nodes | kill)"; exit 2 ;;
 esac
 "$E" up --hosts "$nhosts" --lifetime 300 >/dev/null || fail "emulate.sh up failed"
@@ -102,7 +106,8 @@ ReturnToService=2
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-SlurmdTimeout=10
+SlurmdTimeout=$slurmd_timeout
+MessageTimeout=5
 KillWait=5
 MinJobAge=300
 InactiveLimit=0
@@ -223,41 +228,41 @@ assert a["status"] == "complete" and s["routed"] == s["processed"] + s["dropped"
 EOF
     done ;;
 kill)
-    # a long run over h0 and h1, killed once it has flushed twice (steps 5 and 10)
-    submit 2 100000 "--progress-interval 0"
-    out=$sub/moerun-$job.out
-    ok=0
-    for _ in $(seq 1 900); do
-        grep -q "step 12/" "$out" 2>/dev/null && { ok=1; break; }
-        sleep 0.1
-    done
-    [ "$ok" = 1 ] || fail "job $job did not reach step 12 in 90 s"
-    # host h1 dies: SIGKILL to every process in its network namespace (slurmd, slurmstepd,
-    # the ranks; all started by this test) but the test bed's holder, kept for the cleanup
-    tag=$(cat "$MOE_TESTBED/tag")
-    read -r holder _ <"$MOE_TESTBED/holder.h1"
-    killed=()
-    for p in $(ip netns pids "moe-$tag-h1"); do
-        [ "$p" = "$holder" ] && continue
-        killed+=("$p:$(cat "/proc/$p/comm" 2>/dev/null)")
-        kill -KILL "$p" 2>/dev/null
-    done
-    tk=$(date +%s)
-    echo "slurm_hosts[$case]: killed in h1: ${killed[*]} ($(elapsed) s)"
-    printf '%s\n' "${killed[@]}" | grep -q ':slurmd$' || fail "no slurmd in h1 to kill"
-    printf '%s\n' "${killed[@]}" | grep -q ':moerun$' || fail "no moerun rank in h1 to kill"
-    state=$(wait_jobs 90 "$job")
-    took=$(($(date +%s) - tk))
-    echo "slurm_hosts[$case]: $state, $took s after the kill"
-    case $state in
-    "$job NODE_FAIL "*) ;;
-    *) fail "job $job: '$state', want NODE_FAIL and not requeued (multi-node.sbatch has --no-requeue)" ;;
-    esac
-    [ "$took" -le 90 ] || fail "the job took $took s to end after the node died"
-    grep -q "CANCELLED AT .* DUE TO NODE FAILURE" "$out" || fail "no node-failure line in the job output"
-    f=$sub/out/moerun-$job.h5
-    "$PYTHON" "$CHECK_TELEMETRY" "$f" || fail "telemetry unreadable or inconsistent after the node died"
-    "$PYTHON" - "$f" <<'EOF' || fail "the telemetry does not hold the steps flushed before the kill"
+    # start_long: a long run over h0 and h1, $out its job output, returns once rank 0 is past
+    # step 12 (two flushes, at steps 5 and 10)
+    start_long() {
+        submit 2 100000 "--progress-interval 0"
+        out=$sub/moerun-$job.out
+        for _ in $(seq 1 900); do
+            grep -q "step 12/" "$out" 2>/dev/null && return 0
+            sleep 0.1
+        done
+        fail "job $job did not reach step 12 in 90 s"
+    }
+    # kill_in_h1 WHAT: SIGKILL to the processes in h1's network namespace (all started by this
+    # test through slurmd): WHAT=ranks: the moerun ranks; WHAT=node: every one (slurmd,
+    # slurmstepd, the ranks) but the test bed's holder, kept for the cleanup
+    kill_in_h1() {
+        local tag holder p comm
+        tag=$(cat "$MOE_TESTBED/tag")
+        read -r holder _ <"$MOE_TESTBED/holder.h1"
+        killed=()
+        for p in $(ip netns pids "moe-$tag-h1"); do
+            [ "$p" = "$holder" ] && continue
+            comm=$(cat "/proc/$p/comm" 2>/dev/null) || continue
+            [ "$1" = node ] || [ "$comm" = moerun ] || continue
+            killed+=("$p:$comm")
+            kill -KILL "$p" 2>/dev/null
+        done
+        tk=$(date +%s)
+        echo "slurm_hosts[$case]: killed in h1: ${killed[*]} ($(elapsed) s)"
+        printf '%s\n' "${killed[@]}" | grep -q ':moerun$' || fail "no moerun rank in h1 to kill"
+    }
+    # check_flushed: the telemetry is readable and holds the steps flushed before the kill
+    check_flushed() {
+        local f=$sub/out/moerun-$job.h5
+        "$PYTHON" "$CHECK_TELEMETRY" "$f" || fail "telemetry of job $job unreadable or inconsistent after the kill"
+        "$PYTHON" - "$f" <<'EOF' || fail "the telemetry of job $job does not hold the steps flushed before the kill"
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 st = f.attrs["status"]; st = st.decode() if isinstance(st, bytes) else st
@@ -266,6 +271,38 @@ hosts = [h.decode() for h in f["topology/hostname"][:]]
 print(f"slurm_hosts: after the kill: status {st}, {n} steps in the file, steps_completed {done}, hosts {hosts}")
 sys.exit(0 if st == "running" and n == done >= 10 and n % 5 == 0 and hosts == ["h0", "h0", "h1", "h1"] else 1)
 EOF
-    ;;
+    }
+
+    # 1. the ranks on h1 die, slurmd and slurmstepd live: slurmstepd reports the tasks'
+    # SIGKILL, srun --kill-on-bad-exit ends the step at once, the job FAILED
+    start_long
+    kill_in_h1 ranks
+    state=$(wait_jobs 60 "$job")
+    took=$(($(date +%s) - tk))
+    echo "slurm_hosts[$case]: ranks killed: $state, $took s after the kill"
+    case $state in
+    "$job FAILED "*) ;;
+    *) fail "job $job: '$state' after its ranks on h1 were killed, want FAILED" ;;
+    esac
+    [ "$took" -le 60 ] || fail "job $job took $took s to end after its ranks on h1 died"
+    grep -q "h1: tasks 2-3: Killed" "$out" || fail "srun did not report the killed tasks on h1"
+    check_flushed
+
+    # 2. host h1 dies (slurmd, slurmstepd and the ranks): nothing reports the tasks; the
+    # ranks on h0 block on their dead peers; slurmctld sets h1 DOWN after SlurmdTimeout and
+    # ends the job (NODE_FAIL; multi-node.sbatch has --no-requeue, so it is not requeued)
+    start_long
+    kill_in_h1 node
+    printf '%s\n' "${killed[@]}" | grep -q ':slurmd$' || fail "no slurmd in h1 to kill"
+    state=$(wait_jobs 90 "$job")
+    took=$(($(date +%s) - tk))
+    echo "slurm_hosts[$case]: node killed: $state, $took s after the kill"
+    case $state in
+    "$job NODE_FAIL "*) ;;
+    *) fail "job $job: '$state' after h1 died, want NODE_FAIL and not requeued" ;;
+    esac
+    [ "$took" -le 90 ] || fail "job $job took $took s to end after h1 died"
+    grep -q "CANCELLED AT .* DUE TO NODE FAILURE" "$out" || fail "no node-failure line in the job output"
+    check_flushed ;;
 esac
 echo "slurm_hosts[$case]: ok ($(elapsed) s)"
