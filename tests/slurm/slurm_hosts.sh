@@ -69,11 +69,13 @@ chmod 700 "$work/munge"
 dd if=/dev/urandom of="$work/munge/munge.key" bs=1024 count=1 status=none
 chmod 400 "$work/munge/munge.key"
 sock="$work/munge/munge.socket"
-munged --force --key-file="$work/munge/munge.key" --socket="$sock" \
+# in the foreground under timeout: bounded even if this script is killed without its trap
+timeout -k 5 600 munged --foreground --force --key-file="$work/munge/munge.key" --socket="$sock" \
     --pid-file="$work/munge/munged.pid" --log-file="$work/log/munged.log" \
-    --seed-file="$work/munge/seed" || fail "munged did not start"
-for _ in $(seq 1 50); do [ -s "$work/munge/munged.pid" ] && break; sleep 0.1; done
-munge_pid=$(cat "$work/munge/munged.pid")
+    --seed-file="$work/munge/seed" >"$work/log/munged.out" 2>&1 &
+munge_pid=$!
+for _ in $(seq 1 50); do [ -S "$sock" ] && break; sleep 0.1; done
+[ -S "$sock" ] || fail "munged did not start: $(cat "$work/log/munged.out")"
 
 # ---- slurm.conf: ports are private to each host's network namespace ----------------------
 {
@@ -285,7 +287,7 @@ EOF
     *) fail "job $job: '$state' after its ranks on h1 were killed, want FAILED" ;;
     esac
     [ "$took" -le 60 ] || fail "job $job took $took s to end after its ranks on h1 died"
-    grep -q "h1: tasks 2-3: Killed" "$out" || fail "srun did not report the killed tasks on h1"
+    grep -Eq "h1: tasks? [23](-3)?: Killed" "$out" || fail "srun did not report the killed tasks on h1"
     check_flushed
 
     # 2. host h1 dies (slurmd, slurmstepd and the ranks): nothing reports the tasks; the
