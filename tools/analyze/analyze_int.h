@@ -156,7 +156,7 @@ int an_cmp_i64(const void *x, const void *y); /* qsort: ascending int64_t */
 void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_opts_t *opt);
 
 /* an_routes.c: routing map, co-selection, specialisation, exchange what-ifs. */
-moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
+moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a,
                        const an_opts_t *opt, const int32_t *own, const int32_t *node,
                        moe_log_t *log);
 

@@ -358,13 +358,24 @@ static void ar_md_run(FILE *o, const cJSON *run)
         const cJSON *xo = an__get(s, "exchange_what_if");
         fprintf(o, "%.0f sampled routes (%.0f used); the HTML report draws the map.\n\n",
                 an_num(s, "sampled_routes"), an_num(s, "routes_used"));
-        if (xo)
-            fprintf(o, "Inter-node payload copies per (token, layer): flat %.4f, node-deduplicated %.4f, "
+        if (xo) {
+            fprintf(o, "Shape: ");
+            ar_md(o, an_str(an__get(xo, "shape"), "description"));
+            fprintf(o, ".\n\nInter-node payload copies per (token, layer): flat %.4f, node-deduplicated %.4f, "
                        "node-limited to 1 node %.4f (re-routes %.1f%% of gate mass); remote pairs (flat) %.4f.\n\n",
                     an_num(xo, "flat_inter_node_copies_per_token"), an_num(xo, "hier_inter_node_copies_per_token"),
                     an_num(xo, "node_limited1_inter_node_copies_per_token"),
                     100 * an_num(xo, "node_limited1_rerouted_gate_mass"), an_num(xo, "flat_remote_pairs_per_token"));
-        else
+            if (cJSON_GetArraySize(an__get(xo, "node_limited")) > 0)
+                fprintf(o, "| node-limited to M nodes | inter-node copies per token | saved | saved share | re-routed gate weight |\n"
+                           "|---|---|---|---|---|\n");
+            cJSON_ArrayForEach(x, an__get(xo, "node_limited"))
+                fprintf(o, "| %.0f | %.4f | %.4f | %s | %.4f |\n", an_num(x, "max_nodes"),
+                        an_num(x, "inter_node_copies_per_token"), an_num(x, "copies_saved_per_token"),
+                        an__f(x, "saved_share", "%.4f"), an_num(x, "rerouted_gate_mass"));
+            if (cJSON_GetArraySize(an__get(xo, "node_limited")) > 0)
+                fprintf(o, "\n");
+        } else
             fprintf(o, "Exchange what-if: missing: %s.\n\n", ar_mds(an_str(s, "exchange_what_if_missing")));
     }
 
