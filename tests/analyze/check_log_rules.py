@@ -67,6 +67,10 @@ def analyse(ctx, name, rows, experts, *args):
     run([ctx["imp"], log, "-o", h5, "--experts", str(experts)])
     j = json.loads(run([ctx["ana"], h5, "--json", "-", *args]).stdout)["runs"][0]
     md = run([ctx["ana"], h5, "--markdown", "-", *args]).stdout
+    html = os.path.join(ctx["work"], name + ".html")
+    run([ctx["ana"], h5, "--html", html, *args])
+    with open(html) as fh:
+        ctx["html"] = fh.read()
     return j, md
 
 
@@ -99,7 +103,7 @@ def nl_reference(routes, E, P, R, Mmax):
     return hier / n, {m: (v[0] / n, v[1] / n) for m, v in per_m.items()}
 
 
-def check_nl(j, md, routes, E, P, R, K, label):
+def check_nl(j, md, routes, E, P, R, K, label, html):
     xo = j["analyses"]["routing_map"].get("exchange_what_if")
     if not check(xo is not None, f"{label}: no exchange_what_if: {j['analyses']['routing_map']}"):
         return
@@ -125,9 +129,19 @@ def check_nl(j, md, routes, E, P, R, K, label):
         check(near(f[0]["value"], hier - c1), f"{label}: finding value {f[0]['value']} != {hier - c1}")
         check(f"1 node(s) {c1:.4f} (saves {hier - c1:.4f}" in f[0]["title"], f"{label}: finding title {f[0]['title']}")
         check(f"1 node\\(s\\) {c1:.4f} \\(saves {hier - c1:.4f}" in md, f"{label}: Markdown finding differs")
+        check(html_escape(f[0]["title"]) in html, f"{label}: HTML lacks the finding")
+
+
+def html_escape(t):
+    return (t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+            .replace("'", "&#39;"))
 
 
 def case_node_limited(ctx):
+    # bad --ranks-per-node: exit 2 naming the flag and the range
+    for bad in ("0", "x", "70000"):
+        p = run([ctx["ana"], "nothing.h5", "--ranks-per-node", bad], expect=2)
+        check("--ranks-per-node" in p.stderr and "1..65536" in p.stderr, f"--ranks-per-node {bad}: {p.stderr!r}")
     # By hand, 8 experts on 4 ranks of 2 nodes (experts 0-3 node 0, 4-7 node 1), sources
     # uniform: a touched node costs 1/2 copy.
     #  token 0: 0,1,2 (0.19 each) on node 0, 4 (0.43) on node 1: node scores 0.38 / 0.43 ->
@@ -146,7 +160,7 @@ def case_node_limited(ctx):
           and near(row.get("copies_saved_per_token"), 1 / 3) and near(row.get("rerouted_gate_mass"), 0.97 / 3),
           f"hand: {xo}")
     check_nl(j, md, [([0, 1, 2, 4], [0.19, 0.19, 0.19, 0.43]), ([0, 5, 6, 7], [0.4, 0.3, 0.2, 0.1]),
-                     ([1, 2, 3, 0], [0.4, 0.3, 0.2, 0.1])], 8, 4, 2, 4, "hand")
+                     ([1, 2, 3, 0], [0.4, 0.3, 0.2, 0.1])], 8, 4, 2, 4, "hand", ctx["html"])
     # random top-4 of 16 experts, 2 layers, on 6 ranks of 2 (3 nodes, M = 1, 2)
     rng = random.Random(11)
     E, K, rows, routes = 16, 4, [], []
@@ -159,7 +173,7 @@ def case_node_limited(ctx):
             rows.append({"token_idx": t, "layer": l, "experts": ex, "gating_probs": w})
             routes.append((ex, w))
     j, md = analyse(ctx, "rand", rows, E, "--ranks", "6", "--ranks-per-node", "2")
-    check_nl(j, md, routes, E, 6, 2, K, "random")
+    check_nl(j, md, routes, E, 6, 2, K, "random", ctx["html"])
 
 
 # ------------------------------------------------------------------ remedies -----------
@@ -261,6 +275,9 @@ def case_remedies(ctx):
     f = [x for x in j["findings"] if x["id"] == "balance_remedies"]
     check(len(f) == 1 and f"cf {target:g} for" in f[0]["title"] and "qualitative" in f[0]["title"],
           f"collapsed: finding {f}")
+    # HTML: the remedies table with the same texts (numbers included)
+    check('<table id="balance-remedies">' in ctx["html"] and all(html_escape(r["text"]) in ctx["html"] for r in sec["remedies"]),
+          "collapsed: HTML remedies table differs from the JSON")
     # balanced: no remedies
     rows = [{"step": s, "token_idx": t, "layer": l, "experts": rng.sample(range(E), 2)}
             for s in range(S) for t in range(T) for l in range(L)]
