@@ -16,7 +16,7 @@
 # (moerun.pc) and moerun::moerun_static (moerunConfig.cmake).
 set(MOERUN_PC_REQUIRES "ompi-c")
 set(MOERUN_PC_REQUIRES_PRIVATE "hdf5-openmpi inih libcjson openblas hwloc ucx")
-set(MOERUN_LIB_PARTS moerun_runtime moerun_placement moerun_router_limited moerun_comm moerun_experts
+set(MOERUN_LIB_PARTS moerun_runtime moerun_router_limited moerun_placement moerun_comm moerun_experts
   moerun_replay)
 string(REPLACE ";" "," _parts_csv "${MOERUN_LIB_PARTS}")
 

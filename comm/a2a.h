@@ -79,6 +79,8 @@ typedef struct moe_a2a_params {
     moe_log_t *log;          /* error text goes here */
     int        expert_block; /* forward: the expert callback may be called on pieces of this
                               * many rows without changing any result (0: whole experts) */
+    int        inter_chunks; /* hier, ucx: pieces of the inter-node stage, pipelined with the
+                              * intra-node stage (0 or 1: one piece, stages in sequence) */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {

@@ -119,7 +119,7 @@ static int64_t an_nl_route(an_nl_t *w, const int32_t *x, const float *ww, int64_
     r.ngroups = (int)D;
     r.max_groups = M;
     r.group_of = w->group_of;
-    tok.logit = NULL;
+    memset(&tok, 0, sizeof(tok));
     tok.prob = w->prob;
     tok.id = -1;
     r.ops->select(&r, &tok, w->scratch, w->sel, w->score, w->weight);
