@@ -95,7 +95,7 @@ int main(int argc, char **argv)
     int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
     char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL, *telfile = NULL;
-    int                 warmup = 3, hc;
+    int                 warmup = 3, hc, rc = 0;
     moe_config_t        cfg, wcfg, tcfg;
     bench_run_t         run, trun, wrun;
     moe_summary_t       s;
@@ -126,6 +126,10 @@ int main(int argc, char **argv)
     if (i >= 0) {
         MPI_Finalize();
         return i;
+    }
+    if (bench_json_check("moerun-bench", json, MPI_COMM_WORLD) != 0) {
+        MPI_Finalize();
+        return 2;
     }
     hc = cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1);
 
@@ -219,8 +223,11 @@ int main(int argc, char **argv)
                    1e3 * tel_without);
     }
     if (rank == 0 && json) {
-        FILE *f = fopen(json, "w");
-        if (f) {
+        moe_out_t jo;
+        FILE     *f = bench_json_open("moerun-bench", json, &jo);
+        if (f == NULL)
+            rc = 1;
+        else {
             fprintf(f, "{\"ranks\": %d, \"experts\": %d, \"top_k\": %d, \"d_model\": %d, \"d_ffn\": %d, "
                        "\"tokens_per_rank\": %d, \"layers\": %d, \"steps\": %ld, \"exchange\": \"%s\", "
                        "\"sgemm_gflops\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
@@ -242,9 +249,11 @@ int main(int argc, char **argv)
                 fprintf(f, "%s\"%s\": {\"avg\": %.6f, \"max\": %.6f}", i ? ", " : "",
                         moe_phase_names[i], ph[i][1], ph[i][2]);
             fprintf(f, "}, \"drop_rate\": %.6f}\n", s.drop_rate);
-            fclose(f);
+            if (bench_json_close("moerun-bench", &jo) != 0)
+                rc = 1;
         }
     }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     MPI_Finalize();
-    return 0;
+    return rc;
 }

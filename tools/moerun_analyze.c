@@ -469,13 +469,14 @@ int main(int argc, char **argv)
     }
     {
         /* the outputs, before any file is read (include/moerun/base/fileio.h) */
-        const char *outs[4] = {md, js, html, trace};
-        const char *keys[4] = {"--markdown", "--json", "--html", "--trace"};
+        const char *outs[5] = {md, js, html, trace, opt.write_placement};
+        const char *keys[5] = {"--markdown", "--json", "--html", "--trace", "--write-placement"};
         const char *ins[MA_MAX_RUNS + 1];
         for (i = 0; i < npaths; i++)
             ins[i] = paths[i];
         ins[npaths] = vocab;
-        if (ma_check_outputs(outs, keys, 4, ins, npaths + 1, oflags) != 0) {
+        opt.write_flags = oflags;
+        if (ma_check_outputs(outs, keys, 5, ins, npaths + 1, oflags) != 0) {
             while (nowned > 0)
                 free(owned[--nowned]);
             return 2;

@@ -651,8 +651,10 @@ void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_opts_t 
     if (opt->write_placement) {
         snprintf(comment, sizeof(comment), "written by moerun-analyze --write-placement from %s",
                  path);
-        if (moe_place_write_file(opt->write_placement, &plan, comment) != 0)
-            cJSON_AddStringToObject(pp, "write_error", strerror(errno));
+        char werr[1024];
+        if (moe_place_write_file(opt->write_placement, &plan, comment, opt->write_flags, werr,
+                                 sizeof(werr)) != 0)
+            cJSON_AddStringToObject(pp, "write_error", werr);
         else
             cJSON_AddBoolToObject(pp, "written", 1);
     }
