@@ -222,6 +222,9 @@ static const opt_t opt_table[] = {
           "routing log (a moerun-import format or telemetry with routes/) replayed instead of the gate (docs/replay.md)"),
     OPT_I(R, replay_tokens, "--replay-tokens", "MOERUN_REPLAY_TOKENS", "0", 0, 16777216,
           "with --replay: 0 runs the whole log once (--tokens per rank per step); N tiles it to N tokens per rank per step for --steps steps"),
+    OPT_S(R, sequence_field, "--sequence-field", "MOERUN_SEQUENCE_FIELD", "auto", "NAME", 63, 0,
+          "auto: detected; none: no sequence", NULL,
+          "with --replay of JSON lines/CSV: the field telling sequences apart when token_idx restarts per prompt (as moerun-import's; docs/import.md)"),
     OPT_E(R, sim_compute, "--sim-compute", "MOERUN_SIM_COMPUTE", "model", opt_sim_compute_names,
           "SMPI builds only (docs/simulation.md): model charges expert FLOPs as simulated time "
           "without computing them; real computes them too"),
