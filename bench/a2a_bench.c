@@ -4,6 +4,13 @@
  *   mpirun -np P a2a-bench [--experts 64] [--top-k 8] [--d-model 1024]
  *          [--tokens 128,512,2048] [--workloads uniform,zipf:1.2] [--exchanges flat,hier]
  *          [--ranks-per-node N] [--iters 10] [--warmup 2] [--link-gbit R] [--json FILE]
+ *          [--phases 1]
+ *
+ * --phases 1 adds a comment line after each row: the exchange's own phase times (counts,
+ * dispatch and its inter-node part, combine and its inter-node part; ms per iteration, mean
+ * over ranks and measured iterations).
+ * An exchange may be given as NAME:N: backend NAME with its inter-node stage in N pipelined
+ * chunks (hier, ucx: --hier-chunks of moerun), e.g. --exchanges flat,hier:1,hier:4.
  *
  * Routing comes from the real gate on the chosen workload (dropless), the placement is
  * contiguous, the expert is the identity (y = x) so only the exchange is timed. For every
@@ -36,7 +43,7 @@
 #define MAXLIST 16
 
 typedef struct {
-    int         E, k, d, rpn, iters, warmup;
+    int         E, k, d, rpn, iters, warmup, phases;
     int         ntok, tok[MAXLIST];
     int         nwl, nex;
     char       *wl[MAXLIST], *ex[MAXLIST];
@@ -71,6 +78,7 @@ static int parse(int argc, char **argv, bench_opts_t *o)
         else if (!strcmp(a, "--ranks-per-node")) o->rpn = atoi(v);
         else if (!strcmp(a, "--iters")) o->iters = atoi(v);
         else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
+        else if (!strcmp(a, "--phases")) o->phases = atoi(v);
         else if (!strcmp(a, "--link-gbit")) o->link_gbit = atof(v);
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--tokens")) toks = argv[i + 1];
@@ -125,7 +133,8 @@ int main(int argc, char **argv)
     moe_placement_t pl;
     moe_log_t       log;
     FILE           *js = NULL;
-    int             first_json = 1;
+    moe_out_t       jo;
+    int             first_json = 1, jrc = 0;
 
     bench_init(&argc, &argv, &rank, &P);
     moe_log_init(&log, rank, MOE_LOG_WARN);
@@ -134,9 +143,13 @@ int main(int argc, char **argv)
         if (rank == 0)
             fprintf(help ? stdout : stderr, "usage: a2a-bench [--experts E] [--top-k K] [--d-model D] [--tokens T1,T2] "
                             "[--workloads W1,W2] [--exchanges X1,X2] [--ranks-per-node N] [--iters N] "
-                            "[--warmup N] [--link-gbit R] [--json FILE]\n");
+                            "[--warmup N] [--link-gbit R] [--json FILE] [--phases 0|1]\n");
         MPI_Finalize();
         return help ? 0 : 2;
+    }
+    if (bench_json_check("a2a-bench", o.json, MPI_COMM_WORLD) != 0) {
+        MPI_Finalize();
+        return 2;
     }
     if (moe_topo_discover(MPI_COMM_WORLD, o.rpn, &log, &topo) != MOE_OK ||
         moe_placement_init(&pl, MOE_PLACE_CONTIGUOUS, o.E, P) != MOE_OK)
@@ -151,8 +164,8 @@ int main(int argc, char **argv)
         printf("#%-12s %6s %-9s %11s %9s %9s %9s %9s %9s %8s %8s %9s %6s %9s %6s\n", "workload",
                "tokens", "exchange", "bytes", "it-min", "it-med", "it-max", "rk-min", "rk-max",
                "algbw", "busbw", "inter", "imbal", "bound/t", "#wrong");
-        if (o.json)
-            js = fopen(o.json, "w");
+        if (o.json && (js = bench_json_open("a2a-bench", o.json, &jo)) == NULL)
+            jrc = 1;
         if (js)
             fprintf(js, "[");
     }
@@ -185,15 +198,27 @@ int main(int argc, char **argv)
                 de[i] = pl.local_index[g.expert[i]];
             }
             for (xi = -1; xi < o.nex; xi++) { /* -1: flat reference + alltoallv baseline */
-                const moe_a2a_ops_t *ops = moe_a2a_find(xi < 0 ? "flat" : o.ex[xi]);
-                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0};
+                char                 xname[64];
+                const char          *colon;
+                int                  chunks = 0;
+                const moe_a2a_ops_t *ops;
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0, 0, 0};
+
+                /* NAME:N = backend NAME with N inter-node chunks (hier, ucx) */
+                snprintf(xname, sizeof(xname), "%s", xi < 0 ? "flat" : o.ex[xi]);
+                if ((colon = strchr(xname, ':')) != NULL) {
+                    chunks = atoi(colon + 1);
+                    xname[colon - xname] = '\0';
+                }
+                ops = moe_a2a_find(xname);
+                prm.inter_chunks = chunks;
                 void                *ctx = NULL;
                 moe_expert_batch_t   b;
                 moe_a2a_stats_t      st;
                 int64_t             *trow = calloc((size_t)P, sizeof(int64_t));
                 double              *ts = calloc((size_t)o.iters, sizeof(double));
                 double              *tg = calloc((size_t)o.iters, sizeof(double));
-                double               bytes = 0, b3[3];
+                double               bytes = 0, b3[3], ph[5] = {0, 0, 0, 0, 0};
                 row_t                rw;
                 const char          *name = xi < 0 ? "alltoallv" : o.ex[xi];
 
@@ -218,6 +243,8 @@ int main(int argc, char **argv)
                         MPI_Abort(MPI_COMM_WORLD, 1);
                     if (it >= o.warmup) {
                         ts[it - o.warmup] = MPI_Wtime() - t0;
+                        ph[0] += st.t_counts, ph[1] += st.t_dispatch, ph[2] += st.t_dispatch_inter;
+                        ph[3] += st.t_combine, ph[4] += st.t_combine_inter;
                         if (it == o.warmup) {
                             rw.inter_bytes = (double)st.bytes_inter;
                             bytes = (double)(st.bytes_sent + st.bytes_recv) / 2;
@@ -257,6 +284,7 @@ int main(int argc, char **argv)
                         rw.wrong += fabs(out[i] - ref[i]) > 1e-5 * (1 + fabs(ref[i]));
                     ops->destroy(ctx);
                 }
+                MPI_Allreduce(MPI_IN_PLACE, ph, 5, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
                 MPI_Allreduce(ts, tg, o.iters, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
                 rw.it = bench_stats(tg, o.iters);
                 bench_over_ranks(bench_stats(ts, o.iters).med, rw.rk, MPI_COMM_WORLD);
@@ -278,6 +306,12 @@ int main(int argc, char **argv)
                            rw.it.max * 1e6, rw.rk[0] * 1e6, rw.rk[2] * 1e6, alg, alg * (P - 1) / P,
                            rw.inter_bytes / 1e6, rw.imbalance,
                            rw.bound_s > 0 ? rw.bound_s / rw.it.med : 0, xi < 0 ? 0 : rw.wrong);
+                    if (o.phases && xi >= 0) {
+                        double f = 1e3 / ((double)P * o.iters);
+                        printf("#  %s phases, ms per iteration (mean over ranks and iterations): counts "
+                               "%.1f, dispatch %.1f (inter-node %.1f), combine %.1f (inter-node %.1f)\n",
+                               name, ph[0] * f, ph[1] * f, ph[2] * f, ph[3] * f, ph[4] * f);
+                    }
                     if (js) {
                         fprintf(js, "%s\n {\"workload\": \"%s\", \"tokens\": %d, \"exchange\": \"%s\", "
                                     "\"ranks\": %d, \"nodes\": %d, \"experts\": %d, \"top_k\": %d, \"d_model\": %d, "
@@ -300,10 +334,12 @@ int main(int argc, char **argv)
         }
     if (js) {
         fprintf(js, "\n]\n");
-        fclose(js);
+        if (bench_json_close("a2a-bench", &jo) != 0)
+            jrc = 1;
     }
+    MPI_Bcast(&jrc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     moe_placement_cleanup(&pl);
     moe_topo_cleanup(&topo);
     MPI_Finalize();
-    return 0;
+    return jrc;
 }

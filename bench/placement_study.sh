@@ -73,8 +73,9 @@ def measure(p):
 
 print(f"Placement study: {hosts} emulated hosts x {ranks} ranks, links shaped to {rate}, workload "
       f"{wl}, {tokens} tokens per rank, d_model {d}, 2 layers, dropless; eplb and moerun at "
-      f"{copies} copies per expert. The machine was loaded (other jobs running): compare ratios, "
-      f"not absolute times.\n")
+      f"{copies} copies per expert. Load average when the study ended: "
+      f"{os.getloadavg()[0]:.1f} (1 min) on {os.cpu_count()} CPUs; the 8 ranks alone oversubscribe "
+      f"a 2-core machine, so compare ratios, not absolute times.\n")
 print("| experts | policy | exchange | step ms | x contiguous | inter-node MB/step | x contiguous | predicted MB/step | rank max/mean | predicted |")
 print("|---|---|---|---|---|---|---|---|---|---|")
 for ek in ("64:8", "32:4"):

@@ -79,6 +79,10 @@ typedef struct moe_a2a_params {
     moe_log_t *log;          /* error text goes here */
     int        expert_block; /* forward: the expert callback may be called on pieces of this
                               * many rows without changing any result (0: whole experts) */
+    int        inter_chunks; /* hier, ucx: pieces of the inter-node stage, pipelined with the
+                              * intra-node stage (0 or 1: one piece, stages in sequence) */
+    int64_t    max_rows_in;  /* rows this rank's experts can receive in a step at most (local
+                              * experts x capacity), 0: unknown; a hint for sizing buffers */
     int        rows_opaque;  /* 1: row contents are never read (simulation model, runtime/sim.h):
                               * row buffers are left untouched (SMPI: shared between simulated
                               * ranks), rows are neither copied nor summed; counts, layouts,

@@ -108,6 +108,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
 {
     a2a_flat_t  *c = calloc(1, sizeof(*c));
     int          P, r, total;
+    int64_t      rows0;
     moe_status_t st = MOE_OK;
 
     if (c == NULL)
@@ -162,17 +163,23 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
     for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
-    /* receive-side buffers sized for a balanced step (T * k rows) and touched now (unless
-     * opaque), so the first steps neither allocate nor page-fault; they grow only past that */
-    c->recvbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
-    c->bx = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
-    c->by = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
+    /* receive-side buffers sized for the most rows this rank's experts can get (params
+     * max_rows_in; a balanced step's T * k rows when unknown) and touched now (unless opaque:
+     * moe__a2a_rows_alloc), so the first steps neither allocate nor page-fault; they grow
+     * only past that */
+    rows0 = (int64_t)c->max_tokens * c->top_k;
+    if (prm->max_rows_in > rows0 && prm->max_rows_in <= rows0 * P)
+        rows0 = prm->max_rows_in;
+    c->recvbuf = moe__a2a_rows_alloc((size_t)rows0 * c->d, c->opaque);
+    c->bx = moe__a2a_rows_alloc((size_t)rows0 * c->d, c->opaque);
+    c->by = moe__a2a_rows_alloc((size_t)rows0 * c->d, c->opaque);
     if (!c->recvbuf || !c->bx || !c->by)
         goto err_nomem;
-    c->recv_rows_cap = c->bx_rows_cap = c->by_rows_cap = (size_t)c->max_tokens * c->top_k;
+    c->recv_rows_cap = c->bx_rows_cap = c->by_rows_cap = (size_t)rows0;
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
         !c->missing)
         goto err_nomem;
+    /* retbuf: zeroed, so resident, by moe__a2a_rows_alloc unless opaque */
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
         !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->pos ||
         !c->offset || !c->sendbuf)

@@ -30,6 +30,7 @@
  * up to floating-point summation order (partials grouped by node, then by rank); bytes
  * crossing nodes = (number of distinct (token, remote node) pairs) x unit size.
  */
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,22 @@ typedef struct a2a_hier {
     moe__hier_buf_t tok_unit;     /* int32 [T * nnodes]: unit of token t on node N, -1 none */
     int64_t   *offset;       /* [n_local + 1] */
     int64_t   *ecnt;         /* [n_local] */
+    /* pipelined form (chunks > 1): steps s = 0 (own units), 1..chunks (piece s-1 of the
+     * received A-units); one B message per (step, rank of my node) each way */
+    int        chunks;       /* pieces of the inter-node stage; 1: not pipelined */
+    int        nl, li;       /* ranks on my node, my position among them */
+    int       *lrank;        /* [nl] ranks of my node, increasing */
+    int       *tr_s, *tr_r;  /* [P] traffic scratch */
+    int       *bs_off, *bs_n;/* [(chunks+1) * nl] B-units sent per (step, node rank): first
+                              * slot in bsend, count */
+    int       *br_off, *br_n;/* [(chunks+1) * nl] the same for B-units received, in brecv */
+    int       *next_step;    /* [nl] next step expected from each node rank */
+    MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
+    moe__hier_buf_t border;  /* int64 [n_brecv]: received B-units in the unpipelined order */
+    moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
+                              * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
+                              * are used in place, not sent) */
+    int        n_bphys;      /* units in brecv */
 } a2a_hier_t;
 
 int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes)
@@ -100,7 +117,7 @@ void moe__a2a_hier_destroy(void *vctx)
     a2a_hier_t *c = vctx;
     moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
-                          &c->tok_unit};
+                          &c->tok_unit, &c->border, &c->bref};
     size_t      i;
 
     if (c == NULL)
@@ -116,6 +133,8 @@ void moe__a2a_hier_destroy(void *vctx)
     free(c->b_scnt), free(c->b_rcnt), free(c->b_sdsp), free(c->b_rdsp);
     free(c->v_scnt), free(c->v_rcnt), free(c->v_sdsp), free(c->v_rdsp);
     free(c->ucnt_s), free(c->ucnt_r);
+    free(c->lrank), free(c->tr_s), free(c->tr_r), free(c->bs_off), free(c->bs_n);
+    free(c->br_off), free(c->br_n), free(c->next_step), free(c->rq);
     free(c);
 }
 
@@ -181,6 +200,28 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
     }
     if (moe__hier_buf_grow(&c->tok_unit, (size_t)c->T * c->nnodes * sizeof(int32_t)))
         goto err_nomem;
+    /* pipelining: only over a transport with the chunked form */
+    c->chunks = prm->inter_chunks > 1 && inter->start ? prm->inter_chunks : 1;
+    c->nl = size[c->mynode];
+    c->lrank = malloc((size_t)c->nl * sizeof(int));
+    c->tr_s = calloc((size_t)P, sizeof(int));
+    c->tr_r = calloc((size_t)P, sizeof(int));
+    n = (c->chunks + 1) * c->nl;
+    c->bs_off = calloc((size_t)n, sizeof(int));
+    c->bs_n = calloc((size_t)n, sizeof(int));
+    c->br_off = calloc((size_t)n, sizeof(int));
+    c->br_n = calloc((size_t)n, sizeof(int));
+    c->next_step = calloc((size_t)c->nl, sizeof(int));
+    c->rq = malloc((size_t)2 * n * sizeof(MPI_Request));
+    if (!c->lrank || !c->tr_s || !c->tr_r || !c->bs_off || !c->bs_n || !c->br_off ||
+        !c->br_n || !c->next_step || !c->rq)
+        goto err_nomem;
+    for (r = 0, n = 0; r < P; r++)
+        if (c->node[r] == c->mynode) {
+            if (r == c->rank)
+                c->li = n;
+            c->lrank[n++] = r;
+        }
     env.comm = c->comm;
     env.nranks = P;
     env.rank = c->rank;
@@ -216,20 +257,34 @@ static moe_status_t hier_mpi_xchg(MPI_Comm comm, moe_log_t *log, const moe__hier
     return MOE_OK;
 }
 
-/* The MPI inter-node transport of "hier": state is the communicator and the log (borrowed). */
+/* The MPI inter-node transport of "hier": state is the communicator and the log (borrowed),
+ * and for the chunked form, per id, the transfer and its requests (recv [c * P + r], then send
+ * [(nchunk + c) * P + r]). Tags keep the pieces of different chunks and ids apart. */
+enum { HIER_TAG_INTER = 0x4c00, HIER_TAG_B = 0x4e00, HIER_TAG_BR = 0x4f00 };
+
 typedef struct hier_mpi_tp {
     MPI_Comm   comm;
     moe_log_t *log;
+    int        P, rank;
+    struct {
+        moe__hier_xfer_t xf;
+        int              nchunk;
+        char            *rbase;
+        MPI_Request     *rq;
+        size_t           cap; /* requests allocated */
+    } x[2];
 } hier_mpi_tp_t;
 
 static moe_status_t hier_mpi_init(const moe__hier_env_t *env, void **tp_p)
 {
-    hier_mpi_tp_t *tp = malloc(sizeof(*tp));
+    hier_mpi_tp_t *tp = calloc(1, sizeof(*tp));
 
     if (tp == NULL)
         return MOE_ERROR_SET(env->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     tp->comm = env->comm;
     tp->log = env->log;
+    tp->P = env->nranks;
+    tp->rank = env->rank;
     *tp_p = tp;
     return MOE_OK;
 }
@@ -242,8 +297,92 @@ static moe_status_t hier_mpi_exchange(void *vtp, const moe__hier_xfer_t *xf,
     return hier_mpi_xchg(tp->comm, tp->log, xf, rbuf, rdata_p);
 }
 
-static void hier_mpi_cleanup(void *tp)
+/* Elements [*off, *off + *n) of the block cnt/dsp that piece c of nchunk covers. */
+static void hier_piece_range(const moe__hier_xfer_t *xf, int cnt, int dsp, int c, int nchunk,
+                             int *off, int *n)
 {
+    int units = cnt / xf->unit, lo = moe__hier_piece(units, c, nchunk);
+
+    *off = dsp + lo * xf->unit;
+    *n = (moe__hier_piece(units, c + 1, nchunk) - lo) * xf->unit;
+}
+
+static moe_status_t hier_mpi_start(void *vtp, int id, const moe__hier_xfer_t *xf, int nchunk,
+                                   moe__hier_buf_t *rbuf, void **rdata_p)
+{
+    hier_mpi_tp_t *tp = vtp;
+    size_t         need = (size_t)2 * nchunk * tp->P, i;
+    int            c, r, off, n;
+
+    if (need > tp->x[id].cap) {
+        MPI_Request *rq = realloc(tp->x[id].rq, need * sizeof(*rq));
+        if (rq == NULL)
+            return MOE_ERROR_SET(tp->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+        tp->x[id].rq = rq;
+        tp->x[id].cap = need;
+    }
+    if (moe__hier_buf_grow(rbuf, xf->rtotal * xf->elem))
+        return MOE_ERROR_SET(tp->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    tp->x[id].xf = *xf;
+    tp->x[id].nchunk = nchunk;
+    tp->x[id].rbase = rbuf->p;
+    for (i = 0; i < need; i++)
+        tp->x[id].rq[i] = MPI_REQUEST_NULL;
+    for (c = 0; c < nchunk; c++)
+        for (r = 0; r < tp->P; r++) {
+            hier_piece_range(xf, xf->rcnt[r], xf->rdsp[r], c, nchunk, &off, &n);
+            if (n > 0)
+                MOE_MPI_CHECK(tp->log, MPI_Irecv((char *)rbuf->p + (size_t)off * xf->elem, n,
+                                                 xf->type, r, HIER_TAG_INTER + id * 0x80 + c,
+                                                 tp->comm, &tp->x[id].rq[(size_t)c * tp->P + r]));
+        }
+    *rdata_p = rbuf->p;
+    return MOE_OK;
+}
+
+static moe_status_t hier_mpi_send_chunk(void *vtp, int id, int c)
+{
+    hier_mpi_tp_t          *tp = vtp;
+    const moe__hier_xfer_t *xf = &tp->x[id].xf;
+    int                     i, r, off, n, C = tp->x[id].nchunk;
+
+    for (i = 1; i <= tp->P; i++) { /* starting after myself, so peers are not all hit at once */
+        r = (tp->rank + i) % tp->P;
+        hier_piece_range(xf, xf->scnt[r], xf->sdsp[r], c, C, &off, &n);
+        if (n > 0)
+            MOE_MPI_CHECK(tp->log,
+                          MPI_Isend((const char *)xf->sbuf + (size_t)off * xf->elem, n, xf->type,
+                                    r, HIER_TAG_INTER + id * 0x80 + c, tp->comm,
+                                    &tp->x[id].rq[(size_t)(C + c) * tp->P + r]));
+    }
+    return MOE_OK;
+}
+
+static moe_status_t hier_mpi_test_chunk(void *vtp, int id, int c, int *done)
+{
+    hier_mpi_tp_t *tp = vtp;
+
+    MOE_MPI_CHECK(tp->log, MPI_Testall(tp->P, tp->x[id].rq + (size_t)c * tp->P, done,
+                                       MPI_STATUSES_IGNORE));
+    return MOE_OK;
+}
+
+static moe_status_t hier_mpi_finish(void *vtp, int id)
+{
+    hier_mpi_tp_t *tp = vtp;
+
+    MOE_MPI_CHECK(tp->log, MPI_Waitall(2 * tp->x[id].nchunk * tp->P, tp->x[id].rq,
+                                       MPI_STATUSES_IGNORE));
+    return MOE_OK;
+}
+
+static void hier_mpi_cleanup(void *vtp)
+{
+    hier_mpi_tp_t *tp = vtp;
+
+    if (tp == NULL)
+        return;
+    free(tp->x[0].rq), free(tp->x[1].rq);
     free(tp);
 }
 
@@ -253,6 +392,10 @@ static const moe__hier_transport_t hier_mpi_transport = {
     .exchange_units = hier_mpi_exchange,
     .exchange_vectors = hier_mpi_exchange,
     .cleanup = hier_mpi_cleanup,
+    .start = hier_mpi_start,
+    .send_chunk = hier_mpi_send_chunk,
+    .test_chunk = hier_mpi_test_chunk,
+    .finish = hier_mpi_finish,
 };
 
 /* Exchanges unit counts, then units (inter-node stage through the transport, intra-node
@@ -299,6 +442,17 @@ static char *hier_fwd_unit(const a2a_hier_t *c, int u)
                         : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
 }
 
+/* Received B-unit b (pipelined: through bref). */
+static char *hier_bunit(const a2a_hier_t *c, int b)
+{
+    int64_t i;
+
+    if (c->chunks == 1)
+        return HIER_UNIT(c->brecv_p, b, c->ub);
+    i = ((const int64_t *)c->bref.p)[b];
+    return i >= 0 ? HIER_UNIT(c->brecv.p, i, c->ub) : HIER_UNIT(c->bsend.p, -i - 1, c->ub);
+}
+
 /* Whether entry i is the first of its unit for its destination rank (one B-unit per rank). */
 static int hier_first_for_rank(const hier_ent_t *e, int i)
 {
@@ -308,6 +462,404 @@ static int hier_first_for_rank(const hier_ent_t *e, int i)
         if (e[m].rank == e[i].rank)
             return 0;
     return 1;
+}
+
+
+/* ---- pipelined form (chunks > 1) ----
+ * Step s = 0 forwards the own units, step s >= 1 piece s-1 of the A-units (of every source).
+ * dispatch: all A pieces are sent at once; as piece s-1 arrives the forwarder builds the
+ * B-units of step s and sends one message per rank of its node (empty ones too: receivers
+ * probe for exactly (chunks + 1) x (node size) messages), while later pieces are on the wire.
+ * The receiver keeps B-units in arrival order and sorts them into the unpipelined order
+ * (forwarder rank, unit index at the forwarder) for the batch, so expert inputs are exactly
+ * those of the unpipelined form.
+ * combine: per step (1..chunks, then the own units), destinations return the partials of
+ * that step's B-units; the forwarder reduces a step as soon as its returns are in
+ * (destination ranks in increasing order, as unpipelined) and sends piece s-1 of the A
+ * returns, while later steps are still reduced.
+ * The sums are therefore bitwise those of the unpipelined form. */
+
+/* Forwarded units [*lo, *hi) of step s that came from source r (r = -1: the own units). */
+static int hier_step_range(const a2a_hier_t *c, int s, int r, int *lo, int *hi)
+{
+    int n, base;
+
+    if (r < 0) {
+        *lo = 0;
+        *hi = s == 0 ? c->n_own : 0;
+        return *hi > 0;
+    }
+    if (s == 0 || c->a_rcnt[r] == 0)
+        return 0;
+    n = c->a_rcnt[r] / (int)c->ub;
+    base = c->n_own + c->a_rdsp[r] / (int)c->ub;
+    *lo = base + moe__hier_piece(n, s - 1, c->chunks);
+    *hi = base + moe__hier_piece(n, s, c->chunks);
+    return *hi > *lo;
+}
+
+/* Every HIER_POKE units of CPU work the pipelined form lets the inter-node transport move
+ * data: MPI over TCP (and UCX over tcp) push bytes and answer rendezvous only inside a
+ * progress call, so without these the wire would idle while the forwarder works. */
+#define HIER_POKE 16
+
+static moe_status_t hier_poke(a2a_hier_t *c, int id)
+{
+    int done;
+
+    return c->inter->test_chunk(c->tp, id, c->chunks - 1, &done);
+}
+
+/* Builds the B-units of step s (slots from *bcur on) and sends one message to every rank of
+ * the node. bsend is large enough for every step (sized before the first). */
+static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
+                                     moe_a2a_stats_t *st)
+{
+    int          q, r, u, i, m, lo, hi, nl = c->nl;
+    moe_status_t e_;
+
+    for (q = 0; q < nl; q++) {
+        int dst = c->lrank[q], first = *bcur;
+        for (r = -1; r < c->P; r++) {
+            if (!hier_step_range(c, s, r, &lo, &hi))
+                continue;
+            for (u = lo; u < hi; u++) {
+                char       *unit = hier_fwd_unit(c, u), *bu;
+                hier_hdr_t *h = (hier_hdr_t *)unit, *bh;
+                hier_ent_t *e = HIER_ENT(unit);
+                for (i = 0; i < h->n && e[i].rank != dst; i++)
+                    ;
+                if (i == h->n)
+                    continue;
+                ((int32_t *)c->bsend_u.p)[*bcur] = u;
+                bu = HIER_UNIT(c->bsend.p, *bcur, c->ub);
+                (*bcur)++;
+                bh = (hier_hdr_t *)bu;
+                bh->t = u;
+                bh->n = 0;
+                for (m = i; m < h->n; m++) /* entries for this rank, in slot order */
+                    if (e[m].rank == dst)
+                        HIER_ENT(bu)[bh->n++] = e[m];
+                memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
+                if ((*bcur - first) % HIER_POKE == 0 && (e_ = hier_poke(c, 0)) != MOE_OK)
+                    return e_;
+            }
+        }
+        c->bs_off[s * nl + q] = first;
+        c->bs_n[s * nl + q] = *bcur - first;
+        c->tr_s[dst] = (*bcur - first) * (int)c->ub;
+        if (q == c->li) { /* my own B-units: received in place */
+            int64_t *ref;
+            if (moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + *bcur - first) * sizeof(int64_t)))
+                return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+            ref = (int64_t *)c->bref.p + c->n_brecv;
+            for (u = first; u < *bcur; u++)
+                ref[u - first] = -(int64_t)u - 1;
+            c->br_off[s * nl + q] = c->n_brecv;
+            c->br_n[s * nl + q] = *bcur - first;
+            c->n_brecv += *bcur - first;
+            c->next_step[q]++;
+            (*left)--;
+            c->rq[s * nl + q] = MPI_REQUEST_NULL;
+            continue;
+        }
+        MOE_MPI_CHECK(c->log, MPI_Isend(HIER_UNIT(c->bsend.p, first, c->ub), c->tr_s[dst],
+                                        MPI_BYTE, dst, HIER_TAG_B + s, c->comm,
+                                        &c->rq[s * nl + q]));
+    }
+    moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, 1, 1, st);
+    for (q = 0; q < nl; q++)
+        c->tr_s[c->lrank[q]] = 0;
+    return MOE_OK;
+}
+
+/* Receives every B message that has arrived (per node rank, in step order); *left counts
+ * the messages still expected, *got whether any came. */
+static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_stats_t *st)
+{
+    int q, n, j, nl = c->nl;
+
+    *got = 0;
+    for (q = 0; q < nl; q++)
+        while (q != c->li && c->next_step[q] <= c->chunks) {
+            int         s = c->next_step[q], flag = 0, bytes = 0, src = c->lrank[q];
+            MPI_Message msg;
+            MPI_Status  mst;
+            MOE_MPI_CHECK(c->log, MPI_Improbe(src, HIER_TAG_B + s, c->comm, &flag, &msg, &mst));
+            if (!flag)
+                break;
+            MOE_MPI_CHECK(c->log, MPI_Get_count(&mst, MPI_BYTE, &bytes));
+            n = bytes / (int)c->ub;
+            if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_bphys * c->ub + (size_t)bytes) ||
+                moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + n) * sizeof(int64_t)))
+                return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+            MOE_MPI_CHECK(c->log, MPI_Mrecv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
+                                            MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+            for (j = 0; j < n; j++)
+                ((int64_t *)c->bref.p)[c->n_brecv + j] = c->n_bphys + j;
+            c->n_bphys += n;
+            c->br_off[s * nl + q] = c->n_brecv;
+            c->br_n[s * nl + q] = n;
+            c->n_brecv += n;
+            c->next_step[q]++;
+            (*left)--;
+            *got = 1;
+            c->tr_r[src] = bytes;
+            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, 1, 1, st);
+            c->tr_r[src] = 0;
+        }
+    return MOE_OK;
+}
+
+/* Accounts the pieces of an inter-node transfer (counts in elements of `elem` bytes). */
+static void hier_piece_traffic(a2a_hier_t *c, const moe__hier_xfer_t *xf, moe_a2a_stats_t *st)
+{
+    int cc, r, off;
+
+    for (cc = 0; cc < c->chunks; cc++) {
+        for (r = 0; r < c->P; r++) {
+            hier_piece_range(xf, xf->scnt[r], xf->sdsp[r], cc, c->chunks, &off, &c->tr_s[r]);
+            hier_piece_range(xf, xf->rcnt[r], xf->rdsp[r], cc, c->chunks, &off, &c->tr_r[r]);
+        }
+        moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, xf->elem, 1, st);
+    }
+    memset(c->tr_s, 0, (size_t)c->P * sizeof(int));
+    memset(c->tr_r, 0, (size_t)c->P * sizeof(int));
+}
+
+static int hier_key_cmp(const void *a, const void *b)
+{
+    int64_t x = ((const int64_t *)a)[0], y = ((const int64_t *)b)[0];
+
+    return (x > y) - (x < y);
+}
+
+/* Dispatch after the A-units are built: counts, then stages A and B pipelined; leaves the
+ * B-units in brecv and their unpipelined order in border. */
+static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, double *tc)
+{
+    int              P = c->P, C = c->chunks, nl = c->nl, s, q, cc, left, got, done, bcur = 0;
+    int              U, b;
+    double           t0 = MPI_Wtime(), ti = 0;
+    moe__hier_xfer_t xf;
+    void            *rdata = NULL;
+    moe_status_t     e;
+
+    MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
+    moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, 0, 0, st);
+    *tc += MPI_Wtime() - t0;
+    moe__a2a_layout(P, c->ucnt_s, c->ub, c->a_scnt, c->a_sdsp);
+    c->n_arecv = (int)moe__a2a_layout(P, c->ucnt_r, c->ub, c->a_rcnt, c->a_rdsp);
+    xf.sbuf = c->asend.p;
+    xf.scnt = c->a_scnt;
+    xf.sdsp = c->a_sdsp;
+    xf.rcnt = c->a_rcnt;
+    xf.rdsp = c->a_rdsp;
+    xf.rtotal = (size_t)c->n_arecv * c->ub;
+    xf.elem = 1;
+    xf.type = MPI_BYTE;
+    xf.unit = (int)c->ub;
+    U = c->n_own + c->n_arecv;
+    /* a unit yields at most one B-unit per rank of the node, and at most k */
+    b = c->k < nl ? c->k : nl;
+    if (moe__hier_buf_grow(&c->bsend, (size_t)U * b * c->ub) ||
+        moe__hier_buf_grow(&c->bsend_u, (size_t)U * b * sizeof(int32_t)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    t0 = MPI_Wtime();
+    e = c->inter->start(c->tp, 0, &xf, C, &c->arecv, &rdata);
+    for (cc = 0; cc < C && e == MOE_OK; cc++)
+        e = c->inter->send_chunk(c->tp, 0, cc);
+    if (e != MOE_OK)
+        return e;
+    ti += MPI_Wtime() - t0;
+    c->arecv_p = rdata;
+    hier_piece_traffic(c, &xf, st);
+
+    c->n_brecv = 0;
+    c->n_bphys = 0;
+    memset(c->next_step, 0, (size_t)nl * sizeof(int));
+    left = (C + 1) * nl;
+    for (s = 0; s <= C; s++) {
+        if (s > 0) { /* wait for piece s-1, receiving B-units meanwhile; the wait is inter-node
+                      * time, the B-units received during it are not */
+            double tw = MPI_Wtime(), td;
+            for (;;) {
+                if ((e = c->inter->test_chunk(c->tp, 0, s - 1, &done)) != MOE_OK)
+                    return e;
+                if (done)
+                    break;
+                td = MPI_Wtime();
+                if ((e = hier_drain_b(c, &left, &got, st)) != MOE_OK)
+                    return e;
+                if (got)
+                    tw += MPI_Wtime() - td;
+                else
+                    sched_yield();
+            }
+            ti += MPI_Wtime() - tw;
+        }
+        if ((e = hier_send_b_step(c, s, &bcur, &left, st)) != MOE_OK ||
+            (e = hier_drain_b(c, &left, &got, st)) != MOE_OK)
+            return e;
+    }
+    while (left > 0) {
+        if ((e = hier_drain_b(c, &left, &got, st)) != MOE_OK)
+            return e;
+        if (!got) { /* keep the transport progressing for the peers' sake */
+            if ((e = c->inter->test_chunk(c->tp, 0, C - 1, &done)) != MOE_OK)
+                return e;
+            sched_yield();
+        }
+    }
+    t0 = MPI_Wtime();
+    if ((e = c->inter->finish(c->tp, 0)) != MOE_OK)
+        return e;
+    ti += MPI_Wtime() - t0;
+    MOE_MPI_CHECK(c->log, MPI_Waitall((C + 1) * nl, c->rq, MPI_STATUSES_IGNORE));
+    st->t_dispatch_inter += ti;
+    c->n_bsend = bcur;
+    c->brecv_p = c->brecv.p;
+    /* the unpipelined order: (forwarder rank, unit index at the forwarder) */
+    if (moe__hier_buf_grow(&c->border, (size_t)c->n_brecv * 2 * sizeof(int64_t)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    for (s = 0; s <= C; s++)
+        for (q = 0; q < nl; q++)
+            for (b = c->br_off[s * nl + q]; b < c->br_off[s * nl + q] + c->br_n[s * nl + q];
+                 b++) {
+                int64_t *o = (int64_t *)c->border.p + 2 * b;
+                o[0] = ((int64_t)q << 32) | (uint32_t)((hier_hdr_t *)hier_bunit(c, b))->t;
+                o[1] = b;
+            }
+    qsort(c->border.p, (size_t)c->n_brecv, 2 * sizeof(int64_t), hier_key_cmp);
+    return MOE_OK;
+}
+
+/* Weighted partial of received B-unit b (sum over its entries, in slot order). */
+static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch, int b, float *o)
+{
+    char *bu = hier_bunit(c, b);
+    int   i, m, d = c->d;
+
+    memset(o, 0, (size_t)d * sizeof(float));
+    for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
+        const float *y = batch->y + ((int64_t *)c->brow.p)[(size_t)b * c->k + i] * d;
+        float        w = HIER_ENT(bu)[i].weight;
+        for (m = 0; m < d; m++)
+            o[m] += w * y[m];
+    }
+}
+
+/* Combine up to the origin's sum: B returns, node partials and A returns pipelined; the A
+ * returns end up at *aret_p (laid out as the A-units this rank sent). */
+static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *batch,
+                                       moe_a2a_stats_t *st, float **aret_p)
+{
+    int              P = c->P, C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
+    int              done, U = c->n_own + c->n_arecv;
+    float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
+    double           t0, ti = 0;
+    moe__hier_xfer_t xf;
+    void            *rdata = NULL;
+    moe_status_t     e;
+
+    nm = (C + 1) * nl;
+    for (i = 0; i < 2 * nm; i++)
+        c->rq[i] = MPI_REQUEST_NULL;
+    for (s = 0; s <= C; s++) /* forwarder: the returns of every B message it sent */
+        for (q = 0; q < nl; q++)
+            if (c->bs_n[s * nl + q] > 0 && q != c->li)
+                MOE_MPI_CHECK(c->log, MPI_Irecv(vret + (size_t)c->bs_off[s * nl + q] * d,
+                                                c->bs_n[s * nl + q] * d, MPI_FLOAT, c->lrank[q],
+                                                HIER_TAG_BR + s, c->comm, &c->rq[s * nl + q]));
+    for (i = 0; i < P; i++) { /* A returns: received A-units go back to their origins */
+        c->v_scnt[i] = c->a_rcnt[i] / (int)c->ub * d;
+        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->ub * d;
+        c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
+        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
+    }
+    xf.sbuf = np_ + (size_t)c->n_own * d;
+    xf.scnt = c->v_scnt;
+    xf.sdsp = c->v_sdsp;
+    xf.rcnt = c->v_rcnt;
+    xf.rdsp = c->v_rdsp;
+    xf.rtotal = (size_t)c->n_asend * d;
+    xf.elem = sizeof(float);
+    xf.type = MPI_FLOAT;
+    xf.unit = d;
+    t0 = MPI_Wtime();
+    if ((e = c->inter->start(c->tp, 1, &xf, C, &c->aret, &rdata)) != MOE_OK)
+        return e;
+    ti += MPI_Wtime() - t0;
+    memset(np_, 0, (size_t)U * d * sizeof(float));
+    for (i = 1; i <= C + 1; i++) { /* steps 1..C first (their returns cross the network), then
+                                    * the own units (step 0); a unit is in one step only */
+        s = i % (C + 1);
+        /* destination: partials of step s, one message per forwarder */
+        for (q = 0; q < nl; q++) {
+            int off = c->br_off[s * nl + q], n = c->br_n[s * nl + q];
+            if (n == 0)
+                continue;
+            for (b = off; b < off + n; b++) { /* my own B-units: straight into their return slot */
+                float *o = q == c->li ? vret + (size_t)(c->bs_off[s * nl + q] + b - off) * d
+                                      : vb + (size_t)b * d;
+                hier_b_partial(c, batch, b, o);
+                if ((b - off + 1) % HIER_POKE == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                    return e;
+            }
+            c->tr_s[c->lrank[q]] = n * d;
+            if (q == c->li)
+                continue;
+            MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
+                                            HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
+        }
+        /* forwarder: the returns of step s, then its node partials, then its A-return piece */
+        for (;;) {
+            MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + s * nl, &flag, MPI_STATUSES_IGNORE));
+            if (flag)
+                break;
+            if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
+                return e;
+            sched_yield();
+        }
+        for (q = 0; q < nl; q++) {
+            c->tr_r[c->lrank[q]] = c->bs_n[s * nl + q] * d;
+            for (b = c->bs_off[s * nl + q]; b < c->bs_off[s * nl + q] + c->bs_n[s * nl + q]; b++) {
+                float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
+                const float *v = vret + (size_t)b * d;
+                for (m = 0; m < d; m++)
+                    o[m] += v[m];
+                if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                    return e;
+            }
+        }
+        moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
+        for (q = 0; q < nl; q++)
+            c->tr_s[c->lrank[q]] = c->tr_r[c->lrank[q]] = 0;
+        if (s > 0) {
+            t0 = MPI_Wtime();
+            if ((e = c->inter->send_chunk(c->tp, 1, s - 1)) != MOE_OK)
+                return e;
+            ti += MPI_Wtime() - t0;
+        }
+    }
+    hier_piece_traffic(c, &xf, st);
+    /* origin: every piece of the A returns */
+    t0 = MPI_Wtime();
+    for (s = 0; s < C; s++)
+        for (;;) {
+            if ((e = c->inter->test_chunk(c->tp, 1, s, &done)) != MOE_OK)
+                return e;
+            if (done)
+                break;
+            sched_yield();
+        }
+    if ((e = c->inter->finish(c->tp, 1)) != MOE_OK)
+        return e;
+    ti += MPI_Wtime() - t0;
+    MOE_MPI_CHECK(c->log, MPI_Waitall(2 * nm, c->rq, MPI_STATUSES_IGNORE));
+    st->t_combine_inter += ti;
+    *aret_p = rdata;
+    return MOE_OK;
 }
 
 moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, const float *x,
@@ -381,6 +933,12 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
             HIER_ENT(unit)[h->n].weight = plan->weight[p];
             h->n++;
         }
+    if (c->chunks > 1) { /* stages A and B pipelined */
+        s = hier_dispatch_piped(c, st, &tc);
+        if (s != MOE_OK)
+            return s;
+        goto batch;
+    }
     s = hier_exchange_units(c, 1, c->asend.p, &c->arecv, &c->arecv_p, c->a_scnt, c->a_sdsp,
                             c->a_rcnt, c->a_rdsp, &c->n_arecv, st, &tc);
     if (s != MOE_OK)
@@ -431,10 +989,12 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
     if (s != MOE_OK)
         return s;
 
-    /* 3. batch rows per local expert, ordered by (source rank, unit, entry) */
+batch:
+    /* 3. batch rows per local expert, ordered by (source rank, unit, entry); the pipelined
+     * form received the B-units in another order and lists this one in border */
     memset(c->ecnt, 0, (size_t)(c->n_local + 1) * sizeof(int64_t));
     for (b = 0; b < c->n_brecv; b++) {
-        char *bu = HIER_UNIT(c->brecv_p, b, c->ub);
+        char *bu = hier_bunit(c, b);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++)
             c->ecnt[HIER_ENT(bu)[i].expert]++;
     }
@@ -448,8 +1008,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
         moe__hier_buf_grow(&c->by, (size_t)rows * d * sizeof(float)) ||
         moe__hier_buf_grow(&c->brow, (size_t)c->n_brecv * k * sizeof(int64_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    for (b = 0; b < c->n_brecv; b++) {
-        char *bu = HIER_UNIT(c->brecv_p, b, c->ub);
+    for (u = 0; u < c->n_brecv; u++) {
+        char *bu;
+        b = c->chunks > 1 ? (int)((int64_t *)c->border.p)[2 * u + 1] : u;
+        bu = hier_bunit(c, b);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
@@ -473,7 +1035,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     int         P = c->P, d = c->d, k = c->k, b, i, U = c->n_own + c->n_arecv, t, nd;
     int32_t    *tu = c->tok_unit.p;
     double      t0 = MPI_Wtime(), tx;
-    float      *vb, *vret, *np_, *aret;
+    float      *vb, *vret, *np_, *aret = NULL;
     void       *rdata = NULL;
     moe__hier_xfer_t xf;
     moe_status_t     s;
@@ -485,6 +1047,12 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     vb = c->vb.p;
     vret = c->vret.p;
     np_ = c->npart.p;
+    if (c->chunks > 1) { /* B returns, node reductions and A returns pipelined */
+        s = hier_combine_piped(c, batch, st, &aret);
+        if (s != MOE_OK)
+            return s;
+        goto origin;
+    }
 
     /* 1. destination rank: one weighted partial per B-unit */
     for (b = 0; b < c->n_brecv; b++) {
@@ -540,6 +1108,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     aret = rdata;
     moe__a2a_traffic(&c->peers, c->v_scnt, c->v_rcnt, sizeof(float), 1, st);
 
+origin:
     /* 3. origin: node partials of each token in increasing node order */
     for (t = 0; t < plan->tokens; t++) {
         float *o = out + (size_t)t * d;

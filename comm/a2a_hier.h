@@ -41,7 +41,16 @@ typedef struct moe__hier_xfer {
     size_t       rtotal;       /* elements received in all */
     size_t       elem;         /* bytes per element */
     MPI_Datatype type;         /* MPI type of one element (MPI_BYTE, MPI_FLOAT) */
+    int          unit;         /* chunked form only: elements per unit; pieces split blocks
+                                * at unit boundaries (moe__hier_piece) */
 } moe__hier_xfer_t;
+
+/* Chunked form: the block of n units between two ranks is cut into `nchunk` pieces; piece c
+ * holds units [moe__hier_piece(n, c, nchunk), moe__hier_piece(n, c + 1, nchunk)). */
+static inline int moe__hier_piece(int n, int c, int nchunk)
+{
+    return (int)((int64_t)n * c / nchunk);
+}
 
 /* Everything a transport is given at init; the arrays are borrowed from the algorithm. */
 typedef struct moe__hier_env {
@@ -64,6 +73,20 @@ typedef struct moe__hier_transport {
                                      moe__hier_buf_t *rbuf, void **rdata_p);
     /* Collective on success paths; releases everything init made. NULL is accepted. */
     void (*cleanup)(void *tp);
+    /* Chunked, nonblocking form (all four NULL: the algorithm does not pipeline over this
+     * transport). `id` 0 is the unit space (dispatch), 1 the vector space (combine); one
+     * transfer per id at a time, its xfer and send buffer kept valid until finish.
+     *  start       collective: prepares xfer in nchunk pieces (receive space at *rdata_p,
+     *              grown into rbuf as needed, as exchange_units/vectors); sends nothing;
+     *  send_chunk  sends piece c to every rank (every rank calls it for c = 0..nchunk-1, in
+     *              order; the pieces may be sent at different times);
+     *  test_chunk  progresses; *done = 1 once piece c from every source is in place;
+     *  finish      collective: every piece sent and received; the send buffer is free. */
+    moe_status_t (*start)(void *tp, int id, const moe__hier_xfer_t *xfer, int nchunk,
+                          moe__hier_buf_t *rbuf, void **rdata_p);
+    moe_status_t (*send_chunk)(void *tp, int id, int c);
+    moe_status_t (*test_chunk)(void *tp, int id, int c, int *done);
+    moe_status_t (*finish)(void *tp, int id);
 } moe__hier_transport_t;
 
 /* The algorithm, parameterised by its inter-node transport (the ops of a backend). */

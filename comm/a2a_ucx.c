@@ -81,8 +81,10 @@ typedef struct a2a_ucx {
     uint64_t     *expect; /* [P] arrivals expected from each source, cumulative */
     uint64_t      one;    /* operand of the arrival add; lives as long as the requests */
     int64_t      *xs, *xr;/* [2P] alltoall scratch: {offset for the peer, my need} */
-    void        **req;    /* [2P] outstanding requests of one exchange */
-    int           nreq;
+    void        **req;    /* [nreq_cap] outstanding requests of one exchange */
+    int           nreq, nreq_cap;
+    moe__hier_xfer_t cx;  /* chunked form: the transfer under way, its region and pieces */
+    int           cid, cchunks;
     int           failed; /* an exchange failed: tear down without waiting for peers */
 } a2a_ucx_t;
 
@@ -401,6 +403,7 @@ static moe_status_t ucx_init(const moe__hier_env_t *env, void **tp_p)
     t->xs = calloc(2 * P, sizeof(*t->xs));
     t->xr = calloc(2 * P, sizeof(*t->xr));
     t->req = calloc(2 * P, sizeof(*t->req));
+    t->nreq_cap = 2 * P;
     if (!t->ep || !t->expect || !t->xs || !t->xr || !t->req) {
         st = MOE_ERROR_SET(env->log, MOE_ERR_NOMEM, "ucx exchange: out of memory");
         goto err_free;
@@ -581,12 +584,159 @@ static moe_status_t ucx_exchange_vectors(void *tp, const moe__hier_xfer_t *xf,
     return ucx_exchange(tp, UCX_REG_VECTORS, xf, rdata_p);
 }
 
+/* Chunked form (comm/a2a_hier.h). start is step 1 of an exchange; send_chunk(c) does steps 2
+ * and 3 for piece c (puts of piece c to every destination, a fence, then one arrival add per
+ * destination that gets a non-empty block, empty pieces included), so after piece c a
+ * source s has added c + 1 to signal[s] at each of its destinations; test_chunk(c) checks
+ * that; finish is steps 4 and 5 (expect[s] += nchunk). */
+static moe_status_t ucx_start(void *vtp, int id, const moe__hier_xfer_t *xf, int nchunk,
+                              moe__hier_buf_t *rbuf, void **rdata_p)
+{
+    a2a_ucx_t   *t = vtp;
+    int          rid = id ? UCX_REG_VECTORS : UCX_REG_UNITS, r;
+    size_t       need = xf->rtotal * xf->elem, most = 0;
+    moe_status_t st;
+
+    (void)rbuf;
+    if ((size_t)2 * t->P * nchunk > (size_t)t->nreq_cap) {
+        void **rq = realloc(t->req, (size_t)2 * t->P * nchunk * sizeof(*rq));
+        if (rq == NULL)
+            return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "ucx exchange: out of memory");
+        t->req = rq;
+        t->nreq_cap = 2 * t->P * nchunk;
+    }
+    for (r = 0; r < t->P; r++) {
+        t->xs[2 * r] = (int64_t)xf->rdsp[r] * (int64_t)xf->elem;
+        t->xs[2 * r + 1] = (int64_t)need;
+    }
+    MOE_MPI_CHECK(t->log, MPI_Alltoall(t->xs, 2, MPI_INT64_T, t->xr, 2, MPI_INT64_T, t->comm));
+    for (r = 0; r < t->P; r++)
+        if ((size_t)t->xr[2 * r + 1] > most)
+            most = (size_t)t->xr[2 * r + 1];
+    if (most > t->reg[rid].size) {
+        st = ucx_region_grow(t, rid, most);
+        if (st != MOE_OK) {
+            t->failed = 1;
+            return st;
+        }
+    }
+    t->cx = *xf;
+    t->cid = rid;
+    t->cchunks = nchunk;
+    t->nreq = 0;
+    *rdata_p = t->reg[rid].base;
+    return MOE_OK;
+}
+
+static moe_status_t ucx_send_chunk(void *vtp, int id, int c)
+{
+    a2a_ucx_t              *t = vtp;
+    const moe__hier_xfer_t *xf = &t->cx;
+    ucx_region_t           *rg = &t->reg[t->cid], *sg = &t->reg[UCX_REG_SIGNAL];
+    ucp_request_param_t     prm, aprm;
+    ucs_status_t            us = UCS_OK;
+    const char             *sbuf = xf->sbuf, *what = "ucp_put_nbx";
+    int                     r, i;
+
+    (void)id;
+    memset(&prm, 0, sizeof(prm));
+    memset(&aprm, 0, sizeof(aprm));
+    aprm.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
+    aprm.datatype = ucp_dt_make_contig(sizeof(uint64_t));
+    for (i = 1; i <= t->P && us == UCS_OK; i++) { /* after myself first: spread the peers */
+        int    units, lo, hi;
+        size_t off, len;
+        r = (t->rank + i) % t->P;
+        if (xf->scnt[r] == 0)
+            continue;
+        units = xf->scnt[r] / xf->unit;
+        lo = moe__hier_piece(units, c, t->cchunks);
+        hi = moe__hier_piece(units, c + 1, t->cchunks);
+        off = (size_t)lo * xf->unit * xf->elem;
+        len = (size_t)(hi - lo) * xf->unit * xf->elem;
+        if (len == 0)
+            continue;
+        if (r == t->rank) {
+            memcpy((char *)rg->base + (size_t)xf->rdsp[r] * xf->elem + off,
+                   sbuf + (size_t)xf->sdsp[r] * xf->elem + off, len);
+            continue;
+        }
+        if (t->ep[r] == NULL) {
+            t->failed = 1;
+            return MOE_ERROR_SET(t->log, MOE_ERR_INVARIANT,
+                                 "ucx exchange: rank %d sends to rank %d on its own node "
+                                 "through the inter-node transport", t->rank, r);
+        }
+        us = ucx_track(t, ucp_put_nbx(t->ep[r], sbuf + (size_t)xf->sdsp[r] * xf->elem + off, len,
+                                      rg->raddr[r] + (uint64_t)t->xr[2 * r] + off, rg->rkey[r],
+                                      &prm));
+    }
+    if (us == UCS_OK) {
+        what = "ucp_worker_fence";
+        us = ucp_worker_fence(t->worker);
+    }
+    for (r = 0; r < t->P && us == UCS_OK; r++) {
+        if (r == t->rank || xf->scnt[r] == 0)
+            continue;
+        what = "ucp_atomic_op_nbx";
+        us = ucx_track(t, ucp_atomic_op_nbx(t->ep[r], UCP_ATOMIC_OP_ADD, &t->one, 1,
+                                            sg->raddr[r] + (uint64_t)t->rank * sizeof(uint64_t),
+                                            sg->rkey[r], &aprm));
+    }
+    if (us != UCS_OK) {
+        t->failed = 1;
+        return ucx_error(t, us, what);
+    }
+    return MOE_OK;
+}
+
+static moe_status_t ucx_test_chunk(void *vtp, int id, int c, int *done)
+{
+    a2a_ucx_t               *t = vtp;
+    const volatile uint64_t *sig = t->reg[UCX_REG_SIGNAL].base;
+    int                      s;
+
+    (void)id;
+    ucp_worker_progress(t->worker);
+    *done = 1;
+    for (s = 0; s < t->P && *done; s++)
+        if (s != t->rank && t->cx.rcnt[s] > 0)
+            *done = sig[s] >= t->expect[s] + (uint64_t)c + 1;
+    if (*done)
+        atomic_thread_fence(memory_order_acquire); /* the data is read after the signal */
+    return MOE_OK;
+}
+
+static moe_status_t ucx_finish(void *vtp, int id)
+{
+    a2a_ucx_t   *t = vtp;
+    ucs_status_t us;
+    MPI_Request  rq;
+    int          s;
+
+    (void)id;
+    for (s = 0; s < t->P; s++)
+        if (s != t->rank && t->cx.rcnt[s] > 0)
+            t->expect[s] += (uint64_t)t->cchunks;
+    us = ucx_progress_until(t, 1);
+    if (us != UCS_OK) {
+        t->failed = 1;
+        return ucx_error(t, us, "a put or arrival signal");
+    }
+    MOE_MPI_CHECK(t->log, MPI_Ibarrier(t->comm, &rq));
+    return ucx_mpi_wait(t, &rq);
+}
+
 static const moe__hier_transport_t ucx_transport = {
     .name = "ucx",
     .init = ucx_init,
     .exchange_units = ucx_exchange_units,
     .exchange_vectors = ucx_exchange_vectors,
     .cleanup = ucx_cleanup,
+    .start = ucx_start,
+    .send_chunk = ucx_send_chunk,
+    .test_chunk = ucx_test_chunk,
+    .finish = ucx_finish,
 };
 
 static moe_status_t ucx_create(const moe_a2a_params_t *prm, void **ctx_p)

@@ -207,6 +207,9 @@ static const opt_t opt_table[] = {
     OPT_I(R, overlap, "--overlap", "MOERUN_OVERLAP", "1", 0, 1,
           "1: overlap the exchange with expert compute where the backend can (flat); 0: "
           "exchange, then compute, then exchange back. The output is bitwise the same"),
+    OPT_I(R, hier_chunks, "--hier-chunks", "MOERUN_HIER_CHUNKS", "4", 1, 64,
+          "hier, ucx: pieces of the inter-node stage, pipelined with intra-node forwarding and "
+          "the node-level reductions; 1: stages one after the other. The output is bitwise the same"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
     OPT_E(R, bind, "--bind", "MOERUN_BIND", "auto", opt_bind_names,
@@ -219,6 +222,9 @@ static const opt_t opt_table[] = {
           "routing log (a moerun-import format or telemetry with routes/) replayed instead of the gate (docs/replay.md)"),
     OPT_I(R, replay_tokens, "--replay-tokens", "MOERUN_REPLAY_TOKENS", "0", 0, 16777216,
           "with --replay: 0 runs the whole log once (--tokens per rank per step); N tiles it to N tokens per rank per step for --steps steps"),
+    OPT_S(R, sequence_field, "--sequence-field", "MOERUN_SEQUENCE_FIELD", "auto", "NAME", 63, 0,
+          "auto: detected; none: no sequence", NULL,
+          "with --replay of JSON lines/CSV: the field telling sequences apart when token_idx restarts per prompt (as moerun-import's; docs/import.md)"),
     OPT_E(R, sim_compute, "--sim-compute", "MOERUN_SIM_COMPUTE", "model", opt_sim_compute_names,
           "SMPI builds only (docs/simulation.md): model charges expert FLOPs as simulated time "
           "without computing them; real computes them too"),
@@ -256,6 +262,9 @@ static const opt_t opt_table[] = {
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
+    OPT_D(O, step_timeout, "--step-timeout", "MOERUN_STEP_TIMEOUT", "300", 0, 86400, 0,
+          "0: no watchdog", "seconds one step (or the final flush) may take; then the rank "
+          "names itself, its host, the step and phase, and exits 3 (docs/signals.md)"),
     OPT_E(O, log_level, "--log-level", "MOERUN_LOG_LEVEL", "info", opt_log_level_names,
           "log verbosity; per-rank messages only at debug"),
 
@@ -1090,16 +1099,29 @@ void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *
     double P = nranks > 0 ? nranks : 1, L = cfg->layers, E = cfg->experts, k = cfg->top_k;
     double d = cfg->d_model, f = cfg->d_ffn, T = cfg->tokens, B = cfg->flush_interval;
     double hc = cfg->activation == MOE_ACT_SWIGLU ? 2 * f : f; /* w1 columns */
-    double nloc = ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
+    double held = L * ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
     double Sl = ceil(S / P), W = cfg->monitor_window, blk;
+    moe_placement_t pl;
+    char            err[512];
 
     memset(est, 0, sizeof(*est));
-    /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
-    est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
-    /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
-     * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
-    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
-                   4 * 1024 * hc + 8 * 8 * E + 8 * 8 * P;
+    /* expert copies of the rank holding the most, over all layers: L x ceil(E/P) for the
+     * built-in maps; a placement file's own (replicas included) when it reads and fits the
+     * run (a file that does not is refused later, with its message, by the engine) */
+    if (strncmp(cfg->placement, "file:", 5) == 0 &&
+        moe_placement_read(&pl, cfg->placement + 5, NULL, err, sizeof(err)) == MOE_OK) {
+        if (pl.experts == cfg->experts && pl.layers == cfg->layers && pl.nranks == (int)P)
+            held = moe_placement_max_held(&pl);
+        moe_placement_cleanup(&pl);
+    }
+    /* router [L][d][E] and every held expert's w1 [d][hc] and w2 [f][d], float */
+    est->weights = 4 * (L * d * E + held * (d * hc + f * d));
+    /* activations (4 x T x d), logits, gate arrays, the exchange's send and return buffers
+     * (T x k x d each, float) and its three receive-side buffers (local experts x capacity
+     * ~ cf x T x k rows, at least T x k), expert scratch (1024 rows x 256 hidden columns) */
+    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k +
+                   4 * (2 + 3 * fmax(1.0, cfg->capacity_factor)) * T * k * d +
+                   4 * 1024 * fmin(f, 256) * (hc / f) + 8 * 8 * E + 8 * 8 * P;
     /* one block: 5 [B][L][E] int64 counters, per-layer rows, sampled routes; rank 0 gathers
      * the rank columns (x P in gather mode); the [L][E][E] and [P][P] matrices (twice) */
     blk = 8 * (5 * B * L * E + B * L * (1 + 11 + 6 + 6)) + B * Sl * (16 + L * k * 9);
@@ -1115,7 +1137,7 @@ void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len
 {
     const double M = 1024.0 * 1024.0;
 
-    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts/ranks x d_model x "
+    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts per rank x d_model x "
              "d_ffn), buffers %.1f (tokens x top_k x d_model), telemetry %.1f (flush_interval "
              "x layers x experts, experts^2), monitor %.1f (monitor_window x layers x experts)",
              est->total / M, est->weights / M, est->buffers / M, est->telemetry / M,
@@ -1283,7 +1305,8 @@ void moe_config_help(FILE *out, const char *argv0)
             "\n"
             "Exit codes: 0 success; 1 runtime error; 2 invalid configuration or usage (one\n"
             "message naming the field, the bad value, where it came from and what is allowed);\n"
-            "128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early.\n"
+            "3 a step did not finish within --step-timeout (the watchdog ended the rank);\n"
+            "128 + signal number when SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 stopped the run early.\n"
             "Reference: docs/config.md.\n");
 }
 
@@ -1339,7 +1362,8 @@ void moe_config_help_markdown(FILE *out)
             "Errors are one line naming the field, the bad value, where it came from and what is\n"
             "allowed, e.g. `experts: \"0\" is out of range (from --experts); allowed 1..65536`.\n"
             "Exit codes of `moerun`: 0 success, 1 runtime error, 2 invalid configuration or "
-            "usage.\n"
+            "usage,\n3 a step over `--step-timeout`, 128 + the signal's number when SIGINT, "
+            "SIGTERM,\nSIGUSR1 or SIGUSR2 stopped the run (docs/signals.md).\n"
             "\n"
             "## Command line only\n"
             "\n"

@@ -4,7 +4,9 @@
  *
  * Exit codes: 0 run complete; 1 runtime error (message on stderr); 2 invalid configuration
  * or usage (one message from rank 0, before any compute, no file written);
- * 128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early (telemetry
+ * 3 a step did not finish within --step-timeout (runtime/watchdog.h: the rank names itself
+ * and exits; mpirun ends the others);
+ * 128 + signal number when SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 stopped the run early (telemetry
  * flushed and closed, summary printed, marked "interrupted").
  */
 #include <errno.h>
@@ -39,6 +41,7 @@ static void moerun_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL); /* mpirun forwards SIGUSR1 and SIGUSR2 alike */
 }
 
 /* Everything printed must have reached stdout (a full disk or /dev/full is an error). */
@@ -170,7 +173,16 @@ static int moerun_replay_load(moe_config_t *cfg, int rank, int nranks, moe_repla
     if (cfg->replay_tokens > 0)
         cfg->tokens = cfg->replay_tokens;
     if (rank == 0) {
-        if (moe_import_load_routes(cfg->replay, NULL, rt, err, sizeof(err)) != 0)
+        /* --sequence-field as moerun-import's: "auto" detects, "none" or a NAME is passed on;
+         * a telemetry file was imported already (its tokens are told apart) */
+        const char *seq = strcmp(cfg->sequence_field, "auto") == 0 ? NULL : cfg->sequence_field;
+        const char *dot = strrchr(cfg->replay, '.');
+        if (seq != NULL && dot != NULL && (strcmp(dot, ".h5") == 0 || strcmp(dot, ".hdf5") == 0)) {
+            snprintf(err, sizeof(err), "--sequence-field %.63s: %.400s is a telemetry file whose "
+                     "tokens are already told apart (it applies to JSON lines and CSV logs): "
+                     "leave --sequence-field auto, or give it to moerun-import", seq, cfg->replay);
+            bad = 1;
+        } else if (moe_import_load_routes(cfg->replay, seq, rt, err, sizeof(err)) != 0)
             bad = 1;
         else if (moe_replay_check(rt, cfg, nranks, &steps, err, sizeof(err)) != MOE_OK)
             bad = 1;

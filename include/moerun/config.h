@@ -53,11 +53,13 @@ typedef struct moe_config {
     char                 placement[MOE_PATH_MAX]; /* contiguous | round-robin | file:PATH (docs/placement.md) */
     char                 exchange[32];     /* token exchange backend name: flat | hier */
     int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
+    int                  hier_chunks;      /* hier, ucx: pipelined pieces of the inter-node stage */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     int                  bind;             /* CPU/memory binding: 0 auto, 1 none, 2 core, 3 numa (comm/bind.h) */
     int                  report_bindings;  /* one line per rank: host, node, local rank, cpuset, NUMA node, NIC */
     char                 replay[MOE_PATH_MAX]; /* routing log replayed instead of the gate; empty: none */
     int                  replay_tokens;    /* 0: the whole log once; N: tiled to N tokens per rank per step */
+    char                 sequence_field[64]; /* --replay: sequence field; "auto": detected, "none": none */
     moe_sim_compute_t    sim_compute;      /* SMPI builds: model (charge, do not compute) or real */
     double               sim_gflops;       /* SMPI builds: GFLOP/s per rank charged for GEMMs, > 0 */
     double               sim_copy_gbs;     /* SMPI builds: GB/s charged for payload copies, > 0 */
@@ -75,6 +77,7 @@ typedef struct moe_config {
     double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
+    double               step_timeout;     /* seconds a step may take before the watchdog ends the rank; 0: no watchdog */
     int                  log_level;        /* 0 error .. 3 debug */
     /* monitor thresholds */
     int                  monitor_window;        /* steps per utilisation window, >= 1 */
@@ -132,7 +135,8 @@ moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_
                                     size_t errlen);
 
 /* What one rank of a run needs, in bytes (moe_config_memory): the model weights (router and
- * local experts of every layer), token buffers (activations, gate, exchange and expert
+ * local experts of every layer: the most expert copies one rank holds over the layers, from
+ * a --placement file when it reads and fits the run, replicas included), token buffers (activations, gate, exchange and expert
  * scratch), one telemetry block (plus rank 0's gather buffers) with the accumulated
  * matrices, and the monitor's windows. An estimate from the configuration alone, made before
  * anything is allocated; the allocations follow the same formulas (runtime/engine.c). */

@@ -10,6 +10,10 @@
 # 1e-5). hier and ucx run one algorithm over different inter-node transports, so their
 # outputs must also be bitwise identical; 2dh delivers rows in flat's order and sums in
 # flat's order, so its output must be bitwise flat's.
+# An entry NAME:N runs backend NAME with --hier-chunks N (hier, ucx: the inter-node stage in
+# N pipelined pieces). The pipelined form delivers the unpipelined batch and sums in the same
+# order, so every hier/ucx output, whatever N, must be bitwise the first hier/ucx entry's
+# (plain "hier" and "ucx" run the default, --hier-chunks 4).
 set -euo pipefail
 name=$1; global=$2; shift 2
 [ "${1:-}" = "--" ] && shift
@@ -35,8 +39,12 @@ run() { # run TAG NP EXCHANGE [options]
 
 for np in $nps; do
     run "np$np.flat" "$np" flat "$@"
+    hfirst=
     for ex in $exchanges; do
-        run "np$np.$ex" "$np" "$ex" "$@"
+        case $ex in
+            *:*) run "np$np.$ex" "$np" "${ex%%:*}" --hier-chunks "${ex#*:}" "$@" ;;
+            *)   run "np$np.$ex" "$np" "$ex" "$@" ;;
+        esac
         for key in routed processed dropped steps_completed; do
             a=$(field "$work/np$np.flat.json" $key); b=$(field "$work/np$np.$ex.json" $key)
             if [ -z "$a" ] || [ "$a" != "$b" ]; then
@@ -48,6 +56,15 @@ for np in $nps; do
             "$(field "$work/np$np.$ex.json" dropped)"
         "$DUMPCMP" "$work/np$np.$ex.bin" "$work/np$np.flat.bin" 1e-5 \
             || { echo "xequiv[$name]: np $np: $ex output differs from flat"; exit 1; }
+        case $ex in hier|hier:*|ucx|ucx:*)
+            if [ -z "$hfirst" ]; then
+                hfirst=$ex
+            else
+                cmp -s "$work/np$np.$hfirst.bin" "$work/np$np.$ex.bin" \
+                    || { echo "xequiv[$name]: np $np: $ex output is not bitwise equal to $hfirst"; exit 1; }
+                echo "xequiv[$name]: np $np: $ex output bitwise equal to $hfirst"
+            fi ;;
+        esac
     done
     # (one pattern per name: " hier ucx " shares the space between them, so a single
     # *" hier "*" ucx "* pattern never matched and this check never ran)

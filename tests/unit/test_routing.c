@@ -128,6 +128,19 @@ static void test_placement(void)
             check_placement(MOE_PLACE_CONTIGUOUS, Es[i], Ps[j]);
             check_placement(MOE_PLACE_ROUND_ROBIN, Es[i], Ps[j]);
         }
+    /* the built-in maps: the busiest rank holds L x ceil(E/P) copies (the memory estimate) */
+    for (i = 0; i < 5; i++)
+        for (j = 0; j < 6; j++) {
+            moe_placement_t pl;
+            int             k;
+            for (k = 0; k < 2; k++) {
+                ASSERT_EQ_INT(moe_placement_builtin(&pl, k ? MOE_PLACE_ROUND_ROBIN
+                                                           : MOE_PLACE_CONTIGUOUS,
+                                                    Es[i], 3, Ps[j], 1, NULL), MOE_OK);
+                ASSERT_EQ_INT(moe_placement_max_held(&pl), 3 * ((Es[i] + Ps[j] - 1) / Ps[j]));
+                moe_placement_cleanup(&pl);
+            }
+        }
 }
 
 /*
@@ -157,6 +170,8 @@ static void test_placement_replicas(void)
     ASSERT_EQ_INT(pl.global_of[7 + pl.first_local[3] + 1], -1);  /* layer 1: rank 3 holds e2 only */
     ASSERT_EQ_INT(pl.global_of[7 + pl.first_local[3]], 2);
     ASSERT_EQ_INT(pl.owner[3], 3);
+    /* copies over both layers: rank 0 holds 1 + 1, ranks 1-3 hold 2 + 1 */
+    ASSERT_EQ_INT(moe_placement_max_held(&pl), 3);
     /* e0 at layer 0 from node 0: the only node-0 replica is rank 0, for every token */
     ASSERT_EQ_INT(moe_placement_route(&pl, 0, 0, 0, 5, &slot), 0);
     ASSERT_EQ_INT(slot, 0);
@@ -293,7 +308,9 @@ static void test_workload_deterministic(void)
 
 static void test_ffn_against_reference(void)
 {
-    int             acts[2] = {MOE_FFN_GELU, MOE_FFN_SWIGLU}, a, i, n = 300, d = 24, f = 40;
+    /* n over two row blocks, f over two hidden-column blocks (the second partial) */
+    int             acts[2] = {MOE_FFN_GELU, MOE_FFN_SWIGLU}, a, i, n = MOE_FFN_BLOCK + 76, d = 24;
+    int             f = MOE_FFN_COLS + 44;
     float          *x = malloc((size_t)n * d * 4), *y = malloc((size_t)n * d * 4);
     float          *yr = malloc((size_t)n * d * 4), *scr = malloc(MOE_FFN_BLOCK * 2 * (size_t)f * 4);
     moe_ffn_t       ffn;
@@ -304,7 +321,8 @@ static void test_ffn_against_reference(void)
     for (a = 0; a < 2; a++) {
         double num = 0, den = 0;
         ASSERT_EQ_INT(moe_ffn_init(&ffn, d, f, (moe_ffn_act_t)acts[a], 5, 1, 3), MOE_OK);
-        moe_ffn_forward(&ffn, x, n, y, scr); /* n > MOE_FFN_BLOCK: two blocks */
+        ASSERT_TRUE(moe_ffn_scratch_floats(&ffn) <= MOE_FFN_BLOCK * 2 * (size_t)f);
+        moe_ffn_forward(&ffn, x, n, y, scr);
         moe_ffn_forward_ref(&ffn, x, n, yr);
         for (i = 0; i < n * d; i++) {
             num += (y[i] - yr[i]) * (double)(y[i] - yr[i]);
@@ -319,12 +337,20 @@ static void test_ffn_against_reference(void)
         moe_ffn_cleanup(&ffn);
     }
     {
-        float v[7] = {-9, -3, -0.5f, 0, 0.5f, 3, 9}, ref[7];
+        float v[7] = {-9, -3, -0.5f, 0, 0.5f, 3, 9}, ref[7], w[64], wref[64];
         for (i = 0; i < 7; i++)
             ref[i] = moe_ffn_gelu_ref(v[i]);
         moe_ffn_gelu(v, 7);
         for (i = 0; i < 7; i++)
             ASSERT_NEAR(v[i], ref[i], 1e-6 * (1 + fabs(ref[i])));
+        /* relative accuracy also where gelu is tiny (x in -5.5 .. 0.8, vector and tail) */
+        for (i = 0; i < 64; i++) {
+            w[i] = -5.5f + 0.1f * (float)i;
+            wref[i] = moe_ffn_gelu_ref(w[i]);
+        }
+        moe_ffn_gelu(w, 64);
+        for (i = 0; i < 64; i++)
+            ASSERT_NEAR(w[i], wref[i], 2e-6 * fabs(wref[i]) + 1e-30);
     }
     free(x), free(y), free(yr), free(scr);
 }
