@@ -11,6 +11,8 @@
  *   MPI_Alltoallv with the counts swapped, which lands every output row at the position its
  *   input row left from; then out[t] += w_j * y for j = 0..k-1.
  * Buffers grow to the largest step seen and are reused: no allocation in a steady state.
+ * With params.rows_opaque (the simulation model) the row buffers are never touched and no
+ * row is copied or summed; counts, layouts and every message (peer, size) are unchanged.
  * Counts are conserved: the rows packed are the kept pairs, every received row is placed in
  * exactly one expert's batch, and combine returns as many rows as dispatch received (checked
  * with MOE_ASSERT in debug builds).
