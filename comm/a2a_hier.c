@@ -26,6 +26,10 @@
  * B-returns) always through MPI. The "hier" backend plugs in the MPI transport below
  * (MPI_Alltoallv); "ucx" (comm/a2a_ucx.c) plugs in UCP puts. Counts always go over MPI.
  *
+ * Pipelined form (params->inter_chunks > 1 and a transport with the chunked form): the
+ * inter-node stage goes in pieces and overlaps stage B (dispatch) and the node-level
+ * reductions (combine); see "pipelined form" below. Same batch, same sums, same output.
+ *
  * Always: every kept pair is computed exactly once; the output equals the flat exchange
  * up to floating-point summation order (partials grouped by node, then by rank); bytes
  * crossing nodes = (number of distinct (token, remote node) pairs) x unit size.
