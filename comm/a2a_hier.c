@@ -586,10 +586,11 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
     *got = 0;
     for (q = 0; q < nl; q++)
         while (q != c->li && c->next_step[q] <= c->chunks) {
-            int         s = c->next_step[q], flag = 0, bytes = 0, src = c->lrank[q];
-            MPI_Message msg;
-            MPI_Status  mst;
-            MOE_MPI_CHECK(c->log, MPI_Improbe(src, HIER_TAG_B + s, c->comm, &flag, &msg, &mst));
+            int        s = c->next_step[q], flag = 0, bytes = 0, src = c->lrank[q];
+            MPI_Status mst;
+            /* exactly one message per (source, step tag): probe, then receive that one
+             * (MPI_Iprobe + MPI_Recv rather than MPI_Improbe: SimGrid SMPI lacks it) */
+            MOE_MPI_CHECK(c->log, MPI_Iprobe(src, HIER_TAG_B + s, c->comm, &flag, &mst));
             if (!flag)
                 break;
             MOE_MPI_CHECK(c->log, MPI_Get_count(&mst, MPI_BYTE, &bytes));
@@ -597,8 +598,9 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_bphys * c->ub + (size_t)bytes) ||
                 moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + n) * sizeof(int64_t)))
                 return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-            MOE_MPI_CHECK(c->log, MPI_Mrecv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
-                                            MPI_BYTE, &msg, MPI_STATUS_IGNORE));
+            MOE_MPI_CHECK(c->log, MPI_Recv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
+                                           MPI_BYTE, src, HIER_TAG_B + s, c->comm,
+                                           MPI_STATUS_IGNORE));
             for (j = 0; j < n; j++)
                 ((int64_t *)c->bref.p)[c->n_brecv + j] = c->n_bphys + j;
             c->n_bphys += n;
