@@ -102,6 +102,27 @@ int moe_bind_nearest_nic(hwloc_topology_t t, hwloc_const_bitmap_t set, char *nam
     return 0;
 }
 
+void moe_bind_caches(hwloc_topology_t t, hwloc_const_bitmap_t set, int64_t *bytes, int *pus)
+{
+    int         first = hwloc_bitmap_first(set), lv;
+    hwloc_obj_t o;
+
+    for (lv = 0; lv < MOE_CACHE_LEVELS; lv++)
+        bytes[lv] = pus[lv] = 0;
+    o = first >= 0 ? hwloc_get_pu_obj_by_os_index(t, (unsigned)first)
+                   : hwloc_get_obj_by_type(t, HWLOC_OBJ_PU, 0);
+    for (; o != NULL; o = o->parent) {
+        if (!hwloc_obj_type_is_cache(o->type) || o->attr == NULL ||
+            o->attr->cache.type == HWLOC_OBJ_CACHE_INSTRUCTION)
+            continue;
+        lv = (int)o->attr->cache.depth - 1;
+        if (lv < 0 || lv >= MOE_CACHE_LEVELS || bytes[lv] != 0)
+            continue; /* L4 and beyond; the nearest cache of a level counts */
+        bytes[lv] = (int64_t)o->attr->cache.size;
+        pus[lv] = o->cpuset ? hwloc_bitmap_weight(o->cpuset) : 0;
+    }
+}
+
 static void bind_describe(hwloc_topology_t t, char *buf, size_t n)
 {
     int         nic = 0;
@@ -174,6 +195,7 @@ void moe_bind_apply(moe_bind_mode_t mode, int lr, int ls, moe_bind_info_t *info)
     hwloc_cpuset_to_nodeset(t, want, nodes);
     info->numa = hwloc_bitmap_first(nodes);
     moe_bind_nearest_nic(t, want, info->nic, sizeof(info->nic));
+    moe_bind_caches(t, want, info->cache_bytes, info->cache_pus);
     if (strcmp(info->action, "bound") == 0 || strcmp(info->action, "kept") == 0) {
         /* memory next to the CPUs: an explicit policy where allowed, else first touch */
         if (hwloc_get_nbobjs_by_type(t, HWLOC_OBJ_NUMANODE) > 1 &&

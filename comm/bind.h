@@ -21,6 +21,8 @@
 #ifndef MOERUN_COMM_BIND_H
 #define MOERUN_COMM_BIND_H
 
+#include <stdint.h>
+
 #include <hwloc.h>
 
 #include "moerun/base/log.h"
@@ -34,6 +36,9 @@ typedef enum {
 
 #define MOE_BIND_TEXT_MAX 64
 
+/* Cache levels reported per rank: L1 data, L2, L3 (unified or data caches). */
+enum { MOE_CACHE_L1D = 0, MOE_CACHE_L2 = 1, MOE_CACHE_L3 = 2, MOE_CACHE_LEVELS = 3 };
+
 typedef struct moe_bind_info {
     char cpuset[MOE_BIND_TEXT_MAX];  /* CPU binding after the decision, hwloc list syntax ("" unbound) */
     int  numa;                       /* first NUMA node (os index) of it, -1 unknown */
@@ -41,6 +46,8 @@ typedef struct moe_bind_info {
     char action[MOE_BIND_TEXT_MAX];  /* kept | bound | none | unbound | planned | failed */
     char membind[16];                /* bind | first-touch | none */
     char machine[MOE_BIND_TEXT_MAX]; /* "2 packages, 4 NUMA, 16 cores, 32 PUs, 1 NIC" */
+    int64_t cache_bytes[MOE_CACHE_LEVELS]; /* caches above the binding's first PU, 0 none */
+    int     cache_pus[MOE_CACHE_LEVELS];   /* PUs sharing each of them, 0 none */
 } moe_bind_info_t;
 
 /* Loads the topology moerun uses (I/O devices included). 0 on success; destroy with
@@ -56,6 +63,13 @@ int moe_bind_choose(hwloc_topology_t t, moe_bind_mode_t mode, int lr, int ls, hw
 /* The network device nearest to cpuset `set` (smallest non-I/O ancestor covering most of it),
  * its name into name (size n); 0 if found. */
 int moe_bind_nearest_nic(hwloc_topology_t t, hwloc_const_bitmap_t set, char *name, size_t n);
+
+/*
+ * The L1d, L2 and L3 caches above the first PU of `set` (the whole machine when set is
+ * empty): size in bytes and the number of PUs sharing each (its cpuset's weight); 0 and 0
+ * for a level the topology does not declare. Instruction caches are skipped. Pure.
+ */
+void moe_bind_caches(hwloc_topology_t t, hwloc_const_bitmap_t set, int64_t *bytes, int *pus);
 
 /* Decides and (on this system) applies the binding of this process; fills info. Never fails
  * the run: a refused binding is reported as action "failed". */

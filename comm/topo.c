@@ -44,10 +44,13 @@ moe_status_t moe_topo_discover_bind(MPI_Comm comm, int ranks_per_node, int bind_
     topo->nic = calloc((size_t)P, sizeof(*topo->nic));
     topo->bind_action = calloc((size_t)P, sizeof(*topo->bind_action));
     topo->machine = calloc((size_t)P, sizeof(*topo->machine));
+    topo->cache_bytes = calloc((size_t)P * MOE_CACHE_LEVELS, sizeof(int64_t));
+    topo->cache_pus = calloc((size_t)P * MOE_CACHE_LEVELS, sizeof(int));
     leaders = calloc((size_t)P, sizeof(int));
     ids = calloc((size_t)P, sizeof(int));
     if (!topo->node || !topo->local_rank || !topo->numa || !topo->host || !topo->cpuset ||
-        !topo->nic || !topo->bind_action || !topo->machine || !leaders || !ids) {
+        !topo->nic || !topo->bind_action || !topo->machine || !topo->cache_bytes ||
+        !topo->cache_pus || !leaders || !ids) {
         st = MOE_ERROR_SET(log, MOE_ERR_NOMEM, "topology: out of memory");
         goto out;
     }
@@ -81,6 +84,12 @@ moe_status_t moe_topo_discover_bind(MPI_Comm comm, int ranks_per_node, int bind_
                        st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.machine, 64, MPI_CHAR, topo->machine, 64, MPI_CHAR,
                                           comm), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.cache_bytes, MOE_CACHE_LEVELS, MPI_INT64_T,
+                                          topo->cache_bytes, MOE_CACHE_LEVELS, MPI_INT64_T,
+                                          comm), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.cache_pus, MOE_CACHE_LEVELS, MPI_INT,
+                                          topo->cache_pus, MOE_CACHE_LEVELS, MPI_INT, comm),
+                       st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Allgather(host, MOE_TOPO_HOST_MAX, MPI_CHAR, topo->host,
                                           MOE_TOPO_HOST_MAX, MPI_CHAR, comm), st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Allgather(bi.cpuset, MOE_TOPO_CPUSET_MAX, MPI_CHAR, topo->cpuset,
@@ -116,5 +125,7 @@ void moe_topo_cleanup(moe_topo_t *topo)
     free(topo->nic);
     free(topo->bind_action);
     free(topo->machine);
+    free(topo->cache_bytes);
+    free(topo->cache_pus);
     memset(topo, 0, sizeof(*topo));
 }

@@ -9,6 +9,8 @@
 #ifndef MOERUN_COMM_TOPO_H
 #define MOERUN_COMM_TOPO_H
 
+#include <stdint.h>
+
 #include <mpi.h>
 
 #include "moerun/base/log.h"
@@ -28,6 +30,8 @@ typedef struct moe_topo {
     char (*nic)[MOE_TOPO_NIC_MAX];          /* [P] nearest network device, "" none found */
     char (*bind_action)[MOE_TOPO_ACTION_MAX]; /* [P] kept|bound|none|unbound|planned|failed (bind.h) */
     char (*machine)[64];                    /* [P] each rank's host: packages, NUMA, cores, PUs, NICs */
+    int64_t *cache_bytes;                   /* [P][3] L1d, L2, L3 above the binding's first PU, 0 none */
+    int     *cache_pus;                     /* [P][3] PUs sharing each, 0 none (comm/bind.h) */
     char  membind[16];                      /* this rank's memory policy: bind|first-touch|none */
     char  hwloc_version[32];
 } moe_topo_t;

@@ -259,6 +259,9 @@ static const opt_t opt_table[] = {
     OPT_B(O, quiet, "--quiet", "MOERUN_QUIET", "false", "no progress lines"),
     OPT_D(O, progress_interval, "--progress-interval", "MOERUN_PROGRESS_INTERVAL", "5", 0, 86400,
           0, "0 means every step", "seconds between progress lines"),
+    OPT_D(O, step_timeout, "--step-timeout", "MOERUN_STEP_TIMEOUT", "300", 0, 86400, 0,
+          "0: no watchdog", "seconds one step (or the final flush) may take; then the rank "
+          "names itself, its host, the step and phase, and exits 3 (docs/signals.md)"),
     OPT_E(O, log_level, "--log-level", "MOERUN_LOG_LEVEL", "info", opt_log_level_names,
           "log verbosity; per-rank messages only at debug"),
 
@@ -1093,12 +1096,23 @@ void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *
     double P = nranks > 0 ? nranks : 1, L = cfg->layers, E = cfg->experts, k = cfg->top_k;
     double d = cfg->d_model, f = cfg->d_ffn, T = cfg->tokens, B = cfg->flush_interval;
     double hc = cfg->activation == MOE_ACT_SWIGLU ? 2 * f : f; /* w1 columns */
-    double nloc = ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
+    double held = L * ceil(E / P), G = P * T, S = cfg->route_samples < G ? cfg->route_samples : G;
     double Sl = ceil(S / P), W = cfg->monitor_window, blk;
+    moe_placement_t pl;
+    char            err[512];
 
     memset(est, 0, sizeof(*est));
-    /* router [L][d][E] and every local expert's w1 [d][hc] and w2 [f][d], float */
-    est->weights = 4 * (L * d * E + L * nloc * (d * hc + f * d));
+    /* expert copies of the rank holding the most, over all layers: L x ceil(E/P) for the
+     * built-in maps; a placement file's own (replicas included) when it reads and fits the
+     * run (a file that does not is refused later, with its message, by the engine) */
+    if (strncmp(cfg->placement, "file:", 5) == 0 &&
+        moe_placement_read(&pl, cfg->placement + 5, NULL, err, sizeof(err)) == MOE_OK) {
+        if (pl.experts == cfg->experts && pl.layers == cfg->layers && pl.nranks == (int)P)
+            held = moe_placement_max_held(&pl);
+        moe_placement_cleanup(&pl);
+    }
+    /* router [L][d][E] and every held expert's w1 [d][hc] and w2 [f][d], float */
+    est->weights = 4 * (L * d * E + held * (d * hc + f * d));
     /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
      * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
     est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
@@ -1118,7 +1132,7 @@ void moe_config_memory_text(const moe_mem_estimate_t *est, char *buf, size_t len
 {
     const double M = 1024.0 * 1024.0;
 
-    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts/ranks x d_model x "
+    snprintf(buf, len, "%.1f MiB per rank: weights %.1f (layers x experts per rank x d_model x "
              "d_ffn), buffers %.1f (tokens x top_k x d_model), telemetry %.1f (flush_interval "
              "x layers x experts, experts^2), monitor %.1f (monitor_window x layers x experts)",
              est->total / M, est->weights / M, est->buffers / M, est->telemetry / M,
@@ -1286,7 +1300,8 @@ void moe_config_help(FILE *out, const char *argv0)
             "\n"
             "Exit codes: 0 success; 1 runtime error; 2 invalid configuration or usage (one\n"
             "message naming the field, the bad value, where it came from and what is allowed);\n"
-            "128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early.\n"
+            "3 a step did not finish within --step-timeout (the watchdog ended the rank);\n"
+            "128 + signal number when SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 stopped the run early.\n"
             "Reference: docs/config.md.\n");
 }
 
@@ -1342,7 +1357,8 @@ void moe_config_help_markdown(FILE *out)
             "Errors are one line naming the field, the bad value, where it came from and what is\n"
             "allowed, e.g. `experts: \"0\" is out of range (from --experts); allowed 1..65536`.\n"
             "Exit codes of `moerun`: 0 success, 1 runtime error, 2 invalid configuration or "
-            "usage.\n"
+            "usage,\n3 a step over `--step-timeout`, 128 + the signal's number when SIGINT, "
+            "SIGTERM,\nSIGUSR1 or SIGUSR2 stopped the run (docs/signals.md).\n"
             "\n"
             "## Command line only\n"
             "\n"

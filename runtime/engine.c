@@ -24,6 +24,7 @@
  *  3. after create, no step allocates, except buffers that grow to a new maximum (and the
  *     debug builds' checks, which free what they take).
  */
+#include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ static moe_status_t engine_agree(moe_engine_t *e, moe_status_t st)
 
 static moe_status_t engine_alloc(moe_engine_t *e)
 {
-    size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d;
+    size_t L = (size_t)e->L, E = (size_t)e->E, k = (size_t)e->k, d = (size_t)e->d, nn;
     size_t K = (size_t)e->S;
     size_t T = (size_t)e->T, B = (size_t)e->B, P = (size_t)e->nranks;
     size_t S = (size_t)e->n_route_local;
@@ -120,7 +121,8 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     ok &= ENG_ALLOC(e->keep, T * K);
     ok &= ENG_ALLOC(e->dest_rank, T * K);
     ok &= ENG_ALLOC(e->dest_expert, T * K);
-    ok &= ENG_ALLOC(e->rscratch, MOE_ROUTER_SCRATCH(E));
+    nn = (size_t)e->topo.nnodes; /* the node-limited router's groups */
+    ok &= ENG_ALLOC(e->rscratch, MOE_ROUTER_SCRATCH(E > nn ? E : nn));
     ok &= ENG_ALLOC(e->router_group, E);
     ok &= ENG_ALLOC(e->token_id, T);
     ok &= ENG_ALLOC(e->ec_scratch, 3 * E);
@@ -202,14 +204,16 @@ static moe_status_t engine_router_init(moe_engine_t *e)
         for (x = 0; x < e->E; x++)
             e->router_group[x] = x / (e->E / r->ngroups);
     } else if (r->ops == &moe_router_node_ops) {
+        /* groups per token and layer: the node of the replica the placement's rule picks */
         r->ngroups = e->topo.nnodes;
-        for (x = 0; x < e->E; x++)
-            e->router_group[x] = e->topo.node[e->place.owner[x]];
+        r->place = &e->place;
+        r->node = e->topo.node[e->rank];
+        r->g0 = e->g0;
     }
     /* expert-choice and hash select without scores: the bias would change nothing */
     e->use_bias = e->cfg.balance_bias > 0 && !r->ops->global && r->ops != &moe_router_hash_ops;
     if (r->ngroups > 0) {
-        r->group_of = e->router_group;
+        r->group_of = r->place ? NULL : e->router_group;
         r->max_groups = M > 0 && M < r->ngroups ? M : r->ngroups;
         if (moe_router_check_groups(r, err, sizeof(err)) != MOE_OK)
             return MOE_ERROR_SET(&e->log, MOE_ERR_INVALID, "%s", err);
@@ -289,6 +293,8 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
     meta.nic = (const char(*)[MOE_TEL_STRING_MAX])e->topo.nic;
     meta.bind_action = (const char(*)[MOE_TEL_STRING_MAX])e->topo.bind_action;
     meta.machine = (const char(*)[MOE_TEL_STRING_MAX])e->topo.machine;
+    meta.cache_bytes = e->topo.cache_bytes;
+    meta.cache_pus = e->topo.cache_pus;
     meta.expert_owner = e->place.owner;
     meta.expert_ranks = e->place.rep_rank;
     meta.max_replicas = e->place.max_replicas;
@@ -302,18 +308,36 @@ static moe_status_t engine_telemetry_open(moe_engine_t *e)
     return st;
 }
 
+/* A cache as "SIZE/PUS" (size in KiB or MiB when whole, else bytes), "-" when absent. */
+static void engine_cache_text(int64_t bytes, int pus, char *buf, size_t n)
+{
+    if (bytes <= 0)
+        snprintf(buf, n, "-");
+    else if (bytes % (1024 * 1024) == 0)
+        snprintf(buf, n, "%" PRId64 "MiB/%d", bytes / (1024 * 1024), pus);
+    else if (bytes % 1024 == 0)
+        snprintf(buf, n, "%" PRId64 "KiB/%d", bytes / 1024, pus);
+    else
+        snprintf(buf, n, "%" PRId64 "B/%d", bytes, pus);
+}
+
 /* --report-bindings: one line per rank, from rank 0, in rank order (stderr, like mpirun's). */
 static void engine_report_bindings(const moe_engine_t *e)
 {
     const moe_topo_t *t = &e->topo;
-    int               r;
+    int               r, lv;
+    char              c[3][40];
 
-    for (r = 0; r < t->nranks; r++)
+    for (r = 0; r < t->nranks; r++) {
+        for (lv = 0; lv < 3; lv++)
+            engine_cache_text(t->cache_bytes[r * 3 + lv], t->cache_pus[r * 3 + lv], c[lv],
+                              sizeof(c[lv]));
         fprintf(stderr, "moerun: binding rank %d host %s node %d local %d cpuset %s numa %d nic %s "
-                        "(bind %s: %s; %s)\n", r, t->host[r], t->node[r], t->local_rank[r],
-                t->cpuset[r][0] ? t->cpuset[r] : "unbound", t->numa[r],
-                t->nic[r][0] ? t->nic[r] : "none", moe_bind_mode_name((moe_bind_mode_t)e->cfg.bind),
-                t->bind_action[r], t->machine[r]);
+                        "caches L1d %s L2 %s L3 %s (bind %s: %s; %s)\n", r, t->host[r], t->node[r],
+                t->local_rank[r], t->cpuset[r][0] ? t->cpuset[r] : "unbound", t->numa[r],
+                t->nic[r][0] ? t->nic[r] : "none", c[0], c[1], c[2],
+                moe_bind_mode_name((moe_bind_mode_t)e->cfg.bind), t->bind_action[r], t->machine[r]);
+    }
     fprintf(stderr, "moerun: memory on rank 0: %s\n", t->membind);
 }
 
@@ -340,6 +364,12 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     st = moe_config_validate(cfg, e->nranks, err, sizeof(err));
     if (st != MOE_OK)
         return MOE_ERROR_SET(&e->log, st, "%s", err);
+    if (cfg->step_timeout > 0) { /* armed by moe_engine_run and finish (watchdog.h) */
+        const char *werr = NULL;
+        e->wd = moe_watchdog_create(cfg->step_timeout, e->rank, &werr);
+        if (werr != NULL)
+            return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "%s", werr);
+    }
     moe_workload_parse(cfg->workload, cfg->experts, &spec, err, sizeof(err));
     e->L = cfg->layers;
     e->E = cfg->experts;
@@ -625,10 +655,12 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     moe_status_t       st;
 
     t0 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_GATE, l);
     memset(e->gsum, 0, MOE_GSUM_LEN(E) * sizeof(double));
     if (e->rp != NULL) {
         engine_replay_gate(e, l);
     } else {
+        e->router.layer = l;
         if (e->use_bias) {
             e->router.bias = e->bias + (size_t)l * E;
             for (i = 0; i < E; i++)
@@ -650,6 +682,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         e->local_count[i] = (int64_t)e->gsum[MOE_GSUM_FIXED + E + i];
     moe_sim_flops(&e->cfg, 2.0 * T * e->d * E);
     t1 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_COUNTS, l);
 
     /* the first collective after the gate: a few hundred bytes, so its time is the wait for
      * the slowest rank's gate (plus one small-message latency): counts_wait */
@@ -706,6 +739,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     plan.dest_expert = e->dest_expert;
     plan.weight = e->gate.weight;
     t2 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_DISPATCH, l); /* with --overlap: experts and combine too */
 
     memset(&ast, 0, sizeof(ast));
     ast.bytes_to_rank = e->traffic_row;
@@ -740,6 +774,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         return st;
     moe_sim_copy(&e->cfg, (double)(ast.bytes_sent + ast.bytes_recv));
     t3 = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_EXPERT, l);
 #if MOE_ASSERTS_ENABLED
     engine_assert_delivered(e, l, &plan, &batch, &ast);
     t3 = MPI_Wtime(); /* the check is not the exchange's time */
@@ -767,6 +802,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
     /* combine_wait: the wait for the slowest rank's experts, made explicit by a barrier so
      * that the exchange after it times only moving and summing */
     tb = MPI_Wtime();
+    moe_watchdog_mark(e->wd, MOE_WD_COMBINE, l);
     MOE_MPI_CHECK(&e->log, MPI_Barrier(e->comm));
     ast.t_combine_wait += MPI_Wtime() - tb;
     {
@@ -837,6 +873,7 @@ static moe_status_t engine_flush(moe_engine_t *e)
 
     if (e->nblk == 0)
         return MOE_OK;
+    moe_watchdog_mark(e->wd, MOE_WD_FLUSH, -1);
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->b_processed, e->b_processed_g, (int)n, MPI_INT64_T,
                                          MPI_SUM, e->comm));
     MOE_MPI_CHECK(&e->log, MPI_Allreduce(e->b_dropped, e->b_dropped_g, (int)n, MPI_INT64_T,
@@ -1108,14 +1145,21 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
     int          metrics_warned = 0;
 
     while (eng->step < eng->cfg.steps) {
+        moe_watchdog_arm(eng->wd, eng->step);
         flag = stop ? (int)*stop : 0;
         MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MAX,
                                                eng->comm));
-        if (flag)
+        if (flag) { /* every rank reports the agreed signal, not only the rank that got it */
+            moe_watchdog_disarm(eng->wd);
+            if (stop)
+                *stop = (sig_atomic_t)flag;
             return MOE_ERR_INTERRUPTED;
+        }
         st = moe_engine_step(eng);
-        if (st != MOE_OK)
+        if (st != MOE_OK) {
+            moe_watchdog_disarm(eng->wd);
             return st;
+        }
         if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
             MPI_Wtime() - eng->metrics_last >= eng->cfg.metrics_interval &&
             engine_metrics(eng, "running", NULL) != MOE_OK && !metrics_warned) {
@@ -1129,6 +1173,7 @@ moe_status_t moe_engine_run(moe_engine_t *eng, volatile sig_atomic_t *stop)
             last = MPI_Wtime();
         }
     }
+    moe_watchdog_disarm(eng->wd);
     return st;
 }
 
@@ -1197,7 +1242,10 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     int           l, i;
     size_t        n;
 
+    moe_watchdog_arm(eng->wd, eng->step);
+    moe_watchdog_mark(eng->wd, MOE_WD_FINISH, -1);
     st = engine_flush(eng);
+    moe_watchdog_mark(eng->wd, MOE_WD_FINISH, -1);
     memset(&sum, 0, sizeof(sum));
     sum.status = status;
     sum.steps = eng->step;
@@ -1302,6 +1350,7 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
         if (st == MOE_OK)
             st = st2;
     }
+    moe_watchdog_disarm(eng->wd);
     if (s)
         *s = sum;
     return st;
@@ -1323,6 +1372,7 @@ void moe_engine_destroy(moe_engine_t *e)
 
     if (e == NULL)
         return;
+    moe_watchdog_destroy(e->wd);
     if (e->tel)
         moe_telemetry_close(e->tel, e->step, "error", NULL);
     if (e->a2a && e->a2a_ctx)

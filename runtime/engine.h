@@ -18,6 +18,7 @@
 #include "router_expert_choice.h"
 #include "telemetry.h"
 #include "topo.h"
+#include "watchdog.h"
 #include "workload.h"
 
 #define MOE_SUMMARY_EVENTS_MAX 64
@@ -41,7 +42,7 @@ struct moe_engine {
     moe_router_t         router;       /* the configured router (router.h) */
     int                  S;            /* slots per token: k, or E for expert-choice */
     int                 *router_group; /* [E] group of each expert (group/node-limited) */
-    double              *rscratch;     /* [MOE_ROUTER_SCRATCH(E)] */
+    double              *rscratch;     /* [MOE_ROUTER_SCRATCH(max(E, nodes))] */
     int64_t             *token_id;     /* [T] vocabulary ids of the step's tokens */
     int64_t             *ec_scratch;   /* [3E] expert-choice counts */
     float               *bias;         /* [L][E] aux-loss-free balancing bias (selection only) */
@@ -89,6 +90,7 @@ struct moe_engine {
     int                  n_b_events, cap_b_events;
     moe_monitor_t        mon;
     moe_telemetry_t     *tel;
+    moe_watchdog_t      *wd;           /* --step-timeout; NULL: none (watchdog.h) */
 
     /* run totals */
     long                 step;         /* next step index */

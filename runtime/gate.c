@@ -76,6 +76,7 @@ void moe_gate_route_with(const moe_router_t *r, const int64_t *token_id, const f
             tok.logit = l;
             tok.prob = pp;
             tok.id = token_id ? token_id[t] : -1;
+            tok.index = t;
             r->ops->select(r, &tok, rscratch, sel, sp, sw);
             for (j = 0; j < k; j++)
                 cnt[sel[j]] += 1;
@@ -105,7 +106,8 @@ void moe_gate_route(const float *x, const float *wg, int T, int d, int E, int k,
                     double temperature, float *logits, double *pscratch, moe_gate_out_t *out,
                     double *sums, double *logit_max, int64_t *coselect)
 {
-    moe_router_t r = {&moe_router_softmax_ops, E, k, temperature, 1.0, 0, 0, NULL, NULL};
+    moe_router_t r = {&moe_router_softmax_ops, E, k, temperature, 1.0, 0, 0, NULL, NULL,
+                      NULL, 0, 0, 0};
 
     moe_gate_route_with(&r, NULL, x, wg, T, d, logits, pscratch, NULL, out, sums, logit_max,
                         coselect);

@@ -230,6 +230,21 @@ int moe_placement_route(const moe_placement_t *pl, int l, int e, int node, int64
     return rr[j];
 }
 
+int moe_placement_max_held(const moe_placement_t *pl)
+{
+    int    r, l, i, most = 0, n = pl->first_local[pl->nranks];
+
+    for (r = 0; r < pl->nranks; r++) {
+        int held = 0;
+        for (l = 0; l < pl->layers; l++)
+            for (i = pl->first_local[r]; i < pl->first_local[r + 1]; i++)
+                held += pl->global_of[(size_t)l * n + i] >= 0;
+        if (held > most)
+            most = held;
+    }
+    return most;
+}
+
 int moe_placement_spec_check(const char *spec, char *err, size_t errlen)
 {
     if (strcmp(spec, "contiguous") == 0 || strcmp(spec, "round-robin") == 0)

@@ -98,6 +98,11 @@ int moe_placement_spec_check(const char *spec, char *err, size_t errlen);
 int moe_placement_route(const moe_placement_t *pl, int l, int e, int node, int64_t g,
                         int *slot_p);
 
+/* The most expert copies one rank holds, summed over the layers (replicas included; empty
+ * slots of a layer do not count): what its expert weights take. L x ceil(E/P) for the
+ * built-in maps. */
+int moe_placement_max_held(const moe_placement_t *pl);
+
 void moe_placement_cleanup(moe_placement_t *pl);
 
 #endif /* MOERUN_RUNTIME_PLACEMENT_H */

@@ -2,8 +2,9 @@
  * runtime/router_limited.c — group-limited and node-limited top-k (DeepSeek-V2/V3).
  *
  * Experts fall into groups (group_of[E]): for group-limited, route_groups contiguous blocks
- * of experts/route_groups experts; for node-limited, the node of the rank that holds the
- * expert. Per token:
+ * of experts/route_groups experts; for node-limited with the run's placement (r->place), per
+ * token: the node of the replica moe_placement_route picks for this token at this layer (a
+ * replica on the token's own node counts as on-node; per-layer maps differ). Per token:
  *   1. group score = sum of the two highest p (+ bias) in the group (the one p of a group of
  *      one expert);
  *   2. the max_groups groups of highest score are allowed (ties to the lower group id);
@@ -14,6 +15,18 @@
 #include <float.h>
 
 #include "router.h"
+
+/* The group of expert e for this token: the node its pair would go to (with a placement),
+ * else the fixed map. */
+static int limited_group(const moe_router_t *r, const moe_router_token_t *tok, int e)
+{
+    int slot;
+
+    if (r->place == NULL)
+        return r->group_of[e];
+    return r->place->node_of[moe_placement_route(r->place, r->layer, e, r->node,
+                                                 r->g0 + tok->index, &slot)];
+}
 
 static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
                            double *scratch, int32_t *sel, float *score, float *weight)
@@ -33,7 +46,7 @@ static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
         }
         for (e = 0; e < E; e++) {
             double v = r->bias ? tok->prob[e] + r->bias[e] : tok->prob[e];
-            g = r->group_of[e];
+            g = limited_group(r, tok, e);
             if (v > top1[g]) {
                 top2[g] = top1[g];
                 top1[g] = v;
@@ -52,7 +65,7 @@ static void limited_select(const moe_router_t *r, const moe_router_token_t *tok,
                 gsel[best] = 1;
         }
         for (e = 0; e < E; e++)
-            allowed[e] = gsel[r->group_of[e]];
+            allowed[e] = gsel[limited_group(r, tok, e)];
         moe__router_topk(tok->prob, r->bias, allowed, E, r->k, sel);
     }
     for (j = 0; j < r->k; j++) {
@@ -71,6 +84,7 @@ const moe_router_ops_t moe_router_group_ops = {
 
 const moe_router_ops_t moe_router_node_ops = {
     "node-limited", "best route_max_nodes nodes of the placement (sum of top-2 p), then "
-                    "top-k inside: a token touches at most that many nodes",
+                    "top-k inside: a token touches at most that many nodes (per-layer map, "
+                    "a replica on the token's node counts as on-node)",
     0, limited_select,
 };

@@ -488,12 +488,28 @@ static moe_status_t tel_write_topology(moe_telemetry_t *t, const moe_tel_meta_t 
     static const int ids[] = {MOE_TEL_DS_HOSTNAME, MOE_TEL_DS_NODE, MOE_TEL_DS_LOCAL_RANK,
                               MOE_TEL_DS_CPUSET, MOE_TEL_DS_NUMA_NODE, MOE_TEL_DS_EXPERT_OWNER,
                               MOE_TEL_DS_EXPERT_RANKS, MOE_TEL_DS_NIC, MOE_TEL_DS_BIND_ACTION,
-                              MOE_TEL_DS_MACHINE};
-    size_t       P = (size_t)t->nranks, LE = (size_t)t->L * t->E, i;
+                              MOE_TEL_DS_MACHINE, MOE_TEL_DS_L1D_BYTES, MOE_TEL_DS_L2_BYTES,
+                              MOE_TEL_DS_L3_BYTES, MOE_TEL_DS_L1D_PUS, MOE_TEL_DS_L2_PUS,
+                              MOE_TEL_DS_L3_PUS};
+    size_t       P = (size_t)t->nranks, LE = (size_t)t->L * t->E, i, lv;
     char       (*blank)[MOE_TEL_STRING_MAX] = NULL;
-    int         *ranks = NULL;
-    const void  *bufs[10];
+    int         *ranks = NULL, *cpus = NULL;
+    int64_t     *cbytes = NULL;
+    const void  *bufs[16];
     moe_status_t st = MOE_OK;
+
+    /* caches: [P][3] in the meta, one [P] dataset per level and quantity (0: none known) */
+    if (t->rank == 0) {
+        cbytes = calloc(3 * P + 1, sizeof(int64_t));
+        cpus = calloc(3 * P + 1, sizeof(int));
+        if (!cbytes || !cpus)
+            st = MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "telemetry: out of memory");
+        for (i = 0; cbytes && cpus && i < P; i++)
+            for (lv = 0; lv < 3; lv++) {
+                cbytes[lv * P + i] = meta->cache_bytes ? meta->cache_bytes[i * 3 + lv] : 0;
+                cpus[lv * P + i] = meta->cache_pus ? meta->cache_pus[i * 3 + lv] : 0;
+            }
+    }
 
     /* absent optional arrays: "" strings, and expert_owner at every layer */
     if (t->rank == 0 && (!meta->nic || !meta->bind_action || !meta->machine))
@@ -516,10 +532,16 @@ static moe_status_t tel_write_topology(moe_telemetry_t *t, const moe_tel_meta_t 
     bufs[7] = meta->nic ? (const void *)meta->nic : blank;
     bufs[8] = meta->bind_action ? (const void *)meta->bind_action : blank;
     bufs[9] = meta->machine ? (const void *)meta->machine : blank;
+    for (lv = 0; lv < 3; lv++) {
+        bufs[10 + lv] = cbytes ? cbytes + lv * P : NULL;
+        bufs[13 + lv] = cpus ? cpus + lv * P : NULL;
+    }
     for (i = 0; i < sizeof(ids) / sizeof(ids[0]) && st == MOE_OK; i++)
         st = tel_fixed_write(t, ids[i], 0, t->rank == 0 ? t->dims[ids[i]][0] : 0, bufs[i]);
     free(blank);
     free(ranks);
+    free(cbytes);
+    free(cpus);
     return st;
 }
 
@@ -582,6 +604,18 @@ static moe_status_t tel_create_file(moe_telemetry_t *t, const moe_tel_meta_t *me
         goto out;
 #endif
     }
+#ifdef H5_HAVE_PARALLEL
+    else {
+        /* gather: rank 0 alone, through MPI-IO on MPI_COMM_SELF rather than the default sec2
+         * driver. With sec2 and the 1.10 format (superblock v3), HDF5 marks the file "open
+         * for write" until it is closed, so a file whose writer was killed (a lost host, the
+         * watchdog, SIGKILL) could not be opened by any reader, h5dump or h5py before
+         * `h5clear -s`; written through MPI-IO, it stays readable up to the last flush
+         * (tests/system/faults_hosts.sh, docs/signals.md). */
+        TEL_H5(t, H5Pset_fapl_mpio(fapl, MPI_COMM_SELF, MPI_INFO_NULL), "setting MPI-IO for",
+               st, out);
+    }
+#endif
     /* Every chunk is written once, whole, and never read back: no raw-data chunk cache, so
      * memory does not grow with the number of chunks written (1 MB per dataset otherwise). */
     TEL_H5(t, H5Pset_cache(fapl, 0, 0, 0, 1.0), "setting the chunk cache of", st, out);

@@ -57,6 +57,8 @@ typedef struct moe_tel_meta {
     const char (*nic)[MOE_TEL_STRING_MAX];         /* [nranks] nearest network device, "" none; may be NULL */
     const char (*bind_action)[MOE_TEL_STRING_MAX]; /* [nranks] what --bind did (comm/bind.h); may be NULL */
     const char (*machine)[MOE_TEL_STRING_MAX];     /* [nranks] the rank's host as hwloc sees it; may be NULL */
+    const int64_t *cache_bytes;        /* [nranks][3] L1d, L2, L3 sizes (comm/bind.h), 0 none; may be NULL */
+    const int     *cache_pus;          /* [nranks][3] PUs sharing each; may be NULL */
     const char *slurm_job_id;          /* NULL or "" if not under Slurm */
     const char *mpi_version;           /* MPI_Get_library_version text */
     const char *hwloc_version;

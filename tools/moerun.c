@@ -4,7 +4,9 @@
  *
  * Exit codes: 0 run complete; 1 runtime error (message on stderr); 2 invalid configuration
  * or usage (one message from rank 0, before any compute, no file written);
- * 128 + signal number when SIGINT, SIGTERM or SIGUSR1 stopped the run early (telemetry
+ * 3 a step did not finish within --step-timeout (runtime/watchdog.h: the rank names itself
+ * and exits; mpirun ends the others);
+ * 128 + signal number when SIGINT, SIGTERM, SIGUSR1 or SIGUSR2 stopped the run early (telemetry
  * flushed and closed, summary printed, marked "interrupted").
  */
 #include <errno.h>
@@ -39,6 +41,7 @@ static void moerun_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL); /* mpirun forwards SIGUSR1 and SIGUSR2 alike */
 }
 
 /* Everything printed must have reached stdout (a full disk or /dev/full is an error). */

@@ -76,6 +76,7 @@ typedef struct moe_config {
     double               metrics_interval; /* seconds between metrics writes, 0: every step */
     int                  quiet;            /* no progress lines */
     double               progress_interval;/* seconds between progress lines */
+    double               step_timeout;     /* seconds a step may take before the watchdog ends the rank; 0: no watchdog */
     int                  log_level;        /* 0 error .. 3 debug */
     /* monitor thresholds */
     int                  monitor_window;        /* steps per utilisation window, >= 1 */
@@ -133,7 +134,8 @@ moe_status_t moe_config_check_paths(const moe_config_t *cfg, const char *config_
                                     size_t errlen);
 
 /* What one rank of a run needs, in bytes (moe_config_memory): the model weights (router and
- * local experts of every layer), token buffers (activations, gate, exchange and expert
+ * local experts of every layer: the most expert copies one rank holds over the layers, from
+ * a --placement file when it reads and fits the run, replicas included), token buffers (activations, gate, exchange and expert
  * scratch), one telemetry block (plus rank 0's gather buffers) with the accumulated
  * matrices, and the monitor's windows. An estimate from the configuration alone, made before
  * anything is allocated; the allocations follow the same formulas (runtime/engine.c). */

@@ -317,6 +317,12 @@ typedef struct moe_tel_event_rec {
 #define MOE_TEL_NIC              "topology/nic"
 #define MOE_TEL_BIND_ACTION      "topology/bind_action"
 #define MOE_TEL_MACHINE          "topology/machine"
+#define MOE_TEL_L1D_BYTES        "topology/l1d_bytes"
+#define MOE_TEL_L1D_PUS          "topology/l1d_pus"
+#define MOE_TEL_L2_BYTES         "topology/l2_bytes"
+#define MOE_TEL_L2_PUS           "topology/l2_pus"
+#define MOE_TEL_L3_BYTES         "topology/l3_bytes"
+#define MOE_TEL_L3_PUS           "topology/l3_pus"
 #define MOE_TEL_UNROUTED         "steps/unrouted"
 #define MOE_TEL_EXPERT_BIAS      "steps/expert_bias"
 #define MOE_TEL_ROUTE_TOKEN_ID   "routes/token_id"
@@ -387,6 +393,18 @@ typedef struct moe_tel_event_rec {
       "what --bind did: kept, bound, none, unbound, planned or failed")                                \
     X(MOE_TEL_DS_MACHINE, MOE_TEL_MACHINE, "topology", S64, RANK, NONE, NONE, NONE, "", 0,             \
       "the rank's host as hwloc sees it: packages, NUMA nodes, cores, PUs, NICs")                                 \
+    X(MOE_TEL_DS_L1D_BYTES, MOE_TEL_L1D_BYTES, "topology", I64, RANK, NONE, NONE, NONE, "bytes", 0,    \
+      "L1 data cache above the binding's first PU, 0 if hwloc declares none (docs/binding.md)")         \
+    X(MOE_TEL_DS_L1D_PUS, MOE_TEL_L1D_PUS, "topology", I32, RANK, NONE, NONE, NONE, "PUs", 0,          \
+      "PUs sharing that L1 data cache, 0 if none")                                                      \
+    X(MOE_TEL_DS_L2_BYTES, MOE_TEL_L2_BYTES, "topology", I64, RANK, NONE, NONE, NONE, "bytes", 0,      \
+      "L2 cache above the binding's first PU, 0 if none")                                               \
+    X(MOE_TEL_DS_L2_PUS, MOE_TEL_L2_PUS, "topology", I32, RANK, NONE, NONE, NONE, "PUs", 0,            \
+      "PUs sharing that L2 cache, 0 if none")                                                           \
+    X(MOE_TEL_DS_L3_BYTES, MOE_TEL_L3_BYTES, "topology", I64, RANK, NONE, NONE, NONE, "bytes", 0,      \
+      "L3 cache above the binding's first PU, 0 if none")                                               \
+    X(MOE_TEL_DS_L3_PUS, MOE_TEL_L3_PUS, "topology", I32, RANK, NONE, NONE, NONE, "PUs", 0,            \
+      "PUs sharing that L3 cache, 0 if none")                                                           \
     X(MOE_TEL_DS_UNROUTED, MOE_TEL_UNROUTED, "steps", I64, STEP, LAYER, NONE, NONE, "tokens", 0,        \
       "tokens routed to no expert (expert-choice router; 0 otherwise)")                                \
     X(MOE_TEL_DS_EXPERT_BIAS, MOE_TEL_EXPERT_BIAS, "steps", F64, STEP, LAYER, EXPERT, NONE, "score", 0, \

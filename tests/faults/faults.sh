@@ -3,8 +3,10 @@
 # to real `mpirun` runs of moerun; checks exit codes, the summary, and the telemetry file
 # (readable, closed or not, consistent: check_telemetry.py) after each.
 #
-# Usage: faults.sh CASE   (usr1-mpirun | term-mpirun | term-ranks | int-ranks | kill-rank |
-#                          disk-full | vanish | umask | lock | full-stdout)
+# Usage: faults.sh CASE   (usr1-mpirun | usr2-mpirun | term-mpirun | int-mpirun | term-ranks |
+#                          int-ranks | term-one-rank | usr1-one-rank | kill-rank | disk-full |
+#                          vanish | umask | lock | full-stdout)
+# One case per row of docs/signals.md's signal tables.
 # Env: MOERUN, ANALYZE, MPIEXEC, PYTHON, CHECK_TELEMETRY. disk-full needs root (tmpfs).
 # What Open MPI 4.1 does with signals (measured; docs/signals.md):
 #   SIGUSR1/SIGUSR2 to mpirun: forwarded to every rank at once; mpirun exits with the
@@ -77,13 +79,38 @@ EOF
 }
 
 case "$case" in
-usr1-mpirun)
+usr1-mpirun | usr2-mpirun)
+    sig=USR1; num=10
+    [ "$case" = usr2-mpirun ] && sig=USR2 && num=12
     start "$work/t.h5" --steps 1000000
     wait_steps 50
-    kill -USR1 "$pid"
+    kill -"$sig" "$pid"
     finish
-    [ "$rc" -eq 138 ] || fail "mpirun exit $rc, want 138 (128 + SIGUSR1)"
-    check_cut_short 10 ;;
+    [ "$rc" -eq $((128 + num)) ] || fail "mpirun exit $rc, want $((128 + num)) (128 + SIG$sig)"
+    check_cut_short "$num" ;;
+term-one-rank | usr1-one-rank)
+    # one rank alone gets the signal (an OOM-killer warning, a user's kill): the ranks agree
+    # on it at the next step, all stop after the same step, and rank 0, which got nothing,
+    # reports that signal's number and exits with it
+    sig=TERM; num=15
+    [ "$case" = usr1-one-rank ] && sig=USR1 && num=10
+    start "$work/t.h5" --steps 1000000
+    wait_steps 50
+    r1=$(pgrep -P "$pid" | tail -n 1)
+    kill -"$sig" "$r1"
+    finish
+    [ "$rc" -eq $((128 + num)) ] || fail "mpirun exit $rc, want $((128 + num)) (128 + SIG$sig, sent to rank 1 only)"
+    check_cut_short "$num" ;;
+int-mpirun)
+    # as term-mpirun: mpirun relays SIGINT (Ctrl-C) as SIGTERM to the ranks, 5 s after it
+    # (then 5 s more before SIGKILL: enough for these millisecond steps to finish and flush)
+    export OMPI_MCA_odls_base_sigkill_timeout=5
+    start "$work/t.h5" --steps 1000000
+    wait_steps 50
+    kill -INT "$pid"
+    finish
+    [ "$rc" -eq 1 ] || fail "mpirun exit $rc after SIGINT, want 1 (docs/signals.md)"
+    check_cut_short 15 ;;
 term-mpirun)
     # mpirun sends SIGTERM to the ranks one odls_base_sigkill_timeout after it got its own,
     # and SIGKILL one more timeout later: the default 1 s leaves a loaded machine too little
@@ -93,7 +120,7 @@ term-mpirun)
     wait_steps 50
     kill -TERM "$pid"
     finish
-    [ "$rc" -ne 0 ] || fail "mpirun exit 0 after SIGTERM"
+    [ "$rc" -eq 1 ] || fail "mpirun exit $rc after SIGTERM, want 1 (docs/signals.md)"
     check_cut_short 15 ;;
 term-ranks | int-ranks)
     sig=TERM; num=15
@@ -114,6 +141,9 @@ kill-rank)
     kill -KILL "$r1"
     finish
     [ "$rc" -ne 0 ] || fail "mpirun exit 0 after a rank was killed"
+    # the killed rank is reported with its signal's number
+    grep -q "rank 1 with PID .* exited on signal 9" "$work/err" \
+        || fail "mpirun did not report rank 1 'exited on signal 9'"
     check_file "$work/t.h5" running
     n=$("$ANALYZE" "$work/t.h5" --json - | sed -n 's/.*"steps_in_file":[[:space:]]*\([0-9]*\).*/\1/p' | head -n1)
     [ -n "$n" ] && [ "$n" -ge 20 ] || fail "analyser reports '$n' steps, want >= 20 (flushed before the kill)"

@@ -23,7 +23,7 @@ static double scratch[MOE_ROUTER_SCRATCH(16)];
 static void pick(const moe_router_t *r, const float *l, const double *p, int64_t id,
                  int32_t *sel, float *sc, float *w)
 {
-    moe_router_token_t tok = {l, p, id};
+    moe_router_token_t tok = {l, p, id, 0};
 
     r->ops->select(r, &tok, scratch, sel, sc, w);
 }
@@ -50,7 +50,7 @@ static void test_softmax(void)
     double       p[4] = {0.125, 0.5, 0.125, 0.25}, tie[4] = {0.25, 0.25, 0.25, 0.25};
     int32_t      sel[3];
     float        sc[3], w[3];
-    moe_router_t r = {&moe_router_softmax_ops, 4, 2, 1.0, 1.0, 0, 0, NULL, NULL};
+    moe_router_t r = {&moe_router_softmax_ops, 4, 2, 1.0, 1.0, 0, 0, NULL, NULL, NULL, 0, 0, 0};
 
     pick(&r, l, p, -1, sel, sc, w);
     ASSERT_EQ_INT(sel[0], 1);
@@ -80,7 +80,7 @@ static void test_softmax_bias(void)
     float        bias[3] = {-0.25f, 0, 0};
     int32_t      sel[2];
     float        sc[2], w[2];
-    moe_router_t r = {&moe_router_softmax_ops, 3, 1, 1.0, 1.0, 0, 0, NULL, bias};
+    moe_router_t r = {&moe_router_softmax_ops, 3, 1, 1.0, 1.0, 0, 0, NULL, bias, NULL, 0, 0, 0};
 
     pick(&r, l, p, -1, sel, sc, w); /* 0.5 - 0.25 = 0.25 < 0.3125 */
     ASSERT_EQ_INT(sel[0], 1);
@@ -100,7 +100,7 @@ static void test_switch(void)
     double       p[3] = {0.125, 0.625, 0.25}, tie[3] = {0.375, 0.375, 0.25};
     int32_t      sel[1];
     float        sc[1], w[1];
-    moe_router_t r = {&moe_router_switch_ops, 3, 1, 1.0, 1.0, 0, 0, NULL, NULL};
+    moe_router_t r = {&moe_router_switch_ops, 3, 1, 1.0, 1.0, 0, 0, NULL, NULL, NULL, 0, 0, 0};
 
     pick(&r, l, p, -1, sel, sc, w);
     ASSERT_EQ_INT(sel[0], 1);
@@ -117,7 +117,7 @@ static void test_sigmoid(void)
     double       s1 = 1 / (1 + exp(-2.0)), s3 = 1 / (1 + exp(-1.0));
     int32_t      sel[2];
     float        sc[2], w[2];
-    moe_router_t r = {&moe_router_sigmoid_ops, 4, 2, 1.0, 2.5, 0, 0, NULL, NULL};
+    moe_router_t r = {&moe_router_sigmoid_ops, 4, 2, 1.0, 2.5, 0, 0, NULL, NULL, NULL, 0, 0, 0};
 
     pick(&r, l, p, -1, sel, sc, w); /* s = (0.5, 0.881, 0.269, 0.731) */
     ASSERT_EQ_INT(sel[0], 1);
@@ -154,7 +154,7 @@ static void test_group_limited(void)
     int          grp[8] = {0, 0, 1, 1, 2, 2, 3, 3};
     int32_t      sel[3];
     float        sc[3], w[3];
-    moe_router_t r = {&moe_router_group_ops, 8, 3, 1.0, 1.0, 4, 2, grp, NULL};
+    moe_router_t r = {&moe_router_group_ops, 8, 3, 1.0, 1.0, 4, 2, grp, NULL, NULL, 0, 0, 0};
 
     pick(&r, l, p, -1, sel, sc, w);
     ASSERT_EQ_INT(sel[0], 0);
@@ -187,7 +187,7 @@ static void test_node_limited(void)
     int          node[8] = {0, 0, 1, 1, 0, 0, 1, 1}, j, nodes_hit;
     int32_t      sel[3];
     float        sc[3], w[3];
-    moe_router_t r = {&moe_router_node_ops, 8, 3, 1.0, 1.0, 2, 1, node, NULL};
+    moe_router_t r = {&moe_router_node_ops, 8, 3, 1.0, 1.0, 2, 1, node, NULL, NULL, 0, 0, 0};
 
     pick(&r, l, p, -1, sel, sc, w);
     ASSERT_EQ_INT(sel[0], 0);
@@ -200,11 +200,60 @@ static void test_node_limited(void)
     ASSERT_EQ_INT(nodes_hit, 1); /* one node touched */
 }
 
+/* Node-limited with a placement (3 nodes of one rank; E 8, k 2, M 1): the groups are, per
+ * token, the nodes its pairs would go to by moe_placement_route. Experts 0,1 on rank 0;
+ * 2,6 on rank 1; 4,7 on rank 2; 3 on ranks 1 and 2; 5 on ranks 0 and 2. A token on node 0:
+ * expert 5 is on-node, expert 3 goes to rank 1 for even g and rank 2 for odd g, so the
+ * best node (sum of its top-2 p) is node 1 (0.5) for even g and node 2 (0.45) for odd g.
+ * Layer 0's primary node (rank 1 for expert 3) would give experts 3 and 2 for every token,
+ * and odd tokens would reach 2 nodes. */
+static void test_node_limited_map(void)
+{
+    float              l[8] = {0};
+    double             p[8] = {.05, .05, .2, .3, .15, .1, .05, .1};
+    int                node_of[3] = {0, 1, 2}, nrep[8] = {1, 1, 1, 2, 1, 2, 1, 1};
+    int                ranks[16] = {0, -1, 0, -1, 1, -1, 1, 2, 2, -1, 0, 2, 1, -1, 2, -1};
+    int32_t            sel[2];
+    float              sc[2], w[2];
+    char               err[256] = "";
+    moe_placement_t    pl;
+    moe_router_token_t tok = {l, p, -1, 0};
+    moe_router_t r = {&moe_router_node_ops, 8, 2, 1.0, 1.0, 3, 1, NULL, NULL, NULL, 0, 0, 0};
+
+    ASSERT_EQ_INT(moe_placement_from_lists(&pl, 8, 1, 3, 3, node_of, 4, nrep, ranks, 2, err,
+                                           sizeof(err)), MOE_OK);
+    r.place = &pl;
+    ASSERT_EQ_INT(moe_router_check_groups(&r, err, sizeof(err)), MOE_OK);
+    r.g0 = 10; /* token 0 is global token 10 (even), token 1 global 11 (odd) */
+    r.ops->select(&r, &tok, scratch, sel, sc, w);
+    ASSERT_EQ_INT(sel[0], 3);
+    ASSERT_EQ_INT(sel[1], 2);
+    ASSERT_NEAR(w[0], 0.6, 1e-7);
+    tok.index = 1;
+    r.ops->select(&r, &tok, scratch, sel, sc, w);
+    ASSERT_EQ_INT(sel[0], 3);
+    ASSERT_EQ_INT(sel[1], 4);
+    r.node = 1; /* expert 3 on-node (rank 1): node 1 holds 2, 3, 6 */
+    r.ops->select(&r, &tok, scratch, sel, sc, w);
+    ASSERT_EQ_INT(sel[0], 3);
+    ASSERT_EQ_INT(sel[1], 2);
+    r.node = 2; /* experts 3 and 5 on-node: node 2 holds 3, 4, 5, 7 */
+    tok.index = 0;
+    r.ops->select(&r, &tok, scratch, sel, sc, w);
+    ASSERT_EQ_INT(sel[0], 3);
+    ASSERT_EQ_INT(sel[1], 4);
+    /* k 3 on one node: node 1 and node 2 hold 2 experts for sure for a token on node 0 */
+    r.k = 3;
+    ASSERT_EQ_INT(moe_router_check_groups(&r, err, sizeof(err)), MOE_ERR_INVALID);
+    ASSERT_STR_CONTAINS(err, "at layer 0 a token on node 0 may find only 2 experts");
+    moe_placement_cleanup(&pl);
+}
+
 static void test_group_check(void)
 {
     int          node[4] = {0, 1, 1, 1};
     char         err[256] = "";
-    moe_router_t r = {&moe_router_node_ops, 4, 2, 1.0, 1.0, 2, 1, node, NULL};
+    moe_router_t r = {&moe_router_node_ops, 4, 2, 1.0, 1.0, 2, 1, node, NULL, NULL, 0, 0, 0};
 
     /* node 0 holds one expert: a token limited to it cannot fill 2 slots */
     ASSERT_EQ_INT(moe_router_check_groups(&r, err, sizeof(err)), MOE_ERR_INVALID);
@@ -225,7 +274,7 @@ static void test_hash(void)
     double       p[8] = {0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125, 0.125};
     int32_t      sel[3];
     float        sc[3], w[3];
-    moe_router_t r = {&moe_router_hash_ops, 8, 3, 1.0, 1.0, 0, 0, NULL, NULL};
+    moe_router_t r = {&moe_router_hash_ops, 8, 3, 1.0, 1.0, 0, 0, NULL, NULL, NULL, 0, 0, 0};
 
     ASSERT_TRUE(moe_router_hash64(0) == 0xE220A8397B1DCDAFull);
     pick(&r, l, p, 12345, sel, sc, w);
@@ -291,7 +340,7 @@ static void test_gate_expert_choice_slots(void)
     double         ps[2], sums[MOE_GSUM_LEN(2)] = {0}, lmax = -1e300;
     int32_t        ex[2];
     moe_gate_out_t out = {ex, pr, w};
-    moe_router_t   r = {&moe_router_expert_choice_ops, 2, 2, 1.0, 1.0, 0, 0, NULL, NULL};
+    moe_router_t   r = {&moe_router_expert_choice_ops, 2, 2, 1.0, 1.0, 0, 0, NULL, NULL, NULL, 0, 0, 0};
 
     moe_gate_route_with(&r, NULL, x, wg, 1, 2, logits, ps, scratch, &out, sums, &lmax, NULL);
     ASSERT_EQ_INT(ex[0], 0);
@@ -313,6 +362,7 @@ int main(int argc, char **argv)
     RUN_TEST(test_sigmoid);
     RUN_TEST(test_group_limited);
     RUN_TEST(test_node_limited);
+    RUN_TEST(test_node_limited_map);
     RUN_TEST(test_group_check);
     RUN_TEST(test_hash);
     RUN_TEST(test_expert_choice);

@@ -128,6 +128,19 @@ static void test_placement(void)
             check_placement(MOE_PLACE_CONTIGUOUS, Es[i], Ps[j]);
             check_placement(MOE_PLACE_ROUND_ROBIN, Es[i], Ps[j]);
         }
+    /* the built-in maps: the busiest rank holds L x ceil(E/P) copies (the memory estimate) */
+    for (i = 0; i < 5; i++)
+        for (j = 0; j < 6; j++) {
+            moe_placement_t pl;
+            int             k;
+            for (k = 0; k < 2; k++) {
+                ASSERT_EQ_INT(moe_placement_builtin(&pl, k ? MOE_PLACE_ROUND_ROBIN
+                                                           : MOE_PLACE_CONTIGUOUS,
+                                                    Es[i], 3, Ps[j], 1, NULL), MOE_OK);
+                ASSERT_EQ_INT(moe_placement_max_held(&pl), 3 * ((Es[i] + Ps[j] - 1) / Ps[j]));
+                moe_placement_cleanup(&pl);
+            }
+        }
 }
 
 /*
@@ -157,6 +170,8 @@ static void test_placement_replicas(void)
     ASSERT_EQ_INT(pl.global_of[7 + pl.first_local[3] + 1], -1);  /* layer 1: rank 3 holds e2 only */
     ASSERT_EQ_INT(pl.global_of[7 + pl.first_local[3]], 2);
     ASSERT_EQ_INT(pl.owner[3], 3);
+    /* copies over both layers: rank 0 holds 1 + 1, ranks 1-3 hold 2 + 1 */
+    ASSERT_EQ_INT(moe_placement_max_held(&pl), 3);
     /* e0 at layer 0 from node 0: the only node-0 replica is rank 0, for every token */
     ASSERT_EQ_INT(moe_placement_route(&pl, 0, 0, 0, 5, &slot), 0);
     ASSERT_EQ_INT(slot, 0);
