@@ -761,6 +761,7 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
                                        moe_a2a_stats_t *st, float **aret_p)
 {
     int              P = c->P, C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
+    int              next;
     int              done, U = c->n_own + c->n_arecv;
     float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
     double           t0, ti = 0;
@@ -797,8 +798,11 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
         return e;
     ti += MPI_Wtime() - t0;
     memset(np_, 0, (size_t)U * d * sizeof(float));
-    for (i = 1; i <= C + 1; i++) { /* steps 1..C first (their returns cross the network), then
-                                    * the own units (step 0); a unit is in one step only */
+    /* steps in the order 1..C, then the own units (step 0): the returns of steps 1..C cross
+     * the network. A rank computes and sends all its destination partials without waiting
+     * for its peers, reducing (as forwarder) every step whose returns are already in between
+     * them; then it waits for the rest. Steps are reduced and A pieces sent in step order. */
+    for (i = 1, next = 1; i <= C + 1; i++) {
         s = i % (C + 1);
         /* destination: partials of step s, one message per forwarder */
         for (q = 0; q < nl; q++) {
@@ -818,34 +822,45 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
             MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
                                             HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
         }
-        /* forwarder: the returns of step s, then its node partials, then its A-return piece */
-        for (;;) {
-            MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + s * nl, &flag, MPI_STATUSES_IGNORE));
-            if (flag)
-                break;
-            if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
-                return e;
-            sched_yield();
-        }
-        for (q = 0; q < nl; q++) {
-            c->tr_r[c->lrank[q]] = c->bs_n[s * nl + q] * d;
-            for (b = c->bs_off[s * nl + q]; b < c->bs_off[s * nl + q] + c->bs_n[s * nl + q]; b++) {
-                float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
-                const float *v = vret + (size_t)b * d;
-                for (m = 0; m < d; m++)
-                    o[m] += v[m];
-                if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
-                    return e;
-            }
-        }
         moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
         for (q = 0; q < nl; q++)
-            c->tr_s[c->lrank[q]] = c->tr_r[c->lrank[q]] = 0;
-        if (s > 0) {
-            t0 = MPI_Wtime();
-            if ((e = c->inter->send_chunk(c->tp, 1, s - 1)) != MOE_OK)
-                return e;
-            ti += MPI_Wtime() - t0;
+            c->tr_s[c->lrank[q]] = 0;
+        /* forwarder: every step done here (its own partials are written in the destination
+         * part) whose returns are in; all of them after the last */
+        while (next <= i) {
+            int r = next % (C + 1);
+            for (;;) {
+                MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + r * nl, &flag, MPI_STATUSES_IGNORE));
+                if (flag || i <= C)
+                    break;
+                if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
+                    return e;
+                sched_yield();
+            }
+            if (!flag)
+                break;
+            for (q = 0; q < nl; q++) {
+                c->tr_r[c->lrank[q]] = c->bs_n[r * nl + q] * d;
+                for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q];
+                     b++) {
+                    float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
+                    const float *v = vret + (size_t)b * d;
+                    for (m = 0; m < d; m++)
+                        o[m] += v[m];
+                    if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                        return e;
+                }
+            }
+            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
+            for (q = 0; q < nl; q++)
+                c->tr_r[c->lrank[q]] = 0;
+            if (r > 0) {
+                t0 = MPI_Wtime();
+                if ((e = c->inter->send_chunk(c->tp, 1, r - 1)) != MOE_OK)
+                    return e;
+                ti += MPI_Wtime() - t0;
+            }
+            next++;
         }
     }
     hier_piece_traffic(c, &xf, st);
