@@ -133,7 +133,8 @@ int main(int argc, char **argv)
     moe_placement_t pl;
     moe_log_t       log;
     FILE           *js = NULL;
-    int             first_json = 1;
+    moe_out_t       jo;
+    int             first_json = 1, jrc = 0;
 
     bench_init(&argc, &argv, &rank, &P);
     moe_log_init(&log, rank, MOE_LOG_WARN);
@@ -145,6 +146,10 @@ int main(int argc, char **argv)
                             "[--warmup N] [--link-gbit R] [--json FILE] [--phases 0|1]\n");
         MPI_Finalize();
         return help ? 0 : 2;
+    }
+    if (bench_json_check("a2a-bench", o.json, MPI_COMM_WORLD) != 0) {
+        MPI_Finalize();
+        return 2;
     }
     if (moe_topo_discover(MPI_COMM_WORLD, o.rpn, &log, &topo) != MOE_OK ||
         moe_placement_init(&pl, MOE_PLACE_CONTIGUOUS, o.E, P) != MOE_OK)
@@ -159,8 +164,8 @@ int main(int argc, char **argv)
         printf("#%-12s %6s %-9s %11s %9s %9s %9s %9s %9s %8s %8s %9s %6s %9s %6s\n", "workload",
                "tokens", "exchange", "bytes", "it-min", "it-med", "it-max", "rk-min", "rk-max",
                "algbw", "busbw", "inter", "imbal", "bound/t", "#wrong");
-        if (o.json)
-            js = fopen(o.json, "w");
+        if (o.json && (js = bench_json_open("a2a-bench", o.json, &jo)) == NULL)
+            jrc = 1;
         if (js)
             fprintf(js, "[");
     }
@@ -197,7 +202,7 @@ int main(int argc, char **argv)
                 const char          *colon;
                 int                  chunks = 0;
                 const moe_a2a_ops_t *ops;
-                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0};
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0, 0};
 
                 /* NAME:N = backend NAME with N inter-node chunks (hier, ucx) */
                 snprintf(xname, sizeof(xname), "%s", xi < 0 ? "flat" : o.ex[xi]);
@@ -329,10 +334,12 @@ int main(int argc, char **argv)
         }
     if (js) {
         fprintf(js, "\n]\n");
-        fclose(js);
+        if (bench_json_close("a2a-bench", &jo) != 0)
+            jrc = 1;
     }
+    MPI_Bcast(&jrc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     moe_placement_cleanup(&pl);
     moe_topo_cleanup(&topo);
     MPI_Finalize();
-    return 0;
+    return jrc;
 }

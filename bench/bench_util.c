@@ -126,3 +126,46 @@ double bench_sgemm_gflops(int m, int n, int k, double seconds, double *median_p)
     *median_p = bench_stats(rates, reps < 4096 ? (int)reps : 4096).med / 1e9;
     return bad ? -1 : best / 1e9;
 }
+
+int bench_json_check(const char *prog, const char *path, MPI_Comm comm)
+{
+    char        err[MOE_OUT_PATH_MAX + 256];
+    struct stat sb;
+    int         rank, bad = 0;
+
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0 && path != NULL && lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        /* the benchmarks have no --follow-symlinks: say so instead of fileio.h's hint */
+        fprintf(stderr, "%s: --json: '%s' is a symbolic link; refusing to write through it "
+                        "(give the path of a regular file)\n", prog, path);
+        bad = 1;
+    } else if (rank == 0 && path != NULL &&
+               moe_out_check(path, MOE_OUT_OVERWRITE, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: --json: %s\n", prog, err);
+        bad = 1;
+    }
+    MPI_Bcast(&bad, 1, MPI_INT, 0, comm);
+    return bad ? -1 : 0;
+}
+
+FILE *bench_json_open(const char *prog, const char *path, moe_out_t *o)
+{
+    char err[MOE_OUT_PATH_MAX + 256];
+
+    if (moe_out_open(o, path, MOE_OUT_OVERWRITE, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: --json: %s\n", prog, err);
+        return NULL;
+    }
+    return o->f;
+}
+
+int bench_json_close(const char *prog, moe_out_t *o)
+{
+    char err[MOE_OUT_PATH_MAX + 256];
+
+    if (moe_out_commit(o, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: --json: %s\n", prog, err);
+        return -1;
+    }
+    return 0;
+}

@@ -11,7 +11,11 @@
 #ifndef MOERUN_BENCH_UTIL_H
 #define MOERUN_BENCH_UTIL_H
 
+#include <stdio.h>
+
 #include <mpi.h>
+
+#include "moerun/base/fileio.h"
 
 /* One core of this class of machine cannot copy faster than this (GB/s). */
 #define BENCH_MEMCPY_MAX_GBS 100.0
@@ -38,5 +42,23 @@ double bench_memcpy_gbs(size_t bytes, double seconds);
  * of the moment). The result is checked against a hand dot product at one entry per burst.
  * < 0 if it was wrong. */
 double bench_sgemm_gflops(int m, int n, int k, double seconds, double *median_p);
+
+/*
+ * --json FILE of a benchmark program, written as every moerun output is
+ * (include/moerun/base/fileio.h): through an exclusive temporary file next to it, fsync'ed
+ * and renamed over it; an existing regular file is replaced (benchmarks are re-run into the
+ * same file), a target that is a symbolic link or not a regular file (a device, a FIFO, a
+ * directory) is refused, as is a missing or read-only directory.
+ *
+ * bench_json_check: every rank of comm calls it before any work; rank 0 checks path (NULL:
+ * no JSON, 0) and prints "PROG: --json: <why>" on failure; the outcome is the same on every
+ * rank: 0, or -1 (the caller exits 2).
+ * bench_json_open: rank 0 opens the temporary file; NULL after a message on failure.
+ * bench_json_close: commits it (0), or removes it and prints why (-1; the target is left as
+ * it was, never half-written).
+ */
+int   bench_json_check(const char *prog, const char *path, MPI_Comm comm);
+FILE *bench_json_open(const char *prog, const char *path, moe_out_t *o);
+int   bench_json_close(const char *prog, moe_out_t *o);
 
 #endif /* MOERUN_BENCH_UTIL_H */

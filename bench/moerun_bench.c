@@ -10,18 +10,26 @@
  *   - baselines: OpenBLAS sgemm GFLOP/s on the expert's GEMM shape (one thread, all ranks
  *     at once, as in the run) and memcpy GB/s (64 MiB); both read back and check what they
  *     wrote (so no compiler can drop them) and a value above what one core can do is
- *     refused as a measuring bug (bench_util.h), exit 3;
+ *     refused as a measuring bug (bench_util.h), exit 3; and the expert kernel alone
+ *     (moe_ffn_forward, a balanced step's rows per expert) against sgemm, both in thread
+ *     CPU time, so their ratio holds on a loaded machine (its output row checked against
+ *     the reference);
  *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
  *     (each rank's median);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
- *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time;
+ *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time.
+ *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
+ *     repetition replaces the file of the one before, so FILE ends holding the last;
  *   - the run: tokens/s, per-phase time, expert-phase GFLOP/s and its ratio to the sgemm
  *     peak, and the GEMM-bound limit P * peak / (FLOPs per token) with the run's ratio to it.
  * Not a test: nothing is asserted, figures go to the issue notes.
  */
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cblas.h>
 #include <mpi.h>
@@ -29,6 +37,7 @@
 #include "moerun/moerun.h"
 #include "bench_start.h"
 #include "bench_util.h"
+#include "ffn.h"
 #include "telemetry.h"
 
 extern char **environ;
@@ -44,7 +53,26 @@ typedef struct bench_run {
     double        rank[3];  /* over ranks, of each rank's median step time */
 } bench_run_t;
 
-static void run_engine(const moe_config_t *cfg, bench_run_t *out)
+/* Reports a failed engine call once: the lowest rank whose own call failed prints its
+ * message (the others only learnt of it, "failed on another rank"); with no such rank
+ * (an MPI failure everywhere) rank 0 prints. Collective. */
+static void bench_report_failure(moe_engine_t *eng, const char *what, int rank)
+{
+    const char *msg = moe_engine_last_error(eng);
+    int         own = strstr(msg, "failed on another rank") == NULL ? rank : INT_MAX, first;
+
+    MPI_Allreduce(&own, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (rank != (first == INT_MAX ? 0 : first))
+        return;
+    if (rank == 0)
+        fprintf(stderr, "moerun-bench: error: %s: %s\n", what, msg);
+    else
+        fprintf(stderr, "moerun-bench[%d]: error: %s: %s\n", rank, what, msg);
+}
+
+/* Runs cfg->steps steps into *out. A failure of create or finish (every rank agrees on it)
+ * is reported once and the program ends with exit 1; a failed step ends every rank. */
+static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
 {
     moe_engine_t *eng = NULL;
     moe_status_t  st = moe_engine_create(cfg, MPI_COMM_WORLD, &eng);
@@ -52,18 +80,31 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out)
     double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
     long          i;
 
-    if (st == MOE_OK && (t == NULL || tmax == NULL))
-        st = MOE_ERR_NOMEM;
-    for (i = 0; st == MOE_OK && i < cfg->steps; i++) {
+    if (st != MOE_OK) {
+        bench_report_failure(eng, "engine", rank);
+        moe_engine_destroy(eng);
+        MPI_Finalize();
+        exit(1);
+    }
+    if (t == NULL || tmax == NULL) {
+        fprintf(stderr, "moerun-bench[%d]: error: out of memory\n", rank);
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    }
+    for (i = 0; i < cfg->steps; i++) {
         double t0 = MPI_Wtime();
         st = moe_engine_step(eng);
         t[i] = MPI_Wtime() - t0;
+        if (st != MOE_OK) { /* the others may wait in the step's collectives */
+            fprintf(stderr, "moerun-bench[%d]: error: step %ld: %s\n", rank, i + 1,
+                    moe_engine_last_error(eng));
+            MPI_Abort(MPI_COMM_WORLD, 1);
+        }
     }
-    if (st == MOE_OK)
-        st = moe_engine_finish(eng, "complete", &out->s);
-    if (st != MOE_OK) {
-        fprintf(stderr, "moerun-bench: %s\n", moe_engine_last_error(eng));
-        MPI_Abort(MPI_COMM_WORLD, 1);
+    if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
+        bench_report_failure(eng, "finish", rank);
+        moe_engine_destroy(eng);
+        MPI_Finalize();
+        exit(1);
     }
     MPI_Allreduce(t, tmax, (int)cfg->steps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
     out->iter = bench_stats(tmax, (int)cfg->steps);
@@ -86,6 +127,71 @@ static void bench_check_baseline(const char *what, const double v[3], double cei
     exit(3);
 }
 
+/* This thread's CPU time (s): what a kernel costs, without the time slices other processes
+ * take from it (on a loaded machine wall time measures the load, not the kernel). */
+static double bench_cpu_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/*
+ * The expert kernel alone against sgemm, both in thread CPU time, best of bursts for
+ * `seconds` each: moe_ffn_forward on one expert of the run's shape with the rows an expert
+ * gets in a balanced step (tokens x top_k x P / experts), and cblas_sgemm 256 x hc x d (the
+ * peak's shape). GFLOP/s into kern_p and sgemm_p; -1 in *kern_p if one output row differs
+ * from moe_ffn_forward_ref by more than 1e-4 (relative).
+ */
+static void bench_kernel_cpu(const moe_config_t *cfg, int P, double seconds, double *kern_p,
+                             double *sgemm_p)
+{
+    moe_ffn_t ffn;
+    int       d = cfg->d_model, hc, rows = (int)((double)cfg->tokens * cfg->top_k * P / cfg->experts);
+    float    *x = NULL, *y = NULL, *scr = NULL, *c = NULL, yr[4096];
+    double    fl, best = 1e30, bests = 1e30, t0, t, num = 0, den = 0;
+    long      i;
+
+    *kern_p = *sgemm_p = -1;
+    rows = rows > 0 ? rows : 1;
+    if (moe_ffn_init(&ffn, d, cfg->d_ffn, cfg->activation == MOE_ACT_SWIGLU ? MOE_FFN_SWIGLU :
+                     MOE_FFN_GELU, cfg->seed, 0, 0) != MOE_OK)
+        return;
+    hc = moe_ffn_hidden_cols(&ffn);
+    x = malloc((size_t)(rows > 256 ? rows : 256) * d * sizeof(float)); /* A of both */
+    y = malloc((size_t)rows * d * sizeof(float));
+    scr = malloc(moe_ffn_scratch_floats(&ffn) * sizeof(float));
+    c = malloc((size_t)256 * hc * sizeof(float));
+    if (x && y && scr && c && d <= 4096) {
+        for (i = 0; i < (long)(rows > 256 ? rows : 256) * d; i++)
+            x[i] = (float)((i * 37) % 101) * 0.02f - 1.0f;
+        fl = 2.0 * rows * d * cfg->d_ffn * (cfg->activation == MOE_ACT_SWIGLU ? 3 : 2);
+        t0 = bench_cpu_now();
+        do { /* alternating, so a change of clock or load hits both alike */
+            t = bench_cpu_now();
+            moe_ffn_forward(&ffn, x, rows, y, scr);
+            t = bench_cpu_now() - t;
+            best = t > 0 && t < best ? t : best;
+            t = bench_cpu_now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 256, hc, d, 1.0f, x, d,
+                        ffn.w1, hc, 0.0f, c, hc);
+            t = bench_cpu_now() - t;
+            bests = t > 0 && t < bests ? t : bests;
+        } while (bench_cpu_now() - t0 < 2 * seconds);
+        moe_ffn_forward_ref(&ffn, x + (size_t)(rows - 1) * d, 1, yr); /* read the result */
+        for (i = 0; i < d; i++) {
+            num += ((double)y[(size_t)(rows - 1) * d + i] - yr[i]) *
+                   ((double)y[(size_t)(rows - 1) * d + i] - yr[i]);
+            den += (double)yr[i] * yr[i];
+        }
+        *kern_p = sqrt(num) <= 1e-4 * sqrt(den) + 1e-30 ? fl / best / 1e9 : -1;
+        *sgemm_p = 2.0 * 256 * hc * d / bests / 1e9;
+    }
+    free(x), free(y), free(scr), free(c);
+    moe_ffn_cleanup(&ffn);
+}
+
 int main(int argc, char **argv)
 {
     static const char *defaults[] = {"--tokens", "1024", "--d-model", "512", "--d-ffn", "1024",
@@ -95,12 +201,13 @@ int main(int argc, char **argv)
     int                 nd = (int)(sizeof(defaults) / sizeof(defaults[0])), P, rank, i, nargs = 0;
     char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL, *telfile = NULL;
-    int                 warmup = 3, hc;
+    int                 warmup = 3, hc, rc = 0;
     moe_config_t        cfg, wcfg, tcfg;
     bench_run_t         run, trun, wrun;
     moe_summary_t       s;
     double              peak[3], mcp[3], tps, flop_tok, limit, eg, exp_flops, ph[MOE_PHASE_COUNT][3];
-    double              tel_over = 0, tel_with = 0, tel_without = 0, x, pmed[3];
+    double              tel_over = 0, tel_with = 0, tel_without = 0, x, y, pmed[3];
+    double              kcpu[3], scpu[3];
 
     bench_init(&argc, &argv, &rank, &P);
     if (!args)
@@ -120,14 +227,35 @@ int main(int argc, char **argv)
                      "Usage: mpirun -np N moerun-bench [moerun options] [--warmup N] "
                      "[--telemetry FILE] [--json FILE]\n"
                      "  --telemetry FILE  also run with telemetry into FILE (alternating with runs "
-                     "without) and report its overhead\n",
+                     "without) and report its overhead; FILE holds the last such run (an existing FILE "
+                     "is refused unless --overwrite)\n",
                      argv[0], defaults, nd, args, nargs, rank, P, &cfg);
     free(args);
     if (i >= 0) {
         MPI_Finalize();
         return i;
     }
+    if (bench_json_check("moerun-bench", json, MPI_COMM_WORLD) != 0) {
+        MPI_Finalize();
+        return 2;
+    }
     hc = cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 2 : 1);
+    if (telfile) { /* FILE as it is before the bench writes it: checked now, on rank 0 */
+        char err[512] = "";
+        int  code = 0;
+        tcfg = cfg;
+        snprintf(tcfg.telemetry, sizeof(tcfg.telemetry), "%s", telfile);
+        tcfg.route_samples = 8; /* moerun's default */
+        if (rank == 0)
+            code = (int)moe_config_check_paths(&tcfg, NULL, err, sizeof(err));
+        MPI_Bcast(&code, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        if (code != 0) {
+            if (rank == 0)
+                fprintf(stderr, "moerun-bench: error: %s\n", err);
+            MPI_Finalize();
+            return 2;
+        }
+    }
 
     /* baselines, all ranks at once (as the run loads every core) */
     MPI_Barrier(MPI_COMM_WORLD);
@@ -137,27 +265,31 @@ int main(int argc, char **argv)
     MPI_Barrier(MPI_COMM_WORLD);
     bench_over_ranks(bench_memcpy_gbs((size_t)64 << 20, 0.5), mcp, MPI_COMM_WORLD);
     bench_check_baseline("memcpy GB/s", mcp, BENCH_MEMCPY_MAX_GBS, rank);
+    MPI_Barrier(MPI_COMM_WORLD);
+    bench_kernel_cpu(&cfg, P, 0.25, &x, &y);
+    bench_over_ranks(x, kcpu, MPI_COMM_WORLD);
+    bench_over_ranks(y, scpu, MPI_COMM_WORLD);
+    bench_check_baseline("expert kernel GFLOP/s (CPU time)", kcpu, BENCH_SGEMM_MAX_GFLOPS, rank);
+    bench_check_baseline("sgemm GFLOP/s (CPU time)", scpu, BENCH_SGEMM_MAX_GFLOPS, rank);
 
     /* warm-up run, then the measured run (and the same with telemetry) */
     wcfg = cfg;
     wcfg.steps = warmup > 0 ? warmup : 1;
-    run_engine(&wcfg, &wrun);
+    run_engine(&wcfg, &wrun, rank);
     MPI_Barrier(MPI_COMM_WORLD);
-    run_engine(&cfg, &run);
+    run_engine(&cfg, &run, rank);
     s = run.s;
     if (telfile) { /* alternate with and without, so drifting load hits both alike */
         bench_run_t  nrun;
         double       with[BENCH_TEL_ROUNDS], without[BENCH_TEL_ROUNDS];
-        tcfg = cfg;
-        snprintf(tcfg.telemetry, sizeof(tcfg.telemetry), "%s", telfile);
-        tcfg.route_samples = 8; /* moerun's default */
         without[0] = run.iter.med;
         for (i = 0; i < BENCH_TEL_ROUNDS; i++) {
             MPI_Barrier(MPI_COMM_WORLD);
-            run_engine(&tcfg, &trun);
+            run_engine(&tcfg, &trun, rank);
             with[i] = trun.iter.med;
+            tcfg.overwrite = 1; /* the next repetition replaces this run's own file */
             if (i + 1 < BENCH_TEL_ROUNDS) {
-                run_engine(&cfg, &nrun);
+                run_engine(&cfg, &nrun, rank);
                 without[i + 1] = nrun.iter.med;
             }
         }
@@ -191,6 +323,11 @@ int main(int argc, char **argv)
                pmed[1], pmed[2]);
         printf("  memcpy 64 MiB        GB/s                  %9.2f  %9.2f  %9.2f\n", mcp[0], mcp[1],
                mcp[2]);
+        printf("  sgemm, thread CPU time GFLOP/s             %9.2f  %9.2f  %9.2f\n", scpu[0],
+               scpu[1], scpu[2]);
+        printf("  expert kernel %4d rows, CPU time GFLOP/s   %9.2f  %9.2f  %9.2f   ratio %.3f\n",
+               (int)((double)cfg.tokens * cfg.top_k * P / cfg.experts), kcpu[0], kcpu[1],
+               kcpu[2], kcpu[1] / scpu[1]);
         printf("#\n# step time (ms)                                   min     median        max\n");
         printf("  over steps (slowest rank of each step)     %9.3f  %9.3f  %9.3f\n",
                1e3 * run.iter.min, 1e3 * run.iter.med, 1e3 * run.iter.max);
@@ -219,8 +356,11 @@ int main(int argc, char **argv)
                    1e3 * tel_without);
     }
     if (rank == 0 && json) {
-        FILE *f = fopen(json, "w");
-        if (f) {
+        moe_out_t jo;
+        FILE     *f = bench_json_open("moerun-bench", json, &jo);
+        if (f == NULL)
+            rc = 1;
+        else {
             fprintf(f, "{\"ranks\": %d, \"experts\": %d, \"top_k\": %d, \"d_model\": %d, \"d_ffn\": %d, "
                        "\"tokens_per_rank\": %d, \"layers\": %d, \"steps\": %ld, \"exchange\": \"%s\", "
                        "\"sgemm_gflops\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
@@ -230,11 +370,13 @@ int main(int argc, char **argv)
                        "\"step_s_median_over_ranks\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
                        "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, "
                        "\"ratio_to_limit\": %.4f, \"expert_gflops_per_rank\": %.3f, "
-                       "\"expert_ratio_to_peak\": %.4f, ",
+                       "\"expert_ratio_to_peak\": %.4f, \"sgemm_cpu_gflops\": %.3f, "
+                       "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, ",
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
                     cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
-                    run.rank[2], tps, limit, tps / limit * cfg.layers, eg, eg / peak[1]);
+                    run.rank[2], tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
+                    kcpu[1], kcpu[1] / scpu[1]);
             if (telfile)
                 fprintf(f, "\"telemetry_overhead\": %.5f, ", tel_over);
             fprintf(f, "\"phase_seconds\": {");
@@ -242,9 +384,11 @@ int main(int argc, char **argv)
                 fprintf(f, "%s\"%s\": {\"avg\": %.6f, \"max\": %.6f}", i ? ", " : "",
                         moe_phase_names[i], ph[i][1], ph[i][2]);
             fprintf(f, "}, \"drop_rate\": %.6f}\n", s.drop_rate);
-            fclose(f);
+            if (bench_json_close("moerun-bench", &jo) != 0)
+                rc = 1;
         }
     }
+    MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     MPI_Finalize();
-    return 0;
+    return rc;
 }

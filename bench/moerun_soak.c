@@ -28,6 +28,7 @@
 #include "moerun/config.h"
 #include "moerun/moerun.h"
 #include "bench_start.h"
+#include "bench_util.h"
 #include "telemetry.h"
 
 extern char **environ;
@@ -95,6 +96,7 @@ int main(int argc, char **argv)
     moe_status_t        st;
     soak_sample_t      *smp = calloc(SOAK_MAX_SAMPLES, sizeof(*smp));
     double              t0, slope = 0, icpt = 0, maxdev = 0, growth = 0, expect;
+    int                 jrc = 0;
 
     bench_init(&argc, &argv, &rank, &P);
     if (!args || !smp) {
@@ -118,6 +120,10 @@ int main(int argc, char **argv)
     if (i >= 0) {
         MPI_Finalize();
         return i;
+    }
+    if (bench_json_check("moerun-soak", json, MPI_COMM_WORLD) != 0) {
+        MPI_Finalize();
+        return 2;
     }
     if (every <= 0)
         every = cfg.steps / 20 > 0 ? cfg.steps / 20 : 1;
@@ -163,7 +169,8 @@ int main(int argc, char **argv)
         /* least squares of file size against step, over the samples after warm-up */
         double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0;
         long   w = warm_idx < 0 ? 0 : warm_idx;
-        FILE  *jf = NULL;
+        FILE     *jf = NULL;
+        moe_out_t jo;
         for (i = (int)w; i < ns; i++) {
             double x = (double)smp[i].step, y = smp[i].file_mb * 1e6;
             n += 1, sx += x, sy += y, sxx += x * x, sxy += x * y;
@@ -194,7 +201,9 @@ int main(int argc, char **argv)
                "largest deviation from linear %.2f%%\n",
                slope, expect, expect > 0 ? slope / expect : 0.0, 100 * maxdev);
         printf("steps/s: %.0f\n", (double)cfg.steps / smp[ns - 1].t);
-        if (json && (jf = fopen(json, "w")) != NULL) {
+        if (json && (jf = bench_json_open("moerun-soak", json, &jo)) == NULL)
+            jrc = 1;
+        if (jf) {
             fprintf(jf, "{\"ranks\": %d, \"steps\": %ld, \"rss_growth_mb\": %.4f, "
                         "\"file_bytes_per_step\": %.2f, \"schema_bytes_per_step\": %.2f, "
                         "\"max_linear_deviation\": %.5f, \"steps_per_s\": %.1f, \"samples\": [",
@@ -203,11 +212,13 @@ int main(int argc, char **argv)
                 fprintf(jf, "%s{\"step\": %ld, \"rss_mb_max\": %.3f, \"file_mb\": %.4f}",
                         i ? ", " : "", smp[i].step, smp[i].rss_mb_max, smp[i].file_mb);
             fprintf(jf, "]}\n");
-            fclose(jf);
+            if (bench_json_close("moerun-soak", &jo) != 0)
+                jrc = 1;
         }
     }
     moe_engine_destroy(eng);
     free(smp);
+    MPI_Bcast(&jrc, 1, MPI_INT, 0, MPI_COMM_WORLD);
     MPI_Finalize();
-    return st == MOE_OK ? 0 : 1;
+    return st == MOE_OK && jrc == 0 ? 0 : 1;
 }

@@ -7,7 +7,7 @@
 #   share/doc/moerun/  README.md, docs/*.md;  share/moerun/jobs/  the job scripts
 #   share/man/man1/    one page per program, from its --help (help2man, when found)
 #
-# libmoerun is comm + experts + runtime (with placement) + replay (the routes of moerun --replay): the shared library links the per-folder archives
+# libmoerun is comm + experts + runtime (with placement and the limited routers, moerun_router_limited) + replay (the routes of moerun --replay): the shared library links the per-folder archives
 # whole (they are built position-independent); the static one is the same archives merged
 # into one (ar MRI script, cmake/merge_archives.cmake). The programs keep linking the
 # per-folder archives, so they do not depend on where libmoerun.so is installed.
@@ -16,7 +16,8 @@
 # (moerun.pc) and moerun::moerun_static (moerunConfig.cmake).
 set(MOERUN_PC_REQUIRES "ompi-c")
 set(MOERUN_PC_REQUIRES_PRIVATE "hdf5-openmpi inih libcjson openblas hwloc ucx")
-set(MOERUN_LIB_PARTS moerun_runtime moerun_placement moerun_comm moerun_experts moerun_replay)
+set(MOERUN_LIB_PARTS moerun_runtime moerun_router_limited moerun_placement moerun_comm moerun_experts
+  moerun_replay)
 string(REPLACE ";" "," _parts_csv "${MOERUN_LIB_PARTS}")
 
 # --- libmoerun.so -------------------------------------------------------------------------

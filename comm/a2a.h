@@ -81,6 +81,8 @@ typedef struct moe_a2a_params {
                               * many rows without changing any result (0: whole experts) */
     int        inter_chunks; /* hier, ucx: pieces of the inter-node stage, pipelined with the
                               * intra-node stage (0 or 1: one piece, stages in sequence) */
+    int64_t    max_rows_in;  /* rows this rank's experts can receive in a step at most (local
+                              * experts x capacity), 0: unknown; a hint for sizing buffers */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {

@@ -22,6 +22,7 @@
 #include "a2a_common.h"
 #include "moerun/base/assert.h"
 #include "moerun/base/mpicheck.h"
+#include "moerun/base/touch.h"
 
 /* Overlapped forward: four lanes of point-to-point transfers, each with at most
  * FLAT_WINDOW requests in flight (so a rank never has more than 4 x FLAT_WINDOW messages
@@ -124,6 +125,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
 {
     a2a_flat_t  *c = calloc(1, sizeof(*c));
     int          P, r, total;
+    int64_t      rows0;
     moe_status_t st = MOE_OK;
 
     if (c == NULL)
@@ -177,11 +179,15 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
     for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
-    /* receive-side buffers sized for a balanced step (T * k rows) and touched now, so the
-     * first steps neither allocate nor page-fault; they grow only past that */
-    if (flat_grow(&c->recvbuf, &c->recv_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
-        flat_grow(&c->bx, &c->bx_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d) ||
-        flat_grow(&c->by, &c->by_rows_cap, (int64_t)c->max_tokens * c->top_k, c->d))
+    /* receive-side buffers sized for the most rows this rank's experts can get (params
+     * max_rows_in; a balanced step's T * k rows when unknown) and touched now, so the first
+     * steps neither allocate nor page-fault; they grow only past that */
+    rows0 = (int64_t)c->max_tokens * c->top_k;
+    if (prm->max_rows_in > rows0 && prm->max_rows_in <= rows0 * P)
+        rows0 = prm->max_rows_in;
+    if (flat_grow(&c->recvbuf, &c->recv_rows_cap, rows0, c->d) ||
+        flat_grow(&c->bx, &c->bx_rows_cap, rows0, c->d) ||
+        flat_grow(&c->by, &c->by_rows_cap, rows0, c->d))
         goto err_nomem;
     memset(c->recvbuf, 0, (c->recv_rows_cap + 1) * (size_t)c->d * sizeof(float));
     memset(c->bx, 0, (c->bx_rows_cap + 1) * (size_t)c->d * sizeof(float));
@@ -190,6 +196,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
         !c->missing)
         goto err_nomem;
+    moe_touch(c->retbuf, ((size_t)c->max_tokens * c->top_k * c->d + 1) * sizeof(float));
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
         !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->pos ||
         !c->offset || !c->sendbuf)

@@ -10,6 +10,7 @@
 #ifndef MOERUN_EXPERTS_FFN_H
 #define MOERUN_EXPERTS_FFN_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "moerun/status.h"
@@ -23,11 +24,17 @@ typedef struct moe_ffn {
     float        *w2; /* [f][d] */
 } moe_ffn_t;
 
-/* Rows per block; scratch for moe_ffn_forward holds MOE_FFN_BLOCK x moe_ffn_hidden_cols floats. */
+/* Rows per block, and hidden columns per block (an L2-sized piece of the hidden activation:
+ * MOE_FFN_BLOCK x MOE_FFN_COLS floats, twice that for swiglu). */
 #define MOE_FFN_BLOCK 1024
+#define MOE_FFN_COLS  256
 
 /* Columns of the hidden activation (f for gelu, 2f for swiglu). */
 int moe_ffn_hidden_cols(const moe_ffn_t *ffn);
+
+/* Floats of scratch moe_ffn_forward needs (MOE_FFN_BLOCK x min(f, MOE_FFN_COLS), x 2 for
+ * swiglu). */
+size_t moe_ffn_scratch_floats(const moe_ffn_t *ffn);
 
 /* Draws the weights into a caller-owned struct; freed by moe_ffn_cleanup. */
 moe_status_t moe_ffn_init(moe_ffn_t *ffn, int d_model, int d_ffn, moe_ffn_act_t act,

@@ -222,6 +222,9 @@ static const opt_t opt_table[] = {
           "routing log (a moerun-import format or telemetry with routes/) replayed instead of the gate (docs/replay.md)"),
     OPT_I(R, replay_tokens, "--replay-tokens", "MOERUN_REPLAY_TOKENS", "0", 0, 16777216,
           "with --replay: 0 runs the whole log once (--tokens per rank per step); N tiles it to N tokens per rank per step for --steps steps"),
+    OPT_S(R, sequence_field, "--sequence-field", "MOERUN_SEQUENCE_FIELD", "auto", "NAME", 63, 0,
+          "auto: detected; none: no sequence", NULL,
+          "with --replay of JSON lines/CSV: the field telling sequences apart when token_idx restarts per prompt (as moerun-import's; docs/import.md)"),
     OPT_E(R, sim_compute, "--sim-compute", "MOERUN_SIM_COMPUTE", "model", opt_sim_compute_names,
           "SMPI builds only (docs/simulation.md): model charges expert FLOPs as simulated time "
           "without computing them; real computes them too"),
@@ -1113,10 +1116,12 @@ void moe_config_memory(const moe_config_t *cfg, int nranks, moe_mem_estimate_t *
     }
     /* router [L][d][E] and every held expert's w1 [d][hc] and w2 [f][d], float */
     est->weights = 4 * (L * d * E + held * (d * hc + f * d));
-    /* activations (4 x T x d), logits, gate arrays, the exchange's send and receive
-     * buffers for dispatch and combine (T x k x d each way, float), expert scratch */
-    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k + 4 * 4 * T * k * d +
-                   4 * 1024 * hc + 8 * 8 * E + 8 * 8 * P;
+    /* activations (4 x T x d), logits, gate arrays, the exchange's send and return buffers
+     * (T x k x d each, float) and its three receive-side buffers (local experts x capacity
+     * ~ cf x T x k rows, at least T x k), expert scratch (1024 rows x 256 hidden columns) */
+    est->buffers = 4 * (4 * T * d + T * E) + 8 * 6 * T * k +
+                   4 * (2 + 3 * fmax(1.0, cfg->capacity_factor)) * T * k * d +
+                   4 * 1024 * fmin(f, 256) * (hc / f) + 8 * 8 * E + 8 * 8 * P;
     /* one block: 5 [B][L][E] int64 counters, per-layer rows, sampled routes; rank 0 gathers
      * the rank columns (x P in gather mode); the [L][E][E] and [P][P] matrices (twice) */
     blk = 8 * (5 * B * L * E + B * L * (1 + 11 + 6 + 6)) + B * Sl * (16 + L * k * 9);

@@ -37,6 +37,7 @@
 #include "moerun/base/assert.h"
 #include "moerun/base/fileio.h"
 #include "moerun/base/mpicheck.h"
+#include "moerun/base/touch.h"
 #include "sim.h"
 
 _Static_assert(MOE_PHASE_COUNT <= (int)(sizeof(((moe_summary_t *)0)->phase_s) / sizeof(double)),
@@ -157,7 +158,17 @@ static moe_status_t engine_alloc(moe_engine_t *e)
     if (e->cap_step_s > ENG_STEP_TIMES_MAX || e->cap_step_s < 1)
         e->cap_step_s = ENG_STEP_TIMES_MAX;
     ok &= ENG_ALLOC(e->step_s, e->cap_step_s);
-    return ok ? MOE_OK : MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    if (!ok)
+        return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    /* the activation buffers (T x d each) made resident now, not page by page in the
+     * first steps (a slow first step) */
+    moe_touch(e->xin, T * d * sizeof(float));
+    moe_touch(e->xa, T * d * sizeof(float));
+    moe_touch(e->xb, T * d * sizeof(float));
+    moe_touch(e->xout, T * d * sizeof(float));
+    if (e->cfg.shared_experts > 0)
+        moe_touch(e->shared_y, 2 * T * d * sizeof(float));
+    return MOE_OK;
 }
 
 /* Global token indices sampled for route records: floor(i * G / S), i < S. */
@@ -224,7 +235,7 @@ static moe_status_t engine_router_init(moe_engine_t *e)
 static moe_status_t engine_model_init(moe_engine_t *e)
 {
     int          l, i;
-    size_t       hc = 0;
+    size_t       nscr = 0; /* floats of expert scratch */
     moe_status_t st;
 
     for (l = 0; l < e->L; l++)
@@ -239,7 +250,7 @@ static moe_status_t engine_model_init(moe_engine_t *e)
                               e->cfg.seed, l, g);
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for expert weights");
-            hc = (size_t)moe_ffn_hidden_cols(&e->ffn[(size_t)l * e->n_local + i]);
+            nscr = moe_ffn_scratch_floats(&e->ffn[(size_t)l * e->n_local + i]);
         }
     /* shared experts: ids E, E+1, ... so their weights differ from every routed expert's */
     for (l = 0; l < e->L && !moe_sim_model(&e->cfg); l++)
@@ -251,12 +262,14 @@ static moe_status_t engine_model_init(moe_engine_t *e)
             if (st != MOE_OK)
                 return MOE_ERROR_SET(&e->log, st, "engine: out of memory for shared experts");
         }
-    if (hc == 0)
-        hc = (size_t)(e->cfg.activation == MOE_ACT_SWIGLU ? 2 : 1) * e->cfg.d_ffn;
-    e->ffn_scratch = malloc(MOE_FFN_BLOCK * hc * sizeof(float));
+    if (nscr == 0 && e->cfg.shared_experts > 0 && !moe_sim_model(&e->cfg))
+        nscr = moe_ffn_scratch_floats(&e->shared[0]);
+    if (nscr == 0)
+        nscr = 1;
+    e->ffn_scratch = malloc(nscr * sizeof(float)); /* floats moe_ffn_forward needs */
     if (e->ffn_scratch == NULL)
         return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
-    memset(e->ffn_scratch, 0, MOE_FFN_BLOCK * hc * sizeof(float)); /* touched once, here */
+    memset(e->ffn_scratch, 0, nscr * sizeof(float)); /* touched once, here */
     return MOE_OK;
 }
 
@@ -422,6 +435,8 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.log = &e->log;
     prm.expert_block = MOE_FFN_BLOCK;
     prm.inter_chunks = e->cfg.hier_chunks;
+    if (e->capacity > 0)
+        prm.max_rows_in = (int64_t)e->n_local * e->capacity;
     st = e->a2a->create(&prm, &e->a2a_ctx);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;

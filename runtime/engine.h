@@ -64,7 +64,7 @@ struct moe_engine {
     int32_t             *dest_rank, *dest_expert; /* [T][S] */
     double              *gsum;         /* [MOE_GSUM_LEN(E)] */
     int64_t             *local_count, *routed_global; /* [E] */
-    float               *ffn_scratch;  /* [MOE_FFN_BLOCK][hidden cols] */
+    float               *ffn_scratch;  /* moe_ffn_scratch_floats() floats */
     moe_capacity_ws_t    capws;
     const float         *last_out;     /* output of the last step or forward */
 

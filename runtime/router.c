@@ -30,32 +30,6 @@ const char *moe_router_names(void)
     return "softmax|switch|sigmoid|group-limited|node-limited|expert-choice|hash";
 }
 
-void moe__router_topk(const double *s, const float *bias, const uint8_t *allowed, int E, int k,
-                      int32_t *sel)
-{
-    int    j, e, i, best;
-    double bv = 0, v;
-
-    for (j = 0; j < k; j++) {
-        best = -1;
-        for (e = 0; e < E; e++) {
-            int taken = 0;
-            if (allowed && !allowed[e])
-                continue;
-            for (i = 0; i < j; i++)
-                taken |= sel[i] == e;
-            if (taken)
-                continue;
-            v = bias ? s[e] + bias[e] : s[e];
-            if (best < 0 || v > bv) { /* strictly greater: ties keep the lower id */
-                best = e;
-                bv = v;
-            }
-        }
-        sel[j] = best;
-    }
-}
-
 /* Sum of the max_groups smallest groups of lower bounds size[ngroups] (0: never chosen);
  * size is consumed. */
 static int router_smallest_sum(const moe_router_t *r, int *size)

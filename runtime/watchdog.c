@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MOE__WD_GAP_NS 1000000000LL /* a wake-up this late means the process was stopped */
+#define MOE__WD_GAP_NS 1000000000LL /* a wake-up this late (or a quarter of the timeout,
+                                       * if longer) means the process was stopped */
 
 struct moe_watchdog {
     double          timeout_s;
@@ -96,6 +97,7 @@ static void *wd_main(void *arg)
 {
     moe_watchdog_t *wd = arg;
     long long       period = (long long)(wd->timeout_s * 1e9 / 4), last = wd_now_ns();
+    long long       gap_min = period > MOE__WD_GAP_NS ? period : MOE__WD_GAP_NS;
     struct timespec until;
 
     if (period > 250000000LL)
@@ -112,9 +114,9 @@ static void *wd_main(void *arg)
         if (wd->stop)
             break;
         armed = atomic_load(&wd->armed_ns);
-        /* a wake-up over MOE__WD_GAP_NS late: the whole process was stopped (all threads
-         * are), e.g. SIGSTOP then SIGCONT; that time is not the step's fault */
-        if (wd_now_ns() - last - period > MOE__WD_GAP_NS && armed != 0) {
+        /* a wake-up over gap_min late: the whole process was stopped (all threads are), e.g.
+         * SIGSTOP then SIGCONT; that time is not the step's fault */
+        if (wd_now_ns() - last - period > gap_min && armed != 0) {
             long long gap = wd_now_ns() - last - period;
             wd_stopped(wd, gap);
             atomic_compare_exchange_strong(&wd->armed_ns, &armed, armed + gap);

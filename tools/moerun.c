@@ -173,7 +173,16 @@ static int moerun_replay_load(moe_config_t *cfg, int rank, int nranks, moe_repla
     if (cfg->replay_tokens > 0)
         cfg->tokens = cfg->replay_tokens;
     if (rank == 0) {
-        if (moe_import_load_routes(cfg->replay, NULL, rt, err, sizeof(err)) != 0)
+        /* --sequence-field as moerun-import's: "auto" detects, "none" or a NAME is passed on;
+         * a telemetry file was imported already (its tokens are told apart) */
+        const char *seq = strcmp(cfg->sequence_field, "auto") == 0 ? NULL : cfg->sequence_field;
+        const char *dot = strrchr(cfg->replay, '.');
+        if (seq != NULL && dot != NULL && (strcmp(dot, ".h5") == 0 || strcmp(dot, ".hdf5") == 0)) {
+            snprintf(err, sizeof(err), "--sequence-field %.63s: %.400s is a telemetry file whose "
+                     "tokens are already told apart (it applies to JSON lines and CSV logs): "
+                     "leave --sequence-field auto, or give it to moerun-import", seq, cfg->replay);
+            bad = 1;
+        } else if (moe_import_load_routes(cfg->replay, seq, rt, err, sizeof(err)) != 0)
             bad = 1;
         else if (moe_replay_check(rt, cfg, nranks, &steps, err, sizeof(err)) != MOE_OK)
             bad = 1;

@@ -82,6 +82,8 @@ static void ma_usage(FILE *out, const char *argv0)
             "  --follow-symlinks   an output path that is a symbolic link writes the file it names\n"
             "  --ranks P           placement what-if for files without a placement (imported logs):\n"
             "                      P ranks, experts in contiguous blocks (default: min(experts, 8))\n"
+            "  --ranks-per-node R  nodes of R consecutive ranks of that assumed placement, for the\n"
+            "                      exchange and node-limited what-ifs (default: ceil(P / 2), 2 nodes)\n"
             "  --trace FILE.json   per-rank phase timeline (Chrome trace events: Perfetto,\n"
             "                      chrome://tracing) of the one RUN.h5 given\n"
             "  --write-placement FILE  write the placement the recommendation plans (one run;\n"
@@ -397,6 +399,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             opt.ranks = n;
+        } else if (strcmp(a, "--ranks-per-node") == 0) {
+            long long n;
+            if ((v = ma_value(argc, argv, &i)) == NULL)
+                return 2;
+            errno = 0;
+            n = strtoll(v, &end, 10);
+            if (errno || *end || end == v || n < 1 || n > 65536) {
+                fprintf(stderr, "moerun-analyze: --ranks-per-node '%s': want an integer in 1..65536\n", v);
+                return 2;
+            }
+            opt.ranks_per_node = n;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "moerun-analyze: unknown option '%s'\n", a);
             ma_usage(stderr, argv[0]);
@@ -456,13 +469,14 @@ int main(int argc, char **argv)
     }
     {
         /* the outputs, before any file is read (include/moerun/base/fileio.h) */
-        const char *outs[4] = {md, js, html, trace};
-        const char *keys[4] = {"--markdown", "--json", "--html", "--trace"};
+        const char *outs[5] = {md, js, html, trace, opt.write_placement};
+        const char *keys[5] = {"--markdown", "--json", "--html", "--trace", "--write-placement"};
         const char *ins[MA_MAX_RUNS + 1];
         for (i = 0; i < npaths; i++)
             ins[i] = paths[i];
         ins[npaths] = vocab;
-        if (ma_check_outputs(outs, keys, 4, ins, npaths + 1, oflags) != 0) {
+        opt.write_flags = oflags;
+        if (ma_check_outputs(outs, keys, 5, ins, npaths + 1, oflags) != 0) {
             while (nowned > 0)
                 free(owned[--nowned]);
             return 2;

@@ -18,6 +18,7 @@
 
 #include <cJSON.h>
 
+#include "moerun/base/fileio.h"
 #include "place.h"
 
 #define MP_MAX_RUNS 64
@@ -27,7 +28,7 @@ static void mp_usage(FILE *out, const char *argv0)
     fprintf(out,
             "usage: %s RUN.h5 [RUN2.h5 ...] [-o PLACEMENT] [--json FILE] [--policy NAME]\n"
             "          [--nodes N] [--ranks-per-node R] [--slots S | --replicas B]\n"
-            "          [--groups G] [--balance X]\n"
+            "          [--groups G] [--balance X] [--follow-symlinks]\n"
             "Plans a placement (docs/placement.md) from measured per-layer expert loads,\n"
             "co-selection and routes, and predicts per layer, before (the measured run's map)\n"
             "and after: max/mean rank load, inter-node copies per token for flat and hier,\n"
@@ -44,7 +45,11 @@ static void mp_usage(FILE *out, const char *argv0)
             "  --groups G          eplb: expert groups (default: one per node)\n"
             "  --balance X         moerun: weight of rank balance against co-location (>= 0,\n"
             "                      default 1)\n"
+            "  --follow-symlinks   an output path that is a symbolic link writes the file it names\n"
+            "                      (without it such a path is refused)\n"
             "  --help              this text\n"
+            "Outputs are written through a temporary file renamed into place; an output that is\n"
+            "a device, FIFO or directory, names an input or names the other output is refused.\n"
             "Exit status: 0 ok, 1 unreadable input or unwritable output, 2 usage error.\n",
             argv0);
 }
@@ -126,30 +131,28 @@ static void mp_table(FILE *out, const moe_place_input_t *in, const moe_place_pre
         fprintf(out, "# expert weight bytes moved from the measured map: %.0f\n", moved);
 }
 
-/* Writes text through FILE.tmp.<pid> + rename. 0 on success. */
-static int mp_write_text(const char *path, const char *text)
+/* Writes text through an exclusive temporary file renamed into place (fileio.h); 0 on
+ * success, else -1 with the reason in err. */
+static int mp_write_text(const char *path, const char *text, unsigned flags, char *err,
+                         size_t n)
 {
-    char  tmp[4096];
-    FILE *f;
-    int   ok;
+    moe_out_t o;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-    f = fopen(tmp, "w");
-    if (f == NULL)
+    if (moe_out_open(&o, path, flags | MOE_OUT_OVERWRITE, err, n) != 0)
         return -1;
-    ok = fputs(text, f) >= 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
+    if (fputs(text, o.f) < 0) {
+        moe_out_abort(&o);
+        snprintf(err, n, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
         return -1;
     }
-    return 0;
+    return moe_out_commit(&o, err, n);
 }
 
 int main(int argc, char **argv)
 {
     const char        *runs[MP_MAX_RUNS], *out = NULL, *json = NULL, *pol = "moerun";
     int                nruns = 0, i, nodes = 0, rpn = 0, slots = 0, replicas = -1, rc = 0;
+    unsigned           oflags = 0;
     moe_place_target_t tg;
     moe_plan_policy_t  policy;
     moe_place_input_t  in;
@@ -167,6 +170,10 @@ int main(int argc, char **argv)
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             mp_usage(stdout, argv[0]);
             return 0;
+        }
+        if (strcmp(a, "--follow-symlinks") == 0) {
+            oflags |= MOE_OUT_FOLLOW;
+            continue;
         }
         if (a[0] != '-' || strcmp(a, "-") == 0) {
             if (nruns == MP_MAX_RUNS) {
@@ -224,6 +231,28 @@ int main(int argc, char **argv)
         mp_usage(stderr, argv[0]);
         return 2;
     }
+    /* the outputs, before any input is read (fileio.h rules; not an input, not each other) */
+    for (i = 0; i < 2; i++) {
+        const char *o = i ? json : out, *key = i ? "--json" : "-o";
+        int         j;
+        if (o == NULL || (i && strcmp(o, "-") == 0))
+            continue;
+        if (moe_out_check(o, oflags | MOE_OUT_OVERWRITE, err, sizeof(err)) != 0) {
+            fprintf(stderr, "moerun-place: %s: %s\n", key, err);
+            return 2;
+        }
+        for (j = 0; j < nruns; j++)
+            if (moe_path_same(o, runs[j])) {
+                fprintf(stderr, "moerun-place: %s: '%s' is an input file; refusing to overwrite "
+                                "it\n", key, o);
+                return 2;
+            }
+        if (i && out && moe_path_same(json, out)) {
+            fprintf(stderr, "moerun-place: --json: '%s' is the same file as -o '%s'; give each "
+                            "output its own file\n", json, out);
+            return 2;
+        }
+    }
     st = moe_place_input_read(&in, runs, nruns, err, sizeof(err));
     if (st != MOE_OK) {
         fprintf(stderr, "moerun-place: %s\n", err[0] ? err : moe_status_str(st));
@@ -255,8 +284,8 @@ int main(int argc, char **argv)
              "written by moerun-place --policy %s (%d nodes x %d ranks, %d slots, balance %g)\n"
              "from %s%s", moe_plan_policy_name(policy), tg.nodes, tg.ranks_per_node, tg.slots,
              tg.balance, runs[0], nruns > 1 ? " and more" : "");
-    if (out && moe_place_write_file(out, &plan, comment) != 0) {
-        fprintf(stderr, "moerun-place: %s: cannot write: %s\n", out, strerror(errno));
+    if (out && moe_place_write_file(out, &plan, comment, oflags, err, sizeof(err)) != 0) {
+        fprintf(stderr, "moerun-place: -o: %s\n", err);
         rc = 1;
         goto done;
     }
@@ -302,8 +331,11 @@ int main(int argc, char **argv)
             char  *t2 = realloc(text, n + 2);
             if (t2)
                 text = t2, strcat(text, "\n");
-            if (t2 == NULL || mp_write_text(json, text) != 0) {
-                fprintf(stderr, "moerun-place: %s: cannot write: %s\n", json, strerror(errno));
+            if (t2 == NULL) {
+                fprintf(stderr, "moerun-place: --json: out of memory\n");
+                rc = 1;
+            } else if (mp_write_text(json, text, oflags, err, sizeof(err)) != 0) {
+                fprintf(stderr, "moerun-place: --json: %s\n", err);
                 rc = 1;
             }
         }

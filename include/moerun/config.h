@@ -59,6 +59,7 @@ typedef struct moe_config {
     int                  report_bindings;  /* one line per rank: host, node, local rank, cpuset, NUMA node, NIC */
     char                 replay[MOE_PATH_MAX]; /* routing log replayed instead of the gate; empty: none */
     int                  replay_tokens;    /* 0: the whole log once; N: tiled to N tokens per rank per step */
+    char                 sequence_field[64]; /* --replay: sequence field; "auto": detected, "none": none */
     moe_sim_compute_t    sim_compute;      /* SMPI builds: model (charge, do not compute) or real */
     double               sim_gflops;       /* SMPI builds: GFLOP/s per rank charged for GEMMs, > 0 */
     double               sim_copy_gbs;     /* SMPI builds: GB/s charged for payload copies, > 0 */

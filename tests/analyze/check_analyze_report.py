@@ -139,15 +139,21 @@ def full(exe, work):
     check(near(h["ranks"][0]["load_over_mean"], 1.25), "rank 0 load")
     check(h["rebalance_max_rank_load_current"] == 80 and h["rebalance_max_rank_load_projected"] == 64,
           "placement what-if 80 -> 64")
-    # co-selection lift against chance for k = 2 distinct experts (docs/analysis.md):
-    # expected = (k-1)/2 (n_i q_j / (1 - q_i) + n_j q_i / (1 - q_j)), q = n / (k N).
-    # layer 0: diag 3,3,2,0, N = 4, C01 = 2: q = 3/8 -> expected 1.8, lift 10/9
+    # co-selection lift against chance for k = 2 distinct experts (docs/analysis.md): the
+    # conditional-Poisson null, P({a, b}) ~ w_a w_b with the marginals pi = n / N.
+    # layer 0: diag 3,3,2,0, N = 4: expert 3 never, and top-2 of the other 3 has one design:
+    # P01 = 1 - pi_2 = 0.5, so expected(0,1) = 2 = C01: lift 1 (chance, as it is)
     cs0 = h["coselect"][0]["pairs"][0]
-    check((cs0["a"], cs0["b"]) == (0, 1) and near(cs0["lift"], 10 / 9) and near(cs0["expected"], 1.8),
+    check(h["coselect"][0]["null"] == "conditional_poisson", "coselect null")
+    check((cs0["a"], cs0["b"]) == (0, 1) and near(cs0["lift"], 1, 1e-8) and near(cs0["expected"], 2, 1e-8),
           f"coselect layer 0 {cs0}")
-    # layer 1: diag 2,1,2,3, C13 = 1: 0.5 (1 (3/8)/(7/8) + 3 (1/8)/(5/8)) = 18/35 -> lift 35/18
+    # layer 1: diag 2,1,2,3 (pi = .5,.25,.5,.75), pairs 02, 13, 23, 03 once each. By symmetry
+    # w = (1, y, 1, z); pi_0 = 1/2 gives yz = 1, pi_3 = 3 pi_1 gives z = 3y + 1, so
+    # 3y^2 + y - 1 = 0, y = (sqrt(13) - 1)/6, e_2 = 4 + 8y; expected(0,2) = expected(1,3) =
+    # 4/e_2 = 3/(2 + sqrt(13)) -> lift (2 + sqrt(13))/3 (tie: the lower pair (0,2) first)
     cs1 = h["coselect"][1]["pairs"][0]
-    check((cs1["a"], cs1["b"]) == (1, 3) and near(cs1["lift"], 35 / 18), f"coselect layer 1 {cs1}")
+    check((cs1["a"], cs1["b"]) == (0, 2) and near(cs1["lift"], (2 + 13 ** 0.5) / 3, 1e-8)
+          and near(cs1["expected"], 3 / (2 + 13 ** 0.5), 1e-8), f"coselect layer 1 {cs1}")
     rm = a["routing_map"]
     check(rm["tokens"] == [0, 1, 4, 5] and rm["experts"] == [[0, 0], [0, 1], [0, 2], [1, 3]],
           "routing map")

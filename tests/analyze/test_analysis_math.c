@@ -149,6 +149,37 @@ static void test_rebalance(void)
     }
 }
 
+/* The conditional-Poisson null: E = 3, k = 2 has one design per marginals, P({i, j}) ~ w_i w_j
+ * with w = (2, 1, 1): products 2, 2, 1 of 5, so pi = (0.8, 0.6, 0.6), and 100 tokens give
+ * expected (0,1) = (0,2) = 40, (1,2) = 20 (the first-order formula gives 37.14 for (0,1)). */
+static void test_coselect_null(void)
+{
+    double n3[3] = {80, 60, 60}, o3[9], n4[4] = {100, 50, 30, 20}, o4[16], u[25], nu[5];
+    double n2[3] = {80, 60, 50}, o2[9];
+    int    i;
+
+    ASSERT_TRUE(am_coselect_null(n3, 3, 100, 2, o3) == 0);
+    ASSERT_NEAR(o3[0 * 3 + 1], 40, 1e-7);
+    ASSERT_NEAR(o3[2 * 3 + 0], 40, 1e-7);
+    ASSERT_NEAR(o3[1 * 3 + 2], 20, 1e-7);
+    ASSERT_NEAR(o3[1 * 3 + 1], 60, 0);
+    ASSERT_TRUE(fabs(am_coselect_expected(80, 60, 100, 2) - 40) > 2); /* it is not exact here */
+    /* expert 0 in every token: its pairs are the other's tokens; the others one pick each */
+    ASSERT_TRUE(am_coselect_null(n4, 4, 100, 2, o4) == 0);
+    ASSERT_NEAR(o4[0 * 4 + 1], 50, 1e-9);
+    ASSERT_NEAR(o4[3 * 4 + 0], 20, 1e-9);
+    ASSERT_NEAR(o4[1 * 4 + 2], 0, 1e-9);
+    /* equal loads: N k (k-1) / (E (E-1)) = 560 * 6 / 20 = 168 for top-3 of 5 */
+    for (i = 0; i < 5; i++)
+        nu[i] = 336;
+    ASSERT_TRUE(am_coselect_null(nu, 5, 560, 3, u) == 0);
+    ASSERT_NEAR(u[1 * 5 + 4], 168, 1e-6);
+    ASSERT_NEAR(u[1 * 5 + 4], am_coselect_expected(336, 336, 560, 3), 1e-6);
+    /* marginals that sum to more or less than k: no design */
+    ASSERT_TRUE(am_coselect_null(n2, 3, 100, 2, o2) == -1);
+    ASSERT_TRUE(am_coselect_null(n3, 3, 100, 1, o3) == -1);
+}
+
 static void test_coselect_expected(void)
 {
     /* uniform: E = 4, k = 2, 600 tokens, every expert picked by 300: chance count of a pair
@@ -168,6 +199,7 @@ static void test_coselect_expected(void)
 int main(void)
 {
     RUN_TEST(test_coselect_expected);
+    RUN_TEST(test_coselect_null);
     RUN_TEST(test_balance_skewed);
     RUN_TEST(test_balance_even_and_empty);
     RUN_TEST(test_entropy_large_counts);

@@ -13,6 +13,10 @@ Cases:
            dispatch
   tiled    --replay-tokens N: N tokens per rank per step for --steps steps, the log's tokens
            in order modulo its length; counts recomputed here
+  sequence --sequence-field NAME (as moerun-import's): a log whose sequence field is not
+           auto-detected stops with the duplicate-row error naming --sequence-field (exit 2,
+           nothing written); with the flag its counts equal the log's; `none` on an
+           auto-detected field gives the same error; the flag with a .h5 log is exit 2
   errors   more experts / other layers / other top-k than the log, a counts table, a
            missing file: exit 2 before compute, one message naming the option, no telemetry
 """
@@ -46,7 +50,7 @@ def run(args, expect=None, env=None):
     return p
 
 
-def write_log(path):
+def write_log(path, seq_key="problem_id"):
     """Sequences of unequal length, token_idx restarting per sequence, a skewed expert 3;
     returns the tokens in the importer's order (sequence, token_idx) as [L][K] expert lists,
     best first."""
@@ -64,7 +68,7 @@ def write_log(path):
                     # written in a shuffled order of experts: the importer sorts best first
                     order = list(range(K))
                     rng.shuffle(order)
-                    fh.write(json.dumps({"problem_id": f"q{q}", "token_idx": t, "layer": l,
+                    fh.write(json.dumps({seq_key: f"q{q}", "token_idx": t, "layer": l,
                                          "experts": [ex[i] for i in order],
                                          "gating_probs": [w[ex[i]] / s for i in order]}) + "\n")
                     per_layer.append(ex)
@@ -187,7 +191,42 @@ def case_errors(ctx):
         check(not os.path.exists(out), f"errors {args}: telemetry written")
 
 
-CASES = {"counts": case_counts, "tiled": case_tiled, "errors": case_errors}
+def case_sequence(ctx):
+    w = ctx["work"]
+    log = os.path.join(w, "conv.jsonl")
+    toks = write_log(log, "conv")  # "conv" is not among the auto-detected names
+    want = counts_of(toks, range(len(toks)))
+    base = [ctx["moerun"], "--experts", str(E), "--top-k", str(K), "--layers", str(L),
+            "--d-model", "16", "--d-ffn", "24", "--quiet"]
+    out = os.path.join(w, "err.h5")
+    auto_log = os.path.join(w, "auto.jsonl")
+    write_log(auto_log)
+    for args in (["--replay", log], ["--replay", auto_log, "--sequence-field", "none"]):
+        p = run(base + args + ["--telemetry", out], expect=2)
+        check(p.stderr.count("moerun: error") == 1 and "duplicate row for step 0" in p.stderr
+              and "--sequence-field NAME" in p.stderr and "token_idx 0, layer 0" in p.stderr,
+              f"sequence {args}: {p.stderr!r}")
+        check(not os.path.exists(out), f"sequence {args}: telemetry written")
+    ok = os.path.join(w, "conv.h5")
+    if replay_ok(ctx, 2, ok, "--replay", log, "--sequence-field", "conv", "--tokens", "64",
+                 "--capacity-factor", "0").returncode == 0:
+        with h5py.File(ok, "r") as f:
+            got = f["steps/routed"][()].sum(axis=0)
+            check(np.array_equal(got, want), f"--sequence-field conv: routed\n{got}\n!= the log's\n{want}")
+            cfg = f.attrs["config"]
+            cfg = cfg.decode() if isinstance(cfg, bytes) else str(cfg)
+            check(re.search(r"^sequence_field = conv$", cfg, re.M) is not None,
+                  "config attribute lacks sequence_field = conv")
+    # the flag on an imported telemetry file is an error, not silently ignored
+    h5 = os.path.join(w, "conv_imported.h5")
+    if run([ctx["imp"], log, "-o", h5, "--experts", str(E), "--sequence-field", "conv"], expect=0).returncode == 0:
+        p = run(base + ["--replay", h5, "--sequence-field", "conv", "--telemetry", out], expect=2)
+        check("--sequence-field conv" in p.stderr and "telemetry file" in p.stderr
+              and p.stderr.count("moerun: error") == 1, f"sequence on .h5: {p.stderr!r}")
+        check(not os.path.exists(out), "sequence on .h5: telemetry written")
+
+
+CASES = {"sequence": case_sequence, "counts": case_counts, "tiled": case_tiled, "errors": case_errors}
 
 
 def main(argv):

@@ -308,7 +308,9 @@ static void test_workload_deterministic(void)
 
 static void test_ffn_against_reference(void)
 {
-    int             acts[2] = {MOE_FFN_GELU, MOE_FFN_SWIGLU}, a, i, n = 300, d = 24, f = 40;
+    /* n over two row blocks, f over two hidden-column blocks (the second partial) */
+    int             acts[2] = {MOE_FFN_GELU, MOE_FFN_SWIGLU}, a, i, n = MOE_FFN_BLOCK + 76, d = 24;
+    int             f = MOE_FFN_COLS + 44;
     float          *x = malloc((size_t)n * d * 4), *y = malloc((size_t)n * d * 4);
     float          *yr = malloc((size_t)n * d * 4), *scr = malloc(MOE_FFN_BLOCK * 2 * (size_t)f * 4);
     moe_ffn_t       ffn;
@@ -319,7 +321,8 @@ static void test_ffn_against_reference(void)
     for (a = 0; a < 2; a++) {
         double num = 0, den = 0;
         ASSERT_EQ_INT(moe_ffn_init(&ffn, d, f, (moe_ffn_act_t)acts[a], 5, 1, 3), MOE_OK);
-        moe_ffn_forward(&ffn, x, n, y, scr); /* n > MOE_FFN_BLOCK: two blocks */
+        ASSERT_TRUE(moe_ffn_scratch_floats(&ffn) <= MOE_FFN_BLOCK * 2 * (size_t)f);
+        moe_ffn_forward(&ffn, x, n, y, scr);
         moe_ffn_forward_ref(&ffn, x, n, yr);
         for (i = 0; i < n * d; i++) {
             num += (y[i] - yr[i]) * (double)(y[i] - yr[i]);
@@ -334,12 +337,20 @@ static void test_ffn_against_reference(void)
         moe_ffn_cleanup(&ffn);
     }
     {
-        float v[7] = {-9, -3, -0.5f, 0, 0.5f, 3, 9}, ref[7];
+        float v[7] = {-9, -3, -0.5f, 0, 0.5f, 3, 9}, ref[7], w[64], wref[64];
         for (i = 0; i < 7; i++)
             ref[i] = moe_ffn_gelu_ref(v[i]);
         moe_ffn_gelu(v, 7);
         for (i = 0; i < 7; i++)
             ASSERT_NEAR(v[i], ref[i], 1e-6 * (1 + fabs(ref[i])));
+        /* relative accuracy also where gelu is tiny (x in -5.5 .. 0.8, vector and tail) */
+        for (i = 0; i < 64; i++) {
+            w[i] = -5.5f + 0.1f * (float)i;
+            wref[i] = moe_ffn_gelu_ref(w[i]);
+        }
+        moe_ffn_gelu(w, 64);
+        for (i = 0; i < 64; i++)
+            ASSERT_NEAR(w[i], wref[i], 2e-6 * fabs(wref[i]) + 1e-30);
     }
     free(x), free(y), free(yr), free(scr);
 }

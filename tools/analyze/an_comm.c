@@ -506,8 +506,10 @@ coselect:
     cs = cJSON_AddArrayToObject(sec, "coselect");
     if (moe_tel_reader_has(r, MOE_TEL_COSELECT) && a->K >= 2) {
         int64_t *m = malloc((size_t)(E * E) * 8), i, j;
-        for (l = 0; m && l < L; l++) {
+        double  *ndiag = malloc((size_t)E * sizeof(double)), *ex2 = malloc((size_t)(E * E) * sizeof(double));
+        for (l = 0; m && ndiag && ex2 && l < L; l++) {
             double ntok = 0;
+            int    cps;
             cJSON *lo, *pairs;
             int64_t top[5][2];
             double  tl[5];
@@ -519,19 +521,29 @@ coselect:
             ntok /= (double)a->K;
             if (ntok <= 0)
                 continue;
+            /* chance: the conditional-Poisson null with these marginals (am_coselect_null,
+             * exact for unequal loads); the first-order approximation only when no such
+             * design exists (tokens with fewer than k experts) */
+            for (i = 0; i < E; i++)
+                ndiag[i] = (double)m[i * E + i];
+            cps = am_coselect_null(ndiag, E, ntok, a->K, ex2) == 0;
+            for (i = 0; !cps && i < E; i++)
+                for (j = 0; j < E; j++)
+                    ex2[i * E + j] = i == j ? ndiag[i] : am_coselect_expected(ndiag[i], ndiag[j], ntok, a->K);
             lo = cJSON_CreateObject();
             cJSON_AddNumberToObject(lo, "layer", (double)a->lid[l]);
+            cJSON_AddStringToObject(lo, "null", cps ? "conditional_poisson" : "first_order");
             pairs = cJSON_AddArrayToObject(lo, "pairs");
             /* lift = tokens that chose both i and j / the count expected by chance for k
-             * distinct experts (am_coselect_expected: sampling without replacement; 1 =
-             * chance); pairs with at least 0.1% of tokens */
+             * distinct experts (1 = chance); pairs with at least 0.1% of tokens */
             for (i = 0; i < E; i++)
                 for (j = i + 1; j < E; j++) {
                     double c = (double)m[i * E + j], lift;
                     if (c < fmax(1.0, 0.001 * ntok) || m[i * E + i] == 0 || m[j * E + j] == 0)
                         continue;
-                    lift = c / am_coselect_expected((double)m[i * E + i], (double)m[j * E + j],
-                                                    ntok, a->K);
+                    if (!(ex2[i * E + j] > 0))
+                        continue;
+                    lift = c / ex2[i * E + j];
                     for (k = 0; k < nt && tl[k] >= lift; k++)
                         ;
                     if (k >= 5)
@@ -552,16 +564,15 @@ coselect:
                 cJSON_AddNumberToObject(o, "a", (double)top[k][0]);
                 cJSON_AddNumberToObject(o, "b", (double)top[k][1]);
                 cJSON_AddNumberToObject(o, "tokens", (double)m[top[k][0] * E + top[k][1]]);
-                cJSON_AddNumberToObject(o, "expected",
-                                        am_coselect_expected((double)m[top[k][0] * E + top[k][0]],
-                                                             (double)m[top[k][1] * E + top[k][1]],
-                                                             ntok, a->K));
+                cJSON_AddNumberToObject(o, "expected", ex2[top[k][0] * E + top[k][1]]);
                 cJSON_AddNumberToObject(o, "lift", tl[k]);
                 cJSON_AddItemToArray(pairs, o);
             }
             cJSON_AddItemToArray(cs, lo);
         }
         free(m);
+        free(ndiag);
+        free(ex2);
     } else {
         cJSON_AddStringToObject(sec, "coselect_missing",
                                 !moe_tel_reader_has(r, MOE_TEL_COSELECT) ? "accumulated/coselect absent"
@@ -640,8 +651,10 @@ void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_opts_t 
     if (opt->write_placement) {
         snprintf(comment, sizeof(comment), "written by moerun-analyze --write-placement from %s",
                  path);
-        if (moe_place_write_file(opt->write_placement, &plan, comment) != 0)
-            cJSON_AddStringToObject(pp, "write_error", strerror(errno));
+        char werr[1024];
+        if (moe_place_write_file(opt->write_placement, &plan, comment, opt->write_flags, werr,
+                                 sizeof(werr)) != 0)
+            cJSON_AddStringToObject(pp, "write_error", werr);
         else
             cJSON_AddBoolToObject(pp, "written", 1);
     }

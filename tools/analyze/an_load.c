@@ -322,3 +322,183 @@ void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a)
                    100 * an_num(c0, "top2_share"), 100 * an_num(c0, "top1_token_share"));
     }
 }
+
+/* One remedy of balance_remedies: kind "replayed" (numbers replayed from the log's loads),
+ * "recorded" (numbers the file itself holds) or "qualitative" (no number: the log cannot
+ * tell). Returns the object to add numbers to. */
+static cJSON *an_remedy(cJSON *arr, const char *id, const char *kind, const char *text)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "kind", kind);
+    cJSON_AddStringToObject(o, "text", text);
+    cJSON_AddItemToArray(arr, o);
+    return o;
+}
+
+/* what_if[] entry of capacity factor cf, or NULL */
+static const cJSON *an_whatif_at(const cJSON *cap, double cf)
+{
+    const cJSON *x;
+
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(cap, "what_if"))
+        if (an_num(x, "capacity_factor") == cf)
+            return x;
+    return NULL;
+}
+
+void an_remedies(cJSON *an, cJSON *fnd, const an_st_t *a)
+{
+    const cJSON *ut = cJSON_GetObjectItemCaseSensitive(an, "utilisation");
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(an, "entropy");
+    const cJSON *cap = cJSON_GetObjectItemCaseSensitive(an, "capacity");
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(an, "hotspots");
+    const cJSON *bl = cJSON_GetObjectItemCaseSensitive(an, "balance_loss");
+    const cJSON *bb = cJSON_GetObjectItemCaseSensitive(an, "balance_bias");
+    const cJSON *x, *col = cJSON_GetObjectItemCaseSensitive(en, "collapse");
+    const cJSON *aon = cJSON_GetObjectItemCaseSensitive(en, "always_on");
+    cJSON       *sec, *arr, *o, *ls;
+    double       worst = -1, wl = NAN;
+    const char  *trigger;
+    char         t[600], ft[400];
+    size_t       off;
+
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(ut, "layers"))
+        if (an_num(x, "max_mean") > worst) {
+            worst = an_num(x, "max_mean");
+            wl = an_num(x, "layer");
+        }
+    trigger = cJSON_GetArraySize(col) > 0 ? "collapse"
+              : cJSON_GetArraySize(aon) > 0 ? "always_on"
+              : worst >= AN_IMB_WARN ? "imbalance" : NULL;
+    if (trigger == NULL) {
+        an_section(an, "balance_remedies", "not needed: no collapse, no always-on expert and "
+                                           "every layer's max/mean load below 1.5");
+        return;
+    }
+    sec = an_section(an, "balance_remedies", NULL);
+    cJSON_AddStringToObject(sec, "trigger", trigger);
+    an_add_num(sec, "worst_layer", wl);
+    an_add_num(sec, "worst_max_mean", worst);
+    cJSON_AddStringToObject(sec, "description",
+                            "replayed: computed from the log's own loads; recorded: values the "
+                            "file holds; qualitative: what the remedy does, with no number, "
+                            "because a routing log (top-k choices) cannot tell its effect");
+    arr = cJSON_AddArrayToObject(sec, "remedies");
+    off = (size_t)snprintf(ft, sizeof(ft), "load-balancing remedies for %s (worst layer %.0f, "
+                           "max/mean %.2f): replayed", trigger, wl, worst);
+    /* capacity factor: drops at this routing, replayed from the loads */
+    if (an__ok(cap)) {
+        const cJSON *w1 = an_whatif_at(cap, 1.0), *w125 = an_whatif_at(cap, 1.25);
+        double       ct = an_num(cap, "capacity_factor_for_target");
+        snprintf(t, sizeof(t), "capacity factor: bounds the drops, does not balance; replayed on "
+                 "the log's loads: drop rate %.4f%% at cf 1, %.4f%% at cf 1.25; <= 0.1%% drops "
+                 "need cf %s", 100 * an_num(w1, "drop_rate"), 100 * an_num(w125, "drop_rate"),
+                 an__f(cap, "capacity_factor_for_target", "%g"));
+        o = an_remedy(arr, "capacity_factor", "replayed", t);
+        an_add_num(o, "drop_rate_cf1", an_num(w1, "drop_rate"));
+        an_add_num(o, "drop_rate_cf1_25", an_num(w125, "drop_rate"));
+        an_add_num(o, "capacity_factor_for_target", ct);
+        if (off < sizeof(ft))
+            off += (size_t)snprintf(ft + off, sizeof(ft) - off, " drop rate %.4f%% at cf 1, "
+                                    "cf %s for <= 0.1%%;", 100 * an_num(w1, "drop_rate"),
+                                    an__f(cap, "capacity_factor_for_target", "%g"));
+    }
+    /* placement and replication: max/mean rank load, replayed */
+    if (an__ok(hs) && isfinite(an_num(hs, "rebalance_max_rank_load_current")) && a->routed > 0) {
+        double P = isfinite(an_num(hs, "assumed_ranks")) ? an_num(hs, "assumed_ranks") : (double)a->P;
+        double mean = (double)a->routed / P, cur = an_num(hs, "rebalance_max_rank_load_current") / mean;
+        double lpt = an_num(hs, "rebalance_max_rank_load_projected") / mean;
+        double rep = an_num(hs, "replicate_max_rank_load_projected") / mean;
+        snprintf(t, sizeof(t), "placement: max/mean rank load over %.0f ranks%s %.4f; placed by "
+                 "load (greedy largest-first) %.4f; hottest expert %.0f replicated on a second "
+                 "rank %.4f (replayed from the per-expert loads, all layers)", P,
+                 isfinite(an_num(hs, "assumed_ranks")) ? " (assumed, contiguous blocks)" : "", cur,
+                 lpt, an_num(hs, "replicate_expert"), rep);
+        o = an_remedy(arr, "placement", "replayed", t);
+        cJSON_AddNumberToObject(o, "ranks", P);
+        an_add_num(o, "max_mean_rank_load", cur);
+        an_add_num(o, "max_mean_rank_load_rebalanced", lpt);
+        an_add_num(o, "max_mean_rank_load_replicated", rep);
+        an_add_num(o, "replicated_expert", an_num(hs, "replicate_expert"));
+        if (off < sizeof(ft))
+            off += (size_t)snprintf(ft + off, sizeof(ft) - off, " max/mean rank load %.2f -> %.2f "
+                                    "placed by load, %.2f replicating expert %.0f;", cur, lpt, rep,
+                                    an_num(hs, "replicate_expert"));
+    }
+    /* a dominant expert as a shared expert: the other experts' max/mean without it */
+    if (cJSON_GetArraySize(col) > 0 || cJSON_GetArraySize(aon) > 0) {
+        int    which;
+        o = NULL;
+        for (which = 0; which < 2; which++)
+            cJSON_ArrayForEach(x, (which ? aon : col)) {
+                double  lid = an_num(x, "layer"), ex = an_num(x, "expert"), tot = 0, mx = 0;
+                int64_t l, e, n = 0;
+                cJSON  *lo;
+                for (l = 0; l < a->L && (double)a->lid[l] != lid; l++)
+                    ;
+                if (l == a->L || !(ex >= 0) || ex >= (double)a->E)
+                    continue;
+                for (e = 0; e < a->E; e++)
+                    if ((double)e != ex) {
+                        double v = (double)a->routed_le[l * a->E + e];
+                        tot += v;
+                        mx = v > mx ? v : mx;
+                        n++;
+                    }
+                if (o == NULL) {
+                    o = an_remedy(arr, "shared_expert", "replayed",
+                                  "a dominant expert made a shared expert (every token, no "
+                                  "routing; --shared-experts 1): the max/mean load of the other "
+                                  "experts of the layer without it, replayed from the loads");
+                    ls = cJSON_AddArrayToObject(o, "layers");
+                }
+                lo = cJSON_CreateObject();
+                cJSON_AddNumberToObject(lo, "layer", lid);
+                cJSON_AddNumberToObject(lo, "expert", ex);
+                cJSON_AddStringToObject(lo, "pattern", which ? "always_on" : "collapse");
+                an_add_num(lo, "expert_token_share", an_num(x, "expert_token_share"));
+                an_add_num(lo, "max_mean_without_expert", tot > 0 ? mx * (double)n / tot : NAN);
+                cJSON_AddItemToArray(ls, lo);
+                if (off < sizeof(ft))
+                    off += (size_t)snprintf(ft + off, sizeof(ft) - off, " layer %.0f without "
+                                            "expert %.0f: max/mean %.2f;", lid, ex,
+                                            tot > 0 ? mx * (double)n / tot : NAN);
+            }
+    }
+    /* the rest: what they do, and only numbers the file holds */
+    o = an_remedy(arr, "aux_loss_coefficient", "qualitative",
+                  "raise the load-balancing (aux) loss coefficient: needs retraining; how much "
+                  "it would balance cannot be told from a routing log");
+    if (an__ok(bl)) {
+        cJSON_ReplaceItemInObject(o, "kind", cJSON_CreateString("recorded"));
+        an_add_num(o, "aux_loss_mean", an_num(bl, "aux_loss_mean"));
+        an_add_num(o, "corr_aux_vs_max_mean", an_num(bl, "corr_aux_vs_max_mean"));
+    }
+    o = an_remedy(arr, "balance_bias", "qualitative",
+                  "aux-loss-free balancing (a per-expert selection bias, DeepSeek-V3; moerun "
+                  "--balance-bias RATE): it changes which experts are chosen from the gate "
+                  "scores, and a log of top-k choices lacks the scores of the experts not "
+                  "chosen, so its effect is not replayable");
+    if (an__ok(bb)) {
+        cJSON_ReplaceItemInObject(o, "kind", cJSON_CreateString("recorded"));
+        cJSON_AddBoolToObject(o, "converged", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(bb, "converged")));
+    }
+    o = an_remedy(arr, "router_z_loss", "qualitative",
+                  "router z-loss: keeps the gate logits small (training stability, less "
+                  "saturation); it does not target balance, and its effect cannot be told from "
+                  "a routing log");
+    if (an__ok(bl) && isfinite(an_num(bl, "z_loss_mean"))) {
+        cJSON_ReplaceItemInObject(o, "kind", cJSON_CreateString("recorded"));
+        an_add_num(o, "z_loss_mean", an_num(bl, "z_loss_mean"));
+    }
+    an_remedy(arr, "expert_choice", "qualitative",
+              "expert-choice routing (each expert takes its top-C tokens; --router "
+              "expert-choice): balanced by construction (not a replay); how many tokens it "
+              "leaves without an expert needs the full gate scores, which the log lacks");
+    if (off < sizeof(ft))
+        snprintf(ft + off, sizeof(ft) - off, " qualitative (not replayable from a routing log): "
+                 "aux-loss coefficient, loss-free balance bias, router z-loss, expert-choice");
+    an_finding(fnd, "balance_remedies", "info", "balance_remedies", worst, AN_IMB_WARN, "%s", ft);
+}

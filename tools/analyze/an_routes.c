@@ -16,8 +16,145 @@
 #include <string.h>
 
 #include "analyze_int.h"
+#include "router.h" /* the node-limited router's own selection (runtime/router_limited.c) */
 
-moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
+#define AN_NL_MAX_M     8         /* node-limited what-if for M = 1 .. this many nodes */
+#define AN_NL_MAX_CALLS 2000000.0 /* router calls of the exchange what-if (routes x M values) */
+
+/* The cluster shape of the exchange what-ifs: the file's placement and nodes, or an assumed one. */
+typedef struct an_shape {
+    const int32_t *own;     /* [E] rank of each expert */
+    const int32_t *node;    /* [P] node of each rank (NULL: one node) */
+    int64_t        P, nodes;
+    double        *node_share; /* [nodes] ranks of the node / P: a token's chance to start there */
+    int64_t        ranks_per_node; /* assumed shapes: ranks of each node (the last may have fewer) */
+    int            assumed;  /* 1: contiguous blocks over opt->ranks, opt->ranks_per_node */
+} an_shape_t;
+
+/* Node-limited replay scratch: a compact router over the route's own experts. */
+typedef struct an_nl {
+    int64_t  K, emax;
+    double  *prob, *scratch;
+    int     *group_of;
+    int32_t *sel;
+    float   *score, *weight;
+    int64_t  gnode[64];     /* compact group -> node id, ascending */
+} an_nl_t;
+
+/*
+ * Replays node-limited routing with M nodes on one (token, layer) route of the log with the
+ * node-limited router's own selection (moe_router_node_ops.select, runtime/router_limited.c):
+ * the log holds the k chosen experts and their weights, not the full distribution, so the
+ * router sees the route's experts with their weights (1/k each without weights) and, per
+ * node, k filler experts of probability 0 (every expert the log did not choose scores at
+ * most the k-th weight; counted as 0, the lower bound). Group score = sum of the two highest
+ * weights on the node, the best M nodes (ties to the lower node id), top-k inside. Writes
+ * the nodes the token then touches (a chosen filler stands for "another expert of an allowed
+ * node") into nodes_out and returns their count; *lost = weight of the route's experts that
+ * the limit re-routes, over the route's total weight.
+ */
+static int64_t an_nl_route(an_nl_t *w, const int32_t *x, const float *ww, int64_t E,
+                           const an_shape_t *sh, int M, int64_t *nodes_out, double *lost)
+{
+    int64_t     k, nk = 0, D = 0, j, g, ne;
+    double      tot = 0, kept = 0, wk[64];
+    int         gk[64];
+    moe_router_t r;
+    moe_router_token_t tok;
+
+    for (k = 0; k < w->K && k < 64; k++) {
+        int64_t nd, e = x[k];
+        double  v = ww ? (double)ww[k] : 1.0 / (double)w->K;
+        if (e < 0 || e >= E)
+            continue;
+        if (!(v > 0) || !isfinite(v))
+            v = 0;
+        nd = sh->node ? sh->node[sh->own[e]] : 0;
+        for (g = 0; g < D && w->gnode[g] != nd; g++)
+            ;
+        if (g == D)
+            w->gnode[D++] = nd;
+        gk[nk] = (int)g;
+        wk[nk++] = v;
+        tot += v;
+    }
+    *lost = 0;
+    if (nk == 0)
+        return 0;
+    if (!(tot > 0)) { /* no usable weight: equal weights */
+        for (j = 0; j < nk; j++)
+            wk[j] = 1.0;
+        tot = (double)nk;
+    }
+    /* compact group ids in increasing node id, so group ties go to the lower node id */
+    {
+        int64_t newid[64], tmp[64], h;
+        for (g = 0; g < D; g++) {
+            newid[g] = 0;
+            for (h = 0; h < D; h++)
+                newid[g] += w->gnode[h] < w->gnode[g];
+        }
+        for (j = 0; j < nk; j++)
+            gk[j] = (int)newid[gk[j]];
+        for (g = 0; g < D; g++)
+            tmp[newid[g]] = w->gnode[g];
+        memcpy(w->gnode, tmp, (size_t)D * sizeof(int64_t));
+    }
+    /* the route's experts first (ties among equal weights to the earlier one), then k
+     * fillers of probability 0 per node */
+    ne = 0;
+    for (j = 0; j < nk; j++) {
+        w->prob[ne] = wk[j];
+        w->group_of[ne++] = gk[j];
+    }
+    for (g = 0; g < D; g++)
+        for (j = 0; j < nk; j++) {
+            w->prob[ne] = 0;
+            w->group_of[ne++] = (int)g;
+        }
+    memset(&r, 0, sizeof(r));
+    r.ops = &moe_router_node_ops;
+    r.E = (int)ne;
+    r.k = (int)nk;
+    r.ngroups = (int)D;
+    r.max_groups = M;
+    r.group_of = w->group_of;
+    memset(&tok, 0, sizeof(tok));
+    tok.prob = w->prob;
+    tok.id = -1;
+    r.ops->select(&r, &tok, w->scratch, w->sel, w->score, w->weight);
+    {
+        int64_t n = 0, h;
+        for (j = 0; j < nk; j++) {
+            int64_t s = w->sel[j], nd;
+            if (s < 0 || s >= ne)
+                continue;
+            if (s < nk)
+                kept += wk[s];
+            nd = w->gnode[w->group_of[s]];
+            for (h = 0; h < n && nodes_out[h] != nd; h++)
+                ;
+            if (h == n)
+                nodes_out[n++] = nd;
+        }
+        *lost = (tot - kept) / tot;
+        return n;
+    }
+}
+
+/* Inter-node copies of a token touching nodes[n]: those other than its source node, or,
+ * when the source is not known, the expected count with the source uniform over ranks. */
+static double an_copies(const int64_t *nodes, int64_t n, int64_t srcnode, const an_shape_t *sh)
+{
+    double  c = 0;
+    int64_t i;
+
+    for (i = 0; i < n; i++)
+        c += srcnode >= 0 ? (nodes[i] != srcnode) : 1.0 - sh->node_share[nodes[i]];
+    return c;
+}
+
+moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a,
                        const an_opts_t *opt, const int32_t *own, const int32_t *node,
                        moe_log_t *log)
 {
@@ -34,9 +171,13 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t
     /* specialisation keys on the vocabulary id when the run recorded one, else the index */
     int                   has_id = moe_tel_reader_has(r, MOE_TEL_ROUTE_TOKEN_ID);
     double                wk_sum = 0, w_n = 0, flat_remote = 0, flat_inter = 0, hier_inter = 0;
-    double                nl_inter = 0, nl_mass = 0, tl_n = 0;
-    int                   vocab_ids = 0;
+    double                tl_n = 0, nl_copies[AN_NL_MAX_M], nl_lost[AN_NL_MAX_M], xcap = 0;
+    int                   vocab_ids = 0, nM = 0, m, src_seen = 0, src_unknown = 0;
     cJSON                *map = NULL, *mtok = NULL, *mexp = NULL, *sp;
+    an_shape_t            sh;
+    an_nl_t               nlw;
+    int32_t              *aown = NULL, *anode = NULL;
+    int64_t               nodes_tmp[64];
 
     if (!moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT) || in->nroutes == 0) {
         an_section(an, "routing_map", !moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT)
@@ -44,6 +185,64 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t
         an_section(an, "specialisation", !moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT)
                                              ? "routes/ absent" : "no sampled routes (route_samples 0)");
         return MOE_OK;
+    }
+    /* the cluster shape of the exchange what-ifs: the file's, or an assumed one */
+    memset(&sh, 0, sizeof(sh));
+    memset(&nlw, 0, sizeof(nlw));
+    memset(nl_copies, 0, sizeof(nl_copies));
+    memset(nl_lost, 0, sizeof(nl_lost));
+    if (own != NULL && P > 0) {
+        sh.own = own;
+        sh.node = node;
+        sh.P = P;
+    } else if (own == NULL && E > 0) {
+        int64_t Pa = opt->ranks > 0 ? opt->ranks : (E < AN_ASSUMED_RANKS ? E : AN_ASSUMED_RANKS);
+        int64_t Ra = opt->ranks_per_node > 0 ? opt->ranks_per_node : (Pa + 1) / 2;
+        aown = malloc((size_t)E * sizeof(int32_t));
+        anode = malloc((size_t)Pa * sizeof(int32_t));
+        if (aown && anode) {
+            for (i = 0; i < E; i++)
+                aown[i] = (int32_t)(i * Pa / E); /* contiguous blocks, as the placement what-if */
+            for (i = 0; i < Pa; i++)
+                anode[i] = (int32_t)(i / Ra);
+            sh.own = aown;
+            sh.node = anode;
+            sh.P = Pa;
+            sh.ranks_per_node = Ra;
+            sh.assumed = 1;
+        }
+    }
+    if (sh.own != NULL) {
+        for (i = 0; i < sh.P; i++) {
+            int64_t nd = sh.node ? sh.node[i] : 0;
+            if (nd < 0 || nd >= sh.P) /* node ids are 0..nodes-1 <= ranks; else one node */
+                sh.node = NULL;
+        }
+        sh.nodes = 1;
+        for (i = 0; sh.node && i < sh.P; i++)
+            if (sh.node[i] + 1 > sh.nodes)
+                sh.nodes = sh.node[i] + 1;
+        sh.node_share = calloc((size_t)sh.nodes, sizeof(double));
+        if (sh.node_share == NULL)
+            goto out;
+        for (i = 0; i < sh.P; i++)
+            sh.node_share[sh.node ? sh.node[i] : 0] += 1.0 / (double)sh.P;
+        nM = (int)((K < sh.nodes ? K : sh.nodes) - 1);
+        if (nM > AN_NL_MAX_M)
+            nM = AN_NL_MAX_M;
+        if (nM < 0 || K > 64)
+            nM = 0;
+        xcap = nM > 0 ? AN_NL_MAX_CALLS / nM : 1e300;
+        nlw.K = K;
+        nlw.emax = K + K * K;
+        nlw.prob = malloc((size_t)nlw.emax * sizeof(double));
+        nlw.scratch = malloc(MOE_ROUTER_SCRATCH(nlw.emax) * sizeof(double));
+        nlw.group_of = malloc((size_t)nlw.emax * sizeof(int));
+        nlw.sel = malloc((size_t)(K > 0 ? K : 1) * sizeof(int32_t));
+        nlw.score = malloc((size_t)(K > 0 ? K : 1) * sizeof(float));
+        nlw.weight = malloc((size_t)(K > 0 ? K : 1) * sizeof(float));
+        if (!nlw.prob || !nlw.scratch || !nlw.group_of || !nlw.sel || !nlw.score || !nlw.weight)
+            goto out;
     }
     ex = malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4);
     wt = has_w ? malloc((size_t)(AN_ROUTE_BLOCK * L * K) * 4) : NULL;
@@ -101,51 +300,37 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t
                     wk_sum += ww[K - 1];
                     w_n += 1;
                 }
-                if (own && src >= 0) {
-                    /* per token: remote pairs (flat), inter-node pairs (flat), distinct remote
-                     * nodes (hier, node-deduplicated), and node-limited(1) copies */
-                    int64_t nodes_seen[64], ns = 0, j, z;
-                    double  mass_node[64], best = 0, mass = 0;
+                if (sh.own && K <= 64 && tl_n < xcap) {
+                    /* per (token, layer): remote pairs (flat), inter-node pairs (flat),
+                     * distinct remote nodes (hier, node-deduplicated) and node-limited(M)
+                     * copies; against the token's source rank when the file knows it (a
+                     * run: routes/token / tokens_per_rank), else the expectation with the
+                     * source uniform over the ranks */
+                    int64_t srank = !sh.assumed && src >= 0 && src < sh.P ? src : -1;
+                    int64_t snode = srank >= 0 ? (sh.node ? sh.node[srank] : 0) : -1, ns = 0, j;
+                    double  lost;
                     for (k = 0; k < K; k++) {
                         int32_t e = x[k];
                         int64_t rk, nd;
                         if (e < 0 || e >= E)
                             continue;
-                        rk = own[e];
-                        nd = node ? node[rk] : 0;
-                        if (rk != src)
-                            flat_remote += 1;
-                        if (nd != (node ? node[src] : 0))
-                            flat_inter += 1;
-                        for (j = 0; j < ns && nodes_seen[j] != nd; j++)
+                        rk = sh.own[e];
+                        nd = sh.node ? sh.node[rk] : 0;
+                        flat_remote += srank >= 0 ? (rk != srank) : 1.0 - 1.0 / (double)sh.P;
+                        flat_inter += snode >= 0 ? (nd != snode) : 1.0 - sh.node_share[nd];
+                        for (j = 0; j < ns && nodes_tmp[j] != nd; j++)
                             ;
-                        if (j == ns && ns < 64) {
-                            nodes_seen[ns] = nd;
-                            mass_node[ns] = 0;
-                            ns++;
-                        }
-                        if (j < 64)
-                            mass_node[j] += ww ? ww[k] : 1.0 / (double)K;
-                        mass += ww ? ww[k] : 1.0 / (double)K;
+                        if (j == ns)
+                            nodes_tmp[ns++] = nd;
                     }
-                    for (z = 0; z < ns; z++) {
-                        if (nodes_seen[z] != (node ? node[src] : 0))
-                            hier_inter += 1;
-                        if (mass_node[z] > best)
-                            best = mass_node[z];
+                    hier_inter += an_copies(nodes_tmp, ns, snode, &sh);
+                    for (m = 1; m <= nM; m++) {
+                        int64_t nn = an_nl_route(&nlw, x, ww, E, &sh, m, nodes_tmp, &lost);
+                        nl_copies[m - 1] += an_copies(nodes_tmp, nn, snode, &sh);
+                        nl_lost[m - 1] += lost;
                     }
-                    /* node-limited(1): all k experts on the node with the largest gate mass */
-                    {
-                        int64_t bestn = -1;
-                        for (z = 0; z < ns; z++)
-                            if (mass_node[z] == best) {
-                                bestn = nodes_seen[z];
-                                break;
-                            }
-                        if (bestn != (node ? node[src] : 0))
-                            nl_inter += 1;
-                    }
-                    nl_mass += mass > 0 ? (mass - best) / mass : 0;
+                    src_seen += srank >= 0;
+                    src_unknown += srank < 0;
                     tl_n += 1;
                 }
             }
@@ -239,54 +424,104 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t
     }
     /* hierarchical and node-limited exchange what-if */
     if (tl_n > 0) {
-        cJSON *xo = cJSON_AddObjectToObject(map, "exchange_what_if");
+        cJSON *xo = cJSON_AddObjectToObject(map, "exchange_what_if"), *so, *nl;
+        char   shape[300], evd[800], ftxt[400];
+        size_t off;
+        double h = hier_inter / tl_n;
+        double n1 = nM >= 1 ? nl_copies[0] / tl_n : h, l1 = nM >= 1 ? nl_lost[0] / tl_n : 0;
+        so = cJSON_AddObjectToObject(xo, "shape");
+        cJSON_AddBoolToObject(so, "assumed", sh.assumed);
+        cJSON_AddNumberToObject(so, "ranks", (double)sh.P);
+        cJSON_AddNumberToObject(so, "nodes", (double)sh.nodes);
+        if (sh.assumed)
+            cJSON_AddNumberToObject(so, "ranks_per_node", (double)sh.ranks_per_node);
+        cJSON_AddStringToObject(so, "placement", sh.assumed ? "assumed: contiguous expert blocks"
+                                                            : "the file's (placement/expert_owner)");
+        cJSON_AddStringToObject(so, "token_source",
+                                src_unknown == 0 ? "recorded (routes/token / tokens_per_rank)"
+                                : src_seen == 0 ? "assumed: uniform over the ranks (expected copies)"
+                                                : "recorded where known, else uniform over the ranks");
+        if (sh.assumed)
+            snprintf(shape, sizeof(shape), "assumed shape: %lld ranks, %lld per node (%lld nodes), "
+                     "contiguous expert blocks, token sources uniform over ranks (--ranks, "
+                     "--ranks-per-node)", (long long)sh.P,
+                     (long long)sh.ranks_per_node,
+                     (long long)sh.nodes);
+        else
+            snprintf(shape, sizeof(shape), "the file's shape: %lld ranks on %lld nodes, its placement, "
+                     "token sources %s", (long long)sh.P, (long long)sh.nodes,
+                     src_unknown == 0 ? "recorded" : "uniform over ranks where not recorded");
+        cJSON_AddStringToObject(so, "description", shape);
         cJSON_AddNumberToObject(xo, "routes", tl_n);
         cJSON_AddNumberToObject(xo, "flat_remote_pairs_per_token", flat_remote / tl_n);
         cJSON_AddNumberToObject(xo, "flat_inter_node_copies_per_token", flat_inter / tl_n);
-        cJSON_AddNumberToObject(xo, "hier_inter_node_copies_per_token", hier_inter / tl_n);
-        cJSON_AddNumberToObject(xo, "node_limited1_inter_node_copies_per_token", nl_inter / tl_n);
-        cJSON_AddNumberToObject(xo, "node_limited1_rerouted_gate_mass", nl_mass / tl_n);
-        if (in->nnodes > 1 && flat_inter > 0) {
-            char evd[300];
+        cJSON_AddNumberToObject(xo, "hier_inter_node_copies_per_token", h);
+        cJSON_AddNumberToObject(xo, "node_limited1_inter_node_copies_per_token", n1);
+        cJSON_AddNumberToObject(xo, "node_limited1_rerouted_gate_mass", l1);
+        nl = cJSON_AddArrayToObject(xo, "node_limited");
+        off = (size_t)snprintf(ftxt, sizeof(ftxt), "node-limited routing replayed on %.0f routes (%s): "
+                               "inter-node copies per (token, layer) %.4f node-deduplicated",
+                               tl_n, shape, h);
+        for (m = 1; m <= nM; m++) {
+            cJSON *o = cJSON_CreateObject();
+            double c = nl_copies[m - 1] / tl_n;
+            cJSON_AddNumberToObject(o, "max_nodes", m);
+            cJSON_AddNumberToObject(o, "inter_node_copies_per_token", c);
+            cJSON_AddNumberToObject(o, "copies_saved_per_token", h - c);
+            an_add_num(o, "saved_share", h > 0 ? (h - c) / h : NAN);
+            cJSON_AddNumberToObject(o, "rerouted_gate_mass", nl_lost[m - 1] / tl_n);
+            cJSON_AddItemToArray(nl, o);
+            if (off < sizeof(ftxt))
+                off += (size_t)snprintf(ftxt + off, sizeof(ftxt) - off,
+                                        "; %d node(s) %.4f (saves %.4f, re-routes %.1f%% of gate weight)",
+                                        m, c, h - c, 100 * nl_lost[m - 1] / tl_n);
+        }
+        if (nM >= 1)
+            an_finding(fnd, "node_limited", "info", "routing_map", h - n1, NAN, "%s", ftxt);
+        if (!sh.assumed && in->nnodes > 1 && flat_inter > 0) {
             const char *exch = "?";
             char       *xs = NULL;
             if (moe_tel_reader_attr_str(r, "/", "exchange", &xs) == MOE_OK)
                 exch = xs;
             snprintf(evd, sizeof(evd),
-                     "%.0f sampled (token, layer) routes with source rank known: inter-node "
-                     "copies per token flat %.3f, node-deduplicated %.3f (exchange in this run: %s)",
-                     tl_n, flat_inter / tl_n, hier_inter / tl_n, exch);
+                     "%.0f sampled (token, layer) routes (%s): inter-node copies per token flat "
+                     "%.3f, node-deduplicated %.3f (exchange in this run: %.60s)",
+                     tl_n, shape, flat_inter / tl_n, h, exch);
             /* hier, ucx (hier over UCX) and 2dh already send a token once per node */
             if (hier_inter < 0.95 * flat_inter && strcmp(exch, "hier") != 0 &&
                 strcmp(exch, "ucx") != 0 && strcmp(exch, "2dh") != 0)
                 an_recommend(rec, "hier_exchange",
                              "use the node-deduplicated hierarchical exchange (--exchange hier)",
-                             "inter-node payload copies per token", flat_inter / tl_n,
-                             hier_inter / tl_n, "copies", "low (one option)", evd);
+                             "inter-node payload copies per token", flat_inter / tl_n, h, "copies",
+                             "low (one option)", evd);
             snprintf(evd, sizeof(evd),
-                     "same routes limited to the node with the largest gate mass: inter-node "
-                     "copies %.3f -> %.3f per token, %.1f%% of gate mass re-routed",
-                     hier_inter / tl_n, nl_inter / tl_n, 100 * nl_mass / tl_n);
-            if (nl_inter < 0.95 * hier_inter)
+                     "same routes with the node-limited router's rule (--router node-limited "
+                     "--route-max-nodes 1): inter-node copies %.3f -> %.3f per token, %.1f%% of "
+                     "gate weight re-routed", h, n1, 100 * l1);
+            if (nM >= 1 && n1 < 0.95 * h)
                 an_recommend(rec, "node_limited",
                              "node-limited routing (experts of one node per token)",
-                             "inter-node payload copies per token", hier_inter / tl_n,
-                             nl_inter / tl_n, "copies", "medium (router change; re-evaluate quality)",
-                             evd);
+                             "inter-node payload copies per token", h, n1, "copies",
+                             "medium (router change; re-evaluate quality)", evd);
             free(xs);
         }
-    } else if (own == NULL) {
+    } else if (sh.own == NULL) {
         cJSON_AddStringToObject(map, "exchange_what_if_missing",
-                                in->imported
-                                    ? "placement/expert_owner absent (an imported log has no cluster "
-                                      "shape): replay it with moerun --replay at your ranks and nodes "
-                                      "and analyse that telemetry for the hier and node-limited what-ifs"
-                                    : "placement/expert_owner absent");
+                                "placement/expert_owner absent and no experts to assume a placement for");
     } else {
         cJSON_AddStringToObject(map, "exchange_what_if_missing",
-                                "source rank of sampled tokens unknown (routes/token or tokens_per_rank absent)");
+                                "no sampled route with a valid expert");
     }
 out:
+    free(aown);
+    free(anode);
+    free(sh.node_share);
+    free(nlw.prob);
+    free(nlw.scratch);
+    free(nlw.group_of);
+    free(nlw.sel);
+    free(nlw.score);
+    free(nlw.weight);
     free(ex);
     free(wt);
     free(tok);

@@ -262,3 +262,158 @@ double am_coselect_expected(double n_i, double n_j, double ntok, int64_t k)
         return NAN;
     return 0.5 * (double)(k - 1) * (n_i * qj / (1 - qi) + n_j * qi / (1 - qj));
 }
+
+/* e[0..k] = elementary symmetric polynomials of w[0..m-1] up to degree k */
+static void am_esym(const double *w, int64_t m, int64_t k, double *e)
+{
+    int64_t i, r;
+
+    e[0] = 1;
+    for (r = 1; r <= k; r++)
+        e[r] = 0;
+    for (i = 0; i < m; i++)
+        for (r = k; r >= 1; r--)
+            e[r] += w[i] * e[r - 1];
+}
+
+int am_coselect_null(const double *n, int64_t E, double ntok, int64_t k, double *out)
+{
+    int64_t *idx = NULL, m = 0, na = 0, i, j, r, a, it, K;
+    double  *pi = NULL, *w = NULL, *pre = NULL, *suf = NULL, *mid = NULL, *pm = NULL;
+    double   sum = 0, ek = 0;
+    int      rc = -1;
+
+    if (k < 2 || E < 1 || E > 4096 || !(ntok > 0))
+        return -1;
+    idx = malloc((size_t)E * sizeof(int64_t));
+    pi = malloc((size_t)E * sizeof(double));
+    w = malloc((size_t)E * sizeof(double));
+    if (!idx || !pi || !w)
+        goto out;
+    for (i = 0; i < E; i++) {
+        double p = n[i] / ntok;
+        if (!(p >= 0) || p > 1 + 1e-9)
+            goto out;
+        sum += p;
+        if (p >= 1 - 1e-12)
+            na++; /* in every token */
+        else if (p > 0)
+            idx[m++] = i; /* the free experts */
+    }
+    if (fabs(sum - (double)k) > 1e-6 * (double)k)
+        goto out;
+    K = k - na; /* picks among the free experts */
+    if (K < 0 || K > m)
+        goto out;
+    pre = malloc((size_t)(m + 1) * (size_t)(K + 1) * sizeof(double));
+    suf = malloc((size_t)(m + 2) * (size_t)(K + 1) * sizeof(double));
+    mid = malloc((size_t)(K + 1) * sizeof(double));
+    pm = malloc((size_t)(K + 1) * sizeof(double));
+    if (!pre || !suf || !mid || !pm)
+        goto out;
+    for (a = 0; a < m; a++) {
+        pi[a] = n[idx[a]] / ntok;
+        w[a] = pi[a] / (1 - pi[a]);
+    }
+    /* fit: pre[a] = e(w[0..a-1]), suf[a] = e(w[a..m-1]); pi_a(w) = w_a e_{K-1}(w without a) / e_K */
+    for (it = 0; K >= 1 && m > 0; it++) {
+        double err = 0, s = 0;
+        for (a = 0; a < m; a++)
+            s += w[a];
+        for (a = 0; a < m; a++)
+            w[a] *= (double)m / s; /* scale: e_r ratios are invariant */
+        for (r = 0; r <= K; r++) {
+            pre[r] = r == 0;
+            suf[(size_t)m * (size_t)(K + 1) + (size_t)r] = r == 0;
+        }
+        for (a = 0; a < m; a++)
+            for (r = 0; r <= K; r++)
+                pre[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)r] =
+                    pre[(size_t)a * (size_t)(K + 1) + (size_t)r] +
+                    (r > 0 ? w[a] * pre[(size_t)a * (size_t)(K + 1) + (size_t)r - 1] : 0);
+        for (a = m - 1; a >= 0; a--)
+            for (r = 0; r <= K; r++)
+                suf[(size_t)a * (size_t)(K + 1) + (size_t)r] =
+                    suf[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)r] +
+                    (r > 0 ? w[a] * suf[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)r - 1] : 0);
+        ek = pre[(size_t)m * (size_t)(K + 1) + (size_t)K];
+        if (!(ek > 0) || !isfinite(ek))
+            goto out;
+        for (a = 0; a < m; a++) {
+            double e1 = 0, p;
+            for (r = 0; r <= K - 1; r++)
+                e1 += pre[(size_t)a * (size_t)(K + 1) + (size_t)r] *
+                      suf[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)(K - 1 - r)];
+            p = w[a] * e1 / ek;
+            err = fmax(err, fabs(p - pi[a]));
+            if (p > 0 && p < 1)
+                w[a] *= (pi[a] / (1 - pi[a])) / (p / (1 - p));
+        }
+        if (err <= 1e-10)
+            break;
+        if (it >= 2000)
+            goto out;
+    }
+    /* the fitted w: prefix and suffix are those of the last check (w scaled after it only by
+     * the odds update, so recompute them once for the final w) */
+    if (K >= 2) {
+        am_esym(w, m, K, mid);
+        ek = mid[K];
+        for (r = 0; r <= K; r++)
+            pre[r] = r == 0;
+        for (a = 0; a < m; a++)
+            for (r = 0; r <= K; r++)
+                pre[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)r] =
+                    pre[(size_t)a * (size_t)(K + 1) + (size_t)r] +
+                    (r > 0 ? w[a] * pre[(size_t)a * (size_t)(K + 1) + (size_t)r - 1] : 0);
+        for (r = 0; r <= K; r++)
+            suf[(size_t)m * (size_t)(K + 1) + (size_t)r] = r == 0;
+        for (a = m - 1; a >= 0; a--)
+            for (r = 0; r <= K; r++)
+                suf[(size_t)a * (size_t)(K + 1) + (size_t)r] =
+                    suf[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)r] +
+                    (r > 0 ? w[a] * suf[(size_t)(a + 1) * (size_t)(K + 1) + (size_t)r - 1] : 0);
+    }
+    for (i = 0; i < E; i++)
+        for (j = 0; j < E; j++)
+            out[i * E + j] = i == j ? n[i] : 0;
+    for (i = 0; i < E; i++) /* experts in every token */
+        if (n[i] / ntok >= 1 - 1e-12)
+            for (j = 0; j < E; j++)
+                if (j != i) {
+                    out[i * E + j] = n[j];
+                    out[j * E + i] = n[j];
+                }
+    for (a = 0; K >= 2 && a < m; a++) {
+        /* mid = e(w[a+1 .. b-1]) grown one expert at a time */
+        for (r = 0; r <= K; r++)
+            mid[r] = r == 0;
+        for (j = a + 1; j < m; j++) {
+            double e2 = 0, v;
+            /* pm = pre[a] * mid up to degree K-2, then dot with suf[j+1] */
+            for (r = 0; r <= K - 2; r++) {
+                int64_t q;
+                pm[r] = 0;
+                for (q = 0; q <= r; q++)
+                    pm[r] += pre[(size_t)a * (size_t)(K + 1) + (size_t)q] * mid[r - q];
+            }
+            for (r = 0; r <= K - 2; r++)
+                e2 += pm[r] * suf[(size_t)(j + 1) * (size_t)(K + 1) + (size_t)(K - 2 - r)];
+            v = ntok * w[a] * w[j] * e2 / ek;
+            out[idx[a] * E + idx[j]] = v;
+            out[idx[j] * E + idx[a]] = v;
+            for (r = K; r >= 1; r--) /* add expert j to the middle */
+                mid[r] += w[j] * mid[r - 1];
+        }
+    }
+    rc = 0;
+out:
+    free(idx);
+    free(pi);
+    free(w);
+    free(pre);
+    free(suf);
+    free(mid);
+    free(pm);
+    return rc;
+}

@@ -81,6 +81,24 @@ double am_bin_max(const double *w, size_t n, const int *owner, int bins);
  */
 double am_coselect_expected(double n_i, double n_j, double ntok, int64_t k);
 
+/*
+ * Chance co-selection for unequal loads, exact for its null: the conditional-Poisson
+ * (maximum-entropy) design, the distribution over k-subsets of the E experts with the
+ * observed marginals pi_i = n[i] / ntok (a token's chance to pick i) and no association
+ * beyond them: P(subset S) proportional to prod_{i in S} w_i, the weights w fitted so the
+ * inclusion probabilities are pi (odds-ratio fixed point, w_i <- w_i odds(pi_i) /
+ * odds(pi_i(w)), to max |pi(w) - pi| <= 1e-10). Then
+ *   expected(i, j) = ntok * w_i w_j e_{k-2}(w without i, j) / e_k(w),
+ * e_r the elementary symmetric polynomials (sums of positive terms only: prefix, middle and
+ * suffix products). Experts with pi = 1 are in every token (expected(i, j) = n[j]), experts
+ * with pi = 0 in none. For equal loads it equals am_coselect_expected, for k = 2 it is
+ * ntok w_i w_j / e_2(w). out[i * E + j] (i != j) receives expected(i, j); the diagonal n[i].
+ * Returns 0, or -1 (out untouched) when the marginals admit no such design (sum of pi != k
+ * beyond 1e-6 relative: tokens with fewer than k experts), k < 2, E > 4096 or no memory, or
+ * the fit does not converge in 2000 iterations.
+ */
+int am_coselect_null(const double *n, int64_t E, double ntok, int64_t k, double *out);
+
 /* x * log2(x) for x >= 0 (0 at 0), with a table for small integers (thread-unsafe init). */
 double am_xlog2x(int64_t x);
 

@@ -25,7 +25,9 @@ typedef struct an_opts {
     char  **vocab;         /* token id -> text (NULL: no vocabulary) */
     int64_t nvocab;
     const char *write_placement; /* write the planned placement here (NULL: only name it) */
+    unsigned    write_flags;     /* fileio.h flags of write_placement (MOE_OUT_FOLLOW) */
     int64_t ranks;         /* placement what-if without a placement: assumed ranks (<= 0: min(E, 8)) */
+    int64_t ranks_per_node; /* ... and ranks per node of that assumed shape (<= 0: ceil(ranks / 2)) */
 } an_opts_t;
 
 /*

@@ -133,6 +133,9 @@ moe_status_t an_events(moe_tel_reader_t *r, cJSON *root, int64_t nevents);
 int an_cmp_desc_share(const void *x, const void *y); /* qsort: descending by the first double */
 void an_utilisation(cJSON *an, cJSON *root, cJSON *fnd, const an_st_t *a);
 void an_entropy(cJSON *an, cJSON *fnd, const an_st_t *a);
+/* The load-balancing remedies for collapse, an always-on expert or imbalance, from the other
+ * sections (run after them): numbers only where replayed from the log or recorded in it. */
+void an_remedies(cJSON *an, cJSON *fnd, const an_st_t *a);
 
 /* an_router.c: gate confidence, aux loss vs imbalance, balance bias. */
 void an_gating(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a);
@@ -156,7 +159,7 @@ int an_cmp_i64(const void *x, const void *y); /* qsort: ascending int64_t */
 void an_placement_plan(const char *path, cJSON *an, cJSON *rec, const an_opts_t *opt);
 
 /* an_routes.c: routing map, co-selection, specialisation, exchange what-ifs. */
-moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *rec, const an_st_t *a,
+moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, const an_st_t *a,
                        const an_opts_t *opt, const int32_t *own, const int32_t *node,
                        moe_log_t *log);
 

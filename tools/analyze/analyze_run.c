@@ -344,8 +344,9 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     an_compute(r, an, fnd, &a, opt, own);
     an_hotspots(r, an, fnd, rec, &a, own, node, opt);
     an_placement_plan(path, an, rec, opt);
-    if ((st = an_routes(r, an, rec, &a, opt, own, node, log)) != MOE_OK)
+    if ((st = an_routes(r, an, fnd, rec, &a, opt, own, node, log)) != MOE_OK)
         goto out;
+    an_remedies(an, fnd, &a);
     if (moe_tel_reader_has(r, MOE_TEL_EVENTS)) {
         if ((st = an_events(r, root, in->nevents)) != MOE_OK)
             goto out;

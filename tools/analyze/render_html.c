@@ -593,6 +593,27 @@ static void ar_chart_gate(FILE *o, const cJSON *run, int ri)
     ar_svg_close(o, "Distribution over step x layer samples of the gate's mean top-1 probability and top1-top2 margin.");
 }
 
+/* The load-balancing remedies (docs/analysis.md): one row per remedy, its kind and text. */
+static void ar_html_remedies(FILE *o, const cJSON *run)
+{
+    const cJSON *s = an__sec(run, "balance_remedies"), *x;
+
+    if (!an__ok(s))
+        return;
+    fprintf(o, "<h3>Load-balancing remedies</h3>\n<table id=\"balance-remedies\"><tr><th>remedy</th>"
+               "<th>kind</th><th>what the log tells</th></tr>\n");
+    cJSON_ArrayForEach(x, an__get(s, "remedies")) {
+        fprintf(o, "<tr><td>");
+        an__html_esc(o, an_str(x, "id"));
+        fprintf(o, "</td><td>");
+        an__html_esc(o, an_str(x, "kind"));
+        fprintf(o, "</td><td>");
+        an__html_esc(o, an_str(x, "text"));
+        fprintf(o, "</td></tr>\n");
+    }
+    fprintf(o, "</table>\n");
+}
+
 static void ar_html_table_findings(FILE *o, const cJSON *run)
 {
     const cJSON *x;
@@ -654,6 +675,7 @@ int an_render_html(const cJSON *root, FILE *o)
                 an__f(an__get(run, "config"), "top_k", "%g"), an__f(an__get(run, "config"), "layers", "%g"),
                 an__f(run, "ranks", "%g"), an__f(run, "nodes", "%g"));
         ar_html_table_findings(o, run);
+        ar_html_remedies(o, run);
         fprintf(o, "<h3>Expert load</h3>\n");
         ar_chart_load(o, run, ri);
         ar_chart_heatmap(o, run, ri);

@@ -187,6 +187,32 @@ static void ar_md_run(FILE *o, const cJSON *run)
                 an_num(s, "aux_loss_mean"), an_num(s, "z_loss_mean"), an_num(s, "corr_aux_vs_max_mean"),
                 an_num(s, "samples"), an_num(s, "corr_z_vs_logit_max"));
 
+    fprintf(o, "### Load-balancing remedies\n\n");
+    s = an__sec(run, "balance_remedies");
+    if (!ar_md_missing(o, s)) {
+        fprintf(o, "For %s (worst layer %.0f, max/mean %.2f). ", ar_mds(an_str(s, "trigger")),
+                an_num(s, "worst_layer"), an_num(s, "worst_max_mean"));
+        ar_md(o, an_str(s, "description"));
+        fprintf(o, ".\n\n| remedy | kind | what the log tells |\n|---|---|---|\n");
+        cJSON_ArrayForEach(x, an__get(s, "remedies")) {
+            fprintf(o, "| %s | %s | ", ar_mds(an_str(x, "id")), ar_mds(an_str(x, "kind")));
+            ar_md(o, an_str(x, "text"));
+            cJSON_ArrayForEach(y, an__get(x, "layers"))
+                fprintf(o, "; layer %.0f, expert %.0f (%s, token share %s): max/mean without it %s",
+                        an_num(y, "layer"), an_num(y, "expert"), ar_mds(an_str(y, "pattern")),
+                        an__f(y, "expert_token_share", "%.4f"), an__f(y, "max_mean_without_expert", "%.4f"));
+            if (an__get(x, "aux_loss_mean"))
+                fprintf(o, "; recorded aux loss mean %s, r(aux, max/mean) %s",
+                        an__f(x, "aux_loss_mean", "%.4g"), an__f(x, "corr_aux_vs_max_mean", "%.3f"));
+            if (an__get(x, "z_loss_mean"))
+                fprintf(o, "; recorded z-loss mean %s", an__f(x, "z_loss_mean", "%.4g"));
+            if (an__get(x, "converged"))
+                fprintf(o, "; recorded bias %s", cJSON_IsTrue(an__get(x, "converged")) ? "converged" : "not converged");
+            fprintf(o, " |\n");
+        }
+        fprintf(o, "\n");
+    }
+
     fprintf(o, "### Capacity and dropping\n\n");
     s = an__sec(run, "capacity");
     if (!ar_md_missing(o, s)) {
@@ -358,13 +384,24 @@ static void ar_md_run(FILE *o, const cJSON *run)
         const cJSON *xo = an__get(s, "exchange_what_if");
         fprintf(o, "%.0f sampled routes (%.0f used); the HTML report draws the map.\n\n",
                 an_num(s, "sampled_routes"), an_num(s, "routes_used"));
-        if (xo)
-            fprintf(o, "Inter-node payload copies per (token, layer): flat %.4f, node-deduplicated %.4f, "
+        if (xo) {
+            fprintf(o, "Shape: ");
+            ar_md(o, an_str(an__get(xo, "shape"), "description"));
+            fprintf(o, ".\n\nInter-node payload copies per (token, layer): flat %.4f, node-deduplicated %.4f, "
                        "node-limited to 1 node %.4f (re-routes %.1f%% of gate mass); remote pairs (flat) %.4f.\n\n",
                     an_num(xo, "flat_inter_node_copies_per_token"), an_num(xo, "hier_inter_node_copies_per_token"),
                     an_num(xo, "node_limited1_inter_node_copies_per_token"),
                     100 * an_num(xo, "node_limited1_rerouted_gate_mass"), an_num(xo, "flat_remote_pairs_per_token"));
-        else
+            if (cJSON_GetArraySize(an__get(xo, "node_limited")) > 0)
+                fprintf(o, "| node-limited to M nodes | inter-node copies per token | saved | saved share | re-routed gate weight |\n"
+                           "|---|---|---|---|---|\n");
+            cJSON_ArrayForEach(x, an__get(xo, "node_limited"))
+                fprintf(o, "| %.0f | %.4f | %.4f | %s | %.4f |\n", an_num(x, "max_nodes"),
+                        an_num(x, "inter_node_copies_per_token"), an_num(x, "copies_saved_per_token"),
+                        an__f(x, "saved_share", "%.4f"), an_num(x, "rerouted_gate_mass"));
+            if (cJSON_GetArraySize(an__get(xo, "node_limited")) > 0)
+                fprintf(o, "\n");
+        } else
             fprintf(o, "Exchange what-if: missing: %s.\n\n", ar_mds(an_str(s, "exchange_what_if_missing")));
     }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "moerun/base/fileio.h"
 #include "moerun/base/log.h"
 #include "place.h"
 
@@ -682,26 +683,17 @@ void moe_place_target_default(const moe_place_input_t *in, int nodes, int ranks_
         tg->slots = in->experts;
 }
 
-int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment)
+int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment,
+                         unsigned flags, char *err, size_t n)
 {
-    char  tmp[4096];
-    FILE *f;
-    int   ok, saved;
+    moe_out_t o;
 
-    if (snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof(tmp)) {
-        errno = ENAMETOOLONG;
+    if (moe_out_open(&o, path, flags | MOE_OUT_OVERWRITE, err, n) != 0)
+        return -1;
+    if (moe_placement_write(pl, o.f, comment) != 0) {
+        moe_out_abort(&o);
+        snprintf(err, n, "cannot write '%s': %s", path, strerror(errno ? errno : EIO));
         return -1;
     }
-    f = fopen(tmp, "w");
-    if (f == NULL)
-        return -1;
-    ok = moe_placement_write(pl, f, comment) == 0;
-    ok &= fclose(f) == 0;
-    if (!ok || rename(tmp, path) != 0) {
-        saved = errno ? errno : EIO;
-        unlink(tmp);
-        errno = saved;
-        return -1;
-    }
-    return 0;
+    return moe_out_commit(&o, err, n);
 }

@@ -128,9 +128,13 @@ void moe_place_total(const moe_place_pred_t *pred, int layers, moe_place_total_t
 void moe_place_target_default(const moe_place_input_t *in, int nodes, int ranks_per_node,
                               int slots, int replicas, moe_place_target_t *tg);
 
-/* Writes pl (with `comment`) to path through path.tmp.<pid> and a rename; 0 on success, else
- * -1 with errno set and nothing left behind. */
-int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment);
+/* Writes pl (with `comment`) to path as every moerun output is written
+ * (include/moerun/base/fileio.h: exclusive temporary file next to it, fsync, rename; an
+ * existing regular file is replaced; a symbolic link is refused unless flags has
+ * MOE_OUT_FOLLOW, a device, FIFO or directory always); 0 on success, else -1 with one line
+ * naming the path in err (n bytes) and nothing left behind. */
+int moe_place_write_file(const char *path, const moe_placement_t *pl, const char *comment,
+                         unsigned flags, char *err, size_t n);
 
 /* How moe_place_predict will predict for this input: "routes", "sampled routes" or
  * "uniform origin" (no routes, or no token -> rank map as in imported logs). */

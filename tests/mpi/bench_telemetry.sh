@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# bench_telemetry.sh — `moerun-bench --telemetry FILE`: its repetitions with telemetry all
+# write FILE (each replaces the one before), FILE ends as a complete telemetry file of the
+# last repetition (check_telemetry.py; steps == --steps), and the printed overhead equals
+# (with - without) / without from the two medians printed on the same line. A FILE that
+# existed before the bench started is refused (exit 2, message naming it, the file left as
+# it was) without --overwrite, and no rank reports "failed on another rank".
+# Env: BENCH, MPIEXEC, PYTHON, CHECK_TELEMETRY.
+set -euo pipefail
+work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-bench-tel.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+small=(--tokens 64 --d-model 32 --d-ffn 48 --steps 5 --warmup 1 --flush-interval 2)
+"$MPIEXEC" -np 2 "$BENCH" "${small[@]}" --telemetry "$work/tel.h5" --json "$work/b.json" \
+    >"$work/out.txt" 2>"$work/err.txt" || { echo "bench failed"; cat "$work/err.txt" "$work/out.txt"; exit 1; }
+"$PYTHON" "$CHECK_TELEMETRY" "$work/tel.h5" >/dev/null \
+    || { "$PYTHON" "$CHECK_TELEMETRY" "$work/tel.h5"; exit 1; }
+"$PYTHON" - "$work/tel.h5" "$work/out.txt" "$work/b.json" <<'PY'
+import json, re, sys
+import h5py
+f = h5py.File(sys.argv[1], "r")
+status = f.attrs["status"]
+status = status.decode() if isinstance(status, bytes) else str(status)
+n = f["steps/step"].shape[0]
+assert status == "complete" and n == 5, ("last repetition's file", status, n)
+out = open(sys.argv[2]).read()
+m = re.search(r"telemetry overhead \(flush every 2 steps\)\s+([-+]\d+\.\d+)% of step time .*"
+              r"median of 3 alternating runs each: (\d+\.\d+) ms with, (\d+\.\d+) ms without", out)
+assert m, "no overhead line in:\n" + out
+pct, w, wo = (float(g) for g in m.groups())
+assert w > 0 and wo > 0, (w, wo)
+want = 100 * (w - wo) / wo   # from the rounded ms figures: allow their rounding
+slack = 100 * (0.0005 / wo + 0.0005 * w / wo ** 2) + 0.006
+assert abs(pct - want) <= slack, ("overhead %.2f%% vs %.2f%% from the printed medians" % (pct, want))
+j = json.load(open(sys.argv[3]))
+assert abs(100 * j["telemetry_overhead"] - pct) <= 0.006, (j["telemetry_overhead"], pct)
+print("bench telemetry ok: %d steps, overhead %+.2f%% (%.3f ms with, %.3f without)" % (n, pct, w, wo))
+PY
+if grep -q "failed on another rank" "$work/err.txt"; then echo "stderr:"; cat "$work/err.txt"; exit 1; fi
+# a FILE that existed before the bench started: refused, left as it was
+sum=$(cksum <"$work/tel.h5")
+rc=0
+"$MPIEXEC" -np 2 "$BENCH" "${small[@]}" --telemetry "$work/tel.h5" >"$work/out2.txt" 2>"$work/err2.txt" || rc=$?
+[ "$rc" -eq 2 ] || { echo "existing FILE: exit $rc, want 2"; cat "$work/err2.txt"; exit 1; }
+grep -q "^moerun-bench: error: telemetry: '$work/tel.h5' exists; refusing to overwrite it (--overwrite allows it)" "$work/err2.txt" \
+    || { echo "existing FILE: message"; cat "$work/err2.txt"; exit 1; }
+[ "$(grep -c "moerun-bench" "$work/err2.txt")" -eq 1 ] || { echo "more than one error line"; cat "$work/err2.txt"; exit 1; }
+[ "$(cksum <"$work/tel.h5")" = "$sum" ] || { echo "refused FILE was changed"; exit 1; }
+[ ! -s "$work/out2.txt" ] || { echo "refused run measured something"; cat "$work/out2.txt"; exit 1; }
+echo "existing FILE refused: ok"
