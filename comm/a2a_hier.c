@@ -87,10 +87,12 @@ typedef struct a2a_hier {
     int       *tr_s, *tr_r;  /* [P] traffic scratch */
     int       *bs_off, *bs_n;/* [(chunks+1) * nl] B-units sent per (step, node rank): first
                               * slot in bsend, count */
-    int       *br_off, *br_n;/* [(chunks+1) * nl] the same for B-units received, in brecv */
+    int       *br_off, *br_n;/* [(chunks+1) * nl] the same for B-units received (index b of
+                              * the received B-units, see bref) */
     int       *next_step;    /* [nl] next step expected from each node rank */
     MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
-    moe__hier_buf_t border;  /* int64 [n_brecv]: received B-units in the unpipelined order */
+    moe__hier_buf_t border;  /* int64 [2 * n_brecv]: {sort key, b} of the received B-units, in
+                              * the unpipelined order (forwarder rank, unit at the forwarder) */
     moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
                               * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
                               * are used in place, not sent) */
