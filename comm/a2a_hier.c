@@ -26,6 +26,10 @@
  * B-returns) always through MPI. The "hier" backend plugs in the MPI transport below
  * (MPI_Alltoallv); "ucx" (comm/a2a_ucx.c) plugs in UCP puts. Counts always go over MPI.
  *
+ * Pipelined form (params->inter_chunks > 1 and a transport with the chunked form): the
+ * inter-node stage goes in pieces and overlaps stage B (dispatch) and the node-level
+ * reductions (combine); see "pipelined form" below. Same batch, same sums, same output.
+ *
  * Always: every kept pair is computed exactly once; the output equals the flat exchange
  * up to floating-point summation order (partials grouped by node, then by rank); bytes
  * crossing nodes = (number of distinct (token, remote node) pairs) x unit size.
@@ -83,10 +87,12 @@ typedef struct a2a_hier {
     int       *tr_s, *tr_r;  /* [P] traffic scratch */
     int       *bs_off, *bs_n;/* [(chunks+1) * nl] B-units sent per (step, node rank): first
                               * slot in bsend, count */
-    int       *br_off, *br_n;/* [(chunks+1) * nl] the same for B-units received, in brecv */
+    int       *br_off, *br_n;/* [(chunks+1) * nl] the same for B-units received (index b of
+                              * the received B-units, see bref) */
     int       *next_step;    /* [nl] next step expected from each node rank */
     MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
-    moe__hier_buf_t border;  /* int64 [n_brecv]: received B-units in the unpipelined order */
+    moe__hier_buf_t border;  /* int64 [2 * n_brecv]: {sort key, b} of the received B-units, in
+                              * the unpipelined order (forwarder rank, unit at the forwarder) */
     moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
                               * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
                               * are used in place, not sent) */
@@ -582,14 +588,11 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
     *got = 0;
     for (q = 0; q < nl; q++)
         while (q != c->li && c->next_step[q] <= c->chunks) {
-            int         s = c->next_step[q], flag = 0, bytes = 0, src = c->lrank[q];
-            MPI_Status  mst;
-#ifdef MOERUN_SMPI /* SimGrid has no matched probe; one thread, so Iprobe + Recv is the same */
+            int        s = c->next_step[q], flag = 0, bytes = 0, src = c->lrank[q];
+            MPI_Status mst;
+            /* exactly one message per (source, step tag): probe, then receive that one
+             * (MPI_Iprobe + MPI_Recv rather than MPI_Improbe: SimGrid SMPI lacks it) */
             MOE_MPI_CHECK(c->log, MPI_Iprobe(src, HIER_TAG_B + s, c->comm, &flag, &mst));
-#else
-            MPI_Message msg;
-            MOE_MPI_CHECK(c->log, MPI_Improbe(src, HIER_TAG_B + s, c->comm, &flag, &msg, &mst));
-#endif
             if (!flag)
                 break;
             MOE_MPI_CHECK(c->log, MPI_Get_count(&mst, MPI_BYTE, &bytes));
@@ -597,14 +600,9 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_bphys * c->ub + (size_t)bytes) ||
                 moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + n) * sizeof(int64_t)))
                 return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-#ifdef MOERUN_SMPI
             MOE_MPI_CHECK(c->log, MPI_Recv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
                                            MPI_BYTE, src, HIER_TAG_B + s, c->comm,
                                            MPI_STATUS_IGNORE));
-#else
-            MOE_MPI_CHECK(c->log, MPI_Mrecv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
-                                            MPI_BYTE, &msg, MPI_STATUS_IGNORE));
-#endif
             for (j = 0; j < n; j++)
                 ((int64_t *)c->bref.p)[c->n_brecv + j] = c->n_bphys + j;
             c->n_bphys += n;
@@ -765,6 +763,7 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
                                        moe_a2a_stats_t *st, float **aret_p)
 {
     int              P = c->P, C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
+    int              next;
     int              done, U = c->n_own + c->n_arecv;
     float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
     double           t0, ti = 0;
@@ -801,8 +800,11 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
         return e;
     ti += MPI_Wtime() - t0;
     memset(np_, 0, (size_t)U * d * sizeof(float));
-    for (i = 1; i <= C + 1; i++) { /* steps 1..C first (their returns cross the network), then
-                                    * the own units (step 0); a unit is in one step only */
+    /* steps in the order 1..C, then the own units (step 0): the returns of steps 1..C cross
+     * the network. A rank computes and sends all its destination partials without waiting
+     * for its peers, reducing (as forwarder) every step whose returns are already in between
+     * them; then it waits for the rest. Steps are reduced and A pieces sent in step order. */
+    for (i = 1, next = 1; i <= C + 1; i++) {
         s = i % (C + 1);
         /* destination: partials of step s, one message per forwarder */
         for (q = 0; q < nl; q++) {
@@ -822,34 +824,45 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
             MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
                                             HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
         }
-        /* forwarder: the returns of step s, then its node partials, then its A-return piece */
-        for (;;) {
-            MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + s * nl, &flag, MPI_STATUSES_IGNORE));
-            if (flag)
-                break;
-            if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
-                return e;
-            sched_yield();
-        }
-        for (q = 0; q < nl; q++) {
-            c->tr_r[c->lrank[q]] = c->bs_n[s * nl + q] * d;
-            for (b = c->bs_off[s * nl + q]; b < c->bs_off[s * nl + q] + c->bs_n[s * nl + q]; b++) {
-                float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
-                const float *v = vret + (size_t)b * d;
-                for (m = 0; m < d; m++)
-                    o[m] += v[m];
-                if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
-                    return e;
-            }
-        }
         moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
         for (q = 0; q < nl; q++)
-            c->tr_s[c->lrank[q]] = c->tr_r[c->lrank[q]] = 0;
-        if (s > 0) {
-            t0 = MPI_Wtime();
-            if ((e = c->inter->send_chunk(c->tp, 1, s - 1)) != MOE_OK)
-                return e;
-            ti += MPI_Wtime() - t0;
+            c->tr_s[c->lrank[q]] = 0;
+        /* forwarder: every step done here (its own partials are written in the destination
+         * part) whose returns are in; all of them after the last */
+        while (next <= i) {
+            int r = next % (C + 1);
+            for (;;) {
+                MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + r * nl, &flag, MPI_STATUSES_IGNORE));
+                if (flag || i <= C)
+                    break;
+                if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
+                    return e;
+                sched_yield();
+            }
+            if (!flag)
+                break;
+            for (q = 0; q < nl; q++) {
+                c->tr_r[c->lrank[q]] = c->bs_n[r * nl + q] * d;
+                for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q];
+                     b++) {
+                    float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
+                    const float *v = vret + (size_t)b * d;
+                    for (m = 0; m < d; m++)
+                        o[m] += v[m];
+                    if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                        return e;
+                }
+            }
+            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
+            for (q = 0; q < nl; q++)
+                c->tr_r[c->lrank[q]] = 0;
+            if (r > 0) {
+                t0 = MPI_Wtime();
+                if ((e = c->inter->send_chunk(c->tp, 1, r - 1)) != MOE_OK)
+                    return e;
+                ti += MPI_Wtime() - t0;
+            }
+            next++;
         }
     }
     hier_piece_traffic(c, &xf, st);
