@@ -14,6 +14,7 @@
 #  - flat and hier route identically (same routes, same output within 1e-5: dumpcmp);
 #  - conservation (check_telemetry.py) and rows_in per rank by the replica rule
 #    (check_rank_loads.py);
+#  - moerun-analyze's exchange what-if (flat/hier copies per token) uses the same rule;
 #  - a map whose layer 1 leaves a node too few experts for top-k on M nodes is refused
 #    (exit 2, the per-layer route_max_nodes message, no telemetry file).
 set -euo pipefail
@@ -68,6 +69,53 @@ for ex in ("flat", "hier"):
           f"primaries; {both_used} pairs of experts replicated on both nodes")
 for a, b in zip(routes["flat"], routes["hier"]):
     assert np.array_equal(a, b), "flat and hier recorded different routes"
+PY
+# moerun-analyze's exchange what-if follows each layer's map and replicas too: a top-k run
+# (routes of every token recorded) analysed, its flat/hier inter-node copies per token
+# against the same rule computed here from routes/* and placement/expert_ranks
+"$MPIEXEC" -np 4 "$MOERUN" --experts 8 --top-k 3 --layers 2 --d-model 16 --d-ffn 16 \
+    --tokens 32 --steps 2 --seed 7 --workload uniform --capacity-factor 0 --quiet \
+    --ranks-per-node 2 --placement "file:$MAP" --route-samples 128 \
+    --telemetry "$work/topk.h5" >"$work/topk.out" 2>&1 || { cat "$work/topk.out"; fail "moerun top-k"; }
+"$ANALYZE" "$work/topk.h5" --json "$work/topk.json" >"$work/topk.aout" 2>&1 \
+    || { cat "$work/topk.aout"; fail "moerun-analyze"; }
+"$PYTHON" - "$work" <<'PY' || fail "analyser's exchange what-if against the per-layer map"
+import json, sys
+import h5py
+w = sys.argv[1]
+f = h5py.File(f"{w}/topk.h5", "r")
+T, rpn, P = int(f.attrs["tokens_per_rank"]), 2, 4
+er = f["placement/expert_ranks"][()]
+own0 = f["placement/expert_owner"][()]
+token, expert = f["routes/token"][()], f["routes/expert"][()]
+def rank_of(l, e, node, g):
+    reps = [int(x) for x in er[l, e] if x >= 0]
+    near = [r for r in reps if r // rpn == node]
+    cand = near if near else reps
+    return cand[g % len(cand)]
+want = {"remote": 0.0, "inter": 0.0, "hier": 0.0}
+old_inter = n = 0
+for i in range(len(token)):
+    g = int(token[i]); src = g // T; node = src // rpn
+    for l in range(expert.shape[1]):
+        ranks = [rank_of(l, int(e), node, g) for e in expert[i, l] if e >= 0]
+        want["remote"] += sum(r != src for r in ranks)
+        want["inter"] += sum(r // rpn != node for r in ranks)
+        want["hier"] += len({r // rpn for r in ranks} - {node})
+        old_inter += sum(int(own0[int(e)]) // rpn != node for e in expert[i, l] if e >= 0)
+        n += 1
+doc = json.load(open(f"{w}/topk.json"))
+run = doc["runs"][0] if "runs" in doc else doc
+xo = run["analyses"]["routing_map"]["exchange_what_if"]
+got = {"remote": xo["flat_remote_pairs_per_token"], "inter": xo["flat_inter_node_copies_per_token"],
+       "hier": xo["hier_inter_node_copies_per_token"]}
+assert xo["routes"] == n, (xo["routes"], n)
+assert "expert_ranks" in xo["shape"]["placement"], xo["shape"]
+for k in want:
+    assert abs(got[k] - want[k] / n) < 1e-9, (k, got[k], want[k] / n)
+assert abs(old_inter / n - want["inter"] / n) > 0.05, "layer 0's map gives the same copies: vacuous"
+print(f"node_limited_map: analyser what-if per layer: flat remote {got['remote']:.4f}, inter-node "
+      f"{got['inter']:.4f} (layer 0's map would say {old_inter / n:.4f}), hier {got['hier']:.4f}")
 PY
 # refused before any compute: at layer 1 node 0 holds only expert 0 (layer 0 is contiguous,
 # which the old layer-0 rule accepted), so a token there may find 1 expert for top-k 2

@@ -23,13 +23,56 @@
 
 /* The cluster shape of the exchange what-ifs: the file's placement and nodes, or an assumed one. */
 typedef struct an_shape {
-    const int32_t *own;     /* [E] rank of each expert */
+    const int32_t *own;     /* [E] rank of each expert (layer 0's primary) */
+    const int32_t *lranks;  /* [L][E][R] each layer's replicas, primary first, -1 padded;
+                             * NULL: own[] at every layer */
+    int64_t        L, E, R;
     const int32_t *node;    /* [P] node of each rank (NULL: one node) */
     int64_t        P, nodes;
     double        *node_share; /* [nodes] ranks of the node / P: a token's chance to start there */
     int64_t        ranks_per_node; /* assumed shapes: ranks of each node (the last may have fewer) */
     int            assumed;  /* 1: contiguous blocks over opt->ranks, opt->ranks_per_node */
 } an_shape_t;
+
+/*
+ * The rank that serves expert e at layer l for global token g starting on node snode: the
+ * runtime's replica rule (docs/placement.md, moe_placement_route): the replicas on the
+ * token's node if any, else all of them, the g-th of those modulo their count. Without a
+ * known token (g < 0) the layer's primary; without per-layer maps the file's expert_owner.
+ */
+static int64_t an_rank_of(const an_shape_t *sh, int64_t l, int64_t e, int64_t snode, int64_t g)
+{
+    const int32_t *rr;
+    int64_t        j, nnear = 0, nall = 0, first = -1;
+
+    if (sh->lranks == NULL || l < 0 || l >= sh->L)
+        return sh->own[e];
+    rr = sh->lranks + (l * sh->E + e) * sh->R;
+    for (j = 0; j < sh->R; j++) {
+        if (rr[j] < 0 || rr[j] >= sh->P)
+            continue;
+        if (first < 0)
+            first = rr[j];
+        nall++;
+        nnear += snode >= 0 && sh->node != NULL && sh->node[rr[j]] == snode;
+    }
+    if (first < 0)
+        return sh->own[e];
+    if (g < 0)
+        return first;
+    {
+        int64_t pick = g % (nnear > 0 ? nnear : nall), c = 0;
+        for (j = 0; j < sh->R; j++) {
+            if (rr[j] < 0 || rr[j] >= sh->P)
+                continue;
+            if (nnear > 0 && sh->node[rr[j]] != snode)
+                continue;
+            if (c++ == pick)
+                return rr[j];
+        }
+    }
+    return first;
+}
 
 /* Node-limited replay scratch: a compact router over the route's own experts. */
 typedef struct an_nl {
@@ -54,7 +97,8 @@ typedef struct an_nl {
  * the limit re-routes, over the route's total weight.
  */
 static int64_t an_nl_route(an_nl_t *w, const int32_t *x, const float *ww, int64_t E,
-                           const an_shape_t *sh, int M, int64_t *nodes_out, double *lost)
+                           const an_shape_t *sh, int64_t l, int64_t snode, int64_t gtok,
+                           int M, int64_t *nodes_out, double *lost)
 {
     int64_t     k, nk = 0, D = 0, j, g, ne;
     double      tot = 0, kept = 0, wk[64];
@@ -69,7 +113,7 @@ static int64_t an_nl_route(an_nl_t *w, const int32_t *x, const float *ww, int64_
             continue;
         if (!(v > 0) || !isfinite(v))
             v = 0;
-        nd = sh->node ? sh->node[sh->own[e]] : 0;
+        nd = sh->node ? sh->node[an_rank_of(sh, l, e, snode, gtok)] : 0;
         for (g = 0; g < D && w->gnode[g] != nd; g++)
             ;
         if (g == D)
@@ -176,7 +220,7 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
     cJSON                *map = NULL, *mtok = NULL, *mexp = NULL, *sp;
     an_shape_t            sh;
     an_nl_t               nlw;
-    int32_t              *aown = NULL, *anode = NULL;
+    int32_t              *aown = NULL, *anode = NULL, *lranks = NULL;
     int64_t               nodes_tmp[64];
 
     if (!moe_tel_reader_has(r, MOE_TEL_ROUTE_EXPERT) || in->nroutes == 0) {
@@ -192,9 +236,24 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
     memset(nl_copies, 0, sizeof(nl_copies));
     memset(nl_lost, 0, sizeof(nl_lost));
     if (own != NULL && P > 0) {
+        int64_t dims[4];
+        int     nd = 0;
         sh.own = own;
         sh.node = node;
         sh.P = P;
+        /* each layer's own map and replicas where the file has them (schema 2) */
+        if (moe_tel_reader_has(r, MOE_TEL_EXPERT_RANKS) &&
+            moe_tel_reader_dims(r, MOE_TEL_EXPERT_RANKS, dims, &nd) == MOE_OK && nd == 3 &&
+            dims[0] == L && dims[1] == E && dims[2] >= 1 && dims[2] <= P) {
+            lranks = malloc((size_t)(L * E * dims[2]) * sizeof(int32_t));
+            if (lranks != NULL &&
+                moe_tel_reader_read(r, MOE_TEL_EXPERT_RANKS, MOE_TEL_I32, 0, L, lranks) == MOE_OK) {
+                sh.lranks = lranks;
+                sh.L = L;
+                sh.E = E;
+                sh.R = dims[2];
+            }
+        }
     } else if (own == NULL && E > 0) {
         int64_t Pa = opt->ranks > 0 ? opt->ranks : (E < AN_ASSUMED_RANKS ? E : AN_ASSUMED_RANKS);
         int64_t Ra = opt->ranks_per_node > 0 ? opt->ranks_per_node : (Pa + 1) / 2;
@@ -314,7 +373,7 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
                         int64_t rk, nd;
                         if (e < 0 || e >= E)
                             continue;
-                        rk = sh.own[e];
+                        rk = an_rank_of(&sh, l, e, snode, srank >= 0 ? tok[i] : -1);
                         nd = sh.node ? sh.node[rk] : 0;
                         flat_remote += srank >= 0 ? (rk != srank) : 1.0 - 1.0 / (double)sh.P;
                         flat_inter += snode >= 0 ? (nd != snode) : 1.0 - sh.node_share[nd];
@@ -325,7 +384,8 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
                     }
                     hier_inter += an_copies(nodes_tmp, ns, snode, &sh);
                     for (m = 1; m <= nM; m++) {
-                        int64_t nn = an_nl_route(&nlw, x, ww, E, &sh, m, nodes_tmp, &lost);
+                        int64_t nn = an_nl_route(&nlw, x, ww, E, &sh, l, snode,
+                                                 srank >= 0 ? tok[i] : -1, m, nodes_tmp, &lost);
                         nl_copies[m - 1] += an_copies(nodes_tmp, nn, snode, &sh);
                         nl_lost[m - 1] += lost;
                     }
@@ -435,8 +495,10 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
         cJSON_AddNumberToObject(so, "nodes", (double)sh.nodes);
         if (sh.assumed)
             cJSON_AddNumberToObject(so, "ranks_per_node", (double)sh.ranks_per_node);
-        cJSON_AddStringToObject(so, "placement", sh.assumed ? "assumed: contiguous expert blocks"
-                                                            : "the file's (placement/expert_owner)");
+        cJSON_AddStringToObject(so, "placement",
+                                sh.assumed ? "assumed: contiguous expert blocks"
+                                : sh.lranks ? "the file's, per layer with replicas (placement/expert_ranks)"
+                                            : "the file's (placement/expert_owner)");
         cJSON_AddStringToObject(so, "token_source",
                                 src_unknown == 0 ? "recorded (routes/token / tokens_per_rank)"
                                 : src_seen == 0 ? "assumed: uniform over the ranks (expected copies)"
@@ -513,6 +575,7 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
                                 "no sampled route with a valid expert");
     }
 out:
+    free(lranks);
     free(aown);
     free(anode);
     free(sh.node_share);
