@@ -442,6 +442,32 @@ static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sb
 }
 
 /* The u-th unit a forwarder handles: its own units first, then those it received. */
+/*
+ * The combine's inter-node return (both forms): the node-level partial sums of the A-units
+ * this rank received go back to their origins, the A exchange's counts reversed, in floats.
+ */
+static void hier_areturn_xfer(a2a_hier_t *c, moe__hier_xfer_t *xf, float *np_, int d)
+{
+    int i;
+
+    for (i = 0; i < c->P; i++) {
+        c->v_scnt[i] = c->a_rcnt[i] / (int)c->ub * d;
+        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->ub * d;
+        c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
+        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
+    }
+    memset(xf, 0, sizeof(*xf));
+    xf->sbuf = np_ + (size_t)c->n_own * d;
+    xf->scnt = c->v_scnt;
+    xf->sdsp = c->v_sdsp;
+    xf->rcnt = c->v_rcnt;
+    xf->rdsp = c->v_rdsp;
+    xf->rtotal = (size_t)c->n_asend * d;
+    xf->elem = sizeof(float);
+    xf->type = MPI_FLOAT;
+    xf->unit = d;
+}
+
 static char *hier_fwd_unit(const a2a_hier_t *c, int u)
 {
     return u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
@@ -762,7 +788,7 @@ static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch,
 static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *batch,
                                        moe_a2a_stats_t *st, float **aret_p)
 {
-    int              P = c->P, C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
+    int              C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
     int              next;
     int              done, U = c->n_own + c->n_arecv;
     float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
@@ -780,21 +806,7 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
                 MOE_MPI_CHECK(c->log, MPI_Irecv(vret + (size_t)c->bs_off[s * nl + q] * d,
                                                 c->bs_n[s * nl + q] * d, MPI_FLOAT, c->lrank[q],
                                                 HIER_TAG_BR + s, c->comm, &c->rq[s * nl + q]));
-    for (i = 0; i < P; i++) { /* A returns: received A-units go back to their origins */
-        c->v_scnt[i] = c->a_rcnt[i] / (int)c->ub * d;
-        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->ub * d;
-        c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
-        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
-    }
-    xf.sbuf = np_ + (size_t)c->n_own * d;
-    xf.scnt = c->v_scnt;
-    xf.sdsp = c->v_sdsp;
-    xf.rcnt = c->v_rcnt;
-    xf.rdsp = c->v_rdsp;
-    xf.rtotal = (size_t)c->n_asend * d;
-    xf.elem = sizeof(float);
-    xf.type = MPI_FLOAT;
-    xf.unit = d;
+    hier_areturn_xfer(c, &xf, np_, d);
     t0 = MPI_Wtime();
     if ((e = c->inter->start(c->tp, 1, &xf, C, &c->aret, &rdata)) != MOE_OK)
         return e;
@@ -1109,20 +1121,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
         for (m = 0; m < d; m++)
             o[m] += v[m];
     }
-    for (i = 0; i < P; i++) { /* A returns: received A-units go back to their origins */
-        c->v_scnt[i] = c->a_rcnt[i] / (int)c->ub * d;
-        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->ub * d;
-        c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
-        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
-    }
-    xf.sbuf = np_ + (size_t)c->n_own * d;
-    xf.scnt = c->v_scnt;
-    xf.sdsp = c->v_sdsp;
-    xf.rcnt = c->v_rcnt;
-    xf.rdsp = c->v_rdsp;
-    xf.rtotal = (size_t)c->n_asend * d;
-    xf.elem = sizeof(float);
-    xf.type = MPI_FLOAT;
+    hier_areturn_xfer(c, &xf, np_, d);
     tx = MPI_Wtime();
     s = c->inter->exchange_vectors(c->tp, &xf, &c->aret, &rdata);
     if (s != MOE_OK)

@@ -322,6 +322,20 @@ static int ma_collect(const char *dir, int depth, const char **paths, char **own
 }
 
 /* Flag value or usage error. */
+/* An integer option value in 1..hi: 0, or prints the error naming the option and -1. */
+static int ma_int(const char *opt, const char *v, long long hi, long long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtoll(v, &end, 10);
+    if (errno || *end || end == v || *out < 1 || *out > hi) {
+        fprintf(stderr, "moerun-analyze: %s '%s': want an integer in 1..%lld\n", opt, v, hi);
+        return -1;
+    }
+    return 0;
+}
+
 static const char *ma_value(int argc, char **argv, int *i)
 {
     if (*i + 1 >= argc) {
@@ -379,36 +393,18 @@ int main(int argc, char **argv)
             }
         } else if (strcmp(a, "--dead-window") == 0) {
             long long n;
-            if ((v = ma_value(argc, argv, &i)) == NULL)
+            if ((v = ma_value(argc, argv, &i)) == NULL || ma_int(a, v, 1000000000LL, &n) != 0)
                 return 2;
-            errno = 0;
-            n = strtoll(v, &end, 10);
-            if (errno || *end || end == v || n < 1 || n > 1000000000LL) {
-                fprintf(stderr, "moerun-analyze: --dead-window '%s': want an integer in 1..1000000000\n", v);
-                return 2;
-            }
             opt.dead_window = n;
         } else if (strcmp(a, "--ranks") == 0) {
             long long n;
-            if ((v = ma_value(argc, argv, &i)) == NULL)
+            if ((v = ma_value(argc, argv, &i)) == NULL || ma_int(a, v, 65536, &n) != 0)
                 return 2;
-            errno = 0;
-            n = strtoll(v, &end, 10);
-            if (errno || *end || end == v || n < 1 || n > 65536) {
-                fprintf(stderr, "moerun-analyze: --ranks '%s': want an integer in 1..65536\n", v);
-                return 2;
-            }
             opt.ranks = n;
         } else if (strcmp(a, "--ranks-per-node") == 0) {
             long long n;
-            if ((v = ma_value(argc, argv, &i)) == NULL)
+            if ((v = ma_value(argc, argv, &i)) == NULL || ma_int(a, v, 65536, &n) != 0)
                 return 2;
-            errno = 0;
-            n = strtoll(v, &end, 10);
-            if (errno || *end || end == v || n < 1 || n > 65536) {
-                fprintf(stderr, "moerun-analyze: --ranks-per-node '%s': want an integer in 1..65536\n", v);
-                return 2;
-            }
             opt.ranks_per_node = n;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "moerun-analyze: unknown option '%s'\n", a);
