@@ -118,10 +118,12 @@ int main(int argc, char **argv)
                      argv[0], defaults, nd, args, nargs, rank, P, &cfg);
     free(args);
     if (i >= 0) {
+        free(smp);
         MPI_Finalize();
         return i;
     }
     if (bench_json_check("moerun-soak", json, MPI_COMM_WORLD) != 0) {
+        free(smp);
         MPI_Finalize();
         return 2;
     }
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
         if (rank == 0)
             fprintf(stderr, "moerun-soak: error: %s\n", moe_engine_last_error(eng));
         moe_engine_destroy(eng);
+        free(smp);
         MPI_Finalize();
         return 1;
     }
