@@ -631,6 +631,22 @@ static void engine_balance_update(moe_engine_t *e, int l)
     }
 }
 
+/* Adds the shared experts' sum to the first T rows of the layer output after combine
+ * (T < e->T: a replay's last, short step); the sum sits in the second half of shared_y, at
+ * e->T rows, where engine_shared_experts puts it. Nothing without shared experts or under
+ * the simulation model. */
+static void engine_add_shared(moe_engine_t *e, float *out, int64_t T)
+{
+    const float *acc;
+    size_t       n = (size_t)T * e->d, q;
+
+    if (e->cfg.shared_experts <= 0 || moe_sim_model(&e->cfg))
+        return;
+    acc = e->shared_y + (size_t)e->T * e->d;
+    for (q = 0; q < n; q++)
+        out[q] += acc[q];
+}
+
 /*
  * Shared experts of layer l: every local token through each of them, on this rank, no
  * exchange; their outputs summed (in shared-expert order) into the second half of
@@ -774,13 +790,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         st = e->a2a->forward(e->a2a_ctx, &plan, x, engine_expert, &ea, out, &ast);
         if (st != MOE_OK)
             return st;
-        if (e->cfg.shared_experts > 0 && !moe_sim_model(&e->cfg)) { /* out = x + routed +
-                                                                      * shared, as below */
-            const float *acc = e->shared_y + (size_t)T * e->d;
-            size_t       n = (size_t)T * e->d, q;
-            for (q = 0; q < n; q++)
-                out[q] += acc[q];
-        }
+        engine_add_shared(e, out, T); /* out = x + routed + shared, as below */
         t5 = MPI_Wtime();
         MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
                    ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
@@ -834,12 +844,7 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
             return st;
         moe_sim_copy(&e->cfg, (double)(ast.bytes_sent - sent0 + ast.bytes_recv - recv0));
     }
-    if (e->cfg.shared_experts > 0 && !moe_sim_model(&e->cfg)) { /* out = x + routed + shared */
-        const float *acc = e->shared_y + (size_t)T * e->d;
-        size_t       n = (size_t)T * e->d, q;
-        for (q = 0; q < n; q++)
-            out[q] += acc[q];
-    }
+    engine_add_shared(e, out, T); /* out = x + routed + shared */
     t5 = MPI_Wtime();
     MOE_ASSERT(ast.bytes_intra + ast.bytes_inter == ast.bytes_sent &&
                ast.msgs_intra + ast.msgs_inter == ast.msgs_sent);
