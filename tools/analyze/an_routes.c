@@ -336,7 +336,7 @@ moe_status_t an_routes(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec, c
         for (i = 0; i < n; i++) {
             int64_t src = -1;
             if (has_t && in->tokens_per_rank > 0 && tok[i] >= 0 &&
-                tok[i] < in->tokens_per_rank * P)
+                tok[i] / in->tokens_per_rank < P) /* no product: T comes from the file */
                 src = tok[i] / in->tokens_per_rank;
             if (i0 + i < AN_MAP_TOKENS) {
                 cJSON *row = cJSON_CreateArray();

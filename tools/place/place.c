@@ -527,7 +527,10 @@ moe_status_t moe_place_predict(const moe_place_input_t *in, const moe_placement_
                 routed += in->load[(size_t)l * E + e];
             for (i = 0; i < in->nroutes; i++) {
                 int64_t g = in->route_token[i];
-                int     src = (int)((double)g / per), nh = 0, slot;
+                int     src, nh = 0, slot;
+                if (g < 0 || (double)g >= Gall) /* moe_place_input_read refuses these */
+                    continue;
+                src = (int)((double)g / per);
                 if (src >= P)
                     src = P - 1;
                 n = pl->node_of[src];

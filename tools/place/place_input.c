@@ -6,6 +6,7 @@
  * co-selection but no ranks, no token-to-rank map and no placement: predictions then use
  * the uniform-origin model and there is no "before" map unless the caller builds one.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,9 +197,25 @@ static moe_status_t pi_read_one(moe_place_input_t *in, const char *path, int fir
             (st = moe_tel_reader_read(r, MOE_TEL_ROUTE_KEPT, MOE_TEL_U8, 0, n,
                                       in->route_kept + (size_t)old * L * k)) != MOE_OK)
             goto out;
+        for (i = 0; i < n; i++) { /* untrusted: a token index names its source rank */
+            int64_t g = in->route_token[old + i];
+            if (in->tokens_per_rank > 0 && (g < 0 || g / in->tokens_per_rank >= in->nranks)) {
+                moe_say(err, errlen,
+                        "%s: routes/token[%" PRId64 "] = %" PRId64 " is outside the allowed "
+                        "range [0, tokens_per_rank %" PRId64 " x ranks %d)",
+                        path, i, g, in->tokens_per_rank, in->nranks);
+                st = MOE_ERR_INVALID;
+                goto out;
+            }
+        }
         in->nroutes += n;
-        in->routes_complete = (first || in->routes_complete) && in->tokens_per_rank > 0 &&
-                              n == fi->steps * in->tokens_per_rank * in->nranks;
+        {
+            int64_t all; /* steps x T x ranks from untrusted attributes: may overflow */
+            int     ovf = __builtin_mul_overflow(fi->steps, in->tokens_per_rank, &all) ||
+                      __builtin_mul_overflow(all, (int64_t)in->nranks, &all);
+            in->routes_complete = (first || in->routes_complete) && in->tokens_per_rank > 0 &&
+                                  !ovf && n == all;
+        }
     } else {
         in->routes_complete = 0;
     }
