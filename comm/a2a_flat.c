@@ -30,9 +30,11 @@
  * posted, whatever P), and expert compute in chunks of at most FLAT_CHUNK rows with a
  * progress call (MPI_Testsome) between chunks. */
 enum { FLAT_ROWS_RECV, FLAT_ROWS_SEND, FLAT_OUT_RECV, FLAT_OUT_SEND, FLAT_LANES };
-enum { FLAT_TAG_ROWS = 1, FLAT_TAG_OUT = 2 };
+enum { FLAT_TAG_ROWS = 1, FLAT_TAG_OUT = 2, FLAT_TAG_COUNTS = 3 };
 #define FLAT_WINDOW 8
 #define FLAT_CHUNK  256
+/* Sparse count exchange (some ranks hold no expert): ring distances per round of waits. */
+#define FLAT_COUNT_WINDOW 16
 
 typedef struct a2a_flat {
     MPI_Comm   comm;
@@ -48,6 +50,12 @@ typedef struct a2a_flat {
     int       *recv_cnt;       /* [P * n_local] pairs per (source, my local expert) */
     int       *scnt, *sdsp, *rcnt, *rdsp;   /* [P] MPI counts/displacements (ints or floats) */
     int       *icnt_s, *idsp_s, *icnt_r, *idsp_r; /* [P] for the count exchange */
+    int        sparse_counts;  /* some rank holds no expert: counts go point to point, only
+                                * to ranks that hold experts (flat_counts_sparse) */
+    MPI_Request *creq;         /* [2 * FLAT_COUNT_WINDOW] requests of one count round */
+    int          ndst;         /* ranks that hold experts */
+    int         *dlist;        /* [ndst] those ranks, ascending */
+    int         *didx;         /* [P] index of each rank in dlist, -1: holds none */
     int64_t   *pos;            /* [max_tokens * k] send row of each pair */
     int64_t   *offset;         /* [n_local + 1] batch offsets */
     int64_t   *cursor;         /* [sum local_experts] packing cursor */
@@ -89,6 +97,9 @@ static void flat_destroy(void *vctx)
     free(c->idsp_s);
     free(c->icnt_r);
     free(c->idsp_r);
+    free(c->creq);
+    free(c->dlist);
+    free(c->didx);
     free(c->pos);
     free(c->offset);
     free(c->cursor);
@@ -152,6 +163,9 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->idsp_s = calloc((size_t)P, sizeof(int));
     c->icnt_r = calloc((size_t)P, sizeof(int));
     c->idsp_r = calloc((size_t)P, sizeof(int));
+    c->creq = malloc(2 * FLAT_COUNT_WINDOW * sizeof(MPI_Request));
+    c->dlist = calloc((size_t)P, sizeof(int));
+    c->didx = calloc((size_t)P, sizeof(int));
     c->pos = malloc((size_t)c->max_tokens * c->top_k * sizeof(int64_t) + 1);
     c->offset = calloc((size_t)c->n_local + 1, sizeof(int64_t));
     c->sendbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
@@ -183,7 +197,8 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         goto err_nomem;
     /* retbuf: zeroed, so resident, by moe__a2a_rows_alloc unless opaque */
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
-        !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->pos ||
+        !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->creq || !c->dlist || !c->didx ||
+        !c->pos ||
         !c->offset || !c->sendbuf)
         goto err_nomem;
     /* count exchange layout: to rank r go local_experts[r] ints; from each rank come n_local */
@@ -192,6 +207,10 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         c->idsp_s[r] = c->cnt_off[r];
         c->icnt_r[r] = c->n_local;
         c->idsp_r[r] = r * c->n_local;
+        c->sparse_counts |= c->local_experts[r] == 0;
+        c->didx[r] = c->local_experts[r] > 0 ? c->ndst : -1;
+        if (c->local_experts[r] > 0)
+            c->dlist[c->ndst++] = r;
     }
     *ctx_p = c;
     return MOE_OK;
@@ -203,6 +222,37 @@ err:
     return st;
 }
 
+
+/*
+ * The count exchange when some ranks hold no expert (E < P): rank r gets local_experts[r]
+ * counts from every rank, so only ranks holding experts receive anything, and an
+ * MPI_Alltoallv would still post (or, pairwise, simulate) P^2 mostly empty messages. Here
+ * exactly the non-empty ones go point to point (the messages moe__a2a_traffic counts):
+ * ring distance i = 1..P-1 sends to me + i and receives from me - i, FLAT_COUNT_WINDOW
+ * distances per round, each round waited for before the next. A transfer has the same
+ * distance, so the same round, on both ends: every round completes, and no rank has more
+ * than 2 x FLAT_COUNT_WINDOW transfers in flight whatever P (SimGrid's solver at 1024 ranks).
+ */
+static moe_status_t flat_counts_sparse(a2a_flat_t *c)
+{
+    int P = c->nranks, me = c->rank, nl = c->n_local, i, n = 0;
+
+    memcpy(c->recv_cnt + (size_t)me * nl, c->send_cnt + c->cnt_off[me], (size_t)nl * sizeof(int));
+    for (i = 1; i < P; i++) {
+        int to = (me + i) % P, from = (me - i + P) % P;
+        if (c->local_experts[to] > 0)
+            MOE_MPI_CHECK(c->log, MPI_Isend(c->send_cnt + c->cnt_off[to], c->local_experts[to],
+                                            MPI_INT, to, FLAT_TAG_COUNTS, c->comm, &c->creq[n++]));
+        if (nl > 0)
+            MOE_MPI_CHECK(c->log, MPI_Irecv(c->recv_cnt + (size_t)from * nl, nl, MPI_INT, from,
+                                            FLAT_TAG_COUNTS, c->comm, &c->creq[n++]));
+        if (n > 0 && (i % FLAT_COUNT_WINDOW == 0 || i == P - 1)) {
+            MOE_MPI_CHECK(c->log, MPI_Waitall(n, c->creq, MPI_STATUSES_IGNORE));
+            n = 0;
+        }
+    }
+    return MOE_OK;
+}
 
 /* Steps 1 and 2 of dispatch (shared with the overlapped forward): the count exchange, the
  * packed send buffer, pos[], and both layouts (scnt/sdsp, rcnt/rdsp in floats). Grows
@@ -223,8 +273,14 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
             c->send_cnt[c->cnt_off[plan->dest_rank[p]] + plan->dest_expert[p]]++;
             kept++;
         }
-    MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->send_cnt, c->icnt_s, c->idsp_s, MPI_INT, c->recv_cnt,
-                                        c->icnt_r, c->idsp_r, MPI_INT, c->comm));
+    if (c->sparse_counts) {
+        moe_status_t s = flat_counts_sparse(c);
+        if (s != MOE_OK)
+            return s;
+    } else {
+        MOE_MPI_CHECK(c->log, MPI_Alltoallv(c->send_cnt, c->icnt_s, c->idsp_s, MPI_INT,
+                                            c->recv_cnt, c->icnt_r, c->idsp_r, MPI_INT, c->comm));
+    }
     moe__a2a_traffic(&c->peers, c->icnt_s, c->icnt_r, sizeof(int), 0, st);
     t1 = MPI_Wtime();
     st->t_counts += t1 - t0;
@@ -393,9 +449,13 @@ static float *flat_seg(a2a_flat_t *c, int lane, int peer, int e, int64_t *rows_p
 }
 
 /* Posts the lane's next transfers while its window has room. Every lane walks its segments
- * by (local expert of the receiving side, ring distance), the same key on both ends of
- * every transfer, so the smallest pending key can always complete (no deadlock with
- * bounded windows); outputs of an expert are posted once it is computed. */
+ * by the key (local expert e of the receiving side, j, source rank) with
+ * j = (didx[dest] - source) mod ndst, the same key on both ends of every transfer, so the
+ * smallest pending key can always complete (no deadlock with bounded windows); outputs of
+ * an expert are posted once it is computed. When every rank holds experts (ndst = P) j is
+ * the ring distance dest - source; when only some do (E < P), source s starts at the
+ * expert rank dlist[s mod ndst], so the senders spread over the receivers instead of all
+ * starting at the first rank that holds experts (incast). */
 static moe_status_t flat_post(a2a_flat_t *c, flat_ovl_t *o, int lane)
 {
     const int *q = c->queue + (size_t)lane * c->qcap;
@@ -500,15 +560,18 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (r = 0; r < P; r++)
         maxl = c->local_experts[r] > maxl ? c->local_experts[r] : maxl;
     for (e = 0; e < maxl; e++)
-        for (i = 1; i < P; i++) {
-            int from = (me - i + P) % P, to = (me + i) % P;
+        for (i = 0; i < c->ndst; i++) { /* i: j of the key (flat_post) */
+            int  nd = c->ndst, to = c->dlist[(me + i) % nd], from;
             int *q = c->queue;
-            if (e < c->n_local && c->recv_cnt[from * c->n_local + e] > 0) {
-                q[FLAT_ROWS_RECV * c->qcap + o.n[FLAT_ROWS_RECV]++] = e * P + from;
-                q[FLAT_OUT_SEND * c->qcap + o.n[FLAT_OUT_SEND]++] = e * P + from;
-                c->missing[e]++;
-            }
-            if (e < c->local_experts[to] && c->send_cnt[c->cnt_off[to] + e] > 0) {
+            /* receives with this j: sources s = didx[me] - j (mod ndst), ascending */
+            for (from = e < c->n_local ? ((c->didx[me] - i) % nd + nd) % nd : P; from < P;
+                 from += nd)
+                if (from != me && c->recv_cnt[from * c->n_local + e] > 0) {
+                    q[FLAT_ROWS_RECV * c->qcap + o.n[FLAT_ROWS_RECV]++] = e * P + from;
+                    q[FLAT_OUT_SEND * c->qcap + o.n[FLAT_OUT_SEND]++] = e * P + from;
+                    c->missing[e]++;
+                }
+            if (to != me && e < c->local_experts[to] && c->send_cnt[c->cnt_off[to] + e] > 0) {
                 q[FLAT_ROWS_SEND * c->qcap + o.n[FLAT_ROWS_SEND]++] = e * P + to;
                 q[FLAT_OUT_RECV * c->qcap + o.n[FLAT_OUT_RECV]++] = e * P + to;
             }
