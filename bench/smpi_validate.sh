@@ -6,6 +6,11 @@
 #  2. calibrates the platform from the test bed itself: one-way latency = half the ping RTT
 #     between two hosts; NIC bandwidth = the inter-node bytes a host sends per second in
 #     a2a-bench's plain MPI_Alltoallv baseline (largest message size);
+#     CPU: the expert kernel's GFLOP/s (thread CPU time, i.e. one core's rate) and the memcpy
+#     GB/s of one moerun-bench rank -> --sim-gflops, --sim-copy-gbs; the test bed's HOSTS x
+#     RANKS ranks share this machine's cores (nproc), so each simulated host gets
+#     nproc / HOSTS cores for its RANKS ranks (platform.py --node-cores): compute and copies
+#     are stretched in the simulation as they are on the test bed;
 #  3. for each case (top-8 of 64, top-2 of 16) and exchange (flat, hier): runs moerun for
 #     real on the test bed and simulated (--sim-compute real, same configuration) on the
 #     calibrated platform; compares dispatch + combine per step (mean over ranks and steps
@@ -42,9 +47,18 @@ per_host = f["inter_node_bytes"] / hosts
 print("%.4f" % (per_host * 8 / (a["time_us"]["max"] * 1e-6) / 1e9))
 PY
 )
-echo "calibrated: one-way latency $lat_us us (ping RTT $rtt ms), NIC $nic_gbit Gbit/s" | tee "$out/calibration.txt"
+OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 \
+    mpirun -np 1 "$build/moerun-bench" --experts 64 --top-k 8 --tokens $((tokens * np)) --d-model "$d" \
+    --d-ffn "$ffn" --layers 1 --steps 3 --quiet >"$out/calib-cpu.txt"
+gflops=$(awk '/expert kernel .*CPU time GFLOP/ { print $(NF-3) }' "$out/calib-cpu.txt")
+copy_gbs=$(awk '/memcpy 64 MiB/ { print $(NF-1) }' "$out/calib-cpu.txt")
+node_cores=$(awk -v c="$(nproc)" -v h="$hosts" 'BEGIN { printf "%.4g", c / h }')
+[ -n "$gflops" ] && [ -n "$copy_gbs" ] || { echo "smpi_validate: no CPU rates in $out/calib-cpu.txt"; exit 1; }
+echo "calibrated: one-way latency $lat_us us (ping RTT $rtt ms), NIC $nic_gbit Gbit/s;" \
+     "CPU $gflops GFLOP/s and $copy_gbs GB/s per core, $node_cores cores per host" | tee "$out/calibration.txt"
 "$root/jobs/smpi/platform.py" --nodes "$hosts" --ranks-per-node "$ranks" --preset testbed \
-    --nic-gbit "$nic_gbit" --nic-lat-us "$lat_us" --out "$out/platform" >/dev/null
+    --nic-gbit "$nic_gbit" --nic-lat-us "$lat_us" --node-cores "$node_cores" \
+    --out "$out/platform" >/dev/null
 
 printf '%-12s %-5s %12s %12s %8s %s\n' case exchange measured_ms simulated_ms ratio counts | tee "$out/table.txt"
 for ek in 64:8 16:2; do
@@ -57,7 +71,7 @@ for ek in 64:8 16:2; do
         "$emu" --state "$state/tb" run --timeout 900 -- mpirun -np "$np" "$build/moerun" "${args[@]}" \
             --telemetry "$out/$tag-real.h5" >/dev/null
         "$root/jobs/smpi/run.sh" --platform-dir "$out/platform" -- "${args[@]}" --sim-compute real \
-            --telemetry "$out/$tag-sim.h5" >/dev/null 2>&1
+            --sim-gflops "$gflops" --sim-copy-gbs "$copy_gbs" --telemetry "$out/$tag-sim.h5" >/dev/null 2>&1
         $py - "$out/$tag-real.h5" "$out/$tag-sim.h5" "$tag" <<'PY' | tee -a "$out/table.txt"
 import sys, h5py, numpy as np
 def comm(p):

@@ -19,9 +19,6 @@
 #define MOERUN_RUNTIME_SIM_H
 
 #include <mpi.h>
-#ifdef MOERUN_SMPI
-#include <simgrid/host.h>
-#endif
 
 #include "moerun/config.h"
 
@@ -33,12 +30,18 @@
 #endif
 
 #ifdef MOERUN_SMPI
-/* Charges `seconds` of simulated CPU time. smpi_execute() is scaled by SimGrid's own host
- * speed setting, so the time is charged as FLOPs of this host's speed instead. */
+/* SimGrid flop/s of one core in the platforms of jobs/smpi/platform.py: a time charged at
+ * the rates below is `seconds` on a core of its own; on a host whose cores are slower
+ * (fractional --node-cores) or shared by more ranks computing at once, SimGrid stretches it
+ * (oversubscription, e.g. the emulated test bed on 2 physical cores). */
+#define MOE_SIM_CORE_FLOPS 1e9
+
+/* Charges `seconds` of one core's CPU time as an execution on this simulated host
+ * (smpi_execute_flops: the host's CPU model shares its cores among the ranks computing). */
 static inline void moe__sim_seconds(double seconds)
 {
     if (seconds > 0)
-        smpi_execute_flops(seconds * sg_host_get_speed(sg_host_self()));
+        smpi_execute_flops(seconds * MOE_SIM_CORE_FLOPS);
 }
 #endif
 

@@ -2,13 +2,17 @@
 """platform.py — a SimGrid platform file and hostfile for a simulated moerun cluster.
 
     jobs/smpi/platform.py --nodes N --ranks-per-node R [--preset NAME] [--nic-gbit G]
-        [--nic-lat-us L] [--node-gbyte B] [--node-lat-us L] [--topology flat|fat-tree:LEAF,UP|
-        dragonfly:G,C,R] --out DIR
+        [--nic-lat-us L] [--node-gbyte B] [--node-lat-us L] [--node-cores C]
+        [--topology flat|fat-tree:LEAF,UP|dragonfly:G,C,R] --out DIR
 
 writes DIR/platform.xml and DIR/hostfile (one line per rank, R lines per host, ranks of a
 node consecutive, as mpirun --map-by core places them). Each node is one SimGrid host with
 R cores; its NIC is a private link of the NIC bandwidth and latency; ranks on one node talk
-through the host's loopback link (on-node bandwidth and latency). Topologies:
+through the host's loopback link (on-node bandwidth and latency). CPU: a rank computes at
+most one core's rate (moerun charges sim_gflops per core, runtime/sim.h); --node-cores C
+(default R, may be fractional) is the CPU a node has for its R ranks, shared among those
+computing at once: C < R models ranks oversubscribing cores, e.g. a test bed of emulated
+hosts on fewer physical cores (bench/smpi_validate.sh). Topologies:
   flat            every NIC on one non-blocking backbone (crossbar), the default
   fat-tree:L,U    two levels: leaf switches of L nodes, U uplinks per leaf to the spine
                   (U < L makes the tree oversubscribed L:U)
@@ -19,6 +23,7 @@ Presets (docs/simulation.md): ib100 (100 Gb/s, 1.0 us), eth25 (25 Gb/s, 5 us), t
 Explicit flags override a preset's values. Exit 2 on a bad value, naming the flag.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -51,6 +56,7 @@ def main():
     ap.add_argument("--nic-lat-us", type=float)
     ap.add_argument("--node-gbyte", type=float)
     ap.add_argument("--node-lat-us", type=float)
+    ap.add_argument("--node-cores", type=float)
     ap.add_argument("--topology", default="flat")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
@@ -63,6 +69,13 @@ def main():
     nlat = positive("--nic-lat-us", a.nic_lat_us if a.nic_lat_us is not None else nlat, 0, 1e6)
     node = positive("--node-gbyte", a.node_gbyte if a.node_gbyte is not None else node, 0, 1e5)
     olat = positive("--node-lat-us", a.node_lat_us if a.node_lat_us is not None else olat, 0, 1e6)
+    cores = a.node_cores if a.node_cores is not None else float(a.ranks_per_node)
+    positive("--node-cores", cores, 0, 1024)
+    # SimGrid host: `ncore` cores of `speed` each; an execution gets at most one core, and
+    # the executions running at once share ncore x speed. One core is 1 Gflop/s (runtime/sim.h
+    # charges sim_gflops per core in these units); a fractional C lowers the core speed.
+    ncore = max(1, min(a.ranks_per_node, math.ceil(cores)))
+    speed = min(1.0, cores / ncore)
 
     topo = a.topology
     extra = ""
@@ -98,14 +111,14 @@ def main():
     xml = """<?xml version='1.0'?>
 <!DOCTYPE platform SYSTEM "https://simgrid.org/simgrid.dtd">
 <!-- moerun simulated cluster: %d nodes x %d ranks; NIC %.4g Gbit/s, %.4g us; on-node %.4g GB/s,
-     %.4g us; topology %s (jobs/smpi/platform.py, docs/simulation.md). Host speed is nominal:
-     moerun charges its compute itself (sim_gflops). -->
+     %.4g us; topology %s; %.4g cores per node (jobs/smpi/platform.py, docs/simulation.md).
+     1 Gf is one core: moerun charges its compute itself (sim_gflops per core). -->
 <platform version="4.1">
-  <cluster id="moe" prefix="node" radical="0-%d" suffix="" speed="1Gf" core="%d"
+  <cluster id="moe" prefix="node" radical="0-%d" suffix="" speed="%.6gGf" core="%d"
            bw="%.6gBps" lat="%.6gus" loopback_bw="%.6gBps" loopback_lat="%.6gus"%s/>
 </platform>
-""" % (a.nodes, a.ranks_per_node, nic, nlat, node, olat, topo, a.nodes - 1, a.ranks_per_node,
-       bw_bps, nlat, node * 1e9, olat, extra)
+""" % (a.nodes, a.ranks_per_node, nic, nlat, node, olat, topo, cores, a.nodes - 1, speed,
+       ncore, bw_bps, nlat, node * 1e9, olat, extra)
     with open(os.path.join(a.out, "platform.xml"), "w") as f:
         f.write(xml)
     with open(os.path.join(a.out, "hostfile"), "w") as f:
@@ -113,7 +126,8 @@ def main():
             for _ in range(a.ranks_per_node):
                 f.write("node%d\n" % n)
     print("platform.py: %s/platform.xml and hostfile: %d nodes x %d ranks, NIC %.4g Gbit/s %.4g us, "
-          "on-node %.4g GB/s, %s" % (a.out, a.nodes, a.ranks_per_node, nic, nlat, node, topo))
+          "on-node %.4g GB/s, %s, %.4g cores per node" % (a.out, a.nodes, a.ranks_per_node, nic,
+                                                         nlat, node, topo, cores))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 # jobs/smpi/run.sh — run the SMPI build of moerun on a simulated cluster (docs/simulation.md).
 #
 #   jobs/smpi/run.sh [--nodes N] [--ranks-per-node R] [--preset ib100|eth25|testbed]
-#                    [--topology T] [--platform-dir DIR] [--shared-malloc BYTES] -- MOERUN ARGS...
+#                    [--topology T] [--node-cores C] [--platform-dir DIR] [--shared-malloc BYTES]
+#                    -- MOERUN ARGS...
 #
 # Generates the platform (jobs/smpi/platform.py) unless --platform-dir names one already made,
 # then runs smpirun with N*R ranks and the settings moerun's model needs:
@@ -29,14 +30,15 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${MOERUN_SMPI_BUILD_DIR:-$root/build-smpi}
-nodes=4 rpn=2 preset=ib100 topology=flat pdir="" shared=0
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+nodes=4 rpn=2 preset=ib100 topology=flat pdir="" shared=0 cores=()
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --nodes) nodes=$2; shift 2 ;;
         --ranks-per-node) rpn=$2; shift 2 ;;
         --preset) preset=$2; shift 2 ;;
         --topology) topology=$2; shift 2 ;;
+        --node-cores) cores=(--node-cores "$2"); shift 2 ;;
         --platform-dir) pdir=$2; shift 2 ;;
         --shared-malloc) shared=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -52,7 +54,7 @@ if [ -z "$pdir" ]; then
     trap 'rm -rf "$tmp"' EXIT
     pdir=$tmp
     "$root/jobs/smpi/platform.py" --nodes "$nodes" --ranks-per-node "$rpn" --preset "$preset" \
-        --topology "$topology" --out "$pdir" >/dev/null
+        --topology "$topology" "${cores[@]}" --out "$pdir" >/dev/null
 fi
 np=$(wc -l <"$pdir/hostfile")
 if [ "$shared" -gt 0 ]; then
