@@ -87,6 +87,7 @@ typedef struct moe_a2a_params {
                               * row buffers are left untouched (SMPI: shared between simulated
                               * ranks), rows are neither copied nor summed; counts, layouts,
                               * headers and messages are exactly those of 0 */
+    int        window;       /* flat forward: transfers in flight per lane (0: 8) */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {

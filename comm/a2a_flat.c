@@ -26,8 +26,8 @@
 #include "moerun/base/mpicheck.h"
 
 /* Overlapped forward: four lanes of point-to-point transfers, each with at most
- * FLAT_WINDOW requests in flight (so a rank never has more than 4 x FLAT_WINDOW messages
- * posted, whatever P), and expert compute in chunks of at most FLAT_CHUNK rows with a
+ * `window` requests in flight (params.window, FLAT_WINDOW if 0: a rank never has more than
+ * 4 x window messages posted, whatever P), and expert compute in chunks of at most FLAT_CHUNK rows with a
  * progress call (MPI_Testsome) between chunks. */
 enum { FLAT_ROWS_RECV, FLAT_ROWS_SEND, FLAT_OUT_RECV, FLAT_OUT_SEND, FLAT_LANES };
 enum { FLAT_TAG_ROWS = 1, FLAT_TAG_OUT = 2, FLAT_TAG_COUNTS = 3 };
@@ -66,14 +66,15 @@ typedef struct a2a_flat {
     int64_t    recv_rows;      /* rows received in the current dispatch */
     /* overlapped forward (flat_forward) */
     float       *retbuf;       /* [max_tokens * k][d] outputs coming back, send layout */
-    MPI_Request *req;          /* [FLAT_LANES * FLAT_WINDOW] */
-    int         *req_peer;     /* [FLAT_LANES * FLAT_WINDOW] peer of each request */
+    int          window;       /* requests in flight per lane (params.window) */
+    MPI_Request *req;          /* [FLAT_LANES * window] */
+    int         *req_peer;     /* [FLAT_LANES * window] peer of each request */
     int         *queue;        /* [FLAT_LANES][P] peers of each lane, in posting order */
     int          qcap;         /* items one lane's queue holds */
     int          expert_block; /* rows per expert call piece (params), 0: whole expert */
     int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
     int         *missing;      /* [n_local] row segments of each local expert not arrived */
-    int         *done_idx;     /* [FLAT_LANES * FLAT_WINDOW] Testsome/Waitsome output */
+    int         *done_idx;     /* [FLAT_LANES * window] Testsome/Waitsome output */
 } a2a_flat_t;
 
 static void flat_destroy(void *vctx)
@@ -170,14 +171,15 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->offset = calloc((size_t)c->n_local + 1, sizeof(int64_t));
     c->sendbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
     c->retbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
-    c->req = malloc(FLAT_LANES * FLAT_WINDOW * sizeof(MPI_Request));
-    c->req_peer = calloc(FLAT_LANES * FLAT_WINDOW, sizeof(int));
-    c->done_idx = calloc(FLAT_LANES * FLAT_WINDOW, sizeof(int));
+    c->window = prm->window > 0 ? prm->window : FLAT_WINDOW;
+    c->req = malloc((size_t)FLAT_LANES * c->window * sizeof(MPI_Request));
+    c->req_peer = calloc((size_t)FLAT_LANES * c->window, sizeof(int));
+    c->done_idx = calloc((size_t)FLAT_LANES * c->window, sizeof(int));
     c->qcap = total > P * c->n_local ? total : P * c->n_local;
     c->queue = calloc((size_t)FLAT_LANES * c->qcap + 1, sizeof(int));
     c->rseg = calloc((size_t)P * c->n_local + 1, sizeof(int64_t));
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
-    for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
+    for (r = 0; r < FLAT_LANES * c->window && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
     /* receive-side buffers sized for the most rows this rank's experts can get (params
      * max_rows_in; a balanced step's T * k rows when unknown) and touched now (unless opaque:
@@ -460,9 +462,9 @@ static moe_status_t flat_post(a2a_flat_t *c, flat_ovl_t *o, int lane)
 {
     const int *q = c->queue + (size_t)lane * c->qcap;
 
-    while (o->active[lane] < FLAT_WINDOW && o->next[lane] < o->n[lane]) {
+    while (o->active[lane] < c->window && o->next[lane] < o->n[lane]) {
         int          item = q[o->next[lane]], peer = item % c->nranks, e = item / c->nranks;
-        int          slot = lane * FLAT_WINDOW, tag;
+        int          slot = lane * c->window, tag;
         int64_t      rows;
         float       *buf = flat_seg(c, lane, peer, e, &rows);
         MPI_Request *rq;
@@ -497,16 +499,16 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
     if (o->outstanding == 0)
         return MOE_OK;
     if (wait) {
-        MOE_MPI_CHECK(c->log, MPI_Waitsome(FLAT_LANES * FLAT_WINDOW, c->req, &n, c->done_idx,
+        MOE_MPI_CHECK(c->log, MPI_Waitsome(FLAT_LANES * c->window, c->req, &n, c->done_idx,
                                            MPI_STATUSES_IGNORE));
         *blocked += MPI_Wtime() - t0;
     } else {
-        MOE_MPI_CHECK(c->log, MPI_Testsome(FLAT_LANES * FLAT_WINDOW, c->req, &n, c->done_idx,
+        MOE_MPI_CHECK(c->log, MPI_Testsome(FLAT_LANES * c->window, c->req, &n, c->done_idx,
                                            MPI_STATUSES_IGNORE));
     }
     for (i = 0; n != MPI_UNDEFINED && i < n; i++) {
         int slot = c->done_idx[i];
-        lane = slot / FLAT_WINDOW;
+        lane = slot / c->window;
         o->active[lane]--;
         o->outstanding--;
         if (lane == FLAT_ROWS_RECV)

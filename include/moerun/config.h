@@ -53,6 +53,7 @@ typedef struct moe_config {
     char                 placement[MOE_PATH_MAX]; /* contiguous | round-robin | file:PATH (docs/placement.md) */
     char                 exchange[32];     /* token exchange backend name: flat | hier */
     int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
+    int                  overlap_window;   /* flat --overlap 1: transfers in flight per lane */
     int                  hier_chunks;      /* hier, ucx: pipelined pieces of the inter-node stage */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     int                  bind;             /* CPU/memory binding: 0 auto, 1 none, 2 core, 3 numa (comm/bind.h) */
