@@ -26,9 +26,9 @@
 #include "moerun/base/mpicheck.h"
 
 /* Overlapped forward: four lanes of point-to-point transfers, each with at most
- * `window` requests in flight (params.window, FLAT_WINDOW if 0: a rank never has more than
- * 4 x window messages posted, whatever P), and expert compute in chunks of at most FLAT_CHUNK rows with a
- * progress call (MPI_Testsome) between chunks. */
+ * `window` requests in flight (params.window, FLAT_WINDOW if 0: a rank never has more
+ * than 4 x window messages posted, whatever P), and expert compute in chunks of at most
+ * FLAT_CHUNK rows with a progress call (MPI_Testsome) between chunks. */
 enum { FLAT_ROWS_RECV, FLAT_ROWS_SEND, FLAT_OUT_RECV, FLAT_OUT_SEND, FLAT_LANES };
 enum { FLAT_TAG_ROWS = 1, FLAT_TAG_OUT = 2, FLAT_TAG_COUNTS = 3 };
 #define FLAT_WINDOW 8
@@ -53,9 +53,6 @@ typedef struct a2a_flat {
     int        sparse_counts;  /* some rank holds no expert: counts go point to point, only
                                 * to ranks that hold experts (flat_counts_sparse) */
     MPI_Request *creq;         /* [2 * FLAT_COUNT_WINDOW] requests of one count round */
-    int          ndst;         /* ranks that hold experts */
-    int         *dlist;        /* [ndst] those ranks, ascending */
-    int         *didx;         /* [P] index of each rank in dlist, -1: holds none */
     int64_t   *pos;            /* [max_tokens * k] send row of each pair */
     int64_t   *offset;         /* [n_local + 1] batch offsets */
     int64_t   *cursor;         /* [sum local_experts] packing cursor */
@@ -99,8 +96,6 @@ static void flat_destroy(void *vctx)
     free(c->icnt_r);
     free(c->idsp_r);
     free(c->creq);
-    free(c->dlist);
-    free(c->didx);
     free(c->pos);
     free(c->offset);
     free(c->cursor);
@@ -165,8 +160,6 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->icnt_r = calloc((size_t)P, sizeof(int));
     c->idsp_r = calloc((size_t)P, sizeof(int));
     c->creq = malloc(2 * FLAT_COUNT_WINDOW * sizeof(MPI_Request));
-    c->dlist = calloc((size_t)P, sizeof(int));
-    c->didx = calloc((size_t)P, sizeof(int));
     c->pos = malloc((size_t)c->max_tokens * c->top_k * sizeof(int64_t) + 1);
     c->offset = calloc((size_t)c->n_local + 1, sizeof(int64_t));
     c->sendbuf = moe__a2a_rows_alloc((size_t)c->max_tokens * c->top_k * c->d, c->opaque);
@@ -199,7 +192,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         goto err_nomem;
     /* retbuf: zeroed, so resident, by moe__a2a_rows_alloc unless opaque */
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
-        !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->creq || !c->dlist || !c->didx ||
+        !c->rdsp || !c->icnt_s || !c->idsp_s || !c->icnt_r || !c->idsp_r || !c->creq ||
         !c->pos ||
         !c->offset || !c->sendbuf)
         goto err_nomem;
@@ -210,9 +203,6 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         c->icnt_r[r] = c->n_local;
         c->idsp_r[r] = r * c->n_local;
         c->sparse_counts |= c->local_experts[r] == 0;
-        c->didx[r] = c->local_experts[r] > 0 ? c->ndst : -1;
-        if (c->local_experts[r] > 0)
-            c->dlist[c->ndst++] = r;
     }
     *ctx_p = c;
     return MOE_OK;
@@ -451,13 +441,9 @@ static float *flat_seg(a2a_flat_t *c, int lane, int peer, int e, int64_t *rows_p
 }
 
 /* Posts the lane's next transfers while its window has room. Every lane walks its segments
- * by the key (local expert e of the receiving side, j, source rank) with
- * j = (didx[dest] - source) mod ndst, the same key on both ends of every transfer, so the
- * smallest pending key can always complete (no deadlock with bounded windows); outputs of
- * an expert are posted once it is computed. When every rank holds experts (ndst = P) j is
- * the ring distance dest - source; when only some do (E < P), source s starts at the
- * expert rank dlist[s mod ndst], so the senders spread over the receivers instead of all
- * starting at the first rank that holds experts (incast). */
+ * by (local expert of the receiving side, ring distance), the same key on both ends of
+ * every transfer, so the smallest pending key can always complete (no deadlock with
+ * bounded windows); outputs of an expert are posted once it is computed. */
 static moe_status_t flat_post(a2a_flat_t *c, flat_ovl_t *o, int lane)
 {
     const int *q = c->queue + (size_t)lane * c->qcap;
@@ -562,18 +548,15 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (r = 0; r < P; r++)
         maxl = c->local_experts[r] > maxl ? c->local_experts[r] : maxl;
     for (e = 0; e < maxl; e++)
-        for (i = 0; i < c->ndst; i++) { /* i: j of the key (flat_post) */
-            int  nd = c->ndst, to = c->dlist[(me + i) % nd], from;
+        for (i = 1; i < P; i++) {
+            int from = (me - i + P) % P, to = (me + i) % P;
             int *q = c->queue;
-            /* receives with this j: sources s = didx[me] - j (mod ndst), ascending */
-            for (from = e < c->n_local ? ((c->didx[me] - i) % nd + nd) % nd : P; from < P;
-                 from += nd)
-                if (from != me && c->recv_cnt[from * c->n_local + e] > 0) {
-                    q[FLAT_ROWS_RECV * c->qcap + o.n[FLAT_ROWS_RECV]++] = e * P + from;
-                    q[FLAT_OUT_SEND * c->qcap + o.n[FLAT_OUT_SEND]++] = e * P + from;
-                    c->missing[e]++;
-                }
-            if (to != me && e < c->local_experts[to] && c->send_cnt[c->cnt_off[to] + e] > 0) {
+            if (e < c->n_local && c->recv_cnt[from * c->n_local + e] > 0) {
+                q[FLAT_ROWS_RECV * c->qcap + o.n[FLAT_ROWS_RECV]++] = e * P + from;
+                q[FLAT_OUT_SEND * c->qcap + o.n[FLAT_OUT_SEND]++] = e * P + from;
+                c->missing[e]++;
+            }
+            if (e < c->local_experts[to] && c->send_cnt[c->cnt_off[to] + e] > 0) {
                 q[FLAT_ROWS_SEND * c->qcap + o.n[FLAT_ROWS_SEND]++] = e * P + to;
                 q[FLAT_OUT_RECV * c->qcap + o.n[FLAT_OUT_RECV]++] = e * P + to;
             }
