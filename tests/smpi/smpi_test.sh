@@ -6,9 +6,10 @@
 #     expert, and the traffic per rank, equal exactly (check_smpi.py counts), and
 #     moerun-analyze reads the simulated file; with --sim-compute model (flat: rows opaque,
 #     never copied; hier) the first layer's counts and traffic equal the real run's too;
-#  3. 64 simulated ranks (32 nodes x 2, E 64, top-8, flat, modelled compute, shared malloc):
-#     conservation, expert phase = charged FLOPs on every rank, inter-node bytes
-#     (check_smpi.py model).
+#  3. 64 simulated ranks (32 nodes x 2, E 32: half the ranks hold no expert, so flat's sparse
+#     count exchange; top-8, flat with 2 transfers in flight per lane, modelled compute,
+#     shared malloc): conservation, expert phase = charged FLOPs on every rank, inter-node
+#     bytes (check_smpi.py model).
 # Env: MOERUN (MPI build), ANALYZE, MPIEXEC, PYTHON, SMPI_BUILD_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -39,8 +40,8 @@ done
 grep -q '"routed"' "$work/a.json" || { echo "smpi: no routed count in the analysis"; exit 1; }
 
 "$root/jobs/smpi/run.sh" --nodes 32 --ranks-per-node 2 --shared-malloc 65536 -- \
-    --experts 64 --top-k 8 --d-model 64 --d-ffn 128 --layers 2 --steps 3 --tokens 64 \
-    --exchange flat --quiet --telemetry "$work/m64.h5" >"$work/m64.out" 2>&1 \
+    --experts 32 --top-k 8 --d-model 64 --d-ffn 128 --layers 2 --steps 3 --tokens 64 \
+    --exchange flat --overlap-window 2 --quiet --telemetry "$work/m64.h5" >"$work/m64.out" 2>&1 \
     || { echo "smpi: 64-rank simulated run failed"; cat "$work/m64.out"; exit 1; }
 $check model "$work/m64.h5"
 echo "smpi: ok"
