@@ -223,7 +223,10 @@ err:
  * ring distance i = 1..P-1 sends to me + i and receives from me - i, FLAT_COUNT_WINDOW
  * distances per round, each round waited for before the next. A transfer has the same
  * distance, so the same round, on both ends: every round completes, and no rank has more
- * than 2 x FLAT_COUNT_WINDOW transfers in flight whatever P (SimGrid's solver at 1024 ranks).
+ * than 2 x FLAT_COUNT_WINDOW transfers in flight whatever P. Synchronous sends: a sender's
+ * round ends when its counts are received, so a receiver never holds more than a round's
+ * unexpected messages (without, every rank's counts reach the expert ranks at once and
+ * each receive searches ~P of them: SimGrid's matching at 1024 ranks).
  */
 static moe_status_t flat_counts_sparse(a2a_flat_t *c)
 {
@@ -233,8 +236,8 @@ static moe_status_t flat_counts_sparse(a2a_flat_t *c)
     for (i = 1; i < P; i++) {
         int to = (me + i) % P, from = (me - i + P) % P;
         if (c->local_experts[to] > 0)
-            MOE_MPI_CHECK(c->log, MPI_Isend(c->send_cnt + c->cnt_off[to], c->local_experts[to],
-                                            MPI_INT, to, FLAT_TAG_COUNTS, c->comm, &c->creq[n++]));
+            MOE_MPI_CHECK(c->log, MPI_Issend(c->send_cnt + c->cnt_off[to], c->local_experts[to],
+                                             MPI_INT, to, FLAT_TAG_COUNTS, c->comm, &c->creq[n++]));
         if (nl > 0)
             MOE_MPI_CHECK(c->log, MPI_Irecv(c->recv_cnt + (size_t)from * nl, nl, MPI_INT, from,
                                             FLAT_TAG_COUNTS, c->comm, &c->creq[n++]));
