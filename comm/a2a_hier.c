@@ -485,6 +485,19 @@ static char *hier_bunit(const a2a_hier_t *c, int b)
     return i >= 0 ? HIER_UNIT(c->brecv.p, i, c->ub) : HIER_UNIT(c->bsend.p, -i - 1, c->ub);
 }
 
+/* The row of received B-unit b. A forwarder's B-units for itself (pipelined form) carry only
+ * their header and entries: their row is read from the forwarded unit, never copied. */
+static const float *hier_bunit_row(const a2a_hier_t *c, int b)
+{
+    int64_t i;
+
+    if (c->chunks == 1)
+        return HIER_ROW(c, HIER_UNIT(c->brecv_p, b, c->ub));
+    i = ((const int64_t *)c->bref.p)[b];
+    return i >= 0 ? HIER_ROW(c, HIER_UNIT(c->brecv.p, i, c->ub))
+                  : HIER_ROW(c, hier_fwd_unit(c, ((const int32_t *)c->bsend_u.p)[-i - 1]));
+}
+
 /* Whether entry i is the first of its unit for its destination rank (one B-unit per rank). */
 static int hier_first_for_rank(const hier_ent_t *e, int i)
 {
@@ -572,7 +585,8 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                 for (m = i; m < h->n; m++) /* entries for this rank, in slot order */
                     if (e[m].rank == dst)
                         HIER_ENT(bu)[bh->n++] = e[m];
-                memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
+                if (q != c->li) /* my own B-units keep their row in the forwarded unit */
+                    memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
                 if ((*bcur - first) % HIER_POKE == 0 && (e_ = hier_poke(c, 0)) != MOE_OK)
                     return e_;
             }
@@ -768,19 +782,37 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
     return MOE_OK;
 }
 
-/* Weighted partial of received B-unit b (sum over its entries, in slot order). */
-static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch, int b, float *o)
+/* o = sum over the entries of B-unit bu, in slot order, of w * y[row]: 0 + w0*y0 + w1*y1 ...
+ * (the first term written, not added to a zeroed o: one pass fewer, same bits). */
+static void hier_partial(const a2a_hier_t *c, const char *bu, const int64_t *row,
+                         const float *ybase, float *restrict o)
 {
-    char *bu = hier_bunit(c, b);
-    int   i, m, d = c->d;
+    const hier_ent_t *e = HIER_ENT(bu);
+    int               i, m, d = c->d, n = ((const hier_hdr_t *)bu)->n;
 
-    memset(o, 0, (size_t)d * sizeof(float));
-    for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
-        const float *y = batch->y + ((int64_t *)c->brow.p)[(size_t)b * c->k + i] * d;
-        float        w = HIER_ENT(bu)[i].weight;
+    if (n == 0) {
+        memset(o, 0, (size_t)d * sizeof(float));
+        return;
+    }
+    {
+        const float *restrict y = ybase + row[0] * d;
+        float                 w = e[0].weight;
+        for (m = 0; m < d; m++)
+            o[m] = 0.0f + w * y[m];
+    }
+    for (i = 1; i < n; i++) {
+        const float *restrict y = ybase + row[i] * d;
+        float                 w = e[i].weight;
         for (m = 0; m < d; m++)
             o[m] += w * y[m];
     }
+}
+
+/* Weighted partial of received B-unit b (sum over its entries, in slot order). */
+static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch, int b, float *o)
+{
+    hier_partial(c, hier_bunit(c, b), (const int64_t *)c->brow.p + (size_t)b * c->k, batch->y,
+                 o);
 }
 
 /* Combine up to the origin's sum: B returns, node partials and A returns pipelined; the A
@@ -1050,7 +1082,7 @@ batch:
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
-            memcpy((float *)c->bx.p + row * d, HIER_ROW(c, bu), (size_t)d * sizeof(float));
+            memcpy((float *)c->bx.p + row * d, hier_bunit_row(c, b), (size_t)d * sizeof(float));
         }
     }
     batch->n_local = c->n_local;
@@ -1067,7 +1099,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
                                    moe_a2a_stats_t *st)
 {
     a2a_hier_t *c = vctx;
-    int         P = c->P, d = c->d, k = c->k, b, i, U = c->n_own + c->n_arecv, t, nd;
+    int         P = c->P, d = c->d, b, i, U = c->n_own + c->n_arecv, t, nd;
     int32_t    *tu = c->tok_unit.p;
     double      t0 = MPI_Wtime(), tx;
     float      *vb, *vret, *np_, *aret = NULL;
@@ -1090,18 +1122,8 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     }
 
     /* 1. destination rank: one weighted partial per B-unit */
-    for (b = 0; b < c->n_brecv; b++) {
-        char  *bu = HIER_UNIT(c->brecv_p, b, c->ub);
-        float *o = vb + (size_t)b * d;
-        memset(o, 0, (size_t)d * sizeof(float));
-        for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
-            const float *y = batch->y + ((int64_t *)c->brow.p)[(size_t)b * k + i] * d;
-            float        w = HIER_ENT(bu)[i].weight;
-            int          m;
-            for (m = 0; m < d; m++)
-                o[m] += w * y[m];
-        }
-    }
+    for (b = 0; b < c->n_brecv; b++)
+        hier_b_partial(c, batch, b, vb + (size_t)b * d);
     for (i = 0; i < P; i++) { /* B returns: reverse of the B exchange, in floats */
         c->v_scnt[i] = c->b_rcnt[i] / (int)c->ub * d;
         c->v_sdsp[i] = c->b_rdsp[i] / (int)c->ub * d;
