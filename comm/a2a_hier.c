@@ -91,8 +91,13 @@ typedef struct a2a_hier {
                               * the received B-units, see bref) */
     int       *next_step;    /* [nl] next step expected from each node rank */
     MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
-    moe__hier_buf_t border;  /* int64 [2 * n_brecv]: {sort key, b} of the received B-units, in
-                              * the unpipelined order (forwarder rank, unit at the forwarder) */
+    int        L;            /* most local experts of any rank */
+    int       *pcnt_s;       /* [P * L] kept pairs I send to (rank, its local expert) */
+    int       *xcnt_s, *xcnt_r; /* [P * (1 + L)] count exchange: A-units, then pcnt */
+    int64_t   *bcur;         /* [P * L] batch row cursor of (origin, local expert): the batch is
+                              * filled as B-units arrive, at the rows of the unpipelined order */
+    int       *via;          /* [P] the rank of my node that forwards rank o's units to my node
+                              * (o itself if o is on my node) */
     moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
                               * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
                               * are used in place, not sent) */
@@ -123,7 +128,7 @@ void moe__a2a_hier_destroy(void *vctx)
     a2a_hier_t *c = vctx;
     moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
-                          &c->tok_unit, &c->border, &c->bref};
+                          &c->tok_unit, &c->bref};
     size_t      i;
 
     if (c == NULL)
@@ -141,6 +146,7 @@ void moe__a2a_hier_destroy(void *vctx)
     free(c->ucnt_s), free(c->ucnt_r);
     free(c->lrank), free(c->tr_s), free(c->tr_r), free(c->bs_off), free(c->bs_n);
     free(c->br_off), free(c->br_n), free(c->next_step), free(c->rq);
+    free(c->pcnt_s), free(c->xcnt_s), free(c->xcnt_r), free(c->bcur), free(c->via);
     free(c);
 }
 
@@ -219,9 +225,29 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
     c->br_n = calloc((size_t)n, sizeof(int));
     c->next_step = calloc((size_t)c->nl, sizeof(int));
     c->rq = malloc((size_t)2 * n * sizeof(MPI_Request));
+    for (r = 0; r < P; r++)
+        if (prm->local_experts[r] > c->L)
+            c->L = prm->local_experts[r];
+    c->pcnt_s = calloc((size_t)P * c->L + 1, sizeof(int));
+    c->xcnt_s = calloc((size_t)P * (c->L + 1), sizeof(int));
+    c->xcnt_r = calloc((size_t)P * (c->L + 1), sizeof(int));
+    c->bcur = calloc((size_t)P * c->L + 1, sizeof(int64_t));
+    c->via = calloc((size_t)P, sizeof(int));
     if (!c->lrank || !c->tr_s || !c->tr_r || !c->bs_off || !c->bs_n || !c->br_off ||
-        !c->br_n || !c->next_step || !c->rq)
+        !c->br_n || !c->next_step || !c->rq || !c->pcnt_s || !c->xcnt_s || !c->xcnt_r ||
+        !c->bcur || !c->via)
         goto err_nomem;
+    /* rank o's forwarder on my node: my node's rank with o's local index modulo my node's
+     * size (as c->peer, seen from the other side) */
+    for (r = 0; r < P; r++) {
+        int lo = 0, q, seen = 0;
+        for (q = 0; q < r; q++)
+            lo += c->node[q] == c->node[r];
+        c->via[r] = c->node[r] == c->mynode ? r : -1;
+        for (q = 0; q < P && c->via[r] < 0; q++)
+            if (c->node[q] == c->mynode && seen++ == lo % size[c->mynode])
+                c->via[r] = q;
+    }
     for (r = 0, n = 0; r < P; r++)
         if (c->node[r] == c->mynode) {
             if (r == c->rank)
@@ -498,6 +524,23 @@ static const float *hier_bunit_row(const a2a_hier_t *c, int b)
                   : HIER_ROW(c, hier_fwd_unit(c, ((const int32_t *)c->bsend_u.p)[-i - 1]));
 }
 
+/* Pipelined form, as B-unit b arrives: its row goes into the batch once per entry, at the
+ * next row of the entry's (origin, local expert) range (the entries of a pipelined B-unit
+ * carry the origin rank in `rank`), and brow notes where. */
+static void hier_batch_take(a2a_hier_t *c, int b)
+{
+    const char       *bu = hier_bunit(c, b);
+    const hier_ent_t *e = HIER_ENT(bu);
+    const float      *row = hier_bunit_row(c, b);
+    int               i, n = ((const hier_hdr_t *)bu)->n;
+
+    for (i = 0; i < n; i++) {
+        int64_t r = c->bcur[(size_t)e[i].rank * c->L + e[i].expert]++;
+        ((int64_t *)c->brow.p)[(size_t)b * c->k + i] = r;
+        memcpy((float *)c->bx.p + r * c->d, row, (size_t)c->d * sizeof(float));
+    }
+}
+
 /* Whether entry i is the first of its unit for its destination rank (one B-unit per rank). */
 static int hier_first_for_rank(const hier_ent_t *e, int i)
 {
@@ -560,6 +603,8 @@ static moe_status_t hier_poke(a2a_hier_t *c, int id)
 static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                                      moe_a2a_stats_t *st)
 {
+    /* a B-unit's entries all name its destination; here `rank` carries the origin instead
+     * (r = -1: the own units, whose origin is this rank), which the batch needs */
     int          q, r, u, i, m, lo, hi, nl = c->nl;
     moe_status_t e_;
 
@@ -568,6 +613,7 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
         for (r = -1; r < c->P; r++) {
             if (!hier_step_range(c, s, r, &lo, &hi))
                 continue;
+            int org = r < 0 ? c->rank : r;
             for (u = lo; u < hi; u++) {
                 char       *unit = hier_fwd_unit(c, u), *bu;
                 hier_hdr_t *h = (hier_hdr_t *)unit, *bh;
@@ -583,8 +629,10 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                 bh->t = u;
                 bh->n = 0;
                 for (m = i; m < h->n; m++) /* entries for this rank, in slot order */
-                    if (e[m].rank == dst)
-                        HIER_ENT(bu)[bh->n++] = e[m];
+                    if (e[m].rank == dst) {
+                        HIER_ENT(bu)[bh->n] = e[m];
+                        HIER_ENT(bu)[bh->n++].rank = org;
+                    }
                 if (q != c->li) /* my own B-units keep their row in the forwarded unit */
                     memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
                 if ((*bcur - first) % HIER_POKE == 0 && (e_ = hier_poke(c, 0)) != MOE_OK)
@@ -603,6 +651,8 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                 ref[u - first] = -(int64_t)u - 1;
             c->br_off[s * nl + q] = c->n_brecv;
             c->br_n[s * nl + q] = *bcur - first;
+            for (u = first; u < *bcur; u++)
+                hier_batch_take(c, c->n_brecv + u - first);
             c->n_brecv += *bcur - first;
             c->next_step[q]++;
             (*left)--;
@@ -648,6 +698,8 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             c->n_bphys += n;
             c->br_off[s * nl + q] = c->n_brecv;
             c->br_n[s * nl + q] = n;
+            for (j = 0; j < n; j++)
+                hier_batch_take(c, c->n_brecv + j);
             c->n_brecv += n;
             c->next_step[q]++;
             (*left)--;
@@ -675,27 +727,49 @@ static void hier_piece_traffic(a2a_hier_t *c, const moe__hier_xfer_t *xf, moe_a2
     memset(c->tr_r, 0, (size_t)c->P * sizeof(int));
 }
 
-static int hier_key_cmp(const void *a, const void *b)
-{
-    int64_t x = ((const int64_t *)a)[0], y = ((const int64_t *)b)[0];
-
-    return (x > y) - (x < y);
-}
-
 /* Dispatch after the A-units are built: counts, then stages A and B pipelined; leaves the
  * B-units in brecv and their unpipelined order in border. */
 static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, double *tc)
 {
     int              P = c->P, C = c->chunks, nl = c->nl, s, q, cc, left, got, done, bcur = 0;
-    int              U, b;
+    int              U, b, L = c->L, x, o;
+    int64_t          rows = 0;
     double           t0 = MPI_Wtime(), ti = 0;
     moe__hier_xfer_t xf;
     void            *rdata = NULL;
     moe_status_t     e;
 
-    MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
+    /* counts: A-units to each forwarder, and kept pairs to each (rank, local expert), so
+     * every destination knows the batch layout before the first row arrives */
+    for (x = 0; x < P; x++) {
+        c->xcnt_s[x * (L + 1)] = c->ucnt_s[x];
+        memcpy(c->xcnt_s + x * (L + 1) + 1, c->pcnt_s + (size_t)x * L, (size_t)L * sizeof(int));
+    }
+    MOE_MPI_CHECK(c->log, MPI_Alltoall(c->xcnt_s, L + 1, MPI_INT, c->xcnt_r, L + 1, MPI_INT,
+                                       c->comm));
+    for (x = 0; x < P; x++)
+        c->ucnt_r[x] = c->xcnt_r[x * (L + 1)];
     moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, 0, 0, st);
     *tc += MPI_Wtime() - t0;
+    /* the batch: per local expert, rows in the unpipelined order — forwarder q of my node in
+     * increasing rank; at q its own units (origin q) first, then the units it received, by
+     * origin rank — so each (origin, local expert) stream owns one consecutive range */
+    for (x = 0; x < c->n_local; x++) {
+        c->offset[x] = rows;
+        for (q = 0; q < nl; q++)
+            for (o = -1; o < P; o++) {
+                int org = o < 0 ? c->lrank[q] : o;
+                if (o >= 0 && (o == c->lrank[q] || c->via[o] != c->lrank[q]))
+                    continue;
+                c->bcur[(size_t)org * L + x] = rows;
+                rows += c->xcnt_r[org * (L + 1) + 1 + x];
+            }
+    }
+    c->offset[c->n_local] = rows;
+    if (moe__hier_buf_grow(&c->bx, (size_t)rows * c->d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->by, (size_t)rows * c->d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->brow, (size_t)rows * c->k * sizeof(int64_t)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     moe__a2a_layout(P, c->ucnt_s, c->ub, c->a_scnt, c->a_sdsp);
     c->n_arecv = (int)moe__a2a_layout(P, c->ucnt_r, c->ub, c->a_rcnt, c->a_rdsp);
     xf.sbuf = c->asend.p;
@@ -767,18 +841,6 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
     st->t_dispatch_inter += ti;
     c->n_bsend = bcur;
     c->brecv_p = c->brecv.p;
-    /* the unpipelined order: (forwarder rank, unit index at the forwarder) */
-    if (moe__hier_buf_grow(&c->border, (size_t)c->n_brecv * 2 * sizeof(int64_t)))
-        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    for (s = 0; s <= C; s++)
-        for (q = 0; q < nl; q++)
-            for (b = c->br_off[s * nl + q]; b < c->br_off[s * nl + q] + c->br_n[s * nl + q];
-                 b++) {
-                int64_t *o = (int64_t *)c->border.p + 2 * b;
-                o[0] = ((int64_t)q << 32) | (uint32_t)((hier_hdr_t *)hier_bunit(c, b))->t;
-                o[1] = b;
-            }
-    qsort(c->border.p, (size_t)c->n_brecv, 2 * sizeof(int64_t), hier_key_cmp);
     return MOE_OK;
 }
 
@@ -941,12 +1003,14 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
 
     /* 1. A-units: one per (token, node with kept pairs) */
     memset(c->ucnt_s, 0, (size_t)P * sizeof(int));
+    memset(c->pcnt_s, 0, (size_t)P * c->L * sizeof(int));
     c->n_own = 0;
     for (t = 0; t < T; t++)
         for (j = 0; j < k; j++) {
             int p = t * k + j, dn, dup = 0;
             if (plan->dest_rank[p] < 0)
                 continue;
+            c->pcnt_s[(size_t)plan->dest_rank[p] * c->L + plan->dest_expert[p]]++;
             dn = c->node[plan->dest_rank[p]];
             for (i = 0; i < j; i++)
                 dup |= plan->dest_rank[t * k + i] >= 0 && c->node[plan->dest_rank[t * k + i]] == dn;
@@ -1004,7 +1068,7 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
         s = hier_dispatch_piped(c, st, &tc);
         if (s != MOE_OK)
             return s;
-        goto batch;
+        goto done; /* the batch was filled as the B-units arrived */
     }
     s = hier_exchange_units(c, 1, c->asend.p, &c->arecv, &c->arecv_p, c->a_scnt, c->a_sdsp,
                             c->a_rcnt, c->a_rdsp, &c->n_arecv, st, &tc);
@@ -1056,9 +1120,7 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
     if (s != MOE_OK)
         return s;
 
-batch:
-    /* 3. batch rows per local expert, ordered by (source rank, unit, entry); the pipelined
-     * form received the B-units in another order and lists this one in border */
+    /* 3. batch rows per local expert, ordered by (source rank, unit, entry) */
     memset(c->ecnt, 0, (size_t)(c->n_local + 1) * sizeof(int64_t));
     for (b = 0; b < c->n_brecv; b++) {
         char *bu = hier_bunit(c, b);
@@ -1075,16 +1137,15 @@ batch:
         moe__hier_buf_grow(&c->by, (size_t)rows * d * sizeof(float)) ||
         moe__hier_buf_grow(&c->brow, (size_t)c->n_brecv * k * sizeof(int64_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    for (u = 0; u < c->n_brecv; u++) {
-        char *bu;
-        b = c->chunks > 1 ? (int)((int64_t *)c->border.p)[2 * u + 1] : u;
-        bu = hier_bunit(c, b);
+    for (b = 0; b < c->n_brecv; b++) {
+        char *bu = hier_bunit(c, b);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
             memcpy((float *)c->bx.p + row * d, hier_bunit_row(c, b), (size_t)d * sizeof(float));
         }
     }
+done:
     batch->n_local = c->n_local;
     batch->offset = c->offset;
     batch->x = c->bx.p;
