@@ -98,6 +98,7 @@ typedef struct a2a_hier {
                               * filled as B-units arrive, at the rows of the unpipelined order */
     int       *via;          /* [P] the rank of my node that forwards rank o's units to my node
                               * (o itself if o is on my node) */
+    moe__hier_buf_t fresh;   /* char [U]: unit not yet added to in the node reduction */
     moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
                               * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
                               * are used in place, not sent) */
@@ -128,7 +129,7 @@ void moe__a2a_hier_destroy(void *vctx)
     a2a_hier_t *c = vctx;
     moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
-                          &c->tok_unit, &c->bref};
+                          &c->tok_unit, &c->bref, &c->fresh};
     size_t      i;
 
     if (c == NULL)
@@ -877,14 +878,71 @@ static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch,
                  o);
 }
 
+/* Forwarder, pipelined combine: reduces the steps from *next on (in the order 1..C, then 0)
+ * while their B returns are all in and their place in that order is below `upto` (this
+ * rank's own partials of those steps are written), and sends the A-return piece of each;
+ * with `wait`, waits for the returns instead of stopping at the first step not yet in. The
+ * node partial of a unit is 0 + its B returns in increasing rank order, as unpipelined (the
+ * first written, not added to a zeroed row: `fresh` marks the units not yet touched). */
+static moe_status_t hier_reduce_ready(a2a_hier_t *c, int upto, int wait, int *next,
+                                      moe_a2a_stats_t *st, double *ti)
+{
+    int           C = c->chunks, nl = c->nl, d = c->d, q, b, m, flag, done;
+    float        *vret = c->vret.p, *np_ = c->npart.p;
+    char         *fresh = c->fresh.p;
+    const int32_t *bu = c->bsend_u.p;
+    moe_status_t  e;
+    double        t0;
+
+    while (*next < upto) {
+        int r = *next % (C + 1);
+        for (;;) {
+            MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + r * nl, &flag, MPI_STATUSES_IGNORE));
+            if (flag || !wait)
+                break;
+            if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
+                return e;
+            sched_yield();
+        }
+        if (!flag)
+            return MOE_OK;
+        for (q = 0; q < nl; q++) {
+            c->tr_r[c->lrank[q]] = c->bs_n[r * nl + q] * d;
+            for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q]; b++) {
+                float *restrict       o = np_ + (size_t)bu[b] * d;
+                const float *restrict v = vret + (size_t)b * d;
+                if (fresh[bu[b]]) {
+                    for (m = 0; m < d; m++)
+                        o[m] = 0.0f + v[m];
+                    fresh[bu[b]] = 0;
+                } else
+                    for (m = 0; m < d; m++)
+                        o[m] += v[m];
+                if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                    return e;
+            }
+        }
+        moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
+        for (q = 0; q < nl; q++)
+            c->tr_r[c->lrank[q]] = 0;
+        if (r > 0) {
+            t0 = MPI_Wtime();
+            if ((e = c->inter->send_chunk(c->tp, 1, r - 1)) != MOE_OK)
+                return e;
+            *ti += MPI_Wtime() - t0;
+        }
+        (*next)++;
+    }
+    return MOE_OK;
+}
+
 /* Combine up to the origin's sum: B returns, node partials and A returns pipelined; the A
  * returns end up at *aret_p (laid out as the A-units this rank sent). */
 static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *batch,
                                        moe_a2a_stats_t *st, float **aret_p)
 {
-    int              C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
-    int              next;
-    int              done, U = c->n_own + c->n_arecv;
+    int              C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, nm, next, done;
+    int              U = c->n_own + c->n_arecv;
     float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
     double           t0, ti = 0;
     moe__hier_xfer_t xf;
@@ -905,11 +963,14 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
     if ((e = c->inter->start(c->tp, 1, &xf, C, &c->aret, &rdata)) != MOE_OK)
         return e;
     ti += MPI_Wtime() - t0;
-    memset(np_, 0, (size_t)U * d * sizeof(float));
+    if (moe__hier_buf_grow(&c->fresh, (size_t)U + 1))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    memset(c->fresh.p, 1, (size_t)U + 1);
     /* steps in the order 1..C, then the own units (step 0): the returns of steps 1..C cross
      * the network. A rank computes and sends all its destination partials without waiting
-     * for its peers, reducing (as forwarder) every step whose returns are already in between
-     * them; then it waits for the rest. Steps are reduced and A pieces sent in step order. */
+     * for its peers; as forwarder it reduces every earlier step whose returns are in, at
+     * every poke between partials and after each step; then it waits for the rest. Steps
+     * are reduced and A pieces sent in step order. */
     for (i = 1, next = 1; i <= C + 1; i++) {
         s = i % (C + 1);
         /* destination: partials of step s, one message per forwarder */
@@ -921,7 +982,9 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
                 float *o = q == c->li ? vret + (size_t)(c->bs_off[s * nl + q] + b - off) * d
                                       : vb + (size_t)b * d;
                 hier_b_partial(c, batch, b, o);
-                if ((b - off + 1) % HIER_POKE == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                if ((b - off + 1) % HIER_POKE == 0 &&
+                    ((e = hier_poke(c, 1)) != MOE_OK ||
+                     (e = hier_reduce_ready(c, i, 0, &next, st, &ti)) != MOE_OK))
                     return e;
             }
             c->tr_s[c->lrank[q]] = n * d;
@@ -933,43 +996,9 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
         moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
         for (q = 0; q < nl; q++)
             c->tr_s[c->lrank[q]] = 0;
-        /* forwarder: every step done here (its own partials are written in the destination
-         * part) whose returns are in; all of them after the last */
-        while (next <= i) {
-            int r = next % (C + 1);
-            for (;;) {
-                MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + r * nl, &flag, MPI_STATUSES_IGNORE));
-                if (flag || i <= C)
-                    break;
-                if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
-                    return e;
-                sched_yield();
-            }
-            if (!flag)
-                break;
-            for (q = 0; q < nl; q++) {
-                c->tr_r[c->lrank[q]] = c->bs_n[r * nl + q] * d;
-                for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q];
-                     b++) {
-                    float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
-                    const float *v = vret + (size_t)b * d;
-                    for (m = 0; m < d; m++)
-                        o[m] += v[m];
-                    if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
-                        return e;
-                }
-            }
-            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
-            for (q = 0; q < nl; q++)
-                c->tr_r[c->lrank[q]] = 0;
-            if (r > 0) {
-                t0 = MPI_Wtime();
-                if ((e = c->inter->send_chunk(c->tp, 1, r - 1)) != MOE_OK)
-                    return e;
-                ti += MPI_Wtime() - t0;
-            }
-            next++;
-        }
+        /* forwarder: every step done here whose returns are in; all of them after the last */
+        if ((e = hier_reduce_ready(c, i + 1, i > C, &next, st, &ti)) != MOE_OK)
+            return e;
     }
     hier_piece_traffic(c, &xf, st);
     /* origin: every piece of the A returns */
