@@ -987,12 +987,14 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
                      (e = hier_reduce_ready(c, i, 0, &next, st, &ti)) != MOE_OK))
                     return e;
             }
-            c->tr_s[c->lrank[q]] = n * d;
             if (q == c->li)
                 continue;
             MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
                                             HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
         }
+        /* (accounted here, not per forwarder: the reductions at the pokes account theirs) */
+        for (q = 0; q < nl; q++)
+            c->tr_s[c->lrank[q]] = c->br_n[s * nl + q] * d;
         moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
         for (q = 0; q < nl; q++)
             c->tr_s[c->lrank[q]] = 0;
