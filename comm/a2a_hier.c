@@ -238,23 +238,19 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
         !c->br_n || !c->next_step || !c->rq || !c->pcnt_s || !c->xcnt_s || !c->xcnt_r ||
         !c->bcur || !c->via)
         goto err_nomem;
-    /* rank o's forwarder on my node: my node's rank with o's local index modulo my node's
-     * size (as c->peer, seen from the other side) */
-    for (r = 0; r < P; r++) {
-        int lo = 0, q, seen = 0;
-        for (q = 0; q < r; q++)
-            lo += c->node[q] == c->node[r];
-        c->via[r] = c->node[r] == c->mynode ? r : -1;
-        for (q = 0; q < P && c->via[r] < 0; q++)
-            if (c->node[q] == c->mynode && seen++ == lo % size[c->mynode])
-                c->via[r] = q;
-    }
     for (r = 0, n = 0; r < P; r++)
         if (c->node[r] == c->mynode) {
             if (r == c->rank)
                 c->li = n;
             c->lrank[n++] = r;
         }
+    /* rank o's forwarder on my node: my node's rank with o's local index modulo my node's
+     * size (c->peer seen from the other side; first_li counts the ranks seen per node) */
+    memset(first_li, 0, (size_t)c->nnodes * sizeof(int));
+    for (r = 0; r < P; r++) {
+        int lo = first_li[c->node[r]]++;
+        c->via[r] = c->node[r] == c->mynode ? r : c->lrank[lo % c->nl];
+    }
     env.comm = c->comm;
     env.nranks = P;
     env.rank = c->rank;
