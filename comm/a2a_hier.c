@@ -103,6 +103,8 @@ typedef struct a2a_hier {
                               * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
                               * are used in place, not sent) */
     int        n_bphys;      /* units in brecv */
+    moe__hier_xfer_t axf;    /* the pipelined A transfer (kept for the transport until finish) */
+    int        asent;        /* A pieces sent so far */
 } a2a_hier_t;
 
 int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes)
@@ -724,15 +726,15 @@ static void hier_piece_traffic(a2a_hier_t *c, const moe__hier_xfer_t *xf, moe_a2
     memset(c->tr_r, 0, (size_t)c->P * sizeof(int));
 }
 
-/* Dispatch after the A-units are built: counts, then stages A and B pipelined; leaves the
- * B-units in brecv and their unpipelined order in border. */
-static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, double *tc)
+/* Pipelined dispatch, once the A-units are counted (before they are packed): the count
+ * exchange, the batch layout, and the inter-node transfer started (receives posted); the
+ * pieces are sent by hier_send_ready as the packing completes them. */
+static moe_status_t hier_piped_begin(a2a_hier_t *c, moe_a2a_stats_t *st, double *tc)
 {
-    int              P = c->P, C = c->chunks, nl = c->nl, s, q, cc, left, got, done, bcur = 0;
-    int              U, b, L = c->L, x, o;
+    int              P = c->P, C = c->chunks, nl = c->nl, q, U, b, L = c->L, x, o;
     int64_t          rows = 0;
-    double           t0 = MPI_Wtime(), ti = 0;
-    moe__hier_xfer_t xf;
+    double           t0 = MPI_Wtime();
+    moe__hier_xfer_t *xf = &c->axf;
     void            *rdata = NULL;
     moe_status_t     e;
 
@@ -769,15 +771,15 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     moe__a2a_layout(P, c->ucnt_s, c->ub, c->a_scnt, c->a_sdsp);
     c->n_arecv = (int)moe__a2a_layout(P, c->ucnt_r, c->ub, c->a_rcnt, c->a_rdsp);
-    xf.sbuf = c->asend.p;
-    xf.scnt = c->a_scnt;
-    xf.sdsp = c->a_sdsp;
-    xf.rcnt = c->a_rcnt;
-    xf.rdsp = c->a_rdsp;
-    xf.rtotal = (size_t)c->n_arecv * c->ub;
-    xf.elem = 1;
-    xf.type = MPI_BYTE;
-    xf.unit = (int)c->ub;
+    xf->sbuf = c->asend.p;
+    xf->scnt = c->a_scnt;
+    xf->sdsp = c->a_sdsp;
+    xf->rcnt = c->a_rcnt;
+    xf->rdsp = c->a_rdsp;
+    xf->rtotal = (size_t)c->n_arecv * c->ub;
+    xf->elem = 1;
+    xf->type = MPI_BYTE;
+    xf->unit = (int)c->ub;
     U = c->n_own + c->n_arecv;
     /* a unit yields at most one B-unit per rank of the node, and at most k */
     b = c->k < nl ? c->k : nl;
@@ -785,14 +787,51 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
         moe__hier_buf_grow(&c->bsend_u, (size_t)U * b * sizeof(int32_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     t0 = MPI_Wtime();
-    e = c->inter->start(c->tp, 0, &xf, C, &c->arecv, &rdata);
-    for (cc = 0; cc < C && e == MOE_OK; cc++)
-        e = c->inter->send_chunk(c->tp, 0, cc);
-    if (e != MOE_OK)
+    if ((e = c->inter->start(c->tp, 0, xf, C, &c->arecv, &rdata)) != MOE_OK)
         return e;
-    ti += MPI_Wtime() - t0;
+    st->t_dispatch_inter += MPI_Wtime() - t0;
     c->arecv_p = rdata;
-    hier_piece_traffic(c, &xf, st);
+    c->asent = 0;
+    return MOE_OK;
+}
+
+/* Sends every A piece the packing has completed (piece c to rank r is complete once units
+ * [0, moe__hier_piece(n, c + 1, chunks)) of r's block are packed: c->cursor[r] counts them
+ * from the block's start), or, with `all`, every piece not sent yet. */
+static moe_status_t hier_send_ready(a2a_hier_t *c, int all, moe_a2a_stats_t *st)
+{
+    int          r, n;
+    double       t0 = MPI_Wtime();
+    moe_status_t e;
+
+    while (c->asent < c->chunks) {
+        for (r = 0; r < c->P && !all; r++) {
+            n = c->a_scnt[r] / (int)c->ub;
+            if (c->cursor[r] - c->a_sdsp[r] / (int64_t)c->ub <
+                moe__hier_piece(n, c->asent + 1, c->chunks))
+                break;
+        }
+        if (!all && r < c->P)
+            break;
+        if ((e = c->inter->send_chunk(c->tp, 0, c->asent)) != MOE_OK)
+            return e;
+        c->asent++;
+    }
+    st->t_dispatch_inter += MPI_Wtime() - t0;
+    return MOE_OK;
+}
+
+/* Pipelined dispatch after the A-units are packed: the last pieces sent, then stage B as the
+ * pieces arrive; the batch is filled as the B-units arrive. */
+static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st)
+{
+    int          C = c->chunks, nl = c->nl, s, left, got, done, bcur = 0;
+    double       t0, ti = 0;
+    moe_status_t e;
+
+    if ((e = hier_send_ready(c, 1, st)) != MOE_OK)
+        return e;
+    hier_piece_traffic(c, &c->axf, st);
 
     c->n_brecv = 0;
     c->n_bphys = 0;
@@ -1055,6 +1094,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
     if (moe__hier_buf_grow(&c->asend, (size_t)c->n_asend * c->ub) ||
         moe__hier_buf_grow(&c->own, (size_t)c->n_own * c->ub))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    /* pipelined: counts exchanged and receives posted before packing, pieces sent as the
+     * packing completes them (the wire starts while later tokens are packed) */
+    if (c->chunks > 1 && (s = hier_piped_begin(c, st, &tc)) != MOE_OK)
+        return s;
     tu = c->tok_unit.p;
     for (i = 0; i < T * c->nnodes; i++)
         tu[i] = -1;
@@ -1063,6 +1106,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
             int         p = t * k + j, dn, slot;
             char       *unit;
             hier_hdr_t *h;
+            /* tokens before t are packed: send the pieces they complete */
+            if (j == 0 && t > 0 && t % HIER_POKE == 0 && c->chunks > 1 &&
+                (s = hier_send_ready(c, 0, st)) != MOE_OK)
+                return s;
             if (plan->dest_rank[p] < 0)
                 continue;
             dn = c->node[plan->dest_rank[p]];
@@ -1092,7 +1139,7 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
             h->n++;
         }
     if (c->chunks > 1) { /* stages A and B pipelined */
-        s = hier_dispatch_piped(c, st, &tc);
+        s = hier_dispatch_piped(c, st);
         if (s != MOE_OK)
             return s;
         goto done; /* the batch was filled as the B-units arrived */
