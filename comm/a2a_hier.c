@@ -554,12 +554,14 @@ static int hier_first_for_rank(const hier_ent_t *e, int i)
 
 /* ---- pipelined form (chunks > 1) ----
  * Step s = 0 forwards the own units, step s >= 1 piece s-1 of the A-units (of every source).
- * dispatch: all A pieces are sent at once; as piece s-1 arrives the forwarder builds the
- * B-units of step s and sends one message per rank of its node (empty ones too: receivers
- * probe for exactly (chunks + 1) x (node size) messages), while later pieces are on the wire.
- * The receiver keeps B-units in arrival order and sorts them into the unpipelined order
- * (forwarder rank, unit index at the forwarder) for the batch, so expert inputs are exactly
- * those of the unpipelined form.
+ * dispatch: the counts (A-units per forwarder, kept pairs per (rank, local expert)) are
+ * exchanged and the A receives posted before packing; each A piece is sent once packed. As
+ * piece s-1 arrives the forwarder builds the B-units of step s and sends one message per
+ * rank of its node (empty ones too: receivers probe for exactly (chunks + 1) x (node size)
+ * messages), while later pieces are on the wire. From the pair counts the receiver knows the
+ * batch rows of every (origin, local expert) stream in the unpipelined order (forwarder
+ * rank, unit index at the forwarder) and fills the batch as B-units arrive, so expert
+ * inputs are exactly those of the unpipelined form.
  * combine: per step (1..chunks, then the own units), destinations return the partials of
  * that step's B-units; the forwarder reduces a step as soon as its returns are in
  * (destination ranks in increasing order, as unpipelined) and sends piece s-1 of the A
