@@ -25,6 +25,14 @@ float *moe__a2a_rows_alloc(size_t floats, int opaque)
     return p;
 }
 
+void moe__a2a_add_scaled(float *restrict o, const float *restrict y, float w, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++)
+        o[i] += w * y[i];
+}
+
 void moe__a2a_rows_free(float *p, int opaque)
 {
 #ifdef MOERUN_SMPI

@@ -65,6 +65,7 @@ typedef struct a2a_flat {
     int          expert_block; /* rows per expert call piece (params), 0: whole expert */
     int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
     int         *missing;      /* [n_local] row segments of each local expert not arrived */
+    int64_t     *self_delta;   /* [n_local] batch row - sendbuf row of this rank's own pairs */
     int         *done_idx;     /* [FLAT_LANES * FLAT_WINDOW] Testsome/Waitsome output */
 } a2a_flat_t;
 
@@ -102,6 +103,7 @@ static void flat_destroy(void *vctx)
     free(c->queue);
     free(c->rseg);
     free(c->missing);
+    free(c->self_delta);
     free(c->done_idx);
     free(c);
 }
@@ -163,6 +165,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->queue = calloc((size_t)FLAT_LANES * c->qcap + 1, sizeof(int));
     c->rseg = calloc((size_t)P * c->n_local + 1, sizeof(int64_t));
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
+    c->self_delta = calloc((size_t)c->n_local + 1, sizeof(int64_t));
     for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
     /* receive-side buffers sized for the most rows this rank's experts can get (params
@@ -179,7 +182,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         goto err_nomem;
     c->recv_rows_cap = c->bx_rows_cap = c->by_rows_cap = (size_t)rows0;
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
-        !c->missing)
+        !c->missing || !c->self_delta)
         goto err_nomem;
     /* retbuf: zeroed, so resident, by moe__a2a_rows_alloc unless opaque */
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
@@ -206,9 +209,12 @@ err:
 
 /* Steps 1 and 2 of dispatch (shared with the overlapped forward): the count exchange, the
  * packed send buffer, pos[], and both layouts (scnt/sdsp, rcnt/rdsp in floats). Grows
- * recvbuf, bx and by to the rows received. */
+ * recvbuf, bx and by to the rows received. With self_direct (the overlapped forward) the
+ * batch layout (offset, rseg) is set too and the pairs this rank keeps are packed straight
+ * into their batch rows in bx (same rows, same order as through sendbuf; their sendbuf rows
+ * stay unused): one copy of the own rows instead of two. */
 static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, const float *x,
-                                 moe_a2a_stats_t *st)
+                                 int self_direct, moe_a2a_stats_t *st)
 {
     int     P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
     int64_t rows = 0, acc, kept = 0;
@@ -229,6 +235,31 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
     t1 = MPI_Wtime();
     st->t_counts += t1 - t0;
 
+    /* receive layout: source-major, then my local expert */
+    for (r = 0; r < P; r++) {
+        int64_t n = 0;
+        for (e = 0; e < c->n_local; e++)
+            n += c->recv_cnt[r * c->n_local + e];
+        c->rcnt[r] = (int)(n * d);
+    }
+    rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
+    c->recv_rows = rows;
+    if (moe__a2a_rows_grow(&c->recvbuf, &c->recv_rows_cap, rows, d, c->opaque) ||
+        moe__a2a_rows_grow(&c->bx, &c->bx_rows_cap, rows, d, c->opaque) ||
+        moe__a2a_rows_grow(&c->by, &c->by_rows_cap, rows, d, c->opaque))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "flat exchange: out of memory for %lld rows",
+                             (long long)rows);
+    if (self_direct) { /* batch layout: expert-major, source order inside */
+        for (e = 0, acc = 0; e < c->n_local; e++) {
+            c->offset[e] = acc;
+            for (r = 0; r < P; r++) {
+                c->rseg[r * c->n_local + e] = acc;
+                acc += c->recv_cnt[r * c->n_local + e];
+            }
+        }
+        c->offset[c->n_local] = acc;
+    }
+
     /* 2. pack rows: destination-major, then local expert, then slot order */
     for (r = 0, acc = 0; r < P; r++) {
         int64_t n = 0;
@@ -240,31 +271,23 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
         acc += n;
     }
     MOE_ASSERT(acc == kept); /* every kept pair has one send row */
+    for (e = 0; e < c->n_local; e++) /* own pairs: sendbuf row + self_delta = batch row */
+        c->self_delta[e] = self_direct ? c->rseg[c->rank * c->n_local + e] -
+                                             c->cursor[c->cnt_off[c->rank] + e] : 0;
     for (p = 0; p < npairs; p++) {
-        int dr = plan->dest_rank[p];
+        int    dr = plan->dest_rank[p];
+        float *to;
         if (dr < 0) {
             c->pos[p] = -1;
             continue;
         }
         c->pos[p] = c->cursor[c->cnt_off[dr] + plan->dest_expert[p]]++;
-        moe__a2a_rows_copy(c->opaque, c->sendbuf + c->pos[p] * d, x + (size_t)(p / k) * d,
-                           (size_t)d * sizeof(float));
-    }
-    /* receive layout: source-major, then my local expert */
-    for (r = 0; r < P; r++) {
-        int64_t n = 0;
-        for (e = 0; e < c->n_local; e++)
-            n += c->recv_cnt[r * c->n_local + e];
-        c->rcnt[r] = (int)(n * d);
+        to = self_direct && dr == c->rank
+                 ? c->bx + (c->pos[p] + c->self_delta[plan->dest_expert[p]]) * d
+                 : c->sendbuf + c->pos[p] * d;
+        moe__a2a_rows_copy(c->opaque, to, x + (size_t)(p / k) * d, (size_t)d * sizeof(float));
     }
     moe__a2a_displs(P, c->scnt, c->sdsp);
-    rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
-    c->recv_rows = rows;
-    if (moe__a2a_rows_grow(&c->recvbuf, &c->recv_rows_cap, rows, d, c->opaque) ||
-        moe__a2a_rows_grow(&c->bx, &c->bx_rows_cap, rows, d, c->opaque) ||
-        moe__a2a_rows_grow(&c->by, &c->by_rows_cap, rows, d, c->opaque))
-        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "flat exchange: out of memory for %lld rows",
-                             (long long)rows);
     st->t_dispatch += MPI_Wtime() - t1;
     return MOE_OK;
 }
@@ -278,7 +301,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
     double       t1, tx;
     moe_status_t s;
 
-    if ((s = flat_prepare(c, plan, x, st)) != MOE_OK)
+    if ((s = flat_prepare(c, plan, x, 0, st)) != MOE_OK)
         return s;
     t1 = MPI_Wtime();
 
@@ -326,7 +349,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
                                  moe_a2a_stats_t *st)
 {
     a2a_flat_t *c = vctx;
-    int         P = c->nranks, d = c->d, k = plan->top_k, r, e, t, j, i;
+    int         P = c->nranks, d = c->d, k = plan->top_k, r, e, t, j;
     int64_t     dst = 0;
     double      t0 = MPI_Wtime(), tx;
 
@@ -358,8 +381,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
                 continue;
             y = c->sendbuf + c->pos[p] * d;
             w = plan->weight[p];
-            for (i = 0; i < d; i++)
-                o[i] += w * y[i];
+            moe__a2a_add_scaled(o, y, w, d);
         }
     }
     st->t_combine += MPI_Wtime() - t0;
@@ -462,7 +484,8 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
  * dispatch + experts + combine with the exchange overlapped (moe_a2a_ops_t.forward).
  * Counts and packing as in dispatch; then every (peer, local expert) segment of rows is
  * posted point to point straight into the expert-grouped batch (bounded windows); this
- * rank's own segments are copied in. Local expert e runs as soon as all its segments have
+ * rank's own pairs were packed straight into it (flat_prepare's self_direct) and their
+ * outputs are summed from where the expert wrote them (no copy either way). Local expert e runs as soon as all its segments have
  * arrived, on exactly the rows and in exactly the blocks of the non-overlapped path (the
  * same expert calls: BLAS results depend on the row count of a call, so nothing is split
  * differently), with progress calls between pieces of params->expert_block rows (the
@@ -478,25 +501,16 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     a2a_flat_t  *c = vctx;
     int          P = c->nranks, me = c->rank, d = c->d, k = plan->top_k, i, r, t, j, e, lane;
     int          maxl = 0;
-    int64_t      acc, blk = c->expert_block > 0 ? c->expert_block : INT64_MAX;
+    int64_t      blk = c->expert_block > 0 ? c->expert_block : INT64_MAX;
     flat_ovl_t   o;
     double       t0, tc;
     moe_status_t s;
 
-    if ((s = flat_prepare(c, plan, x, st)) != MOE_OK)
+    if ((s = flat_prepare(c, plan, x, 1, st)) != MOE_OK) /* own rows already in bx */
         return s;
     t0 = MPI_Wtime();
     memset(&o, 0, sizeof(o));
-    /* batch layout (expert-major, source order inside) and where each segment lands */
-    for (e = 0, acc = 0; e < c->n_local; e++) {
-        c->offset[e] = acc;
-        c->missing[e] = 0;
-        for (r = 0; r < P; r++) {
-            c->rseg[r * c->n_local + e] = acc;
-            acc += c->recv_cnt[r * c->n_local + e];
-        }
-    }
-    c->offset[c->n_local] = acc;
+    memset(c->missing, 0, (size_t)c->n_local * sizeof(int));
     for (r = 0; r < P; r++)
         maxl = c->local_experts[r] > maxl ? c->local_experts[r] : maxl;
     for (e = 0; e < maxl; e++)
@@ -516,12 +530,6 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (lane = 0; lane < FLAT_LANES; lane++)
         if ((s = flat_post(c, &o, lane)) != MOE_OK)
             return s;
-    for (e = 0; e < c->n_local; e++) { /* own rows */
-        int64_t n;
-        float  *src = flat_seg(c, FLAT_ROWS_SEND, me, e, &n);
-        moe__a2a_rows_copy(c->opaque, flat_seg(c, FLAT_ROWS_RECV, me, e, &n), src,
-                           (size_t)n * d * sizeof(float));
-    }
     st->t_dispatch += MPI_Wtime() - t0;
     t0 = MPI_Wtime();
 
@@ -538,13 +546,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
             if ((s = flat_progress(c, &o, 0, NULL)) != MOE_OK)
                 return s;
         }
-        o.ecomputed = e + 1;
-        {
-            int64_t nself;
-            float  *ys = flat_seg(c, FLAT_OUT_SEND, me, e, &nself);
-            moe__a2a_rows_copy(c->opaque, flat_seg(c, FLAT_OUT_RECV, me, e, &nself), ys,
-                               (size_t)nself * d * sizeof(float));
-        }
+        o.ecomputed = e + 1; /* own outputs stay in by: the sum reads them there */
         if ((s = flat_post(c, &o, FLAT_OUT_SEND)) != MOE_OK)
             return s;
     }
@@ -561,10 +563,11 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
             float        w;
             if (c->pos[p] < 0)
                 continue;
-            y = c->retbuf + c->pos[p] * d;
+            y = plan->dest_rank[p] == me
+                    ? c->by + (c->pos[p] + c->self_delta[plan->dest_expert[p]]) * d
+                    : c->retbuf + c->pos[p] * d;
             w = plan->weight[p];
-            for (i = 0; i < d; i++)
-                ot[i] += w * y[i];
+            moe__a2a_add_scaled(ot, y, w, d);
         }
     }
     moe__a2a_traffic(&c->peers, c->scnt, c->rcnt, sizeof(float), 1, st);
