@@ -66,6 +66,8 @@ typedef struct a2a_flat {
     int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
     int         *missing;      /* [n_local] row segments of each local expert not arrived */
     int64_t     *self_delta;   /* [n_local] batch row - sendbuf row of this rank's own pairs */
+    unsigned char *seg_back;   /* [sum local_experts] outputs of (dest, expert) back */
+    unsigned char *tok_done;   /* [max_tokens] token's weighted sum done */
     int         *done_idx;     /* [FLAT_LANES * FLAT_WINDOW] Testsome/Waitsome output */
 } a2a_flat_t;
 
@@ -104,6 +106,8 @@ static void flat_destroy(void *vctx)
     free(c->rseg);
     free(c->missing);
     free(c->self_delta);
+    free(c->seg_back);
+    free(c->tok_done);
     free(c->done_idx);
     free(c);
 }
@@ -166,6 +170,8 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->rseg = calloc((size_t)P * c->n_local + 1, sizeof(int64_t));
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
     c->self_delta = calloc((size_t)c->n_local + 1, sizeof(int64_t));
+    c->seg_back = calloc((size_t)total + 1, 1);
+    c->tok_done = calloc((size_t)c->max_tokens + 1, 1);
     for (r = 0; r < FLAT_LANES * FLAT_WINDOW && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
     /* receive-side buffers sized for the most rows this rank's experts can get (params
@@ -182,7 +188,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         goto err_nomem;
     c->recv_rows_cap = c->bx_rows_cap = c->by_rows_cap = (size_t)rows0;
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
-        !c->missing || !c->self_delta)
+        !c->missing || !c->self_delta || !c->seg_back || !c->tok_done)
         goto err_nomem;
     /* retbuf: zeroed, so resident, by moe__a2a_rows_alloc unless opaque */
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
@@ -210,9 +216,10 @@ err:
 /* Steps 1 and 2 of dispatch (shared with the overlapped forward): the count exchange, the
  * packed send buffer, pos[], and both layouts (scnt/sdsp, rcnt/rdsp in floats). Grows
  * recvbuf, bx and by to the rows received. With self_direct (the overlapped forward) the
- * batch layout (offset, rseg) is set too and the pairs this rank keeps are packed straight
- * into their batch rows in bx (same rows, same order as through sendbuf; their sendbuf rows
- * stay unused): one copy of the own rows instead of two. */
+ * batch layout (offset, rseg) and self_delta are set too and the pairs this rank keeps are
+ * not packed: flat_pack_own copies them straight into their batch rows in bx (same rows,
+ * same order as through sendbuf; their sendbuf rows stay unused), after the rows for the
+ * other ranks are posted. */
 static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, const float *x,
                                  int self_direct, moe_a2a_stats_t *st)
 {
@@ -275,17 +282,16 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
         c->self_delta[e] = self_direct ? c->rseg[c->rank * c->n_local + e] -
                                              c->cursor[c->cnt_off[c->rank] + e] : 0;
     for (p = 0; p < npairs; p++) {
-        int    dr = plan->dest_rank[p];
-        float *to;
+        int dr = plan->dest_rank[p];
         if (dr < 0) {
             c->pos[p] = -1;
             continue;
         }
         c->pos[p] = c->cursor[c->cnt_off[dr] + plan->dest_expert[p]]++;
-        to = self_direct && dr == c->rank
-                 ? c->bx + (c->pos[p] + c->self_delta[plan->dest_expert[p]]) * d
-                 : c->sendbuf + c->pos[p] * d;
-        moe__a2a_rows_copy(c->opaque, to, x + (size_t)(p / k) * d, (size_t)d * sizeof(float));
+        if (self_direct && dr == c->rank)
+            continue; /* flat_pack_own, once the other ranks' rows are posted */
+        moe__a2a_rows_copy(c->opaque, c->sendbuf + c->pos[p] * d, x + (size_t)(p / k) * d,
+                           (size_t)d * sizeof(float));
     }
     moe__a2a_displs(P, c->scnt, c->sdsp);
     st->t_dispatch += MPI_Wtime() - t1;
@@ -394,6 +400,7 @@ typedef struct flat_ovl {
     int    n[FLAT_LANES], next[FLAT_LANES], active[FLAT_LANES];
     int    outstanding;         /* requests in flight, all lanes */
     int    ecomputed;           /* local experts computed so far (in order 0, 1, ...) */
+    int    back_new;            /* outputs came back since the last flat_sum_ready */
     double t_blocked_rows;      /* in Waitsome with experts still to compute */
     double t_blocked_out;       /* in Waitsome after the last expert */
     double t_expert;            /* in the expert callback */
@@ -473,11 +480,60 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
         o->outstanding--;
         if (lane == FLAT_ROWS_RECV)
             c->missing[c->req_peer[slot] / c->nranks]--;
+        if (lane == FLAT_OUT_RECV) { /* item = expert * P + peer */
+            int item = c->req_peer[slot];
+            c->seg_back[c->cnt_off[item % c->nranks] + item / c->nranks] = 1;
+            o->back_new = 1;
+        }
     }
     for (lane = 0; lane < FLAT_LANES; lane++)
         if ((s = flat_post(c, o, lane)) != MOE_OK)
             return s;
     return MOE_OK;
+}
+
+/* The overlapped forward's own pairs: x rows into their batch rows (flat_prepare's
+ * self_direct layout), in slot order as the packing would have placed them. */
+static void flat_pack_own(a2a_flat_t *c, const moe_a2a_plan_t *plan, const float *x)
+{
+    int p, k = plan->top_k, npairs = plan->tokens * k, d = c->d;
+
+    for (p = 0; p < npairs && !c->opaque; p++)
+        if (plan->dest_rank[p] == c->rank)
+            memcpy(c->bx + (c->pos[p] + c->self_delta[plan->dest_expert[p]]) * d,
+                   x + (size_t)(p / k) * d, (size_t)d * sizeof(float));
+}
+
+/* Adds, in slot order, the weighted outputs of every token not summed yet whose outputs are
+ * all here (all = 1: every token, all being back); marks it done. Own outputs are read from
+ * by, returned ones from retbuf. Each token's sum is the same arithmetic whenever it runs,
+ * so the order of tokens changes no bit. */
+static void flat_sum_ready(a2a_flat_t *c, const moe_a2a_plan_t *plan, const flat_ovl_t *o,
+                           float *out, int all)
+{
+    int t, j, k = plan->top_k, d = c->d, me = c->rank;
+
+    for (t = 0; t < plan->tokens && !c->opaque; t++) {
+        const int *dr = plan->dest_rank + (size_t)t * k, *de = plan->dest_expert + (size_t)t * k;
+        float     *ot = out + (size_t)t * d;
+        if (c->tok_done[t])
+            continue;
+        for (j = 0; j < k && !all; j++)
+            if (dr[j] >= 0 && (dr[j] == me ? de[j] >= o->ecomputed
+                                           : !c->seg_back[c->cnt_off[dr[j]] + de[j]]))
+                break;
+        if (j < k && !all)
+            continue;
+        for (j = 0; j < k; j++) {
+            int64_t pp = c->pos[(size_t)t * k + j];
+            if (pp < 0)
+                continue;
+            moe__a2a_add_scaled(ot, dr[j] == me ? c->by + (pp + c->self_delta[de[j]]) * d
+                                                : c->retbuf + pp * d,
+                                plan->weight[(size_t)t * k + j], d);
+        }
+        c->tok_done[t] = 1;
+    }
 }
 
 /*
@@ -499,7 +555,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
                                  moe_a2a_stats_t *st)
 {
     a2a_flat_t  *c = vctx;
-    int          P = c->nranks, me = c->rank, d = c->d, k = plan->top_k, i, r, t, j, e, lane;
+    int          P = c->nranks, me = c->rank, d = c->d, i, r, e, lane;
     int          maxl = 0;
     int64_t      blk = c->expert_block > 0 ? c->expert_block : INT64_MAX;
     flat_ovl_t   o;
@@ -511,6 +567,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     t0 = MPI_Wtime();
     memset(&o, 0, sizeof(o));
     memset(c->missing, 0, (size_t)c->n_local * sizeof(int));
+    memset(c->seg_back, 0, (size_t)c->cnt_off[P]);
     for (r = 0; r < P; r++)
         maxl = c->local_experts[r] > maxl ? c->local_experts[r] : maxl;
     for (e = 0; e < maxl; e++)
@@ -530,6 +587,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (lane = 0; lane < FLAT_LANES; lane++)
         if ((s = flat_post(c, &o, lane)) != MOE_OK)
             return s;
+    flat_pack_own(c, plan, x); /* while the other ranks' rows are on their way */
     st->t_dispatch += MPI_Wtime() - t0;
     t0 = MPI_Wtime();
 
@@ -550,26 +608,18 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
         if ((s = flat_post(c, &o, FLAT_OUT_SEND)) != MOE_OK)
             return s;
     }
-    while (o.outstanding > 0)
+    /* weighted sum in slot order (as flat_combine), token by token: while outputs are still
+     * on their way, the tokens whose outputs are all here (swept again after each arrival) */
+    memset(c->tok_done, 0, (size_t)plan->tokens);
+    while (o.outstanding > 0) {
+        if (o.back_new) { /* combine's own time, not blocked */
+            o.back_new = 0;
+            flat_sum_ready(c, plan, &o, out, 0);
+        }
         if ((s = flat_progress(c, &o, 1, &o.t_blocked_out)) != MOE_OK)
             return s;
-
-    /* weighted sum in slot order (as flat_combine) */
-    for (t = 0; t < plan->tokens && !c->opaque; t++) {
-        float *ot = out + (size_t)t * d;
-        for (j = 0; j < k; j++) {
-            int          p = t * k + j;
-            const float *y;
-            float        w;
-            if (c->pos[p] < 0)
-                continue;
-            y = plan->dest_rank[p] == me
-                    ? c->by + (c->pos[p] + c->self_delta[plan->dest_expert[p]]) * d
-                    : c->retbuf + c->pos[p] * d;
-            w = plan->weight[p];
-            moe__a2a_add_scaled(ot, y, w, d);
-        }
     }
+    flat_sum_ready(c, plan, &o, out, 1);
     moe__a2a_traffic(&c->peers, c->scnt, c->rcnt, sizeof(float), 1, st);
     moe__a2a_traffic(&c->peers, c->rcnt, c->scnt, sizeof(float), 1, st);
     /* phases: waiting for rows is dispatch's wire; compute is expert; the rest (progress,
