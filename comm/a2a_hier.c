@@ -606,11 +606,13 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
 {
     /* a B-unit's entries all name its destination; here `rank` carries the origin instead
      * (r = -1: the own units, whose origin is this rank), which the batch needs */
-    int          q, r, u, i, m, lo, hi, nl = c->nl;
+    int          qq, q, r, u, i, m, lo, hi, nl = c->nl;
     moe_status_t e_;
 
-    for (q = 0; q < nl; q++) {
-        int dst = c->lrank[q], first = *bcur;
+    for (qq = 1; qq <= nl; qq++) { /* the other ranks first, so their messages leave sooner */
+        int dst, first = *bcur;
+        q = (c->li + qq) % nl;
+        dst = c->lrank[q];
         for (r = -1; r < c->P; r++) {
             if (!hier_step_range(c, s, r, &lo, &hi))
                 continue;
@@ -978,7 +980,7 @@ static moe_status_t hier_reduce_ready(a2a_hier_t *c, int upto, int wait, int *ne
 static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *batch,
                                        moe_a2a_stats_t *st, float **aret_p)
 {
-    int              C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, nm, next, done;
+    int              C = c->chunks, nl = c->nl, d = c->d, s, q, qq, b, i, nm, next, done;
     int              U = c->n_own + c->n_arecv;
     float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
     double           t0, ti = 0;
@@ -1010,9 +1012,13 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
      * are reduced and A pieces sent in step order. */
     for (i = 1, next = 1; i <= C + 1; i++) {
         s = i % (C + 1);
-        /* destination: partials of step s, one message per forwarder */
-        for (q = 0; q < nl; q++) {
-            int off = c->br_off[s * nl + q], n = c->br_n[s * nl + q];
+        /* destination: partials of step s, one message per forwarder (the other forwarders
+         * first, so their returns leave sooner; my own last) */
+        for (qq = 1; qq <= nl; qq++) {
+            int off, n;
+            q = (c->li + qq) % nl;
+            off = c->br_off[s * nl + q];
+            n = c->br_n[s * nl + q];
             if (n == 0)
                 continue;
             for (b = off; b < off + n; b++) { /* my own B-units: straight into their return slot */
