@@ -309,9 +309,8 @@ moe_status_t moe_tel_reader_dims(moe_tel_reader_t *r, const char *path, int64_t 
 static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt, int64_t row0,
                                  int64_t nrows, void *buf)
 {
-    hid_t        d, fsp = -1, msp = -1, dxpl = -1, ft = -1;
-    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK], elems = 1;
-    size_t       tsz;
+    hid_t        d, fsp = -1, msp = -1;
+    hsize_t      dims[H5S_MAX_RANK], start[H5S_MAX_RANK], count[H5S_MAX_RANK];
     int          nd, i;
     moe_status_t st = tr_open_dset(r, path, &d);
 
@@ -339,34 +338,16 @@ static moe_status_t tr_read_rows(moe_tel_reader_t *r, const char *path, hid_t mt
         start[i] = 0;
         count[i] = dims[i];
     }
-    for (i = 0; i < nd; i++)
-        elems *= count[i];
-    /* HDF5 callocs a type-conversion (and, for compounds, a background) buffer of 1 MiB per
-     * H5Dread by default: reading 65,000 events in blocks cleared 0.5 GB. A buffer sized to
-     * the request (at most the default) does the same conversion. */
-    ft = H5Dget_type(d);
-    tsz = H5Tget_size(mt);
-    if (ft >= 0 && H5Tget_size(ft) > tsz)
-        tsz = H5Tget_size(ft);
-    if (tsz > 0 && (dxpl = H5Pcreate(H5P_DATASET_XFER)) >= 0)
-        H5Pset_buffer(dxpl, elems < ((size_t)1 << 20) / tsz ? (size_t)elems * tsz
-                            : tsz > ((size_t)1 << 20)     ? tsz /* one element, a huge type */
-                                                          : ((size_t)1 << 20) / tsz * tsz,
-                      NULL, NULL);
     /* The memory space has the selection's own shape (not 1-D): HDF5 then maps chunks to
      * memory with its "same shape" fast path instead of iterating element by element. */
     if (H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
         (msp = H5Screate_simple(nd, count, NULL)) < 0 ||
-        H5Dread(d, mt, msp, fsp, dxpl >= 0 ? dxpl : H5P_DEFAULT, buf) < 0) {
+        H5Dread(d, mt, msp, fsp, H5P_DEFAULT, buf) < 0) {
         char what[160];
         snprintf(what, sizeof(what), "cannot read %s", path);
         st = tr_h5_fail(r->log, r->path, MOE_ERR_IO, what);
     }
 out:
-    if (dxpl >= 0)
-        H5Pclose(dxpl);
-    if (ft >= 0)
-        H5Tclose(ft);
     if (msp >= 0)
         H5Sclose(msp);
     if (fsp >= 0)
