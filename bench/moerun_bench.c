@@ -15,7 +15,8 @@
  *     CPU time, so their ratio holds on a loaded machine (its output row checked against
  *     the reference);
  *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
- *     (each rank's median);
+ *     (each rank's median), and the mean over steps (what tokens/s counts: median / mean
+ *     is the share outlier steps cost);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
  *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time.
  *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
@@ -50,6 +51,7 @@ extern char **environ;
 typedef struct bench_run {
     moe_summary_t s;
     bench_stats_t iter;     /* over steps, of the slowest rank's time of each step */
+    double        mean;     /* mean of those: what tokens/s counts (outlier steps included) */
     double        rank[3];  /* over ranks, of each rank's median step time */
 } bench_run_t;
 
@@ -107,6 +109,8 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
         exit(1);
     }
     MPI_Allreduce(t, tmax, (int)cfg->steps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (i = 0, out->mean = 0; i < cfg->steps; i++)
+        out->mean += tmax[i] / (double)cfg->steps;
     out->iter = bench_stats(tmax, (int)cfg->steps);
     bench_over_ranks(bench_stats(t, (int)cfg->steps).med, out->rank, MPI_COMM_WORLD);
     moe_engine_destroy(eng);
@@ -333,6 +337,8 @@ int main(int argc, char **argv)
                1e3 * run.iter.min, 1e3 * run.iter.med, 1e3 * run.iter.max);
         printf("  over ranks (each rank's median; min avg max)%8.3f  %9.3f  %9.3f\n",
                1e3 * run.rank[0], 1e3 * run.rank[1], 1e3 * run.rank[2]);
+        printf("  mean over steps (what tokens/s counts)     %9.3f   (median / mean %.3f: the "
+               "cost of outlier steps)\n", 1e3 * run.mean, run.iter.med / run.mean);
         printf("#\n# phase              time/layer-step (us)   avg rank    max rank   share\n");
         for (i = 0; i < MOE_PHASE_COUNT; i++)
             printf("  %-16s                   %9.1f   %9.1f   %5.1f%%\n", moe_phase_names[i],
@@ -368,6 +374,7 @@ int main(int argc, char **argv)
                        "\"memcpy_gbs\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
                        "\"step_s_over_steps\": {\"min\": %.6f, \"median\": %.6f, \"max\": %.6f}, "
                        "\"step_s_median_over_ranks\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
+                       "\"step_s_mean\": %.6f, "
                        "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, "
                        "\"ratio_to_limit\": %.4f, \"expert_gflops_per_rank\": %.3f, "
                        "\"expert_ratio_to_peak\": %.4f, \"sgemm_cpu_gflops\": %.3f, "
@@ -375,7 +382,7 @@ int main(int argc, char **argv)
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
                     cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
-                    run.rank[2], tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
+                    run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
                     kcpu[1], kcpu[1] / scpu[1]);
             if (telfile)
                 fprintf(f, "\"telemetry_overhead\": %.5f, ", tel_over);

@@ -50,6 +50,11 @@ void   moe__a2a_rows_free(float *p, int opaque);
  * opaque. Returns 0, or -1 out of memory (*buf unchanged). */
 int moe__a2a_rows_grow(float **buf, size_t *cap_rows, int64_t rows, int d, int opaque);
 
+/* o[i] += w * y[i] for i < n: the weighted sum of combine, one (token, slot) row at a time.
+ * Built with -O3 (vectorised; the same multiply and add per element as the scalar loop, so
+ * the same bits: no reassociation, no contraction in ISO C mode). */
+void moe__a2a_add_scaled(float *restrict o, const float *restrict y, float w, int n);
+
 /* memcpy of row data, skipped when the rows are opaque. */
 static inline void moe__a2a_rows_copy(int opaque, void *dst, const void *src, size_t bytes)
 {

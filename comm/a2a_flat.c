@@ -71,6 +71,9 @@ typedef struct a2a_flat {
     int          expert_block; /* rows per expert call piece (params), 0: whole expert */
     int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
     int         *missing;      /* [n_local] row segments of each local expert not arrived */
+    int64_t     *self_delta;   /* [n_local] batch row - sendbuf row of this rank's own pairs */
+    unsigned char *seg_back;   /* [sum local_experts] outputs of (dest, expert) back */
+    unsigned char *tok_done;   /* [max_tokens] token's weighted sum done */
     int         *done_idx;     /* [FLAT_LANES * window] Testsome/Waitsome output */
 } a2a_flat_t;
 
@@ -109,6 +112,9 @@ static void flat_destroy(void *vctx)
     free(c->queue);
     free(c->rseg);
     free(c->missing);
+    free(c->self_delta);
+    free(c->seg_back);
+    free(c->tok_done);
     free(c->done_idx);
     free(c);
 }
@@ -172,6 +178,9 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->queue = calloc((size_t)FLAT_LANES * c->qcap + 1, sizeof(int));
     c->rseg = calloc((size_t)P * c->n_local + 1, sizeof(int64_t));
     c->missing = calloc((size_t)c->n_local + 1, sizeof(int));
+    c->self_delta = calloc((size_t)c->n_local + 1, sizeof(int64_t));
+    c->seg_back = calloc((size_t)total + 1, 1);
+    c->tok_done = calloc((size_t)c->max_tokens + 1, 1);
     for (r = 0; r < FLAT_LANES * c->window && c->req; r++)
         c->req[r] = MPI_REQUEST_NULL;
     /* receive-side buffers sized for the most rows this rank's experts can get (params
@@ -188,7 +197,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
         goto err_nomem;
     c->recv_rows_cap = c->bx_rows_cap = c->by_rows_cap = (size_t)rows0;
     if (!c->retbuf || !c->req || !c->req_peer || !c->done_idx || !c->queue || !c->rseg ||
-        !c->missing)
+        !c->missing || !c->self_delta || !c->seg_back || !c->tok_done)
         goto err_nomem;
     /* retbuf: zeroed, so resident, by moe__a2a_rows_alloc unless opaque */
     if (!c->send_cnt || !c->cursor || !c->recv_cnt || !c->scnt || !c->sdsp || !c->rcnt ||
@@ -251,9 +260,13 @@ static moe_status_t flat_counts_sparse(a2a_flat_t *c)
 
 /* Steps 1 and 2 of dispatch (shared with the overlapped forward): the count exchange, the
  * packed send buffer, pos[], and both layouts (scnt/sdsp, rcnt/rdsp in floats). Grows
- * recvbuf, bx and by to the rows received. */
+ * recvbuf, bx and by to the rows received. With self_direct (the overlapped forward) the
+ * batch layout (offset, rseg) and self_delta are set too and the pairs this rank keeps are
+ * not packed: flat_pack_own copies them straight into their batch rows in bx (same rows,
+ * same order as through sendbuf; their sendbuf rows stay unused), after the rows for the
+ * other ranks are posted. */
 static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, const float *x,
-                                 moe_a2a_stats_t *st)
+                                 int self_direct, moe_a2a_stats_t *st)
 {
     int     P = c->nranks, d = c->d, k = plan->top_k, r, e, npairs = plan->tokens * k, p;
     int64_t rows = 0, acc, kept = 0;
@@ -280,6 +293,31 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
     t1 = MPI_Wtime();
     st->t_counts += t1 - t0;
 
+    /* receive layout: source-major, then my local expert */
+    for (r = 0; r < P; r++) {
+        int64_t n = 0;
+        for (e = 0; e < c->n_local; e++)
+            n += c->recv_cnt[r * c->n_local + e];
+        c->rcnt[r] = (int)(n * d);
+    }
+    rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
+    c->recv_rows = rows;
+    if (moe__a2a_rows_grow(&c->recvbuf, &c->recv_rows_cap, rows, d, c->opaque) ||
+        moe__a2a_rows_grow(&c->bx, &c->bx_rows_cap, rows, d, c->opaque) ||
+        moe__a2a_rows_grow(&c->by, &c->by_rows_cap, rows, d, c->opaque))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "flat exchange: out of memory for %lld rows",
+                             (long long)rows);
+    if (self_direct) { /* batch layout: expert-major, source order inside */
+        for (e = 0, acc = 0; e < c->n_local; e++) {
+            c->offset[e] = acc;
+            for (r = 0; r < P; r++) {
+                c->rseg[r * c->n_local + e] = acc;
+                acc += c->recv_cnt[r * c->n_local + e];
+            }
+        }
+        c->offset[c->n_local] = acc;
+    }
+
     /* 2. pack rows: destination-major, then local expert, then slot order */
     for (r = 0, acc = 0; r < P; r++) {
         int64_t n = 0;
@@ -291,6 +329,9 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
         acc += n;
     }
     MOE_ASSERT(acc == kept); /* every kept pair has one send row */
+    for (e = 0; e < c->n_local; e++) /* own pairs: sendbuf row + self_delta = batch row */
+        c->self_delta[e] = self_direct ? c->rseg[c->rank * c->n_local + e] -
+                                             c->cursor[c->cnt_off[c->rank] + e] : 0;
     for (p = 0; p < npairs; p++) {
         int dr = plan->dest_rank[p];
         if (dr < 0) {
@@ -298,24 +339,12 @@ static moe_status_t flat_prepare(a2a_flat_t *c, const moe_a2a_plan_t *plan, cons
             continue;
         }
         c->pos[p] = c->cursor[c->cnt_off[dr] + plan->dest_expert[p]]++;
+        if (self_direct && dr == c->rank)
+            continue; /* flat_pack_own, once the other ranks' rows are posted */
         moe__a2a_rows_copy(c->opaque, c->sendbuf + c->pos[p] * d, x + (size_t)(p / k) * d,
                            (size_t)d * sizeof(float));
     }
-    /* receive layout: source-major, then my local expert */
-    for (r = 0; r < P; r++) {
-        int64_t n = 0;
-        for (e = 0; e < c->n_local; e++)
-            n += c->recv_cnt[r * c->n_local + e];
-        c->rcnt[r] = (int)(n * d);
-    }
     moe__a2a_displs(P, c->scnt, c->sdsp);
-    rows = moe__a2a_displs(P, c->rcnt, c->rdsp) / d;
-    c->recv_rows = rows;
-    if (moe__a2a_rows_grow(&c->recvbuf, &c->recv_rows_cap, rows, d, c->opaque) ||
-        moe__a2a_rows_grow(&c->bx, &c->bx_rows_cap, rows, d, c->opaque) ||
-        moe__a2a_rows_grow(&c->by, &c->by_rows_cap, rows, d, c->opaque))
-        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "flat exchange: out of memory for %lld rows",
-                             (long long)rows);
     st->t_dispatch += MPI_Wtime() - t1;
     return MOE_OK;
 }
@@ -329,7 +358,7 @@ static moe_status_t flat_dispatch(void *vctx, const moe_a2a_plan_t *plan, const 
     double       t1, tx;
     moe_status_t s;
 
-    if ((s = flat_prepare(c, plan, x, st)) != MOE_OK)
+    if ((s = flat_prepare(c, plan, x, 0, st)) != MOE_OK)
         return s;
     t1 = MPI_Wtime();
 
@@ -377,7 +406,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
                                  moe_a2a_stats_t *st)
 {
     a2a_flat_t *c = vctx;
-    int         P = c->nranks, d = c->d, k = plan->top_k, r, e, t, j, i;
+    int         P = c->nranks, d = c->d, k = plan->top_k, r, e, t, j;
     int64_t     dst = 0;
     double      t0 = MPI_Wtime(), tx;
 
@@ -409,8 +438,7 @@ static moe_status_t flat_combine(void *vctx, const moe_a2a_plan_t *plan,
                 continue;
             y = c->sendbuf + c->pos[p] * d;
             w = plan->weight[p];
-            for (i = 0; i < d; i++)
-                o[i] += w * y[i];
+            moe__a2a_add_scaled(o, y, w, d);
         }
     }
     st->t_combine += MPI_Wtime() - t0;
@@ -423,6 +451,7 @@ typedef struct flat_ovl {
     int    n[FLAT_LANES], next[FLAT_LANES], active[FLAT_LANES];
     int    outstanding;         /* requests in flight, all lanes */
     int    ecomputed;           /* local experts computed so far (in order 0, 1, ...) */
+    int    back_new;            /* outputs came back since the last flat_sum_ready */
     double t_blocked_rows;      /* in Waitsome with experts still to compute */
     double t_blocked_out;       /* in Waitsome after the last expert */
     double t_expert;            /* in the expert callback */
@@ -502,6 +531,11 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
         o->outstanding--;
         if (lane == FLAT_ROWS_RECV)
             c->missing[c->req_peer[slot] / c->nranks]--;
+        if (lane == FLAT_OUT_RECV) { /* item = expert * P + peer */
+            int item = c->req_peer[slot];
+            c->seg_back[c->cnt_off[item % c->nranks] + item / c->nranks] = 1;
+            o->back_new = 1;
+        }
     }
     for (lane = 0; lane < FLAT_LANES; lane++)
         if ((s = flat_post(c, o, lane)) != MOE_OK)
@@ -509,11 +543,56 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
     return MOE_OK;
 }
 
+/* The overlapped forward's own pairs: x rows into their batch rows (flat_prepare's
+ * self_direct layout), in slot order as the packing would have placed them. */
+static void flat_pack_own(a2a_flat_t *c, const moe_a2a_plan_t *plan, const float *x)
+{
+    int p, k = plan->top_k, npairs = plan->tokens * k, d = c->d;
+
+    for (p = 0; p < npairs && !c->opaque; p++)
+        if (plan->dest_rank[p] == c->rank)
+            memcpy(c->bx + (c->pos[p] + c->self_delta[plan->dest_expert[p]]) * d,
+                   x + (size_t)(p / k) * d, (size_t)d * sizeof(float));
+}
+
+/* Adds, in slot order, the weighted outputs of every token not summed yet whose outputs are
+ * all here (all = 1: every token, all being back); marks it done. Own outputs are read from
+ * by, returned ones from retbuf. Each token's sum is the same arithmetic whenever it runs,
+ * so the order of tokens changes no bit. */
+static void flat_sum_ready(a2a_flat_t *c, const moe_a2a_plan_t *plan, const flat_ovl_t *o,
+                           float *out, int all)
+{
+    int t, j, k = plan->top_k, d = c->d, me = c->rank;
+
+    for (t = 0; t < plan->tokens && !c->opaque; t++) {
+        const int *dr = plan->dest_rank + (size_t)t * k, *de = plan->dest_expert + (size_t)t * k;
+        float     *ot = out + (size_t)t * d;
+        if (c->tok_done[t])
+            continue;
+        for (j = 0; j < k && !all; j++)
+            if (dr[j] >= 0 && (dr[j] == me ? de[j] >= o->ecomputed
+                                           : !c->seg_back[c->cnt_off[dr[j]] + de[j]]))
+                break;
+        if (j < k && !all)
+            continue;
+        for (j = 0; j < k; j++) {
+            int64_t pp = c->pos[(size_t)t * k + j];
+            if (pp < 0)
+                continue;
+            moe__a2a_add_scaled(ot, dr[j] == me ? c->by + (pp + c->self_delta[de[j]]) * d
+                                                : c->retbuf + pp * d,
+                                plan->weight[(size_t)t * k + j], d);
+        }
+        c->tok_done[t] = 1;
+    }
+}
+
 /*
  * dispatch + experts + combine with the exchange overlapped (moe_a2a_ops_t.forward).
  * Counts and packing as in dispatch; then every (peer, local expert) segment of rows is
  * posted point to point straight into the expert-grouped batch (bounded windows); this
- * rank's own segments are copied in. Local expert e runs as soon as all its segments have
+ * rank's own pairs were packed straight into it (flat_prepare's self_direct) and their
+ * outputs are summed from where the expert wrote them (no copy either way). Local expert e runs as soon as all its segments have
  * arrived, on exactly the rows and in exactly the blocks of the non-overlapped path (the
  * same expert calls: BLAS results depend on the row count of a call, so nothing is split
  * differently), with progress calls between pieces of params->expert_block rows (the
@@ -527,27 +606,19 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
                                  moe_a2a_stats_t *st)
 {
     a2a_flat_t  *c = vctx;
-    int          P = c->nranks, me = c->rank, d = c->d, k = plan->top_k, i, r, t, j, e, lane;
+    int          P = c->nranks, me = c->rank, d = c->d, i, r, e, lane;
     int          maxl = 0;
-    int64_t      acc, blk = c->expert_block > 0 ? c->expert_block : INT64_MAX;
+    int64_t      blk = c->expert_block > 0 ? c->expert_block : INT64_MAX;
     flat_ovl_t   o;
     double       t0, tc;
     moe_status_t s;
 
-    if ((s = flat_prepare(c, plan, x, st)) != MOE_OK)
+    if ((s = flat_prepare(c, plan, x, 1, st)) != MOE_OK) /* own rows already in bx */
         return s;
     t0 = MPI_Wtime();
     memset(&o, 0, sizeof(o));
-    /* batch layout (expert-major, source order inside) and where each segment lands */
-    for (e = 0, acc = 0; e < c->n_local; e++) {
-        c->offset[e] = acc;
-        c->missing[e] = 0;
-        for (r = 0; r < P; r++) {
-            c->rseg[r * c->n_local + e] = acc;
-            acc += c->recv_cnt[r * c->n_local + e];
-        }
-    }
-    c->offset[c->n_local] = acc;
+    memset(c->missing, 0, (size_t)c->n_local * sizeof(int));
+    memset(c->seg_back, 0, (size_t)c->cnt_off[P]);
     for (r = 0; r < P; r++)
         maxl = c->local_experts[r] > maxl ? c->local_experts[r] : maxl;
     for (e = 0; e < maxl; e++)
@@ -567,12 +638,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (lane = 0; lane < FLAT_LANES; lane++)
         if ((s = flat_post(c, &o, lane)) != MOE_OK)
             return s;
-    for (e = 0; e < c->n_local; e++) { /* own rows */
-        int64_t n;
-        float  *src = flat_seg(c, FLAT_ROWS_SEND, me, e, &n);
-        moe__a2a_rows_copy(c->opaque, flat_seg(c, FLAT_ROWS_RECV, me, e, &n), src,
-                           (size_t)n * d * sizeof(float));
-    }
+    flat_pack_own(c, plan, x); /* while the other ranks' rows are on their way */
     st->t_dispatch += MPI_Wtime() - t0;
     t0 = MPI_Wtime();
 
@@ -589,35 +655,22 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
             if ((s = flat_progress(c, &o, 0, NULL)) != MOE_OK)
                 return s;
         }
-        o.ecomputed = e + 1;
-        {
-            int64_t nself;
-            float  *ys = flat_seg(c, FLAT_OUT_SEND, me, e, &nself);
-            moe__a2a_rows_copy(c->opaque, flat_seg(c, FLAT_OUT_RECV, me, e, &nself), ys,
-                               (size_t)nself * d * sizeof(float));
-        }
+        o.ecomputed = e + 1; /* own outputs stay in by: the sum reads them there */
         if ((s = flat_post(c, &o, FLAT_OUT_SEND)) != MOE_OK)
             return s;
     }
-    while (o.outstanding > 0)
+    /* weighted sum in slot order (as flat_combine), token by token: while outputs are still
+     * on their way, the tokens whose outputs are all here (swept again after each arrival) */
+    memset(c->tok_done, 0, (size_t)plan->tokens);
+    while (o.outstanding > 0) {
+        if (o.back_new) { /* combine's own time, not blocked */
+            o.back_new = 0;
+            flat_sum_ready(c, plan, &o, out, 0);
+        }
         if ((s = flat_progress(c, &o, 1, &o.t_blocked_out)) != MOE_OK)
             return s;
-
-    /* weighted sum in slot order (as flat_combine) */
-    for (t = 0; t < plan->tokens && !c->opaque; t++) {
-        float *ot = out + (size_t)t * d;
-        for (j = 0; j < k; j++) {
-            int          p = t * k + j;
-            const float *y;
-            float        w;
-            if (c->pos[p] < 0)
-                continue;
-            y = c->retbuf + c->pos[p] * d;
-            w = plan->weight[p];
-            for (i = 0; i < d; i++)
-                ot[i] += w * y[i];
-        }
     }
+    flat_sum_ready(c, plan, &o, out, 1);
     moe__a2a_traffic(&c->peers, c->scnt, c->rcnt, sizeof(float), 1, st);
     moe__a2a_traffic(&c->peers, c->rcnt, c->scnt, sizeof(float), 1, st);
     /* phases: waiting for rows is dispatch's wire; compute is expert; the rest (progress,

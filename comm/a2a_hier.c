@@ -91,12 +91,20 @@ typedef struct a2a_hier {
                               * the received B-units, see bref) */
     int       *next_step;    /* [nl] next step expected from each node rank */
     MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
-    moe__hier_buf_t border;  /* int64 [2 * n_brecv]: {sort key, b} of the received B-units, in
-                              * the unpipelined order (forwarder rank, unit at the forwarder) */
+    int        L;            /* most local experts of any rank */
+    int       *pcnt_s;       /* [P * L] kept pairs I send to (rank, its local expert) */
+    int       *xcnt_s, *xcnt_r; /* [P * (1 + L)] count exchange: A-units, then pcnt */
+    int64_t   *bcur;         /* [P * L] batch row cursor of (origin, local expert): the batch is
+                              * filled as B-units arrive, at the rows of the unpipelined order */
+    int       *via;          /* [P] the rank of my node that forwards rank o's units to my node
+                              * (o itself if o is on my node) */
+    moe__hier_buf_t fresh;   /* char [U]: unit not yet added to in the node reduction */
     moe__hier_buf_t bref;    /* int64 [n_brecv]: where B-unit b is: i >= 0 unit i of brecv,
                               * i < 0 unit -i-1 of bsend (the forwarder's B-units for itself
                               * are used in place, not sent) */
     int        n_bphys;      /* units in brecv */
+    moe__hier_xfer_t axf;    /* the pipelined A transfer (kept for the transport until finish) */
+    int        asent;        /* A pieces sent so far */
 } a2a_hier_t;
 
 int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes)
@@ -123,7 +131,7 @@ void moe__a2a_hier_destroy(void *vctx)
     a2a_hier_t *c = vctx;
     moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
-                          &c->tok_unit, &c->border, &c->bref};
+                          &c->tok_unit, &c->bref, &c->fresh};
     size_t      i;
 
     if (c == NULL)
@@ -141,6 +149,7 @@ void moe__a2a_hier_destroy(void *vctx)
     free(c->ucnt_s), free(c->ucnt_r);
     free(c->lrank), free(c->tr_s), free(c->tr_r), free(c->bs_off), free(c->bs_n);
     free(c->br_off), free(c->br_n), free(c->next_step), free(c->rq);
+    free(c->pcnt_s), free(c->xcnt_s), free(c->xcnt_r), free(c->bcur), free(c->via);
     free(c);
 }
 
@@ -219,8 +228,17 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
     c->br_n = calloc((size_t)n, sizeof(int));
     c->next_step = calloc((size_t)c->nl, sizeof(int));
     c->rq = malloc((size_t)2 * n * sizeof(MPI_Request));
+    for (r = 0; r < P; r++)
+        if (prm->local_experts[r] > c->L)
+            c->L = prm->local_experts[r];
+    c->pcnt_s = calloc((size_t)P * c->L + 1, sizeof(int));
+    c->xcnt_s = calloc((size_t)P * (c->L + 1), sizeof(int));
+    c->xcnt_r = calloc((size_t)P * (c->L + 1), sizeof(int));
+    c->bcur = calloc((size_t)P * c->L + 1, sizeof(int64_t));
+    c->via = calloc((size_t)P, sizeof(int));
     if (!c->lrank || !c->tr_s || !c->tr_r || !c->bs_off || !c->bs_n || !c->br_off ||
-        !c->br_n || !c->next_step || !c->rq)
+        !c->br_n || !c->next_step || !c->rq || !c->pcnt_s || !c->xcnt_s || !c->xcnt_r ||
+        !c->bcur || !c->via)
         goto err_nomem;
     for (r = 0, n = 0; r < P; r++)
         if (c->node[r] == c->mynode) {
@@ -228,6 +246,13 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
                 c->li = n;
             c->lrank[n++] = r;
         }
+    /* rank o's forwarder on my node: my node's rank with o's local index modulo my node's
+     * size (c->peer seen from the other side; first_li counts the ranks seen per node) */
+    memset(first_li, 0, (size_t)c->nnodes * sizeof(int));
+    for (r = 0; r < P; r++) {
+        int lo = first_li[c->node[r]]++;
+        c->via[r] = c->node[r] == c->mynode ? r : c->lrank[lo % c->nl];
+    }
     env.comm = c->comm;
     env.nranks = P;
     env.rank = c->rank;
@@ -485,6 +510,36 @@ static char *hier_bunit(const a2a_hier_t *c, int b)
     return i >= 0 ? HIER_UNIT(c->brecv.p, i, c->ub) : HIER_UNIT(c->bsend.p, -i - 1, c->ub);
 }
 
+/* The row of received B-unit b. A forwarder's B-units for itself (pipelined form) carry only
+ * their header and entries: their row is read from the forwarded unit, never copied. */
+static const float *hier_bunit_row(const a2a_hier_t *c, int b)
+{
+    int64_t i;
+
+    if (c->chunks == 1)
+        return HIER_ROW(c, HIER_UNIT(c->brecv_p, b, c->ub));
+    i = ((const int64_t *)c->bref.p)[b];
+    return i >= 0 ? HIER_ROW(c, HIER_UNIT(c->brecv.p, i, c->ub))
+                  : HIER_ROW(c, hier_fwd_unit(c, ((const int32_t *)c->bsend_u.p)[-i - 1]));
+}
+
+/* Pipelined form, as B-unit b arrives: its row goes into the batch once per entry, at the
+ * next row of the entry's (origin, local expert) range (the entries of a pipelined B-unit
+ * carry the origin rank in `rank`), and brow notes where. */
+static void hier_batch_take(a2a_hier_t *c, int b)
+{
+    const char       *bu = hier_bunit(c, b);
+    const hier_ent_t *e = HIER_ENT(bu);
+    const float      *row = hier_bunit_row(c, b);
+    int               i, n = ((const hier_hdr_t *)bu)->n;
+
+    for (i = 0; i < n; i++) {
+        int64_t r = c->bcur[(size_t)e[i].rank * c->L + e[i].expert]++;
+        ((int64_t *)c->brow.p)[(size_t)b * c->k + i] = r;
+        memcpy((float *)c->bx.p + r * c->d, row, (size_t)c->d * sizeof(float));
+    }
+}
+
 /* Whether entry i is the first of its unit for its destination rank (one B-unit per rank). */
 static int hier_first_for_rank(const hier_ent_t *e, int i)
 {
@@ -499,12 +554,14 @@ static int hier_first_for_rank(const hier_ent_t *e, int i)
 
 /* ---- pipelined form (chunks > 1) ----
  * Step s = 0 forwards the own units, step s >= 1 piece s-1 of the A-units (of every source).
- * dispatch: all A pieces are sent at once; as piece s-1 arrives the forwarder builds the
- * B-units of step s and sends one message per rank of its node (empty ones too: receivers
- * probe for exactly (chunks + 1) x (node size) messages), while later pieces are on the wire.
- * The receiver keeps B-units in arrival order and sorts them into the unpipelined order
- * (forwarder rank, unit index at the forwarder) for the batch, so expert inputs are exactly
- * those of the unpipelined form.
+ * dispatch: the counts (A-units per forwarder, kept pairs per (rank, local expert)) are
+ * exchanged and the A receives posted before packing; each A piece is sent once packed. As
+ * piece s-1 arrives the forwarder builds the B-units of step s and sends one message per
+ * rank of its node (empty ones too: receivers probe for exactly (chunks + 1) x (node size)
+ * messages), while later pieces are on the wire. From the pair counts the receiver knows the
+ * batch rows of every (origin, local expert) stream in the unpipelined order (forwarder
+ * rank, unit index at the forwarder) and fills the batch as B-units arrive, so expert
+ * inputs are exactly those of the unpipelined form.
  * combine: per step (1..chunks, then the own units), destinations return the partials of
  * that step's B-units; the forwarder reduces a step as soon as its returns are in
  * (destination ranks in increasing order, as unpipelined) and sends piece s-1 of the A
@@ -547,14 +604,19 @@ static moe_status_t hier_poke(a2a_hier_t *c, int id)
 static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                                      moe_a2a_stats_t *st)
 {
-    int          q, r, u, i, m, lo, hi, nl = c->nl;
+    /* a B-unit's entries all name its destination; here `rank` carries the origin instead
+     * (r = -1: the own units, whose origin is this rank), which the batch needs */
+    int          qq, q, r, u, i, m, lo, hi, nl = c->nl;
     moe_status_t e_;
 
-    for (q = 0; q < nl; q++) {
-        int dst = c->lrank[q], first = *bcur;
+    for (qq = 1; qq <= nl; qq++) { /* the other ranks first, so their messages leave sooner */
+        int dst, first = *bcur;
+        q = (c->li + qq) % nl;
+        dst = c->lrank[q];
         for (r = -1; r < c->P; r++) {
             if (!hier_step_range(c, s, r, &lo, &hi))
                 continue;
+            int org = r < 0 ? c->rank : r;
             for (u = lo; u < hi; u++) {
                 char       *unit = hier_fwd_unit(c, u), *bu;
                 hier_hdr_t *h = (hier_hdr_t *)unit, *bh;
@@ -570,9 +632,12 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                 bh->t = u;
                 bh->n = 0;
                 for (m = i; m < h->n; m++) /* entries for this rank, in slot order */
-                    if (e[m].rank == dst)
-                        HIER_ENT(bu)[bh->n++] = e[m];
-                memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
+                    if (e[m].rank == dst) {
+                        HIER_ENT(bu)[bh->n] = e[m];
+                        HIER_ENT(bu)[bh->n++].rank = org;
+                    }
+                if (q != c->li) /* my own B-units keep their row in the forwarded unit */
+                    memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
                 if ((*bcur - first) % HIER_POKE == 0 && (e_ = hier_poke(c, 0)) != MOE_OK)
                     return e_;
             }
@@ -589,6 +654,8 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                 ref[u - first] = -(int64_t)u - 1;
             c->br_off[s * nl + q] = c->n_brecv;
             c->br_n[s * nl + q] = *bcur - first;
+            for (u = first; u < *bcur; u++)
+                hier_batch_take(c, c->n_brecv + u - first);
             c->n_brecv += *bcur - first;
             c->next_step[q]++;
             (*left)--;
@@ -634,6 +701,8 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             c->n_bphys += n;
             c->br_off[s * nl + q] = c->n_brecv;
             c->br_n[s * nl + q] = n;
+            for (j = 0; j < n; j++)
+                hier_batch_take(c, c->n_brecv + j);
             c->n_brecv += n;
             c->next_step[q]++;
             (*left)--;
@@ -661,38 +730,60 @@ static void hier_piece_traffic(a2a_hier_t *c, const moe__hier_xfer_t *xf, moe_a2
     memset(c->tr_r, 0, (size_t)c->P * sizeof(int));
 }
 
-static int hier_key_cmp(const void *a, const void *b)
+/* Pipelined dispatch, once the A-units are counted (before they are packed): the count
+ * exchange, the batch layout, and the inter-node transfer started (receives posted); the
+ * pieces are sent by hier_send_ready as the packing completes them. */
+static moe_status_t hier_piped_begin(a2a_hier_t *c, moe_a2a_stats_t *st, double *tc)
 {
-    int64_t x = ((const int64_t *)a)[0], y = ((const int64_t *)b)[0];
-
-    return (x > y) - (x < y);
-}
-
-/* Dispatch after the A-units are built: counts, then stages A and B pipelined; leaves the
- * B-units in brecv and their unpipelined order in border. */
-static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, double *tc)
-{
-    int              P = c->P, C = c->chunks, nl = c->nl, s, q, cc, left, got, done, bcur = 0;
-    int              U, b;
-    double           t0 = MPI_Wtime(), ti = 0;
-    moe__hier_xfer_t xf;
+    int              P = c->P, C = c->chunks, nl = c->nl, q, U, b, L = c->L, x, o;
+    int64_t          rows = 0;
+    double           t0 = MPI_Wtime();
+    moe__hier_xfer_t *xf = &c->axf;
     void            *rdata = NULL;
     moe_status_t     e;
 
-    MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
+    /* counts: A-units to each forwarder, and kept pairs to each (rank, local expert), so
+     * every destination knows the batch layout before the first row arrives */
+    for (x = 0; x < P; x++) {
+        c->xcnt_s[x * (L + 1)] = c->ucnt_s[x];
+        memcpy(c->xcnt_s + x * (L + 1) + 1, c->pcnt_s + (size_t)x * L, (size_t)L * sizeof(int));
+    }
+    MOE_MPI_CHECK(c->log, MPI_Alltoall(c->xcnt_s, L + 1, MPI_INT, c->xcnt_r, L + 1, MPI_INT,
+                                       c->comm));
+    for (x = 0; x < P; x++)
+        c->ucnt_r[x] = c->xcnt_r[x * (L + 1)];
     moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, 0, 0, st);
     *tc += MPI_Wtime() - t0;
+    /* the batch: per local expert, rows in the unpipelined order — forwarder q of my node in
+     * increasing rank; at q its own units (origin q) first, then the units it received, by
+     * origin rank — so each (origin, local expert) stream owns one consecutive range */
+    for (x = 0; x < c->n_local; x++) {
+        c->offset[x] = rows;
+        for (q = 0; q < nl; q++)
+            for (o = -1; o < P; o++) {
+                int org = o < 0 ? c->lrank[q] : o;
+                if (o >= 0 && (o == c->lrank[q] || c->via[o] != c->lrank[q]))
+                    continue;
+                c->bcur[(size_t)org * L + x] = rows;
+                rows += c->xcnt_r[org * (L + 1) + 1 + x];
+            }
+    }
+    c->offset[c->n_local] = rows;
+    if (moe__hier_buf_grow(&c->bx, (size_t)rows * c->d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->by, (size_t)rows * c->d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->brow, (size_t)rows * c->k * sizeof(int64_t)))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     moe__a2a_layout(P, c->ucnt_s, c->ub, c->a_scnt, c->a_sdsp);
     c->n_arecv = (int)moe__a2a_layout(P, c->ucnt_r, c->ub, c->a_rcnt, c->a_rdsp);
-    xf.sbuf = c->asend.p;
-    xf.scnt = c->a_scnt;
-    xf.sdsp = c->a_sdsp;
-    xf.rcnt = c->a_rcnt;
-    xf.rdsp = c->a_rdsp;
-    xf.rtotal = (size_t)c->n_arecv * c->ub;
-    xf.elem = 1;
-    xf.type = MPI_BYTE;
-    xf.unit = (int)c->ub;
+    xf->sbuf = c->asend.p;
+    xf->scnt = c->a_scnt;
+    xf->sdsp = c->a_sdsp;
+    xf->rcnt = c->a_rcnt;
+    xf->rdsp = c->a_rdsp;
+    xf->rtotal = (size_t)c->n_arecv * c->ub;
+    xf->elem = 1;
+    xf->type = MPI_BYTE;
+    xf->unit = (int)c->ub;
     U = c->n_own + c->n_arecv;
     /* a unit yields at most one B-unit per rank of the node, and at most k */
     b = c->k < nl ? c->k : nl;
@@ -700,14 +791,51 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
         moe__hier_buf_grow(&c->bsend_u, (size_t)U * b * sizeof(int32_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     t0 = MPI_Wtime();
-    e = c->inter->start(c->tp, 0, &xf, C, &c->arecv, &rdata);
-    for (cc = 0; cc < C && e == MOE_OK; cc++)
-        e = c->inter->send_chunk(c->tp, 0, cc);
-    if (e != MOE_OK)
+    if ((e = c->inter->start(c->tp, 0, xf, C, &c->arecv, &rdata)) != MOE_OK)
         return e;
-    ti += MPI_Wtime() - t0;
+    st->t_dispatch_inter += MPI_Wtime() - t0;
     c->arecv_p = rdata;
-    hier_piece_traffic(c, &xf, st);
+    c->asent = 0;
+    return MOE_OK;
+}
+
+/* Sends every A piece the packing has completed (piece c to rank r is complete once units
+ * [0, moe__hier_piece(n, c + 1, chunks)) of r's block are packed: c->cursor[r] counts them
+ * from the block's start), or, with `all`, every piece not sent yet. */
+static moe_status_t hier_send_ready(a2a_hier_t *c, int all, moe_a2a_stats_t *st)
+{
+    int          r, n;
+    double       t0 = MPI_Wtime();
+    moe_status_t e;
+
+    while (c->asent < c->chunks) {
+        for (r = 0; r < c->P && !all; r++) {
+            n = c->a_scnt[r] / (int)c->ub;
+            if (c->cursor[r] - c->a_sdsp[r] / (int64_t)c->ub <
+                moe__hier_piece(n, c->asent + 1, c->chunks))
+                break;
+        }
+        if (!all && r < c->P)
+            break;
+        if ((e = c->inter->send_chunk(c->tp, 0, c->asent)) != MOE_OK)
+            return e;
+        c->asent++;
+    }
+    st->t_dispatch_inter += MPI_Wtime() - t0;
+    return MOE_OK;
+}
+
+/* Pipelined dispatch after the A-units are packed: the last pieces sent, then stage B as the
+ * pieces arrive; the batch is filled as the B-units arrive. */
+static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st)
+{
+    int          C = c->chunks, nl = c->nl, s, left, got, done, bcur = 0;
+    double       t0, ti = 0;
+    moe_status_t e;
+
+    if ((e = hier_send_ready(c, 1, st)) != MOE_OK)
+        return e;
+    hier_piece_traffic(c, &c->axf, st);
 
     c->n_brecv = 0;
     c->n_bphys = 0;
@@ -753,34 +881,98 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st, doub
     st->t_dispatch_inter += ti;
     c->n_bsend = bcur;
     c->brecv_p = c->brecv.p;
-    /* the unpipelined order: (forwarder rank, unit index at the forwarder) */
-    if (moe__hier_buf_grow(&c->border, (size_t)c->n_brecv * 2 * sizeof(int64_t)))
-        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    for (s = 0; s <= C; s++)
-        for (q = 0; q < nl; q++)
-            for (b = c->br_off[s * nl + q]; b < c->br_off[s * nl + q] + c->br_n[s * nl + q];
-                 b++) {
-                int64_t *o = (int64_t *)c->border.p + 2 * b;
-                o[0] = ((int64_t)q << 32) | (uint32_t)((hier_hdr_t *)hier_bunit(c, b))->t;
-                o[1] = b;
-            }
-    qsort(c->border.p, (size_t)c->n_brecv, 2 * sizeof(int64_t), hier_key_cmp);
     return MOE_OK;
+}
+
+/* o = sum over the entries of B-unit bu, in slot order, of w * y[row]: 0 + w0*y0 + w1*y1 ...
+ * (the first term written, not added to a zeroed o: one pass fewer, same bits). */
+static void hier_partial(const a2a_hier_t *c, const char *bu, const int64_t *row,
+                         const float *ybase, float *restrict o)
+{
+    const hier_ent_t *e = HIER_ENT(bu);
+    int               i, m, d = c->d, n = ((const hier_hdr_t *)bu)->n;
+
+    if (n == 0) {
+        memset(o, 0, (size_t)d * sizeof(float));
+        return;
+    }
+    {
+        const float *restrict y = ybase + row[0] * d;
+        float                 w = e[0].weight;
+        for (m = 0; m < d; m++)
+            o[m] = 0.0f + w * y[m];
+    }
+    for (i = 1; i < n; i++) {
+        const float *restrict y = ybase + row[i] * d;
+        float                 w = e[i].weight;
+        for (m = 0; m < d; m++)
+            o[m] += w * y[m];
+    }
 }
 
 /* Weighted partial of received B-unit b (sum over its entries, in slot order). */
 static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch, int b, float *o)
 {
-    char *bu = hier_bunit(c, b);
-    int   i, m, d = c->d;
+    hier_partial(c, hier_bunit(c, b), (const int64_t *)c->brow.p + (size_t)b * c->k, batch->y,
+                 o);
+}
 
-    memset(o, 0, (size_t)d * sizeof(float));
-    for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
-        const float *y = batch->y + ((int64_t *)c->brow.p)[(size_t)b * c->k + i] * d;
-        float        w = HIER_ENT(bu)[i].weight;
-        for (m = 0; m < d; m++)
-            o[m] += w * y[m];
+/* Forwarder, pipelined combine: reduces the steps from *next on (in the order 1..C, then 0)
+ * while their B returns are all in and their place in that order is below `upto` (this
+ * rank's own partials of those steps are written), and sends the A-return piece of each;
+ * with `wait`, waits for the returns instead of stopping at the first step not yet in. The
+ * node partial of a unit is 0 + its B returns in increasing rank order, as unpipelined (the
+ * first written, not added to a zeroed row: `fresh` marks the units not yet touched). */
+static moe_status_t hier_reduce_ready(a2a_hier_t *c, int upto, int wait, int *next,
+                                      moe_a2a_stats_t *st, double *ti)
+{
+    int           C = c->chunks, nl = c->nl, d = c->d, q, b, m, flag, done;
+    float        *vret = c->vret.p, *np_ = c->npart.p;
+    char         *fresh = c->fresh.p;
+    const int32_t *bu = c->bsend_u.p;
+    moe_status_t  e;
+    double        t0;
+
+    while (*next < upto) {
+        int r = *next % (C + 1);
+        for (;;) {
+            MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + r * nl, &flag, MPI_STATUSES_IGNORE));
+            if (flag || !wait)
+                break;
+            if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
+                return e;
+            sched_yield();
+        }
+        if (!flag)
+            return MOE_OK;
+        for (q = 0; q < nl; q++) {
+            c->tr_r[c->lrank[q]] = c->bs_n[r * nl + q] * d;
+            for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q]; b++) {
+                float *restrict       o = np_ + (size_t)bu[b] * d;
+                const float *restrict v = vret + (size_t)b * d;
+                if (fresh[bu[b]]) {
+                    for (m = 0; m < d; m++)
+                        o[m] = 0.0f + v[m];
+                    fresh[bu[b]] = 0;
+                } else
+                    for (m = 0; m < d; m++)
+                        o[m] += v[m];
+                if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                    return e;
+            }
+        }
+        moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
+        for (q = 0; q < nl; q++)
+            c->tr_r[c->lrank[q]] = 0;
+        if (r > 0) {
+            t0 = MPI_Wtime();
+            if ((e = c->inter->send_chunk(c->tp, 1, r - 1)) != MOE_OK)
+                return e;
+            *ti += MPI_Wtime() - t0;
+        }
+        (*next)++;
     }
+    return MOE_OK;
 }
 
 /* Combine up to the origin's sum: B returns, node partials and A returns pipelined; the A
@@ -788,9 +980,8 @@ static void hier_b_partial(const a2a_hier_t *c, const moe_expert_batch_t *batch,
 static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *batch,
                                        moe_a2a_stats_t *st, float **aret_p)
 {
-    int              C = c->chunks, nl = c->nl, d = c->d, s, q, b, i, m, nm, flag;
-    int              next;
-    int              done, U = c->n_own + c->n_arecv;
+    int              C = c->chunks, nl = c->nl, d = c->d, s, q, qq, b, i, nm, next, done;
+    int              U = c->n_own + c->n_arecv;
     float           *vb = c->vb.p, *vret = c->vret.p, *np_ = c->npart.p;
     double           t0, ti = 0;
     moe__hier_xfer_t xf;
@@ -811,71 +1002,48 @@ static moe_status_t hier_combine_piped(a2a_hier_t *c, const moe_expert_batch_t *
     if ((e = c->inter->start(c->tp, 1, &xf, C, &c->aret, &rdata)) != MOE_OK)
         return e;
     ti += MPI_Wtime() - t0;
-    memset(np_, 0, (size_t)U * d * sizeof(float));
+    if (moe__hier_buf_grow(&c->fresh, (size_t)U + 1))
+        return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    memset(c->fresh.p, 1, (size_t)U + 1);
     /* steps in the order 1..C, then the own units (step 0): the returns of steps 1..C cross
      * the network. A rank computes and sends all its destination partials without waiting
-     * for its peers, reducing (as forwarder) every step whose returns are already in between
-     * them; then it waits for the rest. Steps are reduced and A pieces sent in step order. */
+     * for its peers; as forwarder it reduces every earlier step whose returns are in, at
+     * every poke between partials and after each step; then it waits for the rest. Steps
+     * are reduced and A pieces sent in step order. */
     for (i = 1, next = 1; i <= C + 1; i++) {
         s = i % (C + 1);
-        /* destination: partials of step s, one message per forwarder */
-        for (q = 0; q < nl; q++) {
-            int off = c->br_off[s * nl + q], n = c->br_n[s * nl + q];
+        /* destination: partials of step s, one message per forwarder (the other forwarders
+         * first, so their returns leave sooner; my own last) */
+        for (qq = 1; qq <= nl; qq++) {
+            int off, n;
+            q = (c->li + qq) % nl;
+            off = c->br_off[s * nl + q];
+            n = c->br_n[s * nl + q];
             if (n == 0)
                 continue;
             for (b = off; b < off + n; b++) { /* my own B-units: straight into their return slot */
                 float *o = q == c->li ? vret + (size_t)(c->bs_off[s * nl + q] + b - off) * d
                                       : vb + (size_t)b * d;
                 hier_b_partial(c, batch, b, o);
-                if ((b - off + 1) % HIER_POKE == 0 && (e = hier_poke(c, 1)) != MOE_OK)
+                if ((b - off + 1) % HIER_POKE == 0 &&
+                    ((e = hier_poke(c, 1)) != MOE_OK ||
+                     (e = hier_reduce_ready(c, i, 0, &next, st, &ti)) != MOE_OK))
                     return e;
             }
-            c->tr_s[c->lrank[q]] = n * d;
             if (q == c->li)
                 continue;
             MOE_MPI_CHECK(c->log, MPI_Isend(vb + (size_t)off * d, n * d, MPI_FLOAT, c->lrank[q],
                                             HIER_TAG_BR + s, c->comm, &c->rq[nm + s * nl + q]));
         }
+        /* (accounted here, not per forwarder: the reductions at the pokes account theirs) */
+        for (q = 0; q < nl; q++)
+            c->tr_s[c->lrank[q]] = c->br_n[s * nl + q] * d;
         moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
         for (q = 0; q < nl; q++)
             c->tr_s[c->lrank[q]] = 0;
-        /* forwarder: every step done here (its own partials are written in the destination
-         * part) whose returns are in; all of them after the last */
-        while (next <= i) {
-            int r = next % (C + 1);
-            for (;;) {
-                MOE_MPI_CHECK(c->log, MPI_Testall(nl, c->rq + r * nl, &flag, MPI_STATUSES_IGNORE));
-                if (flag || i <= C)
-                    break;
-                if ((e = c->inter->test_chunk(c->tp, 1, 0, &done)) != MOE_OK) /* progress */
-                    return e;
-                sched_yield();
-            }
-            if (!flag)
-                break;
-            for (q = 0; q < nl; q++) {
-                c->tr_r[c->lrank[q]] = c->bs_n[r * nl + q] * d;
-                for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q];
-                     b++) {
-                    float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
-                    const float *v = vret + (size_t)b * d;
-                    for (m = 0; m < d; m++)
-                        o[m] += v[m];
-                    if ((b + 1) % (4 * HIER_POKE) == 0 && (e = hier_poke(c, 1)) != MOE_OK)
-                        return e;
-                }
-            }
-            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, sizeof(float), 1, st);
-            for (q = 0; q < nl; q++)
-                c->tr_r[c->lrank[q]] = 0;
-            if (r > 0) {
-                t0 = MPI_Wtime();
-                if ((e = c->inter->send_chunk(c->tp, 1, r - 1)) != MOE_OK)
-                    return e;
-                ti += MPI_Wtime() - t0;
-            }
-            next++;
-        }
+        /* forwarder: every step done here whose returns are in; all of them after the last */
+        if ((e = hier_reduce_ready(c, i + 1, i > C, &next, st, &ti)) != MOE_OK)
+            return e;
     }
     hier_piece_traffic(c, &xf, st);
     /* origin: every piece of the A returns */
@@ -909,12 +1077,14 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
 
     /* 1. A-units: one per (token, node with kept pairs) */
     memset(c->ucnt_s, 0, (size_t)P * sizeof(int));
+    memset(c->pcnt_s, 0, (size_t)P * c->L * sizeof(int));
     c->n_own = 0;
     for (t = 0; t < T; t++)
         for (j = 0; j < k; j++) {
             int p = t * k + j, dn, dup = 0;
             if (plan->dest_rank[p] < 0)
                 continue;
+            c->pcnt_s[(size_t)plan->dest_rank[p] * c->L + plan->dest_expert[p]]++;
             dn = c->node[plan->dest_rank[p]];
             for (i = 0; i < j; i++)
                 dup |= plan->dest_rank[t * k + i] >= 0 && c->node[plan->dest_rank[t * k + i]] == dn;
@@ -932,6 +1102,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
     if (moe__hier_buf_grow(&c->asend, (size_t)c->n_asend * c->ub) ||
         moe__hier_buf_grow(&c->own, (size_t)c->n_own * c->ub))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    /* pipelined: counts exchanged and receives posted before packing, pieces sent as the
+     * packing completes them (the wire starts while later tokens are packed) */
+    if (c->chunks > 1 && (s = hier_piped_begin(c, st, &tc)) != MOE_OK)
+        return s;
     tu = c->tok_unit.p;
     for (i = 0; i < T * c->nnodes; i++)
         tu[i] = -1;
@@ -940,6 +1114,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
             int         p = t * k + j, dn, slot;
             char       *unit;
             hier_hdr_t *h;
+            /* tokens before t are packed: send the pieces they complete */
+            if (j == 0 && t > 0 && t % HIER_POKE == 0 && c->chunks > 1 &&
+                (s = hier_send_ready(c, 0, st)) != MOE_OK)
+                return s;
             if (plan->dest_rank[p] < 0)
                 continue;
             dn = c->node[plan->dest_rank[p]];
@@ -969,10 +1147,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
             h->n++;
         }
     if (c->chunks > 1) { /* stages A and B pipelined */
-        s = hier_dispatch_piped(c, st, &tc);
+        s = hier_dispatch_piped(c, st);
         if (s != MOE_OK)
             return s;
-        goto batch;
+        goto done; /* the batch was filled as the B-units arrived */
     }
     s = hier_exchange_units(c, 1, c->asend.p, &c->arecv, &c->arecv_p, c->a_scnt, c->a_sdsp,
                             c->a_rcnt, c->a_rdsp, &c->n_arecv, st, &tc);
@@ -1024,9 +1202,7 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
     if (s != MOE_OK)
         return s;
 
-batch:
-    /* 3. batch rows per local expert, ordered by (source rank, unit, entry); the pipelined
-     * form received the B-units in another order and lists this one in border */
+    /* 3. batch rows per local expert, ordered by (source rank, unit, entry) */
     memset(c->ecnt, 0, (size_t)(c->n_local + 1) * sizeof(int64_t));
     for (b = 0; b < c->n_brecv; b++) {
         char *bu = hier_bunit(c, b);
@@ -1043,16 +1219,15 @@ batch:
         moe__hier_buf_grow(&c->by, (size_t)rows * d * sizeof(float)) ||
         moe__hier_buf_grow(&c->brow, (size_t)c->n_brecv * k * sizeof(int64_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    for (u = 0; u < c->n_brecv; u++) {
-        char *bu;
-        b = c->chunks > 1 ? (int)((int64_t *)c->border.p)[2 * u + 1] : u;
-        bu = hier_bunit(c, b);
+    for (b = 0; b < c->n_brecv; b++) {
+        char *bu = hier_bunit(c, b);
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
-            memcpy((float *)c->bx.p + row * d, HIER_ROW(c, bu), (size_t)d * sizeof(float));
+            memcpy((float *)c->bx.p + row * d, hier_bunit_row(c, b), (size_t)d * sizeof(float));
         }
     }
+done:
     batch->n_local = c->n_local;
     batch->offset = c->offset;
     batch->x = c->bx.p;
@@ -1067,7 +1242,7 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
                                    moe_a2a_stats_t *st)
 {
     a2a_hier_t *c = vctx;
-    int         P = c->P, d = c->d, k = c->k, b, i, U = c->n_own + c->n_arecv, t, nd;
+    int         P = c->P, d = c->d, b, i, U = c->n_own + c->n_arecv, t, nd;
     int32_t    *tu = c->tok_unit.p;
     double      t0 = MPI_Wtime(), tx;
     float      *vb, *vret, *np_, *aret = NULL;
@@ -1090,18 +1265,8 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     }
 
     /* 1. destination rank: one weighted partial per B-unit */
-    for (b = 0; b < c->n_brecv; b++) {
-        char  *bu = HIER_UNIT(c->brecv_p, b, c->ub);
-        float *o = vb + (size_t)b * d;
-        memset(o, 0, (size_t)d * sizeof(float));
-        for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
-            const float *y = batch->y + ((int64_t *)c->brow.p)[(size_t)b * k + i] * d;
-            float        w = HIER_ENT(bu)[i].weight;
-            int          m;
-            for (m = 0; m < d; m++)
-                o[m] += w * y[m];
-        }
-    }
+    for (b = 0; b < c->n_brecv; b++)
+        hier_b_partial(c, batch, b, vb + (size_t)b * d);
     for (i = 0; i < P; i++) { /* B returns: reverse of the B exchange, in floats */
         c->v_scnt[i] = c->b_rcnt[i] / (int)c->ub * d;
         c->v_sdsp[i] = c->b_rdsp[i] / (int)c->ub * d;

@@ -272,7 +272,8 @@ static moe_status_t engine_model_init(moe_engine_t *e)
     e->ffn_scratch = malloc(nscr * sizeof(float)); /* floats moe_ffn_forward needs */
     if (e->ffn_scratch == NULL)
         return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
-    memset(e->ffn_scratch, 0, nscr * sizeof(float)); /* touched once, here */
+    memset(e->ffn_scratch, 0, nscr * sizeof(float));
+    moe_touch(e->ffn_scratch, nscr * sizeof(float)); /* resident now (memset may become calloc) */
     return MOE_OK;
 }
 

@@ -31,7 +31,7 @@
 #define AN_ROUTE_BLOCK     4096
 #define AN_MAP_TOKENS      64         /* tokens shown in the routing map */
 #define AN_TOP_TOKENS      5          /* top tokens per expert */
-#define AN_EVENT_CHUNK     256
+#define AN_EVENT_CHUNK     4096       /* events per read: HDF5 callocs a 1 MiB conversion buffer per read */
 #define AN_MATRIX_MAX_RANKS 64        /* traffic matrix copied into the report up to this */
 #define AN_COLLAPSE_SHARE  0.8        /* top-2 experts' share of a layer's pairs = collapse */
 #define AN_COLLAPSE_TOKENS 0.5        /* ... or one expert selected by this share of tokens */
