@@ -4,7 +4,8 @@
  *
  * dispatch: (1) count kept pairs per (destination rank, local expert) and exchange those
  *   counts with MPI_Alltoallv (each rank receives one count per local expert from every
- *   source); (2) pack rows by destination, then expert, then slot order, and remember
+ *   source; point to point to the ranks holding experts when some hold none,
+ *   flat_counts_sparse); (2) pack rows by destination, then expert, then slot order, and remember
  *   where each pair went (pos[p]); (3) MPI_Alltoallv of the rows; (4) regroup the received
  *   rows per local expert (source-rank order inside an expert).
  * combine: the reverse: scatter expert outputs back into source-major order, one
