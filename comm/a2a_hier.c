@@ -12,10 +12,16 @@
  *   B-unit (forwarder -> destination rank R on the same node): header {A-unit index u, n},
  *          entries for R only, the row. A row reaches a rank once, whatever the number of
  *          its experts there.
+ * A unit's metadata (header and entries, `mb` bytes) and its row live in separate buffers,
+ * unit i's row at row i of the row buffer beside the metadata buffer, and travel as two
+ * messages per peer (metadata, then rows): row buffers follow params.rows_opaque (a2a.h;
+ * under the simulation model they are never touched and no row is copied or summed, while
+ * every header, entry, count and message is that of a real run).
  *
  * dispatch: count and exchange A-units (MPI_Alltoall of counts, then the inter-node
  *   transport: only inter-node traffic), build and exchange B-units (only intra-node
- *   traffic, MPI), then copy each B-unit row into the batch of every local expert it names.
+ *   traffic, MPI point to point), then copy each B-unit row into the batch of every local
+ *   expert it names.
  * combine: each destination rank sums w_j * y_j over the entries of each B-unit and
  *   returns one vector per B-unit; the forwarder sums the vectors of an A-unit in
  *   increasing destination rank order and returns one vector per A-unit; the origin adds
@@ -24,7 +30,8 @@
  * Transport: the inter-node stage (A-units in dispatch, A-return vectors in combine) goes
  * through a moe__hier_transport_t (comm/a2a_hier.h); the intra-node stage (B-units and
  * B-returns) always through MPI. The "hier" backend plugs in the MPI transport below
- * (MPI_Alltoallv); "ucx" (comm/a2a_ucx.c) plugs in UCP puts. Counts always go over MPI.
+ * (point to point, non-empty blocks only); "ucx" (comm/a2a_ucx.c) plugs in UCP puts. Counts
+ * always go over MPI.
  *
  * Pipelined form (params->inter_chunks > 1 and a transport with the chunked form): the
  * inter-node stage goes in pieces and overlaps stage B (dispatch) and the node-level
@@ -32,7 +39,8 @@
  *
  * Always: every kept pair is computed exactly once; the output equals the flat exchange
  * up to floating-point summation order (partials grouped by node, then by rank); bytes
- * crossing nodes = (number of distinct (token, remote node) pairs) x unit size.
+ * crossing nodes = (number of distinct (token, remote node) pairs) x unit size (metadata +
+ * row).
  */
 #include <sched.h>
 #include <stdlib.h>
@@ -54,6 +62,14 @@ typedef struct {
     float   weight;
 } hier_ent_t;
 
+/* Point-to-point transfers (hier_p2p): the communicator, and requests for 4 per rank. */
+typedef struct hier_p2p {
+    MPI_Comm     comm;
+    moe_log_t   *log;
+    int          P, rank;
+    MPI_Request *rq; /* [4 * P] */
+} hier_p2p_t;
+
 typedef struct a2a_hier {
     MPI_Comm   comm;
     moe_log_t *log;
@@ -63,19 +79,24 @@ typedef struct a2a_hier {
     int       *node;         /* [P] */
     moe__a2a_peers_t peers;  /* (P, rank, node) for traffic accounting */
     int       *peer;         /* [nnodes] my forwarder on each node */
-    size_t     ub;           /* unit bytes */
-    int       *a_scnt, *a_rcnt, *a_sdsp, *a_rdsp; /* [P] units, then bytes */
+    size_t     ub;           /* unit bytes: metadata + row (traffic) */
+    size_t     mb;           /* metadata bytes of a unit: header + k entries */
+    int        opaque;       /* params.rows_opaque: rows never copied or summed */
+    hier_p2p_t x2;           /* the intra-node stage's point-to-point transfers */
+    int       *a_scnt, *a_rcnt, *a_sdsp, *a_rdsp; /* [P] units, then metadata bytes */
     int       *b_scnt, *b_rcnt, *b_sdsp, *b_rdsp;
     int       *v_scnt, *v_rcnt, *v_sdsp, *v_rdsp; /* [P] floats for vector returns */
     int       *ucnt_s, *ucnt_r;                   /* [P] unit counts */
     int64_t   *cursor;       /* [P] packing cursors */
     int        n_own, n_asend, n_arecv, n_bsend, n_brecv;
-    moe__hier_buf_t own, asend, arecv, bsend, brecv;   /* unit buffers */
+    moe__hier_buf_t own, asend, arecv, bsend, brecv;   /* unit metadata buffers */
+    moe__hier_buf_t own_r, asend_r, arecv_r, bsend_r, brecv_r; /* their rows */
     char      *arecv_p, *brecv_p; /* received units (in arecv/brecv, or transport space) */
+    float     *arecv_rp, *brecv_rp; /* their rows (in arecv_r/brecv_r, or transport space) */
     moe__hier_buf_t bsend_u;      /* int32 [n_bsend]: A-unit index of each B-unit sent */
     moe__hier_buf_t brow;         /* int64 [n_brecv * k]: batch row of each B-unit entry */
     moe__hier_buf_t bx, by;       /* batch rows */
-    moe__hier_buf_t vb, vret, npart, aret;             /* float vectors */
+    moe__hier_buf_t vb, vret, npart, aret;             /* float vectors (rows) */
     moe__hier_buf_t tok_unit;     /* int32 [T * nnodes]: unit of token t on node N, -1 none */
     int64_t   *offset;       /* [n_local + 1] */
     int64_t   *ecnt;         /* [n_local] */
@@ -90,7 +111,8 @@ typedef struct a2a_hier {
     int       *br_off, *br_n;/* [(chunks+1) * nl] the same for B-units received (index b of
                               * the received B-units, see bref) */
     int       *next_step;    /* [nl] next step expected from each node rank */
-    MPI_Request *rq;         /* [2 * (chunks+1) * nl] */
+    MPI_Request *rq;         /* [2 * (chunks+1) * nl]: dispatch: metadata, rows sent;
+                              * combine: returns received, sent */
     int        L;            /* most local experts of any rank */
     int       *pcnt_s;       /* [P * L] kept pairs I send to (rank, its local expert) */
     int       *xcnt_s, *xcnt_r; /* [P * (1 + L)] count exchange: A-units, then pcnt */
@@ -114,24 +136,42 @@ int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes)
     if (bytes <= b->cap && b->p)
         return 0;
     bytes = bytes < 2 * b->cap ? 2 * b->cap : bytes;
-    p = realloc(b->p, bytes + 64);
-    if (p == NULL)
-        return -1;
+    if (b->opaque) { /* nothing to keep; floats, rounded up (+ 64 bytes as below) */
+        p = moe__a2a_rows_alloc((bytes + 64 + sizeof(float) - 1) / sizeof(float), 1);
+        if (p == NULL)
+            return -1;
+        moe__a2a_rows_free(b->p, 1);
+    } else {
+        p = realloc(b->p, bytes + 64);
+        if (p == NULL)
+            return -1;
+    }
     b->p = p;
     b->cap = bytes;
     return 0;
 }
 
-#define HIER_UNIT(base, i, ub) ((char *)(base) + (size_t)(i) * (ub))
+void moe__hier_buf_free(moe__hier_buf_t *b)
+{
+    if (b->opaque)
+        moe__a2a_rows_free(b->p, 1);
+    else
+        free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+#define HIER_UNIT(base, i, mb) ((char *)(base) + (size_t)(i) * (mb))
 #define HIER_ENT(u) ((hier_ent_t *)((char *)(u) + sizeof(hier_hdr_t)))
-#define HIER_ROW(c, u) ((float *)((char *)(u) + sizeof(hier_hdr_t) + (size_t)(c)->k * sizeof(hier_ent_t)))
+#define HIER_ROW(c, rows, i) ((float *)(rows) + (size_t)(i) * (size_t)(c)->d)
 
 void moe__a2a_hier_destroy(void *vctx)
 {
     a2a_hier_t *c = vctx;
     moe__hier_buf_t *bufs[] = {&c->own, &c->asend, &c->arecv, &c->bsend, &c->brecv, &c->bsend_u,
                           &c->brow, &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret,
-                          &c->tok_unit, &c->bref, &c->fresh};
+                          &c->tok_unit, &c->bref, &c->fresh, &c->own_r, &c->asend_r,
+                          &c->arecv_r, &c->bsend_r, &c->brecv_r};
     size_t      i;
 
     if (c == NULL)
@@ -141,7 +181,7 @@ void moe__a2a_hier_destroy(void *vctx)
     if (c->comm != MPI_COMM_NULL)
         MPI_Comm_free(&c->comm);
     for (i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
-        free(bufs[i]->p);
+        moe__hier_buf_free(bufs[i]);
     free(c->node), free(c->peer), free(c->cursor), free(c->offset), free(c->ecnt);
     free(c->a_scnt), free(c->a_rcnt), free(c->a_sdsp), free(c->a_rdsp);
     free(c->b_scnt), free(c->b_rcnt), free(c->b_sdsp), free(c->b_rdsp);
@@ -150,6 +190,7 @@ void moe__a2a_hier_destroy(void *vctx)
     free(c->lrank), free(c->tr_s), free(c->tr_r), free(c->bs_off), free(c->bs_n);
     free(c->br_off), free(c->br_n), free(c->next_step), free(c->rq);
     free(c->pcnt_s), free(c->xcnt_s), free(c->xcnt_r), free(c->bcur), free(c->via);
+    free(c->x2.rq);
     free(c);
 }
 
@@ -173,14 +214,24 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
     c->k = prm->top_k;
     c->T = prm->max_tokens;
     c->n_local = prm->local_experts[c->rank];
-    c->ub = sizeof(hier_hdr_t) + (size_t)c->k * sizeof(hier_ent_t) + (size_t)c->d * sizeof(float);
+    c->mb = sizeof(hier_hdr_t) + (size_t)c->k * sizeof(hier_ent_t);
+    c->ub = c->mb + (size_t)c->d * sizeof(float);
+    c->opaque = prm->rows_opaque;
+    {
+        moe__hier_buf_t *rows[] = {&c->own_r, &c->asend_r, &c->arecv_r, &c->bsend_r, &c->brecv_r,
+                                   &c->bx, &c->by, &c->vb, &c->vret, &c->npart, &c->aret};
+        size_t           i;
+        for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+            rows[i]->opaque = c->opaque;
+    }
     c->node = calloc((size_t)P, sizeof(int));
 #define HIER_ARR(x) ((x) = calloc((size_t)P + 1, sizeof(*(x)))) == NULL
     if (!c->node || HIER_ARR(c->a_scnt) || HIER_ARR(c->a_rcnt) || HIER_ARR(c->a_sdsp) ||
         HIER_ARR(c->a_rdsp) || HIER_ARR(c->b_scnt) || HIER_ARR(c->b_rcnt) ||
         HIER_ARR(c->b_sdsp) || HIER_ARR(c->b_rdsp) || HIER_ARR(c->v_scnt) ||
         HIER_ARR(c->v_rcnt) || HIER_ARR(c->v_sdsp) || HIER_ARR(c->v_rdsp) ||
-        HIER_ARR(c->ucnt_s) || HIER_ARR(c->ucnt_r) || HIER_ARR(c->cursor))
+        HIER_ARR(c->ucnt_s) || HIER_ARR(c->ucnt_r) || HIER_ARR(c->cursor) ||
+        (c->x2.rq = malloc((size_t)4 * P * sizeof(MPI_Request))) == NULL)
         goto err_nomem;
 #undef HIER_ARR
     for (r = 0; r < P; r++) {
@@ -189,6 +240,10 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
             c->nnodes = c->node[r] + 1;
     }
     c->mynode = c->node[c->rank];
+    c->x2.comm = c->comm;
+    c->x2.log = c->log;
+    c->x2.P = P;
+    c->x2.rank = c->rank;
     c->peers.nranks = P;
     c->peers.rank = c->rank;
     c->peers.node = c->node;
@@ -276,46 +331,116 @@ err:
     return st;
 }
 
-/* One alltoallv-shaped transfer over MPI into rbuf (grown as needed). */
-static moe_status_t hier_mpi_xchg(MPI_Comm comm, moe_log_t *log, const moe__hier_xfer_t *xf,
-                                  moe__hier_buf_t *rbuf, void **rdata_p)
+/* Tags of the MPI transfers; the pieces of different chunks, ids and parts apart. */
+enum {
+    HIER_TAG_INTER = 0x4c00,      /* + id * 0x80 + piece: chunked inter-node metadata */
+    HIER_TAG_B = 0x4e00,          /* + step: pipelined B-units, metadata */
+    HIER_TAG_BR = 0x4f00,         /* + step: pipelined B returns */
+    HIER_TAG_BROWS = 0x5000,      /* + step: pipelined B-units, rows */
+    HIER_TAG_INTER_ROWS = 0x5100, /* + id * 0x80 + piece: chunked inter-node rows */
+    HIER_TAG_P2P = 0x5200,        /* hier_p2p, first part */
+    HIER_TAG_P2P_ROWS = 0x5201    /* hier_p2p, rows */
+};
+
+/* Units [*first, *first + *n) (absolute, in units of xf->unit elements) of the block cnt/dsp
+ * that piece c of nchunk covers. */
+static void hier_piece_units(const moe__hier_xfer_t *xf, int cnt, int dsp, int c, int nchunk,
+                             int *first, int *n)
 {
-    if (moe__hier_buf_grow(rbuf, xf->rtotal * xf->elem))
-        return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    MOE_MPI_CHECK(log, MPI_Alltoallv(xf->sbuf, xf->scnt, xf->sdsp, xf->type, rbuf->p, xf->rcnt,
-                                     xf->rdsp, xf->type, comm));
-    *rdata_p = rbuf->p;
+    int units = cnt / xf->unit, lo = moe__hier_piece(units, c, nchunk);
+
+    *first = dsp / xf->unit + lo;
+    *n = moe__hier_piece(units, c + 1, nchunk) - lo;
+}
+
+/* One alltoallv-shaped transfer (both parts) point to point into rbuf (and xf->rrows), grown
+ * as needed: a receive from every rank with a non-empty block for me, a send to every rank I
+ * have a non-empty block for (in ring order from the next rank), my own block copied. Empty
+ * blocks cost nothing (an MPI_Alltoallv under SMPI's pairwise algorithm simulates P^2
+ * messages, empty ones included). The own block's copy is skipped for opaque space. */
+static moe_status_t hier_p2p(hier_p2p_t *x, const moe__hier_xfer_t *xf, moe__hier_buf_t *rbuf,
+                             void **rdata_p)
+{
+    int    P = x->P, me = x->rank, i, r, n = 0, R = xf->rows ? xf->row : 0, u = xf->unit;
+    size_t es = xf->elem, fs = sizeof(float);
+    char  *rb;
+    float *rr = NULL;
+
+    if (moe__hier_buf_grow(rbuf, xf->rtotal * es) ||
+        (R && moe__hier_buf_grow(xf->rrows, xf->rtotal / (size_t)u * (size_t)R * fs)))
+        return MOE_ERROR_SET(x->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    rb = rbuf->p;
+    if (R)
+        rr = xf->rrows->p;
+    for (r = 0; r < P; r++) {
+        if (r == me || xf->rcnt[r] == 0)
+            continue;
+        MOE_MPI_CHECK(x->log, MPI_Irecv(rb + (size_t)xf->rdsp[r] * es, xf->rcnt[r], xf->type, r,
+                                        HIER_TAG_P2P, x->comm, &x->rq[n++]));
+        if (R)
+            MOE_MPI_CHECK(x->log, MPI_Irecv(rr + (size_t)(xf->rdsp[r] / u) * R,
+                                            xf->rcnt[r] / u * R, MPI_FLOAT, r, HIER_TAG_P2P_ROWS,
+                                            x->comm, &x->rq[n++]));
+    }
+    for (i = 1; i < P; i++) {
+        r = (me + i) % P;
+        if (xf->scnt[r] == 0)
+            continue;
+        MOE_MPI_CHECK(x->log, MPI_Isend((const char *)xf->sbuf + (size_t)xf->sdsp[r] * es,
+                                        xf->scnt[r], xf->type, r, HIER_TAG_P2P, x->comm,
+                                        &x->rq[n++]));
+        if (R)
+            MOE_MPI_CHECK(x->log, MPI_Isend(xf->rows + (size_t)(xf->sdsp[r] / u) * R,
+                                            xf->scnt[r] / u * R, MPI_FLOAT, r, HIER_TAG_P2P_ROWS,
+                                            x->comm, &x->rq[n++]));
+    }
+    if (xf->scnt[me] > 0) {
+        if (!rbuf->opaque)
+            memcpy(rb + (size_t)xf->rdsp[me] * es, (const char *)xf->sbuf + (size_t)xf->sdsp[me] * es,
+                   (size_t)xf->scnt[me] * es);
+        if (R)
+            moe__a2a_rows_copy(xf->rrows->opaque, rr + (size_t)(xf->rdsp[me] / u) * R,
+                               xf->rows + (size_t)(xf->sdsp[me] / u) * R,
+                               (size_t)(xf->scnt[me] / u) * R * fs);
+    }
+    MOE_MPI_CHECK(x->log, MPI_Waitall(n, x->rq, MPI_STATUSES_IGNORE));
+    *rdata_p = rb;
+    if (R)
+        *xf->rrows_p = rr;
     return MOE_OK;
 }
 
-/* The MPI inter-node transport of "hier": state is the communicator and the log (borrowed),
- * and for the chunked form, per id, the transfer and its requests (recv [c * P + r], then send
- * [(nchunk + c) * P + r]). Tags keep the pieces of different chunks and ids apart. */
-enum { HIER_TAG_INTER = 0x4c00, HIER_TAG_B = 0x4e00, HIER_TAG_BR = 0x4f00 };
-
+/* The MPI inter-node transport of "hier": point to point (hier_p2p), and for the chunked
+ * form, per id, the transfer and its requests: HIER_RQ(tp, id, part, dir, c, r), part 0 the
+ * first part and 1 the rows, dir 0 receives and 1 sends, piece c, rank r. */
 typedef struct hier_mpi_tp {
-    MPI_Comm   comm;
-    moe_log_t *log;
-    int        P, rank;
+    hier_p2p_t x1;
     struct {
         moe__hier_xfer_t xf;
         int              nchunk;
         char            *rbase;
+        float           *rrows;
         MPI_Request     *rq;
         size_t           cap; /* requests allocated */
     } x[2];
 } hier_mpi_tp_t;
 
+#define HIER_RQ(tp, id, part, dir, c, r)                                                     \
+    (tp)->x[id].rq[(((size_t)(part) * 2 + (dir)) * (size_t)(tp)->x[id].nchunk + (size_t)(c)) * \
+                       (size_t)(tp)->x1.P + (size_t)(r)]
+
 static moe_status_t hier_mpi_init(const moe__hier_env_t *env, void **tp_p)
 {
     hier_mpi_tp_t *tp = calloc(1, sizeof(*tp));
 
-    if (tp == NULL)
+    if (tp == NULL || (tp->x1.rq = malloc((size_t)4 * env->nranks * sizeof(MPI_Request))) == NULL) {
+        free(tp);
         return MOE_ERROR_SET(env->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    tp->comm = env->comm;
-    tp->log = env->log;
-    tp->P = env->nranks;
-    tp->rank = env->rank;
+    }
+    tp->x1.comm = env->comm;
+    tp->x1.log = env->log;
+    tp->x1.P = env->nranks;
+    tp->x1.rank = env->rank;
     *tp_p = tp;
     return MOE_OK;
 }
@@ -325,49 +450,49 @@ static moe_status_t hier_mpi_exchange(void *vtp, const moe__hier_xfer_t *xf,
 {
     hier_mpi_tp_t *tp = vtp;
 
-    return hier_mpi_xchg(tp->comm, tp->log, xf, rbuf, rdata_p);
-}
-
-/* Elements [*off, *off + *n) of the block cnt/dsp that piece c of nchunk covers. */
-static void hier_piece_range(const moe__hier_xfer_t *xf, int cnt, int dsp, int c, int nchunk,
-                             int *off, int *n)
-{
-    int units = cnt / xf->unit, lo = moe__hier_piece(units, c, nchunk);
-
-    *off = dsp + lo * xf->unit;
-    *n = (moe__hier_piece(units, c + 1, nchunk) - lo) * xf->unit;
+    return hier_p2p(&tp->x1, xf, rbuf, rdata_p);
 }
 
 static moe_status_t hier_mpi_start(void *vtp, int id, const moe__hier_xfer_t *xf, int nchunk,
                                    moe__hier_buf_t *rbuf, void **rdata_p)
 {
     hier_mpi_tp_t *tp = vtp;
-    size_t         need = (size_t)2 * nchunk * tp->P, i;
-    int            c, r, off, n;
+    size_t         need = (size_t)4 * nchunk * tp->x1.P, i, fs = sizeof(float);
+    int            c, r, first, n, P = tp->x1.P, R = xf->rows ? xf->row : 0;
+    moe_log_t     *log = tp->x1.log;
 
     if (need > tp->x[id].cap) {
         MPI_Request *rq = realloc(tp->x[id].rq, need * sizeof(*rq));
         if (rq == NULL)
-            return MOE_ERROR_SET(tp->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+            return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
         tp->x[id].rq = rq;
         tp->x[id].cap = need;
     }
-    if (moe__hier_buf_grow(rbuf, xf->rtotal * xf->elem))
-        return MOE_ERROR_SET(tp->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    if (moe__hier_buf_grow(rbuf, xf->rtotal * xf->elem) ||
+        (R && moe__hier_buf_grow(xf->rrows, xf->rtotal / (size_t)xf->unit * (size_t)R * fs)))
+        return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     tp->x[id].xf = *xf;
     tp->x[id].nchunk = nchunk;
     tp->x[id].rbase = rbuf->p;
+    tp->x[id].rrows = R ? xf->rrows->p : NULL;
     for (i = 0; i < need; i++)
         tp->x[id].rq[i] = MPI_REQUEST_NULL;
     for (c = 0; c < nchunk; c++)
-        for (r = 0; r < tp->P; r++) {
-            hier_piece_range(xf, xf->rcnt[r], xf->rdsp[r], c, nchunk, &off, &n);
-            if (n > 0)
-                MOE_MPI_CHECK(tp->log, MPI_Irecv((char *)rbuf->p + (size_t)off * xf->elem, n,
-                                                 xf->type, r, HIER_TAG_INTER + id * 0x80 + c,
-                                                 tp->comm, &tp->x[id].rq[(size_t)c * tp->P + r]));
+        for (r = 0; r < P; r++) {
+            hier_piece_units(xf, xf->rcnt[r], xf->rdsp[r], c, nchunk, &first, &n);
+            if (n == 0)
+                continue;
+            MOE_MPI_CHECK(log, MPI_Irecv((char *)rbuf->p + (size_t)first * xf->unit * xf->elem,
+                                         n * xf->unit, xf->type, r, HIER_TAG_INTER + id * 0x80 + c,
+                                         tp->x1.comm, &HIER_RQ(tp, id, 0, 0, c, r)));
+            if (R)
+                MOE_MPI_CHECK(log, MPI_Irecv(tp->x[id].rrows + (size_t)first * R, n * R, MPI_FLOAT,
+                                             r, HIER_TAG_INTER_ROWS + id * 0x80 + c, tp->x1.comm,
+                                             &HIER_RQ(tp, id, 1, 0, c, r)));
         }
     *rdata_p = rbuf->p;
+    if (R)
+        *xf->rrows_p = tp->x[id].rrows;
     return MOE_OK;
 }
 
@@ -375,16 +500,23 @@ static moe_status_t hier_mpi_send_chunk(void *vtp, int id, int c)
 {
     hier_mpi_tp_t          *tp = vtp;
     const moe__hier_xfer_t *xf = &tp->x[id].xf;
-    int                     i, r, off, n, C = tp->x[id].nchunk;
+    int                     i, r, first, n, C = tp->x[id].nchunk, P = tp->x1.P;
+    int                     R = xf->rows ? xf->row : 0;
 
-    for (i = 1; i <= tp->P; i++) { /* starting after myself, so peers are not all hit at once */
-        r = (tp->rank + i) % tp->P;
-        hier_piece_range(xf, xf->scnt[r], xf->sdsp[r], c, C, &off, &n);
-        if (n > 0)
-            MOE_MPI_CHECK(tp->log,
-                          MPI_Isend((const char *)xf->sbuf + (size_t)off * xf->elem, n, xf->type,
-                                    r, HIER_TAG_INTER + id * 0x80 + c, tp->comm,
-                                    &tp->x[id].rq[(size_t)(C + c) * tp->P + r]));
+    for (i = 1; i <= P; i++) { /* starting after myself, so peers are not all hit at once */
+        r = (tp->x1.rank + i) % P;
+        hier_piece_units(xf, xf->scnt[r], xf->sdsp[r], c, C, &first, &n);
+        if (n == 0)
+            continue;
+        MOE_MPI_CHECK(tp->x1.log,
+                      MPI_Isend((const char *)xf->sbuf + (size_t)first * xf->unit * xf->elem,
+                                n * xf->unit, xf->type, r, HIER_TAG_INTER + id * 0x80 + c,
+                                tp->x1.comm, &HIER_RQ(tp, id, 0, 1, c, r)));
+        if (R)
+            MOE_MPI_CHECK(tp->x1.log,
+                          MPI_Isend(xf->rows + (size_t)first * R, n * R, MPI_FLOAT, r,
+                                    HIER_TAG_INTER_ROWS + id * 0x80 + c, tp->x1.comm,
+                                    &HIER_RQ(tp, id, 1, 1, c, r)));
     }
     return MOE_OK;
 }
@@ -393,8 +525,11 @@ static moe_status_t hier_mpi_test_chunk(void *vtp, int id, int c, int *done)
 {
     hier_mpi_tp_t *tp = vtp;
 
-    MOE_MPI_CHECK(tp->log, MPI_Testall(tp->P, tp->x[id].rq + (size_t)c * tp->P, done,
-                                       MPI_STATUSES_IGNORE));
+    MOE_MPI_CHECK(tp->x1.log, MPI_Testall(tp->x1.P, &HIER_RQ(tp, id, 0, 0, c, 0), done,
+                                          MPI_STATUSES_IGNORE));
+    if (*done && tp->x[id].rrows)
+        MOE_MPI_CHECK(tp->x1.log, MPI_Testall(tp->x1.P, &HIER_RQ(tp, id, 1, 0, c, 0), done,
+                                              MPI_STATUSES_IGNORE));
     return MOE_OK;
 }
 
@@ -402,8 +537,8 @@ static moe_status_t hier_mpi_finish(void *vtp, int id)
 {
     hier_mpi_tp_t *tp = vtp;
 
-    MOE_MPI_CHECK(tp->log, MPI_Waitall(2 * tp->x[id].nchunk * tp->P, tp->x[id].rq,
-                                       MPI_STATUSES_IGNORE));
+    MOE_MPI_CHECK(tp->x1.log, MPI_Waitall(4 * tp->x[id].nchunk * tp->x1.P, tp->x[id].rq,
+                                          MPI_STATUSES_IGNORE));
     return MOE_OK;
 }
 
@@ -413,7 +548,7 @@ static void hier_mpi_cleanup(void *vtp)
 
     if (tp == NULL)
         return;
-    free(tp->x[0].rq), free(tp->x[1].rq);
+    free(tp->x[0].rq), free(tp->x[1].rq), free(tp->x1.rq);
     free(tp);
 }
 
@@ -429,11 +564,13 @@ static const moe__hier_transport_t hier_mpi_transport = {
     .finish = hier_mpi_finish,
 };
 
-/* Exchanges unit counts, then units (inter-node stage through the transport, intra-node
- * stage over MPI). Received units at *rdata_p; their number in *nrecv. */
+/* Exchanges unit counts, then units: metadata from sbuf, rows from srows (inter-node stage
+ * through the transport, intra-node stage over MPI). Received metadata at *rdata_p, rows at
+ * *rrows_p; their number in *nrecv. */
 static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sbuf,
-                                        moe__hier_buf_t *rbuf, char **rdata_p, int *scnt,
-                                        int *sdsp, int *rcnt, int *rdsp, int *nrecv,
+                                        const float *srows, moe__hier_buf_t *rbuf,
+                                        char **rdata_p, moe__hier_buf_t *rrows, float **rrows_p,
+                                        int *scnt, int *sdsp, int *rcnt, int *rdsp, int *nrecv,
                                         moe_a2a_stats_t *st, double *t_counts)
 {
     double           t0 = MPI_Wtime();
@@ -444,25 +581,33 @@ static moe_status_t hier_exchange_units(a2a_hier_t *c, int inter, const void *sb
     MOE_MPI_CHECK(c->log, MPI_Alltoall(c->ucnt_s, 1, MPI_INT, c->ucnt_r, 1, MPI_INT, c->comm));
     moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, 0, 0, st); /* message counts only */
     *t_counts += MPI_Wtime() - t0;
-    moe__a2a_layout(c->P, c->ucnt_s, c->ub, scnt, sdsp);
-    *nrecv = (int)moe__a2a_layout(c->P, c->ucnt_r, c->ub, rcnt, rdsp);
+    moe__a2a_layout(c->P, c->ucnt_s, c->mb, scnt, sdsp);
+    *nrecv = (int)moe__a2a_layout(c->P, c->ucnt_r, c->mb, rcnt, rdsp);
+    memset(&xf, 0, sizeof(xf));
     xf.sbuf = sbuf;
     xf.scnt = scnt;
     xf.sdsp = sdsp;
     xf.rcnt = rcnt;
     xf.rdsp = rdsp;
-    xf.rtotal = (size_t)*nrecv * c->ub;
+    xf.rtotal = (size_t)*nrecv * c->mb;
     xf.elem = 1;
     xf.type = MPI_BYTE;
+    xf.unit = (int)c->mb;
+    xf.rows = srows;
+    xf.row = c->d;
+    xf.rrows = rrows;
+    xf.rrows_p = rrows_p;
     t0 = MPI_Wtime();
     s = inter ? c->inter->exchange_units(c->tp, &xf, rbuf, &rdata)
-              : hier_mpi_xchg(c->comm, c->log, &xf, rbuf, &rdata);
+              : hier_p2p(&c->x2, &xf, rbuf, &rdata);
     if (s != MOE_OK)
         return s;
     if (inter)
         st->t_dispatch_inter += MPI_Wtime() - t0;
     *rdata_p = rdata;
-    moe__a2a_traffic(&c->peers, scnt, rcnt, 1, 1, st);
+    /* two messages per peer: metadata, rows */
+    moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, c->mb, 1, st);
+    moe__a2a_traffic(&c->peers, c->ucnt_s, c->ucnt_r, (size_t)c->d * sizeof(float), 1, st);
     return MOE_OK;
 }
 
@@ -476,10 +621,10 @@ static void hier_areturn_xfer(a2a_hier_t *c, moe__hier_xfer_t *xf, float *np_, i
     int i;
 
     for (i = 0; i < c->P; i++) {
-        c->v_scnt[i] = c->a_rcnt[i] / (int)c->ub * d;
-        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->ub * d;
-        c->v_rcnt[i] = c->a_scnt[i] / (int)c->ub * d;
-        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->ub * d;
+        c->v_scnt[i] = c->a_rcnt[i] / (int)c->mb * d;
+        c->v_sdsp[i] = c->a_rdsp[i] / (int)c->mb * d;
+        c->v_rcnt[i] = c->a_scnt[i] / (int)c->mb * d;
+        c->v_rdsp[i] = c->a_sdsp[i] / (int)c->mb * d;
     }
     memset(xf, 0, sizeof(*xf));
     xf->sbuf = np_ + (size_t)c->n_own * d;
@@ -495,8 +640,14 @@ static void hier_areturn_xfer(a2a_hier_t *c, moe__hier_xfer_t *xf, float *np_, i
 
 static char *hier_fwd_unit(const a2a_hier_t *c, int u)
 {
-    return u < c->n_own ? HIER_UNIT(c->own.p, u, c->ub)
-                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->ub);
+    return u < c->n_own ? HIER_UNIT(c->own.p, u, c->mb)
+                        : HIER_UNIT(c->arecv_p, u - c->n_own, c->mb);
+}
+
+/* The row of the u-th unit a forwarder handles. */
+static const float *hier_fwd_row(const a2a_hier_t *c, int u)
+{
+    return u < c->n_own ? HIER_ROW(c, c->own_r.p, u) : HIER_ROW(c, c->arecv_rp, u - c->n_own);
 }
 
 /* Received B-unit b (pipelined: through bref). */
@@ -505,9 +656,9 @@ static char *hier_bunit(const a2a_hier_t *c, int b)
     int64_t i;
 
     if (c->chunks == 1)
-        return HIER_UNIT(c->brecv_p, b, c->ub);
+        return HIER_UNIT(c->brecv_p, b, c->mb);
     i = ((const int64_t *)c->bref.p)[b];
-    return i >= 0 ? HIER_UNIT(c->brecv.p, i, c->ub) : HIER_UNIT(c->bsend.p, -i - 1, c->ub);
+    return i >= 0 ? HIER_UNIT(c->brecv.p, i, c->mb) : HIER_UNIT(c->bsend.p, -i - 1, c->mb);
 }
 
 /* The row of received B-unit b. A forwarder's B-units for itself (pipelined form) carry only
@@ -517,10 +668,10 @@ static const float *hier_bunit_row(const a2a_hier_t *c, int b)
     int64_t i;
 
     if (c->chunks == 1)
-        return HIER_ROW(c, HIER_UNIT(c->brecv_p, b, c->ub));
+        return HIER_ROW(c, c->brecv_rp, b);
     i = ((const int64_t *)c->bref.p)[b];
-    return i >= 0 ? HIER_ROW(c, HIER_UNIT(c->brecv.p, i, c->ub))
-                  : HIER_ROW(c, hier_fwd_unit(c, ((const int32_t *)c->bsend_u.p)[-i - 1]));
+    return i >= 0 ? HIER_ROW(c, c->brecv_r.p, i)
+                  : hier_fwd_row(c, ((const int32_t *)c->bsend_u.p)[-i - 1]);
 }
 
 /* Pipelined form, as B-unit b arrives: its row goes into the batch once per entry, at the
@@ -536,7 +687,8 @@ static void hier_batch_take(a2a_hier_t *c, int b)
     for (i = 0; i < n; i++) {
         int64_t r = c->bcur[(size_t)e[i].rank * c->L + e[i].expert]++;
         ((int64_t *)c->brow.p)[(size_t)b * c->k + i] = r;
-        memcpy((float *)c->bx.p + r * c->d, row, (size_t)c->d * sizeof(float));
+        moe__a2a_rows_copy(c->opaque, (float *)c->bx.p + r * c->d, row,
+                           (size_t)c->d * sizeof(float));
     }
 }
 
@@ -580,8 +732,8 @@ static int hier_step_range(const a2a_hier_t *c, int s, int r, int *lo, int *hi)
     }
     if (s == 0 || c->a_rcnt[r] == 0)
         return 0;
-    n = c->a_rcnt[r] / (int)c->ub;
-    base = c->n_own + c->a_rdsp[r] / (int)c->ub;
+    n = c->a_rcnt[r] / (int)c->mb;
+    base = c->n_own + c->a_rdsp[r] / (int)c->mb;
     *lo = base + moe__hier_piece(n, s - 1, c->chunks);
     *hi = base + moe__hier_piece(n, s, c->chunks);
     return *hi > *lo;
@@ -626,7 +778,7 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                 if (i == h->n)
                     continue;
                 ((int32_t *)c->bsend_u.p)[*bcur] = u;
-                bu = HIER_UNIT(c->bsend.p, *bcur, c->ub);
+                bu = HIER_UNIT(c->bsend.p, *bcur, c->mb);
                 (*bcur)++;
                 bh = (hier_hdr_t *)bu;
                 bh->t = u;
@@ -637,14 +789,15 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
                         HIER_ENT(bu)[bh->n++].rank = org;
                     }
                 if (q != c->li) /* my own B-units keep their row in the forwarded unit */
-                    memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)c->d * sizeof(float));
+                    moe__a2a_rows_copy(c->opaque, HIER_ROW(c, c->bsend_r.p, *bcur - 1),
+                                       hier_fwd_row(c, u), (size_t)c->d * sizeof(float));
                 if ((*bcur - first) % HIER_POKE == 0 && (e_ = hier_poke(c, 0)) != MOE_OK)
                     return e_;
             }
         }
         c->bs_off[s * nl + q] = first;
         c->bs_n[s * nl + q] = *bcur - first;
-        c->tr_s[dst] = (*bcur - first) * (int)c->ub;
+        c->tr_s[dst] = *bcur - first; /* units */
         if (q == c->li) { /* my own B-units: received in place */
             int64_t *ref;
             if (moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + *bcur - first) * sizeof(int64_t)))
@@ -660,13 +813,19 @@ static moe_status_t hier_send_b_step(a2a_hier_t *c, int s, int *bcur, int *left,
             c->next_step[q]++;
             (*left)--;
             c->rq[s * nl + q] = MPI_REQUEST_NULL;
+            c->rq[(c->chunks + 1) * nl + s * nl + q] = MPI_REQUEST_NULL;
             continue;
         }
-        MOE_MPI_CHECK(c->log, MPI_Isend(HIER_UNIT(c->bsend.p, first, c->ub), c->tr_s[dst],
-                                        MPI_BYTE, dst, HIER_TAG_B + s, c->comm,
-                                        &c->rq[s * nl + q]));
+        /* metadata, then rows (both sent, empty ones too: the receiver probes the first) */
+        MOE_MPI_CHECK(c->log, MPI_Isend(HIER_UNIT(c->bsend.p, first, c->mb),
+                                        c->tr_s[dst] * (int)c->mb, MPI_BYTE, dst, HIER_TAG_B + s,
+                                        c->comm, &c->rq[s * nl + q]));
+        MOE_MPI_CHECK(c->log, MPI_Isend(HIER_ROW(c, c->bsend_r.p, first), c->tr_s[dst] * c->d,
+                                        MPI_FLOAT, dst, HIER_TAG_BROWS + s, c->comm,
+                                        &c->rq[(c->chunks + 1) * nl + s * nl + q]));
     }
-    moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, 1, 1, st);
+    moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, c->mb, 1, st);
+    moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, (size_t)c->d * sizeof(float), 1, st);
     for (q = 0; q < nl; q++)
         c->tr_s[c->lrank[q]] = 0;
     return MOE_OK;
@@ -689,12 +848,18 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             if (!flag)
                 break;
             MOE_MPI_CHECK(c->log, MPI_Get_count(&mst, MPI_BYTE, &bytes));
-            n = bytes / (int)c->ub;
-            if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_bphys * c->ub + (size_t)bytes) ||
+            n = bytes / (int)c->mb;
+            if (moe__hier_buf_grow(&c->brecv, (size_t)c->n_bphys * c->mb + (size_t)bytes) ||
+                moe__hier_buf_grow(&c->brecv_r,
+                                   ((size_t)c->n_bphys + n) * c->d * sizeof(float)) ||
                 moe__hier_buf_grow(&c->bref, (size_t)(c->n_brecv + n) * sizeof(int64_t)))
                 return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-            MOE_MPI_CHECK(c->log, MPI_Recv(HIER_UNIT(c->brecv.p, c->n_bphys, c->ub), bytes,
+            /* the rows follow the metadata (sent together) */
+            MOE_MPI_CHECK(c->log, MPI_Recv(HIER_UNIT(c->brecv.p, c->n_bphys, c->mb), bytes,
                                            MPI_BYTE, src, HIER_TAG_B + s, c->comm,
+                                           MPI_STATUS_IGNORE));
+            MOE_MPI_CHECK(c->log, MPI_Recv(HIER_ROW(c, c->brecv_r.p, c->n_bphys), n * c->d,
+                                           MPI_FLOAT, src, HIER_TAG_BROWS + s, c->comm,
                                            MPI_STATUS_IGNORE));
             for (j = 0; j < n; j++)
                 ((int64_t *)c->bref.p)[c->n_brecv + j] = c->n_bphys + j;
@@ -707,24 +872,28 @@ static moe_status_t hier_drain_b(a2a_hier_t *c, int *left, int *got, moe_a2a_sta
             c->next_step[q]++;
             (*left)--;
             *got = 1;
-            c->tr_r[src] = bytes;
-            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, 1, 1, st);
+            c->tr_r[src] = n;
+            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, c->mb, 1, st);
+            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, (size_t)c->d * sizeof(float), 1, st);
             c->tr_r[src] = 0;
         }
     return MOE_OK;
 }
 
-/* Accounts the pieces of an inter-node transfer (counts in elements of `elem` bytes). */
+/* Accounts the pieces of an inter-node transfer: per piece, one message of its units (and
+ * one of their rows) to each peer. */
 static void hier_piece_traffic(a2a_hier_t *c, const moe__hier_xfer_t *xf, moe_a2a_stats_t *st)
 {
-    int cc, r, off;
+    int cc, r, first;
 
     for (cc = 0; cc < c->chunks; cc++) {
         for (r = 0; r < c->P; r++) {
-            hier_piece_range(xf, xf->scnt[r], xf->sdsp[r], cc, c->chunks, &off, &c->tr_s[r]);
-            hier_piece_range(xf, xf->rcnt[r], xf->rdsp[r], cc, c->chunks, &off, &c->tr_r[r]);
+            hier_piece_units(xf, xf->scnt[r], xf->sdsp[r], cc, c->chunks, &first, &c->tr_s[r]);
+            hier_piece_units(xf, xf->rcnt[r], xf->rdsp[r], cc, c->chunks, &first, &c->tr_r[r]);
         }
-        moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, xf->elem, 1, st);
+        moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, (size_t)xf->unit * xf->elem, 1, st);
+        if (xf->rows)
+            moe__a2a_traffic(&c->peers, c->tr_s, c->tr_r, (size_t)xf->row * sizeof(float), 1, st);
     }
     memset(c->tr_s, 0, (size_t)c->P * sizeof(int));
     memset(c->tr_r, 0, (size_t)c->P * sizeof(int));
@@ -773,21 +942,27 @@ static moe_status_t hier_piped_begin(a2a_hier_t *c, moe_a2a_stats_t *st, double 
         moe__hier_buf_grow(&c->by, (size_t)rows * c->d * sizeof(float)) ||
         moe__hier_buf_grow(&c->brow, (size_t)rows * c->k * sizeof(int64_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-    moe__a2a_layout(P, c->ucnt_s, c->ub, c->a_scnt, c->a_sdsp);
-    c->n_arecv = (int)moe__a2a_layout(P, c->ucnt_r, c->ub, c->a_rcnt, c->a_rdsp);
+    moe__a2a_layout(P, c->ucnt_s, c->mb, c->a_scnt, c->a_sdsp);
+    c->n_arecv = (int)moe__a2a_layout(P, c->ucnt_r, c->mb, c->a_rcnt, c->a_rdsp);
+    memset(xf, 0, sizeof(*xf));
     xf->sbuf = c->asend.p;
     xf->scnt = c->a_scnt;
     xf->sdsp = c->a_sdsp;
     xf->rcnt = c->a_rcnt;
     xf->rdsp = c->a_rdsp;
-    xf->rtotal = (size_t)c->n_arecv * c->ub;
+    xf->rtotal = (size_t)c->n_arecv * c->mb;
     xf->elem = 1;
     xf->type = MPI_BYTE;
-    xf->unit = (int)c->ub;
+    xf->unit = (int)c->mb;
+    xf->rows = c->asend_r.p;
+    xf->row = c->d;
+    xf->rrows = &c->arecv_r;
+    xf->rrows_p = &c->arecv_rp;
     U = c->n_own + c->n_arecv;
     /* a unit yields at most one B-unit per rank of the node, and at most k */
     b = c->k < nl ? c->k : nl;
-    if (moe__hier_buf_grow(&c->bsend, (size_t)U * b * c->ub) ||
+    if (moe__hier_buf_grow(&c->bsend, (size_t)U * b * c->mb) ||
+        moe__hier_buf_grow(&c->bsend_r, (size_t)U * b * c->d * sizeof(float)) ||
         moe__hier_buf_grow(&c->bsend_u, (size_t)U * b * sizeof(int32_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     t0 = MPI_Wtime();
@@ -810,8 +985,8 @@ static moe_status_t hier_send_ready(a2a_hier_t *c, int all, moe_a2a_stats_t *st)
 
     while (c->asent < c->chunks) {
         for (r = 0; r < c->P && !all; r++) {
-            n = c->a_scnt[r] / (int)c->ub;
-            if (c->cursor[r] - c->a_sdsp[r] / (int64_t)c->ub <
+            n = c->a_scnt[r] / (int)c->mb;
+            if (c->cursor[r] - c->a_sdsp[r] / (int64_t)c->mb <
                 moe__hier_piece(n, c->asent + 1, c->chunks))
                 break;
         }
@@ -877,7 +1052,7 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st)
     if ((e = c->inter->finish(c->tp, 0)) != MOE_OK)
         return e;
     ti += MPI_Wtime() - t0;
-    MOE_MPI_CHECK(c->log, MPI_Waitall((C + 1) * nl, c->rq, MPI_STATUSES_IGNORE));
+    MOE_MPI_CHECK(c->log, MPI_Waitall(2 * (C + 1) * nl, c->rq, MPI_STATUSES_IGNORE));
     st->t_dispatch_inter += ti;
     c->n_bsend = bcur;
     c->brecv_p = c->brecv.p;
@@ -885,13 +1060,16 @@ static moe_status_t hier_dispatch_piped(a2a_hier_t *c, moe_a2a_stats_t *st)
 }
 
 /* o = sum over the entries of B-unit bu, in slot order, of w * y[row]: 0 + w0*y0 + w1*y1 ...
- * (the first term written, not added to a zeroed o: one pass fewer, same bits). */
+ * (the first term written, not added to a zeroed o: one pass fewer, same bits). Nothing
+ * with opaque rows. */
 static void hier_partial(const a2a_hier_t *c, const char *bu, const int64_t *row,
                          const float *ybase, float *restrict o)
 {
     const hier_ent_t *e = HIER_ENT(bu);
     int               i, m, d = c->d, n = ((const hier_hdr_t *)bu)->n;
 
+    if (c->opaque)
+        return;
     if (n == 0) {
         memset(o, 0, (size_t)d * sizeof(float));
         return;
@@ -950,7 +1128,9 @@ static moe_status_t hier_reduce_ready(a2a_hier_t *c, int upto, int wait, int *ne
             for (b = c->bs_off[r * nl + q]; b < c->bs_off[r * nl + q] + c->bs_n[r * nl + q]; b++) {
                 float *restrict       o = np_ + (size_t)bu[b] * d;
                 const float *restrict v = vret + (size_t)b * d;
-                if (fresh[bu[b]]) {
+                if (c->opaque) /* no row is summed */
+                    ;
+                else if (fresh[bu[b]]) {
                     for (m = 0; m < d; m++)
                         o[m] = 0.0f + v[m];
                     fresh[bu[b]] = 0;
@@ -1099,8 +1279,10 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
         c->cursor[r] = c->n_asend;
         c->n_asend += c->ucnt_s[r];
     }
-    if (moe__hier_buf_grow(&c->asend, (size_t)c->n_asend * c->ub) ||
-        moe__hier_buf_grow(&c->own, (size_t)c->n_own * c->ub))
+    if (moe__hier_buf_grow(&c->asend, (size_t)c->n_asend * c->mb) ||
+        moe__hier_buf_grow(&c->own, (size_t)c->n_own * c->mb) ||
+        moe__hier_buf_grow(&c->asend_r, (size_t)c->n_asend * d * sizeof(float)) ||
+        moe__hier_buf_grow(&c->own_r, (size_t)c->n_own * d * sizeof(float)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     /* pipelined: counts exchanged and receives posted before packing, pieces sent as the
      * packing completes them (the wire starts while later tokens are packed) */
@@ -1122,22 +1304,25 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
                 continue;
             dn = c->node[plan->dest_rank[p]];
             if (tu[t * c->nnodes + dn] < 0) { /* first pair of t on node dn: new unit */
+                float *row;
                 if (dn == c->mynode) {
                     slot = n++;
-                    unit = HIER_UNIT(c->own.p, slot, c->ub);
+                    unit = HIER_UNIT(c->own.p, slot, c->mb);
+                    row = HIER_ROW(c, c->own_r.p, slot);
                 } else {
                     slot = (int)c->cursor[c->peer[dn]]++;
-                    unit = HIER_UNIT(c->asend.p, slot, c->ub);
+                    unit = HIER_UNIT(c->asend.p, slot, c->mb);
+                    row = HIER_ROW(c, c->asend_r.p, slot);
                 }
                 tu[t * c->nnodes + dn] = slot;
                 h = (hier_hdr_t *)unit;
                 h->t = t;
                 h->n = 0;
-                memcpy(HIER_ROW(c, unit), x + (size_t)t * d, (size_t)d * sizeof(float));
+                moe__a2a_rows_copy(c->opaque, row, x + (size_t)t * d, (size_t)d * sizeof(float));
             } else {
                 slot = tu[t * c->nnodes + dn];
-                unit = dn == c->mynode ? HIER_UNIT(c->own.p, slot, c->ub)
-                                       : HIER_UNIT(c->asend.p, slot, c->ub);
+                unit = dn == c->mynode ? HIER_UNIT(c->own.p, slot, c->mb)
+                                       : HIER_UNIT(c->asend.p, slot, c->mb);
                 h = (hier_hdr_t *)unit;
             }
             HIER_ENT(unit)[h->n].rank = plan->dest_rank[p];
@@ -1152,8 +1337,9 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
             return s;
         goto done; /* the batch was filled as the B-units arrived */
     }
-    s = hier_exchange_units(c, 1, c->asend.p, &c->arecv, &c->arecv_p, c->a_scnt, c->a_sdsp,
-                            c->a_rcnt, c->a_rdsp, &c->n_arecv, st, &tc);
+    s = hier_exchange_units(c, 1, c->asend.p, c->asend_r.p, &c->arecv, &c->arecv_p, &c->arecv_r,
+                            &c->arecv_rp, c->a_scnt, c->a_sdsp, c->a_rcnt, c->a_rdsp,
+                            &c->n_arecv, st, &tc);
     if (s != MOE_OK)
         return s;
 
@@ -1172,7 +1358,8 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
         c->cursor[r] = c->n_bsend;
         c->n_bsend += c->ucnt_s[r];
     }
-    if (moe__hier_buf_grow(&c->bsend, (size_t)c->n_bsend * c->ub) ||
+    if (moe__hier_buf_grow(&c->bsend, (size_t)c->n_bsend * c->mb) ||
+        moe__hier_buf_grow(&c->bsend_r, (size_t)c->n_bsend * d * sizeof(float)) ||
         moe__hier_buf_grow(&c->bsend_u, (size_t)c->n_bsend * sizeof(int32_t)))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     for (u = 0; u < U; u++) {
@@ -1187,18 +1374,20 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
                 continue;
             slot = (int)c->cursor[e[i].rank]++;
             ((int32_t *)c->bsend_u.p)[slot] = u;
-            bu = HIER_UNIT(c->bsend.p, slot, c->ub);
+            bu = HIER_UNIT(c->bsend.p, slot, c->mb);
             bh = (hier_hdr_t *)bu;
             bh->t = u;
             bh->n = 0;
             for (m = i; m < h->n; m++) /* entries for this rank, in slot order */
                 if (e[m].rank == e[i].rank)
                     HIER_ENT(bu)[bh->n++] = e[m];
-            memcpy(HIER_ROW(c, bu), HIER_ROW(c, unit), (size_t)d * sizeof(float));
+            moe__a2a_rows_copy(c->opaque, HIER_ROW(c, c->bsend_r.p, slot), hier_fwd_row(c, u),
+                               (size_t)d * sizeof(float));
         }
     }
-    s = hier_exchange_units(c, 0, c->bsend.p, &c->brecv, &c->brecv_p, c->b_scnt, c->b_sdsp,
-                            c->b_rcnt, c->b_rdsp, &c->n_brecv, st, &tc);
+    s = hier_exchange_units(c, 0, c->bsend.p, c->bsend_r.p, &c->brecv, &c->brecv_p, &c->brecv_r,
+                            &c->brecv_rp, c->b_scnt, c->b_sdsp, c->b_rcnt, c->b_rdsp,
+                            &c->n_brecv, st, &tc);
     if (s != MOE_OK)
         return s;
 
@@ -1224,7 +1413,8 @@ moe_status_t moe__a2a_hier_dispatch(void *vctx, const moe_a2a_plan_t *plan, cons
         for (i = 0; i < ((hier_hdr_t *)bu)->n; i++) {
             int64_t row = c->ecnt[HIER_ENT(bu)[i].expert]++;
             ((int64_t *)c->brow.p)[(size_t)b * k + i] = row;
-            memcpy((float *)c->bx.p + row * d, hier_bunit_row(c, b), (size_t)d * sizeof(float));
+            moe__a2a_rows_copy(c->opaque, (float *)c->bx.p + row * d, hier_bunit_row(c, b),
+                               (size_t)d * sizeof(float));
         }
     }
 done:
@@ -1268,23 +1458,36 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     for (b = 0; b < c->n_brecv; b++)
         hier_b_partial(c, batch, b, vb + (size_t)b * d);
     for (i = 0; i < P; i++) { /* B returns: reverse of the B exchange, in floats */
-        c->v_scnt[i] = c->b_rcnt[i] / (int)c->ub * d;
-        c->v_sdsp[i] = c->b_rdsp[i] / (int)c->ub * d;
-        c->v_rcnt[i] = c->b_scnt[i] / (int)c->ub * d;
-        c->v_rdsp[i] = c->b_sdsp[i] / (int)c->ub * d;
+        c->v_scnt[i] = c->b_rcnt[i] / (int)c->mb * d;
+        c->v_sdsp[i] = c->b_rdsp[i] / (int)c->mb * d;
+        c->v_rcnt[i] = c->b_scnt[i] / (int)c->mb * d;
+        c->v_rdsp[i] = c->b_sdsp[i] / (int)c->mb * d;
     }
-    MOE_MPI_CHECK(c->log, MPI_Alltoallv(vb, c->v_scnt, c->v_sdsp, MPI_FLOAT, vret, c->v_rcnt,
-                                        c->v_rdsp, MPI_FLOAT, c->comm));
+    memset(&xf, 0, sizeof(xf));
+    xf.sbuf = vb;
+    xf.scnt = c->v_scnt;
+    xf.sdsp = c->v_sdsp;
+    xf.rcnt = c->v_rcnt;
+    xf.rdsp = c->v_rdsp;
+    xf.rtotal = (size_t)c->n_bsend * d;
+    xf.elem = sizeof(float);
+    xf.type = MPI_FLOAT;
+    xf.unit = d;
+    if ((s = hier_p2p(&c->x2, &xf, &c->vret, &rdata)) != MOE_OK)
+        return s;
+    vret = rdata;
     moe__a2a_traffic(&c->peers, c->v_scnt, c->v_rcnt, sizeof(float), 1, st);
 
     /* 2. forwarder: node partial per A-unit, destination ranks in increasing order */
-    memset(np_, 0, (size_t)U * d * sizeof(float));
-    for (b = 0; b < c->n_bsend; b++) {
-        float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
-        const float *v = vret + (size_t)b * d;
-        int          m;
-        for (m = 0; m < d; m++)
-            o[m] += v[m];
+    if (!c->opaque) {
+        memset(np_, 0, (size_t)U * d * sizeof(float));
+        for (b = 0; b < c->n_bsend; b++) {
+            float       *o = np_ + (size_t)((int32_t *)c->bsend_u.p)[b] * d;
+            const float *v = vret + (size_t)b * d;
+            int          m;
+            for (m = 0; m < d; m++)
+                o[m] += v[m];
+        }
     }
     hier_areturn_xfer(c, &xf, np_, d);
     tx = MPI_Wtime();
@@ -1296,8 +1499,8 @@ moe_status_t moe__a2a_hier_combine(void *vctx, const moe_a2a_plan_t *plan,
     moe__a2a_traffic(&c->peers, c->v_scnt, c->v_rcnt, sizeof(float), 1, st);
 
 origin:
-    /* 3. origin: node partials of each token in increasing node order */
-    for (t = 0; t < plan->tokens; t++) {
+    /* 3. origin: node partials of each token in increasing node order (none when opaque) */
+    for (t = 0; t < (c->opaque ? 0 : plan->tokens); t++) {
         float *o = out + (size_t)t * d;
         for (nd = 0; nd < c->nnodes; nd++) {
             int          slot = tu[t * c->nnodes + nd], m;

@@ -12,8 +12,8 @@
  *  1. exchange_units and exchange_vectors are collective over the algorithm's communicator and
  *     are called in the same order on every rank;
  *  2. on return, every byte addressed to this rank is in place at *rdata_p, laid out by
- *     xfer->rdsp, and stays valid until the next call of the same function (units and
- *     vectors use separate receive space);
+ *     xfer->rdsp (the rows of a two-part transfer at *xfer->rrows_p), and stays valid until
+ *     the next call of the same function (units and vectors use separate receive space);
  *  3. the send buffer may be reused as soon as the call returns.
  * Not for use outside comm/.
  */
@@ -24,14 +24,19 @@
 
 #include "a2a.h"
 
-/* A growable heap buffer; p is freed by the owner with free(). */
+/* A growable heap buffer, freed by the owner with moe__hier_buf_free. opaque = 1 (set before
+ * the first grow): a row buffer under params.rows_opaque, never touched (SMPI: shared between
+ * simulated ranks, comm/a2a_common.h), its contents not kept when it grows. */
 typedef struct moe__hier_buf {
     void  *p;
     size_t cap;
+    int    opaque;
 } moe__hier_buf_t;
 
-/* Ensures b holds at least `bytes` bytes (contents kept). Returns 0, or -1 out of memory. */
-int moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes);
+/* Ensures b holds at least `bytes` bytes (contents kept unless opaque). Returns 0, or -1 out
+ * of memory. */
+int  moe__hier_buf_grow(moe__hier_buf_t *b, size_t bytes);
+void moe__hier_buf_free(moe__hier_buf_t *b);
 
 /* One alltoallv-shaped transfer; counts and displacements in elements of `elem` bytes. */
 typedef struct moe__hier_xfer {
@@ -41,8 +46,18 @@ typedef struct moe__hier_xfer {
     size_t       rtotal;       /* elements received in all */
     size_t       elem;         /* bytes per element */
     MPI_Datatype type;         /* MPI type of one element (MPI_BYTE, MPI_FLOAT) */
-    int          unit;         /* chunked form only: elements per unit; pieces split blocks
-                                * at unit boundaries (moe__hier_piece) */
+    int          unit;         /* elements per unit (chunked form, or rows set); pieces split
+                                * blocks at unit boundaries (moe__hier_piece) */
+    /* Optional second part, moved with the first (rows == NULL: none): the rows of the units
+     * (dispatch's units carry their metadata in the first part), `row` floats per unit; the
+     * rows of block r are those of block r's units, in the same order, so its counts and
+     * offsets are the first part's / unit * row floats. The transport puts the received rows
+     * at *rrows_p, laid out the same way; rrows is heap space it may use for them (the
+     * rows' own, e.g. opaque: a transport that copies rows skips it when rrows->opaque). */
+    const float     *rows;
+    int              row;
+    moe__hier_buf_t *rrows;
+    float          **rrows_p;
 } moe__hier_xfer_t;
 
 /* Chunked form: the block of n units between two ranks is cut into `nchunk` pieces; piece c

@@ -9,18 +9,21 @@
  * no other (same-node traffic is MPI's).
  *
  * Registered memory (ucp_mem_map with UCP_MEM_MAP_ALLOCATE), three regions per rank:
- *   units    receive space of exchange_units    (grown on demand),
+ *   units    receive space of exchange_units    (grown on demand; a two-part transfer's
+ *            rows after its first part, at the next multiple of 64 bytes),
  *   vectors  receive space of exchange_vectors  (grown on demand),
  *   signal   uint64 arrival counters [P], one per source rank (fixed size).
  * Each region's rkey and base address are allgathered; every rank holds the unpacked rkeys
  * of the ranks it has an endpoint to.
  *
  * One exchange (collective, same order on all ranks):
- *  1. MPI_Alltoall of {where source s's bytes go in my receive space, my total need}: every
+ *  1. MPI_Alltoall of {where source s's bytes go in my receive space, where its rows go,
+ *     my total need}: every
  *     sender learns its remote offsets, and every rank learns every rank's need, so all agree
  *     whether to grow a region (then re-map and re-exchange rkeys, collectively), size =
  *     max(largest need, twice the current size);
- *  2. ucp_put_nbx of each non-empty block into the destination's region at its offset;
+ *  2. ucp_put_nbx of each non-empty block (and its rows) into the destination's region at
+ *     its offset;
  *  3. ucp_worker_fence, then ucp_atomic_op_nbx(ADD 1) on signal[me] at each destination;
  *  4. progress the worker until my requests are complete and, for every source s that sends
  *     to me, signal[s] has reached expect[s] (the counters only grow: expect[s] += 1 for each
@@ -80,7 +83,8 @@ typedef struct a2a_ucx {
     ucx_region_t  reg[UCX_NREG];
     uint64_t     *expect; /* [P] arrivals expected from each source, cumulative */
     uint64_t      one;    /* operand of the arrival add; lives as long as the requests */
-    int64_t      *xs, *xr;/* [2P] alltoall scratch: {offset for the peer, my need} */
+    int64_t      *xs, *xr;/* [3P] alltoall scratch: {offset for the peer, its rows' offset,
+                           * my need} */
     void        **req;    /* [nreq_cap] outstanding requests of one exchange */
     int           nreq, nreq_cap;
     moe__hier_xfer_t cx;  /* chunked form: the transfer under way, its region and pieces */
@@ -400,10 +404,10 @@ static moe_status_t ucx_init(const moe__hier_env_t *env, void **tp_p)
     t->one = 1;
     t->ep = calloc(P, sizeof(*t->ep));
     t->expect = calloc(P, sizeof(*t->expect));
-    t->xs = calloc(2 * P, sizeof(*t->xs));
-    t->xr = calloc(2 * P, sizeof(*t->xr));
-    t->req = calloc(2 * P, sizeof(*t->req));
-    t->nreq_cap = 2 * P;
+    t->xs = calloc(3 * P, sizeof(*t->xs));
+    t->xr = calloc(3 * P, sizeof(*t->xr));
+    t->req = calloc(3 * P, sizeof(*t->req));
+    t->nreq_cap = 3 * P; /* puts, rows puts, arrival adds */
     if (!t->ep || !t->expect || !t->xs || !t->xr || !t->req) {
         st = MOE_ERROR_SET(env->log, MOE_ERR_NOMEM, "ucx exchange: out of memory");
         goto err_free;
@@ -485,6 +489,42 @@ static void ucx_cleanup(void *vtp)
     ucx_free(t);
 }
 
+/* Bytes of the rows of a block of cnt elements of xf (0 without rows). */
+static size_t ucx_rows_bytes(const moe__hier_xfer_t *xf, int cnt)
+{
+    return xf->rows ? (size_t)(cnt / xf->unit) * (size_t)xf->row * sizeof(float) : 0;
+}
+
+/* Step 1 of an exchange into region rid: offsets (xs: for each sender, where its block and its
+ * rows go in my region; my need) exchanged, the region grown if any rank needs more. The rows
+ * start at *roff, after the first part. */
+static moe_status_t ucx_offsets(a2a_ucx_t *t, int rid, const moe__hier_xfer_t *xf, size_t *roff)
+{
+    size_t       first = xf->rtotal * xf->elem, most = 0, need;
+    moe_status_t st;
+    int          r;
+
+    *roff = (first + 63) / 64 * 64;
+    need = xf->rows ? *roff + ucx_rows_bytes(xf, (int)xf->rtotal) : first;
+    for (r = 0; r < t->P; r++) {
+        t->xs[3 * r] = (int64_t)xf->rdsp[r] * (int64_t)xf->elem;
+        t->xs[3 * r + 1] = (int64_t)(*roff + ucx_rows_bytes(xf, xf->rdsp[r]));
+        t->xs[3 * r + 2] = (int64_t)need;
+    }
+    MOE_MPI_CHECK(t->log, MPI_Alltoall(t->xs, 3, MPI_INT64_T, t->xr, 3, MPI_INT64_T, t->comm));
+    for (r = 0; r < t->P; r++)
+        if ((size_t)t->xr[3 * r + 2] > most)
+            most = (size_t)t->xr[3 * r + 2];
+    if (most > t->reg[rid].size) {
+        st = ucx_region_grow(t, rid, most);
+        if (st != MOE_OK) {
+            t->failed = 1;
+            return st;
+        }
+    }
+    return MOE_OK;
+}
+
 /* One exchange into region `id` (see the file comment for the steps). */
 static moe_status_t ucx_exchange(a2a_ucx_t *t, int id, const moe__hier_xfer_t *xf,
                                  void **rdata_p)
@@ -495,29 +535,22 @@ static moe_status_t ucx_exchange(a2a_ucx_t *t, int id, const moe__hier_xfer_t *x
     moe_status_t        st;
     MPI_Request         rq;
     const char         *sbuf = xf->sbuf, *what = "ucp_put_nbx";
-    size_t              need = xf->rtotal * xf->elem, most = 0;
+    const char         *srows = (const char *)xf->rows;
+    size_t              roff;
     int                 r;
 
     /* 1. offsets for the senders, needs for everyone */
-    for (r = 0; r < t->P; r++) {
-        t->xs[2 * r] = (int64_t)xf->rdsp[r] * (int64_t)xf->elem;
-        t->xs[2 * r + 1] = (int64_t)need;
-    }
-    MOE_MPI_CHECK(t->log, MPI_Alltoall(t->xs, 2, MPI_INT64_T, t->xr, 2, MPI_INT64_T, t->comm));
-    for (r = 0; r < t->P; r++)
-        if ((size_t)t->xr[2 * r + 1] > most)
-            most = (size_t)t->xr[2 * r + 1];
-    if (most > rg->size) {
-        st = ucx_region_grow(t, id, most);
-        if (st != MOE_OK) {
-            t->failed = 1;
-            return st;
-        }
-    }
+    if ((st = ucx_offsets(t, id, xf, &roff)) != MOE_OK)
+        return st;
     /* 2. puts, 3. fence and arrival signals */
-    if (xf->scnt[t->rank] > 0)
+    if (xf->scnt[t->rank] > 0) {
         memcpy((char *)rg->base + (size_t)xf->rdsp[t->rank] * xf->elem,
                sbuf + (size_t)xf->sdsp[t->rank] * xf->elem, (size_t)xf->scnt[t->rank] * xf->elem);
+        if (srows)
+            memcpy((char *)rg->base + (size_t)t->xr[3 * t->rank + 1],
+                   srows + ucx_rows_bytes(xf, xf->sdsp[t->rank]),
+                   ucx_rows_bytes(xf, xf->scnt[t->rank]));
+    }
     memset(&prm, 0, sizeof(prm));
     memset(&aprm, 0, sizeof(aprm));
     aprm.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE;
@@ -535,7 +568,12 @@ static moe_status_t ucx_exchange(a2a_ucx_t *t, int id, const moe__hier_xfer_t *x
         }
         us = ucx_track(t, ucp_put_nbx(t->ep[r], sbuf + (size_t)xf->sdsp[r] * xf->elem,
                                       (size_t)xf->scnt[r] * xf->elem,
-                                      rg->raddr[r] + (uint64_t)t->xr[2 * r], rg->rkey[r], &prm));
+                                      rg->raddr[r] + (uint64_t)t->xr[3 * r], rg->rkey[r], &prm));
+        if (srows && us == UCS_OK)
+            us = ucx_track(t, ucp_put_nbx(t->ep[r], srows + ucx_rows_bytes(xf, xf->sdsp[r]),
+                                          ucx_rows_bytes(xf, xf->scnt[r]),
+                                          rg->raddr[r] + (uint64_t)t->xr[3 * r + 1], rg->rkey[r],
+                                          &prm));
     }
     if (us == UCS_OK) {
         what = "ucp_worker_fence";
@@ -569,6 +607,8 @@ static moe_status_t ucx_exchange(a2a_ucx_t *t, int id, const moe__hier_xfer_t *x
     if (st != MOE_OK)
         return st;
     *rdata_p = rg->base;
+    if (srows)
+        *xf->rrows_p = (float *)((char *)rg->base + roff);
     return MOE_OK;
 }
 
@@ -593,38 +633,27 @@ static moe_status_t ucx_start(void *vtp, int id, const moe__hier_xfer_t *xf, int
                               moe__hier_buf_t *rbuf, void **rdata_p)
 {
     a2a_ucx_t   *t = vtp;
-    int          rid = id ? UCX_REG_VECTORS : UCX_REG_UNITS, r;
-    size_t       need = xf->rtotal * xf->elem, most = 0;
+    int          rid = id ? UCX_REG_VECTORS : UCX_REG_UNITS;
+    size_t       roff;
     moe_status_t st;
 
     (void)rbuf;
-    if ((size_t)2 * t->P * nchunk > (size_t)t->nreq_cap) {
-        void **rq = realloc(t->req, (size_t)2 * t->P * nchunk * sizeof(*rq));
+    if ((size_t)3 * t->P * nchunk > (size_t)t->nreq_cap) {
+        void **rq = realloc(t->req, (size_t)3 * t->P * nchunk * sizeof(*rq));
         if (rq == NULL)
             return MOE_ERROR_SET(t->log, MOE_ERR_NOMEM, "ucx exchange: out of memory");
         t->req = rq;
-        t->nreq_cap = 2 * t->P * nchunk;
+        t->nreq_cap = 3 * t->P * nchunk;
     }
-    for (r = 0; r < t->P; r++) {
-        t->xs[2 * r] = (int64_t)xf->rdsp[r] * (int64_t)xf->elem;
-        t->xs[2 * r + 1] = (int64_t)need;
-    }
-    MOE_MPI_CHECK(t->log, MPI_Alltoall(t->xs, 2, MPI_INT64_T, t->xr, 2, MPI_INT64_T, t->comm));
-    for (r = 0; r < t->P; r++)
-        if ((size_t)t->xr[2 * r + 1] > most)
-            most = (size_t)t->xr[2 * r + 1];
-    if (most > t->reg[rid].size) {
-        st = ucx_region_grow(t, rid, most);
-        if (st != MOE_OK) {
-            t->failed = 1;
-            return st;
-        }
-    }
+    if ((st = ucx_offsets(t, rid, xf, &roff)) != MOE_OK)
+        return st;
     t->cx = *xf;
     t->cid = rid;
     t->cchunks = nchunk;
     t->nreq = 0;
     *rdata_p = t->reg[rid].base;
+    if (xf->rows)
+        *xf->rrows_p = (float *)((char *)t->reg[rid].base + roff);
     return MOE_OK;
 }
 
@@ -636,6 +665,7 @@ static moe_status_t ucx_send_chunk(void *vtp, int id, int c)
     ucp_request_param_t     prm, aprm;
     ucs_status_t            us = UCS_OK;
     const char             *sbuf = xf->sbuf, *what = "ucp_put_nbx";
+    const char             *srows = (const char *)xf->rows;
     int                     r, i;
 
     (void)id;
@@ -645,7 +675,7 @@ static moe_status_t ucx_send_chunk(void *vtp, int id, int c)
     aprm.datatype = ucp_dt_make_contig(sizeof(uint64_t));
     for (i = 1; i <= t->P && us == UCS_OK; i++) { /* after myself first: spread the peers */
         int    units, lo, hi;
-        size_t off, len;
+        size_t off, len, roff, rlen;
         r = (t->rank + i) % t->P;
         if (xf->scnt[r] == 0)
             continue;
@@ -654,11 +684,16 @@ static moe_status_t ucx_send_chunk(void *vtp, int id, int c)
         hi = moe__hier_piece(units, c + 1, t->cchunks);
         off = (size_t)lo * xf->unit * xf->elem;
         len = (size_t)(hi - lo) * xf->unit * xf->elem;
+        roff = ucx_rows_bytes(xf, lo * xf->unit);
+        rlen = ucx_rows_bytes(xf, (hi - lo) * xf->unit);
         if (len == 0)
             continue;
         if (r == t->rank) {
             memcpy((char *)rg->base + (size_t)xf->rdsp[r] * xf->elem + off,
                    sbuf + (size_t)xf->sdsp[r] * xf->elem + off, len);
+            if (srows)
+                memcpy((char *)rg->base + (size_t)t->xr[3 * r + 1] + roff,
+                       srows + ucx_rows_bytes(xf, xf->sdsp[r]) + roff, rlen);
             continue;
         }
         if (t->ep[r] == NULL) {
@@ -668,8 +703,12 @@ static moe_status_t ucx_send_chunk(void *vtp, int id, int c)
                                  "through the inter-node transport", t->rank, r);
         }
         us = ucx_track(t, ucp_put_nbx(t->ep[r], sbuf + (size_t)xf->sdsp[r] * xf->elem + off, len,
-                                      rg->raddr[r] + (uint64_t)t->xr[2 * r] + off, rg->rkey[r],
+                                      rg->raddr[r] + (uint64_t)t->xr[3 * r] + off, rg->rkey[r],
                                       &prm));
+        if (srows && us == UCS_OK)
+            us = ucx_track(t, ucp_put_nbx(t->ep[r], srows + ucx_rows_bytes(xf, xf->sdsp[r]) + roff,
+                                          rlen, rg->raddr[r] + (uint64_t)t->xr[3 * r + 1] + roff,
+                                          rg->rkey[r], &prm));
     }
     if (us == UCS_OK) {
         what = "ucp_worker_fence";
