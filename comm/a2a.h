@@ -87,7 +87,9 @@ typedef struct moe_a2a_params {
                               * row buffers are left untouched (SMPI: shared between simulated
                               * ranks), rows are neither copied nor summed; counts, layouts,
                               * headers and messages are exactly those of 0 */
-    int        window;       /* flat forward: transfers in flight per lane (0: 8) */
+    int        window;       /* flat forward: transfers in flight per lane (0: 8); hier
+                              * pipelined over MPI: inter-node piece transfers in flight per
+                              * rank and direction (0: no bound) */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {

@@ -313,6 +313,7 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
     env.rank = c->rank;
     env.node = c->node;
     env.log = c->log;
+    env.window = prm->window;
     st = inter->init(&env, &c->tp);
     if (st != MOE_OK)
         goto err;
@@ -412,9 +413,14 @@ static moe_status_t hier_p2p(hier_p2p_t *x, const moe__hier_xfer_t *xf, moe__hie
 
 /* The MPI inter-node transport of "hier": point to point (hier_p2p), and for the chunked
  * form, per id, the transfer and its requests: HIER_RQ(tp, id, part, dir, c, r), part 0 the
- * first part and 1 the rows, dir 0 receives and 1 sends, piece c, rank r. */
+ * first part and 1 the rows, dir 0 receives and 1 sends, piece c, rank r. With a window W
+ * (env.window > 0) the sends of send_chunk are queued (piece c * P + rank, in call order)
+ * and at most W (piece, peer) transfers are in flight: each later call of the transport
+ * (send_chunk, test_chunk, finish) retires the completed ones and posts the next. Every
+ * receive is posted by start, so a queued send never waits for its receiver to act. */
 typedef struct hier_mpi_tp {
     hier_p2p_t x1;
+    int        window;
     struct {
         moe__hier_xfer_t xf;
         int              nchunk;
@@ -422,6 +428,10 @@ typedef struct hier_mpi_tp {
         float           *rrows;
         MPI_Request     *rq;
         size_t           cap; /* requests allocated */
+        int             *q;   /* [nchunk * P] queued sends; q[qhead..qn) not posted yet */
+        int              qn, qhead;
+        int             *fl;  /* [window] sends in flight */
+        int              nfl;
     } x[2];
 } hier_mpi_tp_t;
 
@@ -441,6 +451,7 @@ static moe_status_t hier_mpi_init(const moe__hier_env_t *env, void **tp_p)
     tp->x1.log = env->log;
     tp->x1.P = env->nranks;
     tp->x1.rank = env->rank;
+    tp->window = env->window;
     *tp_p = tp;
     return MOE_OK;
 }
@@ -463,11 +474,19 @@ static moe_status_t hier_mpi_start(void *vtp, int id, const moe__hier_xfer_t *xf
 
     if (need > tp->x[id].cap) {
         MPI_Request *rq = realloc(tp->x[id].rq, need * sizeof(*rq));
-        if (rq == NULL)
+        int         *q = realloc(tp->x[id].q, need / 4 * sizeof(*q));
+        if (rq != NULL)
+            tp->x[id].rq = rq;
+        if (q != NULL)
+            tp->x[id].q = q;
+        if (rq == NULL || q == NULL)
             return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
-        tp->x[id].rq = rq;
         tp->x[id].cap = need;
     }
+    if (tp->window > 0 && tp->x[id].fl == NULL &&
+        (tp->x[id].fl = malloc((size_t)tp->window * sizeof(int))) == NULL)
+        return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
+    tp->x[id].qn = tp->x[id].qhead = tp->x[id].nfl = 0;
     if (moe__hier_buf_grow(rbuf, xf->rtotal * xf->elem) ||
         (R && moe__hier_buf_grow(xf->rrows, xf->rtotal / (size_t)xf->unit * (size_t)R * fs)))
         return MOE_ERROR_SET(log, MOE_ERR_NOMEM, "hier exchange: out of memory");
@@ -496,35 +515,82 @@ static moe_status_t hier_mpi_start(void *vtp, int id, const moe__hier_xfer_t *xf
     return MOE_OK;
 }
 
+/* Posts piece c to rank r (metadata, then rows). */
+static moe_status_t hier_mpi_post(hier_mpi_tp_t *tp, int id, int c, int r)
+{
+    const moe__hier_xfer_t *xf = &tp->x[id].xf;
+    int                     first, n, R = xf->rows ? xf->row : 0;
+
+    hier_piece_units(xf, xf->scnt[r], xf->sdsp[r], c, tp->x[id].nchunk, &first, &n);
+    MOE_MPI_CHECK(tp->x1.log,
+                  MPI_Isend((const char *)xf->sbuf + (size_t)first * xf->unit * xf->elem,
+                            n * xf->unit, xf->type, r, HIER_TAG_INTER + id * 0x80 + c,
+                            tp->x1.comm, &HIER_RQ(tp, id, 0, 1, c, r)));
+    if (R)
+        MOE_MPI_CHECK(tp->x1.log, MPI_Isend(xf->rows + (size_t)first * R, n * R, MPI_FLOAT, r,
+                                            HIER_TAG_INTER_ROWS + id * 0x80 + c, tp->x1.comm,
+                                            &HIER_RQ(tp, id, 1, 1, c, r)));
+    return MOE_OK;
+}
+
+/* Window: retires the sends in flight that completed and posts queued ones up to the
+ * window; with `all`, until every queued send is posted (waiting for room). */
+static moe_status_t hier_mpi_pump(hier_mpi_tp_t *tp, int id, int all)
+{
+    int          i, P = tp->x1.P, flag, *fl = tp->x[id].fl;
+    moe_status_t e;
+
+    for (;;) {
+        for (i = 0; i < tp->x[id].nfl;) {
+            int         c = fl[i] / P, r = fl[i] % P;
+            MPI_Request two[2] = {HIER_RQ(tp, id, 0, 1, c, r), HIER_RQ(tp, id, 1, 1, c, r)};
+            MOE_MPI_CHECK(tp->x1.log, MPI_Testall(2, two, &flag, MPI_STATUSES_IGNORE));
+            HIER_RQ(tp, id, 0, 1, c, r) = two[0];
+            HIER_RQ(tp, id, 1, 1, c, r) = two[1];
+            if (flag)
+                fl[i] = fl[--tp->x[id].nfl];
+            else
+                i++;
+        }
+        while (tp->x[id].nfl < tp->window && tp->x[id].qhead < tp->x[id].qn) {
+            int cr = tp->x[id].q[tp->x[id].qhead++];
+            if ((e = hier_mpi_post(tp, id, cr / P, cr % P)) != MOE_OK)
+                return e;
+            fl[tp->x[id].nfl++] = cr;
+        }
+        if (!all || tp->x[id].qhead == tp->x[id].qn)
+            return MOE_OK;
+        sched_yield();
+    }
+}
+
 static moe_status_t hier_mpi_send_chunk(void *vtp, int id, int c)
 {
     hier_mpi_tp_t          *tp = vtp;
     const moe__hier_xfer_t *xf = &tp->x[id].xf;
     int                     i, r, first, n, C = tp->x[id].nchunk, P = tp->x1.P;
-    int                     R = xf->rows ? xf->row : 0;
+    moe_status_t            e;
 
     for (i = 1; i <= P; i++) { /* starting after myself, so peers are not all hit at once */
         r = (tp->x1.rank + i) % P;
         hier_piece_units(xf, xf->scnt[r], xf->sdsp[r], c, C, &first, &n);
         if (n == 0)
             continue;
-        MOE_MPI_CHECK(tp->x1.log,
-                      MPI_Isend((const char *)xf->sbuf + (size_t)first * xf->unit * xf->elem,
-                                n * xf->unit, xf->type, r, HIER_TAG_INTER + id * 0x80 + c,
-                                tp->x1.comm, &HIER_RQ(tp, id, 0, 1, c, r)));
-        if (R)
-            MOE_MPI_CHECK(tp->x1.log,
-                          MPI_Isend(xf->rows + (size_t)first * R, n * R, MPI_FLOAT, r,
-                                    HIER_TAG_INTER_ROWS + id * 0x80 + c, tp->x1.comm,
-                                    &HIER_RQ(tp, id, 1, 1, c, r)));
+        if (tp->window > 0)
+            tp->x[id].q[tp->x[id].qn++] = c * P + r;
+        else if ((e = hier_mpi_post(tp, id, c, r)) != MOE_OK)
+            return e;
     }
-    return MOE_OK;
+    return tp->window > 0 ? hier_mpi_pump(tp, id, 0) : MOE_OK;
 }
 
 static moe_status_t hier_mpi_test_chunk(void *vtp, int id, int c, int *done)
 {
     hier_mpi_tp_t *tp = vtp;
+    moe_status_t   e;
 
+    if (tp->window > 0 && (e = hier_mpi_pump(tp, id, 0)) != MOE_OK)
+        return e;
     MOE_MPI_CHECK(tp->x1.log, MPI_Testall(tp->x1.P, &HIER_RQ(tp, id, 0, 0, c, 0), done,
                                           MPI_STATUSES_IGNORE));
     if (*done && tp->x[id].rrows)
@@ -536,7 +602,10 @@ static moe_status_t hier_mpi_test_chunk(void *vtp, int id, int c, int *done)
 static moe_status_t hier_mpi_finish(void *vtp, int id)
 {
     hier_mpi_tp_t *tp = vtp;
+    moe_status_t   e;
 
+    if (tp->window > 0 && (e = hier_mpi_pump(tp, id, 1)) != MOE_OK)
+        return e;
     MOE_MPI_CHECK(tp->x1.log, MPI_Waitall(4 * tp->x[id].nchunk * tp->x1.P, tp->x[id].rq,
                                           MPI_STATUSES_IGNORE));
     return MOE_OK;
@@ -549,6 +618,7 @@ static void hier_mpi_cleanup(void *vtp)
     if (tp == NULL)
         return;
     free(tp->x[0].rq), free(tp->x[1].rq), free(tp->x1.rq);
+    free(tp->x[0].q), free(tp->x[1].q), free(tp->x[0].fl), free(tp->x[1].fl);
     free(tp);
 }
 

@@ -73,6 +73,8 @@ typedef struct moe__hier_env {
     int        nranks, rank;
     const int *node;           /* [nranks] node id of each rank */
     moe_log_t *log;
+    int        window;         /* chunked form: (piece, peer) transfers a rank has in flight
+                                * per id at most (params.window; 0: no bound) */
 } moe__hier_env_t;
 
 typedef struct moe__hier_transport {
