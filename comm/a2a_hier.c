@@ -62,11 +62,12 @@ typedef struct {
     float   weight;
 } hier_ent_t;
 
-/* Point-to-point transfers (hier_p2p): the communicator, and requests for 4 per rank. */
+/* Point-to-point transfers (hier_p2p): the communicator, requests for 4 per rank, and the
+ * sends in flight at most (params.window; 0: no bound). */
 typedef struct hier_p2p {
     MPI_Comm     comm;
     moe_log_t   *log;
-    int          P, rank;
+    int          P, rank, window;
     MPI_Request *rq; /* [4 * P] */
 } hier_p2p_t;
 
@@ -244,6 +245,7 @@ moe_status_t moe__a2a_hier_create(const moe_a2a_params_t *prm,
     c->x2.log = c->log;
     c->x2.P = P;
     c->x2.rank = c->rank;
+    c->x2.window = prm->window;
     c->peers.nranks = P;
     c->peers.rank = c->rank;
     c->peers.node = c->node;
@@ -356,13 +358,15 @@ static void hier_piece_units(const moe__hier_xfer_t *xf, int cnt, int dsp, int c
 
 /* One alltoallv-shaped transfer (both parts) point to point into rbuf (and xf->rrows), grown
  * as needed: a receive from every rank with a non-empty block for me, a send to every rank I
- * have a non-empty block for (in ring order from the next rank), my own block copied. Empty
- * blocks cost nothing (an MPI_Alltoallv under SMPI's pairwise algorithm simulates P^2
- * messages, empty ones included). The own block's copy is skipped for opaque space. */
+ * have a non-empty block for (in ring order from the next rank; with a window W, in rounds
+ * of W peers, each round completed before the next: the receives are all posted first, so
+ * a round never waits on its receivers' progress), my own block copied. Empty blocks cost
+ * nothing (an MPI_Alltoallv under SMPI's pairwise algorithm simulates P^2 messages, empty
+ * ones included). The own block's copy is skipped for opaque space. */
 static moe_status_t hier_p2p(hier_p2p_t *x, const moe__hier_xfer_t *xf, moe__hier_buf_t *rbuf,
                              void **rdata_p)
 {
-    int    P = x->P, me = x->rank, i, r, n = 0, R = xf->rows ? xf->row : 0, u = xf->unit;
+    int    P = x->P, me = x->rank, i, r, n = 0, nr, np, R = xf->rows ? xf->row : 0, u = xf->unit;
     size_t es = xf->elem, fs = sizeof(float);
     char  *rb;
     float *rr = NULL;
@@ -383,10 +387,15 @@ static moe_status_t hier_p2p(hier_p2p_t *x, const moe__hier_xfer_t *xf, moe__hie
                                             xf->rcnt[r] / u * R, MPI_FLOAT, r, HIER_TAG_P2P_ROWS,
                                             x->comm, &x->rq[n++]));
     }
-    for (i = 1; i < P; i++) {
+    for (i = 1, nr = n, np = 0; i < P; i++) {
         r = (me + i) % P;
         if (xf->scnt[r] == 0)
             continue;
+        if (x->window > 0 && np++ == x->window) { /* round full: complete it first */
+            MOE_MPI_CHECK(x->log, MPI_Waitall(n - nr, x->rq + nr, MPI_STATUSES_IGNORE));
+            n = nr;
+            np = 1;
+        }
         MOE_MPI_CHECK(x->log, MPI_Isend((const char *)xf->sbuf + (size_t)xf->sdsp[r] * es,
                                         xf->scnt[r], xf->type, r, HIER_TAG_P2P, x->comm,
                                         &x->rq[n++]));
@@ -447,6 +456,7 @@ static moe_status_t hier_mpi_init(const moe__hier_env_t *env, void **tp_p)
         free(tp);
         return MOE_ERROR_SET(env->log, MOE_ERR_NOMEM, "hier exchange: out of memory");
     }
+    tp->x1.window = env->window;
     tp->x1.comm = env->comm;
     tp->x1.log = env->log;
     tp->x1.P = env->nranks;
