@@ -5,7 +5,7 @@
         [--exchanges flat,hier,2dh] [--routers topk] [--tokens 256] [--d-model 512]
         [--d-ffn 1024] [--experts 64 | --experts-per-rank F] [--top-k 8] [--steps 3] [--preset ib100]
         [--topology flat] [--nic-gbit G] [--sim-gflops X] [--sim-copy-gbs Y] [--route-max-nodes M]
-        [--overlap-window W]
+        [--overlap-window W] [--hier-chunks N]
 
 Runs moerun's own source, built with SimGrid's smpicc (jobs/smpi/build.sh), on a generated
 platform (jobs/smpi/platform.py) for every point of the grid ranks x exchange x router x
@@ -14,7 +14,8 @@ experts as the cluster grows), then reads each run's telemetry (h5py) and writes
   DIR/study.csv, DIR/study.json  one row per point: simulated dispatch + combine seconds per
                                   step (mean over ranks, summed over layers), the same for the
                                   busiest rank, step time, bytes per step inside and across
-                                  nodes, messages across nodes;
+                                  nodes, messages across nodes, and what the point cost to
+                                  simulate (wall and CPU seconds);
   DIR/study.svg                   dispatch + combine per step against ranks, one line per
                                   exchange and router;
   DIR/crossovers.txt              for each exchange against flat: the rank count where it
@@ -32,6 +33,7 @@ import csv
 import json
 import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -199,8 +201,15 @@ def main():
     ap.add_argument("--workload", default="uniform")
     ap.add_argument("--overlap-window", type=int, default=2,
                     help="flat: moerun --overlap-window (2 keeps 1024 ranks to minutes of CPU; "
-                         "the simulated step is ~1%% slower than with moerun's default 8)")
+                         "the simulated step is ~1%% slower than with moerun's default 8; hier: "
+                         "inter-node transfers in flight per rank)")
+    ap.add_argument("--hier-chunks", type=int, default=1,
+                    help="hier: moerun --hier-chunks (1, the default here: stages in sequence, "
+                         "blocking waits; the pipelined form's poll loops cost the simulation "
+                         "minutes of CPU at 256 ranks)")
     a = ap.parse_args()
+    if not 1 <= a.hier_chunks <= 64:
+        fail("--hier-chunks: %d: allowed 1..64" % a.hier_chunks)
     ranks = ints("--ranks", a.ranks)
     tokens = ints("--tokens", a.tokens)
     dms = ints("--d-model", a.d_model)
@@ -248,16 +257,20 @@ def main():
                                 "--exchange", ex, "--workload", a.workload, "--quiet",
                                 "--route-samples", "0", "--sim-gflops", str(a.sim_gflops),
                                 "--sim-copy-gbs", str(a.sim_copy_gbs),
-                                "--overlap-window", str(a.overlap_window), "--telemetry", h5]
+                                "--overlap-window", str(a.overlap_window),
+                                "--hier-chunks", str(a.hier_chunks), "--telemetry", h5]
                         if router == "node-limited":
                             args += ["--router", "node-limited", "--route-max-nodes", str(a.route_max_nodes)]
                         # rows are shared between simulated ranks by the exchanges themselves
                         # under the model (comm/a2a_common.h): no --shared-malloc needed
                         run = [os.path.join(ROOT, "jobs/smpi/run.sh"), "--platform-dir", pdir]
                         t0 = time.time()
+                        u0 = resource.getrusage(resource.RUSAGE_CHILDREN)
                         r = subprocess.run(run + ["--"] + args, stdout=subprocess.PIPE,
                                            stderr=subprocess.STDOUT, text=True)
                         wall = time.time() - t0
+                        u1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                        cpu = (u1.ru_utime - u0.ru_utime) + (u1.ru_stime - u0.ru_stime)
                         if r.returncode != 0:
                             print(r.stdout[-3000:])
                             fail("point %s failed (exit %d)" % (tag, r.returncode), 1)
@@ -265,13 +278,14 @@ def main():
                                "router": router, "tokens": t, "d_model": d, "d_ffn": a.d_ffn,
                                "experts": E, "top_k": a.top_k, "preset": a.preset,
                                "topology": a.topology, "overlap_window": a.overlap_window,
-                               "wall_s": round(wall, 1)}
+                               "hier_chunks": a.hier_chunks, "wall_s": round(wall, 1),
+                               "cpu_s": round(cpu, 1)}
                         row.update(read_point(h5))
                         rows.append(row)
                         print("smpi_study: %-32s dispatch+combine %.3f ms/step (busiest rank %.3f), "
-                              "inter-node %.1f MB/step, %.0f s wall" %
+                              "inter-node %.1f MB/step, %.0f s wall, %.0f s CPU" %
                               (tag, row["comm_s_mean"] * 1e3, row["comm_s_max"] * 1e3,
-                               row["bytes_inter_per_step"] / 1e6, wall), flush=True)
+                               row["bytes_inter_per_step"] / 1e6, wall, cpu), flush=True)
                         os.unlink(h5)
                         write_csv(rows, a.out)  # after every point: an interrupted study keeps its rows
     note = ("MODEL results from SimGrid SMPI (docs/simulation.md), not measurements: on-node "
