@@ -4,8 +4,10 @@
 #  2. 8 simulated ranks (4 nodes x 2) with --sim-compute real, for flat, hier and 2dh, and the
 #     same configuration under real mpirun: routed/processed/dropped per step, layer and
 #     expert, and the traffic per rank, equal exactly (check_smpi.py counts), and
-#     moerun-analyze reads the simulated file; with --sim-compute model (flat: rows opaque,
-#     never copied; hier) the first layer's counts and traffic equal the real run's too;
+#     moerun-analyze reads the simulated file; with --sim-compute model (rows opaque: shared,
+#     never copied or summed; flat, hier pipelined, and hier unpipelined with one transfer in
+#     flight, --hier-chunks 1 --overlap-window 1, against a real run of the same) the first
+#     layer's counts and traffic equal the real run's too;
 #  3. 64 simulated ranks (32 nodes x 2, E 32: half the ranks hold no expert, so flat's sparse
 #     count exchange; top-8, flat with 2 transfers in flight per lane, modelled compute,
 #     shared malloc): conservation, expert phase = charged FLOPs on every rank, inter-node
@@ -35,6 +37,15 @@ for ex in flat hier 2dh; do
         || { echo "smpi[$ex]: simulated run (model) failed"; cat "$work/model-$ex.out"; exit 1; }
     $check counts "$work/model-$ex.h5" "$work/real-$ex.h5" 1
 done
+# hier's unpipelined form (what bench/smpi_study.py simulates), point-to-point rounds of one
+h1=(--hier-chunks 1 --overlap-window 1)
+"$root/jobs/smpi/run.sh" --nodes 4 --ranks-per-node 2 -- "${cfg[@]}" --exchange hier "${h1[@]}" \
+    --sim-compute model --telemetry "$work/model-hier1.h5" >"$work/model-hier1.out" 2>&1 \
+    || { echo "smpi[hier:1]: simulated run (model) failed"; cat "$work/model-hier1.out"; exit 1; }
+"$MPIEXEC" -np 8 "$MOERUN" "${cfg[@]}" --exchange hier "${h1[@]}" --ranks-per-node 2 \
+    --telemetry "$work/real-hier1.h5" >"$work/real-hier1.out" 2>&1 \
+    || { echo "smpi[hier:1]: real run failed"; cat "$work/real-hier1.out"; exit 1; }
+$check counts "$work/model-hier1.h5" "$work/real-hier1.h5" 1
 "$ANALYZE" "$work/sim-hier.h5" --json "$work/a.json" >"$work/a.out" \
     || { echo "smpi: moerun-analyze failed on a simulated file"; cat "$work/a.out"; exit 1; }
 grep -q '"routed"' "$work/a.json" || { echo "smpi: no routed count in the analysis"; exit 1; }
