@@ -61,12 +61,13 @@ if [ -z "$pdir" ]; then
 fi
 np=$(wc -l <"$pdir/hostfile")
 if [ "$shared" -gt 0 ]; then
-    # hier and 2dh keep unit headers inside their payload buffers: shared (garbage) contents
-    # would corrupt them. Only flat's payload is pure rows (docs/simulation.md).
+    # hier's unit metadata and 2dh's headers (inside its payload) must stay private: shared
+    # (garbage) contents would corrupt them. hier and flat share their row buffers themselves
+    # under the model (docs/simulation.md, Memory).
     prev=""
     for a in "$@"; do
         case "$prev=$a" in --exchange=hier|--exchange=2dh|*=--exchange=hier|*=--exchange=2dh)
-            echo "smpi/run.sh: --shared-malloc works with --exchange flat only (hier and 2dh carry headers in their payload buffers)" >&2; exit 2 ;;
+            echo "smpi/run.sh: --shared-malloc works with --exchange flat only (hier's unit metadata and 2dh's headers must stay private; flat and hier share their rows themselves)" >&2; exit 2 ;;
         esac
         prev=$a
     done
