@@ -57,8 +57,9 @@ typedef struct an_rankmap {
     int32_t       *lr;    /* [L][E][R], or NULL */
     int64_t        L, E, R, P, nn;
     const int32_t *own, *node;
-    int64_t       *nid;   /* [nn] node ids present */
+    int64_t       *nid;   /* [nn] node ids present, ascending */
     double        *nfrac; /* [nn] share of the ranks on each */
+    int64_t       *rep;   /* [2 R] scratch: (node, rank) of one expert's replicas */
 } an_rankmap_t;
 
 static void an_rankmap_free(an_rankmap_t *m)
@@ -66,6 +67,7 @@ static void an_rankmap_free(an_rankmap_t *m)
     free(m->lr);
     free(m->nid);
     free(m->nfrac);
+    free(m->rep);
     memset(m, 0, sizeof(*m));
 }
 
@@ -90,44 +92,74 @@ static void an_rankmap_load(moe_tel_reader_t *r, const an_st_t *a, const int32_t
     m->lr = malloc((size_t)(a->L * a->E * m->R) * sizeof(int32_t));
     m->nid = malloc((size_t)a->P * sizeof(int64_t));
     m->nfrac = calloc((size_t)a->P, sizeof(double));
-    if (!m->lr || !m->nid || !m->nfrac ||
+    m->rep = malloc((size_t)(2 * m->R) * sizeof(int64_t));
+    if (!m->lr || !m->nid || !m->nfrac || !m->rep ||
         moe_tel_reader_read(r, MOE_TEL_EXPERT_RANKS, MOE_TEL_I32, 0, a->L, m->lr) != MOE_OK) {
         an_rankmap_free(m);
         m->own = own, m->node = node, m->L = a->L, m->E = a->E, m->P = a->P;
         return;
     }
-    for (p = 0; p < a->P; p++) { /* distinct node ids in rank order, ranks on each */
-        for (i = 0; i < m->nn && m->nid[i] != node[p]; i++)
-            ;
-        if (i == m->nn)
-            m->nid[m->nn++] = node[p];
+    for (p = 0; p < a->P; p++) /* distinct node ids, and each one's share of the ranks */
+        m->nid[p] = node[p];
+    qsort(m->nid, (size_t)a->P, sizeof(int64_t), an_cmp_i64);
+    for (p = 0, i = -1; p < a->P; p++) {
+        if (i < 0 || m->nid[i] != m->nid[p])
+            m->nid[++i] = m->nid[p];
         m->nfrac[i] += 1.0 / (double)a->P;
     }
+    m->nn = i + 1;
+}
+
+/* Share of the ranks on node id n (0 if no rank is). */
+static double an_node_frac(const an_rankmap_t *m, int64_t n)
+{
+    int64_t lo = 0, hi = m->nn;
+
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (m->nid[mid] < n)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->nn && m->nid[lo] == n ? m->nfrac[lo] : 0;
+}
+
+static int an_cmp_pair(const void *x, const void *y)
+{
+    const int64_t *a = x, *b = y;
+    return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1];
 }
 
 /* Adds load w of expert e at layer l to the ranks that take it (rl[P]). */
 static void an_rank_add(const an_rankmap_t *m, int64_t l, int64_t e, double w, double *rl)
 {
-    const int32_t *c;
-    int64_t        i, n, nrep = 0;
+    int64_t i, j, nrep = 0;
+    double  none = 1; /* share of the ranks on nodes without a replica */
 
-    if (m->lr != NULL) {
-        c = m->lr + (l * m->E + e) * m->R;
-        for (i = 0; i < m->R; i++)
-            nrep += c[i] >= 0 && c[i] < m->P;
+    for (i = 0; m->lr != NULL && i < m->R; i++) {
+        int32_t c = m->lr[(l * m->E + e) * m->R + i];
+        if (c >= 0 && c < m->P) {
+            m->rep[2 * nrep] = m->node[c];
+            m->rep[2 * nrep + 1] = c;
+            nrep++;
+        }
     }
     if (nrep == 0) {
         rl[m->own[e]] += w;
         return;
     }
-    for (n = 0; n < m->nn; n++) {
-        int64_t kn = 0;
-        for (i = 0; i < m->R; i++)
-            kn += c[i] >= 0 && c[i] < m->P && m->node[c[i]] == m->nid[n];
-        for (i = 0; i < m->R; i++)
-            if (c[i] >= 0 && c[i] < m->P && (kn == 0 || m->node[c[i]] == m->nid[n]))
-                rl[c[i]] += w * m->nfrac[n] / (double)(kn > 0 ? kn : nrep);
+    qsort(m->rep, (size_t)nrep, 2 * sizeof(int64_t), an_cmp_pair);
+    for (i = 0; i < nrep; i = j) { /* a node's tokens to its own replicas */
+        double f = an_node_frac(m, m->rep[2 * i]);
+        for (j = i; j < nrep && m->rep[2 * j] == m->rep[2 * i]; j++)
+            ;
+        for (int64_t q = i; q < j; q++)
+            rl[m->rep[2 * q + 1]] += w * f / (double)(j - i);
+        none -= f;
     }
+    for (i = 0; none > 1e-12 && i < nrep; i++) /* the other nodes' tokens to all of them */
+        rl[m->rep[2 * i + 1]] += w * none / (double)nrep;
 }
 
 /* Copies of experts rank p holds, summed over layers (into held[P]). */
