@@ -19,8 +19,9 @@
 #     equal). flat runs with --overlap 0: Open MPI's TCP transport moves data only inside
 #     MPI calls, so on the test bed nothing travels while a rank computes, whereas the model
 #     lets the network progress during compute (it would hide flat's transfers behind the
-#     experts). SimGrid's cross-traffic (acknowledgements on the reverse path) stays on: the
-#     test bed is TCP.
+#     experts). The simulation's eager/rendezvous split follows the test bed's Open MPI
+#     TCP eager limit (smpi/async-small-thresh, smpi/send-is-detached-thresh). SimGrid's
+#     cross-traffic (acknowledgements on the reverse path) stays on: the test bed is TCP.
 # Usage: bench/smpi_validate.sh [OUTDIR]  Env: BUILD (./build), HOSTS (4), RANKS (2),
 #        RATE (1gbit), TOKENS (256), D (1024), FFN (1024), STEPS (6)
 set -euo pipefail
@@ -58,6 +59,11 @@ OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1
     --d-ffn "$ffn" --layers 1 --steps 3 --quiet >"$out/calib-cpu.txt"
 gflops=$(awk '/expert kernel .*CPU time GFLOP/ { print $(NF-3) }' "$out/calib-cpu.txt")
 copy_gbs=$(awk '/memcpy 64 MiB/ { print $(NF-1) }' "$out/calib-cpu.txt")
+# Open MPI's TCP eager limit on the test bed (jobs/cluster/emulate.sh sets 1 MiB unless the
+# caller set one): messages up to it go without waiting for the receiver, larger ones by
+# rendezvous; SMPI models the same split with these two thresholds
+eager=${OMPI_MCA_btl_tcp_eager_limit:-1048576}
+[[ "$eager" =~ ^[0-9]+$ ]] || { echo "smpi_validate: OMPI_MCA_btl_tcp_eager_limit must be a byte count, got '$eager'"; exit 2; }
 node_cores=$(awk -v c="$(nproc)" -v h="$hosts" 'BEGIN { printf "%.4g", c / h }')
 [ -n "$gflops" ] && [ -n "$copy_gbs" ] || { echo "smpi_validate: no CPU rates in $out/calib-cpu.txt"; exit 1; }
 echo "calibrated: one-way latency $lat_us us (ping RTT $rtt ms), NIC $nic_gbit Gbit/s;" \
@@ -77,7 +83,7 @@ for ek in 64:8 16:2; do
         rm -f "$out/$tag-real.h5" "$out/$tag-sim.h5"
         "$emu" --state "$state/tb" run --timeout 900 -- mpirun -np "$np" "$build/moerun" "${args[@]}" \
             --telemetry "$out/$tag-real.h5" >/dev/null
-        SMPI_EXTRA_CFG="--cfg=network/crosstraffic:1 ${SMPI_EXTRA_CFG:-}" \
+        SMPI_EXTRA_CFG="--cfg=network/crosstraffic:1 --cfg=smpi/async-small-thresh:$eager --cfg=smpi/send-is-detached-thresh:$eager ${SMPI_EXTRA_CFG:-}" \
         "$root/jobs/smpi/run.sh" --platform-dir "$out/platform" -- "${args[@]}" --sim-compute real \
             --sim-gflops "$gflops" --sim-copy-gbs "$copy_gbs" --telemetry "$out/$tag-sim.h5" >/dev/null 2>&1
         $py - "$out/$tag-real.h5" "$out/$tag-sim.h5" "$tag" <<'PY' | tee -a "$out/table.txt"

@@ -407,6 +407,11 @@ cmd_run() {
     default_env OMPI_MCA_hwloc_base_binding_policy none
     default_env OMPI_MCA_mpi_yield_when_idle 1
     default_env OMPI_MCA_rmaps_base_oversubscribe 1
+    # Open MPI's TCP transport: messages up to 1 MiB go eagerly (default 64 KiB), so the
+    # pieces of the pipelined exchanges and the Alltoallv baseline alike need no rendezvous
+    # round trip through both ranks' progress calls (docs/testbed.md, "TCP tuning")
+    default_env OMPI_MCA_btl_tcp_eager_limit 1048576
+    default_env OMPI_MCA_btl_tcp_max_send_size 1048576
     if [ "$(id -u)" -eq 0 ]; then
         default_env OMPI_ALLOW_RUN_AS_ROOT 1
         default_env OMPI_ALLOW_RUN_AS_ROOT_CONFIRM 1
