@@ -26,7 +26,7 @@
  * of a message are grouped by (destination, expert) in stage 1 and by (source, expert) in
  * stage 2, each group in the source's pair order, so the destination knows from the counts
  * alone where the rows of every (source, expert) lie and assembles its batch in flat's
- * order (expert, source rank, pair index) with block copies (invariant 1 of a2a.h): expert
+ * order (expert, source rank, pair index) with block copies (comm/a2a.h): expert
  * inputs, outputs and the slot-order combine sum are bitwise those of flat.
  *
  * combine runs both stages backwards with the same layouts (no metadata): the destination
@@ -310,11 +310,6 @@ static int dh_dist(const a2a_2dh_t *c, int from, int to)
     return (to - from + c->P) % c->P;
 }
 
-static int dh_cmp_send(const a2a_2dh_t *c, const dh_io_t *a, const dh_io_t *b)
-{
-    return dh_dist(c, c->rank, a->peer) - dh_dist(c, c->rank, b->peer);
-}
-
 /* Sorts a transfer list by ring distance (insertion sort: lists are built nearly sorted
  * and short: L or N entries). recv: distances from the peer to me. */
 static void dh_sort(const a2a_2dh_t *c, dh_io_t *io, int n, int recv)
@@ -325,7 +320,7 @@ static void dh_sort(const a2a_2dh_t *c, dh_io_t *io, int n, int recv)
         dh_io_t x = io[i];
         for (j = i; j > 0; j--) {
             int less = recv ? dh_dist(c, x.peer, c->rank) < dh_dist(c, io[j - 1].peer, c->rank)
-                            : dh_cmp_send(c, &x, &io[j - 1]) < 0;
+                            : dh_dist(c, c->rank, x.peer) < dh_dist(c, c->rank, io[j - 1].peer);
             if (!less)
                 break;
             io[j] = io[j - 1];
@@ -418,13 +413,13 @@ static moe_status_t dh_stage1(a2a_2dh_t *c, const moe_a2a_plan_t *plan, const fl
 
     memset(c->send_cnt, 0, (size_t)c->n_cnt * sizeof(int));
     for (p = 0; p < npairs; p++) {
-        int q = plan->dest_rank[p], x_e = plan->dest_expert[p];
+        int q = plan->dest_rank[p], pe = plan->dest_expert[p];
         if (q < 0)
             continue;
-        if (q >= c->P || x_e < 0 || x_e >= nl[q])
+        if (q >= c->P || pe < 0 || pe >= nl[q])
             return MOE_ERROR_SET(c->log, MOE_ERR_INVARIANT, "2dh exchange: pair for rank %d "
-                                 "local expert %d", q, x_e);
-        c->send_cnt[c->soff[q] + x_e]++;
+                                 "local expert %d", q, pe);
+        c->send_cnt[c->soff[q] + pe]++;
     }
     /* s1 layout: local peer j, then the q it relays, then expert, then pair order */
     for (j = 0, acc = 0; j < L; j++) {
@@ -673,7 +668,7 @@ static moe_status_t dh_combine(void *vctx, const moe_a2a_plan_t *plan,
     int           i, j, e, s, t, ns = 0, nr = 0;
     const float  *y = batch->y;
     double        t0 = MPI_Wtime(), tx;
-    moe_status_t  st_;
+    moe_status_t  status;
 
     /* outputs back into the receive layouts: r2 (to the relays) and r1 (my node's sources;
      * the dispatch buffers are free now and take the returns) */
@@ -695,8 +690,8 @@ static moe_status_t dh_combine(void *vctx, const moe_a2a_plan_t *plan,
             c->rcv[nr++] = (dh_io_t){c->myq[c->s2q[i]], (int)(n * d), c->s2 + c->s2row[i] * d};
     }
     tx = MPI_Wtime();
-    if ((st_ = dh_transfer(c, ns, nr, MPI_FLOAT, sizeof(float), DH_TAG_RET2, 1, 0, st)) != MOE_OK)
-        return st_;
+    if ((status = dh_transfer(c, ns, nr, MPI_FLOAT, sizeof(float), DH_TAG_RET2, 1, 0, st)) != MOE_OK)
+        return status;
     st->t_combine_inter += MPI_Wtime() - tx;
     /* relay: returned blocks back into r1 at the (j, q) blocks they left from */
     for (i = 0; i < c->ns2; i++) {
@@ -724,9 +719,9 @@ static moe_status_t dh_combine(void *vctx, const moe_a2a_plan_t *plan,
         if (sn > 0)
             c->rcv[nr++] = (dh_io_t){c->mem[j], (int)(sn * d), c->s1 + c->s1row[j] * d};
     }
-    if ((st_ = dh_transfer(c, ns, nr, MPI_FLOAT, sizeof(float), DH_TAG_RET1, 1,
+    if ((status = dh_transfer(c, ns, nr, MPI_FLOAT, sizeof(float), DH_TAG_RET1, 1,
                            (c->r1row[c->me_j + 1] - c->r1row[c->me_j]) * d, st)) != MOE_OK)
-        return st_;
+        return status;
     /* source: weighted sum in slot order */
     for (t = 0; t < plan->tokens && !c->opaque; t++) {
         float *o = out + (size_t)t * d;
