@@ -4,7 +4,7 @@
     bench/smpi_study.py --out DIR [--ranks 64,256,1024] [--ranks-per-node 8]
         [--exchanges flat,hier,2dh] [--routers topk] [--tokens 256] [--d-model 512]
         [--d-ffn 1024] [--experts 64 | --experts-per-rank F] [--top-k 8] [--steps 3] [--preset ib100]
-        [--topology flat] [--nic-gbit G] [--sim-gflops X] [--sim-copy-gbs Y] [--route-max-nodes M]
+        [--topology flat] [--nic-gbit G[,G2...]] [--sim-gflops X] [--sim-copy-gbs Y] [--route-max-nodes M]
         [--overlap-window W]
 
 Runs moerun's own source, built with SimGrid's smpicc (jobs/smpi/build.sh), on a generated
@@ -13,13 +13,15 @@ tokens x d_model (E fixed, or E = F x ranks with --experts-per-rank, so that eve
 experts as the cluster grows), then reads each run's telemetry (h5py) and writes:
   DIR/study.csv, DIR/study.json  one row per point: simulated dispatch + combine seconds per
                                   step (mean over ranks, summed over layers), the same for the
-                                  busiest rank, step time, bytes per step inside and across
+                                  busiest rank, the mean without combine's wait for other
+                                  ranks' experts (comm_nowait_s_mean), step time, bytes per step inside and across
                                   nodes, messages across nodes;
   DIR/study.svg                   dispatch + combine per step against ranks, one line per
                                   exchange and router;
   DIR/crossovers.txt              for each exchange against flat: the rank count where it
                                   starts to pay (interpolated between grid points, or "not in
-                                  range").
+                                  range"); with several --nic-gbit values, also what each
+                                  faster NIC buys (dispatch + combine against the first NIC).
 These are MODEL results: SimGrid's flow-level network model of the generated platform, with
 compute and copies charged from sim_gflops and sim_copy_gbs (docs/simulation.md). The model
 leaves out: on-node transfers beyond the host's loopback link (no memory-bandwidth
@@ -44,6 +46,16 @@ def fail(msg, code=2):
     sys.exit(code)
 
 
+def floats(name, s):
+    try:
+        v = [float(x) for x in s.split(",") if x]
+    except ValueError:
+        fail("%s: %r: allowed a comma-separated list of numbers" % (name, s))
+    if not v or min(v) <= 0 or max(v) > 1e5:
+        fail("%s: %r: allowed numbers in (0, 100000] Gbit/s" % (name, s))
+    return v
+
+
 def ints(name, s):
     try:
         v = [int(x) for x in s.split(",") if x]
@@ -65,6 +77,9 @@ def read_point(path):
         tr = f["steps/traffic"][()]      # [S][L][P][counter]
         comm = ph[:, :, :, cols.index("dispatch")] + ph[:, :, :, cols.index("combine")]
         per_rank = comm.sum(axis=1)      # [S][P]: over layers
+        # without combine's wait for other ranks' experts: the exchange alone (with E < P
+        # most ranks otherwise mostly wait for the few expert ranks' compute)
+        nowait = per_rank - ph[:, :, :, cols.index("combine_wait")].sum(axis=1)
         total = ph[:, :, :, cols.index("total")].sum(axis=1)
         routed = f["steps/routed"][()]
         dropped = f["steps/dropped"][()]
@@ -72,6 +87,7 @@ def read_point(path):
         return {
             "comm_s_mean": float(per_rank.mean()),
             "comm_s_max": float(per_rank.max(axis=1).mean()),
+            "comm_nowait_s_mean": float(nowait.mean()),
             "step_s": float(total.max(axis=1).mean()),
             "bytes_inter_per_step": float(tr[:, :, :, tcols.index("bytes_inter")].sum() / S),
             "bytes_intra_per_step": float(tr[:, :, :, tcols.index("bytes_intra")].sum() / S),
@@ -93,7 +109,8 @@ def write_csv(rows, out):
 def svg(rows, path, title):
     series = {}
     for r in rows:
-        key = "%s/%s t%d d%d" % (r["exchange"], r["router"], r["tokens"], r["d_model"])
+        key = "%s/%s t%d d%d%s" % (r["exchange"], r["router"], r["tokens"], r["d_model"],
+                                   " nic %g" % r["nic_gbit"] if r["nic_gbit"] else "")
         series.setdefault(key, []).append((r["ranks"], r["comm_s_mean"] * 1e3))
     xs = sorted({r["ranks"] for r in rows})
     ys = [y for s in series.values() for _, y in s]
@@ -146,8 +163,8 @@ def crossovers(rows):
     lines = []
     groups = {}
     for r in rows:
-        groups.setdefault((r["router"], r["tokens"], r["d_model"]), {}).setdefault(r["exchange"], {})[r["ranks"]] = r["comm_s_mean"]
-    for (router, t, d), ex in sorted(groups.items()):
+        groups.setdefault((r["router"], r["tokens"], r["d_model"], r["nic_gbit"] or 0), {}).setdefault(r["exchange"], {})[r["ranks"]] = r["comm_s_mean"]
+    for (router, t, d, nic), ex in sorted(groups.items()):
         if "flat" not in ex:
             continue
         for name, pts in sorted(ex.items()):
@@ -170,7 +187,27 @@ def crossovers(rows):
                 prev = (x, gain)
             if where is None:
                 where = "not in range (flat faster up to %d ranks)" % max(xs) if xs else "no common points"
-            lines.append("%s vs flat, router %s, tokens %d, d %d: %s" % (name, router, t, d, where))
+            lines.append("%s vs flat, router %s, tokens %d, d %d%s: %s" % (
+                name, router, t, d, ", NIC %g Gbit/s" % nic if nic else "", where))
+    return lines
+
+
+def nic_gains(rows):
+    """What each faster NIC buys: dispatch + combine per step against the first NIC given."""
+    groups = {}
+    for r in rows:
+        if r["nic_gbit"]:
+            groups.setdefault((r["exchange"], r["router"], r["ranks"], r["tokens"], r["d_model"]),
+                              []).append((r["nic_gbit"], r["comm_s_mean"], r["comm_nowait_s_mean"]))
+    lines = []
+    for (ex, router, p, t, d), pts in sorted(groups.items()):
+        n0, c0, w0 = pts[0]
+        for n, c, w in pts[1:]:
+            lines.append("%s/%s, %d ranks, tokens %d, d %d: NIC %g -> %g Gbit/s (%.3gx): "
+                         "dispatch+combine %.3f -> %.3f ms/step (%.2fx the time); without "
+                         "combine's wait for other ranks' experts %.3f -> %.3f (%.2fx)"
+                         % (ex, router, p, t, d, n0, n, n / n0, c0 * 1e3, c * 1e3, c / c0,
+                            w0 * 1e3, w * 1e3, w / w0 if w0 > 0 else float("nan")))
     return lines
 
 
@@ -193,7 +230,8 @@ def main():
     ap.add_argument("--layers", type=int, default=1)
     ap.add_argument("--preset", default="ib100")
     ap.add_argument("--topology", default="flat")
-    ap.add_argument("--nic-gbit", type=float)
+    ap.add_argument("--nic-gbit", default="",
+                    help="NIC Gbit/s (the preset's if absent); a comma-separated list sweeps it")
     ap.add_argument("--sim-gflops", type=float, default=100.0)
     ap.add_argument("--sim-copy-gbs", type=float, default=10.0)
     ap.add_argument("--workload", default="uniform")
@@ -204,6 +242,7 @@ def main():
     ranks = ints("--ranks", a.ranks)
     tokens = ints("--tokens", a.tokens)
     dms = ints("--d-model", a.d_model)
+    nics = floats("--nic-gbit", a.nic_gbit) if a.nic_gbit else [None]
     rpn = a.ranks_per_node
     for p in ranks:
         if p % rpn:
@@ -227,62 +266,66 @@ def main():
         E = int(round(a.experts_per_rank * p)) if a.experts_per_rank > 0 else a.experts
         if E < a.top_k:
             fail("%d ranks: %d experts < --top-k %d" % (p, E, a.top_k))
-        pdir = os.path.join(a.out, "platform-%d" % p)
-        cmd = [os.path.join(ROOT, "jobs/smpi/platform.py"), "--nodes", str(p // rpn),
-               "--ranks-per-node", str(rpn), "--preset", a.preset, "--topology", a.topology,
-               "--out", pdir]
-        if a.nic_gbit:
-            cmd += ["--nic-gbit", str(a.nic_gbit)]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        for ex in exchanges:
-            for router in routers:
-                for t in tokens:
-                    for d in dms:
-                        tag = "p%d-%s-%s-t%d-d%d" % (p, ex, router, t, d)
-                        h5 = os.path.join(a.out, tag + ".h5")
-                        if os.path.exists(h5):
+        for nic in nics:
+            pdir = os.path.join(a.out, "platform-%d" % p + ("-nic%g" % nic if nic else ""))
+            cmd = [os.path.join(ROOT, "jobs/smpi/platform.py"), "--nodes", str(p // rpn),
+                   "--ranks-per-node", str(rpn), "--preset", a.preset, "--topology", a.topology,
+                   "--out", pdir]
+            if nic:
+                cmd += ["--nic-gbit", repr(nic)]
+            subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+            for ex in exchanges:
+                for router in routers:
+                    for t in tokens:
+                        for d in dms:
+                            tag = "p%d-%s-%s-t%d-d%d" % (p, ex, router, t, d) + ("-nic%g" % nic if nic else "")
+                            h5 = os.path.join(a.out, tag + ".h5")
+                            if os.path.exists(h5):
+                                os.unlink(h5)
+                            args = ["--experts", str(E), "--top-k", str(a.top_k),
+                                    "--tokens", str(t), "--d-model", str(d), "--d-ffn", str(a.d_ffn),
+                                    "--layers", str(a.layers), "--steps", str(a.steps),
+                                    "--exchange", ex, "--workload", a.workload, "--quiet",
+                                    "--route-samples", "0", "--sim-gflops", str(a.sim_gflops),
+                                    "--sim-copy-gbs", str(a.sim_copy_gbs),
+                                    "--overlap-window", str(a.overlap_window), "--telemetry", h5]
+                            if router == "node-limited":
+                                args += ["--router", "node-limited", "--route-max-nodes", str(a.route_max_nodes)]
+                            # rows are shared between simulated ranks by the exchanges themselves
+                            # under the model (comm/a2a_common.h): no --shared-malloc needed
+                            run = [os.path.join(ROOT, "jobs/smpi/run.sh"), "--platform-dir", pdir]
+                            t0 = time.time()
+                            r = subprocess.run(run + ["--"] + args, stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, text=True)
+                            wall = time.time() - t0
+                            if r.returncode != 0:
+                                print(r.stdout[-3000:])
+                                fail("point %s failed (exit %d)" % (tag, r.returncode), 1)
+                            row = {"ranks": p, "nodes": p // rpn, "ranks_per_node": rpn, "exchange": ex,
+                                   "router": router, "tokens": t, "d_model": d, "d_ffn": a.d_ffn,
+                                   "experts": E, "top_k": a.top_k, "preset": a.preset,
+                                   "topology": a.topology, "nic_gbit": nic or "",
+                                   "overlap_window": a.overlap_window,
+                                   "wall_s": round(wall, 1)}
+                            row.update(read_point(h5))
+                            rows.append(row)
+                            print("smpi_study: %-32s dispatch+combine %.3f ms/step (busiest rank %.3f), "
+                                  "inter-node %.1f MB/step, %.0f s wall" %
+                                  (tag, row["comm_s_mean"] * 1e3, row["comm_s_max"] * 1e3,
+                                   row["bytes_inter_per_step"] / 1e6, wall), flush=True)
                             os.unlink(h5)
-                        args = ["--experts", str(E), "--top-k", str(a.top_k),
-                                "--tokens", str(t), "--d-model", str(d), "--d-ffn", str(a.d_ffn),
-                                "--layers", str(a.layers), "--steps", str(a.steps),
-                                "--exchange", ex, "--workload", a.workload, "--quiet",
-                                "--route-samples", "0", "--sim-gflops", str(a.sim_gflops),
-                                "--sim-copy-gbs", str(a.sim_copy_gbs),
-                                "--overlap-window", str(a.overlap_window), "--telemetry", h5]
-                        if router == "node-limited":
-                            args += ["--router", "node-limited", "--route-max-nodes", str(a.route_max_nodes)]
-                        # rows are shared between simulated ranks by the exchanges themselves
-                        # under the model (comm/a2a_common.h): no --shared-malloc needed
-                        run = [os.path.join(ROOT, "jobs/smpi/run.sh"), "--platform-dir", pdir]
-                        t0 = time.time()
-                        r = subprocess.run(run + ["--"] + args, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True)
-                        wall = time.time() - t0
-                        if r.returncode != 0:
-                            print(r.stdout[-3000:])
-                            fail("point %s failed (exit %d)" % (tag, r.returncode), 1)
-                        row = {"ranks": p, "nodes": p // rpn, "ranks_per_node": rpn, "exchange": ex,
-                               "router": router, "tokens": t, "d_model": d, "d_ffn": a.d_ffn,
-                               "experts": E, "top_k": a.top_k, "preset": a.preset,
-                               "topology": a.topology, "overlap_window": a.overlap_window,
-                               "wall_s": round(wall, 1)}
-                        row.update(read_point(h5))
-                        rows.append(row)
-                        print("smpi_study: %-32s dispatch+combine %.3f ms/step (busiest rank %.3f), "
-                              "inter-node %.1f MB/step, %.0f s wall" %
-                              (tag, row["comm_s_mean"] * 1e3, row["comm_s_max"] * 1e3,
-                               row["bytes_inter_per_step"] / 1e6, wall), flush=True)
-                        os.unlink(h5)
-                        write_csv(rows, a.out)  # after every point: an interrupted study keeps its rows
+                            write_csv(rows, a.out)  # after every point: an interrupted study keeps its rows
     note = ("MODEL results from SimGrid SMPI (docs/simulation.md), not measurements: on-node "
             "transfers go through each host's loopback link without memory contention; NIC "
             "message rates, packet effects, OS noise and MPI progress costs are not modelled; "
             "compute and copies are charged at sim_gflops / sim_copy_gbs.")
     cross = crossovers(rows)
+    gains = nic_gains(rows)
     with open(os.path.join(a.out, "study.json"), "w") as f:
-        json.dump({"note": note, "rows": rows, "crossovers": cross}, f, indent=1)
+        json.dump({"note": note, "rows": rows, "crossovers": cross, "nic_gains": gains}, f, indent=1)
     with open(os.path.join(a.out, "crossovers.txt"), "w") as f:
-        f.write(note + "\n\n" + "\n".join(cross) + "\n")
+        f.write(note + "\n\n" + "\n".join(cross) + "\n" +
+                ("\nWhat a faster NIC buys (model):\n" + "\n".join(gains) + "\n" if gains else ""))
     svg(rows, os.path.join(a.out, "study.svg"),
         "moerun: simulated dispatch+combine, E %s top-%d, %s %s"
         % ("%g x ranks" % a.experts_per_rank if a.experts_per_rank > 0 else str(a.experts),
@@ -290,6 +333,8 @@ def main():
     print(note)
     for c in cross:
         print("crossover: " + c)
+    for g in gains:
+        print("nic: " + g)
 
 
 if __name__ == "__main__":

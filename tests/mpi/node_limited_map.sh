@@ -14,7 +14,8 @@
 #  - flat and hier route identically (same routes, same output within 1e-5: dumpcmp);
 #  - conservation (check_telemetry.py) and rows_in per rank by the replica rule
 #    (check_rank_loads.py);
-#  - moerun-analyze's exchange what-if (flat/hier copies per token) uses the same rule;
+#  - moerun-analyze's exchange what-if (flat/hier copies per token), its rank loads (hotspots)
+#    and per-rank FLOPs (compute) use the same rule;
 #  - a map whose layer 1 leaves a node too few experts for top-k on M nodes is refused
 #    (exit 2, the per-layer route_max_nodes message, no telemetry file).
 set -euo pipefail
@@ -116,6 +117,43 @@ for k in want:
 assert abs(old_inter / n - want["inter"] / n) > 0.05, "layer 0's map gives the same copies: vacuous"
 print(f"node_limited_map: analyser what-if per layer: flat remote {got['remote']:.4f}, inter-node "
       f"{got['inter']:.4f} (layer 0's map would say {old_inter / n:.4f}), hier {got['hier']:.4f}")
+# rank loads (hotspots) and per-rank FLOPs (compute) under each layer's map and the replica
+# rule in expectation over tokens spread evenly (a node's share of the ranks to its replicas)
+import numpy as np
+routed, processed = f["steps/routed"][()], f["steps/processed"][()]
+node = f["topology/node"][()]
+def loads(x):
+    rl = np.zeros(P); rl0 = np.zeros(P)
+    for l in range(x.shape[1]):
+        for e in range(x.shape[2]):
+            w = float(x[:, l, e].sum()); reps = [int(r) for r in er[l, e] if r >= 0]
+            rl0[int(own0[e])] += w
+            for nd in sorted(set(int(v) for v in node)):
+                share = float((node == nd).sum()) / P
+                near = [r for r in reps if node[r] == nd]
+                cand = near if near else reps
+                for r in cand:
+                    rl[r] += w * share / len(cand)
+    return rl, rl0
+rl, rl0 = loads(routed)
+hs = run["analyses"]["hotspots"]
+assert "expert_ranks" in hs["ranks_placement"], hs["ranks_placement"]
+for o in hs["ranks"]:
+    p = int(o["rank"])
+    assert abs(o["load_over_mean"] - rl[p] * P / rl.sum()) < 1e-9, (p, o["load_over_mean"], rl[p] * P / rl.sum())
+assert max(abs(rl - rl0)) / rl.sum() > 0.02, "layer 0's owners give the same rank loads: vacuous"
+cp = run["analyses"]["compute"]
+ph = f["steps/phase_time"][()]
+cols = [c.decode() if isinstance(c, bytes) else c for c in f["steps/phase_time"].attrs["columns"]]
+tex = ph[:, :, :, cols.index("expert")].sum(axis=(0, 1))
+pl, _ = loads(processed)
+fpp = cp["flops_per_pair"]
+assert "expert_ranks" in cp["gflops_per_rank_placement"], cp["gflops_per_rank_placement"]
+for p in range(P):
+    want_g = fpp * pl[p] / tex[p] / 1e9
+    assert abs(cp["gflops_per_rank"][p] - want_g) <= 1e-9 * max(1.0, want_g), (p, cp["gflops_per_rank"][p], want_g)
+print("node_limited_map: analyser rank loads " + " ".join(f"{rl[p] * P / rl.sum():.3f}" for p in range(P)) +
+      " (layer 0's owners: " + " ".join(f"{rl0[p] * P / rl0.sum():.3f}" for p in range(P)) + "), FLOPs per rank by the same rule")
 PY
 # refused before any compute: at layer 1 node 0 holds only expert 0 (layer 0 is contiguous,
 # which the old layer-0 rule accepted), so a token there may find 1 expert for top-k 2

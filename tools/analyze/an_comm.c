@@ -45,6 +45,142 @@ int an_owner_node(moe_tel_reader_t *r, int64_t E, int64_t P, int32_t **own_p,
     return 0;
 }
 
+/*
+ * Rank loads under the file's placement: each layer's map and replicas
+ * (placement/expert_ranks [L][E][R], schema 2) with the runtime's replica rule
+ * (docs/placement.md) for tokens spread evenly over the ranks, i.e. in expectation: the
+ * tokens of node n (its share of the ranks) go in equal parts to the replicas of the expert
+ * on n if it has any, else to all its replicas. Without per-layer maps (or for a damaged
+ * row) all of an expert's load goes to expert_owner.
+ */
+typedef struct an_rankmap {
+    int32_t       *lr;    /* [L][E][R], or NULL */
+    int64_t        L, E, R, P, nn;
+    const int32_t *own, *node;
+    int64_t       *nid;   /* [nn] node ids present, ascending */
+    double        *nfrac; /* [nn] share of the ranks on each */
+    int64_t       *rep;   /* [2 R] scratch: (node, rank) of one expert's replicas */
+} an_rankmap_t;
+
+static void an_rankmap_free(an_rankmap_t *m)
+{
+    free(m->lr);
+    free(m->nid);
+    free(m->nfrac);
+    free(m->rep);
+    memset(m, 0, sizeof(*m));
+}
+
+/* own and node as an_owner_node returns them (own validated to [0, P)). */
+static void an_rankmap_load(moe_tel_reader_t *r, const an_st_t *a, const int32_t *own,
+                            const int32_t *node, an_rankmap_t *m)
+{
+    int64_t dims[4], p, i;
+    int     nd = 0;
+
+    memset(m, 0, sizeof(*m));
+    m->own = own;
+    m->node = node;
+    m->L = a->L;
+    m->E = a->E;
+    m->P = a->P;
+    if (!moe_tel_reader_has(r, MOE_TEL_EXPERT_RANKS) ||
+        moe_tel_reader_dims(r, MOE_TEL_EXPERT_RANKS, dims, &nd) != MOE_OK || nd != 3 ||
+        dims[0] != a->L || dims[1] != a->E || dims[2] < 1 || dims[2] > a->P)
+        return;
+    m->R = dims[2];
+    m->lr = malloc((size_t)(a->L * a->E * m->R) * sizeof(int32_t));
+    m->nid = malloc((size_t)a->P * sizeof(int64_t));
+    m->nfrac = calloc((size_t)a->P, sizeof(double));
+    m->rep = malloc((size_t)(2 * m->R) * sizeof(int64_t));
+    if (!m->lr || !m->nid || !m->nfrac || !m->rep ||
+        moe_tel_reader_read(r, MOE_TEL_EXPERT_RANKS, MOE_TEL_I32, 0, a->L, m->lr) != MOE_OK) {
+        an_rankmap_free(m);
+        m->own = own, m->node = node, m->L = a->L, m->E = a->E, m->P = a->P;
+        return;
+    }
+    for (p = 0; p < a->P; p++) /* distinct node ids, and each one's share of the ranks */
+        m->nid[p] = node[p];
+    qsort(m->nid, (size_t)a->P, sizeof(int64_t), an_cmp_i64);
+    for (p = 0, i = -1; p < a->P; p++) {
+        if (i < 0 || m->nid[i] != m->nid[p])
+            m->nid[++i] = m->nid[p];
+        m->nfrac[i] += 1.0 / (double)a->P;
+    }
+    m->nn = i + 1;
+}
+
+/* Share of the ranks on node id n (0 if no rank is). */
+static double an_node_frac(const an_rankmap_t *m, int64_t n)
+{
+    int64_t lo = 0, hi = m->nn;
+
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (m->nid[mid] < n)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->nn && m->nid[lo] == n ? m->nfrac[lo] : 0;
+}
+
+static int an_cmp_pair(const void *x, const void *y)
+{
+    const int64_t *a = x, *b = y;
+    return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1];
+}
+
+/* Adds load w of expert e at layer l to the ranks that take it (rl[P]). */
+static void an_rank_add(const an_rankmap_t *m, int64_t l, int64_t e, double w, double *rl)
+{
+    int64_t i, j, nrep = 0;
+    double  none = 1; /* share of the ranks on nodes without a replica */
+
+    for (i = 0; m->lr != NULL && i < m->R; i++) {
+        int32_t c = m->lr[(l * m->E + e) * m->R + i];
+        if (c >= 0 && c < m->P) {
+            m->rep[2 * nrep] = m->node[c];
+            m->rep[2 * nrep + 1] = c;
+            nrep++;
+        }
+    }
+    if (nrep == 0) {
+        rl[m->own[e]] += w;
+        return;
+    }
+    qsort(m->rep, (size_t)nrep, 2 * sizeof(int64_t), an_cmp_pair);
+    for (i = 0; i < nrep; i = j) { /* a node's tokens to its own replicas */
+        double f = an_node_frac(m, m->rep[2 * i]);
+        for (j = i; j < nrep && m->rep[2 * j] == m->rep[2 * i]; j++)
+            ;
+        for (int64_t q = i; q < j; q++)
+            rl[m->rep[2 * q + 1]] += w * f / (double)(j - i);
+        none -= f;
+    }
+    for (i = 0; none > 1e-12 && i < nrep; i++) /* the other nodes' tokens to all of them */
+        rl[m->rep[2 * i + 1]] += w * none / (double)nrep;
+}
+
+/* Copies of experts rank p holds, summed over layers (into held[P]). */
+static void an_rank_held(const an_rankmap_t *m, double *held)
+{
+    int64_t l, e, i;
+
+    for (l = 0; l < m->L; l++)
+        for (e = 0; e < m->E; e++) {
+            const int32_t *c = m->lr ? m->lr + (l * m->E + e) * m->R : NULL;
+            int64_t        n = 0;
+            for (i = 0; c && i < m->R; i++)
+                if (c[i] >= 0 && c[i] < m->P) {
+                    held[c[i]] += 1;
+                    n++;
+                }
+            if (n == 0)
+                held[m->own[e]] += 1;
+        }
+}
+
 void an_communication(moe_tel_reader_t *r, cJSON *an, cJSON *root, cJSON *fnd,
                       const an_st_t *a, const int32_t *node)
 {
@@ -241,7 +377,7 @@ void an_communication(moe_tel_reader_t *r, cJSON *an, cJSON *root, cJSON *fnd,
 }
 
 void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a,
-                const an_opts_t *opt, const int32_t *own)
+                const an_opts_t *opt, const int32_t *own, const int32_t *node)
 {
     const moe_tel_info_t *in = moe_tel_reader_info(r);
     cJSON                *sec, *mem;
@@ -280,16 +416,23 @@ void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a,
             tsum += a->phase_rank[p * a->nph + ex];
             tmax = fmax(tmax, a->phase_rank[p * a->nph + ex]);
         }
-        /* per-rank FLOPs from the owner of each expert */
-        if (pf && own) {
-            cJSON *arr = cJSON_AddArrayToObject(sec, "gflops_per_rank");
+        /* per-rank FLOPs: each layer's map and replicas (an_rank_add), else the owners */
+        if (pf && own && node) {
+            cJSON       *arr = cJSON_AddArrayToObject(sec, "gflops_per_rank");
+            an_rankmap_t m;
+            an_rankmap_load(r, a, own, node, &m);
             for (l = 0; l < a->L; l++)
                 for (e = 0; e < a->E; e++)
-                    pf[own[e]] += fpp * (double)a->processed_le[l * a->E + e];
+                    an_rank_add(&m, l, e, fpp * (double)a->processed_le[l * a->E + e], pf);
             for (p = 0; p < a->P; p++) {
                 double t = a->phase_rank[p * a->nph + ex];
                 cJSON_AddItemToArray(arr, t > 0 ? cJSON_CreateNumber(pf[p] / t / 1e9) : cJSON_CreateNull());
             }
+            cJSON_AddStringToObject(sec, "gflops_per_rank_placement",
+                                    m.lr ? "each layer's map and replicas (placement/expert_ranks), "
+                                           "tokens spread evenly over the ranks"
+                                         : "placement/expert_owner");
+            an_rankmap_free(&m);
         }
         free(pf);
         ach = tsum > 0 ? flops / tsum / 1e9 : NAN;
@@ -407,9 +550,10 @@ void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
     const moe_tel_info_t *in = moe_tel_reader_info(r);
     cJSON                *sec, *ex, *rk, *nd, *cs;
     int64_t               l, e, p, E = a->E, P = a->P, L = a->L;
-    double               *w, *rl, tot = 0, worst = 0;
-    int                  *cnt, *newown;
+    double               *w, *rl, *held, tot = 0, worst = 0, held_tot = 0;
+    int                  *newown;
     int64_t               worst_r = 0;
+    an_rankmap_t          rmap;
 
     if (a->S == 0 || a->routed == 0) {
         an_section(an, "hotspots", a->S == 0 ? "no steps in the file (empty run)"
@@ -419,9 +563,10 @@ void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
     sec = an_section(an, "hotspots", NULL);
     w = calloc((size_t)E, 8);
     rl = calloc((size_t)P, 8);
-    cnt = calloc((size_t)P, sizeof(int));
+    held = calloc((size_t)P, sizeof(double));
     newown = calloc((size_t)E, sizeof(int));
-    if (!w || !rl || !cnt || !newown)
+    memset(&rmap, 0, sizeof(rmap));
+    if (!w || !rl || !held || !newown)
         goto out;
     for (l = 0; l < L; l++)
         for (e = 0; e < E; e++)
@@ -462,16 +607,25 @@ void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
         free(ao);
         goto coselect;
     }
-    for (e = 0; e < E; e++) {
-        rl[own[e]] += w[e];
-        cnt[own[e]]++;
-    }
+    /* rank loads under each layer's map and replicas (an_rank_add); fair share = the
+     * rank's share of all expert copies */
+    an_rankmap_load(r, a, own, node, &rmap);
+    for (l = 0; l < L; l++)
+        for (e = 0; e < E; e++)
+            an_rank_add(&rmap, l, e, (double)a->routed_le[l * E + e], rl);
+    an_rank_held(&rmap, held);
+    for (p = 0; p < P; p++)
+        held_tot += held[p];
+    cJSON_AddStringToObject(sec, "ranks_placement",
+                            rmap.lr ? "each layer's map and replicas (placement/expert_ranks), "
+                                   "tokens spread evenly over the ranks"
+                                 : "placement/expert_owner");
     rk = cJSON_AddArrayToObject(sec, "ranks");
     for (p = 0; p < P; p++) {
         cJSON *o = cJSON_CreateObject();
-        double fair = (double)cnt[p] / (double)E, sh = rl[p] / tot;
+        double fair = held_tot > 0 ? held[p] / held_tot : 0, sh = rl[p] / tot;
         cJSON_AddNumberToObject(o, "rank", (double)p);
-        cJSON_AddNumberToObject(o, "experts", cnt[p]);
+        cJSON_AddNumberToObject(o, "experts", held[p] / (double)(L > 0 ? L : 1));
         cJSON_AddNumberToObject(o, "share", sh);
         an_add_num(o, "share_over_fair", fair > 0 ? sh / fair : NAN);
         an_add_num(o, "load_over_mean", rl[p] * (double)P / tot);
@@ -581,7 +735,8 @@ coselect:
 out:
     free(w);
     free(rl);
-    free(cnt);
+    free(held);
+    an_rankmap_free(&rmap);
     free(newown);
 }
 

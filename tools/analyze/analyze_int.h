@@ -151,7 +151,7 @@ int an_owner_node(moe_tel_reader_t *r, int64_t E, int64_t P, int32_t **own_p,
 void an_communication(moe_tel_reader_t *r, cJSON *an, cJSON *root, cJSON *fnd,
                       const an_st_t *a, const int32_t *node);
 void an_compute(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, const an_st_t *a,
-                const an_opts_t *opt, const int32_t *own);
+                const an_opts_t *opt, const int32_t *own, const int32_t *node);
 void an_hotspots(moe_tel_reader_t *r, cJSON *an, cJSON *fnd, cJSON *rec,
                  const an_st_t *a, const int32_t *own, const int32_t *node,
                  const an_opts_t *opt);

@@ -341,7 +341,7 @@ moe_status_t an_run_analyse(const char *path, const an_opts_t *opt, moe_log_t *l
     an_balance_bias(r, an, fnd, &a);
     an_capacity(an, fnd, rec, &a, in->capacity_factor);
     an_communication(r, an, root, fnd, &a, node);
-    an_compute(r, an, fnd, &a, opt, own);
+    an_compute(r, an, fnd, &a, opt, own, node);
     an_hotspots(r, an, fnd, rec, &a, own, node, opt);
     an_placement_plan(path, an, rec, opt);
     if ((st = an_routes(r, an, fnd, rec, &a, opt, own, node, log)) != MOE_OK)
