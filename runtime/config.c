@@ -209,7 +209,7 @@ static const opt_t opt_table[] = {
           "exchange, then compute, then exchange back. The output is bitwise the same"),
     OPT_I(R, overlap_window, "--overlap-window", "MOERUN_OVERLAP_WINDOW", "8", 1, 64,
           "flat with --overlap 1: transfers in flight per rank and direction (rows and outputs, "
-          "out and in); fewer bound the messages in flight (and a simulation's cost at 1000 "
+          "out and in); 2dh: per rank, stage and direction; fewer bound the messages in flight (and a simulation's cost at 1000 "
           "ranks). The output is bitwise the same"),
     OPT_I(R, hier_chunks, "--hier-chunks", "MOERUN_HIER_CHUNKS", "4", 1, 64,
           "hier, ucx: pieces of the inter-node stage, pipelined with intra-node forwarding and "
