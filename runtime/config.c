@@ -209,9 +209,9 @@ static const opt_t opt_table[] = {
           "exchange, then compute, then exchange back. The output is bitwise the same"),
     OPT_I(R, overlap_window, "--overlap-window", "MOERUN_OVERLAP_WINDOW", "8", 1, 64,
           "flat with --overlap 1: transfers in flight per rank and direction (rows and outputs, "
-          "out and in); hier: inter-node peers (pieces when pipelined) in flight per rank; fewer "
-          "bound the messages in flight (and a simulation's cost at 1000 ranks). The output is "
-          "bitwise the same"),
+          "out and in); 2dh: per rank, stage and direction; hier: inter-node peers (pieces when "
+          "pipelined) in flight per rank; fewer bound the messages in flight (and a simulation's "
+          "cost at 1000 ranks). The output is bitwise the same"),
     OPT_I(R, hier_chunks, "--hier-chunks", "MOERUN_HIER_CHUNKS", "4", 1, 64,
           "hier, ucx: pieces of the inter-node stage, pipelined with intra-node forwarding and "
           "the node-level reductions; 1: stages one after the other. The output is bitwise the same"),

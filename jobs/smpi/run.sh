@@ -61,13 +61,13 @@ if [ -z "$pdir" ]; then
 fi
 np=$(wc -l <"$pdir/hostfile")
 if [ "$shared" -gt 0 ]; then
-    # hier's unit metadata and 2dh's headers (inside its payload) must stay private: shared
-    # (garbage) contents would corrupt them. hier and flat share their row buffers themselves
-    # under the model (docs/simulation.md, Memory).
+    # hier's and 2dh's metadata buffers must stay private: shared (garbage) contents would
+    # corrupt them. Every exchange shares its row buffers itself under the model
+    # (docs/simulation.md, Memory).
     prev=""
     for a in "$@"; do
         case "$prev=$a" in --exchange=hier|--exchange=2dh|*=--exchange=hier|*=--exchange=2dh)
-            echo "smpi/run.sh: --shared-malloc works with --exchange flat only (hier's unit metadata and 2dh's headers must stay private; flat and hier share their rows themselves)" >&2; exit 2 ;;
+            echo "smpi/run.sh: --shared-malloc works with --exchange flat only (hier's and 2dh's metadata must stay private; every exchange shares its rows itself under the model)" >&2; exit 2 ;;
         esac
         prev=$a
     done

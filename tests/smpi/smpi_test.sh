@@ -5,9 +5,9 @@
 #     same configuration under real mpirun: routed/processed/dropped per step, layer and
 #     expert, and the traffic per rank, equal exactly (check_smpi.py counts), and
 #     moerun-analyze reads the simulated file; with --sim-compute model (rows opaque: shared,
-#     never copied or summed; flat, hier pipelined, and hier unpipelined with one transfer in
-#     flight, --hier-chunks 1 --overlap-window 1, against a real run of the same) the first
-#     layer's counts and traffic equal the real run's too;
+#     never copied or summed; flat, 2dh, hier pipelined, and hier unpipelined with one
+#     transfer in flight, --hier-chunks 1 --overlap-window 1, against a real run of the same)
+#     the first layer's counts and traffic equal the real run's too;
 #  3. 64 simulated ranks (32 nodes x 2, E 32: half the ranks hold no expert, so flat's sparse
 #     count exchange; top-8, flat with 2 transfers in flight per lane, modelled compute,
 #     shared malloc): conservation, expert phase = charged FLOPs on every rank, inter-node
@@ -31,7 +31,6 @@ for ex in flat hier 2dh; do
         --telemetry "$work/real-$ex.h5" >"$work/real-$ex.out" 2>&1 \
         || { echo "smpi[$ex]: real run failed"; cat "$work/real-$ex.out"; exit 1; }
     $check counts "$work/sim-$ex.h5" "$work/real-$ex.h5"
-    [ "$ex" = 2dh ] && continue
     "$root/jobs/smpi/run.sh" --nodes 4 --ranks-per-node 2 -- "${cfg[@]}" --exchange "$ex" \
         --sim-compute model --telemetry "$work/model-$ex.h5" >"$work/model-$ex.out" 2>&1 \
         || { echo "smpi[$ex]: simulated run (model) failed"; cat "$work/model-$ex.out"; exit 1; }
