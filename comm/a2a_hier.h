@@ -4,8 +4,8 @@
  * There is one hierarchical algorithm (comm/a2a_hier.c). Its inter-node stage — the A-unit
  * exchange of dispatch and the A-return vectors of combine — goes through a transport
  * table, moe__hier_transport_t; the intra-node stages always use MPI. Backends built on it:
- *   hier  (comm/a2a_hier.c): the transport is MPI point to point (non-empty blocks, at most params.window
- *                            peers in flight);
+ *   hier  (comm/a2a_hier.c): the transport is MPI point to point (non-empty blocks only,
+ *                            at most params.window peers in flight);
  *   ucx   (comm/a2a_ucx.c):  the transport is UCP one-sided puts with an atomic arrival signal.
  *
  * A transport moves an alltoallv-shaped exchange (moe__hier_xfer_t) whose counts are already
