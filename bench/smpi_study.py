@@ -5,7 +5,7 @@
         [--exchanges flat,hier,2dh] [--routers topk] [--tokens 256] [--d-model 512]
         [--d-ffn 1024] [--experts 64 | --experts-per-rank F] [--top-k 8] [--steps 3] [--preset ib100]
         [--topology flat] [--nic-gbit G[,G2...]] [--sim-gflops X] [--sim-copy-gbs Y] [--route-max-nodes M]
-        [--overlap-window W]
+        [--overlap-window W] [--overlap 0|1]
 
 Runs moerun's own source, built with SimGrid's smpicc (jobs/smpi/build.sh), on a generated
 platform (jobs/smpi/platform.py) for every point of the grid ranks x exchange x router x
@@ -238,6 +238,9 @@ def main():
     ap.add_argument("--overlap-window", type=int, default=2,
                     help="flat: moerun --overlap-window (2 keeps 1024 ranks to minutes of CPU; "
                          "the simulated step is ~1%% slower than with moerun's default 8)")
+    ap.add_argument("--overlap", type=int, default=1, choices=(0, 1),
+                    help="flat: moerun --overlap (0: exchange, then experts, then exchange; with "
+                         "E close to P the overlapped path's bounded windows can serialise it)")
     a = ap.parse_args()
     ranks = ints("--ranks", a.ranks)
     tokens = ints("--tokens", a.tokens)
@@ -288,7 +291,8 @@ def main():
                                     "--exchange", ex, "--workload", a.workload, "--quiet",
                                     "--route-samples", "0", "--sim-gflops", str(a.sim_gflops),
                                     "--sim-copy-gbs", str(a.sim_copy_gbs),
-                                    "--overlap-window", str(a.overlap_window), "--telemetry", h5]
+                                    "--overlap-window", str(a.overlap_window),
+                                "--overlap", str(a.overlap), "--telemetry", h5]
                             if router == "node-limited":
                                 args += ["--router", "node-limited", "--route-max-nodes", str(a.route_max_nodes)]
                             # rows are shared between simulated ranks by the exchanges themselves
@@ -305,7 +309,7 @@ def main():
                                    "router": router, "tokens": t, "d_model": d, "d_ffn": a.d_ffn,
                                    "experts": E, "top_k": a.top_k, "preset": a.preset,
                                    "topology": a.topology, "nic_gbit": nic or "",
-                                   "overlap_window": a.overlap_window,
+                                   "overlap_window": a.overlap_window, "overlap": a.overlap,
                                    "wall_s": round(wall, 1)}
                             row.update(read_point(h5))
                             rows.append(row)
