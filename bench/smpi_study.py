@@ -5,7 +5,7 @@
         [--exchanges flat,hier,2dh] [--routers topk] [--tokens 256] [--d-model 512]
         [--d-ffn 1024] [--experts 64 | --experts-per-rank F] [--top-k 8] [--steps 3] [--preset ib100]
         [--topology flat] [--nic-gbit G[,G2...]] [--sim-gflops X] [--sim-copy-gbs Y] [--route-max-nodes M]
-        [--overlap-window W] [--hier-chunks N]
+        [--overlap-window W] [--overlap 0|1] [--hier-chunks N]
 
 Runs moerun's own source, built with SimGrid's smpicc (jobs/smpi/build.sh), on a generated
 platform (jobs/smpi/platform.py) for every point of the grid ranks x exchange x router x
@@ -241,6 +241,9 @@ def main():
                     help="flat: moerun --overlap-window (2 keeps 1024 ranks to minutes of CPU; "
                          "the simulated step is ~1%% slower than with moerun's default 8; hier: "
                          "inter-node transfers in flight per rank)")
+    ap.add_argument("--overlap", type=int, default=1, choices=(0, 1),
+                    help="flat: moerun --overlap (0: exchange, then experts, then exchange; with "
+                         "E close to P the overlapped path's bounded windows can serialise it)")
     ap.add_argument("--hier-chunks", type=int, default=1,
                     help="hier: moerun --hier-chunks (1, the default here: stages in sequence, "
                          "blocking waits; the pipelined form's poll loops cost the simulation "
@@ -298,7 +301,8 @@ def main():
                                     "--route-samples", "0", "--sim-gflops", str(a.sim_gflops),
                                     "--sim-copy-gbs", str(a.sim_copy_gbs),
                                     "--overlap-window", str(a.overlap_window),
-                                    "--hier-chunks", str(a.hier_chunks), "--telemetry", h5]
+                                    "--hier-chunks", str(a.hier_chunks),
+                                    "--overlap", str(a.overlap), "--telemetry", h5]
                             if router == "node-limited":
                                 args += ["--router", "node-limited", "--route-max-nodes", str(a.route_max_nodes)]
                             # rows are shared between simulated ranks by the exchanges themselves
@@ -318,7 +322,7 @@ def main():
                                    "router": router, "tokens": t, "d_model": d, "d_ffn": a.d_ffn,
                                    "experts": E, "top_k": a.top_k, "preset": a.preset,
                                    "topology": a.topology, "nic_gbit": nic or "",
-                                   "overlap_window": a.overlap_window,
+                                   "overlap_window": a.overlap_window, "overlap": a.overlap,
                                    "hier_chunks": a.hier_chunks, "wall_s": round(wall, 1),
                                    "cpu_s": round(cpu, 1)}
                             row.update(read_point(h5))
