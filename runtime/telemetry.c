@@ -717,21 +717,6 @@ static moe_status_t tel_check_meta(moe_telemetry_t *t, const char *path,
     return MOE_OK;
 }
 
-/* The directory part of `path` ("." without a slash, "/" for a file in the root). */
-static void tel_dirname(const char *path, char *dir, size_t len)
-{
-    char *slash;
-
-    snprintf(dir, len, "%s", path);
-    slash = strrchr(dir, '/');
-    if (slash == NULL)
-        snprintf(dir, len, ".");
-    else if (slash == dir)
-        dir[1] = '\0';
-    else
-        *slash = '\0';
-}
-
 /*
  * Rank 0: the file the run will write (include/moerun/base/fileio.h). The path must not be
  * a device, FIFO or directory, nor a symbolic link unless follow_symlinks (then the file it
@@ -1199,7 +1184,7 @@ static moe_status_t tel_check_room(moe_telemetry_t *t, const moe_tel_block_t *bl
     if (sb.st_size > t->last_size)
         t->last_growth = sb.st_size - t->last_size;
     t->last_size = sb.st_size;
-    tel_dirname(t->path, dir, sizeof(dir));
+    moe_path_dirname(t->path, dir, sizeof(dir));
     if (statvfs(dir, &vb) != 0)
         return MOE_OK; /* no figure: let the write tell */
     /* the block's rows by the schema (moerun/telemetry_schema.h), or what the last block took */
