@@ -401,6 +401,29 @@ static int dh_rows_grow(const a2a_2dh_t *c, float **buf, size_t *cap, int64_t ro
     return moe__a2a_rows_grow(buf, cap, rows, c->d, c->opaque);
 }
 
+/* A relay's rows between its stage-1 receive layout r1 (source j, then destination q) and
+ * its stage-2 send layout s2 (destination q, then source j): to_s2 = 1 packs stage 2's rows
+ * (dispatch), 0 puts the returned outputs back where they came from (combine). */
+static void dh_relay_rows(a2a_2dh_t *c, int to_s2)
+{
+    int     i, j, d = c->d;
+    size_t  row = (size_t)d * sizeof(float);
+
+    for (i = 0; i < c->ns2; i++) {
+        int     qi = c->s2q[i];
+        int64_t at = c->s2row[i];
+        for (j = 0; j < c->L; j++) {
+            int64_t b = c->r1blk[(size_t)j * c->nmyq + qi];
+            int64_t end = qi + 1 < c->nmyq ? c->r1blk[(size_t)j * c->nmyq + qi + 1]
+                                           : c->r1row[j + 1];
+            float  *s2 = c->s2 + at * d, *r1 = c->r1 + b * d;
+            moe__a2a_rows_copy(c->opaque, to_s2 ? s2 : r1, to_s2 ? r1 : s2,
+                               (size_t)(end - b) * row);
+            at += end - b;
+        }
+    }
+}
+
 /* Stage 1 of dispatch: counts, packing (pos[]), metadata and rows to the relays. */
 static moe_status_t dh_stage1(a2a_2dh_t *c, const moe_a2a_plan_t *plan, const float *x,
                               moe_a2a_stats_t *st)
@@ -536,18 +559,7 @@ static moe_status_t dh_stage2(a2a_2dh_t *c, moe_a2a_stats_t *st)
     c->s2row[c->ns2] = acc;
     if (dh_rows_grow(c, &c->s2, &c->s2cap, acc))
         return MOE_ERROR_SET(c->log, MOE_ERR_NOMEM, "2dh exchange: out of memory");
-    for (i = 0; i < c->ns2; i++) {
-        int     qi = c->s2q[i];
-        int64_t at = c->s2row[i];
-        for (j = 0; j < L; j++) {
-            int64_t b = c->r1blk[(size_t)j * c->nmyq + qi];
-            int64_t end = qi + 1 < c->nmyq ? c->r1blk[(size_t)j * c->nmyq + qi + 1]
-                                           : c->r1row[j + 1];
-            moe__a2a_rows_copy(c->opaque, c->s2 + at * d, c->r1 + b * d,
-                               (size_t)(end - b) * d * sizeof(float));
-            at += end - b;
-        }
-    }
+    dh_relay_rows(c, 1);
     /* r2: relay, then its sources, then expert */
     for (i = 0, acc = 0; i < c->n2; i++) {
         int64_t sb;
@@ -694,18 +706,7 @@ static moe_status_t dh_combine(void *vctx, const moe_a2a_plan_t *plan,
         return status;
     st->t_combine_inter += MPI_Wtime() - tx;
     /* relay: returned blocks back into r1 at the (j, q) blocks they left from */
-    for (i = 0; i < c->ns2; i++) {
-        int     qi = c->s2q[i];
-        int64_t at = c->s2row[i];
-        for (j = 0; j < L; j++) {
-            int64_t b = c->r1blk[(size_t)j * c->nmyq + qi];
-            int64_t end = qi + 1 < c->nmyq ? c->r1blk[(size_t)j * c->nmyq + qi + 1]
-                                           : c->r1row[j + 1];
-            moe__a2a_rows_copy(c->opaque, c->r1 + b * d, c->s2 + at * d,
-                               (size_t)(end - b) * d * sizeof(float));
-            at += end - b;
-        }
-    }
+    dh_relay_rows(c, 0);
     /* stage 1 backwards: r1 region of source j back to it, into s1 */
     for (j = 0, ns = nr = 0; j < L; j++) {
         int64_t rn = c->r1row[j + 1] - c->r1row[j], sn = c->s1row[j + 1] - c->s1row[j];
