@@ -58,8 +58,8 @@ grep -q '"routed"' "$work/a.json" || { echo "smpi: no routed count in the analys
     || { echo "smpi: 64-rank simulated run failed"; cat "$work/m64.out"; exit 1; }
 $check model "$work/m64.h5"
 
-ab=(--experts 16 --top-k 4 --d-model 32 --tokens 64 --workloads uniform,zipf:1.2
-    --exchanges flat,hier:1,hier:4,2dh --iters 2 --warmup 1)
+ab=(--experts 16 --top-k 4 --d-model 32 --tokens 64 --workloads "uniform,zipf:1.2"
+    --exchanges "flat,hier:1,hier:4,2dh" --iters 2 --warmup 1)
 "$root/jobs/smpi/run.sh" --nodes 4 --ranks-per-node 2 --program a2a-bench -- "${ab[@]}" \
     --json "$work/ab-sim.json" >"$work/ab-sim.out" 2>&1 \
     || { echo "smpi: simulated a2a-bench failed"; cat "$work/ab-sim.out"; exit 1; }
