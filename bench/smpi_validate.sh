@@ -13,8 +13,8 @@
 #     RANKS ranks share this machine's cores (nproc), so each simulated host gets
 #     nproc / HOSTS cores for its RANKS ranks (platform.py --node-cores): compute and copies
 #     are stretched in the simulation as they are on the test bed;
-#  3. for each case (top-8 of 64, top-2 of 16) and exchange (flat, hier): runs moerun for
-#     real on the test bed and simulated (--sim-compute real, same configuration) on the
+#  3. for each case (top-8 of 64, top-2 of 16) and exchange (EXCHANGES: flat, hier, 2dh):
+#     runs moerun for real on the test bed and simulated (--sim-compute real, same configuration) on the
 #     calibrated platform; compares dispatch + combine per step (mean over ranks and steps
 #     after the first WARM), the same without combine's wait for other ranks' experts
 #     (combine_wait: the exchange alone), and the routed/processed/dropped counts (must be
@@ -26,13 +26,15 @@
 #     cross-traffic (acknowledgements on the reverse path) stays on: the test bed is TCP.
 # Usage: bench/smpi_validate.sh [OUTDIR]  Env: BUILD (./build), HOSTS (4), RANKS (2),
 #        RATE (1gbit), TOKENS (256), D (1024), FFN (1024), STEPS (10), WARM (2: steps left out
-#        of the comparison; the first steps grow and page-fault the exchange buffers)
+#        of the comparison; the first steps grow and page-fault the exchange buffers),
+#        EXCHANGES ("flat hier 2dh")
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$PWD/smpi-validate}
 build=${BUILD:-$root/build}
 hosts=${HOSTS:-4} ranks=${RANKS:-2} rate=${RATE:-1gbit} tokens=${TOKENS:-256}
 d=${D:-1024} ffn=${FFN:-1024} steps=${STEPS:-10} warm=${WARM:-2}
+exchanges=${EXCHANGES:-flat hier 2dh}
 np=$((hosts * ranks))
 emu="$root/jobs/cluster/emulate.sh"
 py=/usr/bin/python3
@@ -107,7 +109,7 @@ printf '%-12s %-5s %12s %12s %8s %14s %14s %8s %s\n' case exchange measured_ms s
     meas_nowait_ms sim_nowait_ms ratio counts | tee "$out/table.txt"
 for ek in 64:8 16:2; do
     E=${ek%:*} k=${ek#*:}
-    for ex in flat hier; do
+    for ex in $exchanges; do
         tag="top${k}of${E}-$ex"
         args=(--experts "$E" --top-k "$k" --tokens "$tokens" --d-model "$d" --d-ffn "$ffn"
               --layers 1 --steps "$steps" --exchange "$ex" --overlap 0 --quiet --route-samples 0)
