@@ -38,7 +38,36 @@ moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_
 
 void moe_slots_acquire(moe_slots_t *s)
 {
-    (void)s;
+    struct timespec ts;
+    int             h, rc, flag;
+    double          t0;
+
+    if (s->shm == NULL)
+        return;
+    if (sem_trywait(&s->shm->sem) != 0) {
+        t0 = slots_now();
+        for (;;) { /* asleep, waking every SLOTS_POLL_NS for one progress call */
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += SLOTS_POLL_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if ((rc = sem_timedwait(&s->shm->sem, &ts)) == 0 || (errno != ETIMEDOUT &&
+                                                                 errno != EINTR))
+                break;
+            if (errno == ETIMEDOUT) /* probes nothing: only drives the progress engine */
+                MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE);
+        }
+        s->wait_s += slots_now() - t0;
+        s->waits++;
+        if (rc != 0) /* cannot happen with a valid semaphore; compute without one */
+            return;
+    }
+    s->held = 1;
+    h = atomic_fetch_add(&s->shm->holders, 1) + 1;
+    if (h > s->max_holders)
+        s->max_holders = h;
 }
 
 void moe_slots_release(moe_slots_t *s)
@@ -59,6 +88,9 @@ struct moe_slots_shm {
 
 #define SLOTS_MASK_WORDS (CPU_SETSIZE / 64)
 #define SLOTS_NAME_MAX   64
+/* A rank waiting for a slot wakes this often to make MPI progress (its sends in flight move
+ * on while it waits: shared-memory rendezvous and UCX over TCP need the sender's calls). */
+#define SLOTS_POLL_NS    500000L
 
 static double slots_now(void)
 {
@@ -207,6 +239,7 @@ moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_
     MOE_MPI_CHECK_GOTO(log, MPI_Comm_rank(node, &nr), st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Comm_size(node, &nn), st, out);
     s->node_ranks = nn;
+    s->comm = comm;
     if (request == MOE_SLOTS_AUTO) {
         if (nn > 1 && (st = slots_node_cores(node, nr, log, &s->node_cores)) != MOE_OK)
             goto out;

@@ -15,8 +15,9 @@
  * Always:
  *  1. a holder only computes (moe_slots_acquire ... moe_slots_release brackets one
  *     expert call, no communication inside): every wait for a slot ends once the holders'
- *     calls end, so slots add no deadlock to any exchange (a waiting rank makes no MPI
- *     progress, as a computing one does not either);
+ *     calls end, so slots add no deadlock to any exchange; a waiting rank sleeps in
+ *     sem_timedwait and every 0.5 ms makes one progress call on init's comm (MPI_Iprobe,
+ *     which matches nothing), so its transfers in flight move on while it waits;
  *  2. slots change who computes when, never what: outputs are bitwise the same;
  *  3. at most C ranks of a node hold a slot at once; max_holders is the largest number of
  *     holders (this one included) any acquisition of this rank saw, so the maximum over a
@@ -40,6 +41,7 @@ typedef struct moe_slots_shm moe_slots_shm_t;
 
 typedef struct moe_slots {
     moe_slots_shm_t *shm;        /* the node's shared page; NULL: off */
+    MPI_Comm         comm;       /* init's comm (not owned): progress calls while waiting */
     int              limit;      /* C on this rank's node; 0: off */
     int              node_ranks; /* ranks on this rank's node (MPI_COMM_TYPE_SHARED) */
     int              node_cores; /* cores they can run on (union of their affinity masks);
@@ -51,14 +53,15 @@ typedef struct moe_slots {
 } moe_slots_t;
 
 /*
- * Collective over comm. request: MOE_SLOTS_AUTO, 0 (off) or N > 0 (C = N on every node).
+ * Collective over comm, which must outlive s (acquire makes progress calls on it).
+ * request: MOE_SLOTS_AUTO, 0 (off) or N > 0 (C = N on every node).
  * Fills a caller-owned struct; moe_slots_cleanup undoes it (local, not collective). A node
  * whose shared page cannot be made runs without slots (a warning in log): never an error
  * beyond MPI failures.
  */
 moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_t *log);
 
-/* Takes a slot (sleeps until one is free). No-op when off. */
+/* Takes a slot (sleeps until one is free; comm must still be valid). No-op when off. */
 void moe_slots_acquire(moe_slots_t *s);
 
 /* Gives the slot back. No-op when off. */
