@@ -216,7 +216,7 @@ static const opt_t opt_table[] = {
     OPT_I(R, hier_chunks, "--hier-chunks", "MOERUN_HIER_CHUNKS", "4", 1, 64,
           "hier, ucx: pieces of the inter-node stage, pipelined with intra-node forwarding and "
           "the node-level reductions; 1: stages one after the other. The output is bitwise the same"),
-    {"compute_slots", "--compute-slots", "MOERUN_COMPUTE_SLOTS", OPT_INT, R, "auto", "N|auto",
+    {"compute_slots", "--compute-slots", "MOERUN_COMPUTE_SLOTS", OPT_INT, R, "0", "N|auto",
      "at most N ranks of a node run expert compute at once, the others sleep until a slot frees "
      "(docs/binding.md); auto: the cores the node's ranks can run on, when they outnumber them. "
      "The output is bitwise the same", OPT_FIELD(compute_slots), 0, 4096, NULL,

@@ -8,7 +8,8 @@
 # the output bitwise that of NP ranks without slots (--compute-slots 0) and within 1e-5 of a
 # 1-rank run's (dumpcmp, as equiv.sh), the 1-rank run's routed, processed and dropped totals,
 # routed = processed + dropped, and the slot limit held: the summary's compute_slots is C, its
-# most ranks seen computing at once is 1..C, and exactly 1 when C = 1 (not vacuous).
+# most ranks seen computing at once is 1..C, and exactly 1 when C = 1 (not vacuous). C = auto
+# expects the node's cores (hwloc-calc over this shell's binding) when NP outnumbers them, else off.
 #
 # Usage: overlap_equiv.sh NAME GLOBAL_TOKENS "NPS" -- [moerun options]
 # Env: MOERUN, MPIEXEC, PYTHON, CHECK_TELEMETRY; SLOTS and DUMPCMP (optional, together).
@@ -71,11 +72,17 @@ for spec in $SLOTS; do
     d=$(field "$work/$tag.json" dropped)
     [ "$r" -eq $((p + d)) ] || { echo "overlap[$name]: $tag: routed $r != processed $p + dropped $d"; exit 1; }
     got=$(field "$work/$tag.json" compute_slots); held=$(field "$work/$tag.json" compute_slots_max_holders)
+    if [ "$c" = auto ]; then
+        cores=$(hwloc-calc --number-of core "$(hwloc-bind --get)")
+        c=$(( np > cores ? cores : 0 )); tag="$tag ($cores cores: $c slots)"
+    fi
     [ "$got" = "$c" ] || { echo "overlap[$name]: $tag: compute_slots in the summary is '$got', not $c"; exit 1; }
-    if [ -z "$held" ] || [ "$held" -lt 1 ] || [ "$held" -gt "$c" ]; then
+    if [ "$c" = 0 ]; then
+        [ "$held" = 0 ] || { echo "overlap[$name]: $tag: slots off, yet $held ranks held one"; exit 1; }
+    elif [ -z "$held" ] || [ "$held" -lt 1 ] || [ "$held" -gt "$c" ]; then
         echo "overlap[$name]: $tag: $held ranks computed at once, the limit is $c (at least 1 expected)"; exit 1
     fi
-    echo "overlap[$name]: np $np --compute-slots $c --overlap $ov: output bitwise without slots," \
+    echo "overlap[$name]: $tag: output bitwise without slots," \
          "np 1's within 1e-5," \
          "routed $r = processed $p + dropped $d, at most $held of $c slots held at once"
 done
