@@ -173,6 +173,7 @@ static moe_status_t slots_map(MPI_Comm node, int node_rank, int limit, moe_log_t
     moe_slots_shm_t *sh = NULL;
     int              fd = -1, ok = 1, all = 0, created = 0, err = 0;
     struct timespec  ts;
+    moe_status_t     st = MOE_OK;
 
     *sh_p = NULL;
     if (node_rank == 0) {
@@ -196,8 +197,8 @@ static moe_status_t slots_map(MPI_Comm node, int node_rank, int limit, moe_log_t
         }
         ok = sh != NULL;
     }
-    MOE_MPI_CHECK(log, MPI_Bcast(&ok, 1, MPI_INT, 0, node));
-    MOE_MPI_CHECK(log, MPI_Bcast(name, SLOTS_NAME_MAX, MPI_CHAR, 0, node));
+    MOE_MPI_CHECK_GOTO(log, MPI_Bcast(&ok, 1, MPI_INT, 0, node), st, out);
+    MOE_MPI_CHECK_GOTO(log, MPI_Bcast(name, SLOTS_NAME_MAX, MPI_CHAR, 0, node), st, out);
     if (node_rank != 0 && ok) {
         fd = shm_open(name, O_RDWR, 0);
         if (fd < 0 || (sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) ==
@@ -209,21 +210,21 @@ static moe_status_t slots_map(MPI_Comm node, int node_rank, int limit, moe_log_t
             atomic_fetch_add(&sh->attached, 1);
         }
     }
+    /* every rank has mapped it (or failed): the name can go, the mappings stay */
+    MOE_MPI_CHECK_GOTO(log, MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, node), st, out);
+    if (!all && err != 0)
+        MOE_WARN(log, "compute_slots: cannot share a page between the node's ranks (%s): "
+                      "running without compute slots", strerror(err));
+out:
     if (fd >= 0)
         close(fd);
-    /* every rank has mapped it (or failed): the name can go, the mappings stay */
-    MOE_MPI_CHECK(log, MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, node));
     if (created)
         shm_unlink(name);
-    if (!all) {
-        if (err != 0)
-            MOE_WARN(log, "compute_slots: cannot share a page between the node's ranks (%s): "
-                          "running without compute slots", strerror(err));
+    if (st != MOE_OK || !all)
         slots_detach(sh);
-        return MOE_OK;
-    }
-    *sh_p = sh;
-    return MOE_OK;
+    else
+        *sh_p = sh;
+    return st;
 }
 
 moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_t *log)
