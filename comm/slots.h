@@ -37,6 +37,11 @@
 /* compute_slots = auto: slots on when the node's ranks outnumber its cores. */
 #define MOE_SLOTS_AUTO (-1)
 
+/* With slots on, the flat exchange's blocking waits sleep this long between tests of their
+ * requests (moe_a2a_params_t.idle_sleep_ns) instead of spinning in MPI, which would take
+ * the core from a slot holder. */
+#define MOE_SLOTS_IDLE_SLEEP_NS 50000L
+
 typedef struct moe_slots_shm moe_slots_shm_t;
 
 typedef struct moe_slots {
