@@ -53,6 +53,8 @@ int moe__a2a_rows_grow(float **buf, size_t *cap_rows, int64_t rows, int d, int o
 
     if (want <= *cap_rows && *buf != NULL)
         return 0;
+    /* a quarter of headroom, at least double: see moe__hier_buf_grow */
+    want += want / 4;
     want = want < 2 * *cap_rows ? 2 * *cap_rows : want;
     if (opaque) { /* nothing to keep */
         p = moe__a2a_rows_alloc(want * (size_t)d, 1);
@@ -60,9 +62,12 @@ int moe__a2a_rows_grow(float **buf, size_t *cap_rows, int64_t rows, int d, int o
             return -1;
         moe__a2a_rows_free(*buf, 1);
     } else {
-        p = realloc(*buf, (want + 1) * (size_t)d * sizeof(float));
+        size_t keep = *buf != NULL ? (*cap_rows + 1) * (size_t)d * sizeof(float) : 0,
+               bytes = (want + 1) * (size_t)d * sizeof(float);
+        p = realloc(*buf, bytes);
         if (p == NULL)
             return -1;
+        moe_touch((char *)p + keep, bytes - keep); /* resident now, not row by row */
     }
     *buf = p;
     *cap_rows = want;

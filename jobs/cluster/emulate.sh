@@ -30,7 +30,7 @@ NET_PREFIX=10.251.0
 ADDR_BASE=10
 MAX_HOSTS=16
 FORWARD_ENV="OPENBLAS_NUM_THREADS UCX_NET_DEVICES UCX_TCP_TX_SEG_SIZE UCX_TCP_RX_SEG_SIZE"
-FORWARD_IF_SET="LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS"
+FORWARD_IF_SET="LD_PRELOAD ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS OPENBLAS_CORETYPE OPENBLAS_L2_SIZE"
 SAFE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 usage() {
@@ -430,7 +430,8 @@ cmd_run() {
     mpirun | mpiexec | orterun | mpirun.openmpi | mpiexec.openmpi)
         if [ -z "${OMPI_MCA_mca_base_env_list:-}" ]; then
             for v in $FORWARD_ENV; do xs+=(-x "$v"); done
-            # sanitizer runs (jobs/test-sanitize.sh): their settings, where set
+            # sanitizer runs (jobs/test-sanitize.sh): their settings, where set; OpenBLAS's
+            # kernel choice, where set (else h0's ranks run other kernels than the rest)
             for v in $FORWARD_IF_SET; do [ -n "${!v:-}" ] && xs+=(-x "$v"); done
         fi ;;
     esac

@@ -3,7 +3,7 @@
 #
 #   jobs/smpi/run.sh [--nodes N] [--ranks-per-node R] [--preset ib100|eth25|testbed]
 #                    [--topology T] [--node-cores C] [--platform-dir DIR] [--shared-malloc BYTES]
-#                    -- MOERUN ARGS...
+#                    [--program moerun|a2a-bench] -- PROGRAM ARGS...
 #
 # Generates the platform (jobs/smpi/platform.py) unless --platform-dir names one already made,
 # then runs smpirun with N*R ranks and the settings moerun's model needs:
@@ -28,13 +28,16 @@
 #                                  least BYTES are shared by all simulated ranks (contents
 #                                  garbage, never read by the model) so 1024 ranks fit in
 #                                  memory; 0 (the default) keeps every allocation private.
+#   --program a2a-bench            runs the SMPI build of a2a-bench instead of moerun (its
+#                                  MPI_Alltoallv baseline calibrates a platform against the
+#                                  same benchmark measured, bench/smpi_validate.sh)
 # Environment: MOERUN_SMPI_BUILD_DIR (default ./build-smpi), SMPIRUN (default smpirun),
 # SMPI_EXTRA_CFG (more --cfg=... words for smpirun, space-separated).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${MOERUN_SMPI_BUILD_DIR:-$root/build-smpi}
-nodes=4 rpn=2 preset=ib100 topology=flat pdir="" shared=0 cores=()
-usage() { sed -n '2,32p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+nodes=4 rpn=2 preset=ib100 topology=flat pdir="" shared=0 cores=() prog=moerun
+usage() { sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
     case $1 in
         --nodes) nodes=$2; shift 2 ;;
@@ -44,13 +47,15 @@ while [ $# -gt 0 ]; do
         --node-cores) cores=(--node-cores "$2"); shift 2 ;;
         --platform-dir) pdir=$2; shift 2 ;;
         --shared-malloc) shared=$2; shift 2 ;;
+        --program) prog=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         *) echo "smpi/run.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
 done
 case $nodes$rpn$shared in *[!0-9]*|"") echo "smpi/run.sh: --nodes, --ranks-per-node, --shared-malloc take integers" >&2; exit 2 ;; esac
-[ -x "$build/moerun" ] || { echo "smpi/run.sh: $build/moerun not built (jobs/smpi/build.sh)" >&2; exit 1; }
+case $prog in moerun | a2a-bench) ;; *) echo "smpi/run.sh: --program must be moerun or a2a-bench, got '$prog'" >&2; exit 2 ;; esac
+[ -x "$build/$prog" ] || { echo "smpi/run.sh: $build/$prog not built (jobs/smpi/build.sh)" >&2; exit 1; }
 tmp=""
 if [ -z "$pdir" ]; then
     tmp=$(mktemp -d "${TMPDIR:-/tmp}/moerun-smpi.XXXXXX")
@@ -85,4 +90,4 @@ if [ "$shared" -gt 0 ]; then
     cfg+=(--cfg=smpi/auto-shared-malloc-thresh:"$shared")
 fi
 exec "${SMPIRUN:-smpirun}" -np "$np" -platform "$pdir/platform.xml" -hostfile "$pdir/hostfile" \
-    "${cfg[@]}" --log=root.thres:warning --log=smpi_config.thres:error "$build/moerun" "$@"
+    "${cfg[@]}" --log=root.thres:warning --log=smpi_config.thres:error "$build/$prog" "$@"

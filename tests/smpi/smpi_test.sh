@@ -11,8 +11,11 @@
 #  3. 64 simulated ranks (32 nodes x 2, E 32: half the ranks hold no expert, so flat's sparse
 #     count exchange; top-8, flat with 2 transfers in flight per lane, modelled compute,
 #     shared malloc): conservation, expert phase = charged FLOPs on every rank, inter-node
-#     bytes (check_smpi.py model).
-# Env: MOERUN (MPI build), ANALYZE, MPIEXEC, PYTHON, SMPI_BUILD_DIR.
+#     bytes (check_smpi.py model);
+#  4. the SMPI build of a2a-bench (bench/smpi_validate.sh fits a platform with it) at 8
+#     simulated ranks, flat, hier and 2dh: no wrong row in any exchange, and bytes per rank and
+#     inter-node bytes equal a real run's of the same.
+# Env: MOERUN, A2A_BENCH (MPI build), ANALYZE, MPIEXEC, PYTHON, SMPI_BUILD_DIR.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 check="${PYTHON:-/usr/bin/python3} $root/tests/smpi/check_smpi.py"
@@ -54,4 +57,26 @@ grep -q '"routed"' "$work/a.json" || { echo "smpi: no routed count in the analys
     --exchange flat --overlap-window 2 --quiet --telemetry "$work/m64.h5" >"$work/m64.out" 2>&1 \
     || { echo "smpi: 64-rank simulated run failed"; cat "$work/m64.out"; exit 1; }
 $check model "$work/m64.h5"
+
+ab=(--experts 16 --top-k 4 --d-model 32 --tokens 64 --workloads "uniform,zipf:1.2"
+    --exchanges "flat,hier:1,hier:4,2dh" --iters 2 --warmup 1)
+"$root/jobs/smpi/run.sh" --nodes 4 --ranks-per-node 2 --program a2a-bench -- "${ab[@]}" \
+    --json "$work/ab-sim.json" >"$work/ab-sim.out" 2>&1 \
+    || { echo "smpi: simulated a2a-bench failed"; cat "$work/ab-sim.out"; exit 1; }
+"$MPIEXEC" -np 8 "$A2A_BENCH" "${ab[@]}" --ranks-per-node 2 --json "$work/ab-real.json" \
+    >"$work/ab-real.out" 2>&1 || { echo "smpi: real a2a-bench failed"; cat "$work/ab-real.out"; exit 1; }
+${PYTHON:-/usr/bin/python3} - "$work/ab-sim.json" "$work/ab-real.json" <<'PY'
+import json, sys
+sim, real = (json.load(open(p)) for p in sys.argv[1:3])
+key = lambda r: (r["workload"], r["tokens"], r["exchange"])
+assert len(sim) == len(real) == 10, "a2a-bench rows: %d simulated, %d real, want 10" % (len(sim), len(real))
+real = {key(r): r for r in real}
+for r in sim:
+    q = real[key(r)]
+    assert r["wrong"] == 0 and q["wrong"] == 0, "%s: wrong rows %d simulated, %d real" % (key(r), r["wrong"], q["wrong"])
+    for f in ("bytes_per_rank", "inter_node_bytes", "ranks", "nodes"):
+        assert r[f] == q[f], "%s: %s %s simulated, %s real" % (key(r), f, r[f], q[f])
+    assert r["time_us"]["median"] > 0, "%s: no simulated time" % (key(r),)
+print("smpi: a2a-bench simulated = real (bytes, inter-node bytes, no wrong row) in %d rows" % len(sim))
+PY
 echo "smpi: ok"
