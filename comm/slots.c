@@ -6,7 +6,9 @@
  * (sched_getaffinity, OR-reduced) and the cores it touches (hwloc, counted by the node's
  * lowest rank; PUs when the topology is not this system's); then the shared page.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getaffinity, CPU_SET */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -38,36 +40,7 @@ moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_
 
 void moe_slots_acquire(moe_slots_t *s)
 {
-    struct timespec ts;
-    int             h, rc, flag;
-    double          t0;
-
-    if (s->shm == NULL)
-        return;
-    if (sem_trywait(&s->shm->sem) != 0) {
-        t0 = slots_now();
-        for (;;) { /* asleep, waking every SLOTS_POLL_NS for one progress call */
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += SLOTS_POLL_NS;
-            if (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
-            if ((rc = sem_timedwait(&s->shm->sem, &ts)) == 0 || (errno != ETIMEDOUT &&
-                                                                 errno != EINTR))
-                break;
-            if (errno == ETIMEDOUT) /* probes nothing: only drives the progress engine */
-                MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE);
-        }
-        s->wait_s += slots_now() - t0;
-        s->waits++;
-        if (rc != 0) /* cannot happen with a valid semaphore; compute without one */
-            return;
-    }
-    s->held = 1;
-    h = atomic_fetch_add(&s->shm->holders, 1) + 1;
-    if (h > s->max_holders)
-        s->max_holders = h;
+    (void)s;
 }
 
 void moe_slots_release(moe_slots_t *s)
@@ -258,15 +231,27 @@ out:
 
 void moe_slots_acquire(moe_slots_t *s)
 {
-    int    h, rc;
-    double t0;
+    struct timespec ts;
+    int             h, rc, flag;
+    double          t0;
 
     if (s->shm == NULL)
         return;
     if (sem_trywait(&s->shm->sem) != 0) {
         t0 = slots_now();
-        while ((rc = sem_wait(&s->shm->sem)) != 0 && errno == EINTR)
-            ;
+        for (;;) { /* asleep, waking every SLOTS_POLL_NS for one progress call */
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += SLOTS_POLL_NS;
+            if (ts.tv_nsec >= 1000000000L) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000L;
+            }
+            if ((rc = sem_timedwait(&s->shm->sem, &ts)) == 0 || (errno != ETIMEDOUT &&
+                                                                 errno != EINTR))
+                break;
+            if (errno == ETIMEDOUT) /* probes nothing: only drives the progress engine */
+                MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, s->comm, &flag, MPI_STATUS_IGNORE);
+        }
         s->wait_s += slots_now() - t0;
         s->waits++;
         if (rc != 0) /* cannot happen with a valid semaphore; compute without one */
