@@ -78,7 +78,7 @@ typedef struct a2a_flat {
     int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
     int         *missing;      /* [n_local] row segments of each local expert not arrived */
     int         *unsent;       /* [max local experts] row segments this rank sends to other
-                                * ranks' local expert e, not completed yet */
+                                * ranks' local expert e, not posted yet */
     int64_t     *self_delta;   /* [n_local] batch row - sendbuf row of this rank's own pairs */
     unsigned char *seg_back;   /* [sum local_experts] outputs of (dest, expert) back */
     unsigned char *tok_done;   /* [max_tokens] token's weighted sum done */
@@ -504,6 +504,8 @@ static moe_status_t flat_post(a2a_flat_t *c, flat_ovl_t *o, int lane)
         rq = &c->req[slot];
         c->req_peer[slot] = item;
         o->next[lane]++;
+        if (lane == FLAT_ROWS_SEND)
+            c->unsent[e]--;
         tag = lane == FLAT_ROWS_RECV || lane == FLAT_ROWS_SEND ? FLAT_TAG_ROWS : FLAT_TAG_OUT;
         if (lane == FLAT_ROWS_RECV || lane == FLAT_OUT_RECV)
             MOE_MPI_CHECK(c->log, MPI_Irecv(buf, (int)(rows * c->d), MPI_FLOAT, peer, tag,
@@ -552,8 +554,6 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
         o->outstanding--;
         if (lane == FLAT_ROWS_RECV)
             c->missing[c->req_peer[slot] / c->nranks]--;
-        if (lane == FLAT_ROWS_SEND)
-            c->unsent[c->req_peer[slot] / c->nranks]--;
         if (lane == FLAT_OUT_RECV) { /* item = expert * P + peer */
             int item = c->req_peer[slot];
             c->seg_back[c->cnt_off[item % c->nranks] + item / c->nranks] = 1;
@@ -566,8 +566,7 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
     return MOE_OK;
 }
 
-/* Whether row segments this rank sends to other ranks' experts 0..e are still in flight or
- * not posted. */
+/* Whether row segments this rank sends to other ranks' experts 0..e are not all posted. */
 static int flat_unsent_upto(const a2a_flat_t *c, int e)
 {
     int i;
@@ -682,10 +681,11 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
     for (e = 0; e < c->n_local; e++) {
         int64_t n = c->offset[e + 1] - c->offset[e], r0, rows;
         /* expert e runs once its rows are here and this rank's rows for the other ranks'
-         * experts 0..e have left: a rank computing pauses its sends (a window refills only
-         * at a progress call, one per expert block), and with small windows at E ~ P the
-         * others' experts then waited on its compute (simulated at 64 ranks, window 2: a
-         * step 1.7x the unoverlapped one) */
+         * experts 0..e are all posted: a rank computing posts nothing (a window refills
+         * only at a progress call, one per expert block), and with small windows at E ~ P
+         * the others' experts then waited on its compute (simulated at 64 ranks, window 2:
+         * a step 1.7x the unoverlapped one). With a window as large as the segments (2
+         * ranks, 8 experts) nothing waits here */
         while (c->missing[e] > 0 || flat_unsent_upto(c, e < maxl ? e : maxl - 1))
             if ((s = flat_progress(c, &o, 1, &o.t_blocked_rows)) != MOE_OK)
                 return s;
