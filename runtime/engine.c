@@ -444,7 +444,9 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.expert_block = MOE_FFN_BLOCK;
     prm.inter_chunks = e->cfg.hier_chunks;
     prm.window = e->cfg.overlap_window;
-    prm.idle_sleep_ns = e->slots.limit > 0 ? MOE_SLOTS_IDLE_SLEEP_NS : 0; /* comm/slots.h */
+    prm.idle_sleep_ns = e->cfg.wait_sleep_us > 0   ? e->cfg.wait_sleep_us * 1000L
+                        : e->slots.limit > 0 ? MOE_SLOTS_IDLE_SLEEP_NS /* comm/slots.h */
+                                             : 0;
     if (e->capacity > 0)
         prm.max_rows_in = (int64_t)e->n_local * e->capacity;
     prm.rows_opaque = moe_sim_model(&e->cfg); /* sim.h: no row is read under the model */
