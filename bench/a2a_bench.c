@@ -202,7 +202,7 @@ int main(int argc, char **argv)
                 const char          *colon;
                 int                  chunks = 0;
                 const moe_a2a_ops_t *ops;
-                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0, 0, 0, 0};
+                moe_a2a_params_t     prm = {MPI_COMM_WORLD, d, T, k, pl.local_count, topo.node, &log, 0, 0, 0, 0, 0, 0};
 
                 /* NAME:N = backend NAME with N inter-node chunks (hier, ucx) */
                 snprintf(xname, sizeof(xname), "%s", xi < 0 ? "flat" : o.ex[xi]);

@@ -16,7 +16,8 @@
  *     the reference);
  *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
  *     (each rank's median), and the mean over steps (what tokens/s counts: median / mean
- *     is the share outlier steps cost);
+ *     is the share outlier steps cost); involuntary context switches per step (getrusage
+ *     ru_nivcsw, min/avg/max over ranks) and the compute slots in effect (--compute-slots);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
  *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time.
  *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
@@ -31,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/resource.h>
 
 #include <cblas.h>
 #include <mpi.h>
@@ -53,6 +56,8 @@ typedef struct bench_run {
     bench_stats_t iter;     /* over steps, of the slowest rank's time of each step */
     double        mean;     /* mean of those: what tokens/s counts (outlier steps included) */
     double        rank[3];  /* over ranks, of each rank's median step time */
+    double        nivcsw[3];/* over ranks (min/avg/max): involuntary context switches per step
+                             * (getrusage ru_nivcsw: the scheduler preempting the rank) */
 } bench_run_t;
 
 /* Reports a failed engine call once: the lowest rank whose own call failed prints its
@@ -78,6 +83,7 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
 {
     moe_engine_t *eng = NULL;
     moe_status_t  st = moe_engine_create(cfg, MPI_COMM_WORLD, &eng);
+    struct rusage ru0, ru1;
     double       *t = calloc((size_t)cfg->steps + 1, sizeof(double));
     double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
     long          i;
@@ -92,6 +98,7 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
         fprintf(stderr, "moerun-bench[%d]: error: out of memory\n", rank);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
+    getrusage(RUSAGE_SELF, &ru0);
     for (i = 0; i < cfg->steps; i++) {
         double t0 = MPI_Wtime();
         st = moe_engine_step(eng);
@@ -102,6 +109,9 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
     }
+    getrusage(RUSAGE_SELF, &ru1);
+    bench_over_ranks((double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)cfg->steps, out->nivcsw,
+                     MPI_COMM_WORLD);
     if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
         bench_report_failure(eng, "finish", rank);
         moe_engine_destroy(eng);
@@ -339,6 +349,14 @@ int main(int argc, char **argv)
                1e3 * run.rank[0], 1e3 * run.rank[1], 1e3 * run.rank[2]);
         printf("  mean over steps (what tokens/s counts)     %9.3f   (median / mean %.3f: the "
                "cost of outlier steps)\n", 1e3 * run.mean, run.iter.med / run.mean);
+        printf("  involuntary context switches per step     %9.1f  %9.1f  %9.1f   (over ranks: "
+               "min avg max)\n", run.nivcsw[0], run.nivcsw[1], run.nivcsw[2]);
+        if (s.compute_slots > 0)
+            printf("  compute slots %d per node: at most %d ranks computing at once seen, %.3f ms "
+                   "per step asleep waiting for a slot (in the expert phase)\n", s.compute_slots,
+                   s.compute_slots_max_holders, 1e3 * s.compute_slots_wait_s / (double)cfg.steps);
+        else
+            printf("  compute slots off\n");
         printf("#\n# phase              time/layer-step (us)   avg rank    max rank   share\n");
         for (i = 0; i < MOE_PHASE_COUNT; i++)
             printf("  %-16s                   %9.1f   %9.1f   %5.1f%%\n", moe_phase_names[i],
@@ -378,12 +396,17 @@ int main(int argc, char **argv)
                        "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, "
                        "\"ratio_to_limit\": %.4f, \"expert_gflops_per_rank\": %.3f, "
                        "\"expert_ratio_to_peak\": %.4f, \"sgemm_cpu_gflops\": %.3f, "
-                       "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, ",
+                       "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, "
+                       "\"nivcsw_per_step\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
+                       "\"compute_slots\": %d, \"compute_slots_max_holders\": %d, "
+                       "\"compute_slots_wait_s_per_step\": %.6f, ",
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
                     cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
                     run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
-                    kcpu[1], kcpu[1] / scpu[1]);
+                    kcpu[1], kcpu[1] / scpu[1], run.nivcsw[0], run.nivcsw[1], run.nivcsw[2],
+                    s.compute_slots, s.compute_slots_max_holders,
+                    s.compute_slots_wait_s / (double)cfg.steps);
             if (telfile)
                 fprintf(f, "\"telemetry_overhead\": %.5f, ", tel_over);
             fprintf(f, "\"phase_seconds\": {");

@@ -90,6 +90,10 @@ typedef struct moe_a2a_params {
     int        window;       /* flat forward: transfers in flight per lane (0: 8); hier
                               * pipelined over MPI: inter-node piece transfers in flight per
                               * rank and direction (0: no bound) */
+    long       idle_sleep_ns;/* flat forward: > 0, a blocking wait tests its requests and sleeps
+                              * this long between tests instead of spinning in MPI (more ranks
+                              * than cores: the waiting rank leaves its core to those computing;
+                              * comm/slots.h); 0: MPI_Waitsome */
 } moe_a2a_params_t;
 
 typedef struct moe_a2a_ops {

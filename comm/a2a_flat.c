@@ -17,10 +17,14 @@
  * Counts are conserved: the rows packed are the kept pairs, every received row is placed in
  * exactly one expert's batch, and combine returns as many rows as dispatch received (checked
  * with MOE_ASSERT in debug builds).
+ * With params.idle_sleep_ns (compute slots on: more ranks than cores) the overlapped
+ * forward's blocking waits test their requests and sleep between tests instead of
+ * MPI_Waitsome, which spins (yielding) and takes the core from the ranks computing.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "a2a_common.h"
 #include "moerun/base/assert.h"
@@ -70,6 +74,7 @@ typedef struct a2a_flat {
     int         *queue;        /* [FLAT_LANES][P] peers of each lane, in posting order */
     int          qcap;         /* items one lane's queue holds */
     int          expert_block; /* rows per expert call piece (params), 0: whole expert */
+    long         idle_sleep_ns;/* blocking waits: sleep between tests (params), 0: Waitsome */
     int64_t     *rseg;         /* [P * n_local] first batch row of each (source, expert) */
     int         *missing;      /* [n_local] row segments of each local expert not arrived */
     int         *unsent;       /* [max local experts] row segments this rank sends to other
@@ -142,6 +147,7 @@ static moe_status_t flat_create(const moe_a2a_params_t *prm, void **ctx_p)
     c->top_k = prm->top_k;
     c->max_tokens = prm->max_tokens;
     c->expert_block = prm->expert_block;
+    c->idle_sleep_ns = prm->idle_sleep_ns;
     c->opaque = prm->rows_opaque;
     c->local_experts = malloc((size_t)P * sizeof(int));
     c->cnt_off = malloc(((size_t)P + 1) * sizeof(int));
@@ -523,7 +529,17 @@ static moe_status_t flat_progress(a2a_flat_t *c, flat_ovl_t *o, int wait, double
 
     if (o->outstanding == 0)
         return MOE_OK;
-    if (wait) {
+    if (wait && c->idle_sleep_ns > 0) { /* asleep between tests: the core to the others */
+        struct timespec nap = {c->idle_sleep_ns / 1000000000L, c->idle_sleep_ns % 1000000000L};
+        for (;;) {
+            MOE_MPI_CHECK(c->log, MPI_Testsome(FLAT_LANES * c->window, c->req, &n, c->done_idx,
+                                               MPI_STATUSES_IGNORE));
+            if (n != 0)
+                break;
+            nanosleep(&nap, NULL);
+        }
+        *blocked += MPI_Wtime() - t0;
+    } else if (wait) {
         MOE_MPI_CHECK(c->log, MPI_Waitsome(FLAT_LANES * c->window, c->req, &n, c->done_idx,
                                            MPI_STATUSES_IGNORE));
         *blocked += MPI_Wtime() - t0;

@@ -76,6 +76,7 @@ typedef enum {
 
 #define OPT_MIN_EXCLUSIVE 0x1u /* the minimum itself is not allowed */
 #define OPT_NONE_IS_EMPTY 0x2u /* the string "none" is stored as "" */
+#define OPT_AUTO_IS_NEG1  0x4u /* OPT_INT: the string "auto" is stored as -1 */
 
 typedef struct opt {
     const char        *key;    /* INI key, moe_config_set key, field name */
@@ -215,6 +216,16 @@ static const opt_t opt_table[] = {
     OPT_I(R, hier_chunks, "--hier-chunks", "MOERUN_HIER_CHUNKS", "4", 1, 64,
           "hier, ucx: pieces of the inter-node stage, pipelined with intra-node forwarding and "
           "the node-level reductions; 1: stages one after the other. The output is bitwise the same"),
+    {"compute_slots", "--compute-slots", "MOERUN_COMPUTE_SLOTS", OPT_INT, R, "0", "N|auto",
+     "at most N ranks of a node run expert compute at once, the others sleep until a slot frees "
+     "(docs/binding.md); auto: the cores the node's ranks can run on, when they outnumber them. "
+     "The output is bitwise the same", OPT_FIELD(compute_slots), 0, 4096, NULL,
+     "auto, 0: off", NULL, OPT_AUTO_IS_NEG1},
+    OPT_I(R, wait_sleep_us, "--wait-sleep-us", "MOERUN_WAIT_SLEEP_US", "0", 0, 100000,
+          "flat with --overlap 1: a blocking wait tests its requests and sleeps N us between "
+          "tests instead of waiting in MPI (which spins, yielding: with more ranks than cores it "
+          "takes the core from ranks computing); 0: MPI's wait (50 us when compute slots are on). "
+          "The output is bitwise the same"),
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
     OPT_E(R, bind, "--bind", "MOERUN_BIND", "auto", opt_bind_names,
@@ -489,6 +500,11 @@ static moe_status_t opt_parse(const opt_t *o, const char *text, moe_config_t *cf
     switch (o->type) {
     case OPT_INT:
     case OPT_LONG:
+        if ((o->flags & OPT_AUTO_IS_NEG1) && strcmp(text, "auto") == 0) {
+            int v = -1;
+            memcpy(field, &v, sizeof(v));
+            return MOE_OK;
+        }
         if (text[0] == '\0' || isspace((unsigned char)text[0]))
             return opt_reject(o, text, "is not an integer", src, err, errlen);
         errno = 0;
@@ -586,7 +602,10 @@ static const char *opt_format(const opt_t *o, const moe_config_t *cfg, char *buf
     switch (o->type) {
     case OPT_INT:
         memcpy(&iv, field, sizeof(iv));
-        snprintf(buf, n, "%d", iv);
+        if ((o->flags & OPT_AUTO_IS_NEG1) && iv == -1)
+            snprintf(buf, n, "auto");
+        else
+            snprintf(buf, n, "%d", iv);
         break;
     case OPT_LONG:
         memcpy(&lv, field, sizeof(lv));

@@ -411,6 +411,10 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     }
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
+    /* collective over each node (comm/slots.h), so only once every rank got this far */
+    st = moe_slots_init(&e->slots, e->comm, cfg->compute_slots, &e->log);
+    if ((st = engine_agree(e, st)) != MOE_OK)
+        return st;
     e->n_local = e->place.local_count[e->rank];
     st = engine_routes_init(e);
     if (st == MOE_OK)
@@ -440,6 +444,9 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.expert_block = MOE_FFN_BLOCK;
     prm.inter_chunks = e->cfg.hier_chunks;
     prm.window = e->cfg.overlap_window;
+    prm.idle_sleep_ns = e->cfg.wait_sleep_us > 0   ? e->cfg.wait_sleep_us * 1000L
+                        : e->slots.limit > 0 ? MOE_SLOTS_IDLE_SLEEP_NS /* comm/slots.h */
+                                             : 0;
     if (e->capacity > 0)
         prm.max_rows_in = (int64_t)e->n_local * e->capacity;
     prm.rows_opaque = moe_sim_model(&e->cfg); /* sim.h: no row is read under the model */
@@ -509,9 +516,12 @@ static void engine_expert(void *varg, int local_expert, const float *x, int64_t 
     if (g < 0 || rows == 0) /* an empty slot of this layer's map gets no rows */
         return;
     *a->rows_in += rows;
-    if (!moe_sim_model(&e->cfg)) /* as the non-overlapped path: sim.h */
+    if (!moe_sim_model(&e->cfg)) { /* as the non-overlapped path: sim.h */
+        moe_slots_acquire(&e->slots); /* one piece of rows: the backend progresses between */
         moe_ffn_forward(&e->ffn[(size_t)a->layer * e->n_local + local_expert], x, rows, y,
                         e->ffn_scratch);
+        moe_slots_release(&e->slots);
+    }
     moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
                                e->d * e->cfg.d_ffn);
     a->processed[g] += rows;
@@ -665,8 +675,10 @@ static void engine_shared_experts(moe_engine_t *e, int l, const float *x)
                                    e->d * e->cfg.d_ffn);
         if (moe_sim_model(&e->cfg)) /* not computed: sim.h */
             continue;
+        moe_slots_acquire(&e->slots);
         moe_ffn_forward(&e->shared[(size_t)l * N + j], x, e->T, j == 0 ? acc : y,
                         e->ffn_scratch);
+        moe_slots_release(&e->slots);
         if (j > 0)
             for (q = 0; q < n; q++)
                 acc[q] += y[q];
@@ -819,10 +831,13 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
         if (g < 0 || rows == 0)
             continue;
         rows_in += rows;
-        if (!moe_sim_model(&e->cfg))
+        if (!moe_sim_model(&e->cfg)) {
+            moe_slots_acquire(&e->slots); /* held for one expert call only (slots.h) */
             moe_ffn_forward(&e->ffn[(size_t)l * e->n_local + i],
                             batch.x + batch.offset[i] * e->d, rows,
                             batch.y + batch.offset[i] * e->d, e->ffn_scratch);
+            moe_slots_release(&e->slots);
+        }
         moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
                                    e->d * e->cfg.d_ffn);
         processed[g] += rows;
@@ -1365,6 +1380,15 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     }
     sum.events = eng->events;
     sum.n_events = eng->rank == 0 ? eng->n_events : 0;
+    {
+        int    sl[2] = {eng->slots.limit, eng->slots.max_holders};
+        double w = eng->slots.wait_s;
+        MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, sl, 2, MPI_INT, MPI_MAX, eng->comm));
+        MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &w, 1, MPI_DOUBLE, MPI_SUM, eng->comm));
+        sum.compute_slots = sl[0];
+        sum.compute_slots_max_holders = sl[1];
+        sum.compute_slots_wait_s = w / eng->nranks;
+    }
     if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
         engine_metrics(eng, st == MOE_OK ? status : "error", &sum) != MOE_OK)
         MOE_WARN(&eng->log, "%s", eng->log.last_error);
@@ -1472,6 +1496,7 @@ void moe_engine_destroy(moe_engine_t *e)
     moe_workload_cleanup(&e->wl);
     moe_placement_cleanup(&e->place);
     moe_topo_cleanup(&e->topo);
+    moe_slots_cleanup(&e->slots);
     if (e->comm != MPI_COMM_NULL)
         MPI_Comm_free(&e->comm);
     free(e);

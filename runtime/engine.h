@@ -16,6 +16,7 @@
 #include "placement.h"
 #include "router.h"
 #include "router_expert_choice.h"
+#include "slots.h"
 #include "telemetry.h"
 #include "topo.h"
 #include "watchdog.h"
@@ -91,6 +92,7 @@ struct moe_engine {
     moe_monitor_t        mon;
     moe_telemetry_t     *tel;
     moe_watchdog_t      *wd;           /* --step-timeout; NULL: none (watchdog.h) */
+    moe_slots_t          slots;        /* --compute-slots (comm/slots.h); off: limit 0 */
 
     /* run totals */
     long                 step;         /* next step index */

@@ -49,6 +49,9 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddNumberToObject(root, "warmup_steps", (double)s->warmup_steps);
     cJSON_AddNumberToObject(root, "step_time_p50_s", s->step_p50_s);
     cJSON_AddNumberToObject(root, "step_time_p99_s", s->step_p99_s);
+    cJSON_AddNumberToObject(root, "compute_slots", s->compute_slots);
+    cJSON_AddNumberToObject(root, "compute_slots_max_holders", s->compute_slots_max_holders);
+    cJSON_AddNumberToObject(root, "compute_slots_wait_s", s->compute_slots_wait_s);
     o = cJSON_AddObjectToObject(root, "phase_seconds_mean");
     for (i = 0; i < MOE_PHASE_COUNT && o; i++)
         cJSON_AddNumberToObject(o, moe_phase_names[i], s->phase_s[i]);
@@ -174,6 +177,12 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
     fprintf(out, ")\n");
     fprintf(out, "step time  p50 %.3f ms, p99 %.3f ms (slowest rank)\n", 1e3 * s->step_p50_s,
             1e3 * s->step_p99_s);
+    if (s->compute_slots > 0)
+        fprintf(out, "slots      at most %d rank%s of a node computing at once (--compute-slots %s): "
+                     "%d at most seen, %.3f s per rank asleep waiting for a slot\n",
+                s->compute_slots, s->compute_slots == 1 ? "" : "s",
+                c->compute_slots < 0 ? "auto" : "set", s->compute_slots_max_holders,
+                s->compute_slots_wait_s);
     fprintf(out, "phases     ");
     for (i = 0; i < MOE_PHASE_TOTAL; i++)
         fprintf(out, "%s %.1f%%%s", moe_phase_names[i],

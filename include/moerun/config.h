@@ -55,6 +55,8 @@ typedef struct moe_config {
     int                  overlap;          /* 1: exchange overlapped with expert compute (flat) */
     int                  overlap_window;   /* flat --overlap 1: transfers in flight per lane */
     int                  hier_chunks;      /* hier, ucx: pipelined pieces of the inter-node stage */
+    int                  compute_slots;    /* ranks of a node computing at once: -1 auto, 0 off, N (comm/slots.h) */
+    int                  wait_sleep_us;    /* flat overlapped waits: sleep between tests (us), 0: MPI's wait */
     int                  ranks_per_node;   /* > 0: impose nodes of this many consecutive ranks; 0: discover */
     int                  bind;             /* CPU/memory binding: 0 auto, 1 none, 2 core, 3 numa (comm/bind.h) */
     int                  report_bindings;  /* one line per rank: host, node, local rank, cpuset, NUMA node, NIC */

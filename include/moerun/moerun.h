@@ -63,6 +63,9 @@ typedef struct moe_summary {
                                            each rank (last 2^20 steps), max over ranks */
     const moe_event_t *events;   /* [n_events] the first events raised (moerun/event.h) */
     int         n_events;
+    int         compute_slots;   /* --compute-slots in effect: C of the nodes (largest), 0 off */
+    int         compute_slots_max_holders; /* most ranks of one node holding a slot at once */
+    double      compute_slots_wait_s; /* seconds asleep waiting for a slot, mean over ranks */
 } moe_summary_t;
 
 /*

@@ -4,8 +4,15 @@
 # processed and dropped totals, and its telemetry passes check_telemetry (phases add up,
 # the wait and stage columns within their phases).
 #
+# With SLOTS="NP:C:OV ..." also --compute-slots C at NP ranks with --overlap OV (comm/slots.h):
+# the output bitwise that of NP ranks without slots (--compute-slots 0) and within 1e-5 of a
+# 1-rank run's (dumpcmp, as equiv.sh), the 1-rank run's routed, processed and dropped totals,
+# routed = processed + dropped, and the slot limit held: the summary's compute_slots is C, its
+# most ranks seen computing at once is 1..C, and exactly 1 when C = 1 (not vacuous). C = auto
+# expects the node's cores (hwloc-calc over this shell's binding) when NP outnumbers them, else off.
+#
 # Usage: overlap_equiv.sh NAME GLOBAL_TOKENS "NPS" -- [moerun options]
-# Env: MOERUN, MPIEXEC, PYTHON, CHECK_TELEMETRY.
+# Env: MOERUN, MPIEXEC, PYTHON, CHECK_TELEMETRY; SLOTS and DUMPCMP (optional, together).
 set -euo pipefail
 name=$1; global=$2; nps=$3; shift 3
 [ "${1:-}" = "--" ] && shift
@@ -35,4 +42,47 @@ for np in $nps; do
         || { "$PYTHON" "$CHECK_TELEMETRY" "$work/np$np.ov1.h5" --summary "$work/np$np.ov1.json"; exit 1; }
     echo "overlap[$name]: np $np: routed $(field "$work/np$np.ov1.json" routed)," \
          "dropped $(field "$work/np$np.ov1.json" dropped), output bitwise equal, telemetry ok"
+done
+
+[ -n "${SLOTS:-}" ] || exit 0
+run1() { # run1 TAG NP [options]: flat, no telemetry
+    local tag=$1 np=$2; shift 2
+    if ! "$MPIEXEC" -np "$np" "$MOERUN" --tokens $((global / np)) --quiet --exchange flat \
+          --telemetry none --summary-json "$work/$tag.json" --output-dump "$work/$tag.bin" \
+          "$@" >"$work/$tag.out" 2>"$work/$tag.err"; then
+        echo "overlap[$name]: $tag failed:"; cat "$work/$tag.err"; exit 1
+    fi
+}
+run1 ref1 1 "$@" --compute-slots 0
+for spec in $SLOTS; do
+    np=${spec%%:*}; rest=${spec#*:}; c=${rest%%:*}; ov=${rest#*:}; tag="slots.np$np.c$c.ov$ov"
+    [ -f "$work/ref$np.bin" ] || run1 "ref$np" "$np" "$@" --compute-slots 0
+    run1 "$tag" "$np" "$@" --overlap "$ov" --compute-slots "$c"
+    cmp -s "$work/ref$np.bin" "$work/$tag.bin" || { echo "overlap[$name]: np $np --compute-slots" \
+        "$c --overlap $ov: output is not bitwise that of --compute-slots 0"; exit 1; }
+    "$DUMPCMP" "$work/$tag.bin" "$work/ref1.bin" 1e-5 >/dev/null \
+        || { echo "overlap[$name]: $tag: output differs from np 1's"; exit 1; }
+    for key in routed processed dropped; do
+        a=$(field "$work/ref1.json" $key); b=$(field "$work/$tag.json" $key)
+        if [ -z "$a" ] || [ "$a" != "$b" ]; then
+            echo "overlap[$name]: $tag: $key differs: np 1 '$a', np $np '$b'"; exit 1
+        fi
+    done
+    r=$(field "$work/$tag.json" routed); p=$(field "$work/$tag.json" processed)
+    d=$(field "$work/$tag.json" dropped)
+    [ "$r" -eq $((p + d)) ] || { echo "overlap[$name]: $tag: routed $r != processed $p + dropped $d"; exit 1; }
+    got=$(field "$work/$tag.json" compute_slots); held=$(field "$work/$tag.json" compute_slots_max_holders)
+    if [ "$c" = auto ]; then
+        cores=$(hwloc-calc --number-of core "$(hwloc-bind --get)")
+        c=$(( np > cores ? cores : 0 )); tag="$tag ($cores cores: $c slots)"
+    fi
+    [ "$got" = "$c" ] || { echo "overlap[$name]: $tag: compute_slots in the summary is '$got', not $c"; exit 1; }
+    if [ "$c" = 0 ]; then
+        [ "$held" = 0 ] || { echo "overlap[$name]: $tag: slots off, yet $held ranks held one"; exit 1; }
+    elif [ -z "$held" ] || [ "$held" -lt 1 ] || [ "$held" -gt "$c" ]; then
+        echo "overlap[$name]: $tag: $held ranks computed at once, the limit is $c (at least 1 expected)"; exit 1
+    fi
+    echo "overlap[$name]: $tag: output bitwise without slots," \
+         "np 1's within 1e-5," \
+         "routed $r = processed $p + dropped $d, at most $held of $c slots held at once"
 done
