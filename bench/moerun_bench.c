@@ -357,6 +357,7 @@ int main(int argc, char **argv)
                    s.compute_slots_max_holders, 1e3 * s.compute_slots_wait_s / (double)cfg.steps);
         else
             printf("  compute slots off\n");
+        printf("  flat's overlapped waits: %s\n", s.wait_sleep_us > 0 ? "sleep between tests" : "MPI's");
         printf("#\n# phase              time/layer-step (us)   avg rank    max rank   share\n");
         for (i = 0; i < MOE_PHASE_COUNT; i++)
             printf("  %-16s                   %9.1f   %9.1f   %5.1f%%\n", moe_phase_names[i],
@@ -399,14 +400,14 @@ int main(int argc, char **argv)
                        "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, "
                        "\"nivcsw_per_step\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
                        "\"compute_slots\": %d, \"compute_slots_max_holders\": %d, "
-                       "\"compute_slots_wait_s_per_step\": %.6f, ",
+                       "\"compute_slots_wait_s_per_step\": %.6f, \"wait_sleep_us\": %d, ",
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
                     cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
                     run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
                     kcpu[1], kcpu[1] / scpu[1], run.nivcsw[0], run.nivcsw[1], run.nivcsw[2],
                     s.compute_slots, s.compute_slots_max_holders,
-                    s.compute_slots_wait_s / (double)cfg.steps);
+                    s.compute_slots_wait_s / (double)cfg.steps, s.wait_sleep_us);
             if (telfile)
                 fprintf(f, "\"telemetry_overhead\": %.5f, ", tel_over);
             fprintf(f, "\"phase_seconds\": {");

@@ -31,9 +31,10 @@ struct moe_slots_shm {
     int unused;
 };
 
-moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_t *log)
+moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, int count,
+                            moe_log_t *log)
 {
-    (void)comm, (void)request, (void)log;
+    (void)comm, (void)request, (void)count, (void)log;
     memset(s, 0, sizeof(*s));
     return MOE_OK;
 }
@@ -200,23 +201,28 @@ out:
     return st;
 }
 
-moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_t *log)
+moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, int count,
+                            moe_log_t *log)
 {
     MPI_Comm     node = MPI_COMM_NULL;
     int          nr = 0, nn = 1, limit = 0;
     moe_status_t st = MOE_OK;
 
     memset(s, 0, sizeof(*s));
-    if (request == 0)
+    if (request == 0 && !count)
         return MOE_OK;
     MOE_MPI_CHECK(log, MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
     MOE_MPI_CHECK_GOTO(log, MPI_Comm_rank(node, &nr), st, out);
     MOE_MPI_CHECK_GOTO(log, MPI_Comm_size(node, &nn), st, out);
     s->node_ranks = nn;
     s->comm = comm;
-    if (request == MOE_SLOTS_AUTO) {
+    if (request == MOE_SLOTS_AUTO || count) {
         if (nn > 1 && (st = slots_node_cores(node, nr, log, &s->node_cores)) != MOE_OK)
             goto out;
+    }
+    if (request == 0) {
+        limit = 0;
+    } else if (request == MOE_SLOTS_AUTO) {
         limit = nn > 1 && s->node_cores > 0 && nn > s->node_cores ? s->node_cores : 0;
     } else {
         limit = request;

@@ -59,12 +59,15 @@ typedef struct moe_slots {
 
 /*
  * Collective over comm, which must outlive s (acquire makes progress calls on it).
- * request: MOE_SLOTS_AUTO, 0 (off) or N > 0 (C = N on every node).
+ * request: MOE_SLOTS_AUTO, 0 (off) or N > 0 (C = N on every node). count != 0: node_ranks
+ * and node_cores are filled even with slots off (--wait-sleep-us auto asks whether the
+ * node's ranks outnumber its cores).
  * Fills a caller-owned struct; moe_slots_cleanup undoes it (local, not collective). A node
  * whose shared page cannot be made runs without slots (a warning in log): never an error
  * beyond MPI failures.
  */
-moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, moe_log_t *log);
+moe_status_t moe_slots_init(moe_slots_t *s, MPI_Comm comm, int request, int count,
+                            moe_log_t *log);
 
 /* Takes a slot (sleeps until one is free; comm must still be valid). No-op when off. */
 void moe_slots_acquire(moe_slots_t *s);

@@ -221,11 +221,12 @@ static const opt_t opt_table[] = {
      "(docs/binding.md); auto: the cores the node's ranks can run on, when they outnumber them. "
      "The output is bitwise the same", OPT_FIELD(compute_slots), 0, 4096, NULL,
      "auto, 0: off", NULL, OPT_AUTO_IS_NEG1},
-    OPT_I(R, wait_sleep_us, "--wait-sleep-us", "MOERUN_WAIT_SLEEP_US", "0", 0, 100000,
-          "flat with --overlap 1: a blocking wait tests its requests and sleeps N us between "
-          "tests instead of waiting in MPI (which spins, yielding: with more ranks than cores it "
-          "takes the core from ranks computing); 0: MPI's wait (50 us when compute slots are on). "
-          "The output is bitwise the same"),
+    {"wait_sleep_us", "--wait-sleep-us", "MOERUN_WAIT_SLEEP_US", OPT_INT, R, "0", "N|auto",
+     "flat with --overlap 1: a blocking wait tests its requests and sleeps N us between tests "
+     "instead of waiting in MPI (which spins, yielding: with more ranks than cores it takes the "
+     "core from ranks computing); 0: MPI's wait (50 us when compute slots are on); auto: 50 us "
+     "when the node's ranks outnumber the cores they can run on. The output is bitwise the same",
+     OPT_FIELD(wait_sleep_us), 0, 100000, NULL, "auto", NULL, OPT_AUTO_IS_NEG1},
     OPT_I(R, ranks_per_node, "--ranks-per-node", "MOERUN_RANKS_PER_NODE", "0", 0, 65536,
           "impose nodes of N consecutive ranks on the exchange; 0: discover shared-memory nodes"),
     OPT_E(R, bind, "--bind", "MOERUN_BIND", "auto", opt_bind_names,

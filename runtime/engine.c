@@ -412,7 +412,7 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
     /* collective over each node (comm/slots.h), so only once every rank got this far */
-    st = moe_slots_init(&e->slots, e->comm, cfg->compute_slots, &e->log);
+    st = moe_slots_init(&e->slots, e->comm, cfg->compute_slots, cfg->wait_sleep_us < 0, &e->log);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
     e->n_local = e->place.local_count[e->rank];
@@ -444,9 +444,13 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     prm.expert_block = MOE_FFN_BLOCK;
     prm.inter_chunks = e->cfg.hier_chunks;
     prm.window = e->cfg.overlap_window;
-    prm.idle_sleep_ns = e->cfg.wait_sleep_us > 0   ? e->cfg.wait_sleep_us * 1000L
-                        : e->slots.limit > 0 ? MOE_SLOTS_IDLE_SLEEP_NS /* comm/slots.h */
-                                             : 0;
+    {   /* wait_sleep_us: auto (-1) sleeps when the node's ranks outnumber its cores */
+        int over = e->slots.node_cores > 0 && e->slots.node_ranks > e->slots.node_cores;
+        long ws = e->cfg.wait_sleep_us >= 0 ? e->cfg.wait_sleep_us * 1000L
+                                            : over ? MOE_SLOTS_IDLE_SLEEP_NS : 0;
+        prm.idle_sleep_ns = ws > 0 ? ws : e->slots.limit > 0 ? MOE_SLOTS_IDLE_SLEEP_NS : 0;
+        e->wait_sleep_ns = prm.idle_sleep_ns;
+    }
     if (e->capacity > 0)
         prm.max_rows_in = (int64_t)e->n_local * e->capacity;
     prm.rows_opaque = moe_sim_model(&e->cfg); /* sim.h: no row is read under the model */
@@ -1381,13 +1385,14 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
     sum.events = eng->events;
     sum.n_events = eng->rank == 0 ? eng->n_events : 0;
     {
-        int    sl[2] = {eng->slots.limit, eng->slots.max_holders};
+        int    sl[3] = {eng->slots.limit, eng->slots.max_holders, (int)(eng->wait_sleep_ns / 1000)};
         double w = eng->slots.wait_s;
-        MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, sl, 2, MPI_INT, MPI_MAX, eng->comm));
+        MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, sl, 3, MPI_INT, MPI_MAX, eng->comm));
         MOE_MPI_CHECK(&eng->log, MPI_Allreduce(MPI_IN_PLACE, &w, 1, MPI_DOUBLE, MPI_SUM, eng->comm));
         sum.compute_slots = sl[0];
         sum.compute_slots_max_holders = sl[1];
         sum.compute_slots_wait_s = w / eng->nranks;
+        sum.wait_sleep_us = sl[2];
     }
     if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
         engine_metrics(eng, st == MOE_OK ? status : "error", &sum) != MOE_OK)

@@ -93,6 +93,7 @@ struct moe_engine {
     moe_telemetry_t     *tel;
     moe_watchdog_t      *wd;           /* --step-timeout; NULL: none (watchdog.h) */
     moe_slots_t          slots;        /* --compute-slots (comm/slots.h); off: limit 0 */
+    long                 wait_sleep_ns; /* flat's overlapped waits: sleep between tests, 0: MPI's */
 
     /* run totals */
     long                 step;         /* next step index */

@@ -52,6 +52,7 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddNumberToObject(root, "compute_slots", s->compute_slots);
     cJSON_AddNumberToObject(root, "compute_slots_max_holders", s->compute_slots_max_holders);
     cJSON_AddNumberToObject(root, "compute_slots_wait_s", s->compute_slots_wait_s);
+    cJSON_AddNumberToObject(root, "wait_sleep_us", s->wait_sleep_us);
     o = cJSON_AddObjectToObject(root, "phase_seconds_mean");
     for (i = 0; i < MOE_PHASE_COUNT && o; i++)
         cJSON_AddNumberToObject(o, moe_phase_names[i], s->phase_s[i]);
@@ -183,6 +184,9 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
                 s->compute_slots, s->compute_slots == 1 ? "" : "s",
                 c->compute_slots < 0 ? "auto" : "set", s->compute_slots_max_holders,
                 s->compute_slots_wait_s);
+    if (s->wait_sleep_us > 0)
+        fprintf(out, "waits      flat's overlapped waits sleep %d us between tests (--wait-sleep-us %s)\n",
+                s->wait_sleep_us, c->wait_sleep_us < 0 ? "auto: more ranks than cores" : "set");
     fprintf(out, "phases     ");
     for (i = 0; i < MOE_PHASE_TOTAL; i++)
         fprintf(out, "%s %.1f%%%s", moe_phase_names[i],

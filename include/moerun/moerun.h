@@ -66,6 +66,8 @@ typedef struct moe_summary {
     int         compute_slots;   /* --compute-slots in effect: C of the nodes (largest), 0 off */
     int         compute_slots_max_holders; /* most ranks of one node holding a slot at once */
     double      compute_slots_wait_s; /* seconds asleep waiting for a slot, mean over ranks */
+    int         wait_sleep_us;   /* flat's overlapped waits in effect: us asleep between tests
+                                  * (largest over ranks), 0: MPI's wait (--wait-sleep-us) */
 } moe_summary_t;
 
 /*
