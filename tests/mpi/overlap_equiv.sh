@@ -9,7 +9,8 @@
 # 1-rank run's (dumpcmp, as equiv.sh), the 1-rank run's routed, processed and dropped totals,
 # routed = processed + dropped, and the slot limit held: the summary's compute_slots is C, its
 # most ranks seen computing at once is 1..C, and exactly 1 when C = 1 (not vacuous). C = auto
-# expects the node's cores (hwloc-calc over this shell's binding) when NP outnumbers them, else off.
+# expects the node's cores (hwloc-calc over this shell's binding) when NP outnumbers them, else off;
+# then --wait-sleep-us auto and 20 at 4 ranks: bitwise MPI's waits, the value in effect reported.
 #
 # Usage: overlap_equiv.sh NAME GLOBAL_TOKENS "NPS" -- [moerun options]
 # Env: MOERUN, MPIEXEC, PYTHON, CHECK_TELEMETRY; SLOTS and DUMPCMP (optional, together).
@@ -85,4 +86,17 @@ for spec in $SLOTS; do
     echo "overlap[$name]: $tag: output bitwise without slots," \
          "np 1's within 1e-5," \
          "routed $r = processed $p + dropped $d, at most $held of $c slots held at once"
+done
+# sleeping waits without slots (--wait-sleep-us): bitwise the run with MPI's waits, and the
+# value in effect in the summary (auto: 50 us when the 4 ranks outnumber this shell's cores)
+cores=$(hwloc-calc --number-of core "$(hwloc-bind --get)")
+for ws in auto 20; do
+    tag="waits.np4.ws$ws"
+    run1 "$tag" 4 "$@" --overlap 1 --compute-slots 0 --wait-sleep-us "$ws"
+    cmp -s "$work/ref4.bin" "$work/$tag.bin" || { echo "overlap[$name]: $tag: output is not" \
+        "bitwise that of MPI's waits"; exit 1; }
+    want=$ws; [ "$ws" = auto ] && want=$(( 4 > cores ? 50 : 0 ))
+    got=$(field "$work/$tag.json" wait_sleep_us)
+    [ "$got" = "$want" ] || { echo "overlap[$name]: $tag: wait_sleep_us in the summary is '$got', not $want ($cores cores)"; exit 1; }
+    echo "overlap[$name]: $tag: output bitwise MPI's waits, wait_sleep_us $got ($cores cores)"
 done
