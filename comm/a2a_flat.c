@@ -686,7 +686,7 @@ static moe_status_t flat_forward(void *vctx, const moe_a2a_plan_t *plan, const f
          * the others' experts then waited on its compute (simulated at 64 ranks, window 2:
          * a step 1.7x the unoverlapped one). With a window as large as the segments (2
          * ranks, 8 experts) nothing waits here */
-        while (c->missing[e] > 0 || flat_unsent_upto(c, e < maxl ? e : maxl - 1))
+        while (c->missing[e] > 0 || flat_unsent_upto(c, e)) /* e < n_local <= maxl */
             if ((s = flat_progress(c, &o, 1, &o.t_blocked_rows)) != MOE_OK)
                 return s;
         for (r0 = 0; r0 < n; r0 += blk) {
