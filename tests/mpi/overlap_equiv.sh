@@ -10,7 +10,7 @@
 # routed = processed + dropped, and the slot limit held: the summary's compute_slots is C, its
 # most ranks seen computing at once is 1..C, and exactly 1 when C = 1 (not vacuous). C = auto
 # expects the node's cores (hwloc-calc over this shell's binding) when NP outnumbers them, else off;
-# then --wait-sleep-us auto and 20 at 4 ranks: bitwise MPI's waits, the value in effect reported.
+# then --wait-sleep-us auto at 4 ranks: bitwise MPI's waits, the value in effect reported.
 #
 # Usage: overlap_equiv.sh NAME GLOBAL_TOKENS "NPS" -- [moerun options]
 # Env: MOERUN, MPIEXEC, PYTHON, CHECK_TELEMETRY; SLOTS and DUMPCMP (optional, together).
@@ -90,7 +90,7 @@ done
 # sleeping waits without slots (--wait-sleep-us): bitwise the run with MPI's waits, and the
 # value in effect in the summary (auto: 50 us when the 4 ranks outnumber this shell's cores)
 cores=$(hwloc-calc --number-of core "$(hwloc-bind --get)")
-for ws in auto 20; do
+for ws in auto; do
     tag="waits.np4.ws$ws"
     run1 "$tag" 4 "$@" --overlap 1 --compute-slots 0 --wait-sleep-us "$ws"
     cmp -s "$work/ref4.bin" "$work/$tag.bin" || { echo "overlap[$name]: $tag: output is not" \
