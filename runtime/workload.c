@@ -284,22 +284,42 @@ int moe_workload_preference(moe_workload_t *wl, long step, int64_t g)
     return -1;
 }
 
+/* x86-64-v4, v3 and baseline builds of the noise loop; the loader picks one (ifunc). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define WL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define WL_CLONES
+#endif
+
+/*
+ * A token's noise z: row[i] = (s_i - 2) sqrt(3), s_i the Irwin-Hall sum of the four 16-bit
+ * quarters of draw i / 2^16 (unit variance). Draw i of the SplitMix64 sequence keyed `key`
+ * is mix(key + (i + 1) gamma) (moe_rng_next's walk written out), so no draw depends on the
+ * one before and the loop vectorises (64-bit multiplies need AVX-512DQ: the v4 clone); the
+ * sum of the quarters (< 2^18) is exact in int32 and in float, so every clone gives the bits
+ * of the scalar walk. This file is built with -O3 (CMakeLists.txt).
+ */
+WL_CLONES
+static void wl_noise(uint64_t key, int d, float *row)
+{
+    int i;
+
+    for (i = 0; i < d; i++) {
+        uint64_t r = moe_rng_mix(key + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL);
+        uint32_t q = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) +
+                     (uint32_t)((r >> 32) & 0xffff) + (uint32_t)(r >> 48);
+        row[i] = ((float)(int32_t)q * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
+    }
+}
+
 void moe_workload_tokens(moe_workload_t *wl, long step, int64_t g0, int n, float *x)
 {
-    int       d = wl->d_model, t, i, j;
-    moe_rng_t rng;
+    int d = wl->d_model, t, i, j;
 
     for (t = 0; t < n; t++) {
         float *row = x + (size_t)t * d;
-        moe_rng_seed(&rng, moe_rng_key(wl->seed, WL_STREAM_TOKEN, (uint64_t)step,
-                                       (uint64_t)(g0 + t)));
-        for (i = 0; i < d; i++) {
-            /* Irwin-Hall: four 16-bit uniforms, centred and scaled to unit variance. */
-            uint64_t r = moe_rng_next(&rng);
-            float    s = (float)((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) +
-                                 (r >> 48)) * (1.0f / 65536.0f);
-            row[i] = (s - 2.0f) * 1.7320508f;
-        }
+        wl_noise(moe_rng_key(wl->seed, WL_STREAM_TOKEN, (uint64_t)step, (uint64_t)(g0 + t)), d,
+                 row);
         j = moe_workload_preference(wl, step, g0 + t);
         if (j >= 0) {
             const float *v = wl->features + (size_t)j * d;

@@ -10,6 +10,7 @@
 #include "capacity.h"
 #include "ffn.h"
 #include "gate.h"
+#include "moerun/base/rng.h"
 #include "placement.h"
 #include "testlib.h"
 #include "workload.h"
@@ -306,6 +307,39 @@ static void test_workload_deterministic(void)
     moe_workload_cleanup(&wl);
 }
 
+/* The uniform workload's hidden states (no preferred feature) against the scalar
+ * SplitMix64 walk of each token's stream (workload.c's WL_STREAM_TOKEN = 4), bit for bit:
+ * the vectorised noise loop must not change a value. d 37 leaves a remainder after every
+ * vector width; d 512 is the standard configuration's. */
+static void test_workload_noise_bits(void)
+{
+    int                 ds[2] = {37, 512}, k, t, i, n = 5;
+    moe_workload_spec_t s;
+    moe_workload_t      wl;
+    char                err[64];
+
+    for (k = 0; k < 2; k++) {
+        int    d = ds[k];
+        float *x = malloc((size_t)n * d * sizeof(float)), *ref = malloc((size_t)d * sizeof(float));
+        ASSERT_EQ_INT(moe_workload_parse("uniform", 8, &s, err, sizeof(err)), MOE_OK);
+        ASSERT_EQ_INT(moe_workload_init(&wl, &s, 19, d, 8), MOE_OK);
+        moe_workload_tokens(&wl, 6, 1000, n, x);
+        for (t = 0; t < n; t++) {
+            moe_rng_t rng;
+            moe_rng_seed(&rng, moe_rng_key(19, 4, 6, (uint64_t)(1000 + t)));
+            for (i = 0; i < d; i++) {
+                uint64_t r = moe_rng_next(&rng);
+                float    u = (float)((r & 0xffff) + ((r >> 16) & 0xffff) + ((r >> 32) & 0xffff) +
+                                     (r >> 48)) / 65536.0f;
+                ref[i] = (u - 2.0f) * 1.7320508f;
+            }
+            ASSERT_TRUE(memcmp(x + (size_t)t * d, ref, (size_t)d * sizeof(float)) == 0);
+        }
+        moe_workload_cleanup(&wl);
+        free(x), free(ref);
+    }
+}
+
 static void test_ffn_against_reference(void)
 {
     /* n over two row blocks, f over two hidden-column blocks (the second partial) */
@@ -366,6 +400,7 @@ int main(void)
     RUN_TEST(test_workload_parse);
     RUN_TEST(test_workload_skew_through_gate);
     RUN_TEST(test_workload_deterministic);
+    RUN_TEST(test_workload_noise_bits);
     RUN_TEST(test_ffn_against_reference);
     TEST_MAIN_END();
 }
