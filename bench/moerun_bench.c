@@ -17,7 +17,9 @@
  *   - step time: min/median/max over steps (the slowest rank of each step) and over ranks
  *     (each rank's median), and the mean over steps (what tokens/s counts: median / mean
  *     is the share outlier steps cost); involuntary context switches per step (getrusage
- *     ru_nivcsw, min/avg/max over ranks) and the compute slots in effect (--compute-slots);
+ *     ru_nivcsw, min/avg/max over ranks), CPU time per step (getrusage user + system, over
+ *     ranks, and its share of the mean step: with more ranks than cores, how much of the
+ *     wall each rank was on a core) and the compute slots in effect (--compute-slots);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
  *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time.
  *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
@@ -58,6 +60,7 @@ typedef struct bench_run {
     double        rank[3];  /* over ranks, of each rank's median step time */
     double        nivcsw[3];/* over ranks (min/avg/max): involuntary context switches per step
                              * (getrusage ru_nivcsw: the scheduler preempting the rank) */
+    double        cpu[3];   /* over ranks: CPU time per step, s (getrusage user + system) */
 } bench_run_t;
 
 /* Reports a failed engine call once: the lowest rank whose own call failed prints its
@@ -75,6 +78,11 @@ static void bench_report_failure(moe_engine_t *eng, const char *what, int rank)
         fprintf(stderr, "moerun-bench: error: %s: %s\n", what, msg);
     else
         fprintf(stderr, "moerun-bench[%d]: error: %s: %s\n", rank, what, msg);
+}
+
+static double bench_tv(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + 1e-6 * (double)tv->tv_usec;
 }
 
 /* Runs cfg->steps steps into *out. A failure of create or finish (every rank agrees on it)
@@ -112,6 +120,9 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
     getrusage(RUSAGE_SELF, &ru1);
     bench_over_ranks((double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)cfg->steps, out->nivcsw,
                      MPI_COMM_WORLD);
+    bench_over_ranks((bench_tv(&ru1.ru_utime) + bench_tv(&ru1.ru_stime) -
+                      bench_tv(&ru0.ru_utime) - bench_tv(&ru0.ru_stime)) / (double)cfg->steps,
+                     out->cpu, MPI_COMM_WORLD);
     if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
         bench_report_failure(eng, "finish", rank);
         moe_engine_destroy(eng);
@@ -351,6 +362,9 @@ int main(int argc, char **argv)
                "cost of outlier steps)\n", 1e3 * run.mean, run.iter.med / run.mean);
         printf("  involuntary context switches per step     %9.1f  %9.1f  %9.1f   (over ranks: "
                "min avg max)\n", run.nivcsw[0], run.nivcsw[1], run.nivcsw[2]);
+        printf("  CPU time per step (user + system)         %9.3f  %9.3f  %9.3f   (over ranks; "
+               "on a core %.0f%% of the mean step)\n", 1e3 * run.cpu[0], 1e3 * run.cpu[1],
+               1e3 * run.cpu[2], 100.0 * run.cpu[1] / run.mean);
         if (s.compute_slots > 0)
             printf("  compute slots %d per node: at most %d ranks computing at once seen, %.3f ms "
                    "per step asleep waiting for a slot (in the expert phase)\n", s.compute_slots,
@@ -399,6 +413,7 @@ int main(int argc, char **argv)
                        "\"expert_ratio_to_peak\": %.4f, \"sgemm_cpu_gflops\": %.3f, "
                        "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, "
                        "\"nivcsw_per_step\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
+                       "\"cpu_s_per_step\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
                        "\"compute_slots\": %d, \"compute_slots_max_holders\": %d, "
                        "\"compute_slots_wait_s_per_step\": %.6f, \"wait_sleep_us\": %d, ",
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
@@ -406,6 +421,7 @@ int main(int argc, char **argv)
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
                     run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
                     kcpu[1], kcpu[1] / scpu[1], run.nivcsw[0], run.nivcsw[1], run.nivcsw[2],
+                    run.cpu[0], run.cpu[1], run.cpu[2],
                     s.compute_slots, s.compute_slots_max_holders,
                     s.compute_slots_wait_s / (double)cfg.steps, s.wait_sleep_us);
             if (telfile)
