@@ -33,6 +33,10 @@ slack = 100 * (0.0005 / wo + 0.0005 * w / wo ** 2) + 0.006
 assert abs(pct - want) <= slack, ("overhead %.2f%% vs %.2f%% from the printed medians" % (pct, want))
 j = json.load(open(sys.argv[3]))
 assert abs(100 * j["telemetry_overhead"] - pct) <= 0.006, (j["telemetry_overhead"], pct)
+# CPU time per step: ordered over ranks, and a rank (one thread computing) cannot be on a
+# core much longer than the wall time of its steps
+c = j["cpu_s_per_step"]
+assert 0 < c["min"] <= c["avg"] <= c["max"] <= 1.5 * j["step_s_over_steps"]["max"], (c, j["step_s_over_steps"])
 print("bench telemetry ok: %d steps, overhead %+.2f%% (%.3f ms with, %.3f without)" % (n, pct, w, wo))
 PY
 if grep -q "failed on another rank" "$work/err.txt"; then echo "stderr:"; cat "$work/err.txt"; exit 1; fi
