@@ -5,7 +5,8 @@
  *   mpirun -np 2 moerun-bench [moerun options] [--warmup N] [--telemetry FILE] [--json FILE]
  *
  * Defaults are the standard configuration: 1024 tokens/rank, d 512, ffn 1024, E 8, top-2,
- * cf 1.25, 1 layer, 30 steps after 3 warm-up steps, no telemetry. Printed (rank 0), in
+ * cf 1.25, 1 layer, 30 steps after 3 warm-up steps (--warmup N: run by the same engine,
+ * before the measured steps, and left out of every figure), no telemetry. Printed (rank 0), in
  * nccl-tests style, with min/avg/max over ranks where it applies:
  *   - baselines: OpenBLAS sgemm GFLOP/s on the expert's GEMM shape (one thread, all ranks
  *     at once, as in the run) and memcpy GB/s (64 MiB); both read back and check what they
@@ -43,6 +44,7 @@
 #include "moerun/moerun.h"
 #include "bench_start.h"
 #include "bench_util.h"
+#include "engine.h"
 #include "ffn.h"
 #include "telemetry.h"
 
@@ -52,9 +54,13 @@ extern char **environ;
 #define BENCH_TEL_ROUNDS 3
 
 /* One measured run: per-step wall times (max over ranks per step, then min/median/max over
- * steps; and each rank's median, min/avg/max over ranks) and the engine's summary. */
+ * steps; and each rank's median, min/avg/max over ranks) and the engine's summary, whose
+ * tokens/s leaves the warm-up steps out (moe_config_t.warmup); everything else here is of
+ * the measured steps only. */
 typedef struct bench_run {
     moe_summary_t s;
+    double        phase[MOE_PHASE_COUNT][2]; /* s per phase, measured steps: avg, max rank */
+    double        rows;     /* rows all ranks' routed experts computed in the measured steps */
     bench_stats_t iter;     /* over steps, of the slowest rank's time of each step */
     double        mean;     /* mean of those: what tokens/s counts (outlier steps included) */
     double        rank[3];  /* over ranks, of each rank's median step time */
@@ -85,16 +91,24 @@ static double bench_tv(const struct timeval *tv)
     return (double)tv->tv_sec + 1e-6 * (double)tv->tv_usec;
 }
 
-/* Runs cfg->steps steps into *out. A failure of create or finish (every rank agrees on it)
- * is reported once and the program ends with exit 1; a failed step ends every rank. */
-static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
+/* Runs `warmup` steps, then cfg->steps measured steps, on one engine, into *out: the
+ * warm-up steps warm this engine's own buffers, caches and MPI connections (a first step
+ * of a new engine is 15-35 % slower). A failure of create or finish (every rank agrees on
+ * it) is reported once and the program ends with exit 1; a failed step ends every rank. */
+static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, int rank)
 {
     moe_engine_t *eng = NULL;
-    moe_status_t  st = moe_engine_create(cfg, MPI_COMM_WORLD, &eng);
+    moe_config_t  c = *cfg0, *cfg = &c;
+    moe_status_t  st;
     struct rusage ru0, ru1;
     double       *t = calloc((size_t)cfg->steps + 1, sizeof(double));
     double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
-    long          i;
+    double        ph0[MOE_PHASE_COUNT], ph[MOE_PHASE_COUNT], rows0 = 0, rows;
+    long          i, n = cfg->steps;
+
+    c.steps = n + warmup;
+    c.warmup = warmup;
+    st = moe_engine_create(cfg, MPI_COMM_WORLD, &eng);
 
     if (st != MOE_OK) {
         bench_report_failure(eng, "engine", rank);
@@ -106,34 +120,50 @@ static void run_engine(const moe_config_t *cfg, bench_run_t *out, int rank)
         fprintf(stderr, "moerun-bench[%d]: error: out of memory\n", rank);
         MPI_Abort(MPI_COMM_WORLD, 1);
     }
-    getrusage(RUSAGE_SELF, &ru0);
-    for (i = 0; i < cfg->steps; i++) {
-        double t0 = MPI_Wtime();
+    for (i = -warmup; i < n; i++) {
+        double t0;
+        if (i == 0) { /* the measured steps start: what the engine counted so far is left out */
+            memcpy(ph0, eng->phase_tot, sizeof(ph0));
+            rows0 = (double)eng->rows_in_tot;
+            getrusage(RUSAGE_SELF, &ru0);
+        }
+        t0 = MPI_Wtime();
         st = moe_engine_step(eng);
-        t[i] = MPI_Wtime() - t0;
+        if (i >= 0)
+            t[i] = MPI_Wtime() - t0;
         if (st != MOE_OK) { /* the others may wait in the step's collectives */
-            fprintf(stderr, "moerun-bench[%d]: error: step %ld: %s\n", rank, i + 1,
+            fprintf(stderr, "moerun-bench[%d]: error: step %ld: %s\n", rank, i + warmup + 1,
                     moe_engine_last_error(eng));
             MPI_Abort(MPI_COMM_WORLD, 1);
         }
     }
     getrusage(RUSAGE_SELF, &ru1);
-    bench_over_ranks((double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)cfg->steps, out->nivcsw,
+    bench_over_ranks((double)(ru1.ru_nivcsw - ru0.ru_nivcsw) / (double)n, out->nivcsw,
                      MPI_COMM_WORLD);
     bench_over_ranks((bench_tv(&ru1.ru_utime) + bench_tv(&ru1.ru_stime) -
-                      bench_tv(&ru0.ru_utime) - bench_tv(&ru0.ru_stime)) / (double)cfg->steps,
+                      bench_tv(&ru0.ru_utime) - bench_tv(&ru0.ru_stime)) / (double)n,
                      out->cpu, MPI_COMM_WORLD);
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        ph[i] = eng->phase_tot[i] - ph0[i];
+    MPI_Allreduce(ph, ph0, MOE_PHASE_COUNT, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        out->phase[i][0] = ph0[i] / (double)eng->nranks;
+    MPI_Allreduce(ph, ph0, MOE_PHASE_COUNT, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (i = 0; i < MOE_PHASE_COUNT; i++)
+        out->phase[i][1] = ph0[i];
+    rows = (double)eng->rows_in_tot - rows0;
+    MPI_Allreduce(&rows, &out->rows, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
         bench_report_failure(eng, "finish", rank);
         moe_engine_destroy(eng);
         MPI_Finalize();
         exit(1);
     }
-    MPI_Allreduce(t, tmax, (int)cfg->steps, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    for (i = 0, out->mean = 0; i < cfg->steps; i++)
-        out->mean += tmax[i] / (double)cfg->steps;
-    out->iter = bench_stats(tmax, (int)cfg->steps);
-    bench_over_ranks(bench_stats(t, (int)cfg->steps).med, out->rank, MPI_COMM_WORLD);
+    MPI_Allreduce(t, tmax, (int)n, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    for (i = 0, out->mean = 0; i < n; i++)
+        out->mean += tmax[i] / (double)n;
+    out->iter = bench_stats(tmax, (int)n);
+    bench_over_ranks(bench_stats(t, (int)n).med, out->rank, MPI_COMM_WORLD);
     moe_engine_destroy(eng);
     free(t), free(tmax);
 }
@@ -227,8 +257,8 @@ int main(int argc, char **argv)
     char              **args = calloc((size_t)argc + 1, sizeof(char *));
     const char         *json = NULL, *telfile = NULL;
     int                 warmup = 3, hc, rc = 0;
-    moe_config_t        cfg, wcfg, tcfg;
-    bench_run_t         run, trun, wrun;
+    moe_config_t        cfg, tcfg;
+    bench_run_t         run, trun;
     moe_summary_t       s;
     double              peak[3], mcp[3], tps, flop_tok, limit, eg, exp_flops, ph[MOE_PHASE_COUNT][3];
     double              tel_over = 0, tel_with = 0, tel_without = 0, x, y, pmed[3];
@@ -240,8 +270,19 @@ int main(int argc, char **argv)
     for (i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0 && i + 1 < argc)
             json = argv[++i];
-        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc)
-            warmup = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--warmup") == 0 && i + 1 < argc) {
+            char *end;
+            long  v = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end != '\0' || v < 0 || v > 1000000) {
+                if (rank == 0)
+                    fprintf(stderr, "moerun-bench: error: --warmup: '%s' is out of range; allowed "
+                                    "0..1000000 (steps run before the measured ones)\n", argv[i]);
+                free(args);
+                MPI_Finalize();
+                return 2;
+            }
+            warmup = (int)v;
+        }
         else if (strcmp(argv[i], "--telemetry") == 0 && i + 1 < argc &&
                  strcmp(argv[i + 1], "none") != 0 && argv[i + 1][0] != '\0')
             telfile = argv[++i];
@@ -297,12 +338,9 @@ int main(int argc, char **argv)
     bench_check_baseline("expert kernel GFLOP/s (CPU time)", kcpu, BENCH_SGEMM_MAX_GFLOPS, rank);
     bench_check_baseline("sgemm GFLOP/s (CPU time)", scpu, BENCH_SGEMM_MAX_GFLOPS, rank);
 
-    /* warm-up run, then the measured run (and the same with telemetry) */
-    wcfg = cfg;
-    wcfg.steps = warmup > 0 ? warmup : 1;
-    run_engine(&wcfg, &wrun, rank);
+    /* the measured run (and the same with telemetry), each after its warm-up steps */
     MPI_Barrier(MPI_COMM_WORLD);
-    run_engine(&cfg, &run, rank);
+    run_engine(&cfg, warmup, &run, rank);
     s = run.s;
     if (telfile) { /* alternate with and without, so drifting load hits both alike */
         bench_run_t  nrun;
@@ -310,11 +348,11 @@ int main(int argc, char **argv)
         without[0] = run.iter.med;
         for (i = 0; i < BENCH_TEL_ROUNDS; i++) {
             MPI_Barrier(MPI_COMM_WORLD);
-            run_engine(&tcfg, &trun, rank);
+            run_engine(&tcfg, warmup, &trun, rank);
             with[i] = trun.iter.med;
             tcfg.overwrite = 1; /* the next repetition replaces this run's own file */
             if (i + 1 < BENCH_TEL_ROUNDS) {
-                run_engine(&cfg, &nrun, rank);
+                run_engine(&cfg, warmup, &nrun, rank);
                 without[i + 1] = nrun.iter.med;
             }
         }
@@ -326,15 +364,15 @@ int main(int argc, char **argv)
     /* FLOPs per processed pair: two GEMMs (three matrices for swiglu) */
     flop_tok = 2.0 * cfg.d_model * cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
     /* shared experts: every token once more per shared expert, on its own rank */
-    exp_flops = flop_tok * ((double)s.processed + (double)cfg.shared_experts * cfg.tokens * P *
-                                                      (double)s.steps * cfg.layers);
+    exp_flops = flop_tok * (run.rows + (double)cfg.shared_experts * cfg.tokens * P *
+                                           (double)cfg.steps * cfg.layers); /* measured steps */
     tps = s.tokens_per_s;
     limit = P * peak[1] * 1e9 / (flop_tok * (cfg.top_k + cfg.shared_experts));
     for (i = 0; i < MOE_PHASE_COUNT; i++) {
-        ph[i][1] = s.phase_s[i];
-        ph[i][2] = s.phase_max_s[i];
+        ph[i][1] = run.phase[i][0];
+        ph[i][2] = run.phase[i][1];
     }
-    eg = s.phase_s[MOE_PHASE_EXPERT] > 0 ? exp_flops / P / s.phase_s[MOE_PHASE_EXPERT] / 1e9 : 0;
+    eg = ph[MOE_PHASE_EXPERT][1] > 0 ? exp_flops / P / ph[MOE_PHASE_EXPERT][1] / 1e9 : 0;
     if (rank == 0) {
         double per_step = 1e6 / (double)cfg.steps / cfg.layers;
         printf("# moerun-bench: %d ranks, E=%d top-%d, d=%d ffn=%d %s, %d tokens/rank, %d layer(s), "

@@ -892,6 +892,7 @@ record:
     traffic[MOE_TRAFFIC_MSGS_INTRA] = ast.msgs_intra;
     traffic[MOE_TRAFFIC_MSGS_INTER] = ast.msgs_inter;
     traffic[MOE_TRAFFIC_ROWS_IN] = rows_in;
+    e->rows_in_tot += rows_in;
     e->bytes_sent_tot += ast.bytes_sent;
     e->bytes_inter_tot += ast.bytes_inter;
     e->bytes_intra_tot += ast.bytes_intra;

@@ -110,6 +110,9 @@ struct moe_engine {
     double               sum_load_ent, sum_gate_ent, sum_top1, sum_aux;
     long                 n_stat;
     int64_t              bytes_sent_tot, bytes_inter_tot, bytes_intra_tot;
+    int64_t              rows_in_tot;  /* rows this rank's routed experts computed, all steps
+                                        * (counted each step, not at flush: moerun-bench reads
+                                        * it at its warm-up's end) */
     moe_event_t          events[MOE_SUMMARY_EVENTS_MAX];
     int                  n_events;
     long                 alerts;

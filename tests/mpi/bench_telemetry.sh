@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench_telemetry.sh — `moerun-bench --telemetry FILE`: its repetitions with telemetry all
 # write FILE (each replaces the one before), FILE ends as a complete telemetry file of the
-# last repetition (check_telemetry.py; steps == --steps), and the printed overhead equals
+# last repetition (check_telemetry.py; steps == --warmup + --steps: the warm-up steps run
+# on the measured engine), and the printed overhead equals
 # (with - without) / without from the two medians printed on the same line. A FILE that
 # existed before the bench started is refused (exit 2, message naming it, the file left as
 # it was) without --overwrite, and no rank reports "failed on another rank".
@@ -21,7 +22,7 @@ f = h5py.File(sys.argv[1], "r")
 status = f.attrs["status"]
 status = status.decode() if isinstance(status, bytes) else str(status)
 n = f["steps/step"].shape[0]
-assert status == "complete" and n == 5, ("last repetition's file", status, n)
+assert status == "complete" and n == 6, ("last repetition's file: 1 warm-up + 5 steps", status, n)
 out = open(sys.argv[2]).read()
 m = re.search(r"telemetry overhead \(flush every 2 steps\)\s+([-+]\d+\.\d+)% of step time .*"
               r"median of 3 alternating runs each: (\d+\.\d+) ms with, (\d+\.\d+) ms without", out)
@@ -51,3 +52,15 @@ grep -q "^moerun-bench: error: telemetry: '$work/tel.h5' exists; refusing to ove
 [ "$(cksum <"$work/tel.h5")" = "$sum" ] || { echo "refused FILE was changed"; exit 1; }
 [ ! -s "$work/out2.txt" ] || { echo "refused run measured something"; cat "$work/out2.txt"; exit 1; }
 echo "existing FILE refused: ok"
+# a bad --warmup: one message naming the flag and its range, exit 2, nothing measured or written
+for bad in -1 x 1000001; do
+    rc=0
+    "$MPIEXEC" -np 2 "$BENCH" "${small[@]/--warmup/--quiet}" --warmup "$bad" --json "$work/bad.json" \
+        >"$work/out3.txt" 2>"$work/err3.txt" || rc=$?
+    [ "$rc" -eq 2 ] || { echo "--warmup $bad: exit $rc, want 2"; cat "$work/err3.txt"; exit 1; }
+    grep -q "^moerun-bench: error: --warmup: '$bad' is out of range; allowed 0..1000000" "$work/err3.txt" \
+        || { echo "--warmup $bad: message"; cat "$work/err3.txt"; exit 1; }
+    [ "$(grep -c "moerun-bench" "$work/err3.txt")" -eq 1 ] || { echo "--warmup $bad: more than one error line"; cat "$work/err3.txt"; exit 1; }
+    [ ! -e "$work/bad.json" ] && [ ! -s "$work/out3.txt" ] || { echo "--warmup $bad: something written"; exit 1; }
+done
+echo "bad --warmup refused: ok"
