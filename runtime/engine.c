@@ -358,7 +358,21 @@ static void engine_report_bindings(const moe_engine_t *e)
     fprintf(stderr, "moerun: memory on rank 0: %s\n", t->membind);
 }
 
+static moe_status_t engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p);
+
+/* The watchdog (when --step-timeout is on) covers creation too: its collectives wait for
+ * every rank, so a rank lost or stopped before the first step would otherwise hang the
+ * others forever (watchdog.h). Disarmed on every way out. */
 moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p)
+{
+    moe_status_t st = engine_create(cfg, comm, engine_p);
+
+    if (*engine_p != NULL)
+        moe_watchdog_disarm((*engine_p)->wd);
+    return st;
+}
+
+static moe_status_t engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p)
 {
     moe_engine_t       *e = calloc(1, sizeof(*e));
     moe_workload_spec_t spec;
@@ -386,6 +400,8 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
         e->wd = moe_watchdog_create(cfg->step_timeout, e->rank, &werr);
         if (werr != NULL)
             return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "%s", werr);
+        moe_watchdog_arm(e->wd, 0);
+        moe_watchdog_mark(e->wd, MOE_WD_CREATE, -1);
     }
     moe_workload_parse(cfg->workload, cfg->experts, &spec, err, sizeof(err));
     e->L = cfg->layers;
@@ -416,6 +432,9 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
     e->n_local = e->place.local_count[e->rank];
+    /* local work (route buffers, buffers, expert weights: no peer to wait for) is not timed;
+     * re-armed before the agreement, which waits for every rank */
+    moe_watchdog_disarm(e->wd);
     st = engine_routes_init(e);
     if (st == MOE_OK)
         st = engine_alloc(e);
@@ -430,6 +449,8 @@ moe_status_t moe_engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engin
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
     if (st == MOE_OK && moe_monitor_init(&e->mon, &e->cfg, e->G, &e->log, e->rank == 0) != MOE_OK)
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
+    moe_watchdog_arm(e->wd, 0);
+    moe_watchdog_mark(e->wd, MOE_WD_CREATE, -1);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
 

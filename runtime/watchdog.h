@@ -4,9 +4,11 @@
  * A rank that waits forever in an MPI call (a peer stopped, its host gone, a link down or
  * stalled) cannot notice it itself. The watchdog is one thread per rank that makes no MPI
  * call (SimGrid SMPI and MPI_THREAD_FUNNELED allow none from other threads): the engine arms
- * it with a step number before a step and marks where it is inside the step; when one armed
+ * it with a step number before a step and marks where it is inside the step (and during
+ * engine creation, marked MOE_WD_CREATE: its collectives wait for every rank); when one armed
  * step has taken longer than the timeout, the thread writes one line naming the rank, its
- * host, the step, the layer and the phase, and ends the process with _exit(MOE_WATCHDOG_EXIT)
+ * host, the step (or "engine creation"), the layer and the phase, and ends the process with
+ * _exit(MOE_WATCHDOG_EXIT)
  * so that mpirun (or srun) tears the job down. Telemetry stays readable up to the last flush.
  *
  * Always:
@@ -25,6 +27,7 @@
 
 /* Where a step is (the phases of runtime/engine.c, and the telemetry flush). */
 #define MOE_WD_WHERE_MAP(X)                      \
+    X(MOE_WD_CREATE, "topology, placement, exchange setup, telemetry file") \
     X(MOE_WD_START, "at the start of the step")  \
     X(MOE_WD_GATE, "gate")                       \
     X(MOE_WD_COUNTS, "counts (MPI_Allreduce)")   \

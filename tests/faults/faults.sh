@@ -5,7 +5,7 @@
 #
 # Usage: faults.sh CASE   (usr1-mpirun | usr2-mpirun | term-mpirun | int-mpirun | term-ranks |
 #                          int-ranks | term-one-rank | usr1-one-rank | kill-rank | disk-full |
-#                          vanish | umask | lock | full-stdout)
+#                          vanish | umask | lock | full-stdout | stop-in-create)
 # One case per row of docs/signals.md's signal tables.
 # Env: MOERUN, ANALYZE, MPIEXEC, PYTHON, CHECK_TELEMETRY. disk-full needs root (tmpfs).
 # What Open MPI 4.1 does with signals (measured; docs/signals.md):
@@ -134,6 +134,36 @@ term-ranks | int-ranks)
     finish
     [ "$rc" -eq $((128 + num)) ] || fail "mpirun exit $rc, want $((128 + num))"
     check_cut_short "$num" ;;
+stop-in-create)
+    # a rank stopped before its first step (SIGSTOP while it draws its expert weights, which
+    # the watchdog does not time): the other rank waits in creation's next collective, and
+    # its watchdog (--step-timeout 3) ends it with exit 3 and one line naming engine
+    # creation; mpirun then ends the job (the stopped rank too)
+    "$MPIEXEC" -np 2 "$MOERUN" --experts 8 --d-model 1024 --d-ffn 8192 --tokens 16 --steps 2 \
+        --telemetry none --step-timeout 3 --progress-interval 0 </dev/null >"$work/out" 2>"$work/err" &
+    pid=$!
+    r1=""
+    for _ in $(seq 1 1500); do # until a rank is resident above 128 MB (256 MB of weights)
+        for r in $(pgrep -P "$pid"); do
+            kb=$(awk '/^VmRSS/ {print $2}' "/proc/$r/status" 2>/dev/null)
+            [ "${kb:-0}" -gt 131072 ] && r1=$r && break
+        done
+        [ -n "$r1" ] && break
+        kill -0 "$pid" 2>/dev/null || fail "run ended before a rank drew its weights"
+        sleep 0.02
+    done
+    [ -n "$r1" ] || fail "no rank drew its weights in 30 s"
+    kill -STOP "$r1"
+    t0=$(date +%s)
+    finish
+    t1=$(date +%s)
+    [ "$rc" -ne 0 ] || fail "mpirun exit 0 with a rank stopped in creation"
+    line=$(grep -E "^moerun\[rank [01] on [^]]+\]: error: engine creation \(topology, placement, exchange setup, telemetry file\) has not finished after [0-9.]+ s \(--step-timeout 3\)" "$work/err" | head -n 1)
+    [ -n "$line" ] || fail "no watchdog line naming engine creation"
+    [ "$(grep -c "has not finished" "$work/err")" -eq 1 ] || fail "more than one watchdog line"
+    [ $((t1 - t0)) -le 30 ] || fail "the job ended $((t1 - t0)) s after the stop, want <= 30"
+    grep -q "step 1/\|summary" "$work/out" "$work/err" && fail "a step ran with a rank stopped"
+    echo "faults[$case]: mpirun exit $rc $((t1 - t0)) s after the stop; $line" ;;
 kill-rank)
     start "$work/t.h5" --steps 1000000
     wait_steps 100

@@ -92,6 +92,30 @@ static void test_fires(void)
     ASSERT_STR_CONTAINS(text, "exit 3");
 }
 
+static void child_hangs_creating(void)
+{
+    moe_watchdog_t *wd = moe_watchdog_create(0.3, 2, NULL);
+
+    moe_watchdog_arm(wd, 0); /* as moe_engine_create */
+    moe_watchdog_mark(wd, MOE_WD_CREATE, -1);
+    sleep_s(5);
+}
+
+/* A rank lost before the first step: the line says engine creation, not a step. */
+static void test_fires_in_creation(void)
+{
+    char   text[1024];
+    double secs;
+    int    st = run_child(child_hangs_creating, 0, 0, text, sizeof(text), &secs);
+
+    ASSERT_TRUE(WIFEXITED(st));
+    ASSERT_EQ_INT(WEXITSTATUS(st), MOE_WATCHDOG_EXIT);
+    ASSERT_STR_CONTAINS(text, "moerun[rank 2 on ");
+    ASSERT_STR_CONTAINS(text, "error: engine creation (topology, placement, exchange setup, "
+                              "telemetry file) has not finished after");
+    ASSERT_TRUE(strstr(text, "step 0") == NULL);
+}
+
 static void child_disarmed(void)
 {
     moe_watchdog_t *wd = moe_watchdog_create(0.3, 0, NULL);
@@ -149,6 +173,7 @@ static void test_stopped_process(void)
 int main(void)
 {
     RUN_TEST(test_fires);
+    RUN_TEST(test_fires_in_creation);
     RUN_TEST(test_quiet_when_disarmed_or_rearmed);
     RUN_TEST(test_stopped_process);
     TEST_MAIN_END();
