@@ -24,6 +24,7 @@
  * exactly the flat exchange's payload (no count exchange, packing or combine sum).
  * Not a test: nothing is asserted.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,47 +52,107 @@ typedef struct {
     const char *json;
 } bench_opts_t;
 
+/* Splits a comma list in place; more than MAXLIST entries is an error (-1). */
 static int split_list(char *s, char **out)
 {
     int n = 0;
-    for (char *t = strtok(s, ","); t && n < MAXLIST; t = strtok(NULL, ","))
+    for (char *t = strtok(s, ","); t; t = strtok(NULL, ",")) {
+        if (n == MAXLIST)
+            return -1;
         out[n++] = t;
+    }
     return n;
 }
 
-static int parse(int argc, char **argv, bench_opts_t *o)
+/* A whole-string integer in [lo, hi] into *out; otherwise one message naming the flag and
+ * its range (rank 0) and -1. */
+static int parse_int(const char *flag, const char *v, long lo, long hi, int *out, int rank)
+{
+    char *end;
+    long  x;
+
+    errno = 0;
+    x = strtol(v, &end, 10);
+    if (end == v || *end != '\0' || errno != 0 || x < lo || x > hi) {
+        if (rank == 0)
+            fprintf(stderr, "a2a-bench: error: %s: '%s' is out of range; allowed %ld..%ld\n",
+                    flag, v, lo, hi);
+        return -1;
+    }
+    *out = (int)x;
+    return 0;
+}
+
+/* Returns 0, or -1 after one message on rank 0 (-2: no message, print the usage). */
+static int parse(int argc, char **argv, bench_opts_t *o, int rank)
 {
     static char tokdef[] = "128,512,2048", wldef[] = "uniform,zipf:1.2", exdef[] = "flat,hier";
-    char       *toks = tokdef, *tl[MAXLIST];
-    int         i;
+    char       *toks = tokdef, *tl[MAXLIST], *end;
+    int         i, bad = 0;
 
     memset(o, 0, sizeof(*o));
     o->E = 64, o->k = 8, o->d = 1024, o->iters = 10, o->warmup = 2;
     o->nwl = split_list(wldef, o->wl);
     o->nex = split_list(exdef, o->ex);
-    for (i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return -1;
-        if (!strcmp(a, "--experts")) o->E = atoi(v);
-        else if (!strcmp(a, "--top-k")) o->k = atoi(v);
-        else if (!strcmp(a, "--d-model")) o->d = atoi(v);
-        else if (!strcmp(a, "--ranks-per-node")) o->rpn = atoi(v);
-        else if (!strcmp(a, "--iters")) o->iters = atoi(v);
-        else if (!strcmp(a, "--warmup")) o->warmup = atoi(v);
-        else if (!strcmp(a, "--phases")) o->phases = atoi(v);
-        else if (!strcmp(a, "--link-gbit")) o->link_gbit = atof(v);
+    for (i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        char       *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return -2;
+        if (!strcmp(a, "--experts")) bad = parse_int(a, v, 1, 65536, &o->E, rank);
+        else if (!strcmp(a, "--top-k")) bad = parse_int(a, v, 1, 65536, &o->k, rank);
+        else if (!strcmp(a, "--d-model")) bad = parse_int(a, v, 1, 65536, &o->d, rank);
+        else if (!strcmp(a, "--ranks-per-node")) bad = parse_int(a, v, 0, 1 << 20, &o->rpn, rank);
+        else if (!strcmp(a, "--iters")) bad = parse_int(a, v, 1, 1000000, &o->iters, rank);
+        else if (!strcmp(a, "--warmup")) bad = parse_int(a, v, 0, 1000000, &o->warmup, rank);
+        else if (!strcmp(a, "--phases")) bad = parse_int(a, v, 0, 1, &o->phases, rank);
+        else if (!strcmp(a, "--link-gbit")) {
+            errno = 0;
+            o->link_gbit = strtod(v, &end);
+            if (end == v || *end != '\0' || errno != 0 || !(o->link_gbit > 0 && o->link_gbit <= 1e6)) {
+                if (rank == 0)
+                    fprintf(stderr, "a2a-bench: error: --link-gbit: '%s' is out of range; "
+                                    "allowed a rate in Gbit/s above 0, at most 1e6\n", v);
+                bad = -1;
+            }
+        }
         else if (!strcmp(a, "--json")) o->json = v;
-        else if (!strcmp(a, "--tokens")) toks = argv[i + 1];
-        else if (!strcmp(a, "--workloads")) o->nwl = split_list(argv[i + 1], o->wl);
-        else if (!strcmp(a, "--exchanges")) o->nex = split_list(argv[i + 1], o->ex);
-        else return -1;
+        else if (!strcmp(a, "--tokens")) toks = v;
+        else if (!strcmp(a, "--workloads") || !strcmp(a, "--exchanges")) {
+            int wl = !strcmp(a, "--workloads"), n;
+            if (rank == 0 && strlen(v) == 0)
+                fprintf(stderr, "a2a-bench: error: %s: empty; allowed 1..%d comma-separated "
+                                "names\n", a, MAXLIST);
+            n = split_list(v, wl ? o->wl : o->ex);
+            if (n < 1) {
+                if (rank == 0 && strlen(v) > 0)
+                    fprintf(stderr, "a2a-bench: error: %s: out of range; allowed 1..%d "
+                                    "comma-separated names\n", a, MAXLIST);
+                bad = -1;
+            }
+            *(wl ? &o->nwl : &o->nex) = n;
+        }
+        else
+            return -2;
         i++;
     }
-    o->ntok = split_list(toks, tl);
-    for (i = 0; i < o->ntok; i++)
-        o->tok[i] = atoi(tl[i]);
-    if (o->E < 1 || o->k < 1 || o->k > o->E || o->d < 1 || o->iters < 1 || o->ntok < 1)
+    if (bad)
         return -1;
+    if ((o->ntok = split_list(toks, tl)) < 1) {
+        if (rank == 0)
+            fprintf(stderr, "a2a-bench: error: --tokens: out of range; allowed 1..%d "
+                            "comma-separated counts\n", MAXLIST);
+        return -1;
+    }
+    for (i = 0; i < o->ntok; i++)
+        if (parse_int("--tokens", tl[i], 1, 1 << 20, &o->tok[i], rank) != 0)
+            return -1;
+    if (o->k > o->E) {
+        if (rank == 0)
+            fprintf(stderr, "a2a-bench: error: --top-k: %d is out of range; allowed 1..%d "
+                            "(--experts)\n", o->k, o->E);
+        return -1;
+    }
     return 0;
 }
 
@@ -138,8 +199,12 @@ int main(int argc, char **argv)
 
     bench_init(&argc, &argv, &rank, &P);
     moe_log_init(&log, rank, MOE_LOG_WARN);
-    if (bench_help_requested(argc, argv) || parse(argc, argv, &o) != 0) {
+    if (bench_help_requested(argc, argv) || (i = parse(argc, argv, &o, rank)) != 0) {
         int help = bench_help_requested(argc, argv);
+        if (!help && i == -1) { /* the message is out */
+            MPI_Finalize();
+            return 2;
+        }
         if (rank == 0)
             fprintf(help ? stdout : stderr, "usage: a2a-bench [--experts E] [--top-k K] [--d-model D] [--tokens T1,T2] "
                             "[--workloads W1,W2] [--exchanges X1,X2] [--ranks-per-node N] [--iters N] "

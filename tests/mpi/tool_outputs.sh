@@ -101,4 +101,24 @@ a = json.load(open("an.json"))
 assert j and a
 print("tool_outputs: plan.txt, plan2.txt, plan.json complete")
 EOF
+# a2a-bench's own flags: a value out of range (a negative --warmup wrote past its timing
+# array before) is one message naming the flag and the allowed range, exit 2, nothing run
+# or written
+badflag() { # badflag 'MESSAGE' ARGS...
+    local want=$1; shift
+    rm -f bad.json
+    "$MPIEXEC" -np 2 "$BENCH_A2A" "${a2a_small[@]}" --exchanges flat "$@" --json bad.json >out 2>err
+    rc=$?
+    [ "$rc" -eq 2 ] || fail "a2a-bench $*: exit $rc, want 2"
+    grep -qF -- "a2a-bench: error: $want" err || fail "a2a-bench $*: no message '$want'"
+    [ "$(grep -c "a2a-bench: error" err)" -eq 1 ] || fail "a2a-bench $*: want one message"
+    [ ! -s out ] && [ ! -e bad.json ] || fail "a2a-bench $*: something ran or was written"
+}
+badflag "--warmup: '-1' is out of range; allowed 0..1000000" --warmup -1
+badflag "--iters: '0' is out of range; allowed 1..1000000" --iters 0
+badflag "--tokens: 'x' is out of range; allowed 1..1048576" --tokens 8,x
+badflag "--top-k: 5 is out of range; allowed 1..4 (--experts)" --top-k 5
+badflag "--link-gbit: '-1' is out of range" --link-gbit -1
+badflag "--exchanges: out of range; allowed 1..16 comma-separated names" --exchanges a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q
+echo "tool_outputs: a2a-bench flags out of range refused"
 echo "tool_outputs: ok"
