@@ -199,7 +199,8 @@ int main(int argc, char **argv)
 
     bench_init(&argc, &argv, &rank, &P);
     moe_log_init(&log, rank, MOE_LOG_WARN);
-    if (bench_help_requested(argc, argv) || (i = parse(argc, argv, &o, rank)) != 0) {
+    i = bench_help_requested(argc, argv) ? 0 : parse(argc, argv, &o, rank);
+    if (bench_help_requested(argc, argv) || i != 0) {
         int help = bench_help_requested(argc, argv);
         if (!help && i == -1) { /* the message is out */
             MPI_Finalize();
