@@ -77,19 +77,30 @@ static void child_hangs(void)
     sleep_s(5); /* the watchdog ends it long before */
 }
 
-static void test_fires(void)
+/* Runs `child` (a watchdog of 0.3 s that fires), checks the exit and that the line holds
+ * `rank_text` and `what`; the line into text. */
+static void check_fired(void (*child)(void), const char *rank_text, const char *what,
+                        char *text, size_t len)
 {
-    char   text[1024];
     double secs;
-    int    st = run_child(child_hangs, 0, 0, text, sizeof(text), &secs);
+    int    st = run_child(child, 0, 0, text, len, &secs);
 
     ASSERT_TRUE(WIFEXITED(st));
     ASSERT_EQ_INT(WEXITSTATUS(st), MOE_WATCHDOG_EXIT);
     ASSERT_TRUE(secs >= 0.3 && secs < 2.0); /* timeout + period (0.075 s) + start-up */
-    ASSERT_STR_CONTAINS(text, "moerun[rank 5 on ");
-    ASSERT_STR_CONTAINS(text, "step 42 (layer 1, dispatch (exchange)) has not finished after");
+    ASSERT_STR_CONTAINS(text, rank_text);
+    ASSERT_STR_CONTAINS(text, what);
     ASSERT_STR_CONTAINS(text, "(--step-timeout 0.3)");
     ASSERT_STR_CONTAINS(text, "exit 3");
+}
+
+static void test_fires(void)
+{
+    char text[1024];
+
+    check_fired(child_hangs, "moerun[rank 5 on ",
+                "step 42 (layer 1, dispatch (exchange)) has not finished after", text,
+                sizeof(text));
 }
 
 static void child_hangs_creating(void)
@@ -104,15 +115,11 @@ static void child_hangs_creating(void)
 /* A rank lost before the first step: the line says engine creation, not a step. */
 static void test_fires_in_creation(void)
 {
-    char   text[1024];
-    double secs;
-    int    st = run_child(child_hangs_creating, 0, 0, text, sizeof(text), &secs);
+    char text[1024];
 
-    ASSERT_TRUE(WIFEXITED(st));
-    ASSERT_EQ_INT(WEXITSTATUS(st), MOE_WATCHDOG_EXIT);
-    ASSERT_STR_CONTAINS(text, "moerun[rank 2 on ");
-    ASSERT_STR_CONTAINS(text, "error: engine creation (topology, placement, exchange setup, "
-                              "telemetry file) has not finished after");
+    check_fired(child_hangs_creating, "moerun[rank 2 on ",
+                "error: engine creation (topology, placement, exchange setup, telemetry file) "
+                "has not finished after", text, sizeof(text));
     ASSERT_TRUE(strstr(text, "step 0") == NULL);
 }
 
