@@ -28,6 +28,7 @@
 #define WL_ALPHA 4.0f          /* strength of the preferred direction in a token */
 #define WL_BETA 1.0f           /* strength of the feature direction in a router column */
 #define WL_DOC_TOKENS 64       /* tokens per document for domains:N */
+#define WL_GUIDE_MAX 65536     /* buckets of the token-id guide table */
 
 enum { WL_STREAM_FEATURE = 1, WL_STREAM_ROUTER, WL_STREAM_PERM, WL_STREAM_TOKEN,
        WL_STREAM_PREF, WL_STREAM_DOMAIN, WL_STREAM_VOCAB };
@@ -134,6 +135,7 @@ void moe_workload_cleanup(moe_workload_t *wl)
     free(wl->features);
     free(wl->cdf);
     free(wl->vocab_cdf);
+    free(wl->vocab_guide);
     memset(wl, 0, sizeof(*wl));
 }
 
@@ -196,10 +198,14 @@ moe_status_t moe_workload_vocab_init(moe_workload_t *wl, int64_t vocab)
     double  acc = 0;
     int64_t r;
 
+    int32_t b, G = vocab < WL_GUIDE_MAX ? (int32_t)(vocab > 0 ? vocab : 1) : WL_GUIDE_MAX;
+
     free(wl->vocab_cdf);
+    free(wl->vocab_guide);
     wl->vocab = 0;
     wl->vocab_cdf = malloc((size_t)(vocab > 0 ? vocab : 1) * sizeof(double));
-    if (wl->vocab_cdf == NULL)
+    wl->vocab_guide = malloc((size_t)(G + 1) * sizeof(int32_t));
+    if (wl->vocab_cdf == NULL || wl->vocab_guide == NULL)
         return MOE_ERR_NOMEM;
     for (r = 0; r < vocab; r++) {
         acc += 1.0 / (double)(r + 1);
@@ -207,6 +213,13 @@ moe_status_t moe_workload_vocab_init(moe_workload_t *wl, int64_t vocab)
     }
     for (r = 0; r < vocab; r++)
         wl->vocab_cdf[r] /= acc;
+    /* guide[b]: the first rank whose CDF exceeds b / G (vocab - 1 if none) */
+    for (b = 0, r = 0; b <= G; b++) {
+        while (r < vocab - 1 && !(wl->vocab_cdf[r] > (double)b / G))
+            r++;
+        wl->vocab_guide[b] = (int32_t)(vocab > 0 ? r : 0);
+    }
+    wl->nguide = G;
     wl->vocab = vocab;
     return MOE_OK;
 }
@@ -237,6 +250,17 @@ void moe_workload_token_ids(const moe_workload_t *wl, long step, int64_t g0, int
         moe_rng_seed(&rng, moe_rng_key(wl->seed, WL_STREAM_VOCAB, (uint64_t)step,
                                        (uint64_t)(g0 + t)));
         u = moe_rng_uniform(&rng);
+        {   /* the guide's bucket of u bounds the search when it brackets the answer (its
+             * rounding may not: then the whole range, as before) */
+            int     gb = (int)(u * wl->nguide);
+            int64_t glo, ghi;
+            gb = gb < wl->nguide ? gb : wl->nguide - 1;
+            glo = wl->vocab_guide[gb];
+            ghi = wl->vocab_guide[gb + 1];
+            if ((glo == 0 || !(wl->vocab_cdf[glo - 1] > u)) &&
+                (ghi == wl->vocab - 1 || wl->vocab_cdf[ghi] > u) && glo <= ghi)
+                lo = glo, hi = ghi;
+        }
         while (lo < hi) { /* first rank whose CDF exceeds u */
             int64_t mid = lo + (hi - lo) / 2;
             if (wl->vocab_cdf[mid] > u)

@@ -53,6 +53,8 @@ typedef struct moe_workload {
     long                cdf_step; /* step the CDF was built for (drift changes per step) */
     int64_t             vocab;     /* vocabulary size of the token ids; 0: no ids */
     double             *vocab_cdf; /* [vocab] Zipf(1) CDF over id ranks */
+    int32_t            *vocab_guide; /* [nguide + 1] first rank whose CDF exceeds b / nguide */
+    int32_t             nguide;
 } moe_workload_t;
 
 /* Initialises caller-owned state; freed by moe_workload_cleanup. */

@@ -340,6 +340,40 @@ static void test_workload_noise_bits(void)
     }
 }
 
+/* Token ids (guide-table search) against the plain inverse CDF: the first rank whose CDF
+ * exceeds u (the last rank if none), u from the token's own stream (workload.c's
+ * WL_STREAM_VOCAB = 7); 20,000 tokens for each vocabulary size, over and under the guide's
+ * 65,536 buckets. */
+static void test_token_ids_inverse_cdf(void)
+{
+    int64_t             vocabs[5] = {1, 2, 7, 32000, 200003}, ids[2000];
+    int                 v, t, c, bad = 0;
+    moe_workload_spec_t s;
+    moe_workload_t      wl;
+    char                err[64];
+
+    ASSERT_EQ_INT(moe_workload_parse("uniform", 8, &s, err, sizeof(err)), MOE_OK);
+    for (v = 0; v < 5; v++) {
+        ASSERT_EQ_INT(moe_workload_init(&wl, &s, 23, 4, 8), MOE_OK);
+        ASSERT_EQ_INT(moe_workload_vocab_init(&wl, vocabs[v]), MOE_OK);
+        for (c = 0; c < 10; c++) {
+            moe_workload_token_ids(&wl, 3, (int64_t)c * 2000, 2000, ids);
+            for (t = 0; t < 2000; t++) {
+                moe_rng_t rng;
+                int64_t   r = 0;
+                double    u;
+                moe_rng_seed(&rng, moe_rng_key(23, 7, 3, (uint64_t)(c * 2000 + t)));
+                u = moe_rng_uniform(&rng);
+                while (r < vocabs[v] - 1 && !(wl.vocab_cdf[r] > u))
+                    r++;
+                bad += ids[t] != r;
+            }
+        }
+        moe_workload_cleanup(&wl);
+    }
+    ASSERT_EQ_INT(bad, 0);
+}
+
 static void test_ffn_against_reference(void)
 {
     /* n over two row blocks, f over two hidden-column blocks (the second partial) */
@@ -401,6 +435,7 @@ int main(void)
     RUN_TEST(test_workload_skew_through_gate);
     RUN_TEST(test_workload_deterministic);
     RUN_TEST(test_workload_noise_bits);
+    RUN_TEST(test_token_ids_inverse_cdf);
     RUN_TEST(test_ffn_against_reference);
     TEST_MAIN_END();
 }
