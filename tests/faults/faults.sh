@@ -139,11 +139,11 @@ stop-in-create)
     # the watchdog does not time): the other rank waits in creation's next collective, and
     # its watchdog (--step-timeout 3) ends it with exit 3 and one line naming engine
     # creation; mpirun then ends the job (the stopped rank too)
-    "$MPIEXEC" -np 2 "$MOERUN" --experts 8 --d-model 1024 --d-ffn 8192 --tokens 16 --steps 2 \
+    "$MPIEXEC" -np 2 "$MOERUN" --experts 8 --d-model 1024 --d-ffn 16384 --tokens 16 --steps 2 \
         --telemetry none --step-timeout 3 --progress-interval 0 </dev/null >"$work/out" 2>"$work/err" &
     pid=$!
     r1=""
-    for _ in $(seq 1 1500); do # until a rank is resident above 128 MB (256 MB of weights)
+    for _ in $(seq 1 1500); do # until a rank is resident above 128 MB (of 512 MB of weights)
         for r in $(pgrep -P "$pid"); do
             kb=$(awk '/^VmRSS/ {print $2}' "/proc/$r/status" 2>/dev/null)
             [ "${kb:-0}" -gt 131072 ] && r1=$r && break
@@ -161,7 +161,7 @@ stop-in-create)
     line=$(grep -E "^moerun\[rank [01] on [^]]+\]: error: engine creation \(topology, placement, exchange setup, telemetry file\) has not finished after [0-9.]+ s \(--step-timeout 3\)" "$work/err" | head -n 1)
     [ -n "$line" ] || fail "no watchdog line naming engine creation"
     [ "$(grep -c "has not finished" "$work/err")" -eq 1 ] || fail "more than one watchdog line"
-    [ $((t1 - t0)) -le 30 ] || fail "the job ended $((t1 - t0)) s after the stop, want <= 30"
+    [ $((t1 - t0)) -le 60 ] || fail "the job ended $((t1 - t0)) s after the stop, want <= 60"
     grep -q "step 1/\|summary" "$work/out" "$work/err" && fail "a step ran with a rank stopped"
     echo "faults[$case]: mpirun exit $rc $((t1 - t0)) s after the stop; $line" ;;
 kill-rank)
