@@ -360,6 +360,13 @@ static void engine_report_bindings(const moe_engine_t *e)
 
 static moe_status_t engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_engine_t **engine_p);
 
+/* (Re)starts the watchdog's clock for engine creation (nothing without --step-timeout). */
+static void engine_arm_create(moe_engine_t *e)
+{
+    moe_watchdog_arm(e->wd, 0);
+    moe_watchdog_mark(e->wd, MOE_WD_CREATE, -1);
+}
+
 /* The watchdog (when --step-timeout is on) covers creation too: its collectives wait for
  * every rank, so a rank lost or stopped before the first step would otherwise hang the
  * others forever (watchdog.h). Disarmed on every way out. */
@@ -400,8 +407,7 @@ static moe_status_t engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_en
         e->wd = moe_watchdog_create(cfg->step_timeout, e->rank, &werr);
         if (werr != NULL)
             return MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "%s", werr);
-        moe_watchdog_arm(e->wd, 0);
-        moe_watchdog_mark(e->wd, MOE_WD_CREATE, -1);
+        engine_arm_create(e);
     }
     moe_workload_parse(cfg->workload, cfg->experts, &spec, err, sizeof(err));
     e->L = cfg->layers;
@@ -449,8 +455,7 @@ static moe_status_t engine_create(const moe_config_t *cfg, MPI_Comm comm, moe_en
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
     if (st == MOE_OK && moe_monitor_init(&e->mon, &e->cfg, e->G, &e->log, e->rank == 0) != MOE_OK)
         st = MOE_ERROR_SET(&e->log, MOE_ERR_NOMEM, "engine: out of memory");
-    moe_watchdog_arm(e->wd, 0);
-    moe_watchdog_mark(e->wd, MOE_WD_CREATE, -1);
+    engine_arm_create(e);
     if ((st = engine_agree(e, st)) != MOE_OK)
         return st;
 

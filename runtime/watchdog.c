@@ -47,26 +47,35 @@ static long long wd_now_ns(void)
 static const char *const wd_where_text[MOE_WD_WHERE_COUNT] = {MOE_WD_WHERE_MAP(MOE__WD_TEXT)};
 #undef MOE__WD_TEXT
 
+/* What is armed, for the lines below: "engine creation" or "step N". */
+static void wd_what(moe_watchdog_t *wd, char *what, size_t len)
+{
+    if (atomic_load(&wd->where) == MOE_WD_CREATE)
+        snprintf(what, len, "engine creation");
+    else
+        snprintf(what, len, "step %ld", atomic_load(&wd->step));
+}
+
 /* The one line, then the end of this process: mpirun sees a rank exit without finalising
  * and aborts the job. */
 static void wd_fire(moe_watchdog_t *wd, long long late_ns)
 {
     char line[512];
     int  where = atomic_load(&wd->where), layer = atomic_load(&wd->layer), n;
-    char at[96] = "", what[48] = "engine creation";
+    char at[96] = "", what[48];
 
     if (where < 0 || where >= MOE_WD_WHERE_COUNT)
         where = MOE_WD_START;
     if (layer >= 0)
         snprintf(at, sizeof(at), "layer %d, ", layer);
-    if (where != MOE_WD_CREATE)
-        snprintf(what, sizeof(what), "step %ld", atomic_load(&wd->step));
+    wd_what(wd, what, sizeof(what));
     n = snprintf(line, sizeof(line),
                  "moerun[rank %d on %s]: error: %s (%s%s) has not finished after %.1f s "
                  "(--step-timeout %g): a rank, host or link this rank waits for is lost, "
                  "stopped or stalled; ending rank %d with exit %d (telemetry is readable up to "
                  "its last flush)\n",
-                 wd->rank, wd->host, what, at, wd_where_text[where], (double)late_ns / 1e9, wd->timeout_s, wd->rank, MOE_WATCHDOG_EXIT);
+                 wd->rank, wd->host, what, at, wd_where_text[where], (double)late_ns / 1e9,
+                 wd->timeout_s, wd->rank, MOE_WATCHDOG_EXIT);
     if (n > 0) {
         size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
         ssize_t w = write(STDERR_FILENO, line, len);
@@ -79,11 +88,10 @@ static void wd_fire(moe_watchdog_t *wd, long long late_ns)
  * gap out of the step's time. */
 static void wd_stopped(moe_watchdog_t *wd, long long gap_ns)
 {
-    char line[384], what[48] = "engine creation";
+    char line[384], what[48];
     int  n;
 
-    if (atomic_load(&wd->where) != MOE_WD_CREATE)
-        snprintf(what, sizeof(what), "step %ld", atomic_load(&wd->step));
+    wd_what(wd, what, sizeof(what));
     n = snprintf(line, sizeof(line),
                  "moerun[rank %d on %s]: warning: rank %d did not run for %.1f s during %s "
                  "(stopped by SIGSTOP or SIGTSTP, or not scheduled); the other ranks wait for "
