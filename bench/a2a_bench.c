@@ -119,13 +119,9 @@ static int parse(int argc, char **argv, bench_opts_t *o, int rank)
         else if (!strcmp(a, "--json")) o->json = v;
         else if (!strcmp(a, "--tokens")) toks = v;
         else if (!strcmp(a, "--workloads") || !strcmp(a, "--exchanges")) {
-            int wl = !strcmp(a, "--workloads"), n;
-            if (rank == 0 && strlen(v) == 0)
-                fprintf(stderr, "a2a-bench: error: %s: empty; allowed 1..%d comma-separated "
-                                "names\n", a, MAXLIST);
-            n = split_list(v, wl ? o->wl : o->ex);
+            int wl = !strcmp(a, "--workloads"), n = split_list(v, wl ? o->wl : o->ex);
             if (n < 1) {
-                if (rank == 0 && strlen(v) > 0)
+                if (rank == 0)
                     fprintf(stderr, "a2a-bench: error: %s: out of range; allowed 1..%d "
                                     "comma-separated names\n", a, MAXLIST);
                 bad = -1;

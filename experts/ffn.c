@@ -19,6 +19,7 @@
 #include <cblas.h>
 
 #include "ffn.h"
+#include "moerun/base/clones.h"
 #include "moerun/base/rng.h"
 
 enum { FFN_STREAM = 0xFF17 };
@@ -88,17 +89,10 @@ float moe_ffn_gelu_ref(float v)
     return (float)(0.5 * x * (1.0 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
 }
 
-/* Built three times, for AVX-512 (x86-64-v4), AVX2 with FMA (x86-64-v3) and the x86-64
- * baseline; the loader picks one (ifunc). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define FFN_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define FFN_CLONES
-#endif
 
 /* gelu(x) = 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3):
  * one exp and one division, and no cancellation for negative x (relative error < 1e-6). */
-FFN_CLONES
+MOE_CLONES
 void moe_ffn_gelu(float *v, int64_t n)
 {
     int64_t i;
@@ -110,7 +104,7 @@ void moe_ffn_gelu(float *v, int64_t n)
 }
 
 /* g[i][0..c) = silu(g[i][0..c)) * u[i][0..c) for `rows` rows of stride ld (both). */
-FFN_CLONES
+MOE_CLONES
 static void ffn_swiglu(float *g, const float *u, int64_t rows, int c, int ld)
 {
     int64_t r;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "moerun/base/clones.h"
 #include "moerun/base/rng.h"
 #include "workload.h"
 
@@ -197,7 +198,6 @@ moe_status_t moe_workload_vocab_init(moe_workload_t *wl, int64_t vocab)
 {
     double  acc = 0;
     int64_t r;
-
     int32_t b, G = vocab < WL_GUIDE_MAX ? (int32_t)(vocab > 0 ? vocab : 1) : WL_GUIDE_MAX;
 
     free(wl->vocab_cdf);
@@ -308,28 +308,21 @@ int moe_workload_preference(moe_workload_t *wl, long step, int64_t g)
     return -1;
 }
 
-/* x86-64-v4, v3 and baseline builds of the noise loop; the loader picks one (ifunc). */
-#if defined(__x86_64__) && defined(__GNUC__)
-#define WL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define WL_CLONES
-#endif
-
 /*
  * A token's noise z: row[i] = (s_i - 2) sqrt(3), s_i the Irwin-Hall sum of the four 16-bit
- * quarters of draw i / 2^16 (unit variance). Draw i of the SplitMix64 sequence keyed `key`
- * is mix(key + (i + 1) gamma) (moe_rng_next's walk written out), so no draw depends on the
- * one before and the loop vectorises (64-bit multiplies need AVX-512DQ: the v4 clone); the
+ * quarters of draw i / 2^16 (unit variance). Draw i comes straight from the key
+ * (moe_rng_draw: moe_rng_next's walk written out), so no draw depends on the one before
+ * and the loop vectorises (64-bit multiplies need AVX-512DQ: the v4 clone); the
  * sum of the quarters (< 2^18) is exact in int32 and in float, so every clone gives the bits
  * of the scalar walk. This file is built with -O3 (CMakeLists.txt).
  */
-WL_CLONES
+MOE_CLONES
 static void wl_noise(uint64_t key, int d, float *row)
 {
     int i;
 
     for (i = 0; i < d; i++) {
-        uint64_t r = moe_rng_mix(key + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL);
+        uint64_t r = moe_rng_draw(key, i);
         uint32_t q = (uint32_t)(r & 0xffff) + (uint32_t)((r >> 16) & 0xffff) +
                      (uint32_t)((r >> 32) & 0xffff) + (uint32_t)(r >> 48);
         row[i] = ((float)(int32_t)q * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;

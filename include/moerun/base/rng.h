@@ -42,6 +42,13 @@ static inline uint64_t moe_rng_next(moe_rng_t *rng)
     return moe_rng_mix(rng->state);
 }
 
+/* Draw i (from 0) of the stream seeded with `key`, without walking it: what the (i + 1)-th
+ * moe_rng_next returns. No draw depends on another, so loops over i vectorise. */
+static inline uint64_t moe_rng_draw(uint64_t key, int64_t i)
+{
+    return moe_rng_mix(key + (uint64_t)(i + 1) * 0x9e3779b97f4a7c15ULL);
+}
+
 /* Uniform in [0, 1) with 53 random bits. */
 static inline double moe_rng_uniform(moe_rng_t *rng)
 {
