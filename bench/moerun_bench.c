@@ -20,7 +20,10 @@
  *     is the share outlier steps cost); involuntary context switches per step (getrusage
  *     ru_nivcsw, min/avg/max over ranks), CPU time per step (getrusage user + system, over
  *     ranks, and its share of the mean step: with more ranks than cores, how much of the
- *     wall each rank was on a core) and the compute slots in effect (--compute-slots);
+ *     wall each rank was on a core), the rows each rank's experts computed per step and the
+ *     expert calls' GFLOP/s in thread CPU time (min/avg/max over ranks: with even rows, a
+ *     slowest / fastest below 1 is cores of unequal speed, and the faster ranks then wait
+ *     for the slowest in combine) and the compute slots in effect (--compute-slots);
  *   - with --telemetry FILE, the run repeated with telemetry into FILE and without,
  *     alternating (BENCH_TEL_ROUNDS each): the overhead as a share of the median step time.
  *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
@@ -67,6 +70,10 @@ typedef struct bench_run {
     double        nivcsw[3];/* over ranks (min/avg/max): involuntary context switches per step
                              * (getrusage ru_nivcsw: the scheduler preempting the rank) */
     double        cpu[3];   /* over ranks: CPU time per step, s (getrusage user + system) */
+    double        krun[3];  /* over ranks that computed rows: the expert calls' GFLOP/s in the
+                             * run, in thread CPU time (engine.expert_cpu_tot): each core's own
+                             * rate, so a spread with even rows is a spread of core speed */
+    double        rows_rank[3]; /* over ranks: rows the rank's experts computed per step */
 } bench_run_t;
 
 /* Reports a failed engine call once: the lowest rank whose own call failed prints its
@@ -86,6 +93,20 @@ static void bench_report_failure(moe_engine_t *eng, const char *what, int rank)
         fprintf(stderr, "moerun-bench[%d]: error: %s: %s\n", rank, what, msg);
 }
 
+/* min/avg/max over the ranks with have != 0 (all 0 when none has). Collective. */
+static void bench_over_some(double x, int have, double out[3], MPI_Comm comm)
+{
+    double v[3] = {have ? -x : -HUGE_VAL, have ? x : -HUGE_VAL, have ? x : 0}, r[3];
+    int    n = have != 0, cnt;
+
+    MPI_Allreduce(v, r, 2, MPI_DOUBLE, MPI_MAX, comm);
+    MPI_Allreduce(&v[2], &r[2], 1, MPI_DOUBLE, MPI_SUM, comm);
+    MPI_Allreduce(&n, &cnt, 1, MPI_INT, MPI_SUM, comm);
+    out[0] = cnt ? -r[0] : 0;
+    out[1] = cnt ? r[2] / cnt : 0;
+    out[2] = cnt ? r[1] : 0;
+}
+
 static double bench_tv(const struct timeval *tv)
 {
     return (double)tv->tv_sec + 1e-6 * (double)tv->tv_usec;
@@ -103,7 +124,9 @@ static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, 
     struct rusage ru0, ru1;
     double       *t = calloc((size_t)cfg->steps + 1, sizeof(double));
     double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
-    double        ph0[MOE_PHASE_COUNT], ph[MOE_PHASE_COUNT], rows0 = 0, rows;
+    double        ph0[MOE_PHASE_COUNT], ph[MOE_PHASE_COUNT], rows0 = 0, rows, kcpu0 = 0, kcpu;
+    double        flop_row = 2.0 * cfg->d_model * cfg->d_ffn *
+                             (cfg->activation == MOE_ACT_SWIGLU ? 3 : 2);
     long          i, n = cfg->steps;
 
     c.steps = n + warmup;
@@ -125,6 +148,7 @@ static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, 
         if (i == 0) { /* the measured steps start: what the engine counted so far is left out */
             memcpy(ph0, eng->phase_tot, sizeof(ph0));
             rows0 = (double)eng->rows_in_tot;
+            kcpu0 = eng->expert_cpu_tot;
             getrusage(RUSAGE_SELF, &ru0);
         }
         t0 = MPI_Wtime();
@@ -152,6 +176,10 @@ static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, 
     for (i = 0; i < MOE_PHASE_COUNT; i++)
         out->phase[i][1] = ph0[i];
     rows = (double)eng->rows_in_tot - rows0;
+    kcpu = eng->expert_cpu_tot - kcpu0;
+    bench_over_some(kcpu > 0 ? flop_row * rows / kcpu / 1e9 : 0, rows > 0 && kcpu > 0, out->krun,
+                    MPI_COMM_WORLD);
+    bench_over_ranks(rows / (double)n, out->rows_rank, MPI_COMM_WORLD);
     MPI_Allreduce(&rows, &out->rows, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
         bench_report_failure(eng, "finish", rank);
@@ -403,6 +431,11 @@ int main(int argc, char **argv)
         printf("  CPU time per step (user + system)         %9.3f  %9.3f  %9.3f   (over ranks; "
                "on a core %.0f%% of the mean step)\n", 1e3 * run.cpu[0], 1e3 * run.cpu[1],
                1e3 * run.cpu[2], 100.0 * run.cpu[1] / run.mean);
+        printf("  rows a rank's experts computed per step %9.1f  %9.1f  %9.1f   (over ranks: "
+               "min avg max)\n", run.rows_rank[0], run.rows_rank[1], run.rows_rank[2]);
+        printf("  expert calls, CPU time GFLOP/s             %9.2f  %9.2f  %9.2f   (over ranks; "
+               "slowest / fastest %.3f)\n", run.krun[0], run.krun[1], run.krun[2],
+               run.krun[2] > 0 ? run.krun[0] / run.krun[2] : 0);
         if (s.compute_slots > 0)
             printf("  compute slots %d per node: at most %d ranks computing at once seen, %.3f ms "
                    "per step asleep waiting for a slot (in the expert phase)\n", s.compute_slots,
@@ -452,6 +485,8 @@ int main(int argc, char **argv)
                        "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, "
                        "\"nivcsw_per_step\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
                        "\"cpu_s_per_step\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
+                       "\"rows_per_step_per_rank\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
+                       "\"expert_cpu_gflops_over_ranks\": {\"min\": %.3f, \"avg\": %.3f, \"max\": %.3f}, "
                        "\"compute_slots\": %d, \"compute_slots_max_holders\": %d, "
                        "\"compute_slots_wait_s_per_step\": %.6f, \"wait_sleep_us\": %d, ",
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
@@ -459,7 +494,8 @@ int main(int argc, char **argv)
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
                     run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
                     kcpu[1], kcpu[1] / scpu[1], run.nivcsw[0], run.nivcsw[1], run.nivcsw[2],
-                    run.cpu[0], run.cpu[1], run.cpu[2],
+                    run.cpu[0], run.cpu[1], run.cpu[2], run.rows_rank[0], run.rows_rank[1],
+                    run.rows_rank[2], run.krun[0], run.krun[1], run.krun[2],
                     s.compute_slots, s.compute_slots_max_holders,
                     s.compute_slots_wait_s / (double)cfg.steps, s.wait_sleep_us);
             if (telfile)

@@ -529,6 +529,16 @@ static void engine_router_stats(const moe_engine_t *e, const double *gs, double 
     rs[MOE_RSTAT_Z_LOSS] = gs[MOE_GSUM_LSE2] / n;
 }
 
+/* This thread's CPU time (s): an expert call's cost on its core without the time slices
+ * other processes took from it (one syscall; a call is milliseconds of GEMM). */
+static double engine_thread_cpu(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 /* What the overlapping backends call for expert compute: one local expert of one layer. */
 typedef struct engine_expert_arg {
     moe_engine_t *e;
@@ -547,9 +557,12 @@ static void engine_expert(void *varg, int local_expert, const float *x, int64_t 
         return;
     *a->rows_in += rows;
     if (!moe_sim_model(&e->cfg)) { /* as the non-overlapped path: sim.h */
+        double c0;
         moe_slots_acquire(&e->slots); /* one piece of rows: the backend progresses between */
+        c0 = engine_thread_cpu();
         moe_ffn_forward(&e->ffn[(size_t)a->layer * e->n_local + local_expert], x, rows, y,
                         e->ffn_scratch);
+        e->expert_cpu_tot += engine_thread_cpu() - c0;
         moe_slots_release(&e->slots);
     }
     moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
@@ -862,10 +875,13 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
             continue;
         rows_in += rows;
         if (!moe_sim_model(&e->cfg)) {
+            double c0;
             moe_slots_acquire(&e->slots); /* held for one expert call only (slots.h) */
+            c0 = engine_thread_cpu();
             moe_ffn_forward(&e->ffn[(size_t)l * e->n_local + i],
                             batch.x + batch.offset[i] * e->d, rows,
                             batch.y + batch.offset[i] * e->d, e->ffn_scratch);
+            e->expert_cpu_tot += engine_thread_cpu() - c0;
             moe_slots_release(&e->slots);
         }
         moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *

@@ -113,6 +113,9 @@ struct moe_engine {
     int64_t              rows_in_tot;  /* rows this rank's routed experts computed, all steps
                                         * (counted each step, not at flush: moerun-bench reads
                                         * it at its warm-up's end) */
+    double               expert_cpu_tot; /* thread CPU seconds inside those experts' calls
+                                          * (moe_ffn_forward), all steps: with rows_in_tot the
+                                          * kernel's rate on this rank's core in the run */
     moe_event_t          events[MOE_SUMMARY_EVENTS_MAX];
     int                  n_events;
     long                 alerts;

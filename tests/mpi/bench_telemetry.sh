@@ -2,7 +2,8 @@
 # bench_telemetry.sh — `moerun-bench --telemetry FILE`: its repetitions with telemetry all
 # write FILE (each replaces the one before), FILE ends as a complete telemetry file of the
 # last repetition (check_telemetry.py; steps == --warmup + --steps: the warm-up steps run
-# on the measured engine), and the printed overhead equals
+# on the measured engine), the JSON rows per step per rank equal that file's steps/traffic
+# rows_in (same deterministic run), and the printed overhead equals
 # (with - without) / without from the two medians printed on the same line. A FILE that
 # existed before the bench started is refused (exit 2, message naming it, the file left as
 # it was) without --overwrite, and no rank reports "failed on another rank".
@@ -38,7 +39,19 @@ assert abs(100 * j["telemetry_overhead"] - pct) <= 0.006, (j["telemetry_overhead
 # core much longer than the wall time of its steps
 c = j["cpu_s_per_step"]
 assert 0 < c["min"] <= c["avg"] <= c["max"] <= 1.5 * j["step_s_over_steps"]["max"], (c, j["step_s_over_steps"])
-print("bench telemetry ok: %d steps, overhead %+.2f%% (%.3f ms with, %.3f without)" % (n, pct, w, wo))
+# rows per step per rank: the telemetry run is the same deterministic run, so its
+# steps/traffic rows_in of the measured steps (after the 1 warm-up step) give the same
+# per-rank means; the kernel's per-rank rate in the run is ordered and positive
+cols = [c.decode() if isinstance(c, bytes) else str(c) for c in f["steps/traffic"].attrs["columns"]]
+rin = f["steps/traffic"][1:, 0, :, cols.index("rows_in")].mean(axis=0)
+r = j["rows_per_step_per_rank"]
+for key, want in (("min", rin.min()), ("avg", rin.mean()), ("max", rin.max())):
+    assert abs(r[key] - want) <= 0.006, ("rows_per_step_per_rank", key, r[key], want)
+k = j["expert_cpu_gflops_over_ranks"]
+assert 0 < k["min"] <= k["avg"] <= k["max"], k
+assert re.search(r"rows a rank's experts computed per step\s+%.1f\s+%.1f\s+%.1f" % (r["min"], r["avg"], r["max"]), out), out
+print("bench telemetry ok: %d steps, overhead %+.2f%% (%.3f ms with, %.3f without), rows/rank %.1f-%.1f"
+      % (n, pct, w, wo, r["min"], r["max"]))
 PY
 if grep -q "failed on another rank" "$work/err.txt"; then echo "stderr:"; cat "$work/err.txt"; exit 1; fi
 # a FILE that existed before the bench started: refused, left as it was
