@@ -29,7 +29,10 @@
  *     FILE is checked before anything runs (an existing FILE only with --overwrite); each
  *     repetition replaces the file of the one before, so FILE ends holding the last;
  *   - the run: tokens/s, per-phase time, expert-phase GFLOP/s and its ratio to the sgemm
- *     peak, and the GEMM-bound limit P * peak / (FLOPs per token) with the run's ratio to it.
+ *     peak, and the GEMM-bound limit P * peak / (FLOPs per token) with the run's ratio to it;
+ *     also the limit at the slowest rank's in-run expert-call rate (P * that rate / FLOPs per
+ *     token): a bulk-synchronous step waits for its slowest core, so the ratio to this one is
+ *     what the runtime itself leaves (gate, exchange, activation), with core speed taken out.
  * Not a test: nothing is asserted, figures go to the issue notes.
  */
 #include <limits.h>
@@ -454,6 +457,10 @@ int main(int argc, char **argv)
                tps / limit * cfg.layers);
         printf("  GEMM-bound limit at the median burst      %12.0f   ratio %.3f (same load)\n",
                limit * pmed[1] / peak[1], tps / (limit * pmed[1] / peak[1]) * cfg.layers);
+        if (run.krun[0] > 0)
+            printf("  limit at the slowest rank's expert calls  %12.0f   ratio %.3f (every rank only "
+                   "computing, at that rank's in-run CPU-time rate)\n", limit * run.krun[0] / peak[1],
+                   tps / (limit * run.krun[0] / peak[1]) * cfg.layers);
         printf("  expert phase GFLOP/s per rank             %12.2f   ratio to sgemm peak %.3f, "
                "to the median burst %.3f\n", eg, eg / peak[1], eg / pmed[1]);
         printf("  drop rate                                 %12.4f\n", s.drop_rate);
@@ -480,7 +487,8 @@ int main(int argc, char **argv)
                        "\"step_s_median_over_ranks\": {\"min\": %.6f, \"avg\": %.6f, \"max\": %.6f}, "
                        "\"step_s_mean\": %.6f, "
                        "\"tokens_per_s\": %.1f, \"gemm_bound_tokens_per_s\": %.1f, "
-                       "\"ratio_to_limit\": %.4f, \"expert_gflops_per_rank\": %.3f, "
+                       "\"ratio_to_limit\": %.4f, \"ratio_to_slowest_rank_limit\": %.4f, "
+                       "\"expert_gflops_per_rank\": %.3f, "
                        "\"expert_ratio_to_peak\": %.4f, \"sgemm_cpu_gflops\": %.3f, "
                        "\"kernel_cpu_gflops\": %.3f, \"kernel_cpu_ratio\": %.4f, "
                        "\"nivcsw_per_step\": {\"min\": %.2f, \"avg\": %.2f, \"max\": %.2f}, "
@@ -492,7 +500,8 @@ int main(int argc, char **argv)
                     P, cfg.experts, cfg.top_k, cfg.d_model, cfg.d_ffn, cfg.tokens, cfg.layers,
                     cfg.steps, cfg.exchange, peak[0], peak[1], peak[2], pmed[0], pmed[1], pmed[2], mcp[0], mcp[1], mcp[2],
                     run.iter.min, run.iter.med, run.iter.max, run.rank[0], run.rank[1],
-                    run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers, eg, eg / peak[1], scpu[1],
+                    run.rank[2], run.mean, tps, limit, tps / limit * cfg.layers,
+                    run.krun[0] > 0 ? tps / (limit * run.krun[0] / peak[1]) * cfg.layers : 0, eg, eg / peak[1], scpu[1],
                     kcpu[1], kcpu[1] / scpu[1], run.nivcsw[0], run.nivcsw[1], run.nivcsw[2],
                     run.cpu[0], run.cpu[1], run.cpu[2], run.rows_rank[0], run.rows_rank[1],
                     run.rows_rank[2], run.krun[0], run.krun[1], run.krun[2],

@@ -49,6 +49,11 @@ for key, want in (("min", rin.min()), ("avg", rin.mean()), ("max", rin.max())):
     assert abs(r[key] - want) <= 0.006, ("rows_per_step_per_rank", key, r[key], want)
 k = j["expert_cpu_gflops_over_ranks"]
 assert 0 < k["min"] <= k["avg"] <= k["max"], k
+# the limit at the slowest rank's expert calls, recomputed from the JSON's own fields
+# (gelu: 2 GEMMs of 2*d*ffn FLOPs per routed pair, top_k pairs per token, 1 layer)
+lim = j["ranks"] * k["min"] * 1e9 / (4.0 * j["d_model"] * j["d_ffn"] * j["top_k"])
+assert abs(j["ratio_to_slowest_rank_limit"] - j["tokens_per_s"] / lim) <= 2e-4 + 1e-3 * j["tokens_per_s"] / lim, \
+    (j["ratio_to_slowest_rank_limit"], j["tokens_per_s"] / lim)
 assert re.search(r"rows a rank's experts computed per step\s+%.1f\s+%.1f\s+%.1f" % (r["min"], r["avg"], r["max"]), out), out
 print("bench telemetry ok: %d steps, overhead %+.2f%% (%.3f ms with, %.3f without), rows/rank %.1f-%.1f"
       % (n, pct, w, wo, r["min"], r["max"]))
