@@ -1324,6 +1324,39 @@ static void engine_step_percentiles(moe_engine_t *e, double *p50, double *p99)
     *p99 = e->step_s[(n * 99 + 99) / 100 - 1];
 }
 
+/* Summary: rows each rank's routed experts computed and their calls' GFLOP/s in thread CPU
+ * time (engine.expert_cpu_tot), min/mean/max over ranks, the slowest rank named. Collective. */
+static moe_status_t engine_expert_rates(moe_engine_t *eng, moe_summary_t *sum)
+{
+    double flop_row = 2.0 * eng->d * eng->cfg.d_ffn *
+                      (eng->cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
+    double rows = (double)eng->rows_in_tot, cpu = eng->expert_cpu_tot;
+    int    have = rows > 0 && cpu > 0, cnt = 0;
+    double rate = have ? flop_row * rows / cpu / 1e9 : 0;
+    double mx[2] = {-rows, rows}, mx_all[2], sm[2] = {rows, rate}, sm_all[2], hi;
+    struct {
+        double v;
+        int    rank;
+    } lo = {have ? rate : HUGE_VAL, eng->rank}, lo_all;
+
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(mx, mx_all, 2, MPI_DOUBLE, MPI_MAX, eng->comm));
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(sm, sm_all, 2, MPI_DOUBLE, MPI_SUM, eng->comm));
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(&rate, &hi, 1, MPI_DOUBLE, MPI_MAX, eng->comm));
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(&lo, &lo_all, 1, MPI_DOUBLE_INT, MPI_MINLOC,
+                                           eng->comm));
+    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(&have, &cnt, 1, MPI_INT, MPI_SUM, eng->comm));
+    sum->expert_rows[0] = -mx_all[0];
+    sum->expert_rows[1] = sm_all[0] / eng->nranks;
+    sum->expert_rows[2] = mx_all[1];
+    sum->expert_slowest_rank = cnt > 0 ? lo_all.rank : -1;
+    if (cnt > 0) {
+        sum->expert_gflops[0] = lo_all.v;
+        sum->expert_gflops[1] = sm_all[1] / cnt;
+        sum->expert_gflops[2] = hi;
+    }
+    return MOE_OK;
+}
+
 moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summary_t *s)
 {
     moe_summary_t sum;
@@ -1437,6 +1470,8 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
         sum.compute_slots_wait_s = w / eng->nranks;
         sum.wait_sleep_us = sl[2];
     }
+    if ((st2 = engine_expert_rates(eng, &sum)) != MOE_OK)
+        return st2;
     if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
         engine_metrics(eng, st == MOE_OK ? status : "error", &sum) != MOE_OK)
         MOE_WARN(&eng->log, "%s", eng->log.last_error);

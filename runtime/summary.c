@@ -53,6 +53,19 @@ static cJSON *summary_build(const moe_engine_t *eng, const moe_summary_t *s)
     cJSON_AddNumberToObject(root, "compute_slots_max_holders", s->compute_slots_max_holders);
     cJSON_AddNumberToObject(root, "compute_slots_wait_s", s->compute_slots_wait_s);
     cJSON_AddNumberToObject(root, "wait_sleep_us", s->wait_sleep_us);
+    o = cJSON_AddObjectToObject(root, "expert_rows_per_rank");
+    if (o) {
+        cJSON_AddNumberToObject(o, "min", s->expert_rows[0]);
+        cJSON_AddNumberToObject(o, "mean", s->expert_rows[1]);
+        cJSON_AddNumberToObject(o, "max", s->expert_rows[2]);
+    }
+    o = cJSON_AddObjectToObject(root, "expert_cpu_gflops_per_rank");
+    if (o) {
+        cJSON_AddNumberToObject(o, "min", s->expert_gflops[0]);
+        cJSON_AddNumberToObject(o, "mean", s->expert_gflops[1]);
+        cJSON_AddNumberToObject(o, "max", s->expert_gflops[2]);
+        cJSON_AddNumberToObject(o, "slowest_rank", s->expert_slowest_rank);
+    }
     o = cJSON_AddObjectToObject(root, "phase_seconds_mean");
     for (i = 0; i < MOE_PHASE_COUNT && o; i++)
         cJSON_AddNumberToObject(o, moe_phase_names[i], s->phase_s[i]);
@@ -207,6 +220,11 @@ void moe_summary_print(const moe_engine_t *eng, const moe_summary_t *s, FILE *ou
             s->phase_s[MOE_PHASE_COMBINE] > 0
                 ? 100.0 * s->phase_s[MOE_PHASE_COMBINE_WAIT] / s->phase_s[MOE_PHASE_COMBINE]
                 : 0.0);
+    if (s->expert_slowest_rank >= 0 && s->expert_gflops[2] > 0)
+        fprintf(out, "compute    expert calls per rank: %.0f-%.0f rows (mean %.0f), %.1f-%.1f GFLOP/s "
+                     "in CPU time; rank %d slowest, %.3f of the fastest\n",
+                s->expert_rows[0], s->expert_rows[2], s->expert_rows[1], s->expert_gflops[0],
+                s->expert_gflops[2], s->expert_slowest_rank, s->expert_gflops[0] / s->expert_gflops[2]);
     fprintf(out, "routing    router %s: %lld pairs routed, %lld processed, %lld dropped "
                  "(%.3f%%), %lld tokens unrouted\n",
             c->router, (long long)s->routed, (long long)s->processed, (long long)s->dropped,

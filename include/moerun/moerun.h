@@ -68,6 +68,13 @@ typedef struct moe_summary {
     double      compute_slots_wait_s; /* seconds asleep waiting for a slot, mean over ranks */
     int         wait_sleep_us;   /* flat's overlapped waits in effect: us asleep between tests
                                   * (largest over ranks), 0: MPI's wait (--wait-sleep-us) */
+    double      expert_rows[3];  /* rows each rank's routed experts computed, all steps and
+                                  * layers: min, mean, max over ranks (mean x nranks = processed) */
+    double      expert_gflops[3];/* those experts' calls in thread CPU time, GFLOP/s of each
+                                  * rank: min, mean, max over the ranks that computed rows
+                                  * (0: none did, or the simulation model computes none). With
+                                  * even rows, min < max is cores of unequal speed */
+    int         expert_slowest_rank; /* the rank of expert_gflops[0]; -1 when none */
 } moe_summary_t;
 
 /*

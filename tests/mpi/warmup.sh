@@ -4,7 +4,9 @@
 # phase "total" on that rank, so the summary's percentiles (nearest rank over the measured
 # steps, max over ranks) are at least those of the recorded totals, and tokens_per_s is at
 # most global tokens x measured steps / the slowest rank's recorded measured time; the warm-up
-# steps count in elapsed_s but not in tokens_per_s.
+# steps count in elapsed_s but not in tokens_per_s. The rows each rank's experts computed
+# (summary expert_rows_per_rank and its "compute" line) equal the telemetry's rows_in per
+# rank, and their mean x ranks equals the processed pairs.
 # Env: MOERUN, MPIEXEC, PYTHON.
 set -euo pipefail
 work=$(mktemp -d "${TMPDIR:-/tmp}/moerun-warmup.XXXXXX")
@@ -15,7 +17,7 @@ trap 'rm -rf "$work"' EXIT
 grep -q "the first 3 warm-up steps not counted" "$work/out.txt" \
     || { echo "summary text does not mention the warm-up"; cat "$work/out.txt"; exit 1; }
 grep -q "^step time  p50 " "$work/out.txt" || { echo "no step time line"; cat "$work/out.txt"; exit 1; }
-"$PYTHON" - "$work/t.h5" "$work/s.json" <<'PY'
+"$PYTHON" - "$work/t.h5" "$work/s.json" "$work/out.txt" <<'PY'
 import json, math, sys
 import h5py, numpy as np
 f = h5py.File(sys.argv[1], "r"); s = json.load(open(sys.argv[2]))
@@ -37,6 +39,19 @@ bound = G * (n - w) / meas.sum(axis=0).max()
 assert s["tokens_per_s"] <= bound * (1 + eps), (s["tokens_per_s"], bound)
 assert s["tokens_per_s"] * s["elapsed_s"] >= G * (n - w) * (1 - eps)
 assert s["elapsed_s"] >= tot.sum(axis=0).max() * (1 - eps)
+# rows each rank's experts computed: the telemetry's rows_in per rank (all steps and
+# layers) gives min/mean/max, and mean x ranks is the processed pairs (conservation); the
+# per-rank CPU-time rates are ordered and name a rank that exists
+tc = [c.decode() if isinstance(c, bytes) else str(c) for c in f["steps/traffic"].attrs["columns"]]
+rin = f["steps/traffic"][:, :, :, tc.index("rows_in")].sum(axis=(0, 1))   # [ranks]
+er, eg = s["expert_rows_per_rank"], s["expert_cpu_gflops_per_rank"]
+assert (er["min"], er["max"]) == (rin.min(), rin.max()) and abs(er["mean"] - rin.mean()) < 1e-9, (er, rin)
+assert er["mean"] * s["ranks"] == s["processed"] == s["routed"] - s["dropped"], (er, s["processed"])
+assert 0 < eg["min"] <= eg["mean"] <= eg["max"] and 0 <= eg["slowest_rank"] < s["ranks"], eg
+out = open(sys.argv[3]).read()
+line = "compute    expert calls per rank: %.0f-%.0f rows (mean %.0f), %.1f-%.1f GFLOP/s in CPU time; rank %d slowest" % (
+    er["min"], er["max"], er["mean"], eg["min"], eg["max"], eg["slowest_rank"])
+assert line in out, (line, out)
 print("warmup ok: p50 %.6f >= %.6f, p99 %.6f >= %.6f, tokens/s %.0f <= %.0f"
       % (s["step_time_p50_s"], p50, s["step_time_p99_s"], p99, s["tokens_per_s"], bound))
 PY
