@@ -128,8 +128,8 @@ static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, 
     double       *t = calloc((size_t)cfg->steps + 1, sizeof(double));
     double       *tmax = calloc((size_t)cfg->steps + 1, sizeof(double));
     double        ph0[MOE_PHASE_COUNT], ph[MOE_PHASE_COUNT], rows0 = 0, rows, kcpu0 = 0, kcpu;
-    double        flop_row = 2.0 * cfg->d_model * cfg->d_ffn *
-                             (cfg->activation == MOE_ACT_SWIGLU ? 3 : 2);
+    double        flop_row = moe_ffn_flops_per_row(cfg->d_model, cfg->d_ffn,
+                                                   cfg->activation == MOE_ACT_SWIGLU);
     long          i, n = cfg->steps;
 
     c.steps = n + warmup;
@@ -252,7 +252,7 @@ static void bench_kernel_cpu(const moe_config_t *cfg, int P, double seconds, dou
     if (x && y && scr && c && d <= 4096) {
         for (i = 0; i < (long)(rows > 256 ? rows : 256) * d; i++)
             x[i] = (float)((i * 37) % 101) * 0.02f - 1.0f;
-        fl = 2.0 * rows * d * cfg->d_ffn * (cfg->activation == MOE_ACT_SWIGLU ? 3 : 2);
+        fl = rows * moe_ffn_flops_per_row(d, cfg->d_ffn, cfg->activation == MOE_ACT_SWIGLU);
         t0 = bench_cpu_now();
         do { /* alternating, so a change of clock or load hits both alike */
             t = bench_cpu_now();
@@ -393,7 +393,7 @@ int main(int argc, char **argv)
     }
 
     /* FLOPs per processed pair: two GEMMs (three matrices for swiglu) */
-    flop_tok = 2.0 * cfg.d_model * cfg.d_ffn * (cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
+    flop_tok = moe_ffn_flops_per_row(cfg.d_model, cfg.d_ffn, cfg.activation == MOE_ACT_SWIGLU);
     /* shared experts: every token once more per shared expert, on its own rank */
     exp_flops = flop_tok * (run.rows + (double)cfg.shared_experts * cfg.tokens * P *
                                            (double)cfg.steps * cfg.layers); /* measured steps */

@@ -29,6 +29,14 @@ typedef struct moe_ffn {
 #define MOE_FFN_BLOCK 1024
 #define MOE_FFN_COLS  256
 
+/* FLOPs of one row through an expert: two GEMMs of 2 d f each for gelu, three for swiglu
+ * (gate and up, then down). The one count behind moerun's modelled compute, summary rates
+ * and moerun-bench's limits. */
+static inline double moe_ffn_flops_per_row(int d_model, int d_ffn, int swiglu)
+{
+    return 2.0 * d_model * d_ffn * (swiglu ? 3 : 2);
+}
+
 /* Columns of the hidden activation (f for gelu, 2f for swiglu). */
 int moe_ffn_hidden_cols(const moe_ffn_t *ffn);
 

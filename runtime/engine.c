@@ -565,8 +565,8 @@ static void engine_expert(void *varg, int local_expert, const float *x, int64_t 
         e->expert_cpu_tot += engine_thread_cpu() - c0;
         moe_slots_release(&e->slots);
     }
-    moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
-                               e->d * e->cfg.d_ffn);
+    moe_sim_flops(&e->cfg, (double)rows * moe_ffn_flops_per_row(e->d, e->cfg.d_ffn,
+                                                                 e->cfg.activation == MOE_ACT_SWIGLU));
     a->processed[g] += rows;
 }
 
@@ -714,8 +714,8 @@ static void engine_shared_experts(moe_engine_t *e, int l, const float *x)
     float *y = e->shared_y, *acc = e->shared_y + n;
 
     for (j = 0; j < N; j++) {
-        moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)e->T *
-                                   e->d * e->cfg.d_ffn);
+        moe_sim_flops(&e->cfg, (double)e->T * moe_ffn_flops_per_row(e->d, e->cfg.d_ffn,
+                                                                     e->cfg.activation == MOE_ACT_SWIGLU));
         if (moe_sim_model(&e->cfg)) /* not computed: sim.h */
             continue;
         moe_slots_acquire(&e->slots);
@@ -884,8 +884,8 @@ static moe_status_t engine_layer(moe_engine_t *e, int l, const float *x, float *
             e->expert_cpu_tot += engine_thread_cpu() - c0;
             moe_slots_release(&e->slots);
         }
-        moe_sim_flops(&e->cfg, (e->cfg.activation == MOE_ACT_SWIGLU ? 6.0 : 4.0) * (double)rows *
-                                   e->d * e->cfg.d_ffn);
+        moe_sim_flops(&e->cfg, (double)rows * moe_ffn_flops_per_row(e->d, e->cfg.d_ffn,
+                                                                     e->cfg.activation == MOE_ACT_SWIGLU));
         processed[g] += rows;
     }
     engine_shared_experts(e, l, x);
@@ -1328,8 +1328,8 @@ static void engine_step_percentiles(moe_engine_t *e, double *p50, double *p99)
  * time (engine.expert_cpu_tot), min/mean/max over ranks, the slowest rank named. Collective. */
 static moe_status_t engine_expert_rates(moe_engine_t *eng, moe_summary_t *sum)
 {
-    double flop_row = 2.0 * eng->d * eng->cfg.d_ffn *
-                      (eng->cfg.activation == MOE_ACT_SWIGLU ? 3 : 2);
+    double flop_row = moe_ffn_flops_per_row(eng->d, eng->cfg.d_ffn,
+                                            eng->cfg.activation == MOE_ACT_SWIGLU);
     double rows = (double)eng->rows_in_tot, cpu = eng->expert_cpu_tot;
     int    have = rows > 0 && cpu > 0, cnt = 0;
     double rate = have ? flop_row * rows / cpu / 1e9 : 0;
