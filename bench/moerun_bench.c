@@ -96,20 +96,6 @@ static void bench_report_failure(moe_engine_t *eng, const char *what, int rank)
         fprintf(stderr, "moerun-bench[%d]: error: %s: %s\n", rank, what, msg);
 }
 
-/* min/avg/max over the ranks with have != 0 (all 0 when none has). Collective. */
-static void bench_over_some(double x, int have, double out[3], MPI_Comm comm)
-{
-    double v[3] = {have ? -x : -HUGE_VAL, have ? x : -HUGE_VAL, have ? x : 0}, r[3];
-    int    n = have != 0, cnt;
-
-    MPI_Allreduce(v, r, 2, MPI_DOUBLE, MPI_MAX, comm);
-    MPI_Allreduce(&v[2], &r[2], 1, MPI_DOUBLE, MPI_SUM, comm);
-    MPI_Allreduce(&n, &cnt, 1, MPI_INT, MPI_SUM, comm);
-    out[0] = cnt ? -r[0] : 0;
-    out[1] = cnt ? r[2] / cnt : 0;
-    out[2] = cnt ? r[1] : 0;
-}
-
 static double bench_tv(const struct timeval *tv)
 {
     return (double)tv->tv_sec + 1e-6 * (double)tv->tv_usec;
@@ -131,6 +117,7 @@ static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, 
     double        flop_row = moe_ffn_flops_per_row(cfg->d_model, cfg->d_ffn,
                                                    cfg->activation == MOE_ACT_SWIGLU);
     long          i, n = cfg->steps;
+    int           slowest;
 
     c.steps = n + warmup;
     c.warmup = warmup;
@@ -180,9 +167,11 @@ static void run_engine(const moe_config_t *cfg0, long warmup, bench_run_t *out, 
         out->phase[i][1] = ph0[i];
     rows = (double)eng->rows_in_tot - rows0;
     kcpu = eng->expert_cpu_tot - kcpu0;
-    bench_over_some(kcpu > 0 ? flop_row * rows / kcpu / 1e9 : 0, rows > 0 && kcpu > 0, out->krun,
-                    MPI_COMM_WORLD);
-    bench_over_ranks(rows / (double)n, out->rows_rank, MPI_COMM_WORLD);
+    if (moe__engine_rates_over_ranks(MPI_COMM_WORLD, &eng->log, rows, kcpu, flop_row,
+                                     out->rows_rank, out->krun, &slowest) != MOE_OK)
+        MPI_Abort(MPI_COMM_WORLD, 1);
+    for (i = 0; i < 3; i++)
+        out->rows_rank[i] /= (double)n; /* per step */
     MPI_Allreduce(&rows, &out->rows, 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     if ((st = moe_engine_finish(eng, "complete", &out->s)) != MOE_OK) {
         bench_report_failure(eng, "finish", rank);

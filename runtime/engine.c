@@ -1324,36 +1324,32 @@ static void engine_step_percentiles(moe_engine_t *e, double *p50, double *p99)
     *p99 = e->step_s[(n * 99 + 99) / 100 - 1];
 }
 
-/* Summary: rows each rank's routed experts computed and their calls' GFLOP/s in thread CPU
- * time (engine.expert_cpu_tot), min/mean/max over ranks, the slowest rank named. Collective. */
-static moe_status_t engine_expert_rates(moe_engine_t *eng, moe_summary_t *sum)
+moe_status_t moe__engine_rates_over_ranks(MPI_Comm comm, moe_log_t *log, double rows, double cpu,
+                                          double flop_row, double rows_out[3],
+                                          double gflops_out[3], int *slowest)
 {
-    double flop_row = moe_ffn_flops_per_row(eng->d, eng->cfg.d_ffn,
-                                            eng->cfg.activation == MOE_ACT_SWIGLU);
-    double rows = (double)eng->rows_in_tot, cpu = eng->expert_cpu_tot;
-    int    have = rows > 0 && cpu > 0, cnt = 0;
+    int    have = rows > 0 && cpu > 0, cnt = 0, P;
     double rate = have ? flop_row * rows / cpu / 1e9 : 0;
     double mx[2] = {-rows, rows}, mx_all[2], sm[2] = {rows, rate}, sm_all[2], hi;
     struct {
         double v;
         int    rank;
-    } lo = {have ? rate : HUGE_VAL, eng->rank}, lo_all;
+    } lo = {have ? rate : HUGE_VAL, 0}, lo_all;
 
-    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(mx, mx_all, 2, MPI_DOUBLE, MPI_MAX, eng->comm));
-    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(sm, sm_all, 2, MPI_DOUBLE, MPI_SUM, eng->comm));
-    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(&rate, &hi, 1, MPI_DOUBLE, MPI_MAX, eng->comm));
-    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(&lo, &lo_all, 1, MPI_DOUBLE_INT, MPI_MINLOC,
-                                           eng->comm));
-    MOE_MPI_CHECK(&eng->log, MPI_Allreduce(&have, &cnt, 1, MPI_INT, MPI_SUM, eng->comm));
-    sum->expert_rows[0] = -mx_all[0];
-    sum->expert_rows[1] = sm_all[0] / eng->nranks;
-    sum->expert_rows[2] = mx_all[1];
-    sum->expert_slowest_rank = cnt > 0 ? lo_all.rank : -1;
-    if (cnt > 0) {
-        sum->expert_gflops[0] = lo_all.v;
-        sum->expert_gflops[1] = sm_all[1] / cnt;
-        sum->expert_gflops[2] = hi;
-    }
+    MOE_MPI_CHECK(log, MPI_Comm_size(comm, &P));
+    MOE_MPI_CHECK(log, MPI_Comm_rank(comm, &lo.rank));
+    MOE_MPI_CHECK(log, MPI_Allreduce(mx, mx_all, 2, MPI_DOUBLE, MPI_MAX, comm));
+    MOE_MPI_CHECK(log, MPI_Allreduce(sm, sm_all, 2, MPI_DOUBLE, MPI_SUM, comm));
+    MOE_MPI_CHECK(log, MPI_Allreduce(&rate, &hi, 1, MPI_DOUBLE, MPI_MAX, comm));
+    MOE_MPI_CHECK(log, MPI_Allreduce(&lo, &lo_all, 1, MPI_DOUBLE_INT, MPI_MINLOC, comm));
+    MOE_MPI_CHECK(log, MPI_Allreduce(&have, &cnt, 1, MPI_INT, MPI_SUM, comm));
+    rows_out[0] = -mx_all[0];
+    rows_out[1] = sm_all[0] / P;
+    rows_out[2] = mx_all[1];
+    gflops_out[0] = cnt > 0 ? lo_all.v : 0;
+    gflops_out[1] = cnt > 0 ? sm_all[1] / cnt : 0;
+    gflops_out[2] = cnt > 0 ? hi : 0;
+    *slowest = cnt > 0 ? lo_all.rank : -1;
     return MOE_OK;
 }
 
@@ -1470,7 +1466,13 @@ moe_status_t moe_engine_finish(moe_engine_t *eng, const char *status, moe_summar
         sum.compute_slots_wait_s = w / eng->nranks;
         sum.wait_sleep_us = sl[2];
     }
-    if ((st2 = engine_expert_rates(eng, &sum)) != MOE_OK)
+    st2 = moe__engine_rates_over_ranks(eng->comm, &eng->log, (double)eng->rows_in_tot,
+                                       eng->expert_cpu_tot,
+                                       moe_ffn_flops_per_row(eng->d, eng->cfg.d_ffn,
+                                                             eng->cfg.activation == MOE_ACT_SWIGLU),
+                                       sum.expert_rows, sum.expert_gflops,
+                                       &sum.expert_slowest_rank);
+    if (st2 != MOE_OK)
         return st2;
     if (eng->rank == 0 && eng->cfg.metrics_file[0] &&
         engine_metrics(eng, st == MOE_OK ? status : "error", &sum) != MOE_OK)

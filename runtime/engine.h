@@ -121,6 +121,15 @@ struct moe_engine {
     long                 alerts;
 };
 
+/* Over comm, from each rank's rows computed by its routed experts and the thread CPU seconds
+ * of those calls: min/mean/max of the rows; min/mean/max over the ranks with rows and CPU
+ * time of their GFLOP/s (flop_row per row), all 0 when none has; the slowest such rank (-1:
+ * none). The summary's expert_rows/expert_gflops and moerun-bench's measured-step figures.
+ * Collective. */
+moe_status_t moe__engine_rates_over_ranks(MPI_Comm comm, moe_log_t *log, double rows, double cpu,
+                                          double flop_row, double rows_out[3],
+                                          double gflops_out[3], int *slowest);
+
 /* The summary as a JSON document (summary.c); malloc'd, the caller frees it. NULL on OOM. */
 char *moe_summary_to_json(const moe_engine_t *eng, const moe_summary_t *s);
 
